@@ -1,0 +1,135 @@
+//! Command-line flags in the exporter-toolkit style, and the commands they start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app;
+
+/// The port the exporter listens on when not told otherwise.
+pub const DEFAULT_PORT: u16 = 9847;
+
+/// quarry_exporter: turns logs and status pages into Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "quarry_exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "exporter.yaml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+    /// Address to listen on; repeat for several. `:PORT` listens on all interfaces.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9847"
+    )]
+    pub listen: Vec<String>,
+    /// Path under which metrics are served.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+    /// Only log messages at this level or above.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
+          value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config file and exit: 0 when valid, 1 with every error otherwise.
+    Check,
+    /// Read every file source from its beginning to its end, print the metrics and exit.
+    OneShot {
+        /// Include the exporter's own quarry_* metrics (lines, matches, errors).
+        #[arg(long = "self-metrics")]
+        self_metrics: bool,
+    },
+}
+
+fn init_logging(level: &str) {
+    let level = match level {
+        "debug" => tracing::Level::DEBUG,
+        "warn" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+}
+
+/// Parses the command line and runs; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let config = match app::load(&cli.config_file) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            let n = errors.errors.len();
+            eprintln!(
+                "{n} error{} in {}",
+                if n == 1 { "" } else { "s" },
+                errors.file
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Check) => {
+            let rules: usize = config.sources.iter().map(|s| s.rules.len()).sum();
+            println!(
+                "{}: OK ({} metrics, {} sources, {} rules)",
+                cli.config_file.display(),
+                config.metrics.len(),
+                config.sources.len(),
+                rules
+            );
+            Ok(())
+        }
+        Some(Command::OneShot { self_metrics }) => app::one_shot(
+            &cli.config_file,
+            config,
+            self_metrics,
+            &mut std::io::stdout().lock(),
+        ),
+        None => listen_addresses(&cli.listen).and_then(|listen| {
+            app::run(
+                app::RunOptions {
+                    config_file: cli.config_file.clone(),
+                    listen,
+                    telemetry_path: cli.telemetry_path.clone(),
+                },
+                config,
+            )
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn listen_addresses(values: &[String]) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(app::parse_listen_address(v)?);
+    }
+    Ok(out)
+}

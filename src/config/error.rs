@@ -1,0 +1,47 @@
+//! Config errors as the user sees them: `file:line:column: yaml.path: what is wrong`.
+
+use std::fmt;
+
+use super::positions::Position;
+
+/// One problem in a config file, placed as exactly as the parser allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// YAML path of the offending node, e.g. `sources[0].rules[2].regex`; empty for the root.
+    pub path: String,
+    /// Where the node stands, when known.
+    pub position: Option<Position>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Every problem found in one config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The file as the user named it.
+    pub file: String,
+    /// At least one error.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file)?;
+            if let Some(p) = e.position {
+                write!(f, ":{}:{}", p.line, p.column)?;
+            }
+            if e.path.is_empty() {
+                write!(f, ": {}", e.message)?;
+            } else {
+                write!(f, ": {}: {}", e.path, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

@@ -1,0 +1,168 @@
+//! Reading `exporter.yaml`: the one place that calls serde_yaml.
+//!
+//! The text is parsed to a `serde_yaml::Value` first, so a syntax error is one error with its
+//! position. Each metric and source is then deserialized on its own, so one bad entry does not
+//! hide the errors of the others; serde_path_to_error names the YAML path inside the entry, and
+//! the [`PositionIndex`] turns that path into a line and column.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::model::Config;
+use super::positions::{join_index, join_key, Position, PositionIndex};
+use super::validate::validate;
+
+const TOP_LEVEL_KEYS: [&str; 3] = ["version", "metrics", "sources"];
+
+/// Reads and validates a config file. `Err` carries every error found, or a read error.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &name),
+        Err(e) => Err(ConfigErrors {
+            file: name,
+            errors: vec![ConfigError {
+                path: String::new(),
+                position: None,
+                message: format!("cannot read config file: {e}"),
+            }],
+        }),
+    }
+}
+
+/// Parses and validates config text; `file` names it in error messages.
+pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        file: file.to_owned(),
+        errors,
+    };
+    let mut root: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let position = e.location().map(|l| Position {
+                line: l.line(),
+                column: l.column(),
+            });
+            return Err(fail(vec![ConfigError {
+                path: String::new(),
+                position,
+                message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+            }]));
+        }
+    };
+    if let Err(e) = root.apply_merge() {
+        return Err(fail(vec![ConfigError {
+            path: String::new(),
+            position: None,
+            message: format!("invalid YAML merge key: {e}"),
+        }]));
+    }
+    let index = PositionIndex::build(text);
+    let mut errors = Vec::new();
+    let mut push = |path: String, message: String| {
+        errors.push(ConfigError {
+            position: index.find(&path),
+            path,
+            message,
+        })
+    };
+
+    let mut config = Config::default();
+    let Value::Mapping(map) = root else {
+        push(
+            String::new(),
+            "the config must be a mapping with version, metrics and sources".into(),
+        );
+        return Err(fail(errors));
+    };
+    for key in map.keys() {
+        let name = key.as_str().unwrap_or("<non-text key>");
+        if !TOP_LEVEL_KEYS.contains(&name) {
+            push(
+                name.to_owned(),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`"),
+            );
+        }
+    }
+    match map.get("version") {
+        None => push(
+            String::new(),
+            "missing field `version` (write `version: 1`)".into(),
+        ),
+        Some(v) if v.as_u64() == Some(1) => config.version = 1,
+        Some(v) => push(
+            "version".into(),
+            format!(
+                "unsupported version {}: this exporter reads version 1",
+                render_scalar(v)
+            ),
+        ),
+    }
+    config.metrics = deserialize_list(&map, "metrics", &mut push);
+    config.sources = deserialize_list(&map, "sources", &mut push);
+
+    for problem in validate(&config) {
+        push(problem.path, problem.message);
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
+        Err(fail(errors))
+    }
+}
+
+/// Deserializes each element of the sequence under `key` on its own; errors go to `push`, and
+/// only the elements that deserialized are returned.
+fn deserialize_list<T: serde::de::DeserializeOwned>(
+    map: &serde_yaml::Mapping,
+    key: &str,
+    push: &mut impl FnMut(String, String),
+) -> Vec<T> {
+    let items = match map.get(key) {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
+            push(key.to_owned(), format!("`{key}` must be a list"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_path = join_index(key, i);
+        match serde_path_to_error::deserialize::<_, T>(item.clone()) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let path = if inner == "." || inner == "?" || inner.is_empty() {
+                    item_path
+                } else if inner.starts_with('[') {
+                    format!("{item_path}{inner}")
+                } else {
+                    join_key(&item_path, &inner)
+                };
+                push(path, strip_location(&e.into_inner().to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn render_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => "(not a number)".into(),
+    }
+}
+
+/// serde_yaml appends " at line L column C" to messages; the position is printed separately.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}

@@ -1,0 +1,21 @@
+//! `exporter.yaml`: its model, loading with exact error positions, and validation.
+//!
+//! Loading happens in two phases, as in ripgrep's flags: [`load`] parses and validates the text
+//! into a [`Config`] (or every error at once), then [`crate::pipeline`] compiles it into the
+//! running plan.
+
+mod error;
+mod load;
+mod model;
+mod positions;
+pub mod template;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load_file, load_str};
+pub use model::*;
+pub use positions::Position;
+pub use validate::{
+    default_buckets, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES, DEFAULT_POLL_INTERVAL,
+    DEFAULT_ROTATE_WAIT,
+};

@@ -1,0 +1,89 @@
+//! Label and value templates: text with `$field` or `${field}` references (`$$` is a dollar).
+//!
+//! Parsing is shared by validation (which checks that every referenced field exists) and by
+//! the pipeline build (which resolves each reference to a capture index once).
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text copied as is.
+    Literal(String),
+    /// The value of a named field (a regex capture or a built-in such as `__file__`).
+    Field(String),
+}
+
+/// Built-in field: the path of the file the line was read from.
+pub const FILE_FIELD: &str = "__file__";
+
+/// Parses a template into pieces, or explains what is wrong with it.
+pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        literal.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            let Some(end) = braced.find('}') else {
+                return Err(format!("unclosed `${{` in {text:?}"));
+            };
+            (&braced[..end], end + 2)
+        } else if after.starts_with('$') {
+            literal.push('$');
+            rest = &after[1..];
+            continue;
+        } else {
+            let len = after
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            (&after[..len], len)
+        };
+        if name.is_empty() {
+            return Err(format!(
+                "`$` must be followed by a field name in {text:?} (write `$$` for a literal dollar)"
+            ));
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+        }
+        pieces.push(Piece::Field(name.to_owned()));
+        rest = &after[consumed..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> Piece {
+        Piece::Literal(s.into())
+    }
+    fn field(s: &str) -> Piece {
+        Piece::Field(s.into())
+    }
+
+    #[test]
+    fn parses_plain_braced_and_escaped_references() {
+        assert_eq!(parse("GET").unwrap(), vec![lit("GET")]);
+        assert_eq!(parse("$method").unwrap(), vec![field("method")]);
+        assert_eq!(
+            parse("${a}-$b.x").unwrap(),
+            vec![field("a"), lit("-"), field("b"), lit(".x")]
+        );
+        assert_eq!(parse("$$5").unwrap(), vec![lit("$5")]);
+        assert_eq!(parse("").unwrap(), vec![lit("")]);
+    }
+
+    #[test]
+    fn rejects_dangling_dollars() {
+        assert!(parse("5$").is_err());
+        assert!(parse("${a").is_err());
+        assert!(parse("$ x").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! The landing page at `/`: every source, every file it reads, their state, counts and last
+//! error, so an operator can see what the exporter is doing without reading logs.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::server::WebState;
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1.5em}\
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:14px}\
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.ok{color:#1a7f37}.warn{color:#9a6700}.err{color:#cf222e}code{background:#f6f8fa;padding:0 .2em}";
+
+/// Renders the page from the latest status snapshots.
+pub fn render(state: &WebState) -> String {
+    let mut h = String::with_capacity(8 << 10);
+    let pending = state.pending_sources.load(Ordering::SeqCst);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>quarry_exporter</title>\
+         <style>{STYLE}</style></head><body><h1>quarry_exporter</h1>\
+         <p>Version {} &middot; config <code>{}</code> &middot; {}</p>\
+         <p><a href=\"{}\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; <a href=\"/-/ready\">Readiness</a></p>",
+        env!("CARGO_PKG_VERSION"),
+        esc(&state.config_file),
+        if pending == 0 {
+            "<span class=\"ok\">ready</span>".to_owned()
+        } else {
+            format!("<span class=\"warn\">{pending} source(s) starting</span>")
+        },
+        esc(&state.telemetry_path),
+    );
+    h.push_str("<h2>Sources</h2>");
+    if state.statuses.is_empty() {
+        h.push_str("<p>No sources are configured.</p>");
+    }
+    for status in &state.statuses {
+        let s = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _ = write!(
+            h,
+            "<h3>{} <small>({})</small></h3><p>Reads <code>{}</code> &middot; {} &middot; {} file(s)</p>",
+            esc(&s.name),
+            s.kind,
+            s.targets.iter().map(|t| esc(t)).collect::<Vec<_>>().join("</code>, <code>"),
+            if s.notifications { "notified by inotify" } else { "polling" },
+            s.files.len(),
+        );
+        if let Some(e) = &s.last_error {
+            let _ = write!(h, "<p class=\"err\">Last error: {}</p>", esc(e));
+        }
+        if s.files.is_empty() {
+            h.push_str("<p class=\"warn\">No file matches yet.</p>");
+            continue;
+        }
+        h.push_str("<table><tr><th>File</th><th>State</th><th>Offset</th><th>Size</th><th>Lines</th><th>Bytes</th><th>Last error</th></tr>");
+        for f in &s.files {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"err\">{}</td></tr>",
+                esc(&f.path),
+                if f.last_error.is_some() { "err" } else { "ok" },
+                f.state.as_str(),
+                f.offset,
+                f.size,
+                f.lines,
+                f.bytes,
+                esc(f.last_error.as_deref().unwrap_or("")),
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}

@@ -1,0 +1,18 @@
+//! quarry_exporter: turns logs and status pages into Prometheus metrics.
+//!
+//! Data flows one way: [`config`] loads and validates `exporter.yaml`; [`pipeline`] compiles
+//! it into rules that turn records into metric updates; [`source`] reads records (lines from
+//! tailed files) and feeds them through the pipeline; [`registry`] holds the metric families
+//! and [`selfmetrics`] the exporter's own; [`server`] serves them with a landing page.
+//! [`app`] wires these together for the `run`, `check` and `one-shot` commands.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod landing;
+pub mod pipeline;
+pub mod registry;
+pub mod selfmetrics;
+pub mod server;
+pub mod source;
+pub mod status;

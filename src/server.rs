@@ -1,0 +1,263 @@
+//! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`, on hyper 1.
+//!
+//! Rendering runs on the blocking pool so a large exposition never stalls the accept loop.
+//! Connections get a header read timeout so slow clients cannot hold them, and shutdown is
+//! graceful: listeners close, requests in flight finish (for a few seconds at most).
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::landing;
+use crate::status::SharedStatus;
+
+/// The Content-Type of the Prometheus text format, exactly.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the handlers read.
+pub struct WebState {
+    /// Every metric: the user's and the exporter's own.
+    pub registry: Registry,
+    /// Where `/metrics` is served (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// One status per source, for the landing page.
+    pub statuses: Vec<SharedStatus>,
+    /// Sources that have not finished their first scan; ready when 0.
+    pub pending_sources: Arc<AtomicUsize>,
+    /// The config file, as named on the command line.
+    pub config_file: String,
+}
+
+/// Binds every address; fails on the first that cannot be bound.
+pub async fn bind(addresses: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for a in addresses {
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
+        info!(address = %l.local_addr()?, "Listening on");
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
+/// Serves until `shutdown` resolves, then drains connections.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    state: Arc<WebState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut accept_tasks = Vec::new();
+    for listener in listeners {
+        let tx = tx.clone();
+        accept_tasks.push(tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => {
+                        if tx.send((stream, peer)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = rx.recv() => {
+                let Some((stream, peer)) = accepted else { break };
+                let state = state.clone();
+                let service = service_fn(move |req| handle(req, state.clone()));
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+        }
+    }
+    for t in accept_tasks {
+        t.abort();
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
+    }
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).expect("static content type"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<WebState>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path();
+    let known = path == state.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    if !known {
+        return Ok(response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Not found.\n",
+        ));
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Only GET and HEAD are allowed here.\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    let head = req.method() == Method::HEAD;
+    let mut r = if path == state.telemetry_path {
+        let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
+        let registry = state.registry.clone();
+        match tokio::task::spawn_blocking(move || render(&registry, gzip)).await {
+            Ok(Ok(body)) => {
+                let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, body);
+                if gzip {
+                    r.headers_mut()
+                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                r
+            }
+            Ok(Err(e)) => response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("error encoding metrics: {e}\n"),
+            ),
+            Err(e) => response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("error rendering metrics: {e}\n"),
+            ),
+        }
+    } else {
+        match path {
+            "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy.\n"),
+            "/-/ready" => {
+                let pending = state.pending_sources.load(Ordering::SeqCst);
+                if pending == 0 {
+                    response(StatusCode::OK, "text/plain; charset=utf-8", "Ready.\n")
+                } else {
+                    response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        format!("Not ready: {pending} source(s) still starting.\n"),
+                    )
+                }
+            }
+            _ => response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                landing::render(&state),
+            ),
+        }
+    };
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if head {
+        *r.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(r)
+}
+
+/// Whether an `Accept-Encoding` header allows gzip (and does not give it `q=0`).
+fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
+    let Some(text) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    text.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q_zero = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        coding.eq_ignore_ascii_case("gzip") && !q_zero
+    })
+}
+
+/// The text exposition of everything in `registry`, gzipped when asked.
+pub fn render(registry: &Registry, gzip: bool) -> anyhow::Result<Vec<u8>> {
+    let families = registry.gather();
+    let mut text = Vec::with_capacity(64 << 10);
+    TextEncoder::new().encode(&families, &mut text)?;
+    if !gzip {
+        return Ok(text);
+    }
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(&text)?;
+    Ok(encoder.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation_follows_accept_encoding() {
+        let h = |s: &'static str| Some(HeaderValue::from_static(s));
+        assert!(accepts_gzip(h("gzip").as_ref()));
+        assert!(accepts_gzip(h("deflate, GZIP;q=0.5").as_ref()));
+        assert!(!accepts_gzip(h("gzip;q=0").as_ref()));
+        assert!(!accepts_gzip(h("identity").as_ref()));
+        assert!(!accepts_gzip(None));
+    }
+}

@@ -1,0 +1,55 @@
+//! Sources: where records come from. Each source runs on its own thread, owns its
+//! [`crate::pipeline::Pipeline`], and is woken by notifications, a poll tick or a stop.
+//!
+//! The set of kinds is closed: today files; HTTP, commands and status files plug in here.
+
+pub mod discover;
+pub mod file;
+pub mod lines;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use discover::Wake;
+pub use file::FileSource;
+
+/// A source thread that is running.
+pub struct RunningSource {
+    name: String,
+    wake: Sender<Wake>,
+    thread: JoinHandle<()>,
+}
+
+impl RunningSource {
+    /// Starts `source` on its own thread; `pending` is decremented once its first scan is done.
+    pub fn spawn(
+        source: FileSource,
+        name: &str,
+        pending: Arc<AtomicUsize>,
+    ) -> std::io::Result<RunningSource> {
+        let (tx, rx) = mpsc::channel();
+        let wake = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{name}"))
+            .spawn(move || {
+                source.run(tx, rx, move || {
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                })
+            })?;
+        Ok(RunningSource {
+            name: name.to_owned(),
+            wake,
+            thread,
+        })
+    }
+
+    /// Asks the thread to stop and waits for it.
+    pub fn stop(self) {
+        let _ = self.wake.send(Wake::Stop);
+        if self.thread.join().is_err() {
+            tracing::error!(source = %self.name, "source thread panicked");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the landing page shows about each source: a snapshot its thread refreshes.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The state of one file a source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// Matched by a glob and followed.
+    Following,
+    /// Renamed away or deleted; read until it stays quiet for `rotate_wait`.
+    Draining,
+}
+
+impl FileState {
+    /// How the landing page names the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Following => "following",
+            FileState::Draining => "draining (rotated or deleted)",
+        }
+    }
+}
+
+/// One file, as last seen.
+#[derive(Debug, Clone)]
+pub struct FileStatus {
+    pub path: String,
+    pub state: FileState,
+    pub offset: u64,
+    pub size: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub last_error: Option<String>,
+}
+
+/// One source, as last seen.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStatus {
+    pub name: String,
+    /// `file`, for now.
+    pub kind: &'static str,
+    /// What the source reads (its globs).
+    pub targets: Vec<String>,
+    /// Whether change notifications are on (else polling only).
+    pub notifications: bool,
+    pub files: Vec<FileStatus>,
+    /// The latest problem of the source itself (not of one file).
+    pub last_error: Option<String>,
+    pub updated: Option<SystemTime>,
+}
+
+/// A status shared between a source thread (writer) and the web server (reader).
+pub type SharedStatus = Arc<Mutex<SourceStatus>>;
