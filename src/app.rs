@@ -169,7 +169,8 @@ pub fn one_shot(
         .filter(|f| {
             let name = f.name();
             if name.starts_with("quarry_") {
-                self_metrics && name != "quarry_build_info"
+                // Build and reload facts say nothing about the data read.
+                self_metrics && name != "quarry_build_info" && !name.starts_with("quarry_config_")
             } else {
                 !name.starts_with("process_")
             }

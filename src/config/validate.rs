@@ -409,7 +409,9 @@ fn check_fields(c: &mut Checker, path: &str, pieces: &[Piece], fields: Option<&B
                     .map(String::as_str)
                     .filter(|f| *f != FILE_FIELD)
                     .collect();
-                let hint = did_you_mean(name, fields.iter().map(String::as_str));
+                let hint = closest(name, fields.iter().map(String::as_str))
+                    .map(|k| format!(" (did you mean `${k}`?)"))
+                    .unwrap_or_default();
                 c.report(
                     path.to_owned(),
                     format!(
@@ -430,14 +432,19 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// `; did you mean "x"?` when a known name is within a small edit distance.
+/// ` (did you mean "x"?)` when a known name is within a small edit distance.
 fn did_you_mean<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> String {
+    closest(wanted, known)
+        .map(|k| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default()
+}
+
+fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     known
         .map(|k| (edit_distance(wanted, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min()
-        .map(|(_, k)| format!("; did you mean {k:?}?"))
-        .unwrap_or_default()
+        .map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -474,7 +481,7 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(
             did_you_mean("web_request_total", ["web_requests_total", "x"].into_iter()),
-            "; did you mean \"web_requests_total\"?"
+            " (did you mean \"web_requests_total\"?)"
         );
         assert_eq!(did_you_mean("zzz", ["web_requests_total"].into_iter()), "");
     }

@@ -1,0 +1,236 @@
+//! Test harness: the real binary on port 0, real files, scrapes over real HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a condition may take before a test fails. Generous: CI machines are shared.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_quarry_exporter")
+}
+
+/// A running exporter; killed when dropped.
+pub struct Exporter {
+    child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exporter {
+    /// Writes `config` to `dir/exporter.yaml` and starts the exporter on it.
+    pub fn start(dir: &Path, config: &str) -> Exporter {
+        let config_file = dir.join("exporter.yaml");
+        std::fs::write(&config_file, config).unwrap();
+        Exporter::start_with(&config_file, &[])
+    }
+
+    /// Starts the exporter on an existing config with extra flags.
+    pub fn start_with(config_file: &Path, extra: &[&str]) -> Exporter {
+        let mut child = Command::new(binary())
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg("--log.level=debug")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start quarry_exporter");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Listening on address=").nth(1) {
+                    let port = rest
+                        .trim()
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .parse::<u16>()
+                        .unwrap();
+                    let _ = tx.send(port);
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let port = match rx.recv_timeout(WAIT) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "exporter did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Exporter { child, port, log }
+    }
+
+    /// GETs `path`; returns status, headers (lower-cased names) and body.
+    pub fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        http_get(self.port, path, headers)
+    }
+
+    /// The body of `/metrics`.
+    pub fn scrape(&self) -> String {
+        let (status, _, body) = self.get("/metrics", &[]);
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    }
+
+    /// The value of one series, e.g. `events_total{kind="a"}`, if present.
+    pub fn value(&self, series: &str) -> Option<f64> {
+        value_in(&self.scrape(), series)
+    }
+
+    /// Polls `/metrics` until `series` equals `expected`; panics with the last scrape if not.
+    pub fn wait_value(&self, series: &str, expected: f64) {
+        let start = Instant::now();
+        loop {
+            let text = self.scrape();
+            if value_in(&text, series) == Some(expected) {
+                return;
+            }
+            if start.elapsed() > WAIT {
+                panic!(
+                    "{series} never became {expected}; last value {:?}\n--- scrape ---\n{text}\n--- log ---\n{}",
+                    value_in(&text, series),
+                    self.log.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls until `series` is at least `at_least`.
+    pub fn wait_at_least(&self, series: &str, at_least: f64) {
+        let start = Instant::now();
+        while self.value(series).unwrap_or(f64::NAN) < at_least {
+            if start.elapsed() > WAIT {
+                panic!(
+                    "{series} never reached {at_least}: {:?}",
+                    self.value(series)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "exporter did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET over a real socket.
+pub fn http_get(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("complete response");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+/// The value of `series` in an exposition.
+pub fn value_in(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// A temp directory for one test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Appends `text` to `path`, creating it.
+pub fn append(path: &Path, text: impl AsRef<[u8]>) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_ref()).unwrap();
+}
+
+/// `n` lines `kind i` starting at `from`.
+pub fn lines(kind: &str, from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("{kind} {i}\n")).collect()
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+pub fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary (as in ripgrep): the real `quarry_exporter` binary driven
+//! through its command line, its HTTP endpoints and real files.
+
+mod common;
+mod config_errors;
+mod golden;
+mod tail;
