@@ -28,9 +28,9 @@ pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
                 return Err(format!("unclosed `${{` in {text:?}"));
             };
             (&braced[..end], end + 2)
-        } else if after.starts_with('$') {
+        } else if let Some(after_escape) = after.strip_prefix('$') {
             literal.push('$');
-            rest = &after[1..];
+            rest = after_escape;
             continue;
         } else {
             let len = after

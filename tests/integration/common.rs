@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -229,8 +229,4 @@ pub fn lines(kind: &str, from: usize, n: usize) -> String {
 
 pub fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
-}
-
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -4,4 +4,5 @@
 mod common;
 mod config_errors;
 mod golden;
+mod server;
 mod tail;

@@ -43,6 +43,10 @@ fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
         .append(true)
         .open(&live)
         .unwrap();
+    let rotations_series = format!(
+        r#"quarry_file_rotations_total{{path="{}",source="logs"}}"#,
+        path_str(&live)
+    );
     for rotation in 0..5 {
         writer
             .write_all(lines("a", written, 200).as_bytes())
@@ -52,11 +56,7 @@ fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
         // hours; a file created and renamed away between two looks is never seen by anyone).
         exporter.wait_value(r#"events_total{kind="a"}"#, written as f64);
         fs::rename(&live, logs.join(format!("app.log.{rotation}"))).unwrap();
-        // The application has not reopened yet: it keeps writing to the renamed file.
-        writer
-            .write_all(lines("a", written, 50).as_bytes())
-            .unwrap();
-        written += 50;
+        let old_writer = writer;
         writer = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -66,13 +66,16 @@ fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
             .write_all(lines("a", written, 10).as_bytes())
             .unwrap();
         written += 10;
+        // Once the exporter has seen the new file, the application, slow to reopen, still
+        // writes to the renamed one: those lines count too (rotate_wait).
+        exporter.wait_value(&rotations_series, (rotation + 1) as f64);
+        let mut old_writer = old_writer;
+        old_writer
+            .write_all(lines("a", written, 50).as_bytes())
+            .unwrap();
+        written += 50;
         exporter.wait_value(r#"events_total{kind="a"}"#, written as f64);
     }
-    let live_path = path_str(&live);
-    exporter.wait_value(
-        &format!(r#"quarry_file_rotations_total{{path="{live_path}",source="logs"}}"#),
-        5.0,
-    );
     assert_eq!(
         exporter.value(r#"quarry_source_unmatched_lines_total{source="logs"}"#),
         Some(0.0)

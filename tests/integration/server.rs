@@ -1,0 +1,218 @@
+//! The HTTP surface: exact Content-Type, gzip, endpoints, methods, landing page, SIGTERM,
+//! and `promtool check metrics` on the real output.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+fn shipped_config() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exporter.yaml")
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn metrics_have_the_exact_content_type_and_gzip_when_asked() {
+    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    exporter.wait_value(
+        r#"quarry_rule_matches_total{rule="request",source="web_access"}"#,
+        240.0,
+    );
+    let (status, headers, plain) = exporter.get("/metrics", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(header(&headers, "content-encoding"), None);
+    let (status, headers, zipped) =
+        exporter.get("/metrics", &[("Accept-Encoding", "gzip, deflate")]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    let text = String::from_utf8(plain).unwrap();
+    // Two scrapes differ only in process_* readings; the extracted metrics are the same.
+    let stable = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("web_") || l.starts_with("app_"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(stable(&text), stable(&unzipped));
+    assert!(text.contains("quarry_build_info{"));
+    assert!(text.contains(r#"web_requests_total{method="GET",status="200"}"#));
+    assert!(text.contains("process_resident_memory_bytes"));
+}
+
+#[test]
+fn health_readiness_landing_page_and_errors() {
+    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let (s, _, body) = exporter.get("/-/healthy", &[]);
+    assert_eq!(
+        (s, String::from_utf8(body).unwrap().as_str()),
+        (200, "Healthy.\n")
+    );
+    // Ready once every source has done its first scan.
+    let start = std::time::Instant::now();
+    while exporter.get("/-/ready", &[]).0 != 200 {
+        assert!(start.elapsed() < WAIT, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    exporter.wait_value(r#"quarry_source_files{source="app"}"#, 1.0);
+    let (s, headers, body) = exporter.get("/", &[]);
+    assert_eq!(s, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let page = String::from_utf8(body).unwrap();
+    assert!(
+        page.contains("web_access") && page.contains("examples/logs/access.log"),
+        "{page}"
+    );
+    assert!(page.contains("following"), "{page}");
+    let (s, _, _) = exporter.get("/nope", &[]);
+    assert_eq!(s, 404);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
+    use std::io::Write;
+    stream
+        .write_all(b"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.0 405"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("allow: get, head"),
+        "{raw}"
+    );
+}
+
+#[test]
+fn a_custom_telemetry_path_and_two_listen_addresses() {
+    let exporter = Exporter::start_with(
+        &shipped_config(),
+        &[
+            "--web.telemetry-path=/custom",
+            "--web.listen-address=127.0.0.1:0",
+        ],
+    );
+    assert_eq!(exporter.get("/custom", &[]).0, 200);
+    assert_eq!(exporter.get("/metrics", &[]).0, 404);
+    let log = exporter.log.lock().unwrap().join("\n");
+    assert_eq!(log.matches("Listening on address=").count(), 2, "{log}");
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    exporter.wait_value(r#"quarry_source_files{source="app"}"#, 1.0);
+    let log = exporter.log.clone();
+    let status = exporter.terminate();
+    assert!(
+        status.success(),
+        "exit {status}; log:\n{}",
+        log.lock().unwrap().join("\n")
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_startup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(binary())
+        .arg(format!("--config.file={}", shipped_config().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package) on what the exporter serves.
+/// Skipped when promtool is missing outside CI; CI installs it, so there it must run.
+#[test]
+fn promtool_accepts_the_exposition() {
+    let promtool = Command::new("promtool").arg("--version").output();
+    if promtool.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is required in CI"
+        );
+        eprintln!("promtool not installed; skipping");
+        return;
+    }
+    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    exporter.wait_value(
+        r#"quarry_rule_matches_total{rule="request",source="web_access"}"#,
+        240.0,
+    );
+    let body = exporter.scrape();
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_series_cap_keeps_memory_bounded_under_unbounded_label_values() {
+    let dir = tempdir();
+    let config = r#"version: 1
+metrics:
+  - {name: by_user_total, type: counter, help: Events by user., labels: [user], max_series: 100}
+sources:
+  - name: logs
+    file: {paths: ["u.log"], start_at: beginning}
+    rules:
+      - regex: 'user=(?P<user>\S+)'
+        update: [{metric: by_user_total, labels: {user: $user}}]
+"#;
+    let exporter = Exporter::start(dir.path(), config);
+    let text: String = (0..50_000).map(|i| format!("user=u{i}\n")).collect();
+    append(&dir.path().join("u.log"), text);
+    exporter.wait_value(
+        r#"quarry_series_dropped_total{metric="by_user_total"}"#,
+        49_900.0,
+    );
+    assert_eq!(
+        exporter.value(r#"quarry_series{metric="by_user_total"}"#),
+        Some(100.0)
+    );
+    let scrape = exporter.scrape();
+    assert_eq!(
+        scrape
+            .lines()
+            .filter(|l| l.starts_with("by_user_total{"))
+            .count(),
+        100
+    );
+}
