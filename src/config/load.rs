@@ -166,3 +166,41 @@ fn strip_location(message: &str) -> String {
         None => message.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_and_merge_keys_are_applied() {
+        let text = r#"
+version: 1
+metrics:
+  - {name: a_total, type: counter, help: A.}
+sources:
+  - name: one
+    file: &defaults {paths: [a.log], start_at: beginning}
+    rules: [{regex: 'x', update: [{metric: a_total}]}]
+  - name: two
+    file:
+      <<: *defaults
+      paths: [b.log]
+"#;
+        let config = load_str(text, "t.yaml").unwrap();
+        let two = config.sources[1].file.as_ref().unwrap();
+        assert_eq!(two.paths, ["b.log"]);
+        assert_eq!(two.start_at, crate::config::StartAt::Beginning);
+    }
+
+    #[test]
+    fn errors_in_several_entries_are_all_reported_in_file_order() {
+        let text = "version: 1\nmetrics:\n  - {name: a_total, type: countr, help: A.}\n  - {name: b, type: gauge}\n";
+        let errors = load_str(text, "t.yaml").unwrap_err();
+        let shown = errors.to_string();
+        assert_eq!(
+            shown,
+            "t.yaml:3:27: metrics[0].type: unknown variant `countr`, expected one of `counter`, `gauge`, `histogram`\n\
+             t.yaml:4:5: metrics[1]: missing field `help`"
+        );
+    }
+}
