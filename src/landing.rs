@@ -65,6 +65,22 @@ pub fn render(state: &WebState) -> String {
         if let Some(e) = &s.last_error {
             let _ = write!(h, "<p class=\"err\">Last error: {}</p>", esc(e));
         }
+        h.push_str("<table><tr><th>Rule</th><th>Matches</th><th>Failed updates</th></tr>");
+        for r in &s.rules {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num {}\">{}</td></tr>",
+                esc(&r.name),
+                r.matches,
+                if r.errors > 0 { "err" } else { "" },
+                r.errors
+            );
+        }
+        let _ = write!(
+            h,
+            "<tr><td><em>no rule matched</em></td><td class=\"num\">{}</td><td></td></tr></table>",
+            s.unmatched
+        );
         if s.files.is_empty() {
             h.push_str("<p class=\"warn\">No file matches yet.</p>");
             continue;

@@ -25,6 +25,17 @@ pub struct RecordContext<'a> {
     pub file: &'a str,
 }
 
+/// Counts of one rule, as the landing page shows them.
+#[derive(Debug, Clone)]
+pub struct RuleStats {
+    /// The rule's name (or index).
+    pub name: String,
+    /// Matches so far.
+    pub matches: u64,
+    /// Updates that failed, all reasons.
+    pub errors: u64,
+}
+
 /// Where a field's text comes from.
 #[derive(Debug, Clone, Copy)]
 enum FieldRef {
@@ -65,6 +76,7 @@ struct Update {
 }
 
 struct Rule {
+    name: String,
     regex: Regex,
     locations: CaptureLocations,
     updates: Vec<Update>,
@@ -109,6 +121,7 @@ impl Pipeline {
                 })
                 .collect();
             rules.push(Rule {
+                name: rule_name.clone(),
                 locations: regex.capture_locations(),
                 regex,
                 updates,
@@ -125,6 +138,20 @@ impl Pipeline {
                 .with_label_values(&[&source.name]),
             key: Vec::with_capacity(256),
         })
+    }
+
+    /// Matches and failed updates per rule, and records no rule matched, for the landing page.
+    pub fn stats(&self) -> (Vec<RuleStats>, u64) {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| RuleStats {
+                name: r.name.clone(),
+                matches: r.matches.get(),
+                errors: r.errors.iter().map(|(_, c)| c.get()).sum(),
+            })
+            .collect();
+        (rules, self.unmatched.get())
     }
 
     /// Runs every rule on one line; returns whether any matched.

@@ -45,6 +45,10 @@ pub struct SourceStatus {
     /// Whether change notifications are on (else polling only).
     pub notifications: bool,
     pub files: Vec<FileStatus>,
+    /// Matches and errors per rule.
+    pub rules: Vec<crate::pipeline::RuleStats>,
+    /// Records no rule matched.
+    pub unmatched: u64,
     /// The latest problem of the source itself (not of one file).
     pub last_error: Option<String>,
     pub updated: Option<SystemTime>,

@@ -240,6 +240,13 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
 
 /// Parses a Prometheus-style duration: one or more `<integer><unit>` with units
 /// `ms`, `s`, `m`, `h`, `d`, `w` (e.g. `1m30s`). A bare `0` is zero.
+///
+/// ```
+/// use std::time::Duration;
+/// use quarry_exporter::config::parse_duration;
+/// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(parse_duration("90").is_err());
+/// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: expected e.g. 250ms, 15s, 2m, 1h30m");
     if text == "0" {

@@ -377,8 +377,11 @@ impl FileSource {
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        let (rules, unmatched) = self.pipeline.stats();
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.files = files;
+        s.rules = rules;
+        s.unmatched = unmatched;
         s.notifications = notifications;
         s.last_error = self.source_error.clone();
         s.updated = Some(SystemTime::now());

@@ -80,6 +80,10 @@ fn health_readiness_landing_page_and_errors() {
         "{page}"
     );
     assert!(page.contains("following"), "{page}");
+    assert!(
+        page.contains("<td>request</td><td class=\"num\">240</td>"),
+        "{page}"
+    );
     let (s, _, _) = exporter.get("/nope", &[]);
     assert_eq!(s, 404);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
