@@ -230,8 +230,9 @@ impl FileSource {
             if let Some(t) = self.files.get_mut(&found.id) {
                 t.draining_since = None;
                 if t.path != path {
+                    // The old path keeps this identity in path_ids, so a new file there is
+                    // still recognised as a rotation.
                     info!(source = %self.name, from = %t.path, to = %path, "file renamed; following it");
-                    self.path_ids.remove(&t.path);
                     t.path = path.clone();
                     t.counters = self.self_metrics.file_counters(&self.name, &path);
                 }
@@ -343,11 +344,8 @@ impl FileSource {
         });
         add_stats(&t.counters, stats);
         debug!(source = %self.name, path = %t.path, "closed file");
-        let still_held = self.files.values().any(|o| o.path == t.path);
-        if !still_held && self.path_ids.get(&t.path) == Some(&id) {
-            self.path_ids.remove(&t.path);
-        }
-        if !still_held && !self.path_ids.contains_key(&t.path) {
+        self.path_ids.retain(|_, held| *held != id);
+        if !self.files.values().any(|o| o.path == t.path) {
             self.self_metrics.forget_file(&self.name, &t.path);
         }
         self.files_gauge.set(self.files.len() as i64);

@@ -28,12 +28,18 @@ sources:
     )
 }
 
-#[test]
-fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
+/// A temp dir with an empty `logs/` and the path of `logs/app.log` (not created).
+fn log_dir() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempdir();
     let logs = dir.path().join("logs");
     fs::create_dir(&logs).unwrap();
     let live = logs.join("app.log");
+    (dir, logs, live)
+}
+
+#[test]
+fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
+    let (dir, logs, live) = log_dir();
     // Rotated copies keep their name out of the glob: the exporter must read them to their end
     // from the handle it holds.
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
@@ -84,10 +90,7 @@ fn rename_rotation_while_the_writer_still_writes_to_the_old_file() {
 
 #[test]
 fn rename_rotation_with_a_free_running_writer() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, _, live) = log_dir();
     // The glob also matches the rotated name, as with `access.log*` in production.
     let exporter = Exporter::start(dir.path(), &config(r#""logs/app.log*""#, ""));
     let total = 30_000;
@@ -120,10 +123,7 @@ fn rename_rotation_with_a_free_running_writer() {
 
 #[test]
 fn copytruncate_is_read_again_from_the_start() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, logs, live) = log_dir();
     append(&live, lines("c", 0, 100));
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
     exporter.wait_value(r#"events_total{kind="c"}"#, 100.0);
@@ -146,10 +146,7 @@ fn copytruncate_is_read_again_from_the_start() {
 
 #[test]
 fn delete_and_recreate_loses_nothing_including_an_unterminated_last_line() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, _, live) = log_dir();
     append(&live, lines("d", 0, 100));
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
     exporter.wait_value(r#"events_total{kind="d"}"#, 100.0);
@@ -180,10 +177,7 @@ fn directories_created_after_start_are_found() {
 
 #[test]
 fn a_partial_line_waits_for_its_newline() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, _, live) = log_dir();
     append(&live, lines("f", 0, 3));
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
     exporter.wait_value(r#"events_total{kind="f"}"#, 3.0);
@@ -213,10 +207,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn over_long_lines_are_counted_and_skipped_in_flat_memory() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, _, live) = log_dir();
     append(&live, lines("g", 0, 1));
     let exporter = Exporter::start(
         dir.path(),
@@ -250,10 +241,7 @@ fn over_long_lines_are_counted_and_skipped_in_flat_memory() {
 
 #[test]
 fn invalid_utf8_is_repaired_and_counted() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, _, live) = log_dir();
     append(&live, b"caf\xe9 1\n\xff\xfe\xfd 2\nh 3\n");
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
     exporter.wait_value(r#"events_total{kind="h"}"#, 1.0);
@@ -274,10 +262,7 @@ fn invalid_utf8_is_repaired_and_counted() {
 
 #[test]
 fn start_at_end_skips_what_was_there_and_follows_what_comes() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
-    let live = logs.join("app.log");
+    let (dir, logs, live) = log_dir();
     // Ends inside a line: its rest must not count as a line of its own.
     append(&live, format!("{}i 9", lines("i", 0, 50)));
     let text = config(r#""logs/*.log""#, "").replace("start_at: beginning", "start_at: end");
@@ -301,4 +286,34 @@ fn polling_alone_still_follows_files() {
     fs::rename(logs.join("app.log"), logs.join("app.old")).unwrap();
     append(&logs.join("app.log"), lines("j", 10, 4));
     exporter.wait_value(r#"events_total{kind="j"}"#, 14.0);
+}
+
+#[test]
+fn a_rename_within_the_globs_is_followed_and_counted_as_a_rotation() {
+    let (dir, logs, live) = log_dir();
+    append(&live, lines("k", 0, 10));
+    let exporter = Exporter::start(dir.path(), &config(r#""logs/app.log*""#, ""));
+    exporter.wait_value(r#"events_total{kind="k"}"#, 10.0);
+    let rotated = logs.join("app.log.1");
+    fs::rename(&live, &rotated).unwrap();
+    append(&live, lines("k", 10, 5));
+    exporter.wait_value(r#"events_total{kind="k"}"#, 15.0);
+    let rotations = format!(
+        r#"quarry_file_rotations_total{{path="{}",source="logs"}}"#,
+        path_str(&live)
+    );
+    exporter.wait_value(&rotations, 1.0);
+    // The renamed file is still matched: it is followed under its new name, not re-read.
+    append(&rotated, lines("k", 15, 3));
+    exporter.wait_value(r#"events_total{kind="k"}"#, 18.0);
+    // Self-metrics are per path: only the lines read under the new name.
+    let rotated_lines = format!(
+        r#"quarry_file_lines_total{{path="{}",source="logs"}}"#,
+        path_str(&rotated)
+    );
+    exporter.wait_value(&rotated_lines, 3.0);
+    assert_eq!(
+        exporter.value(r#"quarry_source_files{source="logs"}"#),
+        Some(2.0)
+    );
 }
