@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod landing;
+pub mod matcher;
 pub mod pipeline;
 pub mod registry;
 pub mod selfmetrics;
