@@ -451,6 +451,7 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="small sizes, correctness only, BENCHMARKS.md untouched")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "quarry_exporter"))
     args = ap.parse_args()
+    args.binary = os.path.abspath(args.binary)
     if args.smoke:
         args.lines, args.series, args.idle_files, args.idle_seconds, args.latency_samples = 20_000, [1_000], 50, 2, 3
     if shutil.which("mtail") is None or not os.path.exists("/usr/bin/time"):
