@@ -9,6 +9,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod extract;
 pub mod landing;
 pub mod matcher;
 pub mod pipeline;
@@ -17,3 +18,4 @@ pub mod selfmetrics;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod value;

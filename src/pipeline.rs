@@ -1,10 +1,10 @@
 //! The compiled plan of one source: its rules, and what each match does to which metric.
 //!
-//! Built once from the validated config: regexes compiled, templates resolved to capture
-//! indexes, metric families looked up, self-metric handles resolved. At run time a record
-//! goes through [`Pipeline::process_line`], which allocates nothing once the label sets it
-//! meets have been seen: capture positions are reused, series keys are built in a reused
-//! buffer, and series handles are cached per update.
+//! Built once from the validated config: extractors compiled, templates resolved to field
+//! indexes, metric families looked up, self-metric handles resolved. A line goes through
+//! [`Pipeline::process_line`], which allocates nothing once its label sets have been seen;
+//! a document (HTTP body, command output, status file) goes through
+//! [`Pipeline::process_document`], parsed once per format and shared by every rule.
 
 use std::sync::Arc;
 
@@ -13,10 +13,15 @@ use prometheus::IntCounter;
 use regex::Regex;
 
 use crate::config::template::{self, Piece, FILE_FIELD};
-use crate::config::{MetricKind, SourceConfig, UpdateConfig, ValueSpec};
+use crate::config::{Conversion, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec};
+use crate::extract::html::HtmlExtractor;
+use crate::extract::json::JsonExtractor;
+use crate::extract::xml::XmlExtractor;
+use crate::extract::{ExtractError, Row};
 use crate::matcher::Matcher;
 use crate::registry::{Families, Family, Series, KEY_SEPARATOR};
 use crate::selfmetrics::{RuleErrorReason, SelfMetrics};
+use crate::value::{self, ValueMap};
 
 /// What a record carries besides its text.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,11 +41,20 @@ pub struct RuleStats {
     pub errors: u64,
 }
 
+/// What one document did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentOutcome {
+    /// Matches over all rules.
+    pub matches: u64,
+    /// Updates that failed (conversion, unknown state, duplicates, ...).
+    pub update_errors: u64,
+}
+
 /// Where a field's text comes from.
 #[derive(Debug, Clone, Copy)]
 enum FieldRef {
-    /// A regex capture group, by index.
-    Capture(usize),
+    /// A regex capture group, or a document rule's field, by index.
+    Index(usize),
     /// The path of the file.
     File,
 }
@@ -51,18 +65,26 @@ enum Part {
     Field(FieldRef),
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How an update's value is read.
+#[derive(Debug, Clone)]
 enum ValueSource {
     Constant(f64),
-    Field(FieldRef),
+    /// A state, by position.
+    ConstantState(usize),
+    Field {
+        field: FieldRef,
+        map: Option<ValueMap>,
+        convert: Conversion,
+    },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Add,
     Sub,
     Set,
     Observe,
+    State,
 }
 
 struct Update {
@@ -74,11 +96,23 @@ struct Update {
     /// Series handles by key; bounded by the family's `max_series`. foldhash: these lookups
     /// are on the hot path, and SipHash was a tenth of the time per line.
     cache: foldhash::HashMap<Box<[u8]>, Series>,
+    /// Keys set in the current document (`set` and `state` only): the first match wins.
+    seen_in_document: foldhash::HashSet<Box<[u8]>>,
+}
+
+enum Extract {
+    /// A regex on lines: the first match of each line.
+    Lines(Matcher),
+    /// A regex on documents: every match.
+    Text(Regex),
+    Json(JsonExtractor),
+    Xml(XmlExtractor),
+    Html(HtmlExtractor),
 }
 
 struct Rule {
     name: String,
-    matcher: Matcher,
+    extract: Extract,
     updates: Vec<Update>,
     matches: IntCounter,
     errors: Vec<(RuleErrorReason, IntCounter)>,
@@ -89,6 +123,63 @@ pub struct Pipeline {
     rules: Vec<Rule>,
     unmatched: IntCounter,
     key: Vec<u8>,
+    rows: Vec<Row>,
+}
+
+/// Field names of a rule, in index order, and how to find them.
+struct FieldNames(Vec<Option<String>>, bool);
+
+impl FieldNames {
+    fn resolve(&self, name: &str) -> anyhow::Result<FieldRef> {
+        if self.1 && name == FILE_FIELD {
+            return Ok(FieldRef::File);
+        }
+        self.0
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .map(FieldRef::Index)
+            .ok_or_else(|| anyhow!("unknown field ${name}"))
+    }
+}
+
+fn exprs(fields: &std::collections::BTreeMap<String, String>) -> Vec<&str> {
+    fields.values().map(String::as_str).collect()
+}
+
+fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, FieldNames)> {
+    if let Some(pattern) = &rule.regex {
+        let regex = Regex::new(pattern)?;
+        let names = FieldNames(
+            regex.capture_names().map(|n| n.map(String::from)).collect(),
+            lines,
+        );
+        let extract = if lines {
+            Extract::Lines(Matcher::new(pattern)?)
+        } else {
+            Extract::Text(regex)
+        };
+        return Ok((extract, names));
+    }
+    let names = |fields: &std::collections::BTreeMap<String, String>| {
+        FieldNames(fields.keys().cloned().map(Some).collect(), false)
+    };
+    if let Some(j) = &rule.json {
+        let x =
+            JsonExtractor::new(j.for_each.as_deref(), exprs(&j.fields)).map_err(|e| anyhow!(e))?;
+        return Ok((Extract::Json(x), names(&j.fields)));
+    }
+    if let Some(x) = &rule.xml {
+        let ns = x.namespaces.iter().map(|(p, u)| (p.as_str(), u.as_str()));
+        let e = XmlExtractor::new(ns, x.for_each.as_deref(), exprs(&x.fields))
+            .map_err(|e| anyhow!(e))?;
+        return Ok((Extract::Xml(e), names(&x.fields)));
+    }
+    if let Some(h) = &rule.html {
+        let e =
+            HtmlExtractor::new(h.for_each.as_deref(), exprs(&h.fields)).map_err(|e| anyhow!(e))?;
+        return Ok((Extract::Html(e), names(&h.fields)));
+    }
+    Err(anyhow!("a rule needs an extractor"))
 }
 
 impl Pipeline {
@@ -98,17 +189,18 @@ impl Pipeline {
         families: &Families,
         self_metrics: &SelfMetrics,
     ) -> anyhow::Result<Pipeline> {
+        let lines = source.file.is_some();
         let mut rules = Vec::with_capacity(source.rules.len());
         for (i, rule) in source.rules.iter().enumerate() {
             let rule_name = rule.name.clone().unwrap_or_else(|| i.to_string());
-            let matcher = Matcher::new(&rule.regex)
-                .with_context(|| format!("source {:?} rule {rule_name}", source.name))?;
+            let context = || format!("source {:?} rule {rule_name}", source.name);
+            let (extract, names) = build_extract(rule, lines).with_context(context)?;
             let updates = rule
                 .update
                 .iter()
-                .map(|u| build_update(u, matcher.regex(), families))
+                .map(|u| build_update(u, &names, families))
                 .collect::<anyhow::Result<Vec<_>>>()
-                .with_context(|| format!("source {:?} rule {rule_name}", source.name))?;
+                .with_context(context)?;
             let errors = RuleErrorReason::ALL
                 .iter()
                 .map(|r| {
@@ -121,12 +213,12 @@ impl Pipeline {
                 })
                 .collect();
             rules.push(Rule {
-                name: rule_name.clone(),
-                matcher,
-                updates,
                 matches: self_metrics
                     .rule_matches
                     .with_label_values(&[&source.name, &rule_name]),
+                name: rule_name,
+                extract,
+                updates,
                 errors,
             });
         }
@@ -136,6 +228,7 @@ impl Pipeline {
                 .source_unmatched
                 .with_label_values(&[&source.name]),
             key: Vec::with_capacity(256),
+            rows: Vec::new(),
         })
     }
 
@@ -157,21 +250,18 @@ impl Pipeline {
     pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
         let mut matched = false;
         for rule in &mut self.rules {
-            if !rule.matcher.matches(line) {
+            let Extract::Lines(matcher) = &mut rule.extract else {
+                continue;
+            };
+            if !matcher.matches(line) {
                 continue;
             }
             matched = true;
             rule.matches.inc();
-            let fields = Fields {
-                line,
-                matcher: &rule.matcher,
-                ctx,
-            };
+            let fields = Fields::Line { line, matcher, ctx };
             for update in &mut rule.updates {
-                if let Err(reason) = update.apply(&fields, &mut self.key) {
-                    if let Some((_, c)) = rule.errors.iter().find(|(r, _)| *r == reason) {
-                        c.inc();
-                    }
+                if let Err(reason) = update.apply(&fields, &mut self.key, false) {
+                    count(&rule.errors, reason);
                 }
             }
         }
@@ -180,40 +270,140 @@ impl Pipeline {
         }
         matched
     }
+
+    /// Runs every rule on one document. The document is parsed once per format its rules
+    /// use; a parse error (or a SOAP Fault) fails the whole document before any update.
+    pub fn process_document(&mut self, text: &str) -> Result<DocumentOutcome, ExtractError> {
+        let mut json = None;
+        let mut xml = None;
+        let mut html = None;
+        // Parse first, so a broken document changes nothing.
+        for rule in &self.rules {
+            match &rule.extract {
+                Extract::Json(_) if json.is_none() => json = Some(JsonExtractor::parse(text)?),
+                Extract::Xml(_) if xml.is_none() => xml = Some(XmlExtractor::parse(text)?),
+                Extract::Html(_) if html.is_none() => html = Some(HtmlExtractor::parse(text)),
+                _ => {}
+            }
+        }
+        let mut outcome = DocumentOutcome::default();
+        for rule in &mut self.rules {
+            self.rows.clear();
+            match &rule.extract {
+                Extract::Lines(_) => continue,
+                Extract::Text(re) => {
+                    for caps in re.captures_iter(text) {
+                        self.rows.push(
+                            caps.iter()
+                                .map(|m| m.map(|m| m.as_str().to_owned()))
+                                .collect(),
+                        );
+                    }
+                }
+                Extract::Json(x) => x.extract(json.as_ref().expect("parsed above"), &mut self.rows),
+                Extract::Xml(x) => x.extract(
+                    &xml.as_ref().expect("parsed above").as_document(),
+                    &mut self.rows,
+                )?,
+                Extract::Html(x) => x.extract(html.as_ref().expect("parsed above"), &mut self.rows),
+            }
+            for update in &mut rule.updates {
+                update.seen_in_document.clear();
+            }
+            for row in &self.rows {
+                outcome.matches += 1;
+                rule.matches.inc();
+                let fields = Fields::Row(row);
+                for update in &mut rule.updates {
+                    if let Err(reason) = update.apply(&fields, &mut self.key, true) {
+                        count(&rule.errors, reason);
+                        outcome.update_errors += 1;
+                    }
+                }
+            }
+        }
+        if outcome.matches == 0 {
+            self.unmatched.inc();
+        }
+        Ok(outcome)
+    }
 }
 
-struct Fields<'a> {
-    line: &'a str,
-    matcher: &'a Matcher,
-    ctx: &'a RecordContext<'a>,
+fn count(errors: &[(RuleErrorReason, IntCounter)], reason: RuleErrorReason) {
+    if let Some((_, c)) = errors.iter().find(|(r, _)| *r == reason) {
+        c.inc();
+    }
+}
+
+enum Fields<'a> {
+    Line {
+        line: &'a str,
+        matcher: &'a Matcher,
+        ctx: &'a RecordContext<'a>,
+    },
+    Row(&'a Row),
 }
 
 impl<'a> Fields<'a> {
-    fn get(&self, field: FieldRef) -> &'a str {
-        match field {
-            FieldRef::Capture(i) => match self.matcher.group(i) {
-                Some((start, end)) => &self.line[start..end],
-                None => "",
-            },
-            FieldRef::File => self.ctx.file,
+    /// The field's text; `None` when it selected nothing.
+    fn get(&self, field: FieldRef) -> Option<&'a str> {
+        match (self, field) {
+            (Fields::Line { line, matcher, .. }, FieldRef::Index(i)) => {
+                matcher.group(i).map(|(s, e)| &line[s..e])
+            }
+            (Fields::Line { ctx, .. }, FieldRef::File) => Some(ctx.file),
+            (Fields::Row(row), FieldRef::Index(i)) => row.get(i).and_then(|v| v.as_deref()),
+            (Fields::Row(_), FieldRef::File) => None,
         }
     }
 }
 
 impl Update {
-    fn apply(&mut self, fields: &Fields, key: &mut Vec<u8>) -> Result<(), RuleErrorReason> {
-        let value = match self.value {
-            ValueSource::Constant(v) => v,
-            ValueSource::Field(f) => fields
-                .get(f)
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| RuleErrorReason::ValueNotANumber)?,
-        };
-        if value.is_nan() {
-            return Err(RuleErrorReason::ValueNotANumber);
+    fn value(&self, fields: &Fields) -> Result<f64, RuleErrorReason> {
+        match &self.value {
+            ValueSource::Constant(v) => Ok(*v),
+            ValueSource::ConstantState(i) => Ok(*i as f64),
+            ValueSource::Field {
+                field,
+                map,
+                convert,
+            } => {
+                let text = match fields.get(*field) {
+                    Some(t) => t,
+                    // A regex group that did not take part reads as empty text (as in labels).
+                    None if matches!(fields, Fields::Line { .. }) => "",
+                    None => return Err(RuleErrorReason::MissingField),
+                };
+                let text = match map {
+                    Some(m) => m.lookup(text).ok_or(RuleErrorReason::UnmappedValue)?,
+                    None => text,
+                };
+                if self.op == Op::State {
+                    let names = self.family.state_names();
+                    return names
+                        .iter()
+                        .position(|n| n == text.trim())
+                        .map(|i| i as f64)
+                        .ok_or(RuleErrorReason::UnknownState);
+                }
+                let convert = if map.is_some() {
+                    Conversion::Number
+                } else {
+                    *convert
+                };
+                value::convert(text, convert).map_err(|_| RuleErrorReason::ValueNotANumber)
+            }
         }
-        if matches!(self.op, Op::Add) && self.family.kind == MetricKind::Counter && value < 0.0 {
+    }
+
+    fn apply(
+        &mut self,
+        fields: &Fields,
+        key: &mut Vec<u8>,
+        in_document: bool,
+    ) -> Result<(), RuleErrorReason> {
+        let value = self.value(fields)?;
+        if self.op == Op::Add && self.family.kind == MetricKind::Counter && value < 0.0 {
             return Err(RuleErrorReason::NegativeCounterIncrement);
         }
         key.clear();
@@ -224,9 +414,17 @@ impl Update {
             for part in parts {
                 match part {
                     Part::Literal(s) => key.extend_from_slice(s.as_bytes()),
-                    Part::Field(f) => key.extend_from_slice(fields.get(*f).as_bytes()),
+                    Part::Field(f) => {
+                        key.extend_from_slice(fields.get(*f).unwrap_or("").as_bytes())
+                    }
                 }
             }
+        }
+        if in_document
+            && matches!(self.op, Op::Set | Op::State)
+            && !self.seen_in_document.insert(key.as_slice().into())
+        {
+            return Err(RuleErrorReason::DuplicateSeries);
         }
         let series = match self.cache.get(key.as_slice()) {
             Some(s) => s,
@@ -244,24 +442,20 @@ impl Update {
             (Series::Gauge(g), Op::Sub) => g.sub(value),
             (Series::Gauge(g), Op::Set) => g.set(value),
             (Series::Histogram(h), Op::Observe) => h.observe(value),
+            (Series::State { states, level }, Op::State) => {
+                Series::set_state(states, level, value as usize)
+            }
             _ => unreachable!("validation pairs operations with metric types"),
         }
         Ok(())
     }
 }
 
-fn resolve_field(name: &str, regex: &Regex) -> anyhow::Result<FieldRef> {
-    if name == FILE_FIELD {
-        return Ok(FieldRef::File);
-    }
-    regex
-        .capture_names()
-        .position(|n| n == Some(name))
-        .map(FieldRef::Capture)
-        .ok_or_else(|| anyhow!("unknown field ${name}"))
-}
-
-fn build_update(u: &UpdateConfig, regex: &Regex, families: &Families) -> anyhow::Result<Update> {
+fn build_update(
+    u: &UpdateConfig,
+    names: &FieldNames,
+    families: &Families,
+) -> anyhow::Result<Update> {
     let family = families
         .get(&u.metric)
         .ok_or_else(|| anyhow!("unknown metric {:?}", u.metric))?
@@ -278,23 +472,47 @@ fn build_update(u: &UpdateConfig, regex: &Regex, families: &Families) -> anyhow:
             .into_iter()
             .map(|p| match p {
                 Piece::Literal(s) => Ok(Part::Literal(s)),
-                Piece::Field(f) => resolve_field(&f, regex).map(Part::Field),
+                Piece::Field(f) => names.resolve(&f).map(Part::Field),
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         labels.push(parts);
     }
-    let (op, spec) = match (&u.inc, &u.add, &u.dec, &u.set, &u.observe) {
+    let (op, spec) = match (&u.inc, &u.add, &u.dec, &u.set, &u.observe, &u.state) {
         (Some(v), ..) | (_, Some(v), ..) => (Op::Add, Some(v)),
         (_, _, Some(v), ..) => (Op::Sub, Some(v)),
-        (_, _, _, Some(v), _) => (Op::Set, Some(v)),
-        (.., Some(v)) => (Op::Observe, Some(v)),
+        (_, _, _, Some(v), ..) => (Op::Set, Some(v)),
+        (_, _, _, _, Some(v), _) => (Op::Observe, Some(v)),
+        (.., Some(v)) => (Op::State, Some(v)),
         _ => (Op::Add, None),
+    };
+    let map = u.map.as_ref().map(|m| {
+        ValueMap::new(
+            m.iter().map(|(k, v)| (k.as_str(), v.0.as_str())),
+            u.default.as_ref().map(|d| d.0.as_str()),
+        )
+    });
+    let state_index = |name: &str| {
+        family
+            .state_names()
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| anyhow!("unknown state {name:?}"))
     };
     let value = match spec {
         None => ValueSource::Constant(1.0),
         Some(ValueSpec::Number(n)) => ValueSource::Constant(*n),
         Some(ValueSpec::Text(t)) => match template::parse(t).map_err(|e| anyhow!(e))?.as_slice() {
-            [Piece::Field(f)] => ValueSource::Field(resolve_field(f, regex)?),
+            [Piece::Field(f)] => ValueSource::Field {
+                field: names.resolve(f)?,
+                map,
+                convert: u.convert.unwrap_or_default(),
+            },
+            [Piece::Literal(l)] if op == Op::State => match &map {
+                Some(m) => ValueSource::ConstantState(state_index(
+                    m.lookup(l).ok_or_else(|| anyhow!("{l:?} is not mapped"))?,
+                )?),
+                None => ValueSource::ConstantState(state_index(l.trim())?),
+            },
             [Piece::Literal(l)] => ValueSource::Constant(l.trim().parse()?),
             _ => return Err(anyhow!("value {t:?} is not one field")),
         },
@@ -305,5 +523,6 @@ fn build_update(u: &UpdateConfig, regex: &Regex, families: &Families) -> anyhow:
         op,
         value,
         cache: foldhash::HashMap::default(),
+        seen_in_document: foldhash::HashSet::default(),
     })
 }

@@ -27,12 +27,40 @@ pub enum Series {
     Gauge(Gauge),
     /// A histogram series.
     Histogram(Histogram),
+    /// A state metric's label set: one gauge per state, and the level gauge.
+    State {
+        /// 1 for the current state, 0 for the others, in declaration order.
+        states: Vec<Gauge>,
+        /// The current state's position (0 = the first, best state).
+        level: Gauge,
+    },
+}
+
+impl Series {
+    /// Makes state `index` the current one.
+    pub fn set_state(states: &[Gauge], level: &Gauge, index: usize) {
+        for (i, g) in states.iter().enumerate() {
+            g.set(if i == index { 1.0 } else { 0.0 });
+        }
+        level.set(index as f64);
+    }
 }
 
 enum VecKind {
     Counter(CounterVec),
     Gauge(GaugeVec),
     Histogram(HistogramVec),
+    /// `name{labels…, state}` and `name_level{labels…}`.
+    State {
+        states: GaugeVec,
+        level: GaugeVec,
+        names: Vec<String>,
+    },
+}
+
+/// The name of a state metric's level gauge.
+pub fn level_name(metric: &str) -> String {
+    format!("{metric}_level")
 }
 
 /// One declared metric.
@@ -67,6 +95,30 @@ impl Family {
                     .buckets(config.buckets.clone().unwrap_or_else(default_buckets)),
                 &labels,
             )?),
+            MetricKind::State => {
+                let mut with_state = labels.clone();
+                with_state.push("state");
+                VecKind::State {
+                    states: GaugeVec::new(Opts::new(&config.name, &config.help), &with_state)?,
+                    level: GaugeVec::new(
+                        Opts::new(
+                            level_name(&config.name),
+                            format!(
+                                "{} (position of the current state: 0 = {}).",
+                                config.help.trim_end_matches('.'),
+                                config
+                                    .states
+                                    .as_deref()
+                                    .and_then(|s| s.first())
+                                    .map(String::as_str)
+                                    .unwrap_or("first")
+                            ),
+                        ),
+                        &labels,
+                    )?,
+                    names: config.states.clone().unwrap_or_default(),
+                }
+            }
         };
         let family = Family {
             name: config.name.clone(),
@@ -80,8 +132,9 @@ impl Family {
                 .series_dropped
                 .with_label_values(&[&config.name]),
         };
-        // A metric without labels has exactly one series: export it at 0 from the start.
-        if family.label_names.is_empty() {
+        // A metric without labels has exactly one series: export it at 0 from the start
+        // (not a state metric: no state is known before the first observation).
+        if family.label_names.is_empty() && family.kind != MetricKind::State {
             family.series(&[]);
         }
         Ok(family)
@@ -109,17 +162,47 @@ impl Family {
             VecKind::Counter(v) => Series::Counter(v.with_label_values(&values)),
             VecKind::Gauge(v) => Series::Gauge(v.with_label_values(&values)),
             VecKind::Histogram(v) => Series::Histogram(v.with_label_values(&values)),
+            VecKind::State {
+                states,
+                level,
+                names,
+            } => {
+                let mut with_state = values.clone();
+                with_state.push("");
+                let gauges = names
+                    .iter()
+                    .map(|n| {
+                        *with_state.last_mut().expect("pushed above") = n;
+                        states.with_label_values(&with_state)
+                    })
+                    .collect();
+                Series::State {
+                    states: gauges,
+                    level: level.with_label_values(&values),
+                }
+            }
         };
         held.insert(key.into(), series.clone());
         self.series_count.set(held.len() as i64);
         Some(series)
     }
 
-    fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+    /// The state names of a state metric (empty for other types).
+    pub fn state_names(&self) -> &[String] {
         match &self.vec {
-            VecKind::Counter(v) => Box::new(v.clone()),
-            VecKind::Gauge(v) => Box::new(v.clone()),
-            VecKind::Histogram(v) => Box::new(v.clone()),
+            VecKind::State { names, .. } => names,
+            _ => &[],
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        match &self.vec {
+            VecKind::Counter(v) => vec![Box::new(v.clone())],
+            VecKind::Gauge(v) => vec![Box::new(v.clone())],
+            VecKind::Histogram(v) => vec![Box::new(v.clone())],
+            VecKind::State { states, level, .. } => {
+                vec![Box::new(states.clone()), Box::new(level.clone())]
+            }
         }
     }
 }
@@ -141,9 +224,11 @@ impl Families {
         for config in configs {
             let family = Family::new(config, self_metrics)
                 .map_err(|e| anyhow::anyhow!("metric {:?}: {e}", config.name))?;
-            registry
-                .register(family.collector())
-                .map_err(|e| anyhow::anyhow!("metric {:?}: {e}", config.name))?;
+            for collector in family.collectors() {
+                registry
+                    .register(collector)
+                    .map_err(|e| anyhow::anyhow!("metric {:?}: {e}", config.name))?;
+            }
             by_name.insert(config.name.clone(), Arc::new(family));
         }
         Ok(Families { by_name })

@@ -13,13 +13,25 @@ pub enum RuleErrorReason {
     ValueNotANumber,
     /// A counter was asked to go down (a negative value for `inc`/`add`).
     NegativeCounterIncrement,
+    /// The text named no declared state (after `map`).
+    UnknownState,
+    /// The text matched no `map` key and there is no `default`.
+    UnmappedValue,
+    /// The field meant as the value (or state) selected nothing.
+    MissingField,
+    /// A second match in the same document set the same series; the first one was kept.
+    DuplicateSeries,
 }
 
 impl RuleErrorReason {
     /// Every reason, so each rule can export all of them at 0 from the start.
-    pub const ALL: [RuleErrorReason; 2] = [
+    pub const ALL: [RuleErrorReason; 6] = [
         RuleErrorReason::ValueNotANumber,
         RuleErrorReason::NegativeCounterIncrement,
+        RuleErrorReason::UnknownState,
+        RuleErrorReason::UnmappedValue,
+        RuleErrorReason::MissingField,
+        RuleErrorReason::DuplicateSeries,
     ];
 
     /// The `reason` label value.
@@ -27,6 +39,79 @@ impl RuleErrorReason {
         match self {
             RuleErrorReason::ValueNotANumber => "value_not_a_number",
             RuleErrorReason::NegativeCounterIncrement => "negative_counter_increment",
+            RuleErrorReason::UnknownState => "unknown_state",
+            RuleErrorReason::UnmappedValue => "unmapped_value",
+            RuleErrorReason::MissingField => "missing_field",
+            RuleErrorReason::DuplicateSeries => "duplicate_series",
+        }
+    }
+}
+
+/// Bounded reasons a page source's fetch or document failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorReason {
+    /// The fetch (or command) took longer than its timeout.
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// No connection (refused, unreachable, reset).
+    Connect,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The status code is not accepted.
+    HttpStatus,
+    /// The body (or output, or file) is larger than its cap.
+    TooLarge,
+    /// Reading the response, the file or the output failed.
+    Read,
+    /// The document does not parse as its extractors' format.
+    Parse,
+    /// A SOAP response carried a Fault.
+    SoapFault,
+    /// The command could not be started.
+    Spawn,
+    /// The command exited with a code that is not accepted.
+    ExitCode,
+    /// No rule matched anything in the document.
+    NoMatch,
+    /// Some values did not convert; the others were applied (`up` stays 1).
+    Conversion,
+}
+
+impl SourceErrorReason {
+    /// Every reason, exported at 0 from the start.
+    pub const ALL: [SourceErrorReason; 13] = [
+        SourceErrorReason::Timeout,
+        SourceErrorReason::Dns,
+        SourceErrorReason::Connect,
+        SourceErrorReason::Tls,
+        SourceErrorReason::HttpStatus,
+        SourceErrorReason::TooLarge,
+        SourceErrorReason::Read,
+        SourceErrorReason::Parse,
+        SourceErrorReason::SoapFault,
+        SourceErrorReason::Spawn,
+        SourceErrorReason::ExitCode,
+        SourceErrorReason::NoMatch,
+        SourceErrorReason::Conversion,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceErrorReason::Timeout => "timeout",
+            SourceErrorReason::Dns => "dns",
+            SourceErrorReason::Connect => "connect",
+            SourceErrorReason::Tls => "tls",
+            SourceErrorReason::HttpStatus => "http_status",
+            SourceErrorReason::TooLarge => "too_large",
+            SourceErrorReason::Read => "read",
+            SourceErrorReason::Parse => "parse",
+            SourceErrorReason::SoapFault => "soap_fault",
+            SourceErrorReason::Spawn => "spawn",
+            SourceErrorReason::ExitCode => "exit_code",
+            SourceErrorReason::NoMatch => "no_match",
+            SourceErrorReason::Conversion => "conversion",
         }
     }
 }
@@ -62,6 +147,14 @@ pub struct SelfMetrics {
     pub series: IntGaugeVec,
     /// `quarry_series_dropped_total{metric}`
     pub series_dropped: IntCounterVec,
+    /// `quarry_source_up{source}`
+    pub source_up: IntGaugeVec,
+    /// `quarry_source_duration_seconds{source}`
+    pub source_duration: GaugeVec,
+    /// `quarry_source_last_success_timestamp_seconds{source}`
+    pub source_last_success: GaugeVec,
+    /// `quarry_source_errors_total{source,reason}`
+    pub source_errors: IntCounterVec,
     /// `quarry_config_last_reload_successful`
     pub config_last_reload_successful: Gauge,
     /// `quarry_config_last_reload_success_timestamp_seconds`
@@ -78,6 +171,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid self-metric");
+    registry
+        .register(Box::new(v.clone()))
+        .expect("self-metric registered once");
+    v
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let v = GaugeVec::new(Opts::new(name, help), labels).expect("valid self-metric");
     registry
         .register(Box::new(v.clone()))
         .expect("self-metric registered once");
@@ -129,6 +230,10 @@ impl SelfMetrics {
             rule_errors: counter(registry, "quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
             series: gauge(registry, "quarry_series", "Label sets a metric holds.", &["metric"]),
             series_dropped: counter(registry, "quarry_series_dropped_total", "Updates dropped because their metric already holds max_series label sets.", &["metric"]),
+            source_up: gauge(registry, "quarry_source_up", "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).", &["source"]),
+            source_duration: float_gauge(registry, "quarry_source_duration_seconds", "How long the last fetch and extraction of a page source took.", &["source"]),
+            source_last_success: float_gauge(registry, "quarry_source_last_success_timestamp_seconds", "When a page source last succeeded (Unix time).", &["source"]),
+            source_errors: counter(registry, "quarry_source_errors_total", "Failed fetches or documents of a page source, by reason.", &["source", "reason"]),
             config_last_reload_successful: plain_gauge(registry, "quarry_config_last_reload_successful", "Whether the last configuration load succeeded (1) or not (0)."),
             config_last_reload_success_timestamp: plain_gauge(registry, "quarry_config_last_reload_success_timestamp_seconds", "Timestamp of the last successful configuration load."),
         }

@@ -199,7 +199,7 @@ sources:
         let shown = errors.to_string();
         assert_eq!(
             shown,
-            "t.yaml:3:27: metrics[0].type: unknown variant `countr`, expected one of `counter`, `gauge`, `histogram`\n\
+            "t.yaml:3:27: metrics[0].type: unknown variant `countr`, expected one of `counter`, `gauge`, `histogram`, `state`\n\
              t.yaml:4:5: metrics[1]: missing field `help`"
         );
     }

@@ -44,6 +44,9 @@ pub struct MetricConfig {
     /// Most label sets this metric may hold; new ones beyond it are dropped and counted.
     #[serde(default)]
     pub max_series: Option<usize>,
+    /// State metrics only: the states, from best to worst.
+    #[serde(default)]
+    pub states: Option<Vec<String>>,
 }
 
 /// The closed set of metric types.
@@ -56,6 +59,8 @@ pub enum MetricKind {
     Gauge,
     /// Observations counted into buckets; `observe`.
     Histogram,
+    /// One of a declared, ordered list of states; `state`.
+    State,
 }
 
 impl MetricKind {
@@ -65,6 +70,7 @@ impl MetricKind {
             MetricKind::Counter => "counter",
             MetricKind::Gauge => "gauge",
             MetricKind::Histogram => "histogram",
+            MetricKind::State => "state",
         }
     }
 }
@@ -78,6 +84,15 @@ pub struct SourceConfig {
     /// Tail files matched by globs.
     #[serde(default)]
     pub file: Option<FileSourceConfig>,
+    /// Fetch a URL on an interval; the body is one document.
+    #[serde(default)]
+    pub http: Option<HttpSourceConfig>,
+    /// Run a command on an interval; its stdout is one document.
+    #[serde(default)]
+    pub command: Option<CommandSourceConfig>,
+    /// Read a whole file on an interval (status files written by cron jobs).
+    #[serde(default)]
+    pub status_file: Option<StatusFileSourceConfig>,
     /// Rules tried on every record of this source.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
@@ -121,6 +136,149 @@ pub struct FileSourceConfig {
     pub watch: Option<bool>,
 }
 
+/// `http:` — fetch a URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// HTTP method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body (e.g. a SOAP envelope).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Request body read from this file at start.
+    #[serde(default)]
+    pub body_file: Option<String>,
+    /// Basic authentication, the password from a file.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// A bearer token read from this file.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// TLS settings for https.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Give up on a fetch after this long (default 10s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Fetch this often (default 15s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub interval: Option<Duration>,
+    /// Status codes that count as success (default: any 2xx).
+    #[serde(default)]
+    pub accept_status: Option<Vec<u16>>,
+    /// Largest body accepted, in bytes (default 10 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Basic authentication; the password never sits in the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub username: String,
+    /// File holding the password (a trailing newline is ignored).
+    pub password_file: String,
+}
+
+/// TLS client settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of CA certificates to trust (in addition to the built-in roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM client certificate (with `key_file`) for mutual TLS.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Accept any server certificate. Only for testing.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `command:` — run a program (no shell).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSourceConfig {
+    /// Program and arguments; a relative program path is relative to the config file.
+    pub argv: Vec<String>,
+    /// Kill the command (and every process it started) after this long (default 10s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Run this often (default 15s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub interval: Option<Duration>,
+    /// Exit codes that count as success (default [0]).
+    #[serde(default)]
+    pub accept_exit_codes: Option<Vec<i32>>,
+    /// Largest stdout accepted, in bytes (default 10 MiB).
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
+}
+
+/// `status_file:` — a file read whole each interval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusFileSourceConfig {
+    /// The file; relative to the config file.
+    pub path: String,
+    /// Read this often (default 15s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub interval: Option<Duration>,
+    /// Largest file accepted, in bytes (default 10 MiB).
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+/// `json:` — JSONPath (RFC 9535) over a JSON document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRuleConfig {
+    /// One match per node this query selects; default: the whole document, once.
+    #[serde(default)]
+    pub for_each: Option<String>,
+    /// Field name → query. `@...` is relative to the current node, `$...` to the document;
+    /// `@key` is the current node's key (or index) in its parent.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `xml:` — XPath 1.0 over an XML (or SOAP) document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlRuleConfig {
+    /// Prefix → namespace URI, for the expressions below.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, String>,
+    /// One match per node this expression selects; default: the document, once.
+    #[serde(default)]
+    pub for_each: Option<String>,
+    /// Field name → XPath, relative to the current node (absolute paths start at the root).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `html:` — CSS selectors over an HTML page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HtmlRuleConfig {
+    /// One match per element this selector selects (e.g. table rows); default: the page, once.
+    #[serde(default)]
+    pub for_each: Option<String>,
+    /// Field name → selector within the current element, whose text is the value; end with
+    /// ` @attr` for an attribute; start with `:root` to select from the whole page.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
 /// One rule: an extractor and the updates each match makes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,8 +286,18 @@ pub struct RuleConfig {
     /// Name for the `rule` label of self-metrics; defaults to the rule's index.
     #[serde(default)]
     pub name: Option<String>,
-    /// A regex with named captures, tried against each line.
-    pub regex: String,
+    /// A regex with named captures: first match per line; every match in a document.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// JSONPath extraction.
+    #[serde(default)]
+    pub json: Option<JsonRuleConfig>,
+    /// XPath extraction.
+    #[serde(default)]
+    pub xml: Option<XmlRuleConfig>,
+    /// CSS selector extraction.
+    #[serde(default)]
+    pub html: Option<HtmlRuleConfig>,
     /// The metric changes each match makes.
     #[serde(default)]
     pub update: Vec<UpdateConfig>,
@@ -159,6 +327,38 @@ pub struct UpdateConfig {
     /// Histogram: observe this.
     #[serde(default)]
     pub observe: Option<ValueSpec>,
+    /// State metric: the current state (a field, or text).
+    #[serde(default)]
+    pub state: Option<ValueSpec>,
+    /// Text → value (or state) before conversion; keys may use `*` wildcards.
+    #[serde(default)]
+    pub map: Option<BTreeMap<String, LabelValue>>,
+    /// Value (or state) for text `map` does not cover; without it such text is an error.
+    #[serde(default)]
+    pub default: Option<LabelValue>,
+    /// How the value's text is read: number (default), bytes, duration, percent, bool,
+    /// timestamp.
+    #[serde(default, rename = "as")]
+    pub convert: Option<Conversion>,
+}
+
+/// How a field's text becomes a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conversion {
+    /// `1234.5`, `36,426,658`, `1_000`, `-3e2`.
+    #[default]
+    Number,
+    /// `1.5 GB`, `512KiB`, `10M` → bytes (SI powers of 1000, IEC of 1024).
+    Bytes,
+    /// `250ms`, `1.5s`, `2m`, `1h30m`, `3 days` → seconds.
+    Duration,
+    /// `93 %`, `93%` → 0.93.
+    Percent,
+    /// true/false, yes/no, on/off, up/down, 1/0 → 1/0.
+    Bool,
+    /// RFC 3339 / ISO 8601 date-time or Unix seconds → Unix seconds.
+    Timestamp,
 }
 
 /// A label value as written: any scalar, kept as text (`200` and `"200"` are the same).

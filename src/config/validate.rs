@@ -60,6 +60,17 @@ pub fn validate(config: &Config) -> Vec<Problem> {
             );
         }
     }
+    for (i, m) in config.metrics.iter().enumerate() {
+        if m.kind == MetricKind::State {
+            let level = format!("{}_level", m.name);
+            if metrics.contains_key(level.as_str()) {
+                c.report(
+                    join_key(&join_index("metrics", i), "name"),
+                    format!("state metric {:?} exports {level:?} for its level, which another metric already uses", m.name),
+                );
+            }
+        }
+    }
     let mut source_names = HashSet::new();
     for (i, s) in config.sources.iter().enumerate() {
         let path = join_index("sources", i);
@@ -115,7 +126,7 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
                 name_path.clone(),
                 format!("counter names end in `_total` by Prometheus convention: rename {name:?} to \"{name}_total\""),
             ),
-            (MetricKind::Gauge | MetricKind::Histogram, true) => c.report(
+            (MetricKind::Gauge | MetricKind::Histogram | MetricKind::State, true) => c.report(
                 name_path.clone(),
                 format!("only counters end in `_total`; {name:?} is a {}", m.kind.as_str()),
             ),
@@ -187,6 +198,36 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
             "max_series must be at least 1",
         );
     }
+    match (&m.states, m.kind) {
+        (None, MetricKind::State) => c.report(
+            path.to_owned(),
+            format!("state metric {name:?} needs `states`: its states from best to worst, e.g. [up, degraded, down]"),
+        ),
+        (Some(_), k) if k != MetricKind::State => c.report(
+            join_key(path, "states"),
+            format!("states are for state metrics; {name:?} is a {}", k.as_str()),
+        ),
+        (Some(states), _) => {
+            if states.is_empty() {
+                c.report(join_key(path, "states"), "states must not be empty");
+            }
+            let mut seen = HashSet::new();
+            for (i, st) in states.iter().enumerate() {
+                if st.trim().is_empty() {
+                    c.report(join_index(&join_key(path, "states"), i), "a state needs a name");
+                } else if !seen.insert(st.as_str()) {
+                    c.report(join_index(&join_key(path, "states"), i), format!("state {st:?} is listed twice"));
+                }
+            }
+        }
+        _ => {}
+    }
+    if m.kind == MetricKind::State && m.labels.iter().any(|l| l == "state") {
+        c.report(
+            join_key(path, "labels"),
+            "a state metric cannot have a label `state`: it holds the state names",
+        );
+    }
 }
 
 fn check_source(
@@ -195,10 +236,63 @@ fn check_source(
     s: &SourceConfig,
     metrics: &HashMap<&str, &MetricConfig>,
 ) {
-    match &s.file {
-        None => c.report(path.to_owned(), "a source needs a kind: `file:`"),
-        Some(f) => check_file_source(c, &join_key(path, "file"), f),
+    let kinds: Vec<&str> = [
+        ("file", s.file.is_some()),
+        ("http", s.http.is_some()),
+        ("command", s.command.is_some()),
+        ("status_file", s.status_file.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, present)| present.then_some(k))
+    .collect();
+    match kinds.as_slice() {
+        [] => c.report(
+            path.to_owned(),
+            "a source needs a kind: one of `file:`, `http:`, `command:`, `status_file:`",
+        ),
+        [_] => {}
+        [_, second, ..] => c.report(
+            join_key(path, second),
+            format!(
+                "a source has one kind; this one has {}",
+                kinds.join(" and ")
+            ),
+        ),
     }
+    if let Some(f) = &s.file {
+        check_file_source(c, &join_key(path, "file"), f);
+    }
+    if let Some(h) = &s.http {
+        check_http_source(c, &join_key(path, "http"), h);
+    }
+    if let Some(cmd) = &s.command {
+        let cp = join_key(path, "command");
+        if cmd.argv.is_empty() || cmd.argv[0].trim().is_empty() {
+            c.report(
+                join_key(&cp, "argv"),
+                "argv needs the program to run, e.g. [\"/usr/bin/stat\", \"-c\", \"%s\", \"file\"]",
+            );
+        }
+        positive(c, &cp, "timeout", cmd.timeout);
+        positive(c, &cp, "interval", cmd.interval);
+        if cmd.max_output_bytes == Some(0) {
+            c.report(
+                join_key(&cp, "max_output_bytes"),
+                "max_output_bytes must be at least 1",
+            );
+        }
+    }
+    if let Some(f) = &s.status_file {
+        let fp = join_key(path, "status_file");
+        if f.path.trim().is_empty() {
+            c.report(join_key(&fp, "path"), "path needs the file to read");
+        }
+        positive(c, &fp, "interval", f.interval);
+        if f.max_bytes == Some(0) {
+            c.report(join_key(&fp, "max_bytes"), "max_bytes must be at least 1");
+        }
+    }
+    let lines = s.file.is_some();
     let mut rule_names = HashSet::new();
     for (i, rule) in s.rules.iter().enumerate() {
         let rp = join_index(&join_key(path, "rules"), i);
@@ -210,29 +304,229 @@ fn check_source(
                 );
             }
         }
-        let fields = match regex::Regex::new(&rule.regex) {
-            Ok(re) => {
-                let mut names: BTreeSet<String> =
-                    re.capture_names().flatten().map(String::from).collect();
-                if names.contains(FILE_FIELD) {
-                    c.report(
-                        join_key(&rp, "regex"),
-                        format!("capture name `{FILE_FIELD}` is reserved for the path of the file"),
-                    );
-                }
-                names.insert(FILE_FIELD.to_owned());
-                Some(names)
-            }
-            Err(e) => {
-                c.report(join_key(&rp, "regex"), format!("invalid regex: {e}"));
-                None
-            }
-        };
+        let fields = check_extractor(c, &rp, rule, lines);
         for (j, update) in rule.update.iter().enumerate() {
             let up = join_index(&join_key(&rp, "update"), j);
             check_update(c, &up, update, metrics, fields.as_ref());
         }
     }
+}
+
+fn positive(c: &mut Checker, path: &str, key: &str, d: Option<Duration>) {
+    if d == Some(Duration::ZERO) {
+        c.report(join_key(path, key), format!("{key} must be more than 0"));
+    }
+}
+
+fn check_http_source(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
+    match reqwest::Url::parse(&h.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        Ok(u) => c.report(
+            join_key(path, "url"),
+            format!("the URL scheme must be http or https, not {:?}", u.scheme()),
+        ),
+        Err(e) => c.report(
+            join_key(path, "url"),
+            format!("invalid URL {:?}: {e}", h.url),
+        ),
+    }
+    if let Some(m) = &h.method {
+        if reqwest::Method::from_bytes(m.as_bytes()).is_err() || m.is_empty() {
+            c.report(
+                join_key(path, "method"),
+                format!("invalid HTTP method {m:?}"),
+            );
+        }
+    }
+    if h.body.is_some() && h.body_file.is_some() {
+        c.report(
+            join_key(path, "body_file"),
+            "give body or body_file, not both",
+        );
+    }
+    for (name, value) in &h.headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.report(
+                join_key(&join_key(path, "headers"), name),
+                format!("invalid header name {name:?}"),
+            );
+        } else if reqwest::header::HeaderValue::from_str(value).is_err() {
+            c.report(
+                join_key(&join_key(path, "headers"), name),
+                "invalid header value (control characters?)",
+            );
+        }
+    }
+    if h.basic_auth.is_some() && h.bearer_token_file.is_some() {
+        c.report(
+            join_key(path, "bearer_token_file"),
+            "give basic_auth or bearer_token_file, not both",
+        );
+    }
+    if let Some(tls) = &h.tls {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            c.report(
+                join_key(path, "tls"),
+                "a client certificate needs both cert_file and key_file",
+            );
+        }
+    }
+    positive(c, path, "timeout", h.timeout);
+    positive(c, path, "interval", h.interval);
+    for (i, code) in h.accept_status.iter().flatten().enumerate() {
+        if !(100..=599).contains(code) {
+            c.report(
+                join_index(&join_key(path, "accept_status"), i),
+                format!("{code} is not an HTTP status code"),
+            );
+        }
+    }
+    if h.max_body_bytes == Some(0) {
+        c.report(
+            join_key(path, "max_body_bytes"),
+            "max_body_bytes must be at least 1",
+        );
+    }
+}
+
+fn is_field_name(name: &str) -> bool {
+    is_label_name(name)
+}
+
+/// Checks a rule's extractor; returns the fields its matches have (`None` when it is broken).
+fn check_extractor(
+    c: &mut Checker,
+    rp: &str,
+    rule: &RuleConfig,
+    lines: bool,
+) -> Option<BTreeSet<String>> {
+    let kinds: Vec<&str> = [
+        ("regex", rule.regex.is_some()),
+        ("json", rule.json.is_some()),
+        ("xml", rule.xml.is_some()),
+        ("html", rule.html.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, present)| present.then_some(k))
+    .collect();
+    match kinds.as_slice() {
+        [] => {
+            c.report(
+                rp.to_owned(),
+                "a rule needs an extractor: one of `regex:`, `json:`, `xml:`, `html:`",
+            );
+            return None;
+        }
+        [_] => {}
+        [_, second, ..] => {
+            c.report(
+                join_key(rp, second),
+                format!(
+                    "a rule has one extractor; this one has {}",
+                    kinds.join(" and ")
+                ),
+            );
+            return None;
+        }
+    }
+    if lines && kinds[0] != "regex" {
+        c.report(
+            join_key(rp, kinds[0]),
+            format!("a file source reads lines: its rules use `regex:`, not `{}:` (read whole documents with `status_file:`)", kinds[0]),
+        );
+        return None;
+    }
+    if let Some(pattern) = &rule.regex {
+        return match regex::Regex::new(pattern) {
+            Ok(re) => {
+                let mut names: BTreeSet<String> =
+                    re.capture_names().flatten().map(String::from).collect();
+                if lines {
+                    if names.contains(FILE_FIELD) {
+                        c.report(
+                            join_key(rp, "regex"),
+                            format!(
+                                "capture name `{FILE_FIELD}` is reserved for the path of the file"
+                            ),
+                        );
+                    }
+                    names.insert(FILE_FIELD.to_owned());
+                }
+                Some(names)
+            }
+            Err(e) => {
+                c.report(join_key(rp, "regex"), format!("invalid regex: {e}"));
+                None
+            }
+        };
+    }
+    let (kind, for_each, fields): (
+        &str,
+        &Option<String>,
+        &std::collections::BTreeMap<String, String>,
+    ) = if let Some(j) = &rule.json {
+        ("json", &j.for_each, &j.fields)
+    } else if let Some(x) = &rule.xml {
+        ("xml", &x.for_each, &x.fields)
+    } else {
+        let h = rule.html.as_ref().expect("one extractor");
+        ("html", &h.for_each, &h.fields)
+    };
+    let kp = join_key(rp, kind);
+    let mut ok = true;
+    let check = |expr: &str| -> Result<(), String> {
+        match kind {
+            "json" => crate::extract::json::JsonExtractor::check_field(expr),
+            "xml" => crate::extract::xml::XmlExtractor::check(expr),
+            _ => crate::extract::html::HtmlExtractor::check_field(expr),
+        }
+    };
+    if let Some(fe) = for_each {
+        let result = match kind {
+            "json" => serde_json_path::JsonPath::parse(fe)
+                .map(|_| ())
+                .map_err(|e| format!("invalid JSONPath {fe:?}: {e}")),
+            "xml" => crate::extract::xml::XmlExtractor::check(fe),
+            _ => scraper::Selector::parse(fe)
+                .map(|_| ())
+                .map_err(|e| format!("invalid CSS selector {fe:?}: {e}")),
+        };
+        if let Err(e) = result {
+            c.report(join_key(&kp, "for_each"), e);
+            ok = false;
+        }
+    }
+    if fields.is_empty() {
+        c.report(
+            join_key(&kp, "fields"),
+            "fields needs at least one `name: expression`",
+        );
+    }
+    for (name, expr) in fields {
+        let fp = join_key(&join_key(&kp, "fields"), name);
+        if !is_field_name(name) {
+            c.report(
+                fp.clone(),
+                format!("invalid field name {name:?}: use letters, digits and `_`"),
+            );
+        }
+        if let Err(e) = check(expr) {
+            c.report(fp, e);
+            ok = false;
+        }
+    }
+    if let Some(x) = &rule.xml {
+        for prefix in x.namespaces.keys() {
+            if !is_field_name(prefix) {
+                c.report(
+                    join_key(&join_key(&kp, "namespaces"), prefix),
+                    format!("invalid namespace prefix {prefix:?}"),
+                );
+            }
+        }
+    }
+    let _ = ok;
+    Some(fields.keys().cloned().collect())
 }
 
 fn check_file_source(c: &mut Checker, path: &str, f: &FileSourceConfig) {
@@ -277,6 +571,7 @@ fn operations(u: &UpdateConfig) -> Vec<(&'static str, &ValueSpec)> {
         ("dec", &u.dec),
         ("set", &u.set),
         ("observe", &u.observe),
+        ("state", &u.state),
     ]
     .into_iter()
     .filter_map(|(name, v)| v.as_ref().map(|v| (name, v)))
@@ -316,6 +611,7 @@ fn check_update(
         MetricKind::Counter => &["inc", "add"],
         MetricKind::Gauge => &["set", "inc", "dec", "add"],
         MetricKind::Histogram => &["observe"],
+        MetricKind::State => &["state"],
     };
     if let Some((op, _)) = ops.first() {
         if !allowed.contains(op) {
@@ -372,9 +668,54 @@ fn check_update(
             Ok(pieces) => check_fields(c, &lp, &pieces, fields),
         }
     }
+    let states: Vec<&str> = metric.states.iter().flatten().map(String::as_str).collect();
+    let is_state = metric.kind == MetricKind::State;
+    if u.convert.is_some() && u.map.is_some() {
+        c.report(
+            join_key(path, "as"),
+            "give `map` or `as`, not both: map values are final",
+        );
+    }
+    if u.convert.is_some() && is_state {
+        c.report(
+            join_key(path, "as"),
+            "`as` converts numbers; a state metric takes state names (use `map`)",
+        );
+    }
+    if u.default.is_some() && u.map.is_none() {
+        c.report(
+            join_key(path, "default"),
+            "`default` goes with `map`: it is the value for unmapped text",
+        );
+    }
+    let check_target = |c: &mut Checker, p: String, v: &str| {
+        if is_state {
+            if !states.contains(&v) {
+                c.report(
+                    p,
+                    format!(
+                        "{v:?} is not a state of {:?} (its states: {})",
+                        metric.name,
+                        states.join(", ")
+                    ),
+                );
+            }
+        } else if v.trim().parse::<f64>().is_err() {
+            c.report(p, format!("map values are numbers here, not {v:?}"));
+        }
+    };
+    for (key, value) in u.map.iter().flatten() {
+        check_target(c, join_key(&join_key(path, "map"), key), &value.0);
+    }
+    if let Some(d) = &u.default {
+        check_target(c, join_key(path, "default"), &d.0);
+    }
     for (op, value) in &ops {
         let vp = join_key(path, op);
         match value {
+            ValueSpec::Number(_) if *op == "state" => {
+                c.report(vp, "a state is a name or a field like \"$status\"")
+            }
             ValueSpec::Number(n) if !n.is_finite() => c.report(vp, "the value must be finite"),
             ValueSpec::Number(n) if *n < 0.0 && metric.kind == MetricKind::Counter => {
                 c.report(vp, "a counter only goes up: the value must not be negative")
@@ -384,6 +725,18 @@ fn check_update(
                 Err(e) => c.report(vp, e),
                 Ok(pieces) => match pieces.as_slice() {
                     [Piece::Field(_)] => check_fields(c, &vp, &pieces, fields),
+                    [Piece::Literal(l)] if *op == "state" => {
+                        if u.map.is_none() && !states.contains(&l.as_str()) {
+                            c.report(
+                                vp,
+                                format!(
+                                    "{l:?} is not a state of {:?} (its states: {})",
+                                    metric.name,
+                                    states.join(", ")
+                                ),
+                            );
+                        }
+                    }
                     [Piece::Literal(l)] if l.trim().parse::<f64>().is_ok() => {}
                     _ => c.report(
                         vp,
@@ -415,8 +768,17 @@ fn check_fields(c: &mut Checker, path: &str, pieces: &[Piece], fields: Option<&B
                 c.report(
                     path.to_owned(),
                     format!(
-                        "unknown field `${name}`{hint}; the regex captures: {}, and `${FILE_FIELD}` is the file's path",
-                        if captures.is_empty() { "nothing (add named groups like (?P<name>...))".to_owned() } else { captures.join(", ") }
+                        "unknown field `${name}`{hint}; the rule's fields: {}{}",
+                        if captures.is_empty() {
+                            "none (name regex groups like (?P<name>...))".to_owned()
+                        } else {
+                            captures.join(", ")
+                        },
+                        if fields.contains(FILE_FIELD) {
+                            format!(", and `${FILE_FIELD}` is the file's path")
+                        } else {
+                            String::new()
+                        }
                     ),
                 );
             }

@@ -1,0 +1,171 @@
+//! `json:` — JSONPath (RFC 9535, the serde_json_path crate) over a JSON document.
+//!
+//! `for_each` selects the nodes to iterate (default: the document once). In `fields`, a query
+//! starting with `@` is evaluated against the current node, one starting with `$` against the
+//! whole document, and `@key` is the current node's key (or array index) in its parent, so
+//! map keys can become label values.
+
+use serde_json::Value;
+use serde_json_path::{JsonPath, PathElement};
+
+use super::{ExtractError, Row};
+
+enum Field {
+    Document(JsonPath),
+    Current(JsonPath),
+    Key,
+}
+
+/// A compiled `json:` rule.
+pub struct JsonExtractor {
+    for_each: Option<JsonPath>,
+    fields: Vec<Field>,
+}
+
+/// Compiles one field expression; the error explains what was expected.
+fn field(expr: &str) -> Result<Field, String> {
+    let expr = expr.trim();
+    if expr == "@key" {
+        return Ok(Field::Key);
+    }
+    if let Some(rest) = expr.strip_prefix('@') {
+        return JsonPath::parse(&format!("${rest}"))
+            .map(Field::Current)
+            .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
+    }
+    if expr.starts_with('$') {
+        return JsonPath::parse(expr)
+            .map(Field::Document)
+            .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
+    }
+    Err(format!(
+        "a JSON field starts with `@` (the current node), `$` (the document) or is `@key`, not {expr:?}"
+    ))
+}
+
+impl JsonExtractor {
+    /// Compiles `for_each` and the field expressions (in field order).
+    pub fn new<'a>(
+        for_each: Option<&str>,
+        fields: impl IntoIterator<Item = &'a str>,
+    ) -> Result<JsonExtractor, String> {
+        let for_each = for_each
+            .map(|q| JsonPath::parse(q).map_err(|e| format!("invalid JSONPath {q:?}: {e}")))
+            .transpose()?;
+        let fields = fields.into_iter().map(field).collect::<Result<_, _>>()?;
+        Ok(JsonExtractor { for_each, fields })
+    }
+
+    /// Checks a field expression (for config validation).
+    pub fn check_field(expr: &str) -> Result<(), String> {
+        field(expr).map(|_| ())
+    }
+
+    /// Parses `text` as JSON.
+    pub fn parse(text: &str) -> Result<Value, ExtractError> {
+        serde_json::from_str(text).map_err(|e| ExtractError::Parse(format!("invalid JSON: {e}")))
+    }
+
+    /// One row per selected node.
+    pub fn extract(&self, doc: &Value, rows: &mut Vec<Row>) {
+        let mut emit = |key: Option<String>, node: &Value| {
+            let row = self
+                .fields
+                .iter()
+                .map(|f| match f {
+                    Field::Key => key.clone(),
+                    Field::Current(p) => p.query(node).first().and_then(text_of),
+                    Field::Document(p) => p.query(doc).first().and_then(text_of),
+                })
+                .collect();
+            rows.push(row);
+        };
+        match &self.for_each {
+            None => emit(None, doc),
+            Some(path) => {
+                for located in path.query_located(doc) {
+                    let key = located.location().last().map(|e| match e {
+                        PathElement::Name(n) => (*n).to_owned(),
+                        PathElement::Index(i) => i.to_string(),
+                    });
+                    emit(key, located.node());
+                }
+            }
+        }
+    }
+}
+
+/// The text of a JSON value: strings as they are, numbers and booleans as written, `null` as
+/// nothing, objects and arrays as JSON.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{
+      "cluster": "eu-1",
+      "services": {
+        "api": {"status": "UP", "latency_ms": 12.5, "instances": [{"id": "a", "ok": true}, {"id": "b", "ok": false}]},
+        "db": {"status": "DEGRADED", "latency_ms": 80, "instances": []}
+      }
+    }"#;
+
+    #[test]
+    fn map_keys_current_and_document_fields() {
+        let x = JsonExtractor::new(
+            Some("$.services.*"),
+            ["@key", "@.status", "@.latency_ms", "$.cluster", "@.missing"],
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        x.extract(&JsonExtractor::parse(DOC).unwrap(), &mut rows);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            rows,
+            vec![
+                vec![s("api"), s("UP"), s("12.5"), s("eu-1"), None],
+                vec![s("db"), s("DEGRADED"), s("80"), s("eu-1"), None],
+            ]
+        );
+    }
+
+    #[test]
+    fn arrays_nested_and_whole_document() {
+        let x = JsonExtractor::new(
+            Some("$.services.api.instances[*]"),
+            ["@.id", "@.ok", "@key"],
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        x.extract(&JsonExtractor::parse(DOC).unwrap(), &mut rows);
+        assert_eq!(
+            rows[1],
+            vec![Some("b".into()), Some("false".into()), Some("1".into())]
+        );
+        let whole = JsonExtractor::new(None, ["$.cluster"]).unwrap();
+        let mut rows = Vec::new();
+        whole.extract(&JsonExtractor::parse(DOC).unwrap(), &mut rows);
+        assert_eq!(rows, vec![vec![Some("eu-1".into())]]);
+    }
+
+    #[test]
+    fn errors_explain_themselves() {
+        assert!(JsonExtractor::new(Some("$.[["), ["@.a"]).is_err());
+        assert!(JsonExtractor::check_field("status")
+            .unwrap_err()
+            .contains("starts with `@`"));
+        assert!(matches!(
+            JsonExtractor::parse("{oops"),
+            Err(ExtractError::Parse(_))
+        ));
+    }
+}

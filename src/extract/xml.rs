@@ -1,0 +1,208 @@
+//! `xml:` — XPath 1.0 (the sxd-xpath crate) over XML and SOAP documents.
+//!
+//! Expressions use the prefixes of the rule's namespace map, so documents with a default
+//! namespace (and every SOAP body) can be queried. `for_each` selects the nodes to iterate
+//! (default: the document once); fields are relative to the current node, and absolute paths
+//! (`/...`) start at the document root. A SOAP envelope whose body holds a Fault is an error
+//! carrying the fault's reason, never a document with no matches.
+//!
+//! sxd-xpath is XPath 1.0 in pure Rust and stable, though no longer developed; its compiled
+//! expressions are not `Send`, so they are compiled per document (microseconds) after being
+//! checked once at load.
+
+use sxd_document::dom::Document;
+use sxd_document::Package;
+use sxd_xpath::nodeset::Node;
+use sxd_xpath::{Context, Factory, Value};
+
+use super::{normalize_text, ExtractError, Row};
+
+/// A checked `xml:` rule.
+pub struct XmlExtractor {
+    namespaces: Vec<(String, String)>,
+    for_each: Option<String>,
+    fields: Vec<String>,
+}
+
+fn compile(expr: &str) -> Result<sxd_xpath::XPath, String> {
+    Factory::new()
+        .build(expr)
+        .map_err(|e| format!("invalid XPath {expr:?}: {e}"))?
+        .ok_or_else(|| format!("empty XPath {expr:?}"))
+}
+
+impl XmlExtractor {
+    /// Checks every expression and keeps them with the namespace map.
+    pub fn new<'a>(
+        namespaces: impl IntoIterator<Item = (&'a str, &'a str)>,
+        for_each: Option<&str>,
+        fields: impl IntoIterator<Item = &'a str>,
+    ) -> Result<XmlExtractor, String> {
+        let fields: Vec<String> = fields.into_iter().map(str::to_owned).collect();
+        for e in for_each
+            .iter()
+            .copied()
+            .chain(fields.iter().map(String::as_str))
+        {
+            compile(e)?;
+        }
+        Ok(XmlExtractor {
+            namespaces: namespaces
+                .into_iter()
+                .map(|(p, u)| (p.to_owned(), u.to_owned()))
+                .collect(),
+            for_each: for_each.map(str::to_owned),
+            fields,
+        })
+    }
+
+    /// Checks one expression (for config validation).
+    pub fn check(expr: &str) -> Result<(), String> {
+        compile(expr).map(|_| ())
+    }
+
+    /// Parses `text`; a SOAP Fault is reported as [`ExtractError::SoapFault`].
+    pub fn parse(text: &str) -> Result<Package, ExtractError> {
+        let package = sxd_document::parser::parse(text)
+            .map_err(|e| ExtractError::Parse(format!("invalid XML: {e}")))?;
+        if let Some(reason) = soap_fault(&package.as_document()) {
+            return Err(ExtractError::SoapFault(reason));
+        }
+        Ok(package)
+    }
+
+    /// One row per selected node.
+    pub fn extract(&self, doc: &Document, rows: &mut Vec<Row>) -> Result<(), ExtractError> {
+        let mut context = Context::new();
+        for (prefix, uri) in &self.namespaces {
+            context.set_namespace(prefix, uri);
+        }
+        let query = |e: &str| compile(e).map_err(ExtractError::Query);
+        let fields: Vec<sxd_xpath::XPath> = self
+            .fields
+            .iter()
+            .map(|f| query(f))
+            .collect::<Result<_, _>>()?;
+        let nodes: Vec<Node> = match &self.for_each {
+            None => vec![doc.root().into()],
+            Some(e) => match query(e)?
+                .evaluate(&context, doc.root())
+                .map_err(|e| ExtractError::Query(e.to_string()))?
+            {
+                Value::Nodeset(set) => set.document_order(),
+                other => {
+                    return Err(ExtractError::Query(format!(
+                        "for_each {e:?} selects a {}, not nodes",
+                        kind(&other)
+                    )))
+                }
+            },
+        };
+        for node in nodes {
+            let mut row = Row::with_capacity(fields.len());
+            for f in &fields {
+                let value = f
+                    .evaluate(&context, node)
+                    .map_err(|e| ExtractError::Query(e.to_string()))?;
+                row.push(match value {
+                    Value::Nodeset(set) => set
+                        .document_order_first()
+                        .map(|n| normalize_text(&n.string_value())),
+                    Value::String(s) => Some(normalize_text(&s)),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Boolean(b) => Some(b.to_string()),
+                });
+            }
+            rows.push(row);
+        }
+        Ok(())
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Nodeset(_) => "node set",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Boolean(_) => "boolean",
+    }
+}
+
+/// The reason of a SOAP 1.1 or 1.2 Fault, if the document is one.
+fn soap_fault(doc: &Document) -> Option<String> {
+    let expr = "/*[local-name()='Envelope']/*[local-name()='Body']/*[local-name()='Fault']";
+    let context = Context::new();
+    let fault = match compile(expr).ok()?.evaluate(&context, doc.root()).ok()? {
+        Value::Nodeset(set) => set.document_order_first()?,
+        _ => return None,
+    };
+    let reason = "string((*[local-name()='faultstring'] | *[local-name()='Reason']/*[local-name()='Text'])[1])";
+    let text = match compile(reason).ok()?.evaluate(&context, fault).ok()? {
+        Value::String(s) => normalize_text(&s),
+        _ => String::new(),
+    };
+    Some(if text.is_empty() {
+        "(no reason given)".into()
+    } else {
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = r#"<?xml version="1.0"?>
+      <status xmlns="urn:example:status" generated="2026-11-26T10:00:00Z">
+        <component name="db"><state>OK</state><latency unit="ms">4</latency></component>
+        <component name="queue"><state>WARN</state><latency unit="ms">250</latency></component>
+      </status>"#;
+
+    #[test]
+    fn default_namespace_with_a_prefix_map() {
+        let x = XmlExtractor::new(
+            [("s", "urn:example:status")],
+            Some("/s:status/s:component"),
+            [
+                "@name",
+                "s:state",
+                "s:latency",
+                "/s:status/@generated",
+                "count(s:*)",
+            ],
+        )
+        .unwrap();
+        let pkg = XmlExtractor::parse(STATUS).unwrap();
+        let mut rows = Vec::new();
+        x.extract(&pkg.as_document(), &mut rows).unwrap();
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            rows[0],
+            vec![s("db"), s("OK"), s("4"), s("2026-11-26T10:00:00Z"), s("2")]
+        );
+        assert_eq!(rows[1][1], s("WARN"));
+    }
+
+    #[test]
+    fn soap_faults_are_errors_with_their_reason() {
+        let fault = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
+            <soap:Fault><faultcode>soap:Client</faultcode><faultstring>Missing SOAPAction</faultstring></soap:Fault>
+            </soap:Body></soap:Envelope>"#;
+        assert_eq!(
+            XmlExtractor::parse(fault).err(),
+            Some(ExtractError::SoapFault("Missing SOAPAction".into()))
+        );
+        let fault12 = r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body><env:Fault>
+            <env:Code><env:Value>env:Sender</env:Value></env:Code><env:Reason><env:Text xml:lang="en">Bad request</env:Text></env:Reason>
+            </env:Fault></env:Body></env:Envelope>"#;
+        assert_eq!(
+            XmlExtractor::parse(fault12).err(),
+            Some(ExtractError::SoapFault("Bad request".into()))
+        );
+        assert!(matches!(
+            XmlExtractor::parse("<a><b></a>"),
+            Err(ExtractError::Parse(_))
+        ));
+        assert!(XmlExtractor::new([], Some("//["), ["x"]).is_err());
+    }
+}
