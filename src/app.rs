@@ -16,15 +16,17 @@ use crate::pipeline::Pipeline;
 use crate::registry::Families;
 use crate::selfmetrics::SelfMetrics;
 use crate::server::{self, WebState};
-use crate::source::{FileSource, RunningSource};
+use crate::source::{FileSource, PageSource, RunningSource};
 use crate::status::{SharedStatus, SourceStatus};
 
 /// Everything built from one config, ready to run.
 pub struct Exporter {
     /// User metrics and self-metrics.
     pub registry: Registry,
-    /// One per configured source, in config order.
+    /// File sources, in config order.
     pub sources: Vec<(String, FileSource)>,
+    /// Page sources (http, command, status_file), in config order.
+    pub pages: Vec<PageSource>,
     /// The status each source publishes.
     pub statuses: Vec<SharedStatus>,
 }
@@ -55,20 +57,28 @@ pub fn build(config: &Config, base_dir: &Path) -> anyhow::Result<Exporter> {
     ))?;
     let families = Families::build(&config.metrics, &registry, &self_metrics)?;
     let mut sources = Vec::new();
+    let mut pages = Vec::new();
     let mut statuses = Vec::new();
     for s in &config.sources {
         let pipeline = Pipeline::build(s, &families, &self_metrics)?;
         let status: SharedStatus = Arc::new(Mutex::new(SourceStatus::default()));
-        let file = s.file.as_ref().context("validated sources have a kind")?;
-        let source = FileSource::new(
-            &s.name,
-            file,
-            base_dir,
-            pipeline,
-            self_metrics.clone(),
-            status.clone(),
-        );
-        sources.push((s.name.clone(), source));
+        match &s.file {
+            Some(file) => {
+                let source = FileSource::new(
+                    &s.name,
+                    file,
+                    base_dir,
+                    pipeline,
+                    self_metrics.clone(),
+                    status.clone(),
+                );
+                sources.push((s.name.clone(), source));
+            }
+            None => pages.push(
+                PageSource::new(s, base_dir, pipeline, &self_metrics, status.clone())
+                    .with_context(|| format!("source {:?}", s.name))?,
+            ),
+        }
         statuses.push(status);
     }
     self_metrics.config_last_reload_successful.set(1.0);
@@ -80,6 +90,7 @@ pub fn build(config: &Config, base_dir: &Path) -> anyhow::Result<Exporter> {
     Ok(Exporter {
         registry,
         sources,
+        pages,
         statuses,
     })
 }
@@ -124,6 +135,12 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         for (name, source) in exporter.sources {
             running.push(RunningSource::spawn(source, &name, pending.clone())?);
         }
+        let (stop_pages, stopped) = tokio::sync::watch::channel(false);
+        let page_tasks: Vec<_> = exporter
+            .pages
+            .into_iter()
+            .map(|p| tokio::spawn(p.run(stopped.clone())))
+            .collect();
         let state = Arc::new(WebState {
             registry: exporter.registry,
             telemetry_path: options.telemetry_path,
@@ -134,6 +151,10 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         info!(sources = running.len(), config = %state.config_file, "quarry_exporter started");
         server::serve(listeners, state, shutdown_signal()).await;
         info!("shutting down");
+        let _ = stop_pages.send(true);
+        for t in page_tasks {
+            let _ = t.await;
+        }
         tokio::task::spawn_blocking(move || running.into_iter().for_each(RunningSource::stop))
             .await?;
         anyhow::Ok(())
@@ -149,7 +170,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Reads every file source from its beginning to its end and writes the exposition to `out`:
+/// Reads every file source from its beginning to its end, fetches every page source once, and
+/// writes the exposition to `out`:
 /// the user's metrics, plus the `quarry_` self-metrics when `self_metrics` is set.
 pub fn one_shot(
     config_file: &Path,
@@ -161,6 +183,18 @@ pub fn one_shot(
     for (name, mut source) in exporter.sources {
         source.read_everything_once();
         tracing::debug!(source = %name, "read to the end");
+    }
+    if !exporter.pages.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            for mut page in exporter.pages {
+                page.run_once().await;
+                tracing::debug!(source = %page.name(), "fetched once");
+            }
+        });
     }
     let families: Vec<_> = exporter
         .registry

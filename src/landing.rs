@@ -55,13 +55,45 @@ pub fn render(state: &WebState) -> String {
         let s = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let _ = write!(
             h,
-            "<h3>{} <small>({})</small></h3><p>Reads <code>{}</code> &middot; {} &middot; {} file(s)</p>",
+            "<h3>{} <small>({})</small></h3><p>Reads <code>{}</code>",
             esc(&s.name),
             s.kind,
-            s.targets.iter().map(|t| esc(t)).collect::<Vec<_>>().join("</code>, <code>"),
-            if s.notifications { "notified by inotify" } else { "polling" },
-            s.files.len(),
+            s.targets
+                .iter()
+                .map(|t| esc(t))
+                .collect::<Vec<_>>()
+                .join("</code>, <code>"),
         );
+        if s.kind == "file" {
+            let _ = write!(
+                h,
+                " &middot; {} &middot; {} file(s)",
+                if s.notifications {
+                    "notified by inotify"
+                } else {
+                    "polling"
+                },
+                s.files.len()
+            );
+        }
+        h.push_str("</p>");
+        if let Some(f) = &s.fetch {
+            let ago =
+                f.at.elapsed()
+                    .map(|d| format!("{:.0} s ago", d.as_secs_f64()))
+                    .unwrap_or_default();
+            let _ = write!(
+                h,
+                "<p>Last fetch {ago}: <span class=\"{}\">{}</span> &middot; {} &middot; {:.3} s &middot; {} match(es)</p>",
+                if f.ok { "ok" } else { "err" },
+                if f.ok { "OK" } else { "failed" },
+                esc(&f.detail),
+                f.duration.as_secs_f64(),
+                f.matches,
+            );
+        } else if s.kind != "file" {
+            h.push_str("<p class=\"warn\">Not fetched yet.</p>");
+        }
         if let Some(e) = &s.last_error {
             let _ = write!(h, "<p class=\"err\">Last error: {}</p>", esc(e));
         }
@@ -81,6 +113,9 @@ pub fn render(state: &WebState) -> String {
             "<tr><td><em>no rule matched</em></td><td class=\"num\">{}</td><td></td></tr></table>",
             s.unmatched
         );
+        if s.kind != "file" {
+            continue;
+        }
         if s.files.is_empty() {
             h.push_str("<p class=\"warn\">No file matches yet.</p>");
             continue;

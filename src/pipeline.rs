@@ -46,8 +46,8 @@ pub struct RuleStats {
 pub struct DocumentOutcome {
     /// Matches over all rules.
     pub matches: u64,
-    /// Updates that failed (conversion, unknown state, duplicates, ...).
-    pub update_errors: u64,
+    /// Updates whose value did not convert (not a number, unmapped, unknown state, missing).
+    pub conversion_errors: u64,
 }
 
 /// Where a field's text comes from.
@@ -317,7 +317,9 @@ impl Pipeline {
                 for update in &mut rule.updates {
                     if let Err(reason) = update.apply(&fields, &mut self.key, true) {
                         count(&rule.errors, reason);
-                        outcome.update_errors += 1;
+                        if reason.is_conversion() {
+                            outcome.conversion_errors += 1;
+                        }
                     }
                 }
             }

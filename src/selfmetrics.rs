@@ -34,6 +34,18 @@ impl RuleErrorReason {
         RuleErrorReason::DuplicateSeries,
     ];
 
+    /// Whether the failure is about reading a value (as opposed to a policy such as the
+    /// duplicate rule or counters only going up).
+    pub fn is_conversion(self) -> bool {
+        matches!(
+            self,
+            RuleErrorReason::ValueNotANumber
+                | RuleErrorReason::UnknownState
+                | RuleErrorReason::UnmappedValue
+                | RuleErrorReason::MissingField
+        )
+    }
+
     /// The `reason` label value.
     pub fn as_str(self) -> &'static str {
         match self {

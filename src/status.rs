@@ -34,11 +34,23 @@ pub struct FileStatus {
     pub last_error: Option<String>,
 }
 
+/// The last fetch of a page source.
+#[derive(Debug, Clone)]
+pub struct FetchStatus {
+    pub at: SystemTime,
+    pub ok: bool,
+    /// How the document came: `HTTP 200`, `exit 0`, `512 bytes`.
+    pub detail: String,
+    pub duration: std::time::Duration,
+    pub error: Option<String>,
+    pub matches: u64,
+}
+
 /// One source, as last seen.
 #[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
     pub name: String,
-    /// `file`, for now.
+    /// `file`, `http`, `command` or `status_file`.
     pub kind: &'static str,
     /// What the source reads (its globs).
     pub targets: Vec<String>,
@@ -52,6 +64,8 @@ pub struct SourceStatus {
     /// The latest problem of the source itself (not of one file).
     pub last_error: Option<String>,
     pub updated: Option<SystemTime>,
+    /// Page sources: the last fetch.
+    pub fetch: Option<FetchStatus>,
 }
 
 /// A status shared between a source thread (writer) and the web server (reader).

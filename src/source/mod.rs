@@ -1,11 +1,14 @@
 //! Sources: where records come from. Each source runs on its own thread, owns its
 //! [`crate::pipeline::Pipeline`], and is woken by notifications, a poll tick or a stop.
 //!
-//! The set of kinds is closed: today files; HTTP, commands and status files plug in here.
+//! The set of kinds is closed: files (lines, on a thread each) and page sources (documents from
+//! HTTP, commands and status files, on tasks of the exporter's runtime).
 
 pub mod discover;
+pub mod fetch;
 pub mod file;
 pub mod lines;
+pub mod page;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -14,6 +17,7 @@ use std::thread::JoinHandle;
 
 pub use discover::Wake;
 pub use file::FileSource;
+pub use page::PageSource;
 
 /// A source thread that is running.
 pub struct RunningSource {

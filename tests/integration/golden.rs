@@ -1,6 +1,7 @@
 //! Golden cases: `tests/golden/<case>/{exporter.yaml, inputs…, expected.prom}`, run through
 //! `one-shot`. Optional `args` holds extra flags. Absolute paths of the case directory in the
-//! output are written as `CASE_DIR`. `UPDATE_GOLDEN=1` rewrites the expected files (review the
+//! output are written as `CASE_DIR`, and the values of the two clock-dependent self-metrics
+//! (fetch duration, last success time) as `TIME`. `UPDATE_GOLDEN=1` rewrites the expected files (review the
 //! diff before committing it).
 
 use std::path::Path;
@@ -27,9 +28,19 @@ fn run_case(dir: &Path) -> Result<(), String> {
         ));
     }
     let case_dir = std::fs::canonicalize(dir).unwrap();
-    let actual = String::from_utf8(out.stdout)
+    let actual: String = String::from_utf8(out.stdout)
         .unwrap()
-        .replace(case_dir.to_str().unwrap(), "CASE_DIR");
+        .replace(case_dir.to_str().unwrap(), "CASE_DIR")
+        .lines()
+        .map(|l| {
+            let timed = l.starts_with("quarry_source_duration_seconds{")
+                || l.starts_with("quarry_source_last_success_timestamp_seconds{");
+            match l.rsplit_once(' ') {
+                Some((series, _)) if timed => format!("{series} TIME\n"),
+                _ => format!("{l}\n"),
+            }
+        })
+        .collect();
     let expected_file = dir.join("expected.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_file, &actual).unwrap();

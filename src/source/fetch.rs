@@ -1,0 +1,423 @@
+//! Getting a document: an HTTP(S) response body, a command's stdout, or a file read whole.
+//!
+//! Every failure comes back as a [`FetchError`] with one of the bounded
+//! [`SourceErrorReason`]s and a message for the log and the landing page. Size caps hold for
+//! every kind, so a runaway upstream cannot exhaust memory.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncReadExt;
+
+use crate::config::{CommandSourceConfig, HttpSourceConfig, StatusFileSourceConfig};
+use crate::selfmetrics::SourceErrorReason;
+
+/// Default timeout of an HTTP fetch or a command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default interval between fetches.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default cap of a body, an output or a status file.
+pub const DEFAULT_MAX_BYTES: usize = 10 << 20;
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    /// The bounded reason, for `quarry_source_errors_total`.
+    pub reason: SourceErrorReason,
+    /// What happened, for people.
+    pub message: String,
+}
+
+fn fail(reason: SourceErrorReason, message: impl Into<String>) -> FetchError {
+    FetchError {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// A fetched document and a short description of how it came (`HTTP 200`, `exit 0`).
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: String,
+    pub detail: String,
+}
+
+/// The closed set of document sources.
+pub enum Fetcher {
+    Http(Box<HttpFetcher>),
+    Command(CommandFetcher),
+    StatusFile(StatusFileFetcher),
+}
+
+impl Fetcher {
+    /// Fetches one document.
+    pub async fn fetch(&self) -> Result<Fetched, FetchError> {
+        match self {
+            Fetcher::Http(h) => h.fetch().await,
+            Fetcher::Command(c) => c.fetch().await,
+            Fetcher::StatusFile(f) => f.fetch().await,
+        }
+    }
+
+    /// What the source reads, for the landing page (no secrets).
+    pub fn target(&self) -> String {
+        match self {
+            Fetcher::Http(h) => format!("{} {}", h.method, h.url),
+            Fetcher::Command(c) => c.argv.join(" "),
+            Fetcher::StatusFile(f) => f.path.display().to_string(),
+        }
+    }
+}
+
+fn resolve(base_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
+/// `http:` sources, on reqwest with rustls.
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    method: reqwest::Method,
+    headers: reqwest::header::HeaderMap,
+    body: Option<String>,
+    basic_auth: Option<(String, PathBuf)>,
+    bearer_token_file: Option<PathBuf>,
+    accept_status: Option<Vec<u16>>,
+    max_body_bytes: usize,
+}
+
+impl HttpFetcher {
+    /// Builds the client; files it needs at start (body, CA, client certificate) are read now.
+    pub fn new(c: &HttpSourceConfig, base_dir: &Path) -> anyhow::Result<HttpFetcher> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(c.timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .user_agent(concat!("quarry_exporter/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if let Some(tls) = &c.tls {
+            if let Some(ca) = &tls.ca_file {
+                let path = resolve(base_dir, ca);
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("tls.ca_file {}", path.display()))?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                    format!("tls.ca_file {}: not PEM certificates", path.display())
+                })? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+                let (cp, kp) = (resolve(base_dir, cert), resolve(base_dir, key));
+                let mut pem = std::fs::read(&cp)
+                    .with_context(|| format!("tls.cert_file {}", cp.display()))?;
+                pem.extend(
+                    std::fs::read(&kp).with_context(|| format!("tls.key_file {}", kp.display()))?,
+                );
+                let identity = reqwest::Identity::from_pem(&pem).with_context(|| {
+                    format!("tls.cert_file/key_file {} {}", cp.display(), kp.display())
+                })?;
+                builder = builder.identity(identity);
+            }
+            if tls.insecure_skip_verify {
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+        }
+        let body = match (&c.body, &c.body_file) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(f)) => {
+                let path = resolve(base_dir, f);
+                Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("body_file {}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &c.headers {
+            headers.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes())?,
+                reqwest::header::HeaderValue::from_str(v)?,
+            );
+        }
+        Ok(HttpFetcher {
+            client: builder.build().context("building the HTTP client")?,
+            url: reqwest::Url::parse(&c.url)?,
+            method: reqwest::Method::from_bytes(c.method.as_deref().unwrap_or("GET").as_bytes())?,
+            headers,
+            body,
+            basic_auth: c
+                .basic_auth
+                .as_ref()
+                .map(|b| (b.username.clone(), resolve(base_dir, &b.password_file))),
+            bearer_token_file: c.bearer_token_file.as_ref().map(|f| resolve(base_dir, f)),
+            accept_status: c.accept_status.clone(),
+            max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        })
+    }
+
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let mut request = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone());
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        // Secrets are read on every fetch, so a rotated secret file takes effect.
+        if let Some((user, file)) = &self.basic_auth {
+            request = request.basic_auth(user, Some(read_secret(file)?));
+        }
+        if let Some(file) = &self.bearer_token_file {
+            request = request.bearer_auth(read_secret(file)?);
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| fail(classify(&e), describe(&e)))?;
+        let status = response.status();
+        let accepted = match &self.accept_status {
+            Some(codes) => codes.contains(&status.as_u16()),
+            None => status.is_success(),
+        };
+        if !accepted {
+            return Err(fail(
+                SourceErrorReason::HttpStatus,
+                format!("HTTP {status} from {}", self.url),
+            ));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_body_bytes as u64)
+        {
+            return Err(too_large(self.max_body_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fail(classify(&e), describe(&e)))?
+        {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(too_large(self.max_body_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            body: String::from_utf8_lossy(&body).into_owned(),
+            detail: format!("HTTP {}", status.as_u16()),
+        })
+    }
+}
+
+fn too_large(max: usize) -> FetchError {
+    fail(
+        SourceErrorReason::TooLarge,
+        format!("larger than the cap of {max} bytes"),
+    )
+}
+
+fn read_secret(path: &Path) -> Result<String, FetchError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| {
+            fail(
+                SourceErrorReason::Read,
+                format!("cannot read secret file {}: {e}", path.display()),
+            )
+        })
+}
+
+/// The error and its causes, one line.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Maps a reqwest error to a reason by what its chain says.
+fn classify(e: &reqwest::Error) -> SourceErrorReason {
+    if e.is_timeout() {
+        return SourceErrorReason::Timeout;
+    }
+    let text = describe(e).to_ascii_lowercase();
+    if text.contains("dns error")
+        || text.contains("failed to lookup address")
+        || text.contains("name or service not known")
+    {
+        SourceErrorReason::Dns
+    } else if text.contains("certificate")
+        || text.contains("tls")
+        || text.contains("handshake")
+        || text.contains("ssl")
+    {
+        SourceErrorReason::Tls
+    } else if e.is_connect() {
+        SourceErrorReason::Connect
+    } else if e.is_timeout() || text.contains("timed out") {
+        SourceErrorReason::Timeout
+    } else if e.is_body() || e.is_decode() {
+        SourceErrorReason::Read
+    } else {
+        SourceErrorReason::Connect
+    }
+}
+
+/// `command:` sources: no shell, own process group, killed whole on timeout.
+pub struct CommandFetcher {
+    argv: Vec<String>,
+    timeout: Duration,
+    accept: Vec<i32>,
+    max_output_bytes: usize,
+}
+
+impl CommandFetcher {
+    /// A relative program path with a `/` is relative to the config file; a bare name is
+    /// looked up in `PATH`.
+    pub fn new(c: &CommandSourceConfig, base_dir: &Path) -> CommandFetcher {
+        let mut argv = c.argv.clone();
+        if argv[0].contains('/') && !Path::new(&argv[0]).is_absolute() {
+            argv[0] = base_dir.join(&argv[0]).to_string_lossy().into_owned();
+        }
+        CommandFetcher {
+            argv,
+            timeout: c.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            accept: c.accept_exit_codes.clone().unwrap_or_else(|| vec![0]),
+            max_output_bytes: c.max_output_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let mut child = tokio::process::Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                fail(
+                    SourceErrorReason::Spawn,
+                    format!("cannot run {}: {e}", self.argv[0]),
+                )
+            })?;
+        let group = child.id().map(|pid| pid as i32);
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let max = self.max_output_bytes;
+        let work = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let mut buf = vec![0u8; 64 << 10];
+            let read_err = async {
+                let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
+            };
+            let read_out = async {
+                loop {
+                    let n = stdout
+                        .read(&mut buf)
+                        .await
+                        .map_err(|e| fail(SourceErrorReason::Read, e.to_string()))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    if out.len() + n > max {
+                        return Err(too_large(max));
+                    }
+                    out.extend_from_slice(&buf[..n]);
+                }
+            };
+            let (read, _) = tokio::join!(read_out, read_err);
+            read?;
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| fail(SourceErrorReason::Read, e.to_string()))?;
+            Ok::<_, FetchError>((status, out, err))
+        };
+        let result = tokio::time::timeout(self.timeout, work).await;
+        // Whatever happened, nothing the command started outlives the fetch.
+        if let Some(pgid) = group {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+        let (status, out, err) = match result {
+            Err(_) => {
+                return Err(fail(
+                    SourceErrorReason::Timeout,
+                    format!("{} did not finish within {:?}", self.argv[0], self.timeout),
+                ))
+            }
+            Ok(r) => r?,
+        };
+        let code = status.code().unwrap_or(-1);
+        if !self.accept.contains(&code) {
+            let stderr = String::from_utf8_lossy(&err);
+            let last = stderr.lines().last().unwrap_or("").trim();
+            return Err(fail(
+                SourceErrorReason::ExitCode,
+                format!(
+                    "{} exited with {status}{}{last}",
+                    self.argv[0],
+                    if last.is_empty() { "" } else { ": " }
+                ),
+            ));
+        }
+        Ok(Fetched {
+            body: String::from_utf8_lossy(&out).into_owned(),
+            detail: format!("exit {code}"),
+        })
+    }
+}
+
+/// `status_file:` sources.
+pub struct StatusFileFetcher {
+    path: PathBuf,
+    max_bytes: usize,
+}
+
+impl StatusFileFetcher {
+    pub fn new(c: &StatusFileSourceConfig, base_dir: &Path) -> StatusFileFetcher {
+        StatusFileFetcher {
+            path: resolve(base_dir, &c.path),
+            max_bytes: c.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let read_error = |e: std::io::Error| {
+            fail(
+                SourceErrorReason::Read,
+                format!("cannot read {}: {e}", self.path.display()),
+            )
+        };
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(read_error)?;
+        let mut bytes = Vec::new();
+        file.take(self.max_bytes as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(read_error)?;
+        if bytes.len() > self.max_bytes {
+            return Err(too_large(self.max_bytes));
+        }
+        Ok(Fetched {
+            detail: format!("{} bytes", bytes.len()),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! Page sources: fetch a document on an interval (HTTP, command, status file), run every rule
+//! of the source on it, and keep the source's health.
+//!
+//! Each source is a task on the exporter's runtime; `/metrics` never waits for it. The first
+//! fetch starts after a short jitter, later ones every `interval`, each bounded by its timeout.
+//! A failed fetch sets `quarry_source_up` to 0 and counts its reason; the series the source fed
+//! keep their last values (their age shows in `quarry_source_last_success_timestamp_seconds`).
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus::{Gauge, IntCounter, IntGauge};
+use tracing::{debug, warn};
+
+use super::fetch::{
+    CommandFetcher, FetchError, Fetcher, HttpFetcher, StatusFileFetcher, DEFAULT_INTERVAL,
+};
+use crate::config::SourceConfig;
+use crate::extract::ExtractError;
+use crate::pipeline::Pipeline;
+use crate::selfmetrics::{SelfMetrics, SourceErrorReason};
+use crate::status::{FetchStatus, SharedStatus};
+
+/// One page source with its pipeline and health handles.
+pub struct PageSource {
+    name: String,
+    fetcher: Fetcher,
+    interval: Duration,
+    pipeline: Pipeline,
+    up: IntGauge,
+    duration: Gauge,
+    last_success: Gauge,
+    errors: Vec<(SourceErrorReason, IntCounter)>,
+    status: SharedStatus,
+    last_error: Option<String>,
+}
+
+impl PageSource {
+    /// Builds the fetcher of `config` (reading what it needs at start) around `pipeline`.
+    pub fn new(
+        config: &SourceConfig,
+        base_dir: &Path,
+        pipeline: Pipeline,
+        self_metrics: &SelfMetrics,
+        status: SharedStatus,
+    ) -> anyhow::Result<PageSource> {
+        let (fetcher, interval, kind) = if let Some(h) = &config.http {
+            (
+                Fetcher::Http(HttpFetcher::new(h, base_dir)?),
+                h.interval,
+                "http",
+            )
+        } else if let Some(c) = &config.command {
+            (
+                Fetcher::Command(CommandFetcher::new(c, base_dir)),
+                c.interval,
+                "command",
+            )
+        } else if let Some(f) = &config.status_file {
+            (
+                Fetcher::StatusFile(StatusFileFetcher::new(f, base_dir)),
+                f.interval,
+                "status_file",
+            )
+        } else {
+            anyhow::bail!("source {:?} is not a page source", config.name);
+        };
+        let name = config.name.as_str();
+        {
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            s.name = name.to_owned();
+            s.kind = kind;
+            s.targets = vec![fetcher.target()];
+        }
+        let up = self_metrics.source_up.with_label_values(&[name]);
+        up.set(0);
+        Ok(PageSource {
+            name: name.to_owned(),
+            interval: interval.unwrap_or(DEFAULT_INTERVAL),
+            fetcher,
+            pipeline,
+            up,
+            duration: self_metrics.source_duration.with_label_values(&[name]),
+            last_success: self_metrics.source_last_success.with_label_values(&[name]),
+            errors: SourceErrorReason::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        *r,
+                        self_metrics
+                            .source_errors
+                            .with_label_values(&[name, r.as_str()]),
+                    )
+                })
+                .collect(),
+            status,
+            last_error: None,
+        })
+    }
+
+    fn count(&self, reason: SourceErrorReason) {
+        if let Some((_, c)) = self.errors.iter().find(|(r, _)| *r == reason) {
+            c.inc();
+        }
+    }
+
+    /// Fetches once and applies the document; updates health and the landing page status.
+    pub async fn run_once(&mut self) {
+        let started = Instant::now();
+        let at = SystemTime::now();
+        let fetched = self.fetcher.fetch().await;
+        let (result, detail, matches) = match fetched {
+            Err(e) => (Err(e), String::new(), 0),
+            Ok(doc) => {
+                let outcome =
+                    tokio::task::block_in_place(|| self.pipeline.process_document(&doc.body));
+                match outcome {
+                    Err(e) => {
+                        let reason = match e {
+                            ExtractError::SoapFault(_) => SourceErrorReason::SoapFault,
+                            ExtractError::Parse(_) | ExtractError::Query(_) => {
+                                SourceErrorReason::Parse
+                            }
+                        };
+                        (
+                            Err(FetchError {
+                                reason,
+                                message: e.to_string(),
+                            }),
+                            doc.detail,
+                            0,
+                        )
+                    }
+                    Ok(o) if o.matches == 0 => (
+                        Err(FetchError {
+                            reason: SourceErrorReason::NoMatch,
+                            message: "no rule matched anything in the document".into(),
+                        }),
+                        doc.detail,
+                        0,
+                    ),
+                    Ok(o) => {
+                        if o.conversion_errors > 0 {
+                            // Partial: the rest was applied, so the source is up.
+                            self.count(SourceErrorReason::Conversion);
+                        }
+                        (Ok(()), doc.detail, o.matches)
+                    }
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        self.duration.set(elapsed.as_secs_f64());
+        let error = match result {
+            Ok(()) => {
+                self.up.set(1);
+                self.last_success.set(
+                    at.duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0),
+                );
+                if self.last_error.take().is_some() {
+                    debug!(source = %self.name, "source recovered");
+                }
+                None
+            }
+            Err(e) => {
+                self.up.set(0);
+                self.count(e.reason);
+                let message = format!("{}: {}", e.reason.as_str(), e.message);
+                if self.last_error.as_deref() != Some(message.as_str()) {
+                    warn!(source = %self.name, reason = e.reason.as_str(), "{}", e.message);
+                }
+                self.last_error = Some(message.clone());
+                Some(message)
+            }
+        };
+        let (rules, unmatched) = self.pipeline.stats();
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.fetch = Some(FetchStatus {
+            at,
+            ok: error.is_none(),
+            detail,
+            duration: elapsed,
+            error: error.clone(),
+            matches,
+        });
+        s.last_error = error;
+        s.rules = rules;
+        s.unmatched = unmatched;
+        s.updated = Some(SystemTime::now());
+    }
+
+    /// Fetches every `interval` until `stop` fires.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        // Spread sources over the first second so they do not all fetch at once.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut hasher);
+        let spread = self.interval.min(Duration::from_secs(1)).as_millis().max(1) as u64;
+        let jitter = Duration::from_millis(hasher.finish() % spread);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + jitter, self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = ticks.tick() => self.run_once().await,
+            }
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
