@@ -47,7 +47,7 @@ impl PageSource {
     ) -> anyhow::Result<PageSource> {
         let (fetcher, interval, kind) = if let Some(h) = &config.http {
             (
-                Fetcher::Http(HttpFetcher::new(h, base_dir)?),
+                Fetcher::Http(Box::new(HttpFetcher::new(h, base_dir)?)),
                 h.interval,
                 "http",
             )
