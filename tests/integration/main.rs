@@ -4,5 +4,7 @@
 mod common;
 mod config_errors;
 mod golden;
+mod pages;
 mod server;
 mod tail;
+mod upstream;
