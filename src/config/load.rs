@@ -12,7 +12,7 @@ use serde_yaml::Value;
 use super::error::{ConfigError, ConfigErrors};
 use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
-use super::validate::validate;
+use super::validate::{validate, ValidationContext};
 
 const TOP_LEVEL_KEYS: [&str; 3] = ["version", "metrics", "sources"];
 
@@ -100,10 +100,16 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             ),
         ),
     }
-    config.metrics = deserialize_list(&map, "metrics", &mut push);
-    config.sources = deserialize_list(&map, "sources", &mut push);
-
-    for problem in validate(&config) {
+    let metrics = deserialize_list(&map, "metrics", &mut push);
+    let sources = deserialize_list(&map, "sources", &mut push);
+    config.metrics = metrics.items.into_iter().map(|(_, m)| m).collect();
+    config.sources = sources.items.into_iter().map(|(_, s)| s).collect();
+    let context = ValidationContext {
+        metric_indexes: metrics.indexes,
+        source_indexes: sources.indexes,
+        broken_metrics: metrics.broken_names,
+    };
+    for problem in validate(&config, &context) {
         push(problem.path, problem.message);
     }
     if errors.is_empty() {
@@ -114,26 +120,41 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Deserializes each element of the sequence under `key` on its own; errors go to `push`, and
-/// only the elements that deserialized are returned.
+/// The entries of a list that deserialized, and what is known of those that did not.
+struct Entries<T> {
+    items: Vec<(usize, T)>,
+    /// The position in the file of each deserialized entry, in order.
+    indexes: Vec<usize>,
+    /// `name:` of the entries that failed, so references to them are not reported again.
+    broken_names: Vec<String>,
+}
+
+/// Deserializes each element of the sequence under `key` on its own; errors go to `push`.
 fn deserialize_list<T: serde::de::DeserializeOwned>(
     map: &serde_yaml::Mapping,
     key: &str,
     push: &mut impl FnMut(String, String),
-) -> Vec<T> {
+) -> Entries<T> {
+    let mut out = Entries {
+        items: Vec::new(),
+        indexes: Vec::new(),
+        broken_names: Vec::new(),
+    };
     let items = match map.get(key) {
-        None | Some(Value::Null) => return Vec::new(),
+        None | Some(Value::Null) => return out,
         Some(Value::Sequence(items)) => items,
         Some(_) => {
             push(key.to_owned(), format!("`{key}` must be a list"));
-            return Vec::new();
+            return out;
         }
     };
-    let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let item_path = join_index(key, i);
         match serde_path_to_error::deserialize::<_, T>(item.clone()) {
-            Ok(v) => out.push(v),
+            Ok(v) => {
+                out.items.push((i, v));
+                out.indexes.push(i);
+            }
             Err(e) => {
                 let inner = e.path().to_string();
                 let path = if inner == "." || inner == "?" || inner.is_empty() {
@@ -144,6 +165,9 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
                     join_key(&item_path, &inner)
                 };
                 push(path, strip_location(&e.into_inner().to_string()));
+                if let Some(name) = item.get("name").and_then(Value::as_str) {
+                    out.broken_names.push(name.to_owned());
+                }
             }
         }
     }

@@ -44,14 +44,29 @@ impl Checker {
     }
 }
 
+/// What validation needs to know about entries that did not deserialize.
+#[derive(Debug, Default)]
+pub struct ValidationContext {
+    /// The position in the file of each metric in `Config::metrics` (entries that failed to
+    /// deserialize are missing from it, so positions and list indexes can differ).
+    pub metric_indexes: Vec<usize>,
+    /// The same for sources.
+    pub source_indexes: Vec<usize>,
+    /// Names of metric entries that failed to deserialize: references to them are not errors
+    /// of their own.
+    pub broken_metrics: Vec<String>,
+}
+
 /// Returns every problem in `config`.
-pub fn validate(config: &Config) -> Vec<Problem> {
+pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
     let mut c = Checker {
         problems: Vec::new(),
     };
+    let metric_index = |i: usize| context.metric_indexes.get(i).copied().unwrap_or(i);
+    let source_index = |i: usize| context.source_indexes.get(i).copied().unwrap_or(i);
     let mut metrics: HashMap<&str, &MetricConfig> = HashMap::new();
     for (i, m) in config.metrics.iter().enumerate() {
-        let path = join_index("metrics", i);
+        let path = join_index("metrics", metric_index(i));
         check_metric(&mut c, &path, m);
         if metrics.insert(m.name.as_str(), m).is_some() {
             c.report(
@@ -65,7 +80,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
             let level = format!("{}_level", m.name);
             if metrics.contains_key(level.as_str()) {
                 c.report(
-                    join_key(&join_index("metrics", i), "name"),
+                    join_key(&join_index("metrics", metric_index(i)), "name"),
                     format!("state metric {:?} exports {level:?} for its level, which another metric already uses", m.name),
                 );
             }
@@ -73,7 +88,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     }
     let mut source_names = HashSet::new();
     for (i, s) in config.sources.iter().enumerate() {
-        let path = join_index("sources", i);
+        let path = join_index("sources", source_index(i));
         if s.name.trim().is_empty() {
             c.report(join_key(&path, "name"), "a source needs a non-empty name");
         } else if !source_names.insert(s.name.as_str()) {
@@ -82,7 +97,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
                 format!("source name {:?} is used twice", s.name),
             );
         }
-        check_source(&mut c, &path, s, &metrics);
+        check_source(&mut c, &path, s, &metrics, &context.broken_metrics);
     }
     c.problems
 }
@@ -235,6 +250,7 @@ fn check_source(
     path: &str,
     s: &SourceConfig,
     metrics: &HashMap<&str, &MetricConfig>,
+    broken_metrics: &[String],
 ) {
     let kinds: Vec<&str> = [
         ("file", s.file.is_some()),
@@ -307,6 +323,9 @@ fn check_source(
         let fields = check_extractor(c, &rp, rule, lines);
         for (j, update) in rule.update.iter().enumerate() {
             let up = join_index(&join_key(&rp, "update"), j);
+            if broken_metrics.contains(&update.metric) {
+                continue; // its declaration has an error of its own
+            }
             check_update(c, &up, update, metrics, fields.as_ref());
         }
     }
@@ -487,9 +506,7 @@ fn check_extractor(
                 .map(|_| ())
                 .map_err(|e| format!("invalid JSONPath {fe:?}: {e}")),
             "xml" => crate::extract::xml::XmlExtractor::check(fe),
-            _ => scraper::Selector::parse(fe)
-                .map(|_| ())
-                .map_err(|e| format!("invalid CSS selector {fe:?}: {e}")),
+            _ => crate::extract::html::selector(fe).map(|_| ()),
         };
         if let Err(e) = result {
             c.report(join_key(&kp, "for_each"), e);

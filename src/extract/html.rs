@@ -23,8 +23,22 @@ pub struct HtmlExtractor {
     fields: Vec<Field>,
 }
 
-fn selector(text: &str) -> Result<Selector, String> {
-    Selector::parse(text).map_err(|e| format!("invalid CSS selector {text:?}: {e}"))
+/// Parses a CSS selector; the error names what is wrong in one line.
+pub fn selector(text: &str) -> Result<Selector, String> {
+    Selector::parse(text).map_err(|e| {
+        let shown = e.to_string();
+        // Some of the parser's errors print as "Unexpected error ... report this"; their
+        // debug form names the problem (`DanglingCombinator`).
+        let detail = if shown.contains("report this") {
+            format!("{e:?}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            shown
+        };
+        format!("invalid CSS selector {text:?}: {detail}")
+    })
 }
 
 fn field(expr: &str) -> Result<Field, String> {
