@@ -5,6 +5,7 @@ mod common;
 mod config_errors;
 mod golden;
 mod pages;
+mod real_servers;
 mod server;
 mod tail;
 mod upstream;
