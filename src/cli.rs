@@ -49,11 +49,25 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config file and exit: 0 when valid, 1 with every error otherwise.
     Check,
-    /// Read every file source from its beginning to its end, print the metrics and exit.
+    /// Read every file source from its beginning to its end, fetch every page source once,
+    /// print the metrics and exit.
     OneShot {
         /// Include the exporter's own quarry_* metrics (lines, matches, errors).
         #[arg(long = "self-metrics")]
         self_metrics: bool,
+    },
+    /// Print a Grafana dashboard (JSON) for the config: a panel per metric by its type, then
+    /// the exporter-health rows.
+    Dashboard {
+        /// Only the exporter-health dashboard (the same for every config).
+        #[arg(long)]
+        health: bool,
+        /// The dashboard's uid.
+        #[arg(long, default_value = "quarry-status-board")]
+        uid: String,
+        /// The dashboard's title.
+        #[arg(long, default_value = "quarry_exporter / Status board")]
+        title: String,
     },
 }
 
@@ -101,6 +115,16 @@ pub fn main() -> ExitCode {
                 rules
             );
             Ok(())
+        }
+        Some(Command::Dashboard { health, uid, title }) => {
+            let board = if health {
+                crate::dashboard::health()
+            } else {
+                crate::dashboard::for_config(&config, &uid, &title)
+            };
+            serde_json::to_string_pretty(&board)
+                .map(|text| println!("{text}"))
+                .map_err(Into::into)
         }
         Some(Command::OneShot { self_metrics }) => app::one_shot(
             &cli.config_file,

@@ -3,6 +3,7 @@
 
 mod common;
 mod config_errors;
+mod dashboards;
 mod golden;
 mod pages;
 mod real_servers;

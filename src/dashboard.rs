@@ -1,0 +1,538 @@
+//! Grafana dashboards made from a config: a panel per metric chosen by its type (state →
+//! worst-state stat and state timeline, counter → rate by its labels, histogram → quantiles
+//! and heatmap, gauge → time series), then the exporter-health rows. The bundled dashboards in
+//! `dashboards/` are this module's output (a test keeps them in step).
+//!
+//! Conventions: a `datasource` variable used by every panel and target, `job` and `instance`
+//! variables in every selector, stable uids, tags, a unit and a description on every panel,
+//! `$__rate_interval` in rates.
+
+use serde_json::{json, Value};
+
+use crate::config::{Config, MetricConfig, MetricKind};
+use crate::registry::level_name;
+
+const DATASOURCE: &str = "${datasource}";
+/// Grafana's dashboard schema version this output follows (Grafana 10.4 / 11).
+pub const SCHEMA_VERSION: u32 = 39;
+const SELECTOR: &str = r#"job="$job", instance=~"$instance""#;
+
+fn ds() -> Value {
+    json!({"type": "prometheus", "uid": DATASOURCE})
+}
+
+/// One panel before layout.
+struct Panel {
+    kind: &'static str,
+    title: String,
+    description: String,
+    unit: &'static str,
+    width: u32,
+    height: u32,
+    targets: Vec<(String, String)>,
+    extra: Value,
+}
+
+impl Panel {
+    fn new(
+        kind: &'static str,
+        title: impl Into<String>,
+        description: impl Into<String>,
+        unit: &'static str,
+    ) -> Panel {
+        Panel {
+            kind,
+            title: title.into(),
+            description: description.into(),
+            unit,
+            width: 12,
+            height: 8,
+            targets: Vec::new(),
+            extra: json!({}),
+        }
+    }
+    fn size(mut self, width: u32, height: u32) -> Panel {
+        self.width = width;
+        self.height = height;
+        self
+    }
+    fn target(mut self, expr: impl Into<String>, legend: impl Into<String>) -> Panel {
+        self.targets.push((expr.into(), legend.into()));
+        self
+    }
+    fn with(mut self, extra: Value) -> Panel {
+        self.extra = extra;
+        self
+    }
+}
+
+/// Lays out rows of panels left to right, wrapping at 24 columns.
+struct Layout {
+    panels: Vec<Value>,
+    next_id: u32,
+    x: u32,
+    y: u32,
+    row_height: u32,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        Layout {
+            panels: Vec::new(),
+            next_id: 1,
+            x: 0,
+            y: 0,
+            row_height: 0,
+        }
+    }
+
+    fn id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn row(&mut self, title: &str) {
+        self.newline();
+        let id = self.id();
+        self.panels.push(json!({
+            "type": "row", "id": id, "title": title, "collapsed": false,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y}, "panels": []
+        }));
+        self.y += 1;
+    }
+
+    fn newline(&mut self) {
+        if self.x > 0 {
+            self.y += self.row_height;
+            self.x = 0;
+            self.row_height = 0;
+        }
+    }
+
+    fn add(&mut self, p: Panel) {
+        if self.x + p.width > 24 {
+            self.newline();
+        }
+        let id = self.id();
+        let targets: Vec<Value> = p
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, (expr, legend))| {
+                json!({"refId": ((b'A' + i as u8) as char).to_string(), "datasource": ds(), "expr": expr,
+                       "legendFormat": legend, "range": true, "instant": false})
+            })
+            .collect();
+        let mut panel = json!({
+            "type": p.kind, "id": id, "title": p.title, "description": p.description, "datasource": ds(),
+            "gridPos": {"h": p.height, "w": p.width, "x": self.x, "y": self.y},
+            "fieldConfig": {"defaults": {"unit": p.unit}, "overrides": []},
+            "options": {}, "targets": targets,
+        });
+        merge(&mut panel, &p.extra);
+        self.panels.push(panel);
+        self.x += p.width;
+        self.row_height = self.row_height.max(p.height);
+    }
+}
+
+/// Deep-merges `extra` into `base`.
+fn merge(base: &mut Value, extra: &Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e.clone(),
+    }
+}
+
+fn unit_for(name: &str, rate: bool) -> &'static str {
+    let base = name.trim_end_matches("_total");
+    match () {
+        _ if base.ends_with("_bytes") => {
+            if rate {
+                "Bps"
+            } else {
+                "bytes"
+            }
+        }
+        _ if base.ends_with("_seconds") => {
+            if rate {
+                "percentunit"
+            } else {
+                "s"
+            }
+        }
+        _ if base.ends_with("_ratio") => "percentunit",
+        _ if base.ends_with("_celsius") => "celsius",
+        _ if rate => "ops",
+        _ => "short",
+    }
+}
+
+fn legend(labels: &[String]) -> String {
+    if labels.is_empty() {
+        "{{instance}}".into()
+    } else {
+        labels
+            .iter()
+            .map(|l| format!("{{{{{l}}}}}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn by(labels: &[String]) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!(" by ({})", labels.join(", "))
+    }
+}
+
+/// Colours from best (green) to worst (red) for `n` states.
+fn state_colors(n: usize) -> Vec<&'static str> {
+    const PALETTE: [&str; 5] = ["green", "yellow", "orange", "purple", "red"];
+    match n {
+        0 => vec![],
+        1 => vec!["green"],
+        _ => (0..n)
+            .map(|i| PALETTE[(i * (PALETTE.len() - 1) + (n - 1) / 2) / (n - 1)])
+            .collect(),
+    }
+}
+
+fn state_mappings(states: &[String]) -> Value {
+    let colors = state_colors(states.len());
+    let mut options = serde_json::Map::new();
+    for (i, (s, c)) in states.iter().zip(colors).enumerate() {
+        options.insert(i.to_string(), json!({"text": s, "color": c, "index": i}));
+    }
+    json!([{"type": "value", "options": options}])
+}
+
+fn metric_panels(layout: &mut Layout, m: &MetricConfig) {
+    let sel = SELECTOR;
+    let help = m.help.trim();
+    match m.kind {
+        MetricKind::State => {
+            let states = m.states.clone().unwrap_or_default();
+            let level = level_name(&m.name);
+            let mappings = state_mappings(&states);
+            let last = states.len().saturating_sub(1);
+            let thresholds: Vec<Value> = state_colors(states.len())
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| json!({"color": c, "value": if i == 0 { Value::Null } else { json!(i) }}))
+                .collect();
+            layout.add(
+                Panel::new("stat", format!("Worst {}", m.name), format!("{help} The worst current state over all series (0 = {}, {last} = {}).", states.first().map(String::as_str).unwrap_or(""), states.last().map(String::as_str).unwrap_or("")), "none")
+                    .size(6, 6)
+                    .target(format!("max({level}{{{sel}}})"), "worst")
+                    .with(json!({
+                        "fieldConfig": {"defaults": {"mappings": mappings, "min": 0, "max": last,
+                            "thresholds": {"mode": "absolute", "steps": thresholds}, "color": {"mode": "thresholds"}}},
+                        "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}
+                    })),
+            );
+            layout.add(
+                Panel::new("state-timeline", format!("{} over time", m.name), format!("{help} One lane per series, coloured by state; worst first."), "none")
+                    .size(18, 6 + (m.labels.len() as u32).min(2) * 2)
+                    .target(format!("sort_desc(max{}({level}{{{sel}}}))", by(&m.labels)), legend(&m.labels))
+                    .with(json!({
+                        "fieldConfig": {"defaults": {"mappings": mappings, "color": {"mode": "thresholds"},
+                            "thresholds": {"mode": "absolute", "steps": thresholds}}},
+                        "options": {"showValue": "auto", "mergeValues": true, "rowHeight": 0.9, "legend": {"showLegend": false}}
+                    })),
+            );
+        }
+        MetricKind::Counter => layout.add(
+            Panel::new(
+                "timeseries",
+                format!("{} per second", m.name.trim_end_matches("_total")),
+                format!("{help} Per-second rate."),
+                unit_for(&m.name, true),
+            )
+            .target(
+                format!(
+                    "sum{}(rate({}{{{sel}}}[$__rate_interval]))",
+                    by(&m.labels),
+                    m.name
+                ),
+                legend(&m.labels),
+            ),
+        ),
+        MetricKind::Gauge => layout.add(
+            Panel::new(
+                "timeseries",
+                m.name.clone(),
+                help.to_owned(),
+                unit_for(&m.name, false),
+            )
+            .target(format!("{}{{{sel}}}", m.name), legend(&m.labels)),
+        ),
+        MetricKind::Histogram => {
+            let mut grouped = vec!["le".to_owned()];
+            grouped.extend(m.labels.iter().cloned());
+            let mut p = Panel::new(
+                "timeseries",
+                format!("{} quantiles", m.name),
+                format!("{help} Median, 90th and 99th percentile."),
+                unit_for(&m.name, false),
+            );
+            for q in ["0.5", "0.9", "0.99"] {
+                let mut l = legend(&m.labels);
+                if m.labels.is_empty() {
+                    l = String::new();
+                }
+                p = p.target(
+                    format!("histogram_quantile({q}, sum by ({}) (rate({}_bucket{{{sel}}}[$__rate_interval])))", grouped.join(", "), m.name),
+                    format!("p{} {l}", &q[2..]).trim().to_owned(),
+                );
+            }
+            layout.add(p);
+            layout.add(
+                Panel::new("heatmap", format!("{} distribution", m.name), format!("{help} Observations per bucket."), unit_for(&m.name, false))
+                    .target(format!("sum by (le) (rate({}_bucket{{{sel}}}[$__rate_interval]))", m.name), "{{le}}")
+                    .with(json!({
+                        "targets": [{"refId": "A", "datasource": ds(), "format": "heatmap",
+                                     "expr": format!("sum by (le) (rate({}_bucket{{{sel}}}[$__rate_interval]))", m.name), "legendFormat": "{{le}}"}],
+                        "options": {"calculate": false, "yAxis": {"unit": unit_for(&m.name, false)}, "cellGap": 1, "color": {"scheme": "Oranges", "mode": "scheme"}}
+                    })),
+            );
+        }
+    }
+}
+
+fn health_panels(layout: &mut Layout) {
+    let sel = SELECTOR;
+    layout.row("Page sources");
+    layout.add(Panel::new("stat", "Page sources down", "Page sources whose last fetch failed or matched nothing.", "none").size(6, 6)
+        .target(format!("count(quarry_source_up{{{sel}}} == 0) or vector(0)"), "down")
+        .with(json!({"fieldConfig": {"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": 1}]}, "color": {"mode": "thresholds"}}},
+                     "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
+    layout.add(Panel::new("state-timeline", "Source up", "1 when the last fetch succeeded and some rule matched.", "none").size(18, 6)
+        .target(format!("max by (source) (quarry_source_up{{{sel}}})"), "{{source}}")
+        .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}], "color": {"mode": "thresholds"}}},
+                     "options": {"showValue": "never", "mergeValues": true}})));
+    layout.add(Panel::new("timeseries", "Source failures by reason", "Failed fetches or documents per second, by source and bounded reason.", "ops")
+        .target(format!("sum by (source, reason) (rate(quarry_source_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{reason}}"));
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Fetch duration",
+            "How long the last fetch and extraction of each page source took.",
+            "s",
+        )
+        .target(
+            format!("quarry_source_duration_seconds{{{sel}}}"),
+            "{{source}}",
+        ),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Time since last success",
+            "Seconds since each page source last succeeded: the age of the values it feeds.",
+            "s",
+        )
+        .target(
+            format!("time() - quarry_source_last_success_timestamp_seconds{{{sel}}}"),
+            "{{source}}",
+        ),
+    );
+    layout.row("Files");
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Lines read per second",
+            "Lines read from each file.",
+            "ops",
+        )
+        .target(
+            format!(
+                "sum by (source, path) (rate(quarry_file_lines_total{{{sel}}}[$__rate_interval]))"
+            ),
+            "{{path}}",
+        ),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Bytes read per second",
+            "Bytes read from each file.",
+            "Bps",
+        )
+        .target(
+            format!(
+                "sum by (source, path) (rate(quarry_file_bytes_total{{{sel}}}[$__rate_interval]))"
+            ),
+            "{{path}}",
+        ),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Lag",
+            "Bytes in each file after the read offset at the last check.",
+            "bytes",
+        )
+        .target(format!("quarry_file_lag_bytes{{{sel}}}"), "{{path}}"),
+    );
+    layout.add(Panel::new("timeseries", "Rotations and truncations", "Rotations (a new file at the path) and truncations (copytruncate) seen.", "short")
+        .target(format!("sum by (path) (increase(quarry_file_rotations_total{{{sel}}}[$__rate_interval]))"), "rotated {{path}}")
+        .target(format!("sum by (path) (increase(quarry_file_truncations_total{{{sel}}}[$__rate_interval]))"), "truncated {{path}}"));
+    layout.add(Panel::new("timeseries", "File problems", "Read errors, over-long lines skipped and lines that were not UTF-8.", "short")
+        .target(format!("sum by (path) (increase(quarry_file_read_errors_total{{{sel}}}[$__rate_interval]))"), "read errors {{path}}")
+        .target(format!("sum by (path) (increase(quarry_file_lines_too_long_total{{{sel}}}[$__rate_interval]))"), "too long {{path}}")
+        .target(format!("sum by (path) (increase(quarry_file_invalid_utf8_lines_total{{{sel}}}[$__rate_interval]))"), "invalid UTF-8 {{path}}"));
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Files followed",
+            "Files each file source reads now.",
+            "short",
+        )
+        .target(
+            format!("sum by (source) (quarry_source_files{{{sel}}})"),
+            "{{source}}",
+        ),
+    );
+    layout.row("Rules");
+    layout.add(Panel::new("timeseries", "Matches per second", "Matches of each rule.", "ops")
+        .target(format!("sum by (source, rule) (rate(quarry_rule_matches_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{rule}}"));
+    layout.add(Panel::new("timeseries", "Failed updates by reason", "Updates skipped per second, by rule and reason (value_not_a_number, unknown_state, duplicate_series, ...).", "ops")
+        .target(format!("sum by (source, rule, reason) (rate(quarry_rule_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{rule}} {{reason}}"));
+    layout.add(Panel::new("timeseries", "Unmatched records", "Lines or documents no rule matched, per second.", "ops")
+        .target(format!("sum by (source) (rate(quarry_source_unmatched_lines_total{{{sel}}}[$__rate_interval]))"), "{{source}}"));
+    layout.row("Series, config and process");
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Series per metric",
+            "Label sets each metric holds (capped by max_series).",
+            "short",
+        )
+        .target(
+            format!("sum by (metric) (quarry_series{{{sel}}})"),
+            "{{metric}}",
+        ),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Dropped series updates",
+            "Updates dropped per second because the metric was at max_series.",
+            "ops",
+        )
+        .target(
+            format!(
+                "sum by (metric) (rate(quarry_series_dropped_total{{{sel}}}[$__rate_interval]))"
+            ),
+            "{{metric}}",
+        ),
+    );
+    layout.add(Panel::new("stat", "Config loaded", "Whether the last configuration load succeeded.", "none").size(6, 5)
+        .target(format!("min(quarry_config_last_reload_successful{{{sel}}})"), "loaded")
+        .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "failed", "color": "red"}, "1": {"text": "OK", "color": "green"}}}], "color": {"mode": "thresholds"}}},
+                     "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
+    layout.add(Panel::new("stat", "Config loaded at", "When the configuration last loaded successfully.", "dateTimeFromNow").size(6, 5)
+        .target(format!("max(quarry_config_last_reload_success_timestamp_seconds{{{sel}}}) * 1000"), "loaded at")
+        .with(json!({"options": {"graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Memory",
+            "Resident memory of the exporter.",
+            "bytes",
+        )
+        .size(6, 5)
+        .target(
+            format!("process_resident_memory_bytes{{{sel}}}"),
+            "{{instance}}",
+        ),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "CPU",
+            "CPU used by the exporter, in cores.",
+            "percentunit",
+        )
+        .size(6, 5)
+        .target(
+            format!("rate(process_cpu_seconds_total{{{sel}}}[$__rate_interval])"),
+            "{{instance}}",
+        ),
+    );
+}
+
+fn dashboard(uid: &str, title: &str, description: &str, panels: Vec<Value>) -> Value {
+    json!({
+        "uid": uid, "title": title, "description": description,
+        "tags": ["quarry_exporter", "prometheus"],
+        "timezone": "browser", "editable": true, "graphTooltip": 1, "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION, "version": 1,
+        "time": {"from": "now-1h", "to": "now"},
+        "annotations": {"list": []}, "links": [],
+        "templating": {"list": [
+            {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+             "current": {}, "hide": 0, "refresh": 1, "options": [], "regex": ""},
+            {"name": "job", "label": "Job", "type": "query", "datasource": ds(),
+             "query": {"query": "label_values(quarry_build_info, job)", "refId": "job"},
+             "definition": "label_values(quarry_build_info, job)", "refresh": 2, "sort": 1,
+             "includeAll": false, "multi": false, "current": {}, "options": [], "hide": 0},
+            {"name": "instance", "label": "Instance", "type": "query", "datasource": ds(),
+             "query": {"query": "label_values(quarry_build_info{job=\"$job\"}, instance)", "refId": "instance"},
+             "definition": "label_values(quarry_build_info{job=\"$job\"}, instance)", "refresh": 2, "sort": 1,
+             "includeAll": true, "allValue": ".*", "multi": true, "current": {}, "options": [], "hide": 0}
+        ]},
+        "panels": panels,
+    })
+}
+
+/// The exporter-health dashboard (the same for every config).
+pub fn health() -> Value {
+    let mut layout = Layout::new();
+    health_panels(&mut layout);
+    dashboard(
+        "quarry-exporter-health",
+        "quarry_exporter / Exporter health",
+        "Is the exporter reading what it should? Page sources and their failure reasons, files, rules, series and the process.",
+        layout.panels,
+    )
+}
+
+/// A status board for `config`: state metrics first (worst state, then timelines), then
+/// counters, histograms and gauges, then the exporter-health rows.
+pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
+    let mut layout = Layout::new();
+    let order = [
+        MetricKind::State,
+        MetricKind::Counter,
+        MetricKind::Histogram,
+        MetricKind::Gauge,
+    ];
+    let section = |k: MetricKind| match k {
+        MetricKind::State => "States",
+        MetricKind::Counter => "Rates",
+        MetricKind::Histogram => "Distributions",
+        MetricKind::Gauge => "Values",
+    };
+    for kind in order {
+        let metrics: Vec<&MetricConfig> =
+            config.metrics.iter().filter(|m| m.kind == kind).collect();
+        if metrics.is_empty() {
+            continue;
+        }
+        layout.row(section(kind));
+        for m in metrics {
+            metric_panels(&mut layout, m);
+        }
+    }
+    health_panels(&mut layout);
+    dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, then the exporter's own health.", layout.panels)
+}

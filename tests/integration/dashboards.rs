@@ -1,0 +1,375 @@
+//! The bundled dashboards and alerts: lint, kept in step with the generator, and proven end
+//! to end: a real Prometheus (Debian's package) scrapes the real exporter running the shipped
+//! `exporter.yaml`, and every target of every panel of every dashboard must be valid PromQL
+//! that returns data.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bundled() -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(root().join("dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Every panel, rows' nested panels included.
+fn panels(d: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        out.push(p);
+        if let Some(inner) = p["panels"].as_array() {
+            out.extend(inner);
+        }
+    }
+    out
+}
+
+fn generate(args: &[&str]) -> Value {
+    let out = Command::new(binary())
+        .current_dir(root())
+        .arg("dashboard")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bundled_dashboards_are_the_generators_output() {
+    let pairs = [
+        ("quarry-exporter-health.json", generate(&["--health"])),
+        ("quarry-status-board.json", generate(&[])),
+    ];
+    for (file, generated) in pairs {
+        let path = root().join("dashboards").join(file);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&generated).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(
+            on_disk == generated,
+            "{file} is stale: regenerate with UPDATE_GOLDEN=1 cargo test"
+        );
+    }
+}
+
+#[test]
+fn dashboards_follow_the_conventions() {
+    let boards = bundled();
+    assert!(boards.len() >= 2);
+    let mut uids = HashSet::new();
+    for (file, d) in &boards {
+        let uid = d["uid"].as_str().unwrap_or_default();
+        assert!(
+            uid.starts_with("quarry-") && uids.insert(uid.to_owned()),
+            "{file}: uid {uid:?}"
+        );
+        assert!(
+            d["schemaVersion"].as_u64().unwrap() >= 36,
+            "{file}: schemaVersion"
+        );
+        assert!(!d["tags"].as_array().unwrap().is_empty(), "{file}: tags");
+        let vars: Vec<&Value> = d["templating"]["list"].as_array().unwrap().iter().collect();
+        let var = |n: &str| vars.iter().find(|v| v["name"] == n).copied();
+        let datasource =
+            var("datasource").unwrap_or_else(|| panic!("{file}: no datasource variable"));
+        assert_eq!(datasource["type"], "datasource", "{file}");
+        assert_eq!(datasource["query"], "prometheus", "{file}");
+        assert!(
+            var("job").is_some() && var("instance").is_some(),
+            "{file}: job and instance variables"
+        );
+        let mut ids = HashSet::new();
+        let mut boxes: Vec<(u64, u64, u64, u64, String)> = Vec::new();
+        for p in panels(d) {
+            let title = p["title"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "{file}: duplicate panel id in {title}"
+            );
+            let g = &p["gridPos"];
+            let (x, y, w, h) = (
+                g["x"].as_u64().unwrap(),
+                g["y"].as_u64().unwrap(),
+                g["w"].as_u64().unwrap(),
+                g["h"].as_u64().unwrap(),
+            );
+            assert!(x + w <= 24, "{file}: {title} is wider than the grid");
+            for (bx, by, bw, bh, other) in &boxes {
+                let overlap = x < bx + bw && *bx < x + w && y < by + bh && *by < y + h;
+                assert!(!overlap, "{file}: {title} overlaps {other}");
+            }
+            boxes.push((x, y, w, h, title.clone()));
+            if p["type"] == "row" {
+                continue;
+            }
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "{file}: {title} datasource"
+            );
+            assert!(
+                p["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{file}: {title} has no unit"
+            );
+            assert!(
+                p["description"].as_str().is_some_and(|s| s.len() > 10),
+                "{file}: {title} has no description"
+            );
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{file}: {title} has no target");
+            for t in targets {
+                assert_eq!(
+                    t["datasource"]["uid"], "${datasource}",
+                    "{file}: {title} target datasource"
+                );
+                let expr = t["expr"].as_str().unwrap();
+                assert!(
+                    expr.contains("job=\"$job\"") && expr.contains("instance=~\"$instance\""),
+                    "{file}: {title}: {expr}"
+                );
+                if expr.contains("rate(") {
+                    assert!(
+                        expr.contains("[$__rate_interval]"),
+                        "{file}: {title}: rates use $__rate_interval: {expr}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn promtool_available() -> bool {
+    let ok = Command::new("promtool").arg("--version").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is required in CI"
+        );
+        eprintln!("promtool not installed; skipping");
+    }
+    ok
+}
+
+#[test]
+fn shipped_prometheus_config_and_alert_tests_pass_promtool() {
+    if !promtool_available() {
+        return;
+    }
+    for args in [
+        vec!["check", "config", "prometheus.yml"],
+        vec!["test", "rules", "alerts_test.yml"],
+        vec!["check", "web-config", "../examples/web-config.yml"],
+    ] {
+        if args[1] == "web-config" && !root().join("examples/web-config.yml").exists() {
+            continue;
+        }
+        let out = Command::new("promtool")
+            .current_dir(root().join("prometheus"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Percent-encodes a query parameter.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn query(port: u16, promql: &str) -> Result<Vec<Value>, String> {
+    if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        return Err("Prometheus is not listening yet".into());
+    }
+    let (status, _, body) = http_get(
+        port,
+        &format!("/api/v1/query?query={}", encode(promql)),
+        &[],
+    );
+    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("HTTP {status}: {e}"))?;
+    if v["status"] != "success" {
+        return Err(format!("{}: {}", v["errorType"], v["error"]));
+    }
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_panel_shows_data_from_a_real_prometheus() {
+    if !promtool_available()
+        || Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        return;
+    }
+    // The shipped config and examples, in a copy the test can append to.
+    let dir = tempdir();
+    std::fs::copy(
+        root().join("exporter.yaml"),
+        dir.path().join("exporter.yaml"),
+    )
+    .unwrap();
+    copy_dir(&root().join("examples"), &dir.path().join("examples"));
+    let exporter = Exporter::start_with(&dir.path().join("exporter.yaml"), &[]);
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: quarry\n    static_configs: [{{targets: [\"127.0.0.1:{}\"]}}]\n",
+            exporter.port
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Live traffic while Prometheus scrapes, so rates and quantiles have something to show.
+    let access = dir.path().join("examples/logs/access.log");
+    let app = dir.path().join("examples/logs/app.log");
+    let start = Instant::now();
+    let mut i = 0;
+    loop {
+        let ready = query(prom_port, r#"count_over_time(up{job="quarry"}[1m]) >= 12"#)
+            .map(|r| !r.is_empty())
+            .unwrap_or(false);
+        if ready && start.elapsed() > Duration::from_secs(12) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "Prometheus did not scrape: {}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        for method in ["GET", "POST"] {
+            append(&access, format!("10.0.0.{i} - - [26/Nov/2026:10:00:00 +0000] \"{method} /api HTTP/1.1\" 200 {} \"-\" \"test\" 0.0{}\n", 100 + i, 1 + i % 9));
+        }
+        append(
+            &app,
+            format!(
+                "2026-11-26T10:00:00Z INFO worker: queue_depth={} workers=4\n",
+                i % 7
+            ),
+        );
+        i += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut boards = bundled();
+    boards.push((
+        "generated (quarry_exporter dashboard)".into(),
+        generate(&[]),
+    ));
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (file, d) in &boards {
+        for p in panels(d) {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$__rate_interval", "20s")
+                    .replace("$job", "quarry")
+                    .replace("$instance", ".*");
+                checked += 1;
+                match query(prom_port, &expr) {
+                    Ok(r) if r.is_empty() => {
+                        failures.push(format!("{file} / {}: no data: {expr}", p["title"]))
+                    }
+                    Ok(_) => {}
+                    Err(e) => failures.push(format!("{file} / {}: {e}: {expr}", p["title"])),
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} targets");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} targets failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
