@@ -1,33 +1,40 @@
-//! Wiring: config → metric families and pipelines → sources → server, for each command.
+//! Wiring: config → metric families and pipelines → sources → server, for each command, and
+//! reloading (SIGHUP, `POST /-/reload`) without losing state.
+//!
+//! A reload validates and dry-builds the new config first; only then are the running sources
+//! stopped. Metric families whose declaration did not change keep their values, and a file
+//! source that keeps its name goes on from the offsets of the files it was reading. A bad config
+//! leaves the old one running and sets `quarry_config_last_reload_successful` to 0.
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use prometheus::{Encoder, Registry, TextEncoder};
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::pipeline::Pipeline;
 use crate::registry::Families;
 use crate::selfmetrics::SelfMetrics;
-use crate::server::{self, WebState};
+use crate::server::{self, ReloadRequest, WebState};
 use crate::source::{FileSource, PageSource, RunningSource};
 use crate::status::{SharedStatus, SourceStatus};
 
-/// Everything built from one config, ready to run.
-pub struct Exporter {
-    /// User metrics and self-metrics.
-    pub registry: Registry,
+/// The sources and families built from one config.
+pub struct Built {
+    /// The declared metric families.
+    pub families: Families,
     /// File sources, in config order.
     pub sources: Vec<(String, FileSource)>,
     /// Page sources (http, command, status_file), in config order.
     pub pages: Vec<PageSource>,
-    /// The status each source publishes.
+    /// The status each source publishes, in config order.
     pub statuses: Vec<SharedStatus>,
 }
 
@@ -47,20 +54,32 @@ pub fn base_dir(config_file: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// Builds the registry, metric families, pipelines and sources of a validated config.
-pub fn build(config: &Config, base_dir: &Path) -> anyhow::Result<Exporter> {
+/// A registry with the self-metrics (and the process collector) registered.
+pub fn new_registry() -> anyhow::Result<(Registry, SelfMetrics)> {
     let registry = Registry::new();
     let self_metrics = SelfMetrics::register(&registry);
     #[cfg(target_os = "linux")]
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),
     ))?;
-    let families = Families::build(&config.metrics, &registry, &self_metrics)?;
+    Ok((registry, self_metrics))
+}
+
+/// Builds the families, pipelines and sources of a validated config into `registry`.
+/// `previous` families are kept where their declaration is unchanged.
+pub fn build(
+    config: &Config,
+    base_dir: &Path,
+    registry: &Registry,
+    self_metrics: &SelfMetrics,
+    previous: Option<Families>,
+) -> anyhow::Result<Built> {
+    let families = Families::rebuild(&config.metrics, registry, self_metrics, previous)?;
     let mut sources = Vec::new();
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
     for s in &config.sources {
-        let pipeline = Pipeline::build(s, &families, &self_metrics)?;
+        let pipeline = Pipeline::build(s, &families, self_metrics)?;
         let status: SharedStatus = Arc::new(Mutex::new(SourceStatus::default()));
         match &s.file {
             Some(file) => {
@@ -75,24 +94,27 @@ pub fn build(config: &Config, base_dir: &Path) -> anyhow::Result<Exporter> {
                 sources.push((s.name.clone(), source));
             }
             None => pages.push(
-                PageSource::new(s, base_dir, pipeline, &self_metrics, status.clone())
+                PageSource::new(s, base_dir, pipeline, self_metrics, status.clone())
                     .with_context(|| format!("source {:?}", s.name))?,
             ),
         }
         statuses.push(status);
     }
+    Ok(Built {
+        families,
+        sources,
+        pages,
+        statuses,
+    })
+}
+
+fn mark_loaded(self_metrics: &SelfMetrics) {
     self_metrics.config_last_reload_successful.set(1.0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     self_metrics.config_last_reload_success_timestamp.set(now);
-    Ok(Exporter {
-        registry,
-        sources,
-        pages,
-        statuses,
-    })
 }
 
 /// Parses `--web.listen-address` values: `host:port`, `[v6]:port` or `:port` (all interfaces).
@@ -118,11 +140,78 @@ pub struct RunOptions {
     pub config_file: PathBuf,
     pub listen: Vec<SocketAddr>,
     pub telemetry_path: String,
+    /// Accept `POST /-/reload`.
+    pub enable_lifecycle: bool,
+    /// `--web.config.file`: TLS and basic auth.
+    pub web_config: Option<PathBuf>,
 }
 
-/// Runs the exporter until SIGTERM or SIGINT.
+/// The sources running on the current config.
+struct Generation {
+    families: Families,
+    files: Vec<RunningSource>,
+    pages: Vec<tokio::task::JoinHandle<()>>,
+    stop_pages: watch::Sender<bool>,
+}
+
+impl Generation {
+    /// Starts `built`'s sources; file sources named in `previous` resume their files.
+    fn start(
+        built: Built,
+        mut previous: Vec<FileSource>,
+        pending: &Arc<AtomicUsize>,
+    ) -> anyhow::Result<Generation> {
+        pending.fetch_add(built.sources.len(), Ordering::SeqCst);
+        let mut files = Vec::new();
+        for (name, mut source) in built.sources {
+            if let Some(i) = previous.iter().position(|p| p.name() == name) {
+                source.resume_from(previous.swap_remove(i));
+            }
+            files.push(RunningSource::spawn(source, &name, pending.clone())?);
+        }
+        let (stop_pages, stopped) = watch::channel(false);
+        let pages = built
+            .pages
+            .into_iter()
+            .map(|p| tokio::spawn(p.run(stopped.clone())))
+            .collect();
+        Ok(Generation {
+            families: built.families,
+            files,
+            pages,
+            stop_pages,
+        })
+    }
+
+    /// Stops every source; returns the families and the file sources with their files.
+    async fn stop(self) -> (Families, Vec<FileSource>) {
+        let _ = self.stop_pages.send(true);
+        for t in self.pages {
+            let _ = t.await;
+        }
+        let files = tokio::task::spawn_blocking(move || {
+            self.files
+                .into_iter()
+                .filter_map(RunningSource::stop)
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
+        (self.families, files)
+    }
+}
+
+/// Runs the exporter until SIGTERM or SIGINT, reloading on SIGHUP and `POST /-/reload`.
 pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
-    let exporter = build(&config, &base_dir(&options.config_file))?;
+    let web_security = options
+        .web_config
+        .as_deref()
+        .map(crate::webconfig::WebSecurity::load)
+        .transpose()?;
+    let (registry, self_metrics) = new_registry()?;
+    let base = base_dir(&options.config_file);
+    let built = build(&config, &base, &registry, &self_metrics, None)?;
+    mark_loaded(&self_metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -130,74 +219,139 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listeners = server::bind(&options.listen).await?;
-        let pending = Arc::new(AtomicUsize::new(exporter.sources.len()));
-        let mut running = Vec::new();
-        for (name, source) in exporter.sources {
-            running.push(RunningSource::spawn(source, &name, pending.clone())?);
-        }
-        let (stop_pages, stopped) = tokio::sync::watch::channel(false);
-        let page_tasks: Vec<_> = exporter
-            .pages
-            .into_iter()
-            .map(|p| tokio::spawn(p.run(stopped.clone())))
-            .collect();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let statuses = built.statuses.clone();
+        let mut generation = Generation::start(built, Vec::new(), &pending)?;
+        let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let state = Arc::new(WebState {
-            registry: exporter.registry,
-            telemetry_path: options.telemetry_path,
-            statuses: exporter.statuses,
-            pending_sources: pending,
+            registry: registry.clone(),
+            telemetry_path: options.telemetry_path.clone(),
+            statuses: std::sync::RwLock::new(statuses),
+            pending_sources: pending.clone(),
             config_file: options.config_file.display().to_string(),
+            reload: options.enable_lifecycle.then_some(reload_tx),
+            security: web_security,
         });
-        info!(sources = running.len(), config = %state.config_file, "quarry_exporter started");
-        server::serve(listeners, state, shutdown_signal()).await;
-        info!("shutting down");
-        let _ = stop_pages.send(true);
-        for t in page_tasks {
-            let _ = t.await;
+        info!(config = %state.config_file, "quarry_exporter started");
+        let (stop_server, server_stopped) = watch::channel(false);
+        let server = tokio::spawn(server::serve(listeners, state.clone(), async move {
+            let mut s = server_stopped;
+            let _ = s.changed().await;
+        }));
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            let reply = tokio::select! {
+                _ = term.recv() => { info!("received SIGTERM"); break; }
+                _ = tokio::signal::ctrl_c() => { info!("received SIGINT"); break; }
+                _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
+                Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
+            };
+            let (next, result) = reload(&options.config_file, &registry, &self_metrics, generation, &pending, &state).await;
+            generation = next;
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
         }
-        tokio::task::spawn_blocking(move || running.into_iter().for_each(RunningSource::stop))
-            .await?;
+        info!("shutting down");
+        let _ = stop_server.send(true);
+        let _ = server.await;
+        generation.stop().await;
         anyhow::Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => info!("received SIGTERM"),
-        _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
+/// Applies the config file anew; on any error the old generation keeps running.
+async fn reload(
+    config_file: &Path,
+    registry: &Registry,
+    self_metrics: &SelfMetrics,
+    current: Generation,
+    pending: &Arc<AtomicUsize>,
+    state: &WebState,
+) -> (Generation, Result<(), String>) {
+    let fail = |current, message: String| {
+        error!("reload failed, keeping the running config: {message}");
+        self_metrics.config_last_reload_successful.set(0.0);
+        (current, Err(message))
+    };
+    let config = match load(config_file) {
+        Ok(c) => c,
+        Err(errors) => return fail(current, errors.to_string()),
+    };
+    let base = base_dir(config_file);
+    // Dry run in a scratch registry: files the sources need (bodies, CAs), regexes, ...
+    let dry = new_registry().and_then(|(r, m)| build(&config, &base, &r, &m, None).map(|_| ()));
+    if let Err(e) = dry {
+        return fail(current, format!("{e:#}"));
+    }
+    let (families, files) = current.stop().await;
+    let built = match build(&config, &base, registry, self_metrics, Some(families)) {
+        Ok(b) => b,
+        Err(e) => {
+            // Cannot happen after the dry run unless files changed in between; run nothing
+            // rather than half a config, and say so.
+            self_metrics.config_last_reload_successful.set(0.0);
+            let message = format!("{e:#}");
+            error!("reload failed after stopping the old sources: {message}");
+            let empty = Generation {
+                families: Families::rebuild(&[], registry, self_metrics, None).expect("empty"),
+                files: Vec::new(),
+                pages: Vec::new(),
+                stop_pages: watch::channel(false).0,
+            };
+            return (empty, Err(message));
+        }
+    };
+    *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
+    match Generation::start(built, files, pending) {
+        Ok(g) => {
+            mark_loaded(self_metrics);
+            info!("configuration reloaded");
+            (g, Ok(()))
+        }
+        Err(e) => {
+            self_metrics.config_last_reload_successful.set(0.0);
+            let empty = Generation {
+                families: Families::rebuild(&[], registry, self_metrics, None).expect("empty"),
+                files: Vec::new(),
+                pages: Vec::new(),
+                stop_pages: watch::channel(false).0,
+            };
+            (empty, Err(format!("cannot start sources: {e}")))
+        }
     }
 }
 
 /// Reads every file source from its beginning to its end, fetches every page source once, and
-/// writes the exposition to `out`:
-/// the user's metrics, plus the `quarry_` self-metrics when `self_metrics` is set.
+/// writes the exposition to `out`: the user's metrics, plus the `quarry_` self-metrics when
+/// `self_metrics` is set.
 pub fn one_shot(
     config_file: &Path,
     config: Config,
     self_metrics: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let exporter = build(&config, &base_dir(config_file))?;
-    for (name, mut source) in exporter.sources {
+    let (registry, metrics) = new_registry()?;
+    let built = build(&config, &base_dir(config_file), &registry, &metrics, None)?;
+    for (name, mut source) in built.sources {
         source.read_everything_once();
         tracing::debug!(source = %name, "read to the end");
     }
-    if !exporter.pages.is_empty() {
+    if !built.pages.is_empty() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            for mut page in exporter.pages {
+            for mut page in built.pages {
                 page.run_once().await;
                 tracing::debug!(source = %page.name(), "fetched once");
             }
         });
     }
-    let families: Vec<_> = exporter
-        .registry
+    let families: Vec<_> = registry
         .gather()
         .into_iter()
         .filter(|f| {

@@ -36,6 +36,12 @@ pub struct Cli {
         default_value = "/metrics"
     )]
     pub telemetry_path: String,
+    /// Accept `POST /-/reload` to reload the config (SIGHUP always does).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    /// Web config file (exporter-toolkit format): TLS, basic auth, headers.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
     /// Only log messages at this level or above.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"])]
@@ -138,6 +144,8 @@ pub fn main() -> ExitCode {
                     config_file: cli.config_file.clone(),
                     listen,
                     telemetry_path: cli.telemetry_path.clone(),
+                    enable_lifecycle: cli.enable_lifecycle,
+                    web_config: cli.web_config.clone(),
                 },
                 config,
             )

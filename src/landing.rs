@@ -48,10 +48,15 @@ pub fn render(state: &WebState) -> String {
         esc(&state.telemetry_path),
     );
     h.push_str("<h2>Sources</h2>");
-    if state.statuses.is_empty() {
+    let statuses = state
+        .statuses
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if statuses.is_empty() {
         h.push_str("<p>No sources are configured.</p>");
     }
-    for status in &state.statuses {
+    for status in &statuses {
         let s = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let _ = write!(
             h,

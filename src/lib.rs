@@ -20,3 +20,4 @@ pub mod server;
 pub mod source;
 pub mod status;
 pub mod value;
+pub mod webconfig;

@@ -72,6 +72,9 @@ pub struct Family {
     /// Its label names, in declaration order.
     pub label_names: Vec<String>,
     vec: VecKind,
+    /// The declaration this family was built from: a reload keeps the family (and its values)
+    /// when the new declaration is the same.
+    declaration: MetricConfig,
     max_series: usize,
     held: Mutex<HashMap<Box<[u8]>, Series>>,
     series_count: IntGauge,
@@ -125,6 +128,7 @@ impl Family {
             kind: config.kind,
             label_names: config.labels.clone(),
             vec,
+            declaration: config.clone(),
             max_series: config.max_series.unwrap_or(DEFAULT_MAX_SERIES),
             held: Mutex::new(HashMap::new()),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
@@ -220,8 +224,41 @@ impl Families {
         registry: &Registry,
         self_metrics: &SelfMetrics,
     ) -> anyhow::Result<Families> {
+        Families::rebuild(configs, registry, self_metrics, None)
+    }
+
+    /// Like [`Families::build`], after a reload: a family whose declaration did not change is
+    /// kept with its values; the others are unregistered, and new ones registered.
+    pub fn rebuild(
+        configs: &[MetricConfig],
+        registry: &Registry,
+        self_metrics: &SelfMetrics,
+        previous: Option<Families>,
+    ) -> anyhow::Result<Families> {
+        let mut old = previous.map(|p| p.by_name).unwrap_or_default();
+        let mut kept = HashMap::new();
+        for config in configs {
+            if let Some(f) = old.remove(&config.name) {
+                if f.declaration == *config {
+                    kept.insert(config.name.clone(), f);
+                } else {
+                    old.insert(config.name.clone(), f);
+                }
+            }
+        }
+        for (name, family) in old {
+            for collector in family.collectors() {
+                let _ = registry.unregister(collector);
+            }
+            let _ = self_metrics.series.remove_label_values(&[&name]);
+            let _ = self_metrics.series_dropped.remove_label_values(&[&name]);
+        }
         let mut by_name = HashMap::new();
         for config in configs {
+            if let Some(f) = kept.remove(&config.name) {
+                by_name.insert(config.name.clone(), f);
+                continue;
+            }
             let family = Family::new(config, self_metrics)
                 .map_err(|e| anyhow::anyhow!("metric {:?}: {e}", config.name))?;
             for collector in family.collectors() {

@@ -2,7 +2,9 @@
 //!
 //! Rendering runs on the blocking pool so a large exposition never stalls the accept loop.
 //! Connections get a header read timeout so slow clients cannot hold them, and shutdown is
-//! graceful: listeners close, requests in flight finish (for a few seconds at most).
+//! graceful: listeners close, requests in flight finish (for a few seconds at most). With a
+//! web config, connections are TLS and requests need basic auth; `POST /-/reload` exists only
+//! with `--web.enable-lifecycle`.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -42,13 +44,20 @@ pub struct WebState {
     pub registry: Registry,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,
-    /// One status per source, for the landing page.
-    pub statuses: Vec<SharedStatus>,
+    /// One status per source, for the landing page (replaced on reload).
+    pub statuses: std::sync::RwLock<Vec<SharedStatus>>,
     /// Sources that have not finished their first scan; ready when 0.
     pub pending_sources: Arc<AtomicUsize>,
     /// The config file, as named on the command line.
     pub config_file: String,
+    /// Where `POST /-/reload` asks for a reload (`None` without `--web.enable-lifecycle`).
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// TLS, basic auth and headers from `--web.config.file`.
+    pub security: Option<crate::webconfig::WebSecurity>,
 }
+
+/// A reload request: the channel its outcome is sent back on.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// Binds every address; fails on the first that cannot be bound.
 pub async fn bind(addresses: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
@@ -97,18 +106,48 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = rx.recv() => {
                 let Some((stream, peer)) = accepted else { break };
+                let tls = match state.security.as_ref().and_then(|s| s.tls()) {
+                    None => None,
+                    Some(Ok(acceptor)) => Some(acceptor),
+                    Some(Err(e)) => {
+                        warn!("TLS configuration unusable, refusing the connection: {e:#}");
+                        continue;
+                    }
+                };
                 let state = state.clone();
                 let service = service_fn(move |req| handle(req, state.clone()));
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        debug!(%peer, "connection ended: {e}");
+                let builder = {
+                    let mut b = http1::Builder::new();
+                    b.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+                    b
+                };
+                match tls {
+                    None => {
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                debug!(%peer, "connection ended: {e}");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, bounded like headers.
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    debug!(%peer, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await {
+                                debug!(%peer, "connection ended: {e}");
+                            }
+                        });
+                    }
+                }
             }
         }
     }
@@ -141,14 +180,46 @@ async fn handle(
     req: Request<Incoming>,
     state: Arc<WebState>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut r = route(req, &state).await;
+    if let Some(security) = &state.security {
+        for (name, value) in security.headers() {
+            r.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(r)
+}
+
+async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<Bytes>> {
+    if let Some(security) = &state.security {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        // bcrypt takes milliseconds: off the async workers' hot loop.
+        if !tokio::task::block_in_place(|| security.authorized(authorization)) {
+            let mut r = response(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                "Unauthorized.\n",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"quarry_exporter\""),
+            );
+            return r;
+        }
+    }
     let path = req.uri().path();
+    if path == "/-/reload" {
+        return reload(req.method(), state).await;
+    }
     let known = path == state.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
     if !known {
-        return Ok(response(
+        return response(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
             "Not found.\n",
-        ));
+        );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = response(
@@ -158,7 +229,7 @@ async fn handle(
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        return r;
     }
     let head = req.method() == Method::HEAD;
     let mut r = if path == state.telemetry_path {
@@ -202,7 +273,7 @@ async fn handle(
             _ => response(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                landing::render(&state),
+                landing::render(state),
             ),
         }
     };
@@ -211,7 +282,42 @@ async fn handle(
     if head {
         *r.body_mut() = Full::new(Bytes::new());
     }
-    Ok(r)
+    r
+}
+
+/// `POST /-/reload` (or PUT, as Prometheus accepts): reloads and answers with the outcome.
+async fn reload(method: &Method, state: &WebState) -> Response<Full<Bytes>> {
+    let text = "text/plain; charset=utf-8";
+    let Some(reload) = &state.reload else {
+        return response(
+            StatusCode::FORBIDDEN,
+            text,
+            "Lifecycle API is not enabled (--web.enable-lifecycle).\n",
+        );
+    };
+    if method != Method::POST && method != Method::PUT {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            text,
+            "Use POST to reload.\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+        return r;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if reload.send(tx).await.is_err() {
+        return response(StatusCode::SERVICE_UNAVAILABLE, text, "Shutting down.\n");
+    }
+    match rx.await {
+        Ok(Ok(())) => response(StatusCode::OK, text, "Reloaded.\n"),
+        Ok(Err(e)) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            text,
+            format!("Reload failed; the previous config keeps running:\n{e}\n"),
+        ),
+        Err(_) => response(StatusCode::SERVICE_UNAVAILABLE, text, "Shutting down.\n"),
+    }
 }
 
 /// Whether an `Accept-Encoding` header allows gzip (and does not give it `q=0`).

@@ -129,6 +129,51 @@ struct Entries<T> {
     broken_names: Vec<String>,
 }
 
+/// Reads a `--web.config.file` (exporter-toolkit format); errors carry positions like the main
+/// config's.
+pub fn load_web_config(path: &Path) -> Result<super::model::WebConfigFile, ConfigErrors> {
+    let file = path.display().to_string();
+    let single = |position, path: String, message: String| ConfigErrors {
+        file: file.clone(),
+        errors: vec![ConfigError {
+            path,
+            position,
+            message,
+        }],
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        single(
+            None,
+            String::new(),
+            format!("cannot read web config file: {e}"),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Ok(Default::default());
+    }
+    let index = PositionIndex::build(&text);
+    let deserializer = serde_yaml::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let p = e.path().to_string();
+        let p = if p == "." { String::new() } else { p };
+        let position = e
+            .inner()
+            .location()
+            .map(|l| Position {
+                line: l.line(),
+                column: l.column(),
+            })
+            .or_else(|| index.find(&p));
+        // serde_yaml prefixes the parent path, which the message already carries.
+        let message = strip_location(&e.into_inner().to_string());
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if p.starts_with(prefix) => rest.to_owned(),
+            _ => message,
+        };
+        single(position, p, message)
+    })
+}
+
 /// Deserializes each element of the sequence under `key` on its own; errors go to `push`.
 fn deserialize_list<T: serde::de::DeserializeOwned>(
     map: &serde_yaml::Mapping,

@@ -12,7 +12,7 @@ pub mod template;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, load_web_config};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{

@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// One metric declaration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// Prometheus metric name (counters end in `_total`).
@@ -498,4 +498,62 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
     }
+}
+
+/// `--web.config.file`, in the exporter-toolkit format so existing files can be reused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfigFile {
+    /// Serve HTTPS.
+    #[serde(default)]
+    pub tls_server_config: Option<TlsServerConfig>,
+    /// Response headers.
+    #[serde(default)]
+    pub http_server_config: Option<HttpServerConfig>,
+    /// User → bcrypt hash.
+    #[serde(default)]
+    pub basic_auth_users: BTreeMap<String, String>,
+}
+
+/// `tls_server_config:` of a web config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain; reloaded when it changes.
+    pub cert_file: String,
+    /// PEM private key; reloaded when it changes.
+    pub key_file: String,
+    /// `NoClientCert` (default), `RequireAndVerifyClientCert` or `VerifyClientCertIfGiven`.
+    #[serde(default)]
+    pub client_auth_type: Option<String>,
+    /// CA certificates that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// `TLS12` (default) or `TLS13`.
+    #[serde(default)]
+    pub min_version: Option<String>,
+    /// `TLS12` or `TLS13` (default).
+    #[serde(default)]
+    pub max_version: Option<String>,
+    /// Accepted for compatibility; rustls chooses among its safe suites.
+    #[serde(default)]
+    pub cipher_suites: Option<Vec<String>>,
+    /// Accepted for compatibility; rustls chooses among its safe curves.
+    #[serde(default)]
+    pub curve_preferences: Option<Vec<String>>,
+    /// Accepted for compatibility.
+    #[serde(default)]
+    pub prefer_server_cipher_suites: Option<bool>,
+}
+
+/// `http_server_config:` of a web config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Accepted for compatibility; the server speaks HTTP/1.1.
+    #[serde(default)]
+    pub http2: Option<bool>,
+    /// Security headers added to every response (the exporter-toolkit's allowed set).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }

@@ -163,9 +163,29 @@ impl FileSource {
         }
     }
 
-    /// Follows the files until [`Wake::Stop`] arrives. `ready` is called once the first scan
-    /// is done, before the first read (which may be long with `start_at: beginning`).
-    pub fn run(mut self, wake_tx: Sender<Wake>, wake_rx: Receiver<Wake>, ready: impl FnOnce()) {
+    /// Takes over the files `previous` was reading (after a reload): they go on from their
+    /// offsets, and files that appear later are read from their beginning.
+    pub fn resume_from(&mut self, previous: FileSource) {
+        self.files = previous.files;
+        self.path_ids = previous.path_ids;
+        self.open_errors = previous.open_errors;
+        self.scanned_once = previous.scanned_once;
+        for t in self.files.values_mut() {
+            // Lines already held stay with their file; the new line-length cap applies to
+            // what comes next.
+            t.lines.set_max_line_length(self.options.max_line_length);
+        }
+    }
+
+    /// Follows the files until [`Wake::Stop`] arrives, then hands itself back (a reload passes
+    /// its files to the next config). `ready` is called once the first scan is done, before the
+    /// first read (which may be long with `start_at: beginning`).
+    pub fn run(
+        mut self,
+        wake_tx: Sender<Wake>,
+        wake_rx: Receiver<Wake>,
+        ready: impl FnOnce(),
+    ) -> FileSource {
         let (mut watcher, problem) = Watcher::new(wake_tx, self.options.watch);
         if let Some(p) = problem {
             warn!(source = %self.name, "{p}");
@@ -190,7 +210,7 @@ impl FileSource {
                     rescan |= w == Wake::Rescan;
                     for w in wake_rx.try_iter() {
                         if w == Wake::Stop {
-                            return;
+                            return self;
                         }
                         rescan |= w == Wake::Rescan;
                     }
@@ -209,6 +229,7 @@ impl FileSource {
             more = self.read_all();
             self.publish_status(rescan, watcher.is_active());
         }
+        self
     }
 
     fn update_watches(&mut self, watcher: &mut Watcher) {
@@ -383,6 +404,11 @@ impl FileSource {
         s.notifications = notifications;
         s.last_error = self.source_error.clone();
         s.updated = Some(SystemTime::now());
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The file paths followed now (for tests and the one-shot summary).

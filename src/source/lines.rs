@@ -36,6 +36,11 @@ impl LineSplitter {
         }
     }
 
+    /// Changes the cap for lines still to come.
+    pub fn set_max_line_length(&mut self, max_line_length: usize) {
+        self.max_line_length = max_line_length;
+    }
+
     /// Drops everything up to the next newline (used when starting in the middle of a line).
     pub fn skip_to_next_line(&mut self) {
         self.partial = Vec::new();

@@ -23,7 +23,7 @@ pub use page::PageSource;
 pub struct RunningSource {
     name: String,
     wake: Sender<Wake>,
-    thread: JoinHandle<()>,
+    thread: JoinHandle<FileSource>,
 }
 
 impl RunningSource {
@@ -49,11 +49,21 @@ impl RunningSource {
         })
     }
 
-    /// Asks the thread to stop and waits for it.
-    pub fn stop(self) {
+    /// Asks the thread to stop, waits for it, and returns the source with the files it was
+    /// reading (`None` if the thread panicked).
+    pub fn stop(self) -> Option<FileSource> {
         let _ = self.wake.send(Wake::Stop);
-        if self.thread.join().is_err() {
-            tracing::error!(source = %self.name, "source thread panicked");
+        match self.thread.join() {
+            Ok(source) => Some(source),
+            Err(_) => {
+                tracing::error!(source = %self.name, "source thread panicked");
+                None
+            }
         }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }

@@ -1,0 +1,328 @@
+//! Reloads (SIGHUP and `POST /-/reload`) and web security (`--web.config.file`: TLS with a CA
+//! made in the test, mutual TLS, certificate reload, bcrypt basic auth, headers).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+fn config(metrics: &str, extra_rules: &str) -> String {
+    format!(
+        r#"version: 1
+metrics:
+  - {{name: events_total, type: counter, help: Events., labels: [kind]}}
+{metrics}
+sources:
+  - name: logs
+    file: {{paths: [app.log], start_at: beginning, poll_interval: 100ms}}
+    rules:
+      - name: event
+        regex: '^(?P<kind>\w+) (?P<n>\d+)$'
+        update: [{{metric: events_total, labels: {{kind: $kind}}}}]
+{extra_rules}"#
+    )
+}
+
+fn sighup(exporter: &Exporter) {
+    assert!(Command::new("kill")
+        .args(["-HUP", &exporter.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn sighup_reload_keeps_values_and_offsets_and_a_bad_config_keeps_the_old_one() {
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    append(&log, lines("a", 0, 10));
+    let exporter = Exporter::start(dir.path(), &config("", ""));
+    exporter.wait_value(r#"events_total{kind="a"}"#, 10.0);
+    let reloads = "quarry_config_last_reload_success_timestamp_seconds";
+    let first = exporter.value(reloads).unwrap();
+
+    // A good reload: a new metric and rule; the old metric keeps its value, the file its offset.
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        config(
+            "  - {name: numbers, type: gauge, help: Last number.}",
+            "      - name: number\n        regex: '^\\w+ (?P<n>\\d+)$'\n        update: [{metric: numbers, set: $n}]\n",
+        ),
+    )
+    .unwrap();
+    sighup(&exporter);
+    exporter.wait_at_least(reloads, first + 1e-6);
+    assert_eq!(
+        exporter.value("quarry_config_last_reload_successful"),
+        Some(1.0)
+    );
+    append(&log, lines("a", 10, 5));
+    exporter.wait_value(r#"events_total{kind="a"}"#, 15.0); // not 25: nothing read twice
+    exporter.wait_value("numbers", 14.0);
+
+    // A bad reload: the old config keeps running and the failure shows.
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        "version: 1\nmetrics: [{name: x}]\n",
+    )
+    .unwrap();
+    sighup(&exporter);
+    exporter.wait_value("quarry_config_last_reload_successful", 0.0);
+    append(&log, lines("a", 15, 2));
+    exporter.wait_value(r#"events_total{kind="a"}"#, 17.0);
+    exporter.wait_value("numbers", 16.0);
+    let log_text = exporter.log.lock().unwrap().join("\n");
+    assert!(
+        log_text.contains("reload failed, keeping the running config")
+            && log_text.contains("missing field `type`"),
+        "{log_text}"
+    );
+}
+
+fn post(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        raw.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    )
+}
+
+#[test]
+fn http_reload_needs_the_lifecycle_flag_and_reports_failures() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    let without = Exporter::start(dir.path(), &config("", ""));
+    assert_eq!(post(without.port, "/-/reload").0, 403);
+    drop(without);
+    let with = Exporter::start_with(
+        &dir.path().join("exporter.yaml"),
+        &["--web.enable-lifecycle"],
+    );
+    assert_eq!(
+        post(with.port, "/-/reload"),
+        (200, "Reloaded.\n".to_owned())
+    );
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        "version: 1\nsources: [{name: s}]\n",
+    )
+    .unwrap();
+    let (status, body) = post(with.port, "/-/reload");
+    assert_eq!(status, 500);
+    assert!(body.contains("a source needs a kind"), "{body}");
+    assert_eq!(
+        with.value("quarry_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert_eq!(with.get("/-/reload", &[]).0, 405);
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it, written as PEM files.
+fn write_pki(dir: &Path, prefix: &str) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{prefix} CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-ca.crt")), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{prefix}.crt")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{prefix}.key")), key.serialize_pem()).unwrap();
+}
+
+async fn https_get(
+    port: u16,
+    ca: &Path,
+    auth: Option<(&str, &str)>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<(u16, reqwest::header::HeaderMap), String> {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+    if let Some((c, k)) = identity {
+        let mut pem = std::fs::read(c).unwrap();
+        pem.extend(std::fs::read(k).unwrap());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    let mut req = b
+        .build()
+        .unwrap()
+        .get(format!("https://127.0.0.1:{port}/metrics"));
+    if let Some((u, p)) = auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    let r = req.send().await.map_err(|e| format!("{e:?}"))?;
+    Ok((r.status().as_u16(), r.headers().clone()))
+}
+
+#[test]
+fn tls_basic_auth_headers_mtls_and_certificate_reload() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    std::fs::write(dir.path().join("exporter.yaml"), config("", "")).unwrap();
+    write_pki(dir.path(), "tls");
+    // The shipped example file, with this test's certificate.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web-config.yml"),
+        dir.path().join("web-config.yml"),
+    )
+    .unwrap();
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        let out = Command::new("promtool")
+            .current_dir(dir.path())
+            .args(["check", "web-config", "web-config.yml"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let web = dir.path().join("web-config.yml");
+    let exporter = Exporter::start_with(
+        &dir.path().join("exporter.yaml"),
+        &[&format!("--web.config.file={}", web.display())],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = dir.path().join("tls-ca.crt");
+    rt.block_on(async {
+        let (status, headers) = https_get(exporter.port, &ca, None, None).await.unwrap();
+        assert_eq!(status, 401);
+        assert_eq!(
+            headers["www-authenticate"],
+            "Basic realm=\"quarry_exporter\""
+        );
+        assert_eq!(
+            https_get(exporter.port, &ca, Some(("prometheus", "wrong")), None)
+                .await
+                .unwrap()
+                .0,
+            401
+        );
+        assert_eq!(
+            https_get(exporter.port, &ca, Some(("nobody", "change-me")), None)
+                .await
+                .unwrap()
+                .0,
+            401
+        );
+        let (status, headers) =
+            https_get(exporter.port, &ca, Some(("prometheus", "change-me")), None)
+                .await
+                .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "deny");
+        // Cached result, same answer.
+        assert_eq!(
+            https_get(exporter.port, &ca, Some(("prometheus", "change-me")), None)
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+
+        // The certificate is replaced on disk: new connections use the new one.
+        write_pki(dir.path(), "next");
+        std::fs::copy(dir.path().join("next.key"), dir.path().join("tls.key")).unwrap();
+        std::fs::copy(dir.path().join("next.crt"), dir.path().join("tls.crt")).unwrap();
+        let next_ca = dir.path().join("next-ca.crt");
+        let start = std::time::Instant::now();
+        loop {
+            match https_get(
+                exporter.port,
+                &next_ca,
+                Some(("prometheus", "change-me")),
+                None,
+            )
+            .await
+            {
+                Ok((200, _)) => break,
+                other => assert!(
+                    start.elapsed() < WAIT,
+                    "new certificate never served: {other:?}"
+                ),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            https_get(exporter.port, &ca, Some(("prometheus", "change-me")), None)
+                .await
+                .is_err(),
+            "old CA still accepted"
+        );
+    });
+    drop(exporter);
+
+    // Mutual TLS: a client certificate signed by the client CA is required.
+    write_pki(dir.path(), "client");
+    std::fs::write(
+        dir.path().join("mtls.yml"),
+        "tls_server_config:\n  cert_file: next.crt\n  key_file: next.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.crt\n",
+    )
+    .unwrap();
+    let exporter = Exporter::start_with(
+        &dir.path().join("exporter.yaml"),
+        &[&format!(
+            "--web.config.file={}",
+            dir.path().join("mtls.yml").display()
+        )],
+    );
+    rt.block_on(async {
+        let next_ca = dir.path().join("next-ca.crt");
+        assert!(
+            https_get(exporter.port, &next_ca, None, None)
+                .await
+                .is_err(),
+            "no client certificate must fail"
+        );
+        let identity = (dir.path().join("client.crt"), dir.path().join("client.key"));
+        let (status, _) = https_get(
+            exporter.port,
+            &next_ca,
+            None,
+            Some((&identity.0, &identity.1)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+    });
+}
+
+#[test]
+fn a_bad_web_config_is_a_startup_error_with_its_position() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    std::fs::write(dir.path().join("exporter.yaml"), config("", "")).unwrap();
+    std::fs::write(
+        dir.path().join("web.yml"),
+        "basic_auth_users:\n  alice: plaintext\nhttp_server_config:\n  headerz: {}\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .current_dir(dir.path())
+        .args([
+            "--web.config.file=web.yml",
+            "--web.listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("web.yml:4:3: http_server_config.headerz: unknown field `headerz`"),
+        "{stderr}"
+    );
+}
