@@ -40,14 +40,7 @@ pub struct WebSecurity {
     cache: Mutex<HashMap<String, bool>>,
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
-}
+use crate::config::resolve_path as resolve;
 
 impl WebSecurity {
     /// Loads and checks `path`; relative file names in it are relative to it.

@@ -19,3 +19,13 @@ pub use validate::{
     default_buckets, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES, DEFAULT_POLL_INTERVAL,
     DEFAULT_ROTATE_WAIT,
 };
+
+/// Resolves a path from the config against the config file's directory, as Prometheus does.
+pub fn resolve_path(base_dir: &std::path::Path, path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}

@@ -252,15 +252,12 @@ fn check_source(
     metrics: &HashMap<&str, &MetricConfig>,
     broken_metrics: &[String],
 ) {
-    let kinds: Vec<&str> = [
+    let kinds = present_keys(&[
         ("file", s.file.is_some()),
         ("http", s.http.is_some()),
         ("command", s.command.is_some()),
         ("status_file", s.status_file.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(k, present)| present.then_some(k))
-    .collect();
+    ]);
     match kinds.as_slice() {
         [] => c.report(
             path.to_owned(),
@@ -329,6 +326,14 @@ fn check_source(
             check_update(c, &up, update, metrics, fields.as_ref());
         }
     }
+}
+
+/// The keys of a keyed choice (`file:`/`http:`…, `regex:`/`json:`…) that are present.
+fn present_keys(keys: &[(&'static str, bool)]) -> Vec<&'static str> {
+    keys.iter()
+        .filter(|(_, present)| *present)
+        .map(|(k, _)| *k)
+        .collect()
 }
 
 fn positive(c: &mut Checker, path: &str, key: &str, d: Option<Duration>) {
@@ -419,15 +424,12 @@ fn check_extractor(
     rule: &RuleConfig,
     lines: bool,
 ) -> Option<BTreeSet<String>> {
-    let kinds: Vec<&str> = [
+    let kinds = present_keys(&[
         ("regex", rule.regex.is_some()),
         ("json", rule.json.is_some()),
         ("xml", rule.xml.is_some()),
         ("html", rule.html.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(k, present)| present.then_some(k))
-    .collect();
+    ]);
     match kinds.as_slice() {
         [] => {
             c.report(

@@ -71,14 +71,7 @@ impl Fetcher {
     }
 }
 
-fn resolve(base_dir: &Path, p: &str) -> PathBuf {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    }
-}
+use crate::config::resolve_path as resolve;
 
 /// `http:` sources, on reqwest with rustls.
 pub struct HttpFetcher {

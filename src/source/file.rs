@@ -60,12 +60,9 @@ impl FileOptions {
 
 /// Resolves a config path against the config file's directory, as Prometheus does.
 pub fn absolute_pattern(base_dir: &Path, pattern: &str) -> String {
-    let p = Path::new(pattern);
-    if p.is_absolute() {
-        pattern.to_owned()
-    } else {
-        base_dir.join(p).to_string_lossy().into_owned()
-    }
+    crate::config::resolve_path(base_dir, pattern)
+        .to_string_lossy()
+        .into_owned()
 }
 
 struct Tracked {
