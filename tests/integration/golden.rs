@@ -1,15 +1,58 @@
 //! Golden cases: `tests/golden/<case>/{exporter.yaml, inputs…, expected.prom}`, run through
 //! `one-shot`. Optional `args` holds extra flags. Absolute paths of the case directory in the
 //! output are written as `CASE_DIR`, and the values of the two clock-dependent self-metrics
-//! (fetch duration, last success time) as `TIME`. `UPDATE_GOLDEN=1` rewrites the expected files (review the
+//! (fetch duration, last success time) as `TIME`. A case with a `served/` directory runs against
+//! a real HTTP server on loopback that serves each file there at `/<name>` (a file with a
+//! `<name>.soapaction` companion as a SOAP service that wants that action); `SERVER` in its
+//! config is that server's address. `UPDATE_GOLDEN=1` rewrites the expected files (review the
 //! diff before committing it).
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::common::binary;
+use crate::upstream::{Reply, Upstream};
 
-fn run_case(dir: &Path) -> Result<(), String> {
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("html") => "text/html; charset=utf-8",
+        Some("xml") => "text/xml; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Serves `served/` and copies the case, with `SERVER` replaced, into a temp dir.
+fn serve_case(case: &Path) -> (Upstream, tempfile::TempDir) {
+    let server = Upstream::start();
+    let served = case.join("served");
+    for entry in std::fs::read_dir(&served).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".soapaction") {
+            continue;
+        }
+        let body = std::fs::read_to_string(served.join(&name)).unwrap();
+        let reply = match std::fs::read_to_string(served.join(format!("{name}.soapaction"))) {
+            Ok(action) => Reply::Soap(Box::leak(action.trim().to_owned().into_boxed_str()), body),
+            Err(_) => Reply::Ok(content_type(&name), body),
+        };
+        server.route(&format!("/{name}"), reply);
+    }
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(case).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("SERVER", &format!("127.0.0.1:{}", server.port));
+            std::fs::write(copy.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    (server, copy)
+}
+
+fn run_case(case: &Path) -> Result<(), String> {
+    let served = case.join("served").is_dir().then(|| serve_case(case));
+    let dir = served.as_ref().map_or(case, |(_, copy)| copy.path());
     let args = std::fs::read_to_string(dir.join("args")).unwrap_or_default();
     let out = Command::new(binary())
         .arg("one-shot")
@@ -41,7 +84,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
             }
         })
         .collect();
-    let expected_file = dir.join("expected.prom");
+    let expected_file = case.join("expected.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_file, &actual).unwrap();
         return Ok(());

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::upstream::{test_tls, Reply, Upstream};
+use crate::upstream::{test_mtls, test_tls, Reply, Upstream};
 
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(
@@ -413,4 +413,69 @@ fn a_command_that_fails_says_so() {
     let (_, _, page) = exporter.get("/", &[]);
     let page = String::from_utf8(page).unwrap();
     assert!(page.contains("exit status: 3: broken"), "{page}");
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate() {
+    let (ca_pem, tls, (client_cert, client_key)) = test_mtls();
+    let server = Upstream::start_with(Some(tls));
+    server.route(
+        "/health",
+        Reply::Ok("application/json", fixture("json_api/health.json")),
+    );
+    let dir = tempdir();
+    std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.pem"), client_cert).unwrap();
+    std::fs::write(dir.path().join("client-key.pem"), client_key).unwrap();
+    let url = server.url("https", "/health");
+    let config = [
+        METRICS.to_owned(),
+        "sources:\n".into(),
+        source("with_cert", &format!(r#"url: "{url}", tls: {{ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}}"#), json_rule()),
+        source("without_cert", &format!(r#"url: "{url}", tls: {{ca_file: ca.pem}}"#), json_rule()),
+    ]
+    .concat();
+    let exporter = Exporter::start(dir.path(), &config);
+    exporter.wait_value(&up("with_cert"), 1.0);
+    exporter.wait_value(r#"service_latency_seconds{service="api"}"#, 0.012);
+    exporter.wait_at_least(&errors("without_cert", "tls"), 1.0);
+    assert_eq!(exporter.value(&up("without_cert")), Some(0.0));
+}
+
+#[test]
+fn malformed_xml_and_html_that_lost_its_table() {
+    let server = Upstream::start();
+    server.route(
+        "/broken.xml",
+        Reply::Ok("text/xml", "<Envelope><Body><Queue>".into()),
+    );
+    server.route(
+        "/login.html",
+        Reply::Ok(
+            "text/html",
+            "<html><body><form><input name=user></form>".into(),
+        ),
+    );
+    let dir = tempdir();
+    let config = [
+        METRICS.to_owned(),
+        "sources:\n".into(),
+        source(
+            "xml",
+            &format!(r#"url: "{}""#, server.url("http", "/broken.xml")),
+            soap_rule(),
+        ),
+        // Browsers' parser never fails on HTML: a page without the rows is `no_match`.
+        source(
+            "html",
+            &format!(r#"url: "{}""#, server.url("http", "/login.html")),
+            html_rule(),
+        ),
+    ]
+    .concat();
+    let exporter = Exporter::start(dir.path(), &config);
+    exporter.wait_at_least(&errors("xml", "parse"), 1.0);
+    exporter.wait_at_least(&errors("html", "no_match"), 1.0);
+    assert_eq!(exporter.value(&up("xml")), Some(0.0));
+    assert_eq!(exporter.value(&up("html")), Some(0.0));
 }

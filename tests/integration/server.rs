@@ -227,3 +227,25 @@ sources:
         100
     );
 }
+
+#[test]
+fn a_slow_client_cannot_hold_a_connection() {
+    use std::io::Write;
+    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // Headers that never finish: the server closes after its header read timeout (10 s).
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let closed = stream.read_to_end(&mut buf).is_ok();
+    assert!(
+        closed && start.elapsed() < WAIT,
+        "the connection was held open: {:?}",
+        start.elapsed()
+    );
+    // And the exporter still serves.
+    assert_eq!(exporter.get("/-/healthy", &[]).0, 200);
+}

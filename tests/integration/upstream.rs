@@ -209,6 +209,29 @@ pub fn base64_encode(text: &str) -> String {
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (CA PEM, server config).
 pub fn test_tls() -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
+    let (ca, config, _) = make_tls(false);
+    (ca, config)
+}
+
+/// Like [`test_tls`], but the server requires a client certificate from the same CA; the
+/// last item is that client's certificate and key, PEM.
+pub fn test_mtls() -> (
+    String,
+    Arc<tokio_rustls::rustls::ServerConfig>,
+    (String, String),
+) {
+    let (ca, config, client) = make_tls(true);
+    (ca, config, client.unwrap())
+}
+
+#[allow(clippy::type_complexity)]
+fn make_tls(
+    require_client: bool,
+) -> (
+    String,
+    Arc<tokio_rustls::rustls::ServerConfig>,
+    Option<(String, String)>,
+) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -223,16 +246,37 @@ pub fn test_tls() -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
         .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
     let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+    let builder = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let mut client = None;
+    let builder = if require_client {
+        let client_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["quarry-client".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "quarry client");
+        let client_cert = params.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+        client = Some((client_cert.pem(), client_key.serialize_pem()));
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier = tokio_rustls::rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider,
+        )
+        .build()
+        .unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
         .with_single_cert(
             vec![cert.der().clone()],
             tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .unwrap();
-    (ca_cert.pem(), Arc::new(config))
+    (ca_cert.pem(), Arc::new(config), client)
 }
 
 #[test]
