@@ -369,3 +369,26 @@ pub fn one_shot(
     out.write_all(&text)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_in_the_exporter_toolkit_forms() {
+        assert_eq!(
+            parse_listen_address(":9847").unwrap(),
+            vec!["0.0.0.0:9847".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:0").unwrap(),
+            vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9847").unwrap(),
+            vec!["[::1]:9847".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(parse_listen_address("9847").is_err());
+        assert!(parse_listen_address("localhost:notaport").is_err());
+    }
+}

@@ -60,9 +60,7 @@ impl WebSecurity {
                 );
             };
             headers.push((
-                hyper::header::HeaderName::from_static(Box::leak(
-                    canonical.to_ascii_lowercase().into_boxed_str(),
-                )),
+                hyper::header::HeaderName::from_bytes(canonical.as_bytes())?,
                 hyper::header::HeaderValue::from_str(value)
                     .with_context(|| format!("header {name}"))?,
             ));
