@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -406,14 +406,6 @@ impl FileSource {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The file paths followed now (for tests and the one-shot summary).
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.files
-            .values()
-            .map(|t| PathBuf::from(&t.path))
-            .collect()
     }
 }
 

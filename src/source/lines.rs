@@ -53,11 +53,6 @@ impl LineSplitter {
         self.skipping = false;
     }
 
-    /// Bytes held of a line whose newline has not arrived.
-    pub fn pending(&self) -> usize {
-        self.partial.len()
-    }
-
     /// Feeds a chunk; `emit` gets every line it completes.
     pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) -> LineStats {
         let mut stats = LineStats::default();
