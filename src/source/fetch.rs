@@ -64,7 +64,7 @@ impl Fetcher {
     /// What the source reads, for the landing page (no secrets).
     pub fn target(&self) -> String {
         match self {
-            Fetcher::Http(h) => format!("{} {}", h.method, h.url),
+            Fetcher::Http(h) => format!("{} {}", h.method, redacted(&h.url)),
             Fetcher::Command(c) => c.argv.join(" "),
             Fetcher::StatusFile(f) => f.path.display().to_string(),
         }
@@ -181,7 +181,7 @@ impl HttpFetcher {
         if !accepted {
             return Err(fail(
                 SourceErrorReason::HttpStatus,
-                format!("HTTP {status} from {}", self.url),
+                format!("HTTP {status} from {}", redacted(&self.url)),
             ));
         }
         if response
@@ -208,6 +208,15 @@ impl HttpFetcher {
     }
 }
 
+/// The URL without a password (`user:***@host`), for logs and the landing page.
+pub fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
 fn too_large(max: usize) -> FetchError {
     fail(
         SourceErrorReason::TooLarge,
@@ -228,7 +237,13 @@ fn read_secret(path: &Path) -> Result<String, FetchError> {
 
 /// The error and its causes, one line.
 fn describe(e: &reqwest::Error) -> String {
+    // reqwest's messages name the URL; keep a password in it out of logs and pages.
     let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        if let Some(password) = url.password() {
+            text = text.replace(password, "***");
+        }
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
@@ -412,5 +427,18 @@ impl StatusFileFetcher {
             detail: format!("{} bytes", bytes.len()),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        let url = reqwest::Url::parse("http://monitor:s3cret@lb.internal:8404/stats").unwrap();
+        assert_eq!(redacted(&url), "http://monitor:***@lb.internal:8404/stats");
+        let plain = reqwest::Url::parse("https://lb.internal/stats").unwrap();
+        assert_eq!(redacted(&plain), "https://lb.internal/stats");
     }
 }
