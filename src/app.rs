@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
@@ -74,7 +74,8 @@ pub fn build(
     self_metrics: &SelfMetrics,
     previous: Option<Families>,
 ) -> anyhow::Result<Built> {
-    let families = Families::rebuild(&config.metrics, registry, self_metrics, previous)?;
+    let _ = registry; // user families render themselves (crate::exposition)
+    let families = Families::rebuild(&config.metrics, self_metrics, previous)?;
     let mut sources = Vec::new();
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
@@ -221,12 +222,14 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let listeners = server::bind(&options.listen).await?;
         let pending = Arc::new(AtomicUsize::new(0));
         let statuses = built.statuses.clone();
+        let families = built.families.clone();
         let mut generation = Generation::start(built, Vec::new(), &pending)?;
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let state = Arc::new(WebState {
             registry: registry.clone(),
             telemetry_path: options.telemetry_path.clone(),
             statuses: std::sync::RwLock::new(statuses),
+            families: std::sync::RwLock::new(families),
             pending_sources: pending.clone(),
             config_file: options.config_file.display().to_string(),
             reload: options.enable_lifecycle.then_some(reload_tx),
@@ -296,7 +299,7 @@ async fn reload(
             let message = format!("{e:#}");
             error!("reload failed after stopping the old sources: {message}");
             let empty = Generation {
-                families: Families::rebuild(&[], registry, self_metrics, None).expect("empty"),
+                families: Families::default(),
                 files: Vec::new(),
                 pages: Vec::new(),
                 stop_pages: watch::channel(false).0,
@@ -305,6 +308,7 @@ async fn reload(
         }
     };
     *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
+    *state.families.write().unwrap_or_else(|e| e.into_inner()) = built.families.clone();
     match Generation::start(built, files, pending) {
         Ok(g) => {
             mark_loaded(self_metrics);
@@ -314,7 +318,7 @@ async fn reload(
         Err(e) => {
             self_metrics.config_last_reload_successful.set(0.0);
             let empty = Generation {
-                families: Families::rebuild(&[], registry, self_metrics, None).expect("empty"),
+                families: Families::default(),
                 files: Vec::new(),
                 pages: Vec::new(),
                 stop_pages: watch::channel(false).0,
@@ -335,6 +339,7 @@ pub fn one_shot(
 ) -> anyhow::Result<()> {
     let (registry, metrics) = new_registry()?;
     let built = build(&config, &base_dir(config_file), &registry, &metrics, None)?;
+    let built_families = built.families.clone();
     for (name, mut source) in built.sources {
         source.read_everything_once();
         tracing::debug!(source = %name, "read to the end");
@@ -351,21 +356,14 @@ pub fn one_shot(
             }
         });
     }
-    let families: Vec<_> = registry
-        .gather()
-        .into_iter()
-        .filter(|f| {
-            let name = f.name();
-            if name.starts_with("quarry_") {
-                // Build and reload facts say nothing about the data read.
-                self_metrics && name != "quarry_build_info" && !name.starts_with("quarry_config_")
-            } else {
-                !name.starts_with("process_")
-            }
-        })
-        .collect();
-    let mut text = Vec::new();
-    TextEncoder::new().encode(&families, &mut text)?;
+    let text = crate::exposition::render(&registry, &built_families, |name| {
+        if name.starts_with("quarry_") {
+            // Build and reload facts say nothing about the data read.
+            self_metrics && name != "quarry_build_info" && !name.starts_with("quarry_config_")
+        } else {
+            !name.starts_with("process_")
+        }
+    })?;
     out.write_all(&text)?;
     Ok(())
 }

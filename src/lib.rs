@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod exposition;
 pub mod extract;
 pub mod landing;
 pub mod matcher;

@@ -22,7 +22,9 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
+
+use crate::registry::Families;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -44,6 +46,8 @@ pub struct WebState {
     pub registry: Registry,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,
+    /// The user's metric families (replaced on reload).
+    pub families: std::sync::RwLock<crate::registry::Families>,
     /// One status per source, for the landing page (replaced on reload).
     pub statuses: std::sync::RwLock<Vec<SharedStatus>>,
     /// Sources that have not finished their first scan; ready when 0.
@@ -235,7 +239,12 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     let mut r = if path == state.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
         let registry = state.registry.clone();
-        match tokio::task::spawn_blocking(move || render(&registry, gzip)).await {
+        let families = state
+            .families
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match tokio::task::spawn_blocking(move || render(&registry, &families, gzip)).await {
             Ok(Ok(body)) => {
                 let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, body);
                 if gzip {
@@ -337,11 +346,9 @@ fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
     })
 }
 
-/// The text exposition of everything in `registry`, gzipped when asked.
-pub fn render(registry: &Registry, gzip: bool) -> anyhow::Result<Vec<u8>> {
-    let families = registry.gather();
-    let mut text = Vec::with_capacity(64 << 10);
-    TextEncoder::new().encode(&families, &mut text)?;
+/// The text exposition of every metric, gzipped when asked.
+pub fn render(registry: &Registry, families: &Families, gzip: bool) -> anyhow::Result<Vec<u8>> {
+    let text = crate::exposition::render(registry, families, |_| true)?;
     if !gzip {
         return Ok(text);
     }

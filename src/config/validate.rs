@@ -122,6 +122,11 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
             name_path.clone(),
             format!("invalid metric name {name:?}: use letters, digits, `_` and `:`, not starting with a digit"),
         );
+    } else if name.starts_with("process_") {
+        c.report(
+            name_path.clone(),
+            format!("metric name {name:?} uses the prefix `process_`, which the exporter's process metrics use"),
+        );
     } else if name.starts_with("quarry_") {
         c.report(
             name_path.clone(),
