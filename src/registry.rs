@@ -4,8 +4,10 @@
 //! label sets it holds. Rules keep their own caches of series handles (see
 //! [`crate::pipeline`]); they come here only the first time they see a label set, which is
 //! where `max_series` is enforced and counted. The families are not registered with the
-//! prometheus registry: they render their own exposition straight from that table (four times
-//! faster than the registry's gather at 100k series), in the same format and order.
+//! prometheus registry: they render their own exposition straight from that table, in the same
+//! format and order (tests compare the bytes with the crate's encoder). At 100k series the
+//! first byte of `/metrics` came after ~60 ms instead of ~115 ms through the registry's gather
+//! (curl, this machine).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -67,7 +69,7 @@ fn header(name: &str, help: &str, kind: &str, samples: usize) -> Vec<u8> {
     text.extend_from_slice(b"# HELP ");
     text.extend_from_slice(name.as_bytes());
     text.push(b' ');
-    escape(&mut text, help, false);
+    escape(&mut text, help.as_bytes(), false);
     text.extend_from_slice(b"\n# TYPE ");
     text.extend_from_slice(name.as_bytes());
     text.push(b' ');
@@ -76,12 +78,37 @@ fn header(name: &str, help: &str, kind: &str, samples: usize) -> Vec<u8> {
     text
 }
 
+/// Label names and values of one sample, in exposition order.
+type Labels<'a> = Vec<(&'a str, &'a [u8])>;
+
+/// Fills `buf` with a row's labels in exposition order: `names` are in that order, and
+/// `order[k]` is the index into `values` of the k-th label, or `declared` for a state metric's
+/// `state` label.
+fn fill_labels<'a>(
+    buf: &mut Vec<(&'a str, &'a [u8])>,
+    order: &[usize],
+    names: &[&'a str],
+    declared: usize,
+    values: &[&'a [u8]],
+    state: Option<&'a [u8]>,
+) {
+    buf.clear();
+    for (position, &i) in order.iter().enumerate() {
+        let v = if i == declared {
+            state.unwrap_or_default()
+        } else {
+            values[i]
+        };
+        buf.push((names[position], v));
+    }
+}
+
 /// One sample line: `name{labels[,le]} value`.
 fn sample(
     text: &mut Vec<u8>,
     name: &str,
     suffix: &str,
-    labels: &[(String, String)],
+    labels: &[(&str, &[u8])],
     le: Option<&str>,
     value: f64,
 ) {
@@ -111,8 +138,17 @@ fn sample(
 }
 
 /// Escapes `\\` and newlines (and `"` in label values) as the text format requires.
-fn escape(text: &mut Vec<u8>, value: &str, quotes: bool) {
-    for c in value.bytes() {
+fn escape(text: &mut Vec<u8>, value: &[u8], quotes: bool) {
+    let needs = if quotes {
+        memchr::memchr3(b'\\', b'\n', b'"', value).is_some()
+    } else {
+        memchr::memchr2(b'\\', b'\n', value).is_some()
+    };
+    if !needs {
+        text.extend_from_slice(value);
+        return;
+    }
+    for &c in value {
         match c {
             b'\\' => text.extend_from_slice(b"\\\\"),
             b'\n' => text.extend_from_slice(b"\\n"),
@@ -257,67 +293,82 @@ impl Family {
 
     /// Appends this family's exposition: `# HELP`, `# TYPE`, then the series sorted by their
     /// label values (label names in alphabetical order), exactly as the prometheus crate's
-    /// text encoder writes them, without building its per-series protobuf structures.
+    /// text encoder writes them, without building its per-series protobuf structures. The
+    /// series table stays locked while rendering: updates of known series do not need it.
     fn render(&self, out: &mut Vec<(String, Vec<u8>)>) {
-        let held: Vec<(Box<[u8]>, Series)> = {
-            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
-        };
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if held.is_empty() {
             return;
         }
+        // Label names in exposition (alphabetical) order, as indexes into the declaration;
+        // for a state metric the `state` label takes its place among them.
+        let mut names: Vec<&str> = self.label_names.iter().map(String::as_str).collect();
+        if self.kind == MetricKind::State {
+            names.push("state");
+        }
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_key(|&i| names[i]);
+        let declared = self.label_names.len();
+        // Each row's label values, permuted into exposition order (the state label aside), so
+        // rows sort with a plain slice comparison.
+        let permutation: Vec<usize> = order.iter().copied().filter(|&i| i < declared).collect();
+        let identity = permutation.iter().enumerate().all(|(k, &i)| k == i);
+        let mut rows: Vec<(Vec<&[u8]>, &Series)> = held
+            .iter()
+            .map(|(key, series)| {
+                let mut values: Vec<&[u8]> = if declared == 0 {
+                    Vec::new()
+                } else {
+                    key.split(|b| *b == KEY_SEPARATOR).collect()
+                };
+                if !identity {
+                    values = permutation.iter().map(|&i| values[i]).collect();
+                }
+                (values, series)
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let state_position = order.iter().position(|&i| i == declared);
+        // Label names in exposition order, and from here on `values` are in that order too.
+        let names: Vec<&str> = order.iter().map(|&i| names[i]).collect();
+        let order: Vec<usize> = {
+            let mut next = 0;
+            order
+                .iter()
+                .map(|&i| {
+                    if i == declared {
+                        declared
+                    } else {
+                        next += 1;
+                        next - 1
+                    }
+                })
+                .collect()
+        };
         let help = &self.declaration.help;
-        // Label values of a key, ordered by label name (with an extra label for states).
-        let named = |key: &[u8], extra: Option<(&str, &str)>| -> Vec<(String, String)> {
-            let mut pairs: Vec<(String, String)> = if self.label_names.is_empty() {
-                Vec::new()
-            } else {
-                self.label_names
-                    .iter()
-                    .cloned()
-                    .zip(
-                        key.split(|b| *b == KEY_SEPARATOR)
-                            .map(|v| String::from_utf8_lossy(v).into_owned()),
-                    )
-                    .collect()
-            };
-            if let Some((n, v)) = extra {
-                pairs.push((n.to_owned(), v.to_owned()));
-            }
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
-            pairs
-        };
-        let by_values = |a: &Vec<(String, String)>, b: &Vec<(String, String)>| {
-            a.iter().map(|p| &p.1).cmp(b.iter().map(|p| &p.1))
-        };
+        let mut buf: Vec<(&str, &[u8])> = Vec::with_capacity(order.len());
         match self.kind {
             MetricKind::Counter | MetricKind::Gauge => {
-                let mut rows: Vec<(Vec<(String, String)>, f64)> = held
-                    .iter()
-                    .map(|(k, s)| {
-                        let v = match s {
-                            Series::Counter(c) => c.get(),
-                            Series::Gauge(g) => g.get(),
-                            _ => 0.0,
-                        };
-                        (named(k, None), v)
-                    })
-                    .collect();
-                rows.sort_by(|a, b| by_values(&a.0, &b.0));
                 let mut text = header(&self.name, help, self.kind.as_str(), rows.len());
-                for (labels, v) in &rows {
-                    sample(&mut text, &self.name, "", labels, None, *v);
+                for (values, series) in &rows {
+                    let v = match series {
+                        Series::Counter(c) => c.get(),
+                        Series::Gauge(g) => g.get(),
+                        _ => continue,
+                    };
+                    fill_labels(&mut buf, &order, &names, declared, values, None);
+                    sample(&mut text, &self.name, "", &buf, None, v);
                 }
                 out.push((self.name.clone(), text));
             }
             MetricKind::Histogram => {
-                let mut rows: Vec<(Vec<(String, String)>, &Series)> =
-                    held.iter().map(|(k, s)| (named(k, None), s)).collect();
-                rows.sort_by(|a, b| by_values(&a.0, &b.0));
+                use prometheus::core::Metric;
                 let mut text = header(&self.name, help, "histogram", rows.len() * 14);
-                for (labels, s) in &rows {
-                    let Series::Histogram(h) = s else { continue };
-                    use prometheus::core::Metric;
+                for (values, series) in &rows {
+                    let Series::Histogram(h) = series else {
+                        continue;
+                    };
+                    fill_labels(&mut buf, &order, &names, declared, values, None);
                     let m = h.metric();
                     let proto = m.get_histogram();
                     let mut inf_seen = false;
@@ -328,7 +379,7 @@ impl Family {
                             &mut text,
                             &self.name,
                             "_bucket",
-                            labels,
+                            &buf,
                             Some(&bound.to_string()),
                             b.cumulative_count() as f64,
                         );
@@ -338,7 +389,7 @@ impl Family {
                             &mut text,
                             &self.name,
                             "_bucket",
-                            labels,
+                            &buf,
                             Some("+Inf"),
                             proto.get_sample_count() as f64,
                         );
@@ -347,7 +398,7 @@ impl Family {
                         &mut text,
                         &self.name,
                         "_sum",
-                        labels,
+                        &buf,
                         None,
                         proto.get_sample_sum(),
                     );
@@ -355,7 +406,7 @@ impl Family {
                         &mut text,
                         &self.name,
                         "_count",
-                        labels,
+                        &buf,
                         None,
                         proto.get_sample_count() as f64,
                     );
@@ -363,30 +414,67 @@ impl Family {
                 out.push((self.name.clone(), text));
             }
             MetricKind::State => {
-                let names = self.state_names();
-                let mut rows: Vec<(Vec<(String, String)>, f64)> =
-                    Vec::with_capacity(held.len() * names.len());
-                let mut levels: Vec<(Vec<(String, String)>, f64)> = Vec::with_capacity(held.len());
-                for (k, s) in &held {
-                    let Series::State { states, level } = s else {
-                        continue;
-                    };
-                    for (name, g) in names.iter().zip(states) {
-                        rows.push((named(k, Some(("state", name))), g.get()));
+                let states = self.state_names();
+                let mut by_name: Vec<usize> = (0..states.len()).collect();
+                by_name.sort_by_key(|&i| &states[i]);
+                let mut text = header(&self.name, help, "gauge", rows.len() * states.len());
+                if state_position == Some(order.len() - 1) {
+                    // `state` sorts last: rows are in order, and within a row the states go
+                    // alphabetically.
+                    for (values, series) in &rows {
+                        let Series::State { states: gauges, .. } = series else {
+                            continue;
+                        };
+                        for &i in &by_name {
+                            fill_labels(
+                                &mut buf,
+                                &order,
+                                &names,
+                                declared,
+                                values,
+                                Some(states[i].as_bytes()),
+                            );
+                            sample(&mut text, &self.name, "", &buf, None, gauges[i].get());
+                        }
                     }
-                    levels.push((named(k, None), level.get()));
-                }
-                rows.sort_by(|a, b| by_values(&a.0, &b.0));
-                levels.sort_by(|a, b| by_values(&a.0, &b.0));
-                let mut text = header(&self.name, help, "gauge", rows.len());
-                for (labels, v) in &rows {
-                    sample(&mut text, &self.name, "", labels, None, *v);
+                } else {
+                    let mut samples: Vec<(Labels, f64)> =
+                        Vec::with_capacity(rows.len() * states.len());
+                    for (values, series) in &rows {
+                        let Series::State { states: gauges, .. } = series else {
+                            continue;
+                        };
+                        for (state, g) in states.iter().zip(gauges) {
+                            fill_labels(
+                                &mut buf,
+                                &order,
+                                &names,
+                                declared,
+                                values,
+                                Some(state.as_bytes()),
+                            );
+                            samples.push((buf.clone(), g.get()));
+                        }
+                    }
+                    samples.sort_by(|a, b| a.0.iter().map(|p| p.1).cmp(b.0.iter().map(|p| p.1)));
+                    for (labels, v) in &samples {
+                        sample(&mut text, &self.name, "", labels, None, *v);
+                    }
                 }
                 out.push((self.name.clone(), text));
                 let level = level_name(&self.name);
-                let mut text = header(&level, &self.level_help(), "gauge", levels.len());
-                for (labels, v) in &levels {
-                    sample(&mut text, &level, "", labels, None, *v);
+                let mut text = header(&level, &self.level_help(), "gauge", rows.len());
+                for (values, series) in &rows {
+                    let Series::State { level: gauge, .. } = series else {
+                        continue;
+                    };
+                    buf.clear();
+                    for (position, &i) in order.iter().enumerate() {
+                        if i < declared {
+                            buf.push((names[position], values[i]));
+                        }
+                    }
+                    sample(&mut text, &level, "", &buf, None, gauge.get());
                 }
                 out.push((level, text));
             }
@@ -537,6 +625,49 @@ mod tests {
                 String::from_utf8(ours[0].1.clone()).unwrap(),
                 String::from_utf8(expected).unwrap(),
                 "{kind:?}"
+            );
+        }
+    }
+
+    /// State metrics: `state` sorted among the labels wherever it falls alphabetically.
+    #[test]
+    fn renders_states_like_the_prometheus_crate() {
+        for labels in [&["zone"][..], &["app"][..], &["app", "zone"][..]] {
+            let (registry, self_metrics) =
+                (Registry::new(), SelfMetrics::register(&Registry::new()));
+            let mut c = config(MetricKind::State, labels);
+            c.buckets = None;
+            c.states = Some(vec!["up".into(), "degraded".into(), "down".into()]);
+            let family = Family::new(&c, &self_metrics).unwrap();
+            let VecKind::State { states, level, .. } = &family.vec else {
+                unreachable!()
+            };
+            registry.register(Box::new(states.clone())).unwrap();
+            registry.register(Box::new(level.clone())).unwrap();
+            for (i, v) in ["b", "a", "c\"x"].iter().enumerate() {
+                let values: Vec<String> = (0..labels.len()).map(|j| format!("{v}{j}")).collect();
+                let key = values.join("\u{1}").into_bytes();
+                let key: Vec<u8> = key
+                    .into_iter()
+                    .map(|b| if b == 1 { KEY_SEPARATOR } else { b })
+                    .collect();
+                let Series::State { states, level } = family.series(&key).unwrap() else {
+                    unreachable!()
+                };
+                Series::set_state(&states, &level, i % 3);
+            }
+            let mut expected = Vec::new();
+            TextEncoder::new()
+                .encode(&registry.gather(), &mut expected)
+                .unwrap();
+            let mut ours = Vec::new();
+            family.render(&mut ours);
+            ours.sort_by(|a, b| a.0.cmp(&b.0));
+            let ours: Vec<u8> = ours.into_iter().flat_map(|(_, t)| t).collect();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "labels {labels:?}"
             );
         }
     }
