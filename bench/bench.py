@@ -280,8 +280,10 @@ def bench_lines(binary, lines, results):
                             q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss)
 
 
-def bench_scrape(binary, series, repeats, results):
-    workdir = os.path.join(OUT, f"scrape{series}")
+def start_series_pair(binary, name):
+    """Both tools tailing the same empty `series.log` in a fresh directory, ready to read.
+    Returns (log path, quarry port, mtail port, quarry process, mtail process)."""
+    workdir = os.path.join(OUT, name)
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     log_path = os.path.join(workdir, "series.log")
@@ -298,6 +300,16 @@ def bench_scrape(binary, series, repeats, results):
         wait_for("quarry_exporter to serve", lambda: get(qp, "/-/ready"))
         wait_for("mtail to serve", lambda: get(mp))
         time.sleep(1)  # both have opened the (empty) log
+    except BaseException:
+        stop(quarry)
+        stop(mtail)
+        raise
+    return log_path, qp, mp, quarry, mtail
+
+
+def bench_scrape(binary, series, repeats, results):
+    log_path, qp, mp, quarry, mtail = start_series_pair(binary, f"scrape{series}")
+    try:
         with open(log_path, "a") as f:
             for i in range(series):
                 f.write(f"key=k{i:07d}\n")
@@ -359,23 +371,8 @@ def bench_idle(binary, files, seconds, results):
 
 
 def bench_latency(binary, samples, results):
-    workdir = os.path.join(OUT, "latency")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    log_path = os.path.join(workdir, "series.log")
-    open(log_path, "w").close()
-    with open(os.path.join(workdir, "exporter.yaml"), "w") as f:
-        f.write(SERIES_QUARRY_CONFIG)
-    program = os.path.join(workdir, "series.mtail")
-    with open(program, "w") as f:
-        f.write(SERIES_MTAIL_PROGRAM)
-    qp, mp = free_port(), free_port()
-    quarry = start_quarry(binary, workdir, qp)
-    mtail = start_mtail(program, log_path, mp)
+    log_path, qp, mp, quarry, mtail = start_series_pair(binary, "latency")
     try:
-        wait_for("quarry_exporter to serve", lambda: get(qp, "/-/ready"))
-        wait_for("mtail to serve", lambda: get(mp))
-        time.sleep(1)
         delays = {"q": [], "m": []}
         with open(log_path, "a") as f:
             for i in range(samples):

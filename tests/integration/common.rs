@@ -230,3 +230,28 @@ pub fn lines(kind: &str, from: usize, n: usize) -> String {
 pub fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
+
+/// Runs `promtool check metrics` on an exposition; panics with its output when it complains.
+pub fn assert_promtool_accepts(exposition: &str) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

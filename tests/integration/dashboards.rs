@@ -335,22 +335,7 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // What Prometheus scraped passes promtool's lint.
-    let scraped = exporter.scrape();
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), scraped.as_bytes()).unwrap();
-    let lint = child.wait_with_output().unwrap();
-    assert!(
-        lint.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    assert_promtool_accepts(&exporter.scrape());
     let mut boards = bundled();
     boards.push((
         "generated (quarry_exporter dashboard)".into(),

@@ -2,7 +2,7 @@
 //! and `promtool check metrics` on the real output.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -170,28 +170,7 @@ fn promtool_accepts_the_exposition() {
         r#"quarry_rule_matches_total{rule="request",source="web_access"}"#,
         240.0,
     );
-    let body = exporter.scrape();
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_promtool_accepts(&exporter.scrape());
 }
 
 #[test]
