@@ -13,7 +13,20 @@ use crate::common::*;
 struct Server(Child);
 
 impl Drop for Server {
+    /// SIGTERM first, so a server stops its own workers (Apache's outlive a SIGKILLed parent),
+    /// then SIGKILL if it does not exit within a few seconds.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child this test started.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
