@@ -65,16 +65,15 @@ pub fn new_registry() -> anyhow::Result<(Registry, SelfMetrics)> {
     Ok((registry, self_metrics))
 }
 
-/// Builds the families, pipelines and sources of a validated config into `registry`.
-/// `previous` families are kept where their declaration is unchanged.
+/// Builds the families, pipelines and sources of a validated config. `previous` families are
+/// kept where their declaration is unchanged. (User families are not registered anywhere: they
+/// render themselves, see [`crate::exposition`].)
 pub fn build(
     config: &Config,
     base_dir: &Path,
-    registry: &Registry,
     self_metrics: &SelfMetrics,
     previous: Option<Families>,
 ) -> anyhow::Result<Built> {
-    let _ = registry; // user families render themselves (crate::exposition)
     let families = Families::rebuild(&config.metrics, self_metrics, previous)?;
     let mut sources = Vec::new();
     let mut pages = Vec::new();
@@ -184,6 +183,16 @@ impl Generation {
         })
     }
 
+    /// A generation that runs nothing (when a reload failed after the old one stopped).
+    fn idle() -> Generation {
+        Generation {
+            families: Families::default(),
+            files: Vec::new(),
+            pages: Vec::new(),
+            stop_pages: watch::channel(false).0,
+        }
+    }
+
     /// Stops every source; returns the families and the file sources with their files.
     async fn stop(self) -> (Families, Vec<FileSource>) {
         let _ = self.stop_pages.send(true);
@@ -211,7 +220,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         .transpose()?;
     let (registry, self_metrics) = new_registry()?;
     let base = base_dir(&options.config_file);
-    let built = build(&config, &base, &registry, &self_metrics, None)?;
+    let built = build(&config, &base, &self_metrics, None)?;
     mark_loaded(&self_metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -251,7 +260,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                 _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
                 Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
             };
-            let (next, result) = reload(&options.config_file, &registry, &self_metrics, generation, &pending, &state).await;
+            let (next, result) = reload(&options.config_file, &self_metrics, generation, &pending, &state).await;
             generation = next;
             if let Some(reply) = reply {
                 let _ = reply.send(result);
@@ -268,7 +277,6 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
 /// Applies the config file anew; on any error the old generation keeps running.
 async fn reload(
     config_file: &Path,
-    registry: &Registry,
     self_metrics: &SelfMetrics,
     current: Generation,
     pending: &Arc<AtomicUsize>,
@@ -284,13 +292,13 @@ async fn reload(
         Err(errors) => return fail(current, errors.to_string()),
     };
     let base = base_dir(config_file);
-    // Dry run in a scratch registry: files the sources need (bodies, CAs), regexes, ...
-    let dry = new_registry().and_then(|(r, m)| build(&config, &base, &r, &m, None).map(|_| ()));
-    if let Err(e) = dry {
+    // Dry run with scratch self-metrics: files the sources need (bodies, CAs), regexes, ...
+    let scratch = SelfMetrics::register(&Registry::new());
+    if let Err(e) = build(&config, &base, &scratch, None) {
         return fail(current, format!("{e:#}"));
     }
     let (families, files) = current.stop().await;
-    let built = match build(&config, &base, registry, self_metrics, Some(families)) {
+    let built = match build(&config, &base, self_metrics, Some(families)) {
         Ok(b) => b,
         Err(e) => {
             // Cannot happen after the dry run unless files changed in between; run nothing
@@ -298,13 +306,7 @@ async fn reload(
             self_metrics.config_last_reload_successful.set(0.0);
             let message = format!("{e:#}");
             error!("reload failed after stopping the old sources: {message}");
-            let empty = Generation {
-                families: Families::default(),
-                files: Vec::new(),
-                pages: Vec::new(),
-                stop_pages: watch::channel(false).0,
-            };
-            return (empty, Err(message));
+            return (Generation::idle(), Err(message));
         }
     };
     *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
@@ -317,13 +319,10 @@ async fn reload(
         }
         Err(e) => {
             self_metrics.config_last_reload_successful.set(0.0);
-            let empty = Generation {
-                families: Families::default(),
-                files: Vec::new(),
-                pages: Vec::new(),
-                stop_pages: watch::channel(false).0,
-            };
-            (empty, Err(format!("cannot start sources: {e}")))
+            (
+                Generation::idle(),
+                Err(format!("cannot start sources: {e}")),
+            )
         }
     }
 }
@@ -338,7 +337,7 @@ pub fn one_shot(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (registry, metrics) = new_registry()?;
-    let built = build(&config, &base_dir(config_file), &registry, &metrics, None)?;
+    let built = build(&config, &base_dir(config_file), &metrics, None)?;
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
         source.read_everything_once();

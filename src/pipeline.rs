@@ -347,11 +347,12 @@ enum Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The field's text; `None` when it selected nothing.
+    /// The field's text; `None` when a document field selected nothing.
     fn get(&self, field: FieldRef) -> Option<&'a str> {
         match (self, field) {
+            // A group that did not take part in the match is empty text, as in the regex crate.
             (Fields::Line { line, matcher, .. }, FieldRef::Index(i)) => {
-                matcher.group(i).map(|(s, e)| &line[s..e])
+                Some(matcher.group(i).map_or("", |(s, e)| &line[s..e]))
             }
             (Fields::Line { ctx, .. }, FieldRef::File) => Some(ctx.file),
             (Fields::Row(row), FieldRef::Index(i)) => row.get(i).and_then(|v| v.as_deref()),
@@ -370,12 +371,7 @@ impl Update {
                 map,
                 convert,
             } => {
-                let text = match fields.get(*field) {
-                    Some(t) => t,
-                    // A regex group that did not take part reads as empty text (as in labels).
-                    None if matches!(fields, Fields::Line { .. }) => "",
-                    None => return Err(RuleErrorReason::MissingField),
-                };
+                let text = fields.get(*field).ok_or(RuleErrorReason::MissingField)?;
                 let text = match map {
                     Some(m) => m.lookup(text).ok_or(RuleErrorReason::UnmappedValue)?,
                     None => text,

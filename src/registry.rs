@@ -328,7 +328,7 @@ impl Family {
             })
             .collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let state_position = order.iter().position(|&i| i == declared);
+        let state_last = order.last() == Some(&declared);
         // Label names in exposition order, and from here on `values` are in that order too.
         let names: Vec<&str> = order.iter().map(|&i| names[i]).collect();
         let order: Vec<usize> = {
@@ -418,48 +418,27 @@ impl Family {
                 let mut by_name: Vec<usize> = (0..states.len()).collect();
                 by_name.sort_by_key(|&i| &states[i]);
                 let mut text = header(&self.name, help, "gauge", rows.len() * states.len());
-                if state_position == Some(order.len() - 1) {
-                    // `state` sorts last: rows are in order, and within a row the states go
-                    // alphabetically.
-                    for (values, series) in &rows {
-                        let Series::State { states: gauges, .. } = series else {
-                            continue;
-                        };
-                        for &i in &by_name {
-                            fill_labels(
-                                &mut buf,
-                                &order,
-                                &names,
-                                declared,
-                                values,
-                                Some(states[i].as_bytes()),
-                            );
+                // Within a row the states go alphabetically; when `state` sorts last that is
+                // the exposition order already, otherwise the samples are sorted first.
+                let sort = !state_last;
+                let mut pending: Vec<(Labels, f64)> = Vec::new();
+                for (values, series) in &rows {
+                    let Series::State { states: gauges, .. } = series else {
+                        continue;
+                    };
+                    for &i in &by_name {
+                        let state = Some(states[i].as_bytes());
+                        fill_labels(&mut buf, &order, &names, declared, values, state);
+                        if sort {
+                            pending.push((buf.clone(), gauges[i].get()));
+                        } else {
                             sample(&mut text, &self.name, "", &buf, None, gauges[i].get());
                         }
                     }
-                } else {
-                    let mut samples: Vec<(Labels, f64)> =
-                        Vec::with_capacity(rows.len() * states.len());
-                    for (values, series) in &rows {
-                        let Series::State { states: gauges, .. } = series else {
-                            continue;
-                        };
-                        for (state, g) in states.iter().zip(gauges) {
-                            fill_labels(
-                                &mut buf,
-                                &order,
-                                &names,
-                                declared,
-                                values,
-                                Some(state.as_bytes()),
-                            );
-                            samples.push((buf.clone(), g.get()));
-                        }
-                    }
-                    samples.sort_by(|a, b| a.0.iter().map(|p| p.1).cmp(b.0.iter().map(|p| p.1)));
-                    for (labels, v) in &samples {
-                        sample(&mut text, &self.name, "", labels, None, *v);
-                    }
+                }
+                pending.sort_by(|a, b| a.0.iter().map(|p| p.1).cmp(b.0.iter().map(|p| p.1)));
+                for (labels, v) in &pending {
+                    sample(&mut text, &self.name, "", labels, None, *v);
                 }
                 out.push((self.name.clone(), text));
                 let level = level_name(&self.name);

@@ -499,7 +499,6 @@ fn check_extractor(
         ("html", &h.for_each, &h.fields)
     };
     let kp = join_key(rp, kind);
-    let mut ok = true;
     let check = |expr: &str| -> Result<(), String> {
         match kind {
             "json" => crate::extract::json::JsonExtractor::check_field(expr),
@@ -517,7 +516,6 @@ fn check_extractor(
         };
         if let Err(e) = result {
             c.report(join_key(&kp, "for_each"), e);
-            ok = false;
         }
     }
     if fields.is_empty() {
@@ -536,7 +534,6 @@ fn check_extractor(
         }
         if let Err(e) = check(expr) {
             c.report(fp, e);
-            ok = false;
         }
     }
     if let Some(x) = &rule.xml {
@@ -549,7 +546,6 @@ fn check_extractor(
             }
         }
     }
-    let _ = ok;
     Some(fields.keys().cloned().collect())
 }
 

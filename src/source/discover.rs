@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::Sender;
 
-use notify::event::{AccessKind, EventKind, ModifyKind};
+use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
 
 /// Why a source thread wakes.
@@ -155,19 +155,20 @@ impl Watcher {
     /// A watcher that sends to `wake`; when notifications are unavailable (or `enabled` is
     /// false) it watches nothing and the source relies on polling.
     pub fn new(wake: Sender<Wake>, enabled: bool) -> (Watcher, Option<String>) {
+        let polling = |problem| {
+            let w = Watcher {
+                inner: None,
+                watched: HashSet::new(),
+            };
+            (w, problem)
+        };
         if !enabled {
-            return (
-                Watcher {
-                    inner: None,
-                    watched: HashSet::new(),
-                },
-                None,
-            );
+            return polling(None);
         }
         let handler = move |event: notify::Result<notify::Event>| {
             let wake_kind = match event {
                 Ok(e) => match e.kind {
-                    EventKind::Access(AccessKind::Close(_)) | EventKind::Access(_) => return,
+                    EventKind::Access(_) => return,
                     EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
                         Wake::Data
                     }
@@ -186,13 +187,9 @@ impl Watcher {
                 },
                 None,
             ),
-            Err(e) => (
-                Watcher {
-                    inner: None,
-                    watched: HashSet::new(),
-                },
-                Some(format!("file notifications unavailable, polling only: {e}")),
-            ),
+            Err(e) => polling(Some(format!(
+                "file notifications unavailable, polling only: {e}"
+            ))),
         }
     }
 

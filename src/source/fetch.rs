@@ -272,7 +272,7 @@ fn classify(e: &reqwest::Error) -> SourceErrorReason {
         SourceErrorReason::Tls
     } else if e.is_connect() {
         SourceErrorReason::Connect
-    } else if e.is_timeout() || text.contains("timed out") {
+    } else if text.contains("timed out") {
         SourceErrorReason::Timeout
     } else if e.is_body() || e.is_decode() {
         SourceErrorReason::Read
