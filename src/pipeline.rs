@@ -249,11 +249,12 @@ impl Pipeline {
     /// Runs every rule on one line; returns whether any matched.
     pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
         let mut matched = false;
+        let ascii = line.is_ascii();
         for rule in &mut self.rules {
             let Extract::Lines(matcher) = &mut rule.extract else {
                 continue;
             };
-            if !matcher.matches(line) {
+            if !matcher.matches(line, ascii) {
                 continue;
             }
             matched = true;
