@@ -479,3 +479,31 @@ fn malformed_xml_and_html_that_lost_its_table() {
     assert_eq!(exporter.value(&up("xml")), Some(0.0));
     assert_eq!(exporter.value(&up("html")), Some(0.0));
 }
+
+#[test]
+fn secret_files_are_read_on_every_fetch_and_redirects_are_followed() {
+    let server = Upstream::start();
+    server.route("/bearer", Reply::Bearer("first", r#"{"value": 1}"#.into()));
+    server.route("/old", Reply::Redirect("/bearer"));
+    let dir = tempdir();
+    std::fs::write(dir.path().join("token"), "first\n").unwrap();
+    let config = format!(
+        "{METRICS}sources:\n{}",
+        source(
+            "bearer",
+            &format!(
+                r#"url: "{}", bearer_token_file: token"#,
+                server.url("http", "/old")
+            ),
+            &auth_rule("bearer")
+        )
+    );
+    let exporter = Exporter::start(dir.path(), &config);
+    exporter.wait_value(r#"auth_value{how="bearer"}"#, 1.0);
+    // The upstream's token is rotated, then the secret file: no restart, no reload.
+    server.route("/bearer", Reply::Bearer("second", r#"{"value": 2}"#.into()));
+    exporter.wait_at_least(&errors("bearer", "http_status"), 1.0);
+    std::fs::write(dir.path().join("token"), "second\n").unwrap();
+    exporter.wait_value(r#"auth_value{how="bearer"}"#, 2.0);
+    exporter.wait_value(&up("bearer"), 1.0);
+}

@@ -28,6 +28,8 @@ pub enum Reply {
     BasicAuth(&'static str, &'static str, String),
     /// 200 only with `Authorization: Bearer <token>`, else 401.
     Bearer(&'static str, String),
+    /// 302 to this location.
+    Redirect(&'static str),
     /// A SOAP service: POST with `SOAPAction: <action>` and `Content-Type: text/xml` gets the
     /// body; anything else gets a SOAP Fault (HTTP 500, as SOAP 1.1 servers answer).
     Soap(&'static str, String),
@@ -138,6 +140,11 @@ async fn answer(
         None => reply(404, "text/plain", "no such route"),
         Some(Reply::Ok(ct, body)) => reply(200, ct, body),
         Some(Reply::Status(code)) => reply(code, "text/plain", "failure"),
+        Some(Reply::Redirect(to)) => {
+            let mut r = reply(302, "text/plain", "moved");
+            r.headers_mut().insert("location", to.parse().unwrap());
+            r
+        }
         Some(Reply::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             reply(200, "text/plain", "late")
