@@ -286,6 +286,13 @@ fn polling_alone_still_follows_files() {
     fs::rename(logs.join("app.log"), logs.join("app.old")).unwrap();
     append(&logs.join("app.log"), lines("j", 10, 4));
     exporter.wait_value(r#"events_total{kind="j"}"#, 14.0);
+    // And it really was polling: no watcher was set up.
+    let (_, _, page) = exporter.get("/", &[]);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("polling") && !page.contains("notified by inotify"),
+        "{page}"
+    );
 }
 
 #[test]
