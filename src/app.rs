@@ -54,10 +54,12 @@ pub fn base_dir(config_file: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// A registry with the self-metrics (and the process collector) registered.
+/// The self-metrics, and a registry with the process collector (the only collector the
+/// prometheus crate still provides here: it has no labels, so its child lookup cannot merge
+/// series).
 pub fn new_registry() -> anyhow::Result<(Registry, SelfMetrics)> {
     let registry = Registry::new();
-    let self_metrics = SelfMetrics::register(&registry);
+    let self_metrics = SelfMetrics::new();
     #[cfg(target_os = "linux")]
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),
@@ -74,7 +76,7 @@ pub fn build(
     self_metrics: &SelfMetrics,
     previous: Option<Families>,
 ) -> anyhow::Result<Built> {
-    let families = Families::rebuild(&config.metrics, self_metrics, previous)?;
+    let families = Families::rebuild(&config.metrics, self_metrics, previous);
     let mut sources = Vec::new();
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
@@ -236,6 +238,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let state = Arc::new(WebState {
             registry: registry.clone(),
+            self_metrics: self_metrics.clone(),
             telemetry_path: options.telemetry_path.clone(),
             statuses: std::sync::RwLock::new(statuses),
             families: std::sync::RwLock::new(families),
@@ -243,6 +246,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             config_file: options.config_file.display().to_string(),
             reload: options.enable_lifecycle.then_some(reload_tx),
             security: web_security,
+            renders: Default::default(),
         });
         info!(config = %state.config_file, "quarry_exporter started");
         let (stop_server, server_stopped) = watch::channel(false);
@@ -293,7 +297,7 @@ async fn reload(
     };
     let base = base_dir(config_file);
     // Dry run with scratch self-metrics: files the sources need (bodies, CAs), regexes, ...
-    let scratch = SelfMetrics::register(&Registry::new());
+    let scratch = SelfMetrics::new();
     if let Err(e) = build(&config, &base, &scratch, None) {
         return fail(current, format!("{e:#}"));
     }
@@ -355,10 +359,13 @@ pub fn one_shot(
             }
         });
     }
-    let text = crate::exposition::render(&registry, &built_families, |name| {
+    let text = crate::exposition::render(&registry, &built_families, &metrics, |name| {
         if name.starts_with("quarry_") {
-            // Build and reload facts say nothing about the data read.
-            self_metrics && name != "quarry_build_info" && !name.starts_with("quarry_config_")
+            // Build, reload and logging facts say nothing about the data read.
+            self_metrics
+                && name != "quarry_build_info"
+                && name != "quarry_log_messages_dropped_total"
+                && !name.starts_with("quarry_config_")
         } else {
             !name.starts_with("process_")
         }

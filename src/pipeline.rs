@@ -1,26 +1,23 @@
 //! The compiled plan of one source: its rules, and what each match does to which metric.
 //!
-//! Built once from the validated config: extractors compiled, templates resolved to field
+//! Built once from the validated config: line regexes compiled, templates resolved to field
 //! indexes, metric families looked up, self-metric handles resolved. A line goes through
-//! [`Pipeline::process_line`], which allocates nothing once its label sets have been seen;
-//! a document (HTTP body, command output, status file) goes through
-//! [`Pipeline::process_document`], parsed once per format and shared by every rule.
+//! [`Pipeline::process_line`], which allocates nothing once its label sets have been seen; a
+//! document (HTTP body, command output, status file) is parsed and extracted by the source's
+//! document worker ([`crate::source::worker`]), and its rows go through
+//! [`Pipeline::process_rows`].
 
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use prometheus::IntCounter;
 use regex::Regex;
 
 use crate::config::template::{self, Piece, FILE_FIELD};
 use crate::config::{Conversion, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec};
-use crate::extract::html::HtmlExtractor;
-use crate::extract::json::JsonExtractor;
-use crate::extract::xml::XmlExtractor;
-use crate::extract::{ExtractError, Row};
+use crate::extract::Row;
 use crate::matcher::Matcher;
-use crate::registry::{Families, Family, Series, KEY_SEPARATOR};
-use crate::selfmetrics::{RuleErrorReason, SelfMetrics};
+use crate::registry::{cut_label_value, Change, Families, Family, KEY_SEPARATOR};
+use crate::selfmetrics::{IntCounter, RuleErrorReason, SelfMetrics};
 use crate::value::{self, ValueMap};
 
 /// What a record carries besides its text.
@@ -89,13 +86,10 @@ enum Op {
 
 struct Update {
     family: Arc<Family>,
-    /// One template per label, in the family's label order.
+    /// One template per label, in the family's key order.
     labels: Vec<Vec<Part>>,
     op: Op,
     value: ValueSource,
-    /// Series handles by key; bounded by the family's `max_series`. foldhash: these lookups
-    /// are on the hot path, and SipHash was a tenth of the time per line.
-    cache: foldhash::HashMap<Box<[u8]>, Series>,
     /// Keys set in the current document (`set` and `state` only): the first match wins.
     seen_in_document: foldhash::HashSet<Box<[u8]>>,
 }
@@ -103,11 +97,9 @@ struct Update {
 enum Extract {
     /// A regex on lines: the first match of each line.
     Lines(Matcher),
-    /// A regex on documents: every match.
-    Text(Regex),
-    Json(JsonExtractor),
-    Xml(XmlExtractor),
-    Html(HtmlExtractor),
+    /// Rows extracted from documents by the source's document worker
+    /// ([`crate::extract::document`]).
+    Document,
 }
 
 struct Rule {
@@ -123,7 +115,6 @@ pub struct Pipeline {
     rules: Vec<Rule>,
     unmatched: IntCounter,
     key: Vec<u8>,
-    rows: Vec<Row>,
 }
 
 /// Field names of a rule, in index order, and how to find them.
@@ -142,44 +133,32 @@ impl FieldNames {
     }
 }
 
-fn exprs(fields: &std::collections::BTreeMap<String, String>) -> Vec<&str> {
-    fields.values().map(String::as_str).collect()
-}
-
 fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, FieldNames)> {
     if let Some(pattern) = &rule.regex {
-        let regex = Regex::new(pattern)?;
+        let regex: Regex = crate::extract::limits::regex(pattern).map_err(|e| anyhow!(e))?;
         let names = FieldNames(
             regex.capture_names().map(|n| n.map(String::from)).collect(),
             lines,
         );
         let extract = if lines {
-            Extract::Lines(Matcher::new(pattern)?)
+            Extract::Lines(Matcher::new(pattern).map_err(|e| anyhow!(e))?)
         } else {
-            Extract::Text(regex)
+            Extract::Document
         };
         return Ok((extract, names));
     }
-    let names = |fields: &std::collections::BTreeMap<String, String>| {
-        FieldNames(fields.keys().cloned().map(Some).collect(), false)
-    };
-    if let Some(j) = &rule.json {
-        let x =
-            JsonExtractor::new(j.for_each.as_deref(), exprs(&j.fields)).map_err(|e| anyhow!(e))?;
-        return Ok((Extract::Json(x), names(&j.fields)));
-    }
-    if let Some(x) = &rule.xml {
-        let ns = x.namespaces.iter().map(|(p, u)| (p.as_str(), u.as_str()));
-        let e = XmlExtractor::new(ns, x.for_each.as_deref(), exprs(&x.fields))
-            .map_err(|e| anyhow!(e))?;
-        return Ok((Extract::Xml(e), names(&x.fields)));
-    }
-    if let Some(h) = &rule.html {
-        let e =
-            HtmlExtractor::new(h.for_each.as_deref(), exprs(&h.fields)).map_err(|e| anyhow!(e))?;
-        return Ok((Extract::Html(e), names(&h.fields)));
-    }
-    Err(anyhow!("a rule needs an extractor"))
+    let fields = [
+        rule.json.as_ref().map(|j| &j.fields),
+        rule.xml.as_ref().map(|x| &x.fields),
+        rule.html.as_ref().map(|h| &h.fields),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .ok_or_else(|| anyhow!("a rule needs an extractor"))?;
+    // Rows come in field-name order (the fields are a sorted map), like the extractors emit.
+    let names = FieldNames(fields.keys().cloned().map(Some).collect(), false);
+    Ok((Extract::Document, names))
 }
 
 impl Pipeline {
@@ -228,7 +207,6 @@ impl Pipeline {
                 .source_unmatched
                 .with_label_values(&[&source.name]),
             key: Vec::with_capacity(256),
-            rows: Vec::new(),
         })
     }
 
@@ -272,46 +250,17 @@ impl Pipeline {
         matched
     }
 
-    /// Runs every rule on one document. The document is parsed once per format its rules
-    /// use; a parse error (or a SOAP Fault) fails the whole document before any update.
-    pub fn process_document(&mut self, text: &str) -> Result<DocumentOutcome, ExtractError> {
-        let mut json = None;
-        let mut xml = None;
-        let mut html = None;
-        // Parse first, so a broken document changes nothing.
-        for rule in &self.rules {
-            match &rule.extract {
-                Extract::Json(_) if json.is_none() => json = Some(JsonExtractor::parse(text)?),
-                Extract::Xml(_) if xml.is_none() => xml = Some(XmlExtractor::parse(text)?),
-                Extract::Html(_) if html.is_none() => html = Some(HtmlExtractor::parse(text)),
-                _ => {}
-            }
-        }
+    /// Applies the rows the document worker extracted, one `Vec<Row>` per rule in rule order.
+    pub fn process_rows(&mut self, per_rule: Vec<Vec<Row>>) -> DocumentOutcome {
         let mut outcome = DocumentOutcome::default();
-        for rule in &mut self.rules {
-            self.rows.clear();
-            match &rule.extract {
-                Extract::Lines(_) => continue,
-                Extract::Text(re) => {
-                    for caps in re.captures_iter(text) {
-                        self.rows.push(
-                            caps.iter()
-                                .map(|m| m.map(|m| m.as_str().to_owned()))
-                                .collect(),
-                        );
-                    }
-                }
-                Extract::Json(x) => x.extract(json.as_ref().expect("parsed above"), &mut self.rows),
-                Extract::Xml(x) => x.extract(
-                    &xml.as_ref().expect("parsed above").as_document(),
-                    &mut self.rows,
-                )?,
-                Extract::Html(x) => x.extract(html.as_ref().expect("parsed above"), &mut self.rows),
+        for (rule, rows) in self.rules.iter_mut().zip(per_rule) {
+            if !matches!(rule.extract, Extract::Document) {
+                continue;
             }
             for update in &mut rule.updates {
                 update.seen_in_document.clear();
             }
-            for row in &self.rows {
+            for row in &rows {
                 outcome.matches += 1;
                 rule.matches.inc();
                 let fields = Fields::Row(row);
@@ -328,7 +277,7 @@ impl Pipeline {
         if outcome.matches == 0 {
             self.unmatched.inc();
         }
-        Ok(outcome)
+        outcome
     }
 }
 
@@ -406,10 +355,12 @@ impl Update {
             return Err(RuleErrorReason::NegativeCounterIncrement);
         }
         key.clear();
+        let max = self.family.max_label_value_length();
         for (i, parts) in self.labels.iter().enumerate() {
             if i > 0 {
                 key.push(KEY_SEPARATOR);
             }
+            let start = key.len();
             for part in parts {
                 match part {
                     Part::Literal(s) => key.extend_from_slice(s.as_bytes()),
@@ -418,6 +369,9 @@ impl Update {
                     }
                 }
             }
+            if cut_label_value(key, start, max) {
+                self.family.count_truncated();
+            }
         }
         if in_document
             && matches!(self.op, Op::Set | Op::State)
@@ -425,27 +379,15 @@ impl Update {
         {
             return Err(RuleErrorReason::DuplicateSeries);
         }
-        let series = match self.cache.get(key.as_slice()) {
-            Some(s) => s,
-            None => {
-                // A full family drops the update; the family counts the drop.
-                let Some(s) = self.family.series(key) else {
-                    return Ok(());
-                };
-                self.cache.entry(key.as_slice().into()).or_insert(s)
-            }
+        let change = match self.op {
+            Op::Add => Change::Add(value),
+            Op::Sub => Change::Sub(value),
+            Op::Set => Change::Set(value),
+            Op::Observe => Change::Observe(value),
+            Op::State => Change::State(value as usize),
         };
-        match (series, self.op) {
-            (Series::Counter(c), Op::Add) => c.inc_by(value),
-            (Series::Gauge(g), Op::Add) => g.add(value),
-            (Series::Gauge(g), Op::Sub) => g.sub(value),
-            (Series::Gauge(g), Op::Set) => g.set(value),
-            (Series::Histogram(h), Op::Observe) => h.observe(value),
-            (Series::State { states, level }, Op::State) => {
-                Series::set_state(states, level, value as usize)
-            }
-            _ => unreachable!("validation pairs operations with metric types"),
-        }
+        // A full family drops the update; the family counts the drop.
+        self.family.apply(key, change);
         Ok(())
     }
 }
@@ -460,7 +402,7 @@ fn build_update(
         .ok_or_else(|| anyhow!("unknown metric {:?}", u.metric))?
         .clone();
     let mut labels = Vec::with_capacity(family.label_names.len());
-    for name in &family.label_names {
+    for name in family.key_labels() {
         let text = &u
             .labels
             .get(name)
@@ -521,7 +463,6 @@ fn build_update(
         labels,
         op,
         value,
-        cache: foldhash::HashMap::default(),
         seen_in_document: foldhash::HashSet::default(),
     })
 }

@@ -1,161 +1,41 @@
-//! The user's metric families, built from the `metrics:` declarations, with a series cap.
+//! The user's metric families, built from the `metrics:` declarations: their series, caps and
+//! exposition.
 //!
-//! Each family wraps a prometheus `*Vec` (the atomics behind each series) and a table of the
-//! label sets it holds. Rules keep their own caches of series handles (see
-//! [`crate::pipeline`]); they come here only the first time they see a label set, which is
-//! where `max_series` is enforced and counted. The families are not registered with the
-//! prometheus registry: they render their own exposition straight from that table, in the same
-//! format and order (tests compare the bytes with the crate's encoder). At 100k series the
-//! first byte of `/metrics` came after ~60 ms instead of ~115 ms through the registry's gather
-//! (curl, this machine).
+//! Each family owns a [`SeriesTable`] behind one lock: every update takes it, finds its series
+//! by the whole key (label values joined by [`KEY_SEPARATOR`], in exposition order) and changes
+//! plain `f64` values. Nothing outside the family caches a series, so removing one (a reload, a
+//! restore, an expiry) can never leave an update pointing at the wrong series. `/metrics`
+//! copies a family's table under the lock (a memcpy of its arena) and renders outside it.
+//!
+//! Bounds: `max_series` caps the label sets (new ones beyond it are dropped and counted), and
+//! `max_label_value_length` caps each label value (longer ones are cut at a character boundary
+//! and counted), so a family's memory is bounded by its caps.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use prometheus::{
-    Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntGauge, Opts,
+use crate::config::{
+    default_buckets, MetricConfig, MetricKind, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_SERIES,
 };
+use crate::exposition::{header, sample, Chunk};
+use crate::selfmetrics::{IntCounter, IntGauge, SelfMetrics};
+use crate::series::{split_key, SeriesTable, TableCopy};
 
-use crate::config::{default_buckets, MetricConfig, MetricKind, DEFAULT_MAX_SERIES};
-use crate::selfmetrics::SelfMetrics;
+pub use crate::series::KEY_SEPARATOR;
 
-/// Separates label values in a series key. 0xFF never occurs in UTF-8, so keys are unambiguous.
-pub const KEY_SEPARATOR: u8 = 0xFF;
-
-/// A handle to one series: what an update changes.
-#[derive(Clone)]
-pub enum Series {
-    /// A counter series.
-    Counter(Counter),
-    /// A gauge series.
-    Gauge(Gauge),
-    /// A histogram series.
-    Histogram(Histogram),
-    /// A state metric's label set: one gauge per state, and the level gauge.
-    State {
-        /// 1 for the current state, 0 for the others, in declaration order.
-        states: Vec<Gauge>,
-        /// The current state's position (0 = the first, best state).
-        level: Gauge,
-    },
-}
-
-impl Series {
-    /// Makes state `index` the current one.
-    pub fn set_state(states: &[Gauge], level: &Gauge, index: usize) {
-        for (i, g) in states.iter().enumerate() {
-            g.set(if i == index { 1.0 } else { 0.0 });
-        }
-        level.set(index as f64);
-    }
-}
-
-enum VecKind {
-    Counter(CounterVec),
-    Gauge(GaugeVec),
-    Histogram(HistogramVec),
-    /// `name{labels…, state}` and `name_level{labels…}`.
-    State {
-        states: GaugeVec,
-        level: GaugeVec,
-        names: Vec<String>,
-    },
-}
-
-/// `# HELP` and `# TYPE` lines, in a buffer sized for `samples` lines.
-fn header(name: &str, help: &str, kind: &str, samples: usize) -> Vec<u8> {
-    let mut text = Vec::with_capacity(64 + samples * (name.len() + 48));
-    text.extend_from_slice(b"# HELP ");
-    text.extend_from_slice(name.as_bytes());
-    text.push(b' ');
-    escape(&mut text, help.as_bytes(), false);
-    text.extend_from_slice(b"\n# TYPE ");
-    text.extend_from_slice(name.as_bytes());
-    text.push(b' ');
-    text.extend_from_slice(kind.as_bytes());
-    text.push(b'\n');
-    text
-}
-
-/// Label names and values of one sample, in exposition order.
-type Labels<'a> = Vec<(&'a str, &'a [u8])>;
-
-/// Fills `buf` with a row's labels in exposition order: `names` are in that order, and
-/// `order[k]` is the index into `values` of the k-th label, or `declared` for a state metric's
-/// `state` label.
-fn fill_labels<'a>(
-    buf: &mut Vec<(&'a str, &'a [u8])>,
-    order: &[usize],
-    names: &[&'a str],
-    declared: usize,
-    values: &[&'a [u8]],
-    state: Option<&'a [u8]>,
-) {
-    buf.clear();
-    for (position, &i) in order.iter().enumerate() {
-        let v = if i == declared {
-            state.unwrap_or_default()
-        } else {
-            values[i]
-        };
-        buf.push((names[position], v));
-    }
-}
-
-/// One sample line: `name{labels[,le]} value`.
-fn sample(
-    text: &mut Vec<u8>,
-    name: &str,
-    suffix: &str,
-    labels: &[(&str, &[u8])],
-    le: Option<&str>,
-    value: f64,
-) {
-    use std::io::Write;
-    text.extend_from_slice(name.as_bytes());
-    text.extend_from_slice(suffix.as_bytes());
-    if !labels.is_empty() || le.is_some() {
-        let mut separator = b'{';
-        for (n, v) in labels {
-            text.push(separator);
-            text.extend_from_slice(n.as_bytes());
-            text.extend_from_slice(b"=\"");
-            escape(text, v, true);
-            text.push(b'"');
-            separator = b',';
-        }
-        if let Some(le) = le {
-            text.push(separator);
-            text.extend_from_slice(b"le=\"");
-            text.extend_from_slice(le.as_bytes());
-            text.push(b'"');
-        }
-        text.push(b'}');
-    }
-    let _ = write!(text, " {value}");
-    text.push(b'\n');
-}
-
-/// Escapes `\\` and newlines (and `"` in label values) as the text format requires.
-fn escape(text: &mut Vec<u8>, value: &[u8], quotes: bool) {
-    let needs = if quotes {
-        memchr::memchr3(b'\\', b'\n', b'"', value).is_some()
-    } else {
-        memchr::memchr2(b'\\', b'\n', value).is_some()
-    };
-    if !needs {
-        text.extend_from_slice(value);
-        return;
-    }
-    for &c in value {
-        match c {
-            b'\\' => text.extend_from_slice(b"\\\\"),
-            b'\n' => text.extend_from_slice(b"\\n"),
-            b'"' if quotes => text.extend_from_slice(b"\\\""),
-            _ => text.push(c),
-        }
-    }
+/// What an update does to its series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// Counter or gauge: add (a counter never gets a negative amount).
+    Add(f64),
+    /// Gauge: subtract.
+    Sub(f64),
+    /// Gauge: set.
+    Set(f64),
+    /// Histogram: count an observation.
+    Observe(f64),
+    /// State metric: make the state at this position the current one.
+    State(usize),
 }
 
 /// The name of a state metric's level gauge.
@@ -171,289 +51,283 @@ pub struct Family {
     pub kind: MetricKind,
     /// Its label names, in declaration order.
     pub label_names: Vec<String>,
-    vec: VecKind,
+    /// Label names in key (and exposition) order: alphabetical.
+    key_labels: Vec<String>,
+    /// Histogram bucket bounds (without +Inf).
+    buckets: Vec<f64>,
+    /// State names, best first.
+    states: Vec<String>,
     /// The declaration this family was built from: a reload keeps the family (and its values)
     /// when the new declaration is the same.
     declaration: MetricConfig,
     max_series: usize,
-    held: Mutex<HashMap<Box<[u8]>, Series>>,
+    max_label_value_length: usize,
+    table: Mutex<SeriesTable>,
     series_count: IntGauge,
     dropped: IntCounter,
+    truncated: IntCounter,
 }
 
 impl Family {
-    fn new(config: &MetricConfig, self_metrics: &SelfMetrics) -> prometheus::Result<Family> {
-        let labels: Vec<&str> = config.labels.iter().map(String::as_str).collect();
-        let vec = match config.kind {
-            MetricKind::Counter => VecKind::Counter(CounterVec::new(
-                Opts::new(&config.name, &config.help),
-                &labels,
-            )?),
-            MetricKind::Gauge => VecKind::Gauge(GaugeVec::new(
-                Opts::new(&config.name, &config.help),
-                &labels,
-            )?),
-            MetricKind::Histogram => VecKind::Histogram(HistogramVec::new(
-                HistogramOpts::new(&config.name, &config.help)
-                    .buckets(config.buckets.clone().unwrap_or_else(default_buckets)),
-                &labels,
-            )?),
-            MetricKind::State => {
-                let mut with_state = labels.clone();
-                with_state.push("state");
-                VecKind::State {
-                    states: GaugeVec::new(Opts::new(&config.name, &config.help), &with_state)?,
-                    level: GaugeVec::new(
-                        Opts::new(
-                            level_name(&config.name),
-                            format!(
-                                "{} (position of the current state: 0 = {}).",
-                                config.help.trim_end_matches('.'),
-                                config
-                                    .states
-                                    .as_deref()
-                                    .and_then(|s| s.first())
-                                    .map(String::as_str)
-                                    .unwrap_or("first")
-                            ),
-                        ),
-                        &labels,
-                    )?,
-                    names: config.states.clone().unwrap_or_default(),
-                }
+    fn new(config: &MetricConfig, self_metrics: &SelfMetrics) -> Family {
+        let mut key_labels = config.labels.clone();
+        key_labels.sort();
+        let buckets = match config.kind {
+            MetricKind::Histogram => {
+                let mut b = config.buckets.clone().unwrap_or_else(default_buckets);
+                // +Inf is always there; a declared one adds nothing.
+                b.retain(|x| !(x.is_infinite() && *x > 0.0));
+                b
             }
+            _ => Vec::new(),
+        };
+        let width = match config.kind {
+            // Non-cumulative count per bucket, then the +Inf bucket, the sum and the count.
+            MetricKind::Histogram => buckets.len() + 3,
+            _ => 1,
         };
         let family = Family {
             name: config.name.clone(),
             kind: config.kind,
             label_names: config.labels.clone(),
-            vec,
+            key_labels,
+            buckets,
+            states: config.states.clone().unwrap_or_default(),
             declaration: config.clone(),
             max_series: config.max_series.unwrap_or(DEFAULT_MAX_SERIES),
-            held: Mutex::new(HashMap::new()),
+            max_label_value_length: config
+                .max_label_value_length
+                .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH),
+            table: Mutex::new(SeriesTable::new(width)),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
             dropped: self_metrics
                 .series_dropped
+                .with_label_values(&[&config.name]),
+            truncated: self_metrics
+                .label_values_truncated
                 .with_label_values(&[&config.name]),
         };
         // A metric without labels has exactly one series: export it at 0 from the start
         // (not a state metric: no state is known before the first observation).
         if family.label_names.is_empty() && family.kind != MetricKind::State {
-            family.series(&[]);
+            let mut table = family.table();
+            let hash = table.hash(b"");
+            table.find_or_insert(b"", hash, 1, &vec![0.0; width]);
+            drop(table);
+            family.series_count.set(1);
         }
-        Ok(family)
+        family
     }
 
-    /// The series for `key` (label values joined by [`KEY_SEPARATOR`], in declaration order),
-    /// created on first use; `None` when the family is full (the drop is counted).
-    pub fn series(&self, key: &[u8]) -> Option<Series> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = held.get(key) {
-            return Some(s.clone());
-        }
-        if held.len() >= self.max_series {
-            self.dropped.inc();
-            return None;
-        }
-        let values: Vec<&str> = if self.label_names.is_empty() {
-            Vec::new()
-        } else {
-            key.split(|b| *b == KEY_SEPARATOR)
-                .map(|v| std::str::from_utf8(v).expect("keys are built from UTF-8 label values"))
-                .collect()
-        };
-        let series = match &self.vec {
-            VecKind::Counter(v) => Series::Counter(v.with_label_values(&values)),
-            VecKind::Gauge(v) => Series::Gauge(v.with_label_values(&values)),
-            VecKind::Histogram(v) => Series::Histogram(v.with_label_values(&values)),
-            VecKind::State {
-                states,
-                level,
-                names,
-            } => {
-                let mut with_state = values.clone();
-                with_state.push("");
-                let gauges = names
-                    .iter()
-                    .map(|n| {
-                        *with_state.last_mut().expect("pushed above") = n;
-                        states.with_label_values(&with_state)
-                    })
-                    .collect();
-                Series::State {
-                    states: gauges,
-                    level: level.with_label_values(&values),
-                }
+    fn table(&self) -> MutexGuard<'_, SeriesTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Label names in the order their values make up a key (alphabetical, as exposed).
+    pub fn key_labels(&self) -> &[String] {
+        &self.key_labels
+    }
+
+    /// The longest label value kept; longer values are cut to it (see [`cut_label_value`]).
+    pub fn max_label_value_length(&self) -> usize {
+        self.max_label_value_length
+    }
+
+    /// Counts label values cut to [`Family::max_label_value_length`].
+    pub fn count_truncated(&self) {
+        self.truncated.inc();
+    }
+
+    /// The state names of a state metric (empty for other types).
+    pub fn state_names(&self) -> &[String] {
+        &self.states
+    }
+
+    /// Applies `change` to the series `key` (label values in [`Family::key_labels`] order,
+    /// joined by [`KEY_SEPARATOR`]), creating it first. Returns false when the series is new
+    /// and the family already holds `max_series` (the drop is counted).
+    pub fn apply(&self, key: &[u8], change: Change) -> bool {
+        let mut table = self.table();
+        let hash = table.hash(key);
+        let slot = match table.find(key, hash) {
+            Some(slot) => slot,
+            None => {
+                let zeros = vec![0.0; table.width()];
+                let Some((slot, _)) = table.find_or_insert(key, hash, self.max_series, &zeros)
+                else {
+                    drop(table);
+                    self.dropped.inc();
+                    return false;
+                };
+                self.series_count.set(table.len() as i64);
+                slot
             }
         };
-        held.insert(key.into(), series.clone());
-        self.series_count.set(held.len() as i64);
-        Some(series)
+        let values = table.values_mut(slot);
+        match change {
+            Change::Add(v) => values[0] += v,
+            Change::Sub(v) => values[0] -= v,
+            Change::Set(v) => values[0] = v,
+            Change::State(i) => values[0] = i as f64,
+            Change::Observe(v) => {
+                let n = self.buckets.len();
+                // The first bucket whose bound holds v; values above every bound, and NaN,
+                // go to +Inf only (as the Go client does).
+                let bucket = self.buckets.partition_point(|b| *b < v);
+                let bucket = if v.is_nan() { n } else { bucket };
+                values[bucket] += 1.0;
+                values[n + 1] += v;
+                values[n + 2] += 1.0;
+            }
+        }
+        true
     }
 
-    /// Appends this family's exposition: `# HELP`, `# TYPE`, then the series sorted by their
-    /// label values (label names in alphabetical order), exactly as the prometheus crate's
-    /// text encoder writes them, without building its per-series protobuf structures. The
-    /// series table stays locked while rendering: updates of known series do not need it.
-    fn render(&self, out: &mut Vec<(String, Vec<u8>)>) {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.is_empty() {
+    /// A copy of the series, taken under the lock.
+    pub fn copy(&self) -> TableCopy {
+        self.table().copy()
+    }
+
+    /// Series held now.
+    pub fn len(&self) -> usize {
+        self.table().len()
+    }
+
+    /// Whether the family holds no series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends this family's exposition (two chunks for a state metric): `# HELP`, `# TYPE`,
+    /// then the series in label-value order, as the prometheus crate's text encoder writes them.
+    fn render(&self, out: &mut Vec<Chunk>) {
+        let copy = self.copy();
+        if copy.is_empty() {
             return;
         }
-        // Label names in exposition (alphabetical) order, as indexes into the declaration;
-        // for a state metric the `state` label takes its place among them.
-        let mut names: Vec<&str> = self.label_names.iter().map(String::as_str).collect();
-        if self.kind == MetricKind::State {
-            names.push("state");
-        }
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_by_key(|&i| names[i]);
-        let declared = self.label_names.len();
-        // Each row's label values, permuted into exposition order (the state label aside), so
-        // rows sort with a plain slice comparison.
-        let permutation: Vec<usize> = order.iter().copied().filter(|&i| i < declared).collect();
-        let identity = permutation.iter().enumerate().all(|(k, &i)| k == i);
-        let mut rows: Vec<(Vec<&[u8]>, &Series)> = held
-            .iter()
-            .map(|(key, series)| {
-                let mut values: Vec<&[u8]> = if declared == 0 {
-                    Vec::new()
-                } else {
-                    key.split(|b| *b == KEY_SEPARATOR).collect()
-                };
-                if !identity {
-                    values = permutation.iter().map(|&i| values[i]).collect();
-                }
-                (values, series)
-            })
-            .collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let state_last = order.last() == Some(&declared);
-        // Label names in exposition order, and from here on `values` are in that order too.
-        let names: Vec<&str> = order.iter().map(|&i| names[i]).collect();
-        let order: Vec<usize> = {
-            let mut next = 0;
-            order
-                .iter()
-                .map(|&i| {
-                    if i == declared {
-                        declared
-                    } else {
-                        next += 1;
-                        next - 1
-                    }
-                })
-                .collect()
-        };
+        self.render_copy(&copy, out);
+    }
+
+    fn render_copy<'a>(&'a self, copy: &'a TableCopy, out: &mut Vec<Chunk>) {
+        let order = copy.sorted();
+        let names: Vec<&'a str> = self.key_labels.iter().map(String::as_str).collect();
+        let n = names.len();
         let help = &self.declaration.help;
-        let mut buf: Vec<(&str, &[u8])> = Vec::with_capacity(order.len());
+        let mut labels: Vec<(&str, &[u8])> = Vec::with_capacity(n + 1);
+        let fill = |labels: &mut Vec<(&'a str, &'a [u8])>, i: u32| {
+            labels.clear();
+            labels.extend(
+                names
+                    .iter()
+                    .copied()
+                    .zip(split_key(copy.key(i as usize), n)),
+            );
+        };
+        let per_series = match self.kind {
+            MetricKind::Histogram => self.buckets.len() + 3,
+            MetricKind::State => self.states.len(),
+            _ => 1,
+        };
+        let mut text = Vec::with_capacity(128 + copy.len() * per_series * (self.name.len() + 40));
         match self.kind {
             MetricKind::Counter | MetricKind::Gauge => {
-                let mut text = header(&self.name, help, self.kind.as_str(), rows.len());
-                for (values, series) in &rows {
-                    let v = match series {
-                        Series::Counter(c) => c.get(),
-                        Series::Gauge(g) => g.get(),
-                        _ => continue,
-                    };
-                    fill_labels(&mut buf, &order, &names, declared, values, None);
-                    sample(&mut text, &self.name, "", &buf, None, v);
+                header(&mut text, &self.name, help, self.kind.as_str());
+                for &i in &order {
+                    fill(&mut labels, i);
+                    sample(
+                        &mut text,
+                        &self.name,
+                        "",
+                        &labels,
+                        None,
+                        copy.values(i as usize)[0],
+                    );
                 }
                 out.push((self.name.clone(), text));
             }
             MetricKind::Histogram => {
-                use prometheus::core::Metric;
-                let mut text = header(&self.name, help, "histogram", rows.len() * 14);
-                for (values, series) in &rows {
-                    let Series::Histogram(h) = series else {
-                        continue;
-                    };
-                    fill_labels(&mut buf, &order, &names, declared, values, None);
-                    let m = h.metric();
-                    let proto = m.get_histogram();
-                    let mut inf_seen = false;
-                    for b in proto.get_bucket() {
-                        let bound = b.upper_bound();
-                        inf_seen |= bound.is_infinite() && bound.is_sign_positive();
+                header(&mut text, &self.name, help, "histogram");
+                let bounds: Vec<String> = self.buckets.iter().map(f64::to_string).collect();
+                let nb = self.buckets.len();
+                for &i in &order {
+                    fill(&mut labels, i);
+                    let v = copy.values(i as usize);
+                    let mut cumulative = 0.0;
+                    for (b, bound) in bounds.iter().enumerate() {
+                        cumulative += v[b];
                         sample(
                             &mut text,
                             &self.name,
                             "_bucket",
-                            &buf,
-                            Some(&bound.to_string()),
-                            b.cumulative_count() as f64,
-                        );
-                    }
-                    if !inf_seen {
-                        sample(
-                            &mut text,
-                            &self.name,
-                            "_bucket",
-                            &buf,
-                            Some("+Inf"),
-                            proto.get_sample_count() as f64,
+                            &labels,
+                            Some(bound),
+                            cumulative,
                         );
                     }
                     sample(
                         &mut text,
                         &self.name,
-                        "_sum",
-                        &buf,
-                        None,
-                        proto.get_sample_sum(),
+                        "_bucket",
+                        &labels,
+                        Some("+Inf"),
+                        v[nb + 2],
                     );
-                    sample(
-                        &mut text,
-                        &self.name,
-                        "_count",
-                        &buf,
-                        None,
-                        proto.get_sample_count() as f64,
-                    );
+                    sample(&mut text, &self.name, "_sum", &labels, None, v[nb + 1]);
+                    sample(&mut text, &self.name, "_count", &labels, None, v[nb + 2]);
                 }
                 out.push((self.name.clone(), text));
             }
             MetricKind::State => {
-                let states = self.state_names();
-                let mut by_name: Vec<usize> = (0..states.len()).collect();
-                by_name.sort_by_key(|&i| &states[i]);
-                let mut text = header(&self.name, help, "gauge", rows.len() * states.len());
-                // Within a row the states go alphabetically; when `state` sorts last that is
-                // the exposition order already, otherwise the samples are sorted first.
-                let sort = !state_last;
-                let mut pending: Vec<(Labels, f64)> = Vec::new();
-                for (values, series) in &rows {
-                    let Series::State { states: gauges, .. } = series else {
-                        continue;
-                    };
-                    for &i in &by_name {
-                        let state = Some(states[i].as_bytes());
-                        fill_labels(&mut buf, &order, &names, declared, values, state);
-                        if sort {
-                            pending.push((buf.clone(), gauges[i].get()));
-                        } else {
-                            sample(&mut text, &self.name, "", &buf, None, gauges[i].get());
+                header(&mut text, &self.name, help, "gauge");
+                // `state` takes its alphabetical place among the labels; within a label set
+                // the states go alphabetically.
+                let at = names.partition_point(|n| *n < "state");
+                let mut by_name: Vec<usize> = (0..self.states.len()).collect();
+                by_name.sort_by_key(|&s| &self.states[s]);
+                let mut rows: Vec<(u32, usize)> = Vec::with_capacity(copy.len() * by_name.len());
+                if at == n {
+                    for &i in &order {
+                        rows.extend(by_name.iter().map(|&s| (i, s)));
+                    }
+                } else {
+                    // Labels after `state` sort below it: order by (labels before, state,
+                    // labels after), which is the key order with the state spliced in.
+                    let mut sortable: Vec<(Vec<&[u8]>, usize, u32)> = Vec::new();
+                    for &i in &order {
+                        let parts: Vec<&[u8]> = split_key(copy.key(i as usize), n).collect();
+                        for &s in &by_name {
+                            sortable.push((parts.clone(), s, i));
                         }
                     }
+                    sortable.sort_by(|a, b| {
+                        a.0[..at]
+                            .cmp(&b.0[..at])
+                            .then_with(|| self.states[a.1].cmp(&self.states[b.1]))
+                            .then_with(|| a.0[at..].cmp(&b.0[at..]))
+                    });
+                    rows.extend(sortable.into_iter().map(|(_, s, i)| (i, s)));
                 }
-                pending.sort_by(|a, b| a.0.iter().map(|p| p.1).cmp(b.0.iter().map(|p| p.1)));
-                for (labels, v) in &pending {
-                    sample(&mut text, &self.name, "", labels, None, *v);
+                for (i, s) in rows {
+                    fill(&mut labels, i);
+                    labels.insert(at, ("state", self.states[s].as_bytes()));
+                    let current = copy.values(i as usize)[0];
+                    let v = if current == s as f64 { 1.0 } else { 0.0 };
+                    sample(&mut text, &self.name, "", &labels, None, v);
                 }
                 out.push((self.name.clone(), text));
                 let level = level_name(&self.name);
-                let mut text = header(&level, &self.level_help(), "gauge", rows.len());
-                for (values, series) in &rows {
-                    let Series::State { level: gauge, .. } = series else {
-                        continue;
-                    };
-                    buf.clear();
-                    for (position, &i) in order.iter().enumerate() {
-                        if i < declared {
-                            buf.push((names[position], values[i]));
-                        }
-                    }
-                    sample(&mut text, &level, "", &buf, None, gauge.get());
+                let mut text = Vec::with_capacity(128 + copy.len() * (level.len() + 40));
+                header(&mut text, &level, &self.level_help(), "gauge");
+                for &i in &order {
+                    fill(&mut labels, i);
+                    sample(
+                        &mut text,
+                        &level,
+                        "",
+                        &labels,
+                        None,
+                        copy.values(i as usize)[0],
+                    );
                 }
                 out.push((level, text));
             }
@@ -464,20 +338,24 @@ impl Family {
         format!(
             "{} (position of the current state: 0 = {}).",
             self.declaration.help.trim_end_matches('.'),
-            self.state_names()
-                .first()
-                .map(String::as_str)
-                .unwrap_or("first")
+            self.states.first().map(String::as_str).unwrap_or("first")
         )
     }
+}
 
-    /// The state names of a state metric (empty for other types).
-    pub fn state_names(&self) -> &[String] {
-        match &self.vec {
-            VecKind::State { names, .. } => names,
-            _ => &[],
-        }
+/// Cuts `key[start..]` (one label value being built) to `max` bytes at a character boundary;
+/// returns whether it was cut.
+pub fn cut_label_value(key: &mut Vec<u8>, start: usize, max: usize) -> bool {
+    if key.len() - start <= max {
+        return false;
     }
+    let mut end = start + max;
+    // Back up to the first byte of a UTF-8 sequence (never a continuation byte 10xxxxxx).
+    while end > start && (key[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    key.truncate(end);
+    true
 }
 
 /// Every declared metric family, by name. Cheap to clone (the families are shared).
@@ -487,8 +365,8 @@ pub struct Families {
 }
 
 impl Families {
-    /// Builds a family per declaration. The config is validated, so a failure here is a bug.
-    pub fn build(configs: &[MetricConfig], self_metrics: &SelfMetrics) -> anyhow::Result<Families> {
+    /// Builds a family per declaration.
+    pub fn build(configs: &[MetricConfig], self_metrics: &SelfMetrics) -> Families {
         Families::rebuild(configs, self_metrics, None)
     }
 
@@ -498,34 +376,31 @@ impl Families {
         configs: &[MetricConfig],
         self_metrics: &SelfMetrics,
         previous: Option<Families>,
-    ) -> anyhow::Result<Families> {
+    ) -> Families {
         let mut old = previous.map(|p| p.by_name).unwrap_or_default();
         let mut by_name = HashMap::new();
         for config in configs {
             let kept = old
                 .remove(&config.name)
                 .filter(|f| f.declaration == *config);
-            let family = match kept {
-                Some(f) => f,
-                None => Arc::new(
-                    Family::new(config, self_metrics)
-                        .map_err(|e| anyhow::anyhow!("metric {:?}: {e}", config.name))?,
-                ),
-            };
+            let family = kept.unwrap_or_else(|| Arc::new(Family::new(config, self_metrics)));
             by_name.insert(config.name.clone(), family);
         }
         for name in old.keys() {
             if !by_name.contains_key(name) {
-                let _ = self_metrics.series.remove_label_values(&[name]);
-                let _ = self_metrics.series_dropped.remove_label_values(&[name]);
+                self_metrics.series.remove_label_values(&[name]);
+                self_metrics.series_dropped.remove_label_values(&[name]);
+                self_metrics
+                    .label_values_truncated
+                    .remove_label_values(&[name]);
             }
         }
-        Ok(Families { by_name })
+        Families { by_name }
     }
 
-    /// The text exposition of every family with at least one series, one `(name, text)` per
-    /// metric family (a state metric gives two).
-    pub fn render(&self) -> Vec<(String, Vec<u8>)> {
+    /// The text exposition of every family with at least one series, one chunk per metric
+    /// family (a state metric gives two).
+    pub fn render(&self) -> Vec<Chunk> {
         let mut out = Vec::new();
         for family in self.by_name.values() {
             family.render(&mut out);
@@ -537,12 +412,19 @@ impl Families {
     pub fn get(&self, name: &str) -> Option<&Arc<Family>> {
         self.by_name.get(name)
     }
+
+    /// Every family, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Family>> {
+        self.by_name.values()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::{Encoder, Registry, TextEncoder};
+    use prometheus::{
+        CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder,
+    };
 
     fn config(kind: MetricKind, labels: &[&str]) -> MetricConfig {
         MetricConfig {
@@ -551,12 +433,40 @@ mod tests {
             help: "Help with \\ a backslash\nand a newline.".into(),
             labels: labels.iter().map(|l| l.to_string()).collect(),
             buckets: Some(vec![0.5, 1.0]),
-            max_series: None,
-            states: None,
+            ..MetricConfig::default()
         }
     }
 
-    /// The direct renderer writes what the prometheus crate's encoder writes for the same data.
+    /// The key of declared-order `values` for `family`: reordered into key order.
+    fn key(family: &Family, values: &[&str]) -> Vec<u8> {
+        let mut k = Vec::new();
+        for (i, name) in family.key_labels().iter().enumerate() {
+            if i > 0 {
+                k.push(KEY_SEPARATOR);
+            }
+            let at = family.label_names.iter().position(|n| n == name).unwrap();
+            k.extend_from_slice(values[at].as_bytes());
+        }
+        k
+    }
+
+    fn ours(family: &Family) -> String {
+        let mut chunks = Vec::new();
+        family.render(&mut chunks);
+        chunks.sort_by(|a, b| a.0.cmp(&b.0));
+        String::from_utf8(chunks.into_iter().flat_map(|(_, t)| t).collect()).unwrap()
+    }
+
+    fn theirs(registry: &Registry) -> String {
+        let mut expected = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut expected)
+            .unwrap();
+        String::from_utf8(expected).unwrap()
+    }
+
+    /// The renderer writes what the prometheus crate's encoder writes for the same data (label
+    /// sets chosen so that the crate's hash does not merge them).
     #[test]
     fn renders_like_the_prometheus_crate() {
         let values: &[&[&str]] = &[
@@ -564,90 +474,130 @@ mod tests {
             &["a", "back\\slash"],
             &["a", "new\nline"],
             &["", "é"],
+            &["a", ""],
         ];
         for kind in [
             MetricKind::Counter,
             MetricKind::Gauge,
             MetricKind::Histogram,
         ] {
-            let (registry, self_metrics) =
-                (Registry::new(), SelfMetrics::register(&Registry::new()));
+            let self_metrics = SelfMetrics::new();
+            let registry = Registry::new();
             // Labels declared out of alphabetical order.
             let mut c = config(kind, &["zone", "app"]);
             if kind == MetricKind::Counter {
                 c.name = "m_total".into();
             }
-            let family = Family::new(&c, &self_metrics).unwrap();
-            let reference: Box<dyn prometheus::core::Collector> = match &family.vec {
-                VecKind::Counter(v) => Box::new(v.clone()),
-                VecKind::Gauge(v) => Box::new(v.clone()),
-                VecKind::Histogram(v) => Box::new(v.clone()),
-                VecKind::State { .. } => unreachable!(),
-            };
-            registry.register(reference).unwrap();
+            let family = Family::new(&c, &self_metrics);
+            let opts = Opts::new(&c.name, &c.help);
+            let labels = ["zone", "app"];
+            let counters = CounterVec::new(opts.clone(), &labels).unwrap();
+            let gauges = GaugeVec::new(opts.clone(), &labels).unwrap();
+            let histograms = HistogramVec::new(
+                HistogramOpts::new(&c.name, &c.help).buckets(vec![0.5, 1.0]),
+                &labels,
+            )
+            .unwrap();
+            match kind {
+                MetricKind::Counter => registry.register(Box::new(counters.clone())),
+                MetricKind::Gauge => registry.register(Box::new(gauges.clone())),
+                _ => registry.register(Box::new(histograms.clone())),
+            }
+            .unwrap();
             for (i, v) in values.iter().enumerate() {
-                let key = [v[0].as_bytes(), &[KEY_SEPARATOR], v[1].as_bytes()].concat();
-                match family.series(&key).unwrap() {
-                    Series::Counter(s) => s.inc_by(i as f64 + 0.5),
-                    Series::Gauge(s) => s.set(-(i as f64) * 1e21),
-                    Series::Histogram(s) => s.observe(i as f64 * 0.4),
-                    Series::State { .. } => unreachable!(),
+                let k = key(&family, v);
+                let x = i as f64;
+                match kind {
+                    MetricKind::Counter => {
+                        counters.with_label_values(v).inc_by(x + 0.5);
+                        family.apply(&k, Change::Add(x + 0.5));
+                    }
+                    MetricKind::Gauge => {
+                        gauges.with_label_values(v).set(-x * 1e21);
+                        family.apply(&k, Change::Set(-x * 1e21));
+                    }
+                    _ => {
+                        for o in [x * 0.4, 0.5, 7.0] {
+                            histograms.with_label_values(v).observe(o);
+                            family.apply(&k, Change::Observe(o));
+                        }
+                    }
                 }
             }
-            let mut expected = Vec::new();
-            TextEncoder::new()
-                .encode(&registry.gather(), &mut expected)
-                .unwrap();
-            let mut ours = Vec::new();
-            family.render(&mut ours);
-            assert_eq!(
-                String::from_utf8(ours[0].1.clone()).unwrap(),
-                String::from_utf8(expected).unwrap(),
-                "{kind:?}"
-            );
+            assert_eq!(ours(&family), theirs(&registry), "{kind:?}");
         }
     }
 
     /// State metrics: `state` sorted among the labels wherever it falls alphabetically.
     #[test]
     fn renders_states_like_the_prometheus_crate() {
-        for labels in [&["zone"][..], &["app"][..], &["app", "zone"][..]] {
-            let (registry, self_metrics) =
-                (Registry::new(), SelfMetrics::register(&Registry::new()));
+        for labels in [&["zone"][..], &["app"][..], &["zone", "app"][..]] {
+            let self_metrics = SelfMetrics::new();
+            let registry = Registry::new();
             let mut c = config(MetricKind::State, labels);
             c.buckets = None;
             c.states = Some(vec!["up".into(), "degraded".into(), "down".into()]);
-            let family = Family::new(&c, &self_metrics).unwrap();
-            let VecKind::State { states, level, .. } = &family.vec else {
-                unreachable!()
-            };
+            let family = Family::new(&c, &self_metrics);
+            let mut with_state = labels.to_vec();
+            with_state.push("state");
+            let states = GaugeVec::new(Opts::new("m", &c.help), &with_state).unwrap();
+            let level = GaugeVec::new(Opts::new("m_level", family.level_help()), labels).unwrap();
             registry.register(Box::new(states.clone())).unwrap();
             registry.register(Box::new(level.clone())).unwrap();
-            for (i, v) in ["b", "a", "c\"x"].iter().enumerate() {
+            for (i, v) in ["b", "a", "c\"x", "ab"].iter().enumerate() {
                 let values: Vec<String> = (0..labels.len()).map(|j| format!("{v}{j}")).collect();
-                let key = values.join("\u{1}").into_bytes();
-                let key: Vec<u8> = key
-                    .into_iter()
-                    .map(|b| if b == 1 { KEY_SEPARATOR } else { b })
-                    .collect();
-                let Series::State { states, level } = family.series(&key).unwrap() else {
-                    unreachable!()
-                };
-                Series::set_state(&states, &level, i % 3);
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                let current = i % 3;
+                for (s, name) in ["up", "degraded", "down"].iter().enumerate() {
+                    let mut l = values.clone();
+                    l.push(name);
+                    states
+                        .with_label_values(&l)
+                        .set(if s == current { 1.0 } else { 0.0 });
+                }
+                level.with_label_values(&values).set(current as f64);
+                family.apply(&key(&family, &values), Change::State(current));
             }
-            let mut expected = Vec::new();
-            TextEncoder::new()
-                .encode(&registry.gather(), &mut expected)
-                .unwrap();
-            let mut ours = Vec::new();
-            family.render(&mut ours);
-            ours.sort_by(|a, b| a.0.cmp(&b.0));
-            let ours: Vec<u8> = ours.into_iter().flat_map(|(_, t)| t).collect();
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                String::from_utf8(expected).unwrap(),
-                "labels {labels:?}"
-            );
+            assert_eq!(ours(&family), theirs(&registry), "labels {labels:?}");
         }
+    }
+
+    /// The flaw this storage exists to fix: label sets whose values concatenate alike.
+    #[test]
+    fn label_sets_that_concatenate_alike_stay_apart() {
+        let self_metrics = SelfMetrics::new();
+        let family = Family::new(&config(MetricKind::Gauge, &["user", "host"]), &self_metrics);
+        family.apply(&key(&family, &["ab", "c"]), Change::Add(1.0));
+        family.apply(&key(&family, &["a", "bc"]), Change::Add(1.0));
+        assert_eq!(family.len(), 2);
+        let text = ours(&family);
+        assert!(text.contains("m{host=\"c\",user=\"ab\"} 1\n"), "{text}");
+        assert!(text.contains("m{host=\"bc\",user=\"a\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_cut_at_a_character_boundary() {
+        let mut k = b"x\xFF".to_vec();
+        k.extend_from_slice("aé€".as_bytes()); // 1 + 2 + 3 bytes
+        assert!(cut_label_value(&mut k, 2, 5));
+        assert_eq!(&k[2..], "aé".as_bytes());
+        assert!(!cut_label_value(&mut k, 2, 5));
+    }
+
+    #[test]
+    fn the_series_cap_drops_and_counts() {
+        let self_metrics = SelfMetrics::new();
+        let mut c = config(MetricKind::Gauge, &["k"]);
+        c.max_series = Some(2);
+        let family = Family::new(&c, &self_metrics);
+        assert!(family.apply(b"a", Change::Set(1.0)));
+        assert!(family.apply(b"b", Change::Set(1.0)));
+        assert!(!family.apply(b"c", Change::Set(1.0)));
+        assert!(family.apply(b"a", Change::Set(2.0)));
+        assert_eq!(
+            self_metrics.series_dropped.with_label_values(&["m"]).get(),
+            1
+        );
+        assert_eq!(self_metrics.series.with_label_values(&["m"]).get(), 2);
     }
 }

@@ -2,9 +2,18 @@
 //!
 //! All of them live here, so the README's table and the code have one place to agree on.
 //! Handles are resolved once per file, rule or metric and kept by their owners; nothing on
-//! the hot path looks a metric up by name.
+//! the hot path looks a metric up by name. A handle is an atomic behind an `Arc`.
+//!
+//! The storage is this project's own, not the prometheus crate's `*Vec`: that one finds a
+//! child by an unseparated 64-bit hash of its label values, so `{source="a",path="bc"}` and
+//! `{source="ab",path="c"}` (or two crafted file names) would share one counter. Here children
+//! are keyed by their full label values in a `BTreeMap`, which is also exposition order.
 
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::exposition::{header, sample, Chunk};
 
 /// Bounded reasons a rule's update can fail on a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,95 +137,230 @@ impl SourceErrorReason {
     }
 }
 
-/// Every self-metric family, registered in the exporter's registry.
+/// A counter handle (whole numbers).
+#[derive(Debug, Clone, Default)]
+pub struct IntCounter(Arc<AtomicU64>);
+
+impl IntCounter {
+    /// Sets the count (for counters kept elsewhere and copied in before rendering).
+    fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge handle (whole numbers).
+#[derive(Debug, Clone, Default)]
+pub struct IntGauge(Arc<AtomicI64>);
+
+impl IntGauge {
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge handle (floating point).
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicU64>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// What a handle type exposes to rendering.
+pub trait Cell: Clone + Default {
+    /// The `# TYPE` of families of this handle.
+    const KIND: &'static str;
+    /// The sample value.
+    fn value(&self) -> f64;
+}
+
+impl Cell for IntCounter {
+    const KIND: &'static str = "counter";
+    fn value(&self) -> f64 {
+        self.get() as f64
+    }
+}
+
+impl Cell for IntGauge {
+    const KIND: &'static str = "gauge";
+    fn value(&self) -> f64 {
+        self.get() as f64
+    }
+}
+
+impl Cell for Gauge {
+    const KIND: &'static str = "gauge";
+    fn value(&self) -> f64 {
+        self.get()
+    }
+}
+
+/// A self-metric family: children keyed by their full label values.
+pub struct Labeled<C: Cell> {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    children: Mutex<BTreeMap<Box<[Box<str>]>, C>>,
+}
+
+impl<C: Cell> Labeled<C> {
+    fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Labeled {
+            name,
+            help,
+            labels,
+            children: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn children(&self) -> std::sync::MutexGuard<'_, BTreeMap<Box<[Box<str>]>, C>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The child for `values` (one per label, in declaration order), created at 0.
+    pub fn with_label_values(&self, values: &[&str]) -> C {
+        assert_eq!(
+            values.len(),
+            self.labels.len(),
+            "{}: label count",
+            self.name
+        );
+        let key: Box<[Box<str>]> = values.iter().map(|v| Box::from(*v)).collect();
+        self.children().entry(key).or_default().clone()
+    }
+
+    /// Removes the child for `values`, if any (handles held elsewhere stop being exported).
+    pub fn remove_label_values(&self, values: &[&str]) {
+        let key: Box<[Box<str>]> = values.iter().map(|v| Box::from(*v)).collect();
+        self.children().remove(&key);
+    }
+
+    fn render(&self, out: &mut Vec<Chunk>) {
+        let children = self.children();
+        if children.is_empty() {
+            return;
+        }
+        let mut text = Vec::with_capacity(128 + children.len() * (self.name.len() + 48));
+        header(&mut text, self.name, self.help, C::KIND);
+        // Exposition order is label names alphabetically, then values in that order.
+        let mut order: Vec<usize> = (0..self.labels.len()).collect();
+        order.sort_by_key(|&i| self.labels[i]);
+        let mut rows: Vec<(Vec<&[u8]>, f64)> = children
+            .iter()
+            .map(|(k, c)| (order.iter().map(|&i| k[i].as_bytes()).collect(), c.value()))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = order.iter().map(|&i| self.labels[i]).collect();
+        let mut labels = Vec::with_capacity(names.len());
+        for (values, v) in rows {
+            labels.clear();
+            labels.extend(names.iter().copied().zip(values));
+            sample(&mut text, self.name, "", &labels, None, v);
+        }
+        out.push((self.name.to_owned(), text));
+    }
+}
+
+/// Every self-metric family.
 #[derive(Clone)]
-pub struct SelfMetrics {
+pub struct SelfMetrics(Arc<Families>);
+
+impl std::ops::Deref for SelfMetrics {
+    type Target = Families;
+    fn deref(&self) -> &Families {
+        &self.0
+    }
+}
+
+/// The self-metric families, by field.
+pub struct Families {
+    /// `quarry_build_info{version,revision,rustversion}`
+    pub build_info: Labeled<Gauge>,
     /// `quarry_file_lines_total{source,path}`
-    pub file_lines: IntCounterVec,
+    pub file_lines: Labeled<IntCounter>,
     /// `quarry_file_bytes_total{source,path}`
-    pub file_bytes: IntCounterVec,
+    pub file_bytes: Labeled<IntCounter>,
     /// `quarry_file_rotations_total{source,path}`
-    pub file_rotations: IntCounterVec,
+    pub file_rotations: Labeled<IntCounter>,
     /// `quarry_file_truncations_total{source,path}`
-    pub file_truncations: IntCounterVec,
+    pub file_truncations: Labeled<IntCounter>,
     /// `quarry_file_read_errors_total{source,path}`
-    pub file_read_errors: IntCounterVec,
+    pub file_read_errors: Labeled<IntCounter>,
     /// `quarry_file_lines_too_long_total{source,path}`
-    pub file_lines_too_long: IntCounterVec,
+    pub file_lines_too_long: Labeled<IntCounter>,
     /// `quarry_file_invalid_utf8_lines_total{source,path}`
-    pub file_invalid_utf8: IntCounterVec,
+    pub file_invalid_utf8: Labeled<IntCounter>,
     /// `quarry_file_lag_bytes{source,path}`
-    pub file_lag: IntGaugeVec,
+    pub file_lag: Labeled<IntGauge>,
     /// `quarry_source_files{source}`
-    pub source_files: IntGaugeVec,
+    pub source_files: Labeled<IntGauge>,
     /// `quarry_source_unmatched_lines_total{source}`
-    pub source_unmatched: IntCounterVec,
+    pub source_unmatched: Labeled<IntCounter>,
     /// `quarry_rule_matches_total{source,rule}`
-    pub rule_matches: IntCounterVec,
+    pub rule_matches: Labeled<IntCounter>,
     /// `quarry_rule_errors_total{source,rule,reason}`
-    pub rule_errors: IntCounterVec,
+    pub rule_errors: Labeled<IntCounter>,
     /// `quarry_series{metric}`
-    pub series: IntGaugeVec,
+    pub series: Labeled<IntGauge>,
     /// `quarry_series_dropped_total{metric}`
-    pub series_dropped: IntCounterVec,
+    pub series_dropped: Labeled<IntCounter>,
+    /// `quarry_label_values_truncated_total{metric}`
+    pub label_values_truncated: Labeled<IntCounter>,
     /// `quarry_source_up{source}`
-    pub source_up: IntGaugeVec,
+    pub source_up: Labeled<IntGauge>,
     /// `quarry_source_duration_seconds{source}`
-    pub source_duration: GaugeVec,
+    pub source_duration: Labeled<Gauge>,
     /// `quarry_source_last_success_timestamp_seconds{source}`
-    pub source_last_success: GaugeVec,
+    pub source_last_success: Labeled<Gauge>,
     /// `quarry_source_errors_total{source,reason}`
-    pub source_errors: IntCounterVec,
+    pub source_errors: Labeled<IntCounter>,
     /// `quarry_config_last_reload_successful`
     pub config_last_reload_successful: Gauge,
     /// `quarry_config_last_reload_success_timestamp_seconds`
     pub config_last_reload_success_timestamp: Gauge,
+    config_reload: Labeled<Gauge>,
+    config_reload_timestamp: Labeled<Gauge>,
+    log_dropped_family: Labeled<IntCounter>,
+    log_dropped: IntCounter,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid self-metric");
-    registry
-        .register(Box::new(v.clone()))
-        .expect("self-metric registered once");
-    v
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid self-metric");
-    registry
-        .register(Box::new(v.clone()))
-        .expect("self-metric registered once");
-    v
-}
-
-fn float_gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let v = GaugeVec::new(Opts::new(name, help), labels).expect("valid self-metric");
-    registry
-        .register(Box::new(v.clone()))
-        .expect("self-metric registered once");
-    v
-}
-
-fn plain_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
-    let g = Gauge::new(name, help).expect("valid self-metric");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("self-metric registered once");
-    g
-}
+const SP: &[&str] = &["source", "path"];
+const S: &[&str] = &["source"];
+const M: &[&str] = &["metric"];
 
 impl SelfMetrics {
-    /// Creates and registers every self-metric, including `quarry_build_info`.
-    pub fn register(registry: &Registry) -> SelfMetrics {
-        let sp = &["source", "path"];
-        let build_info = GaugeVec::new(
-            Opts::new(
-                "quarry_build_info",
-                "A metric with a constant '1' value labeled by version, revision and rustversion from which quarry_exporter was built.",
-            ),
+    /// Creates every self-metric, including `quarry_build_info`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> SelfMetrics {
+        let build_info: Labeled<Gauge> = Labeled::new(
+            "quarry_build_info",
+            "A metric with a constant '1' value labeled by version, revision and rustversion from which quarry_exporter was built.",
             &["version", "revision", "rustversion"],
-        )
-        .expect("valid self-metric");
+        );
         build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
@@ -224,30 +368,80 @@ impl SelfMetrics {
                 env!("QUARRY_RUSTC_VERSION"),
             ])
             .set(1.0);
-        registry
-            .register(Box::new(build_info))
-            .expect("self-metric registered once");
-        SelfMetrics {
-            file_lines: counter(registry, "quarry_file_lines_total", "Lines read from a file, including skipped over-long lines.", sp),
-            file_bytes: counter(registry, "quarry_file_bytes_total", "Bytes read from a file.", sp),
-            file_rotations: counter(registry, "quarry_file_rotations_total", "Times the path was found to be a new file (rename rotation, delete and recreate).", sp),
-            file_truncations: counter(registry, "quarry_file_truncations_total", "Times a file was found shorter than the read offset (copytruncate) and was read again from its start.", sp),
-            file_read_errors: counter(registry, "quarry_file_read_errors_total", "Errors opening, checking or reading a file.", sp),
-            file_lines_too_long: counter(registry, "quarry_file_lines_too_long_total", "Lines longer than max_line_length, skipped.", sp),
-            file_invalid_utf8: counter(registry, "quarry_file_invalid_utf8_lines_total", "Lines that were not valid UTF-8; invalid bytes were replaced by U+FFFD before matching.", sp),
-            file_lag: gauge(registry, "quarry_file_lag_bytes", "Bytes in the file after the read offset at the last check.", sp),
-            source_files: gauge(registry, "quarry_source_files", "Files a source is reading now.", &["source"]),
-            source_unmatched: counter(registry, "quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", &["source"]),
-            rule_matches: counter(registry, "quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
-            rule_errors: counter(registry, "quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
-            series: gauge(registry, "quarry_series", "Label sets a metric holds.", &["metric"]),
-            series_dropped: counter(registry, "quarry_series_dropped_total", "Updates dropped because their metric already holds max_series label sets.", &["metric"]),
-            source_up: gauge(registry, "quarry_source_up", "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).", &["source"]),
-            source_duration: float_gauge(registry, "quarry_source_duration_seconds", "How long the last fetch and extraction of a page source took.", &["source"]),
-            source_last_success: float_gauge(registry, "quarry_source_last_success_timestamp_seconds", "When a page source last succeeded (Unix time).", &["source"]),
-            source_errors: counter(registry, "quarry_source_errors_total", "Failed fetches or documents of a page source, by reason.", &["source", "reason"]),
-            config_last_reload_successful: plain_gauge(registry, "quarry_config_last_reload_successful", "Whether the last configuration load succeeded (1) or not (0)."),
-            config_last_reload_success_timestamp: plain_gauge(registry, "quarry_config_last_reload_success_timestamp_seconds", "Timestamp of the last successful configuration load."),
+        let log_dropped_family = Labeled::new("quarry_log_messages_dropped_total", "Log messages that could not be written to stderr (full disk, closed pipe) and were dropped.", &[]);
+        let config_reload = Labeled::new(
+            "quarry_config_last_reload_successful",
+            "Whether the last configuration load succeeded (1) or not (0).",
+            &[],
+        );
+        let config_reload_timestamp = Labeled::new(
+            "quarry_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration load.",
+            &[],
+        );
+        SelfMetrics(Arc::new(Families {
+            build_info,
+            file_lines: Labeled::new("quarry_file_lines_total", "Lines read from a file, including skipped over-long lines.", SP),
+            file_bytes: Labeled::new("quarry_file_bytes_total", "Bytes read from a file.", SP),
+            file_rotations: Labeled::new("quarry_file_rotations_total", "Times the path was found to be a new file (rename rotation, delete and recreate).", SP),
+            file_truncations: Labeled::new("quarry_file_truncations_total", "Times a file was found shorter than the read offset (copytruncate) and was read again from its start.", SP),
+            file_read_errors: Labeled::new("quarry_file_read_errors_total", "Errors opening, checking or reading a file.", SP),
+            file_lines_too_long: Labeled::new("quarry_file_lines_too_long_total", "Lines longer than max_line_length, skipped.", SP),
+            file_invalid_utf8: Labeled::new("quarry_file_invalid_utf8_lines_total", "Lines that were not valid UTF-8; invalid bytes were replaced by U+FFFD before matching.", SP),
+            file_lag: Labeled::new("quarry_file_lag_bytes", "Bytes in the file after the read offset at the last check.", SP),
+            source_files: Labeled::new("quarry_source_files", "Files a source is reading now.", S),
+            source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
+            rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
+            rule_errors: Labeled::new("quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
+            series: Labeled::new("quarry_series", "Label sets a metric holds.", M),
+            series_dropped: Labeled::new("quarry_series_dropped_total", "Updates dropped because their metric already holds max_series label sets.", M),
+            label_values_truncated: Labeled::new("quarry_label_values_truncated_total", "Label values cut to the metric's max_label_value_length.", M),
+            source_up: Labeled::new("quarry_source_up", "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).", S),
+            source_duration: Labeled::new("quarry_source_duration_seconds", "How long the last fetch and extraction of a page source took.", S),
+            source_last_success: Labeled::new("quarry_source_last_success_timestamp_seconds", "When a page source last succeeded (Unix time).", S),
+            source_errors: Labeled::new("quarry_source_errors_total", "Failed fetches or documents of a page source, by reason.", &["source", "reason"]),
+            config_last_reload_successful: config_reload.with_label_values(&[]),
+            config_last_reload_success_timestamp: config_reload_timestamp.with_label_values(&[]),
+            config_reload,
+            config_reload_timestamp,
+            log_dropped: log_dropped_family.with_label_values(&[]),
+            log_dropped_family,
+        }))
+    }
+
+    /// Appends the exposition of every self-metric family that has a series.
+    pub fn render(&self, out: &mut Vec<Chunk>) {
+        let f = &self.0;
+        f.log_dropped.set(crate::logging::dropped());
+        f.build_info.render(out);
+        for c in [
+            &f.file_lines,
+            &f.file_bytes,
+            &f.file_rotations,
+            &f.file_truncations,
+            &f.file_read_errors,
+            &f.file_lines_too_long,
+            &f.file_invalid_utf8,
+            &f.source_unmatched,
+            &f.rule_matches,
+            &f.rule_errors,
+            &f.series_dropped,
+            &f.label_values_truncated,
+            &f.source_errors,
+            &f.log_dropped_family,
+        ] {
+            c.render(out);
+        }
+        for g in [&f.file_lag, &f.source_files, &f.series, &f.source_up] {
+            g.render(out);
+        }
+        for g in [
+            &f.source_duration,
+            &f.source_last_success,
+            &f.config_reload,
+            &f.config_reload_timestamp,
+        ] {
+            g.render(out);
         }
     }
 }
@@ -255,14 +449,14 @@ impl SelfMetrics {
 /// Per-file handles, resolved once when the file is first seen.
 #[derive(Clone)]
 pub struct FileCounters {
-    pub lines: prometheus::IntCounter,
-    pub bytes: prometheus::IntCounter,
-    pub rotations: prometheus::IntCounter,
-    pub truncations: prometheus::IntCounter,
-    pub read_errors: prometheus::IntCounter,
-    pub too_long: prometheus::IntCounter,
-    pub invalid_utf8: prometheus::IntCounter,
-    pub lag: prometheus::IntGauge,
+    pub lines: IntCounter,
+    pub bytes: IntCounter,
+    pub rotations: IntCounter,
+    pub truncations: IntCounter,
+    pub read_errors: IntCounter,
+    pub too_long: IntCounter,
+    pub invalid_utf8: IntCounter,
+    pub lag: IntGauge,
 }
 
 impl SelfMetrics {
@@ -293,8 +487,29 @@ impl SelfMetrics {
             &self.file_lines_too_long,
             &self.file_invalid_utf8,
         ] {
-            let _ = v.remove_label_values(l);
+            v.remove_label_values(l);
         }
-        let _ = self.file_lag.remove_label_values(l);
+        self.file_lag.remove_label_values(l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Self-metrics are keyed by whole label values: a source and a path that concatenate
+    /// alike are two series.
+    #[test]
+    fn self_metric_children_are_keyed_by_full_values() {
+        let m = SelfMetrics::new();
+        m.file_lines.with_label_values(&["a", "bc"]).inc();
+        m.file_lines.with_label_values(&["ab", "c"]).inc_by(2);
+        assert_eq!(m.file_lines.with_label_values(&["a", "bc"]).get(), 1);
+        let mut out = Vec::new();
+        m.file_lines.render(&mut out);
+        let text = String::from_utf8(out.remove(0).1).unwrap();
+        assert!(text.ends_with(
+            "quarry_file_lines_total{path=\"bc\",source=\"a\"} 1\nquarry_file_lines_total{path=\"c\",source=\"ab\"} 2\n"
+        ), "{text}");
     }
 }

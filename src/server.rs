@@ -1,13 +1,13 @@
 //! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`, on hyper 1.
 //!
-//! Rendering runs on the blocking pool so a large exposition never stalls the accept loop.
+//! Rendering runs on the blocking pool so a large exposition never stalls the accept loop, and
+//! concurrent scrapes share one render ([`crate::scrape`]).
 //! Connections get a header read timeout so slow clients cannot hold them, and shutdown is
 //! graceful: listeners close, requests in flight finish (for a few seconds at most). With a
 //! web config, connections are TLS and requests need basic auth; `POST /-/reload` exists only
 //! with `--web.enable-lifecycle`.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::Registry;
 
-use crate::registry::Families;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -42,8 +41,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handlers read.
 pub struct WebState {
-    /// Every metric: the user's and the exporter's own.
+    /// The process collector.
     pub registry: Registry,
+    /// The exporter's own metrics.
+    pub self_metrics: crate::selfmetrics::SelfMetrics,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,
     /// The user's metric families (replaced on reload).
@@ -58,6 +59,8 @@ pub struct WebState {
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     /// TLS, basic auth and headers from `--web.config.file`.
     pub security: Option<crate::webconfig::WebSecurity>,
+    /// The render concurrent scrapes share.
+    pub renders: crate::scrape::RenderShare,
 }
 
 /// A reload request: the channel its outcome is sent back on.
@@ -239,13 +242,23 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     let mut r = if path == state.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
         let registry = state.registry.clone();
+        let self_metrics = state.self_metrics.clone();
         let families = state
             .families
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        match tokio::task::spawn_blocking(move || render(&registry, &families, gzip)).await {
-            Ok(Ok(body)) => {
+        let rendered = state
+            .renders
+            .get(move || crate::exposition::render(&registry, &families, &self_metrics, |_| true))
+            .await;
+        let body = match &rendered {
+            Ok(r) if gzip => r.gzip().await,
+            Ok(r) => Ok(r.text.clone()),
+            Err(e) => Err(e.clone()),
+        };
+        match body {
+            Ok(body) => {
                 let mut r = response(StatusCode::OK, TEXT_CONTENT_TYPE, body);
                 if gzip {
                     r.headers_mut()
@@ -253,11 +266,6 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
                 }
                 r
             }
-            Ok(Err(e)) => response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                format!("error encoding metrics: {e}\n"),
-            ),
             Err(e) => response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "text/plain; charset=utf-8",
@@ -344,20 +352,6 @@ fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
         });
         coding.eq_ignore_ascii_case("gzip") && !q_zero
     })
-}
-
-/// The text exposition of every metric, gzipped when asked.
-pub fn render(registry: &Registry, families: &Families, gzip: bool) -> anyhow::Result<Vec<u8>> {
-    let text = crate::exposition::render(registry, families, |_| true)?;
-    if !gzip {
-        return Ok(text);
-    }
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(text.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(&text)?;
-    Ok(encoder.finish()?)
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ pub use load::{load_file, load_str, load_web_config};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{
-    default_buckets, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES, DEFAULT_POLL_INTERVAL,
-    DEFAULT_ROTATE_WAIT,
+    default_buckets, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
+    DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
 };
 
 /// Resolves a path from the config against the config file's directory, as Prometheus does.

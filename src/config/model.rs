@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// One metric declaration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// Prometheus metric name (counters end in `_total`).
@@ -44,16 +44,21 @@ pub struct MetricConfig {
     /// Most label sets this metric may hold; new ones beyond it are dropped and counted.
     #[serde(default)]
     pub max_series: Option<usize>,
+    /// Longest label value in bytes; longer values are cut (at a character boundary) and
+    /// counted.
+    #[serde(default)]
+    pub max_label_value_length: Option<usize>,
     /// State metrics only: the states, from best to worst.
     #[serde(default)]
     pub states: Option<Vec<String>>,
 }
 
 /// The closed set of metric types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     /// Only goes up; `inc` or `add`.
+    #[default]
     Counter,
     /// Goes up and down; `set`, `inc`, `dec`, `add`.
     Gauge,
@@ -230,6 +235,9 @@ pub struct CommandSourceConfig {
 pub struct StatusFileSourceConfig {
     /// The file; relative to the config file.
     pub path: String,
+    /// Give up on a read (and on parsing what was read) after this long (default 10s).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
     /// Read this often (default 15s).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub interval: Option<Duration>,

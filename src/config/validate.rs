@@ -11,6 +11,8 @@ use super::template::{self, Piece, FILE_FIELD};
 
 /// Series a metric may hold when it does not say.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Longest label value when a metric does not say (bytes; Loki and Mimir default to 2048 too).
+pub const DEFAULT_MAX_LABEL_VALUE_LENGTH: usize = 2048;
 /// Longest line a file source accepts when it does not say: 1 MiB.
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 1 << 20;
 /// How often a file source re-checks its globs and files without a notification.
@@ -218,6 +220,17 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
             "max_series must be at least 1",
         );
     }
+    if m.max_label_value_length == Some(0) {
+        c.report(
+            join_key(path, "max_label_value_length"),
+            "max_label_value_length must be at least 1 (bytes)",
+        );
+    } else if m.max_label_value_length.is_some_and(|n| n > 1 << 20) {
+        c.report(
+            join_key(path, "max_label_value_length"),
+            "max_label_value_length must be at most 1048576 (1 MiB)",
+        );
+    }
     match (&m.states, m.kind) {
         (None, MetricKind::State) => c.report(
             path.to_owned(),
@@ -306,6 +319,7 @@ fn check_source(
             c.report(join_key(&fp, "path"), "path needs the file to read");
         }
         positive(c, &fp, "interval", f.interval);
+        positive(c, &fp, "timeout", f.timeout);
         if f.max_bytes == Some(0) {
             c.report(join_key(&fp, "max_bytes"), "max_bytes must be at least 1");
         }
@@ -463,7 +477,7 @@ fn check_extractor(
         return None;
     }
     if let Some(pattern) = &rule.regex {
-        return match regex::Regex::new(pattern) {
+        return match crate::extract::limits::regex(pattern) {
             Ok(re) => {
                 let mut names: BTreeSet<String> =
                     re.capture_names().flatten().map(String::from).collect();
@@ -481,7 +495,7 @@ fn check_extractor(
                 Some(names)
             }
             Err(e) => {
-                c.report(join_key(rp, "regex"), format!("invalid regex: {e}"));
+                c.report(join_key(rp, "regex"), e);
                 None
             }
         };
@@ -508,9 +522,7 @@ fn check_extractor(
     };
     if let Some(fe) = for_each {
         let result = match kind {
-            "json" => serde_json_path::JsonPath::parse(fe)
-                .map(|_| ())
-                .map_err(|e| format!("invalid JSONPath {fe:?}: {e}")),
+            "json" => crate::extract::json::path(fe).map(|_| ()),
             "xml" => crate::extract::xml::XmlExtractor::check(fe),
             _ => crate::extract::html::selector(fe).map(|_| ()),
         };

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use prometheus::IntGauge;
 use tracing::{debug, info, warn};
 
 use super::discover::{FileId, Globs, Wake, Watcher};
@@ -25,7 +24,7 @@ use crate::config::{
     FileSourceConfig, StartAt, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
 };
 use crate::pipeline::{Pipeline, RecordContext};
-use crate::selfmetrics::{FileCounters, SelfMetrics};
+use crate::selfmetrics::{FileCounters, IntGauge, SelfMetrics};
 use crate::status::{FileState, FileStatus, SharedStatus};
 
 /// Most bytes read from one file in one pass, so one busy file cannot starve the others.
