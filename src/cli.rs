@@ -77,50 +77,40 @@ pub enum Command {
     },
 }
 
-fn init_logging(level: &str) {
-    let level = match level {
-        "debug" => tracing::Level::DEBUG,
-        "warn" => tracing::Level::WARN,
-        "error" => tracing::Level::ERROR,
-        _ => tracing::Level::INFO,
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
-        .with_target(false)
-        .init();
+/// Writes a command's output to stdout; a closed stdout is an error, not a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}")
+        .map_err(|e| anyhow::anyhow!("writing to stdout: {e}"))
 }
 
 /// Parses the command line and runs; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    crate::logging::init(&cli.log_level);
     let config = match app::load(&cli.config_file) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("{errors}");
+            crate::logging::print_err(&errors.to_string());
             let n = errors.errors.len();
-            eprintln!(
+            crate::logging::print_err(&format!(
                 "{n} error{} in {}",
                 if n == 1 { "" } else { "s" },
                 errors.file
-            );
+            ));
             return ExitCode::from(1);
         }
     };
     let result = match cli.command {
         Some(Command::Check) => {
             let rules: usize = config.sources.iter().map(|s| s.rules.len()).sum();
-            println!(
+            print_out(&format!(
                 "{}: OK ({} metrics, {} sources, {} rules)",
                 cli.config_file.display(),
                 config.metrics.len(),
                 config.sources.len(),
                 rules
-            );
-            Ok(())
+            ))
         }
         Some(Command::Dashboard { health, uid, title }) => {
             let board = if health {
@@ -129,8 +119,8 @@ pub fn main() -> ExitCode {
                 crate::dashboard::for_config(&config, &uid, &title)
             };
             serde_json::to_string_pretty(&board)
-                .map(|text| println!("{text}"))
-                .map_err(Into::into)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| print_out(&text))
         }
         Some(Command::OneShot { self_metrics }) => app::one_shot(
             &cli.config_file,

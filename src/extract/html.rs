@@ -25,6 +25,7 @@ pub struct HtmlExtractor {
 
 /// Parses a CSS selector; the error names what is wrong in one line.
 pub fn selector(text: &str) -> Result<Selector, String> {
+    super::limits::check_expression(text).map_err(|e| format!("CSS selector {text:?}: {e}"))?;
     Selector::parse(text).map_err(|e| {
         let shown = e.to_string();
         // Some of the parser's errors print as "Unexpected error ... report this"; their
@@ -81,9 +82,17 @@ impl HtmlExtractor {
         field(expr).map(|_| ())
     }
 
-    /// Parses a page; HTML parsing never fails (browsers' error recovery).
-    pub fn parse(text: &str) -> Html {
-        Html::parse_document(text)
+    /// Parses a page. HTML parsing itself never fails (browsers' error recovery), but a page
+    /// nested deeper than [`super::limits::MAX_MARKUP_DEPTH`] is refused unparsed: html5ever
+    /// takes time quadratic in the depth.
+    pub fn parse(text: &str) -> Result<Html, super::ExtractError> {
+        if super::limits::markup_too_deep(text, true) {
+            return Err(super::ExtractError::Parse(format!(
+                "elements nest deeper than {} levels",
+                super::limits::MAX_MARKUP_DEPTH
+            )));
+        }
+        Ok(Html::parse_document(text))
     }
 
     /// One row per selected element.
@@ -141,7 +150,7 @@ mod tests {
         )
         .unwrap();
         let mut rows = Vec::new();
-        x.extract(&HtmlExtractor::parse(PAGE), &mut rows);
+        x.extract(&HtmlExtractor::parse(PAGE).unwrap(), &mut rows);
         let s = |v: &str| Some(v.to_owned());
         assert_eq!(
             rows,
@@ -170,7 +179,7 @@ mod tests {
     fn whole_page_and_missing_fields() {
         let x = HtmlExtractor::new(None, ["title", "nav.missing"]).unwrap();
         let mut rows = Vec::new();
-        x.extract(&HtmlExtractor::parse(PAGE), &mut rows);
+        x.extract(&HtmlExtractor::parse(PAGE).unwrap(), &mut rows);
         assert_eq!(rows, vec![vec![Some("Backend status".to_owned()), None]]);
         assert!(HtmlExtractor::new(Some("tr[["), ["td"]).is_err());
     }

@@ -22,6 +22,12 @@ pub struct JsonExtractor {
     fields: Vec<Field>,
 }
 
+/// Parses a JSONPath query, after checking it against [`super::limits`].
+pub fn path(expr: &str) -> Result<JsonPath, String> {
+    super::limits::check_expression(expr).map_err(|e| format!("JSONPath {expr:?}: {e}"))?;
+    JsonPath::parse(expr).map_err(|e| format!("invalid JSONPath {expr:?}: {e}"))
+}
+
 /// Compiles one field expression; the error explains what was expected.
 fn field(expr: &str) -> Result<Field, String> {
     let expr = expr.trim();
@@ -29,14 +35,13 @@ fn field(expr: &str) -> Result<Field, String> {
         return Ok(Field::Key);
     }
     if let Some(rest) = expr.strip_prefix('@') {
+        super::limits::check_expression(expr).map_err(|e| format!("JSONPath {expr:?}: {e}"))?;
         return JsonPath::parse(&format!("${rest}"))
             .map(Field::Current)
             .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
     }
     if expr.starts_with('$') {
-        return JsonPath::parse(expr)
-            .map(Field::Document)
-            .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
+        return path(expr).map(Field::Document);
     }
     Err(format!(
         "a JSON field starts with `@` (the current node), `$` (the document) or is `@key`, not {expr:?}"
@@ -49,9 +54,7 @@ impl JsonExtractor {
         for_each: Option<&str>,
         fields: impl IntoIterator<Item = &'a str>,
     ) -> Result<JsonExtractor, String> {
-        let for_each = for_each
-            .map(|q| JsonPath::parse(q).map_err(|e| format!("invalid JSONPath {q:?}: {e}")))
-            .transpose()?;
+        let for_each = for_each.map(path).transpose()?;
         let fields = fields.into_iter().map(field).collect::<Result<_, _>>()?;
         Ok(JsonExtractor { for_each, fields })
     }

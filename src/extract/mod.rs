@@ -2,8 +2,10 @@
 //! Each match is a row of field values, in the order of the rule's field names. Pure: no I/O,
 //! no clock, no metrics; each is unit-tested from a string.
 
+pub mod document;
 pub mod html;
 pub mod json;
+pub mod limits;
 pub mod xml;
 
 /// One match: a value per field (in the rule's field order); `None` when a field selected

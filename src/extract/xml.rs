@@ -6,9 +6,10 @@
 //! (`/...`) start at the document root. A SOAP envelope whose body holds a Fault is an error
 //! carrying the fault's reason, never a document with no matches.
 //!
-//! sxd-xpath is XPath 1.0 in pure Rust and stable, though no longer developed; its compiled
-//! expressions are not `Send`, so they are compiled per document (microseconds) after being
-//! checked once at load.
+//! sxd-xpath is XPath 1.0 in pure Rust and stable, though no longer developed. Its compiled
+//! expressions are not `Send`: an extractor is built on the thread that runs it (the page
+//! source's document worker) and compiles each expression once there. Every expression is
+//! checked against [`super::limits`] before the parser sees it.
 
 use sxd_document::dom::Document;
 use sxd_document::Package;
@@ -17,14 +18,15 @@ use sxd_xpath::{Context, Factory, Value};
 
 use super::{normalize_text, ExtractError, Row};
 
-/// A checked `xml:` rule.
+/// A compiled `xml:` rule (not `Send`: see the module documentation).
 pub struct XmlExtractor {
     namespaces: Vec<(String, String)>,
-    for_each: Option<String>,
-    fields: Vec<String>,
+    for_each: Option<(String, sxd_xpath::XPath)>,
+    fields: Vec<sxd_xpath::XPath>,
 }
 
 fn compile(expr: &str) -> Result<sxd_xpath::XPath, String> {
+    super::limits::check_expression(expr).map_err(|e| format!("XPath {expr:?}: {e}"))?;
     Factory::new()
         .build(expr)
         .map_err(|e| format!("invalid XPath {expr:?}: {e}"))?
@@ -38,21 +40,15 @@ impl XmlExtractor {
         for_each: Option<&str>,
         fields: impl IntoIterator<Item = &'a str>,
     ) -> Result<XmlExtractor, String> {
-        let fields: Vec<String> = fields.into_iter().map(str::to_owned).collect();
-        for e in for_each
-            .iter()
-            .copied()
-            .chain(fields.iter().map(String::as_str))
-        {
-            compile(e)?;
-        }
         Ok(XmlExtractor {
             namespaces: namespaces
                 .into_iter()
                 .map(|(p, u)| (p.to_owned(), u.to_owned()))
                 .collect(),
-            for_each: for_each.map(str::to_owned),
-            fields,
+            for_each: for_each
+                .map(|e| compile(e).map(|x| (e.to_owned(), x)))
+                .transpose()?,
+            fields: fields.into_iter().map(compile).collect::<Result<_, _>>()?,
         })
     }
 
@@ -61,8 +57,15 @@ impl XmlExtractor {
         compile(expr).map(|_| ())
     }
 
-    /// Parses `text`; a SOAP Fault is reported as [`ExtractError::SoapFault`].
+    /// Parses `text`; a SOAP Fault is reported as [`ExtractError::SoapFault`]. Documents
+    /// nested deeper than [`super::limits::MAX_MARKUP_DEPTH`] are refused unparsed.
     pub fn parse(text: &str) -> Result<Package, ExtractError> {
+        if super::limits::markup_too_deep(text, false) {
+            return Err(ExtractError::Parse(format!(
+                "elements nest deeper than {} levels",
+                super::limits::MAX_MARKUP_DEPTH
+            )));
+        }
         let package = sxd_document::parser::parse(text)
             .map_err(|e| ExtractError::Parse(format!("invalid XML: {e}")))?;
         if let Some(reason) = soap_fault(&package.as_document()) {
@@ -77,15 +80,10 @@ impl XmlExtractor {
         for (prefix, uri) in &self.namespaces {
             context.set_namespace(prefix, uri);
         }
-        let query = |e: &str| compile(e).map_err(ExtractError::Query);
-        let fields: Vec<sxd_xpath::XPath> = self
-            .fields
-            .iter()
-            .map(|f| query(f))
-            .collect::<Result<_, _>>()?;
+        let fields = &self.fields;
         let nodes: Vec<Node> = match &self.for_each {
             None => vec![doc.root().into()],
-            Some(e) => match query(e)?
+            Some((e, x)) => match x
                 .evaluate(&context, doc.root())
                 .map_err(|e| ExtractError::Query(e.to_string()))?
             {
@@ -100,7 +98,7 @@ impl XmlExtractor {
         };
         for node in nodes {
             let mut row = Row::with_capacity(fields.len());
-            for f in &fields {
+            for f in fields {
                 let value = f
                     .evaluate(&context, node)
                     .map_err(|e| ExtractError::Query(e.to_string()))?;

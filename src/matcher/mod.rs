@@ -23,9 +23,10 @@ pub struct Matcher {
 const UNSET: (usize, usize) = (usize::MAX, usize::MAX);
 
 impl Matcher {
-    /// Compiles `pattern` with the regex crate's syntax and defaults.
-    pub fn new(pattern: &str) -> Result<Matcher, regex::Error> {
-        let regex = Regex::new(pattern)?;
+    /// Compiles `pattern` with the regex crate's syntax and defaults (within
+    /// [`crate::extract::limits`]).
+    pub fn new(pattern: &str) -> Result<Matcher, String> {
+        let regex = crate::extract::limits::regex(pattern)?;
         let groups = regex.captures_len();
         let linear = regex_syntax::ParserBuilder::new()
             .build()

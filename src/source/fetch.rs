@@ -61,6 +61,15 @@ impl Fetcher {
         }
     }
 
+    /// The longest a fetch (and, separately, the parse of its document) may take.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Fetcher::Http(h) => h.timeout,
+            Fetcher::Command(c) => c.timeout,
+            Fetcher::StatusFile(f) => f.timeout,
+        }
+    }
+
     /// What the source reads, for the landing page (no secrets).
     pub fn target(&self) -> String {
         match self {
@@ -84,6 +93,7 @@ pub struct HttpFetcher {
     bearer_token_file: Option<PathBuf>,
     accept_status: Option<Vec<u16>>,
     max_body_bytes: usize,
+    timeout: Duration,
 }
 
 impl HttpFetcher {
@@ -151,6 +161,7 @@ impl HttpFetcher {
             bearer_token_file: c.bearer_token_file.as_ref().map(|f| resolve(base_dir, f)),
             accept_status: c.accept_status.clone(),
             max_body_bytes: c.max_body_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+            timeout: c.timeout.unwrap_or(DEFAULT_TIMEOUT),
         })
     }
 
@@ -293,6 +304,7 @@ impl CommandFetcher {
     /// A relative program path with a `/` is relative to the config file; a bare name is
     /// looked up in `PATH`.
     pub fn new(c: &CommandSourceConfig, base_dir: &Path) -> CommandFetcher {
+        super::reaper::become_subreaper();
         let mut argv = c.argv.clone();
         if argv[0].contains('/') && !Path::new(&argv[0]).is_absolute() {
             argv[0] = base_dir.join(&argv[0]).to_string_lossy().into_owned();
@@ -306,8 +318,10 @@ impl CommandFetcher {
     }
 
     async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let marker = super::reaper::new_marker();
         let mut child = tokio::process::Command::new(&self.argv[0])
             .args(&self.argv[1..])
+            .env(super::reaper::MARKER_VAR, &marker)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -320,18 +334,17 @@ impl CommandFetcher {
                     format!("cannot run {}: {e}", self.argv[0]),
                 )
             })?;
-        let group = child.id().map(|pid| pid as i32);
+        // Whatever happens from here (success, failure, timeout, the fetch abandoned), the run
+        // is cleaned up when this guard goes: nothing the command started outlives the fetch.
+        let _run = super::reaper::Run::new(marker, child.id());
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let max = self.max_output_bytes;
         let work = async {
             let mut out = Vec::new();
             let mut err = Vec::new();
-            let mut buf = vec![0u8; 64 << 10];
-            let read_err = async {
-                let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err).await;
-            };
             let read_out = async {
+                let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = stdout
                         .read(&mut buf)
@@ -341,28 +354,36 @@ impl CommandFetcher {
                         return Ok(());
                     }
                     if out.len() + n > max {
+                        // At once, not at the timeout: the rest is not worth waiting for.
                         return Err(too_large(max));
                     }
                     out.extend_from_slice(&buf[..n]);
                 }
             };
-            let (read, _) = tokio::join!(read_out, read_err);
-            read?;
+            // stderr is drained to its end (a full pipe would block the command), keeping only
+            // its last STDERR_KEPT bytes for the error message.
+            let read_err = async {
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    match stderr.read(&mut buf).await {
+                        Ok(0) | Err(_) => return Ok::<_, FetchError>(()),
+                        Ok(n) => {
+                            err.extend_from_slice(&buf[..n]);
+                            if err.len() > 2 * STDERR_KEPT {
+                                err.drain(..err.len() - STDERR_KEPT);
+                            }
+                        }
+                    }
+                }
+            };
+            tokio::try_join!(read_out, read_err)?;
             let status = child
                 .wait()
                 .await
                 .map_err(|e| fail(SourceErrorReason::Read, e.to_string()))?;
             Ok::<_, FetchError>((status, out, err))
         };
-        let result = tokio::time::timeout(self.timeout, work).await;
-        // Whatever happened, nothing the command started outlives the fetch.
-        if let Some(pgid) = group {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
-        let (status, out, err) = match result {
+        let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
             Err(_) => {
                 return Err(fail(
                     SourceErrorReason::Timeout,
@@ -391,10 +412,14 @@ impl CommandFetcher {
     }
 }
 
+/// How much of a command's stderr is kept for its error message.
+const STDERR_KEPT: usize = 64 << 10;
+
 /// `status_file:` sources.
 pub struct StatusFileFetcher {
     path: PathBuf,
     max_bytes: usize,
+    timeout: Duration,
 }
 
 impl StatusFileFetcher {
@@ -402,31 +427,78 @@ impl StatusFileFetcher {
         StatusFileFetcher {
             path: resolve(base_dir, &c.path),
             max_bytes: c.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+            timeout: c.timeout.unwrap_or(DEFAULT_TIMEOUT),
         }
     }
 
     async fn fetch(&self) -> Result<Fetched, FetchError> {
-        let read_error = |e: std::io::Error| {
-            fail(
-                SourceErrorReason::Read,
-                format!("cannot read {}: {e}", self.path.display()),
-            )
-        };
-        let file = tokio::fs::File::open(&self.path)
+        let (path, max) = (self.path.clone(), self.max_bytes);
+        // On the blocking pool, and bounded by the source's timeout in the page task: a read
+        // that never returns (a hung network filesystem) costs one blocking thread, not the
+        // source.
+        tokio::task::spawn_blocking(move || read_status_file(&path, max))
             .await
-            .map_err(read_error)?;
-        let mut bytes = Vec::new();
-        file.take(self.max_bytes as u64 + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(read_error)?;
-        if bytes.len() > self.max_bytes {
-            return Err(too_large(self.max_bytes));
-        }
-        Ok(Fetched {
-            detail: format!("{} bytes", bytes.len()),
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
+            .map_err(|e| fail(SourceErrorReason::Read, e.to_string()))?
+    }
+}
+
+/// Reads a status file whole. Only regular files are read: a FIFO or a device would block or
+/// never end, so it is refused (it is opened non-blocking, so even the open cannot hang).
+fn read_status_file(path: &Path, max: usize) -> Result<Fetched, FetchError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_error = |e: std::io::Error| {
+        fail(
+            SourceErrorReason::Read,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    let kind = file.metadata().map_err(read_error)?.file_type();
+    if !kind.is_file() {
+        return Err(fail(
+            SourceErrorReason::Read,
+            format!(
+                "{} is not a regular file ({}); a status_file must be one",
+                path.display(),
+                describe_file_type(&kind)
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(Fetched {
+        detail: format!("{} bytes", bytes.len()),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// What kind of file something is, in words.
+pub fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
     }
 }
 

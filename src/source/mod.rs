@@ -9,6 +9,8 @@ pub mod fetch;
 pub mod file;
 pub mod lines;
 pub mod page;
+pub mod reaper;
+pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};

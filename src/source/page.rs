@@ -10,16 +10,16 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use prometheus::{Gauge, IntCounter, IntGauge};
 use tracing::{debug, warn};
 
 use super::fetch::{
     CommandFetcher, FetchError, Fetcher, HttpFetcher, StatusFileFetcher, DEFAULT_INTERVAL,
 };
+use super::worker::{DocumentWorker, WorkerError};
 use crate::config::SourceConfig;
 use crate::extract::ExtractError;
 use crate::pipeline::Pipeline;
-use crate::selfmetrics::{SelfMetrics, SourceErrorReason};
+use crate::selfmetrics::{Gauge, IntCounter, IntGauge, SelfMetrics, SourceErrorReason};
 use crate::status::{FetchStatus, SharedStatus};
 
 /// One page source with its pipeline and health handles.
@@ -27,6 +27,7 @@ pub struct PageSource {
     name: String,
     fetcher: Fetcher,
     interval: Duration,
+    worker: DocumentWorker,
     pipeline: Pipeline,
     up: IntGauge,
     duration: Gauge,
@@ -78,6 +79,7 @@ impl PageSource {
         Ok(PageSource {
             name: name.to_owned(),
             interval: interval.unwrap_or(DEFAULT_INTERVAL),
+            worker: DocumentWorker::start(name, config.rules.clone())?,
             fetcher,
             pipeline,
             up,
@@ -109,46 +111,55 @@ impl PageSource {
     pub async fn run_once(&mut self) {
         let started = Instant::now();
         let at = SystemTime::now();
-        let fetched = self.fetcher.fetch().await;
+        let timeout = self.fetcher.timeout();
+        // The fetchers bound themselves; this bounds them all once more, whatever they wait on.
+        let fetched = match tokio::time::timeout(timeout, self.fetcher.fetch()).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError {
+                reason: SourceErrorReason::Timeout,
+                message: format!("no document within {timeout:?}"),
+            }),
+        };
         let (result, detail, matches) = match fetched {
             Err(e) => (Err(e), String::new(), 0),
-            Ok(doc) => {
-                let outcome =
-                    tokio::task::block_in_place(|| self.pipeline.process_document(&doc.body));
-                match outcome {
-                    Err(e) => {
-                        let reason = match e {
-                            ExtractError::SoapFault(_) => SourceErrorReason::SoapFault,
-                            ExtractError::Parse(_) | ExtractError::Query(_) => {
-                                SourceErrorReason::Parse
-                            }
-                        };
+            Ok(doc) => match self.worker.extract(doc.body, timeout).await {
+                Err(e) => {
+                    let (reason, message) = match e {
+                        WorkerError::Extract(ExtractError::SoapFault(m)) => {
+                            (SourceErrorReason::SoapFault, format!("SOAP Fault: {m}"))
+                        }
+                        WorkerError::Extract(e) => (SourceErrorReason::Parse, e.to_string()),
+                        WorkerError::Timeout(t) => (
+                            SourceErrorReason::Timeout,
+                            format!("parsing the document took longer than {t:?}; it is abandoned"),
+                        ),
+                        WorkerError::Busy => (
+                            SourceErrorReason::Timeout,
+                            "the previous document is still being parsed".to_owned(),
+                        ),
+                    };
+                    (Err(FetchError { reason, message }), doc.detail, 0)
+                }
+                Ok(rows) => {
+                    let outcome = tokio::task::block_in_place(|| self.pipeline.process_rows(rows));
+                    if outcome.matches == 0 {
                         (
                             Err(FetchError {
-                                reason,
-                                message: e.to_string(),
+                                reason: SourceErrorReason::NoMatch,
+                                message: "no rule matched anything in the document".into(),
                             }),
                             doc.detail,
                             0,
                         )
-                    }
-                    Ok(o) if o.matches == 0 => (
-                        Err(FetchError {
-                            reason: SourceErrorReason::NoMatch,
-                            message: "no rule matched anything in the document".into(),
-                        }),
-                        doc.detail,
-                        0,
-                    ),
-                    Ok(o) => {
-                        if o.conversion_errors > 0 {
+                    } else {
+                        if outcome.conversion_errors > 0 {
                             // Partial: the rest was applied, so the source is up.
                             self.count(SourceErrorReason::Conversion);
                         }
-                        (Ok(()), doc.detail, o.matches)
+                        (Ok(()), doc.detail, outcome.matches)
                     }
                 }
-            }
+            },
         };
         let elapsed = started.elapsed();
         self.duration.set(elapsed.as_secs_f64());
