@@ -148,6 +148,9 @@ pub struct RunOptions {
     pub web_config: Option<PathBuf>,
 }
 
+/// How long stopping the sources may take, at reload and at shutdown.
+pub const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The sources running on the current config.
 struct Generation {
     families: Families,
@@ -195,16 +198,22 @@ impl Generation {
         }
     }
 
-    /// Stops every source; returns the families and the file sources with their files.
+    /// Stops every source within [`STOP_DEADLINE`]; returns the families and the file sources
+    /// that stopped, with their files. A page task still busy at the deadline is aborted (its
+    /// fetch is dropped: commands are killed, parses abandoned to their worker).
     async fn stop(self) -> (Families, Vec<FileSource>) {
+        let deadline = std::time::Instant::now() + STOP_DEADLINE;
         let _ = self.stop_pages.send(true);
-        for t in self.pages {
-            let _ = t.await;
+        for mut t in self.pages {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if tokio::time::timeout(left, &mut t).await.is_err() {
+                t.abort();
+            }
         }
         let files = tokio::task::spawn_blocking(move || {
             self.files
                 .into_iter()
-                .filter_map(RunningSource::stop)
+                .filter_map(|s| s.stop(deadline))
                 .collect()
         })
         .await
@@ -229,7 +238,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("quarry-web")
         .build()?;
-    runtime.block_on(async move {
+    runtime.block_on(async {
         let listeners = server::bind(&options.listen).await?;
         let pending = Arc::new(AtomicUsize::new(0));
         let statuses = built.statuses.clone();
@@ -275,7 +284,10 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let _ = server.await;
         generation.stop().await;
         anyhow::Ok(())
-    })
+    })?;
+    // Blocking-pool threads still inside a read that never returns must not hold the process.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
 /// Applies the config file anew; on any error the old generation keeps running.

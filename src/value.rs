@@ -29,8 +29,12 @@ pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
 }
 
 /// A plain number; `,` or `_` may separate thousands (`36,426,658`), only in groups of three.
+/// A number too large for a double (`1e400`) does not convert; infinity spelled out does.
 pub fn number(t: &str) -> Result<f64, NotConvertible> {
     if let Ok(v) = t.parse::<f64>() {
+        if v.is_infinite() && !t.to_ascii_lowercase().contains("inf") {
+            return Err(NotConvertible);
+        }
         return Ok(v);
     }
     for sep in [',', '_'] {
@@ -296,6 +300,9 @@ mod tests {
         assert_eq!(number("1,5"), Err(NotConvertible));
         assert_eq!(number("12,34,567"), Err(NotConvertible));
         assert_eq!(number("abc"), Err(NotConvertible));
+        // Too large for a double: not a number we can report. Infinity spelled out is one.
+        assert_eq!(number("1e400"), Err(NotConvertible));
+        assert_eq!(number("-Infinity"), Ok(f64::NEG_INFINITY));
     }
 
     #[test]

@@ -29,13 +29,18 @@ const ALLOWED_HEADERS: [&str; 5] = [
 ];
 /// Most cached basic-auth results before the cache is cleared.
 const AUTH_CACHE: usize = 256;
-/// Compared against when the user is unknown, so that path costs one bcrypt check too.
-const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+/// The bcrypt cost of a hash (`$2y$12$...` → 12).
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2)?.parse().ok()
+}
 
 /// The parsed web config, ready to serve with.
 pub struct WebSecurity {
     tls: Option<TlsReloader>,
     users: HashMap<String, String>,
+    /// Compared against when the user is unknown, so that path costs a bcrypt check of the
+    /// users' cost too (made at load with the highest cost among them).
+    dummy_hash: String,
     headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     cache: Mutex<HashMap<String, bool>>,
 }
@@ -65,11 +70,24 @@ impl WebSecurity {
                     .with_context(|| format!("header {name}"))?,
             ));
         }
+        let mut costs = std::collections::BTreeSet::new();
         for (user, hash) in &file.basic_auth_users {
-            if !hash.starts_with("$2") {
-                bail!("{}: basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)", path.display());
+            match bcrypt_cost(hash) {
+                Some(cost) if hash.starts_with("$2") && (4..=31).contains(&cost) => {
+                    costs.insert(cost);
+                }
+                _ => bail!("{}: basic_auth_users.{user}: not a bcrypt hash (make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)", path.display()),
             }
         }
+        if costs.len() > 1 {
+            tracing::warn!(
+                "basic_auth_users in {} use different bcrypt costs ({costs:?}): a user of a lower cost answers faster than an unknown one, so it can be told apart by timing; hash every password with the same cost",
+                path.display()
+            );
+        }
+        let dummy_cost = costs.last().copied().unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy_hash = bcrypt::hash("quarry_exporter unknown user", dummy_cost)
+            .context("making the dummy bcrypt hash")?;
         let tls = match &file.tls_server_config {
             None => None,
             Some(t) => {
@@ -81,6 +99,7 @@ impl WebSecurity {
         Ok(WebSecurity {
             tls,
             users: file.basic_auth_users.into_iter().collect(),
+            dummy_hash,
             headers,
             cache: Mutex::new(HashMap::new()),
         })
@@ -124,7 +143,7 @@ impl WebSecurity {
         }
         let (hash, known) = match self.users.get(&user) {
             Some(h) => (h.as_str(), true),
-            None => (DUMMY_HASH, false),
+            None => (self.dummy_hash.as_str(), false),
         };
         let ok = bcrypt::verify(&password, hash).unwrap_or(false) && known;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -256,5 +275,35 @@ impl TlsReloader {
             .with_single_cert(certs, key)
             .context("certificate and key do not match")?;
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unknown user is checked against a hash of the users' own cost: with a fixed cost-10
+    /// dummy, a cost-5 user answered visibly faster than an unknown one (and a cost-12 user
+    /// slower), so users could be enumerated by timing.
+    #[test]
+    fn the_dummy_hash_has_the_users_cost() {
+        let dir = tempfile::tempdir().unwrap();
+        for cost in [5, 6] {
+            let hash = bcrypt::hash("secret", cost).unwrap();
+            let file = dir.path().join("web.yml");
+            std::fs::write(&file, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+            let security = WebSecurity::load(&file).unwrap();
+            assert_eq!(bcrypt_cost(&security.dummy_hash), Some(cost));
+            let header = |user: &str, password: &str| {
+                use base64::Engine;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                )
+            };
+            assert!(security.authorized(Some(&header("alice", "secret"))));
+            assert!(!security.authorized(Some(&header("alice", "wrong"))));
+            assert!(!security.authorized(Some(&header("mallory", "secret"))));
+        }
     }
 }

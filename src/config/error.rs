@@ -1,4 +1,5 @@
-//! Config errors as the user sees them: `file:line:column: yaml.path: what is wrong`.
+//! Config errors as the user sees them: `file:line:column: yaml.path: what is wrong` (an
+//! error with no better place is placed at `1:1`, so tools can always jump to it).
 
 use std::fmt;
 
@@ -30,10 +31,9 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}", self.file)?;
-            if let Some(p) = e.position {
-                write!(f, ":{}:{}", p.line, p.column)?;
-            }
+            // Every error is placed; where nothing better is known, at the start of the file.
+            let p = e.position.unwrap_or(Position { line: 1, column: 1 });
+            write!(f, "{}:{}:{}", self.file, p.line, p.column)?;
             if e.path.is_empty() {
                 write!(f, ": {}", e.message)?;
             } else {

@@ -19,17 +19,69 @@ const TOP_LEVEL_KEYS: [&str; 3] = ["version", "metrics", "sources"];
 /// Reads and validates a config file. `Err` carries every error found, or a read error.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_text(path) {
         Ok(text) => load_str(&text, &name),
-        Err(e) => Err(ConfigErrors {
+        Err(error) => Err(ConfigErrors {
             file: name,
-            errors: vec![ConfigError {
-                path: String::new(),
-                position: None,
-                message: format!("cannot read config file: {e}"),
-            }],
+            errors: vec![error],
         }),
     }
+}
+
+/// Reads a config file as UTF-8 text; an error names the first byte that is not UTF-8.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        path: String::new(),
+        position: None,
+        message: format!("cannot read config file: {e}"),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        ConfigError {
+            path: String::new(),
+            position: Some(Position { line, column }),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02X} here); save it as UTF-8",
+                bytes[at]
+            ),
+        }
+    })
+}
+
+/// Where the second YAML document of `text` starts (`---` at the start of a line after some
+/// content), if there is one.
+fn second_document(text: &str) -> Option<Position> {
+    let mut content_seen = false;
+    for (i, line) in text.lines().enumerate() {
+        let starts_document =
+            line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if starts_document && content_seen {
+            return Some(Position {
+                line: i + 1,
+                column: 1,
+            });
+        }
+        let trimmed = line.trim_start();
+        let comment_or_blank = trimmed.is_empty() || trimmed.starts_with('#');
+        if !(comment_or_blank || starts_document || line.starts_with('%')) {
+            content_seen = true;
+        }
+        if line == "..." {
+            content_seen = true;
+        }
+    }
+    None
 }
 
 /// Parses and validates config text; `file` names it in error messages.
@@ -38,9 +90,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         file: file.to_owned(),
         errors,
     };
+    // A byte-order mark is not content (editors on Windows write one); columns are counted
+    // after it, as editors show them.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
+            if let (None, Some(position)) = (e.location(), second_document(text)) {
+                return Err(fail(vec![ConfigError {
+                    path: String::new(),
+                    position: Some(position),
+                    message: "a config file holds one YAML document; a second one starts here (remove this `---` and what follows, or merge them)".into(),
+                }]));
+            }
             let position = e.location().map(|l| Position {
                 line: l.line(),
                 column: l.column(),
@@ -141,18 +203,19 @@ pub fn load_web_config(path: &Path) -> Result<super::model::WebConfigFile, Confi
             message,
         }],
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        single(
-            None,
-            String::new(),
-            format!("cannot read web config file: {e}"),
-        )
+    let text = read_text(path).map_err(|mut e| {
+        e.message = e.message.replace("config file", "web config file");
+        ConfigErrors {
+            file: file.clone(),
+            errors: vec![e],
+        }
     })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if text.trim().is_empty() {
         return Ok(Default::default());
     }
-    let index = PositionIndex::build(&text);
-    let deserializer = serde_yaml::Deserializer::from_str(&text);
+    let index = PositionIndex::build(text);
+    let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let p = e.path().to_string();
         let p = if p == "." { String::new() } else { p };

@@ -25,7 +25,7 @@ pub struct HtmlExtractor {
 
 /// Parses a CSS selector; the error names what is wrong in one line.
 pub fn selector(text: &str) -> Result<Selector, String> {
-    super::limits::check_expression(text).map_err(|e| format!("CSS selector {text:?}: {e}"))?;
+    super::limits::check_expression(text).map_err(|e| format!("CSS selector: {e}"))?;
     Selector::parse(text).map_err(|e| {
         let shown = e.to_string();
         // Some of the parser's errors print as "Unexpected error ... report this"; their

@@ -24,7 +24,7 @@ pub struct JsonExtractor {
 
 /// Parses a JSONPath query, after checking it against [`super::limits`].
 pub fn path(expr: &str) -> Result<JsonPath, String> {
-    super::limits::check_expression(expr).map_err(|e| format!("JSONPath {expr:?}: {e}"))?;
+    super::limits::check_expression(expr).map_err(|e| format!("JSONPath: {e}"))?;
     JsonPath::parse(expr).map_err(|e| format!("invalid JSONPath {expr:?}: {e}"))
 }
 
@@ -35,7 +35,7 @@ fn field(expr: &str) -> Result<Field, String> {
         return Ok(Field::Key);
     }
     if let Some(rest) = expr.strip_prefix('@') {
-        super::limits::check_expression(expr).map_err(|e| format!("JSONPath {expr:?}: {e}"))?;
+        super::limits::check_expression(expr).map_err(|e| format!("JSONPath: {e}"))?;
         return JsonPath::parse(&format!("${rest}"))
             .map(Field::Current)
             .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
@@ -64,9 +64,19 @@ impl JsonExtractor {
         field(expr).map(|_| ())
     }
 
-    /// Parses `text` as JSON.
+    /// Parses `text` as JSON. Numbers JSON cannot hold in a double (`1e400`) and the bare
+    /// `NaN`, `Infinity` and `-Infinity` many encoders write (Python's `json.dumps`) do not
+    /// fail the document: they are read as strings, so only the values that use them fail
+    /// to convert (each with its reason) and the rest of the document is read.
     pub fn parse(text: &str) -> Result<Value, ExtractError> {
-        serde_json::from_str(text).map_err(|e| ExtractError::Parse(format!("invalid JSON: {e}")))
+        match serde_json::from_str(text) {
+            Ok(v) => Ok(v),
+            Err(e) => match quote_odd_numbers(text) {
+                Some(fixed) => serde_json::from_str(&fixed),
+                None => Err(e),
+            }
+            .map_err(|e| ExtractError::Parse(format!("invalid JSON: {e}"))),
+        }
     }
 
     /// One row per selected node.
@@ -96,6 +106,59 @@ impl JsonExtractor {
             }
         }
     }
+}
+
+/// `text` with every out-of-range number and bare `NaN`/`Infinity`/`-Infinity` token (outside
+/// strings) turned into a string; `None` when there is none.
+fn quote_odd_numbers(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut copied = 0;
+    let mut changed = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' | b'N' | b'I' => {
+                let start = i;
+                i += 1;
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'.' | b'+' | b'-'))
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let odd = match token {
+                    "NaN" | "Infinity" | "-Infinity" => true,
+                    t if t.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) => {
+                        t.parse::<f64>().is_ok_and(|v| v.is_infinite())
+                    }
+                    _ => false,
+                };
+                if odd {
+                    out.push_str(&text[copied..start]);
+                    out.push('"');
+                    out.push_str(token);
+                    out.push('"');
+                    copied = i;
+                    changed = true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&text[copied.min(text.len())..]);
+    Some(out)
 }
 
 /// The text of a JSON value: strings as they are, numbers and booleans as written, `null` as
@@ -158,6 +221,38 @@ mod tests {
         let mut rows = Vec::new();
         whole.extract(&JsonExtractor::parse(DOC).unwrap(), &mut rows);
         assert_eq!(rows, vec![vec![Some("eu-1".into())]]);
+    }
+
+    /// One odd number does not fail the document: it is read as text (and fails to convert
+    /// on its own); everything else is read.
+    #[test]
+    fn out_of_range_numbers_and_nan_fail_alone() {
+        let doc = r#"{"a": 1e400, "b": NaN, "c": -Infinity, "d": 2.5, "s": "NaN \" 1e400", "e": [Infinity, -1e-400]}"#;
+        let v = JsonExtractor::parse(doc).unwrap();
+        let x = JsonExtractor::new(
+            None,
+            ["$.a", "$.b", "$.c", "$.d", "$.s", "$.e[0]", "$.e[1]"],
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        x.extract(&v, &mut rows);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            rows[0],
+            vec![
+                s("1e400"),
+                s("NaN"),
+                s("-Infinity"),
+                s("2.5"),
+                s("NaN \" 1e400"),
+                s("Infinity"),
+                s("-0.0")
+            ]
+        );
+        assert!(matches!(
+            JsonExtractor::parse("{\"a\": Nope}"),
+            Err(ExtractError::Parse(_))
+        ));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct XmlExtractor {
 }
 
 fn compile(expr: &str) -> Result<sxd_xpath::XPath, String> {
-    super::limits::check_expression(expr).map_err(|e| format!("XPath {expr:?}: {e}"))?;
+    super::limits::check_expression(expr).map_err(|e| format!("XPath: {e}"))?;
     Factory::new()
         .build(expr)
         .map_err(|e| format!("invalid XPath {expr:?}: {e}"))?

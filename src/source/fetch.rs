@@ -102,7 +102,10 @@ impl HttpFetcher {
         let mut builder = reqwest::Client::builder()
             .timeout(c.timeout.unwrap_or(DEFAULT_TIMEOUT))
             .user_agent(concat!("quarry_exporter/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::limited(5))
+            // A redirect target learns nothing about where it came from (the URL may carry
+            // a token in its query).
+            .referer(false);
         if let Some(tls) = &c.tls {
             if let Some(ca) = &tls.ca_file {
                 let path = resolve(base_dir, ca);
@@ -183,7 +186,7 @@ impl HttpFetcher {
         let mut response = request
             .send()
             .await
-            .map_err(|e| fail(classify(&e), describe(&e)))?;
+            .map_err(|e| fail(classify(&e, &self.url), describe(&e, &self.url)))?;
         let status = response.status();
         let accepted = match &self.accept_status {
             Some(codes) => codes.contains(&status.as_u16()),
@@ -205,7 +208,7 @@ impl HttpFetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| fail(classify(&e), describe(&e)))?
+            .map_err(|e| fail(classify(&e, &self.url), describe(&e, &self.url)))?
         {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(too_large(self.max_body_bytes));
@@ -219,13 +222,48 @@ impl HttpFetcher {
     }
 }
 
-/// The URL without a password (`user:***@host`), for logs and the landing page.
+/// The URL without its secrets, for logs, errors and the landing page: the password
+/// (`user:***@host`) and every query value (`?api_key=***&page=***`; which keys are secret
+/// cannot be known, so none is shown).
 pub fn redacted(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));
     }
+    if let Some(query) = url.query() {
+        let hidden: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None => pair.to_owned(),
+            })
+            .collect();
+        shown.set_query(Some(&hidden.join("&")));
+    }
     shown.to_string()
+}
+
+/// `text` with every secret of `url` (password, query values, raw and decoded) replaced.
+fn redact_text(mut text: String, url: &reqwest::Url) -> String {
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(p) = url.password() {
+        secrets.push(p.to_owned());
+    }
+    if let Some(query) = url.query() {
+        secrets.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_owned())),
+        );
+        secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+    }
+    // Longest first, so a secret containing another is replaced whole.
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        text = text.replace(&secret, "***");
+    }
+    text
 }
 
 fn too_large(max: usize) -> FetchError {
@@ -246,30 +284,28 @@ fn read_secret(path: &Path) -> Result<String, FetchError> {
         })
 }
 
-/// The error and its causes, one line.
-fn describe(e: &reqwest::Error) -> String {
-    // reqwest's messages name the URL; keep a password in it out of logs and pages.
+/// The error and its causes, one line, without the secrets of `url` (the source's) or of the
+/// URL the error names (a redirect target).
+fn describe(e: &reqwest::Error, url: &reqwest::Url) -> String {
     let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        if let Some(password) = url.password() {
-            text = text.replace(password, "***");
-        }
-    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    if let Some(named) = e.url() {
+        text = redact_text(text, named);
+    }
+    redact_text(text, url)
 }
 
 /// Maps a reqwest error to a reason by what its chain says.
-fn classify(e: &reqwest::Error) -> SourceErrorReason {
+fn classify(e: &reqwest::Error, url: &reqwest::Url) -> SourceErrorReason {
     if e.is_timeout() {
         return SourceErrorReason::Timeout;
     }
-    let text = describe(e).to_ascii_lowercase();
+    let text = describe(e, url).to_ascii_lowercase();
     if text.contains("dns error")
         || text.contains("failed to lookup address")
         || text.contains("name or service not known")
@@ -512,5 +548,16 @@ mod tests {
         assert_eq!(redacted(&url), "http://monitor:***@lb.internal:8404/stats");
         let plain = reqwest::Url::parse("https://lb.internal/stats").unwrap();
         assert_eq!(redacted(&plain), "https://lb.internal/stats");
+        let query = reqwest::Url::parse("https://api.example/v1?api_key=s%2Fe+cret&flag&token=t0k")
+            .unwrap();
+        assert_eq!(
+            redacted(&query),
+            "https://api.example/v1?api_key=***&flag&token=***"
+        );
+        let text = redact_text(
+            "error sending request for url (https://api.example/v1?api_key=s%2Fe+cret&token=t0k): s/e cret".into(),
+            &query,
+        );
+        assert!(!text.contains("cret") && !text.contains("t0k"), "{text}");
     }
 }

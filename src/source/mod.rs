@@ -13,9 +13,9 @@ pub mod reaper;
 pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 pub use discover::Wake;
 pub use file::FileSource;
@@ -25,7 +25,8 @@ pub use page::PageSource;
 pub struct RunningSource {
     name: String,
     wake: Sender<Wake>,
-    thread: JoinHandle<FileSource>,
+    /// The source, handed back when the thread ends (dropped unsent if it panics).
+    done: Receiver<FileSource>,
 }
 
 impl RunningSource {
@@ -37,28 +38,37 @@ impl RunningSource {
     ) -> std::io::Result<RunningSource> {
         let (tx, rx) = mpsc::channel();
         let wake = tx.clone();
-        let thread = std::thread::Builder::new()
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
             .name(format!("source-{name}"))
             .spawn(move || {
-                source.run(tx, rx, move || {
+                let source = source.run(tx, rx, move || {
                     pending.fetch_sub(1, Ordering::SeqCst);
-                })
+                });
+                let _ = done_tx.send(source);
             })?;
         Ok(RunningSource {
             name: name.to_owned(),
             wake,
-            thread,
+            done,
         })
     }
 
-    /// Asks the thread to stop, waits for it, and returns the source with the files it was
-    /// reading (`None` if the thread panicked).
-    pub fn stop(self) -> Option<FileSource> {
+    /// Asks the thread to stop and waits for it until `deadline`; returns the source with the
+    /// files it was reading, or `None` if the thread panicked or is still stuck (in a read that
+    /// does not return: a hung network filesystem). A stuck thread is left behind: reload and
+    /// shutdown never wait longer than their deadlines.
+    pub fn stop(self, deadline: std::time::Instant) -> Option<FileSource> {
         let _ = self.wake.send(Wake::Stop);
-        match self.thread.join() {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        match self.done.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(source) => Some(source),
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
                 tracing::error!(source = %self.name, "source thread panicked");
+                None
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tracing::error!(source = %self.name, "source thread did not stop in time; leaving it behind");
                 None
             }
         }

@@ -216,7 +216,13 @@ impl PageSource {
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = ticks.tick() => self.run_once().await,
+                _ = ticks.tick() => {}
+            }
+            // A stop abandons a fetch in flight: dropping it kills a command's processes and
+            // leaves a parse to its worker.
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = self.run_once() => {}
             }
         }
     }

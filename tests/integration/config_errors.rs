@@ -88,6 +88,6 @@ fn a_missing_config_file_is_one_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "nope.yaml: cannot read config file: No such file or directory (os error 2)\n1 error in nope.yaml\n"
+        "nope.yaml:1:1: cannot read config file: No such file or directory (os error 2)\n1 error in nope.yaml\n"
     );
 }

@@ -79,20 +79,6 @@ fn sighup_reload_keeps_values_and_offsets_and_a_bad_config_keeps_the_old_one() {
     );
 }
 
-fn post(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        raw.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
-    )
-}
-
 #[test]
 fn http_reload_needs_the_lifecycle_flag_and_reports_failures() {
     let dir = tempdir();

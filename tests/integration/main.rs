@@ -5,6 +5,7 @@ mod common;
 mod config_errors;
 mod dashboards;
 mod golden;
+mod hardening;
 mod lifecycle;
 mod pages;
 mod real_servers;

@@ -35,10 +35,15 @@ pub enum Reply {
     Soap(&'static str, String),
 }
 
+/// One request as the upstream saw it: path with query, and headers (lower-case names).
+pub type Seen = (String, Vec<(String, String)>);
+
 /// A running upstream; stops when dropped.
 pub struct Upstream {
     pub port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
+    /// Every request received, in order.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -56,6 +61,8 @@ impl Upstream {
             .build()
             .unwrap();
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let seen2 = seen.clone();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -67,9 +74,24 @@ impl Upstream {
                     continue;
                 };
                 let routes = r.clone();
+                let seen = seen2.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(req, routes.clone()));
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        seen.lock().unwrap().push((
+                            req.uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                            req.headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect(),
+                        ));
+                        answer(req, routes.clone())
+                    });
                     match tls {
                         None => {
                             let _ = http1::Builder::new()
@@ -93,6 +115,7 @@ impl Upstream {
         Upstream {
             port,
             routes,
+            seen,
             runtime: Some(runtime),
         }
     }
