@@ -14,6 +14,7 @@ What it does:
    `/metrics` GET is measured for each, plain and gzipped.
 4. Idle cost: CPU used while watching 1,000 files that do not change.
 5. Latency: from a line being appended to it being visible on `/metrics`.
+6. Concurrent scrapes: 200 at once of a ~224 KB exposition; p50/p99 per request, peak threads.
 A disagreement between the two tools fails the run (exit 1). No timing is asserted.
 """
 
@@ -339,6 +340,66 @@ def bench_scrape(binary, series, repeats, results):
         stop(mtail)
 
 
+def bench_concurrent(binary, series, clients, results):
+    """`clients` scrapes at once (threads, each its own connection) of an exposition of
+    `series` series, three rounds; per-request latency p50/p99 and the exporter's peak thread
+    count while they run."""
+    import threading
+    log_path, qp, mp, quarry, mtail = start_series_pair(binary, "concurrent")
+    try:
+        with open(log_path, "a") as f:
+            for i in range(series):
+                f.write(f"key=k{i:07d}\n")
+        wait_for("quarry_exporter series", lambda: metric_value(qp, 'quarry_series{metric="bench_series_total"}') == series)
+        wait_for("mtail series", lambda: get(mp).count(b"\nbench_series_total{") == series)
+        row = {"series": series, "clients": clients, "q_bytes": len(get(qp))}
+        for who, port, proc in (("q", qp, quarry), ("m", mp, mtail)):
+            latencies, threads, failures = [], [0], []
+            stop_sampling = threading.Event()
+
+            def sample_threads():
+                while not stop_sampling.is_set():
+                    try:
+                        with open(f"/proc/{proc.pid}/status") as f:
+                            for line in f:
+                                if line.startswith("Threads:"):
+                                    threads[0] = max(threads[0], int(line.split()[1]))
+                    except OSError:
+                        pass
+                    time.sleep(0.005)
+
+            def scrape():
+                t0 = time.perf_counter()
+                try:
+                    body = get(port, gz=True)
+                    if not body:
+                        failures.append("empty")
+                except OSError as e:
+                    failures.append(str(e))
+                latencies.append(time.perf_counter() - t0)
+
+            sampler = threading.Thread(target=sample_threads)
+            sampler.start()
+            for _ in range(3):
+                burst = [threading.Thread(target=scrape) for _ in range(clients)]
+                for t in burst:
+                    t.start()
+                for t in burst:
+                    t.join()
+            stop_sampling.set()
+            sampler.join()
+            if failures:
+                sys.exit(f"{who}: {len(failures)} concurrent scrapes failed: {failures[:3]}")
+            latencies.sort()
+            row[f"{who}_p50"] = latencies[len(latencies) // 2] * 1000
+            row[f"{who}_p99"] = latencies[int(len(latencies) * 0.99) - 1] * 1000
+            row[f"{who}_threads"] = threads[0]
+        results["concurrent"] = row
+    finally:
+        stop(quarry)
+        stop(mtail)
+
+
 def bench_idle(binary, files, seconds, results):
     workdir = os.path.join(OUT, "idle")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -414,6 +475,10 @@ def report(results, binary):
         out.append(f"| `/metrics` with {s['series']:,} series, ms (median) | {s['q_plain_ms']:.1f} | {s['m_plain_ms']:.1f} | {s['q_plain_ms'] / s['m_plain_ms']:.2f} |")
         out.append(f"| same, gzip, ms (median) | {s['q_gz_ms']:.1f} | {s['m_gz_ms']:.1f} | {s['q_gz_ms'] / s['m_gz_ms']:.2f} |")
         out.append(f"| RSS while holding {s['series']:,} series, MiB | {s['q_rss']:.1f} | {s['m_rss']:.1f} | {s['q_rss'] / s['m_rss']:.2f} |")
+    if "concurrent" in results:
+        c = results["concurrent"]
+        out.append(f"| {c['clients']} concurrent scrapes (gzip) of {c['series']:,} series ({c['q_bytes'] / 1024:.0f} KB), ms, p50 / p99 | {c['q_p50']:.1f} / {c['q_p99']:.1f} | {c['m_p50']:.1f} / {c['m_p99']:.1f} | {c['q_p50'] / c['m_p50']:.2f} / {c['q_p99'] / c['m_p99']:.2f} |")
+        out.append(f"| peak threads during those scrapes | {c['q_threads']} | {c['m_threads']} | |")
     if "idle" in results:
         i = results["idle"]
         out.append(f"| idle CPU watching {i['files']:,} unchanged files, % of a core ({i['seconds']} s) | {i['q_pct']:.2f} | {i['m_pct']:.2f} | |")
@@ -461,6 +526,7 @@ def main():
     bench_lines(args.binary, args.lines, results)
     for n in args.series:
         bench_scrape(args.binary, n, 3 if args.smoke else 10, results)
+    bench_concurrent(args.binary, 500 if args.smoke else 6_000, 20 if args.smoke else 200, results)
     bench_idle(args.binary, args.idle_files, args.idle_seconds, results)
     bench_latency(args.binary, args.latency_samples, results)
     table = report(results, args.binary)

@@ -4,6 +4,7 @@
 mod common;
 mod config_errors;
 mod dashboards;
+mod exposition;
 mod golden;
 mod hardening;
 mod lifecycle;

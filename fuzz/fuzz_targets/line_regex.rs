@@ -1,0 +1,33 @@
+//! A rule's regex on a line: the first line of the input is the pattern, the rest are log
+//! lines. The matcher (fast path or not) must agree with the regex crate, capture for capture.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use quarry_exporter::matcher::Matcher;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some((pattern, lines)) = text.split_once('\n') else {
+        return;
+    };
+    let Ok(mut matcher) = Matcher::new(pattern) else {
+        return;
+    };
+    let regex = regex::Regex::new(pattern).expect("the matcher compiled it");
+    for line in lines.split('\n') {
+        let ours = matcher.matches(line, line.is_ascii());
+        let theirs = regex.captures(line);
+        assert_eq!(ours, theirs.is_some(), "pattern {pattern:?} line {line:?}");
+        if let Some(caps) = theirs {
+            for i in 0..caps.len() {
+                let want = caps.get(i).map(|m| (m.start(), m.end()));
+                assert_eq!(
+                    matcher.group(i),
+                    want,
+                    "group {i} of {pattern:?} on {line:?}"
+                );
+            }
+        }
+    }
+});
