@@ -18,6 +18,7 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
+use crate::checkpoint::{Checkpointer, Gate, Loaded, Store};
 use crate::config::{self, Config, ConfigErrors};
 use crate::pipeline::Pipeline;
 use crate::registry::Families;
@@ -30,6 +31,8 @@ use crate::status::{SharedStatus, SourceStatus};
 pub struct Built {
     /// The declared metric families.
     pub families: Families,
+    /// The families fed by file sources: what a checkpoint saves.
+    pub persisted: Vec<Arc<crate::registry::Family>>,
     /// File sources, in config order.
     pub sources: Vec<(String, FileSource)>,
     /// Page sources (http, command, status_file), in config order.
@@ -75,8 +78,21 @@ pub fn build(
     base_dir: &Path,
     self_metrics: &SelfMetrics,
     previous: Option<Families>,
+    gate: &Arc<Gate>,
 ) -> anyhow::Result<Built> {
     let families = Families::rebuild(&config.metrics, self_metrics, previous);
+    let mut fed_by_files: Vec<&str> = config
+        .sources
+        .iter()
+        .filter(|s| s.file.is_some())
+        .flat_map(|s| s.rules.iter().flat_map(|r| r.update.iter().map(|u| u.metric.as_str())))
+        .collect();
+    fed_by_files.sort_unstable();
+    fed_by_files.dedup();
+    let persisted = fed_by_files
+        .iter()
+        .filter_map(|name| families.get(name).cloned())
+        .collect();
     let mut sources = Vec::new();
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
@@ -92,11 +108,12 @@ pub fn build(
                     pipeline,
                     self_metrics.clone(),
                     status.clone(),
+                    gate.clone(),
                 );
                 sources.push((s.name.clone(), source));
             }
             None => pages.push(
-                PageSource::new(s, base_dir, pipeline, self_metrics, status.clone())
+                PageSource::new(s, base_dir, pipeline, self_metrics, status.clone(), gate.clone())
                     .with_context(|| format!("source {:?}", s.name))?,
             ),
         }
@@ -104,10 +121,30 @@ pub fn build(
     }
     Ok(Built {
         families,
+        persisted,
         sources,
         pages,
         statuses,
     })
+}
+
+/// Puts a checkpoint's values and file positions into a freshly built config. What no longer
+/// fits (a metric whose type, labels, buckets or states changed; a source no longer there) is
+/// dropped, and said.
+pub fn restore(built: &mut Built, snapshot: crate::checkpoint::Snapshot) {
+    for saved in snapshot.families {
+        match built.persisted.iter().find(|f| f.name == saved.name) {
+            Some(f) if saved.fits(f) => f.restore(&saved.series),
+            Some(_) => tracing::warn!(metric = %saved.name, "its type, labels, buckets or states changed since the checkpoint: its {} saved series are dropped (the counters start again at 0)", saved.series.len()),
+            None => tracing::info!(metric = %saved.name, "no longer fed by a file source (or removed): its saved series are dropped"),
+        }
+    }
+    for (name, state) in snapshot.sources {
+        match built.sources.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, source)) => source.restore(state),
+            None => tracing::warn!(source = %name, "not in the config any more (renamed or removed): its saved file positions are dropped"),
+        }
+    }
 }
 
 fn mark_loaded(self_metrics: &SelfMetrics) {
@@ -146,6 +183,10 @@ pub struct RunOptions {
     pub enable_lifecycle: bool,
     /// `--web.config.file`: TLS and basic auth.
     pub web_config: Option<PathBuf>,
+    /// `--storage.path`: where checkpoints go.
+    pub storage: Option<PathBuf>,
+    /// `--storage.interval`: checkpoints at least this often.
+    pub storage_interval: std::time::Duration,
 }
 
 /// How long stopping the sources may take, at reload and at shutdown.
@@ -165,14 +206,20 @@ impl Generation {
         built: Built,
         mut previous: Vec<FileSource>,
         pending: &Arc<AtomicUsize>,
+        checkpointer: Option<&Checkpointer>,
     ) -> anyhow::Result<Generation> {
         pending.fetch_add(built.sources.len(), Ordering::SeqCst);
         let mut files = Vec::new();
+        let mut shares = Vec::new();
         for (name, mut source) in built.sources {
             if let Some(i) = previous.iter().position(|p| p.name() == name) {
                 source.resume_from(previous.swap_remove(i));
             }
+            shares.push((name.clone(), source.share()));
             files.push(RunningSource::spawn(source, &name, pending.clone())?);
+        }
+        if let Some(c) = checkpointer {
+            c.set(shares, built.persisted.clone());
         }
         let (stop_pages, stopped) = watch::channel(false);
         let pages = built
@@ -231,7 +278,28 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         .transpose()?;
     let (registry, self_metrics) = new_registry()?;
     let base = base_dir(&options.config_file);
-    let built = build(&config, &base, &self_metrics, None)?;
+    let gate = Arc::new(Gate::default());
+    let (soft, budget) = crate::source::fs::raise_open_file_limit();
+    info!(open_file_limit = soft, tailer_budget = budget, "open files");
+    let mut built = build(&config, &base, &self_metrics, None, &gate)?;
+    let checkpointer = match &options.storage {
+        None => None,
+        Some(dir) => {
+            let store = Store::open(dir)?;
+            match store.load() {
+                Loaded::Nothing => info!(path = %store.path().display(), "no checkpoint yet: starting afresh"),
+                Loaded::Snapshot(snapshot) => {
+                    info!(path = %store.path().display(), families = snapshot.families.len(), sources = snapshot.sources.len(), "resuming from the checkpoint");
+                    restore(&mut built, snapshot);
+                }
+                Loaded::Unreadable(why, moved) => error!(
+                    "the checkpoint cannot be read ({why}); it was moved to {} and the exporter starts afresh (counters from 0, files per start_at)",
+                    moved.display()
+                ),
+            }
+            Some(Arc::new(Checkpointer::new(store, gate.clone(), self_metrics.checkpoint())))
+        }
+    };
     mark_loaded(&self_metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,7 +311,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let pending = Arc::new(AtomicUsize::new(0));
         let statuses = built.statuses.clone();
         let families = built.families.clone();
-        let mut generation = Generation::start(built, Vec::new(), &pending)?;
+        let mut generation = Generation::start(built, Vec::new(), &pending, checkpointer.as_deref())?;
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let state = Arc::new(WebState {
             registry: registry.clone(),
@@ -256,7 +324,20 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             reload: options.enable_lifecycle.then_some(reload_tx),
             security: web_security,
             renders: Default::default(),
+            checkpointer: checkpointer.clone(),
         });
+        if let Some(c) = checkpointer.clone() {
+            let every = options.storage_interval;
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    let c = c.clone();
+                    let _ = tokio::task::spawn_blocking(move || c.checkpoint()).await;
+                }
+            });
+        }
         info!(config = %state.config_file, "quarry_exporter started");
         let (stop_server, server_stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listeners, state.clone(), async move {
@@ -273,7 +354,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                 _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
                 Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
             };
-            let (next, result) = reload(&options.config_file, &self_metrics, generation, &pending, &state).await;
+            let (next, result) = reload(&options.config_file, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
             generation = next;
             if let Some(reply) = reply {
                 let _ = reply.send(result);
@@ -283,6 +364,12 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let _ = stop_server.send(true);
         let _ = server.await;
         generation.stop().await;
+        if let Some(c) = checkpointer.clone() {
+            // The last checkpoint: every line read so far, and where each file stands.
+            if tokio::task::spawn_blocking(move || c.checkpoint()).await.unwrap_or(false) {
+                info!("checkpoint written");
+            }
+        }
         anyhow::Ok(())
     })?;
     // Blocking-pool threads still inside a read that never returns must not hold the process.
@@ -297,6 +384,8 @@ async fn reload(
     current: Generation,
     pending: &Arc<AtomicUsize>,
     state: &WebState,
+    gate: &Arc<Gate>,
+    checkpointer: Option<&Checkpointer>,
 ) -> (Generation, Result<(), String>) {
     let fail = |current, message: String| {
         error!("reload failed, keeping the running config: {message}");
@@ -310,11 +399,11 @@ async fn reload(
     let base = base_dir(config_file);
     // Dry run with scratch self-metrics: files the sources need (bodies, CAs), regexes, ...
     let scratch = SelfMetrics::new();
-    if let Err(e) = build(&config, &base, &scratch, None) {
+    if let Err(e) = build(&config, &base, &scratch, None, &Arc::new(Gate::default())) {
         return fail(current, format!("{e:#}"));
     }
     let (families, files) = current.stop().await;
-    let built = match build(&config, &base, self_metrics, Some(families)) {
+    let built = match build(&config, &base, self_metrics, Some(families), gate) {
         Ok(b) => b,
         Err(e) => {
             // Cannot happen after the dry run unless files changed in between; run nothing
@@ -327,7 +416,7 @@ async fn reload(
     };
     *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
     *state.families.write().unwrap_or_else(|e| e.into_inner()) = built.families.clone();
-    match Generation::start(built, files, pending) {
+    match Generation::start(built, files, pending, checkpointer) {
         Ok(g) => {
             mark_loaded(self_metrics);
             info!("configuration reloaded");
@@ -353,7 +442,13 @@ pub fn one_shot(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (registry, metrics) = new_registry()?;
-    let built = build(&config, &base_dir(config_file), &metrics, None)?;
+    let built = build(
+        &config,
+        &base_dir(config_file),
+        &metrics,
+        None,
+        &Arc::new(Gate::default()),
+    )?;
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
         source.read_everything_once();

@@ -42,6 +42,14 @@ pub struct Cli {
     /// Web config file (exporter-toolkit format): TLS, basic auth, headers.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config: Option<PathBuf>,
+    /// Directory for checkpoints (file offsets and the values of metrics fed by files): a
+    /// restart then neither loses nor counts lines twice. Use a persistent, writable volume.
+    #[arg(long = "storage.path", value_name = "DIR")]
+    pub storage_path: Option<PathBuf>,
+    /// Checkpoint at least this often (also before every scrape and at shutdown).
+    #[arg(long = "storage.interval", value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub storage_interval: std::time::Duration,
     /// Only log messages at this level or above.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"])]
@@ -136,6 +144,8 @@ pub fn main() -> ExitCode {
                     telemetry_path: cli.telemetry_path.clone(),
                     enable_lifecycle: cli.enable_lifecycle,
                     web_config: cli.web_config.clone(),
+                    storage: cli.storage_path.clone(),
+                    storage_interval: cli.storage_interval,
                 },
                 config,
             )
@@ -147,6 +157,14 @@ pub fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match crate::config::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0".into()),
+        Err(e) => Err(e),
     }
 }
 

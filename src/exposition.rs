@@ -111,6 +111,25 @@ pub fn render(
     Ok(concat(chunks, include))
 }
 
+/// Like [`render`] with everything included, but the families in `saved` are rendered from
+/// those copies (what a checkpoint just saved) instead of their live tables.
+pub fn render_saved(
+    registry: &Registry,
+    families: &Families,
+    self_metrics: &SelfMetrics,
+    saved: &[crate::checkpoint::FamilySnapshot],
+) -> anyhow::Result<Vec<u8>> {
+    let mut chunks: Vec<Chunk> = families.render_with(saved);
+    self_metrics.render(&mut chunks);
+    let encoder = TextEncoder::new();
+    for family in registry.gather() {
+        let mut text = Vec::new();
+        encoder.encode(std::slice::from_ref(&family), &mut text)?;
+        chunks.push((family.name().to_owned(), text));
+    }
+    Ok(concat(chunks, |_| true))
+}
+
 /// Joins chunks in name order, leaving out those `include` refuses.
 pub fn concat(mut chunks: Vec<Chunk>, include: impl Fn(&str) -> bool) -> Vec<u8> {
     chunks.retain(|(name, _)| include(name));

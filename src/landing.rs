@@ -102,6 +102,9 @@ pub fn render(state: &WebState) -> String {
         if let Some(e) = &s.last_error {
             let _ = write!(h, "<p class=\"err\">Last error: {}</p>", esc(e));
         }
+        for note in &s.notes {
+            let _ = write!(h, "<p class=\"warn\">{}</p>", esc(note));
+        }
         h.push_str("<table><tr><th>Rule</th><th>Matches</th><th>Failed updates</th></tr>");
         for r in &s.rules {
             let _ = write!(
@@ -132,7 +135,11 @@ pub fn render(state: &WebState) -> String {
                 "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"err\">{}</td></tr>",
                 esc(&f.path),
-                if f.last_error.is_some() { "err" } else { "ok" },
+                match (&f.last_error, f.state) {
+                    (Some(_), _) => "err",
+                    (None, crate::status::FileState::Following) => "ok",
+                    _ => "warn",
+                },
                 f.state.as_str(),
                 f.offset,
                 f.size,

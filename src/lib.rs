@@ -7,6 +7,7 @@
 //! [`app`] wires these together for the `run`, `check` and `one-shot` commands.
 
 pub mod app;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

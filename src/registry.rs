@@ -143,6 +143,37 @@ impl Family {
         &self.states
     }
 
+    /// Histogram bucket bounds, without +Inf (empty for other types).
+    pub fn buckets(&self) -> &[f64] {
+        &self.buckets
+    }
+
+    /// Values per series.
+    pub fn width(&self) -> usize {
+        self.table().width()
+    }
+
+    /// Puts back series saved by a checkpoint (the family must fit them): each key gets its
+    /// saved values, as far as `max_series` allows (the rest is counted as dropped).
+    pub fn restore(&self, saved: &TableCopy) {
+        let mut table = self.table();
+        let mut dropped = 0;
+        for i in 0..saved.len() {
+            let key = saved.key(i);
+            let hash = table.hash(key);
+            match table.find_or_insert(key, hash, self.max_series, saved.values(i)) {
+                Some((slot, false)) => table.values_mut(slot).copy_from_slice(saved.values(i)),
+                Some((_, true)) => {}
+                None => dropped += 1,
+            }
+        }
+        self.series_count.set(table.len() as i64);
+        drop(table);
+        if dropped > 0 {
+            self.dropped.inc_by(dropped);
+        }
+    }
+
     /// Applies `change` to the series `key` (label values in [`Family::key_labels`] order,
     /// joined by [`KEY_SEPARATOR`]), creating it first. Returns false when the series is new
     /// and the family already holds `max_series` (the drop is counted).
@@ -401,9 +432,18 @@ impl Families {
     /// The text exposition of every family with at least one series, one chunk per metric
     /// family (a state metric gives two).
     pub fn render(&self) -> Vec<Chunk> {
+        self.render_with(&[])
+    }
+
+    /// Like [`Families::render`], with the families in `saved` rendered from those copies.
+    pub fn render_with(&self, saved: &[crate::checkpoint::FamilySnapshot]) -> Vec<Chunk> {
         let mut out = Vec::new();
         for family in self.by_name.values() {
-            family.render(&mut out);
+            match saved.iter().find(|s| s.name == family.name) {
+                Some(s) if !s.series.is_empty() => family.render_copy(&s.series, &mut out),
+                Some(_) => {}
+                None => family.render(&mut out),
+            }
         }
         out
     }

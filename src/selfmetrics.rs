@@ -318,6 +318,12 @@ pub struct Families {
     pub file_lag: Labeled<IntGauge>,
     /// `quarry_source_files{source}`
     pub source_files: Labeled<IntGauge>,
+    /// `quarry_source_files_in_turns{source}`
+    pub source_files_in_turns: Labeled<IntGauge>,
+    /// `quarry_source_file_events_total{source,event}`
+    pub source_file_events: Labeled<IntCounter>,
+    /// `quarry_source_listing_errors_total{source,reason}`
+    pub source_listing_errors: Labeled<IntCounter>,
     /// `quarry_source_unmatched_lines_total{source}`
     pub source_unmatched: Labeled<IntCounter>,
     /// `quarry_rule_matches_total{source,rule}`
@@ -346,6 +352,21 @@ pub struct Families {
     config_reload_timestamp: Labeled<Gauge>,
     log_dropped_family: Labeled<IntCounter>,
     log_dropped: IntCounter,
+    checkpoint_writes: Labeled<IntCounter>,
+    checkpoint_errors: Labeled<IntCounter>,
+    checkpoint_bytes: Labeled<IntGauge>,
+    checkpoint_duration: Labeled<Gauge>,
+    checkpoint_last_success: Labeled<Gauge>,
+}
+
+/// Handles of the checkpoint's self-metrics.
+#[derive(Clone)]
+pub struct CheckpointMetrics {
+    pub writes: IntCounter,
+    pub errors: IntCounter,
+    pub bytes: IntGauge,
+    pub duration: Gauge,
+    pub last_success: Gauge,
 }
 
 const SP: &[&str] = &["source", "path"];
@@ -390,6 +411,9 @@ impl SelfMetrics {
             file_invalid_utf8: Labeled::new("quarry_file_invalid_utf8_lines_total", "Lines that were not valid UTF-8; invalid bytes were replaced by U+FFFD before matching.", SP),
             file_lag: Labeled::new("quarry_file_lag_bytes", "Bytes in the file after the read offset at the last check.", SP),
             source_files: Labeled::new("quarry_source_files", "Files a source is reading now.", S),
+            source_files_in_turns: Labeled::new("quarry_source_files_in_turns", "Files a source reads without holding their descriptor (opened, read and closed each pass) because the open-file budget is used up.", S),
+            source_file_events: Labeled::new("quarry_source_file_events_total", "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.", &["source", "event"]),
+            source_listing_errors: Labeled::new("quarry_source_listing_errors_total", "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.", &["source", "reason"]),
             source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
             rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
             rule_errors: Labeled::new("quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
@@ -406,7 +430,23 @@ impl SelfMetrics {
             config_reload_timestamp,
             log_dropped: log_dropped_family.with_label_values(&[]),
             log_dropped_family,
+            checkpoint_writes: Labeled::new("quarry_checkpoint_writes_total", "Checkpoints written to --storage.path.", &[]),
+            checkpoint_errors: Labeled::new("quarry_checkpoint_errors_total", "Checkpoints that could not be taken or written (see the log).", &[]),
+            checkpoint_bytes: Labeled::new("quarry_checkpoint_bytes", "Size of the last checkpoint written.", &[]),
+            checkpoint_duration: Labeled::new("quarry_checkpoint_duration_seconds", "How long writing the last checkpoint took (including fsync).", &[]),
+            checkpoint_last_success: Labeled::new("quarry_checkpoint_last_success_timestamp_seconds", "When the last checkpoint written was taken (Unix time).", &[]),
         }))
+    }
+
+    /// Handles of the checkpoint metrics (exported from the first call: only with storage).
+    pub fn checkpoint(&self) -> CheckpointMetrics {
+        CheckpointMetrics {
+            writes: self.checkpoint_writes.with_label_values(&[]),
+            errors: self.checkpoint_errors.with_label_values(&[]),
+            bytes: self.checkpoint_bytes.with_label_values(&[]),
+            duration: self.checkpoint_duration.with_label_values(&[]),
+            last_success: self.checkpoint_last_success.with_label_values(&[]),
+        }
     }
 
     /// Appends the exposition of every self-metric family that has a series.
@@ -429,10 +469,21 @@ impl SelfMetrics {
             &f.label_values_truncated,
             &f.source_errors,
             &f.log_dropped_family,
+            &f.source_file_events,
+            &f.source_listing_errors,
+            &f.checkpoint_writes,
+            &f.checkpoint_errors,
         ] {
             c.render(out);
         }
-        for g in [&f.file_lag, &f.source_files, &f.series, &f.source_up] {
+        for g in [
+            &f.file_lag,
+            &f.source_files,
+            &f.source_files_in_turns,
+            &f.series,
+            &f.source_up,
+            &f.checkpoint_bytes,
+        ] {
             g.render(out);
         }
         for g in [
@@ -440,6 +491,8 @@ impl SelfMetrics {
             &f.source_last_success,
             &f.config_reload,
             &f.config_reload_timestamp,
+            &f.checkpoint_duration,
+            &f.checkpoint_last_success,
         ] {
             g.render(out);
         }

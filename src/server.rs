@@ -61,6 +61,9 @@ pub struct WebState {
     pub security: Option<crate::webconfig::WebSecurity>,
     /// The render concurrent scrapes share.
     pub renders: crate::scrape::RenderShare,
+    /// Checkpoints (with `--storage.path`): one is taken before each render, which shows the
+    /// values it saved.
+    pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 /// A reload request: the channel its outcome is sent back on.

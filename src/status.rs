@@ -10,6 +10,12 @@ pub enum FileState {
     Following,
     /// Renamed away or deleted; read until it stays quiet for `rotate_wait`.
     Draining,
+    /// Followed without holding its descriptor (over the open-file budget).
+    InTurns,
+    /// A copy of another followed file: read only once the original is truncated or gone.
+    Copy,
+    /// Under a directory that could not be listed: kept as it was, not taken for gone.
+    Unseen,
 }
 
 impl FileState {
@@ -18,6 +24,9 @@ impl FileState {
         match self {
             FileState::Following => "following",
             FileState::Draining => "draining (rotated or deleted)",
+            FileState::InTurns => "following, in turns (over the open-file budget)",
+            FileState::Copy => "a copy (read from its original while that is intact)",
+            FileState::Unseen => "unseen (its directory cannot be listed)",
         }
     }
 }
@@ -63,6 +72,9 @@ pub struct SourceStatus {
     pub unmatched: u64,
     /// The latest problem of the source itself (not of one file).
     pub last_error: Option<String>,
+    /// What else the operator should know: directories that cannot be listed, matched paths
+    /// that are not read and why, files read in turns.
+    pub notes: Vec<String>,
     pub updated: Option<SystemTime>,
     /// Page sources: the last fetch.
     pub fetch: Option<FetchStatus>,

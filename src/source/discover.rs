@@ -1,13 +1,20 @@
 //! Finding the files a file source reads, and being told when they change.
 //!
-//! Globs are expanded with the `glob` crate (the rust-lang one: `*`, `?`, `[..]`, `**`).
-//! Notifications come from `notify` (inotify on Linux), on the directories the globs can match
-//! in; they only wake the source, which then re-checks files itself, so a lost or unsupported
-//! notification costs latency (one poll interval), never data.
+//! Globs (`*`, `?`, `[..]`, `**`) are expanded by a walk of their own, component by component
+//! (the `glob` crate's patterns match the names), so that a directory that cannot be listed is
+//! reported as such instead of looking empty, `**` never follows a symlinked directory into a
+//! loop, and a shutdown can stop a walk over a huge tree. Notifications come from `notify`
+//! (inotify on Linux), on the directories the globs can match in; they only wake the source,
+//! which then re-checks files itself, so a lost or unsupported notification costs latency (one
+//! poll interval), never data.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+
+pub use super::fs::FileId;
+use super::fs::{Fs, Meta};
 
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
@@ -23,44 +30,91 @@ pub enum Wake {
     Stop,
 }
 
-/// A file path matched by a glob, with the identity that tells rotations apart.
-#[derive(Debug)]
+/// A regular file matched by a glob.
+#[derive(Debug, Clone)]
 pub struct Found {
     /// The path as matched.
     pub path: PathBuf,
-    /// Device and inode of the file the path names now.
-    pub id: FileId,
+    /// What the path names now (symlinks followed).
+    pub meta: Meta,
+    /// The path itself is a symbolic link.
+    pub symlink: bool,
 }
 
-/// Device and inode: what a file is, whatever it is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
+/// One expansion of a source's globs. A directory that could not be listed says nothing about
+/// the files in it: they are not gone, only unseen (`failed`).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Regular files matched, each path once.
+    pub found: Vec<Found>,
+    /// Directories that could not be listed or searched, with the error.
+    pub failed: Vec<(PathBuf, std::io::Error)>,
+    /// Matched paths that are not read, and why (a directory, a FIFO, a special filesystem).
+    pub skipped: Vec<(PathBuf, &'static str)>,
+    /// The expansion was stopped early (shutdown): it is incomplete.
+    pub interrupted: bool,
 }
 
-impl FileId {
-    /// The identity of the file behind `meta`.
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
+impl Listing {
+    /// Whether `path` lies under a directory that could not be listed this time.
+    pub fn unseen(&self, path: &Path) -> bool {
+        self.interrupted || self.failed.iter().any(|(dir, _)| path.starts_with(dir))
     }
 }
+
+/// One component of a pattern.
+enum Part {
+    Literal(String),
+    Glob(glob::Pattern),
+    /// `**`: zero or more directories.
+    Any,
+}
+
+const MATCH: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// Most directories one expansion lists (a `**` over a huge tree stops there, with an error).
+const MAX_DIRS_PER_EXPANSION: usize = 100_000;
 
 /// The compiled globs of one source.
 pub struct Globs {
     include: Vec<String>,
+    parts: Vec<Vec<Part>>,
     exclude: Vec<glob::Pattern>,
 }
 
 impl Globs {
     /// `include` and `exclude` are absolute patterns, already validated.
     pub fn new(include: Vec<String>, exclude: &[String]) -> Globs {
+        let parts = include
+            .iter()
+            .map(|pattern| {
+                Path::new(pattern)
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(s) => {
+                            let s = s.to_string_lossy().into_owned();
+                            Some(if s == "**" {
+                                Part::Any
+                            } else if is_glob(c) {
+                                glob::Pattern::new(&s)
+                                    .map(Part::Glob)
+                                    .unwrap_or(Part::Literal(s))
+                            } else {
+                                Part::Literal(s)
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         Globs {
             include,
+            parts,
             exclude: exclude
                 .iter()
                 .filter_map(|p| glob::Pattern::new(p).ok())
@@ -73,31 +127,107 @@ impl Globs {
         &self.include
     }
 
-    /// Every regular file matched now, once each. Unreadable directories are skipped.
-    pub fn expand(&self) -> Vec<Found> {
+    /// Every regular file the patterns match now, each path once, with the directories that
+    /// could not be listed. Symlinked directories are not descended by `**` (no loops); `stop`
+    /// ends the walk early (the listing then says it was interrupted).
+    pub fn expand<F: Fs>(&self, fs: &F, stop: &AtomicBool) -> Listing {
+        let mut listing = Listing::default();
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for pattern in &self.include {
-            let Ok(paths) = glob::glob(pattern) else {
-                continue;
-            };
-            for path in paths.flatten() {
-                if self.exclude.iter().any(|x| x.matches_path(&path)) {
-                    continue;
+        let mut dirs_listed = 0usize;
+        for parts in &self.parts {
+            // Directories reached so far, each with the index of the next part to match.
+            let mut todo: Vec<(PathBuf, usize)> = vec![(PathBuf::from("/"), 0)];
+            while let Some((dir, i)) = todo.pop() {
+                if stop.load(Ordering::Relaxed) {
+                    listing.interrupted = true;
+                    return listing;
                 }
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue; // vanished between the listing and the stat
+                let Some(part) = parts.get(i) else {
+                    self.consider(fs, dir, &mut seen, &mut listing);
+                    continue;
                 };
-                if !meta.is_file() || !seen.insert(path.clone()) {
-                    continue;
+                match part {
+                    Part::Literal(name) => {
+                        let next = dir.join(name);
+                        if i + 1 == parts.len() {
+                            self.consider(fs, next, &mut seen, &mut listing);
+                        } else {
+                            todo.push((next, i + 1));
+                        }
+                    }
+                    Part::Glob(_) | Part::Any => {
+                        dirs_listed += 1;
+                        if dirs_listed > MAX_DIRS_PER_EXPANSION {
+                            listing.failed.push((
+                                dir,
+                                std::io::Error::other(format!(
+                                    "more than {MAX_DIRS_PER_EXPANSION} directories to list; narrow the glob"
+                                )),
+                            ));
+                            listing.interrupted = true;
+                            return listing;
+                        }
+                        let entries = match fs.list(&dir) {
+                            Ok(e) => e,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => continue,
+                            Err(e) => {
+                                listing.failed.push((dir, e));
+                                continue;
+                            }
+                        };
+                        match part {
+                            Part::Glob(p) => {
+                                for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
+                                    let next = dir.join(&e.name);
+                                    if i + 1 == parts.len() {
+                                        self.consider(fs, next, &mut seen, &mut listing);
+                                    } else if e.is_dir {
+                                        todo.push((next, i + 1));
+                                    }
+                                }
+                            }
+                            _ => {
+                                // `**` matches no directory (go on with the next part here)
+                                // or one more level (stay on `**` there).
+                                todo.push((dir.clone(), i + 1));
+                                for e in entries.iter().filter(|e| e.is_dir && !e.is_symlink) {
+                                    todo.push((dir.join(&e.name), i));
+                                }
+                            }
+                        }
+                    }
                 }
-                out.push(Found {
-                    id: FileId::of(&meta),
-                    path,
-                });
             }
         }
-        out
+        listing
+    }
+
+    /// Adds `path` to the listing if it is a regular file the excludes let through.
+    fn consider<F: Fs>(
+        &self,
+        fs: &F,
+        path: PathBuf,
+        seen: &mut HashSet<PathBuf>,
+        listing: &mut Listing,
+    ) {
+        if self.exclude.iter().any(|x| x.matches_path(&path)) || !seen.insert(path.clone()) {
+            return;
+        }
+        match fs.stat(&path) {
+            Ok(meta) if meta.is_file && !meta.special => listing.found.push(Found {
+                symlink: fs.is_symlink(&path),
+                path,
+                meta,
+            }),
+            Ok(meta) if meta.is_file => listing.skipped.push((
+                path,
+                "on a special filesystem (/proc, /sys): read it with a status_file source",
+            )),
+            Ok(_) => listing.skipped.push((path, "not a regular file (a directory, FIFO, socket or device)")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => listing.failed.push((super::fs::parent(&path), e)),
+        }
     }
 
     /// The directories to watch so that every change the globs could see wakes the source:

@@ -1,36 +1,34 @@
-//! The file source: `tail -F` over globs, and better.
+//! The file source: its thread, its wake-ups, and what it tells the world.
 //!
-//! Files are tracked by identity (device and inode), not by name, so a rename within reach of
-//! the globs is followed, and a new file at an old path is a rotation. A file that is renamed
-//! away or deleted is kept open and read until it has been quiet for `rotate_wait`, so lines
-//! its writer adds after the rotation are not lost; keeping it open also stops its inode from
-//! being reused under our feet. A file found shorter than the read offset was truncated
-//! (copytruncate) and is read again from its start. Files present at start-up begin at
-//! `start_at`; every file that appears later is read from its beginning.
+//! The decisions about files (identity, rotation, truncation, copies, draining) are the
+//! [`Tailer`]'s; this module runs it on the real filesystem, feeds its lines to the
+//! [`Pipeline`], turns its events into logs and self-metrics, publishes the records a
+//! checkpoint keeps, and refreshes the status the landing page shows. Every change of counts
+//! and offsets happens inside a section of the checkpoint [`Gate`], so a checkpoint always
+//! pairs the offsets with exactly the counts of the lines before them.
 
-use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
-use super::discover::{FileId, Globs, Wake, Watcher};
-use super::lines::{LineSplitter, LineStats};
+use super::discover::{Globs, Wake, Watcher};
+use super::fs::{FileId, RealFs};
+use super::identity::Known;
+use super::lines::LineStats;
+use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
+use crate::checkpoint::{Gate, SourceShare};
 use crate::config::{
     FileSourceConfig, StartAt, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
 };
 use crate::pipeline::{Pipeline, RecordContext};
-use crate::selfmetrics::{FileCounters, IntGauge, SelfMetrics};
+use crate::selfmetrics::{FileCounters, IntCounter, IntGauge, SelfMetrics};
 use crate::status::{FileState, FileStatus, SharedStatus};
 
-/// Most bytes read from one file in one pass, so one busy file cannot starve the others.
-const READ_BUDGET_PER_PASS: u64 = 16 << 20;
-/// Size of the read buffer shared by all files of a source.
-const READ_BUFFER: usize = 256 << 10;
 /// Least time between two status snapshots, unless files came or went.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 
@@ -55,6 +53,14 @@ impl FileOptions {
             watch: c.watch.unwrap_or(true),
         }
     }
+
+    fn tail(&self) -> TailOptions {
+        TailOptions {
+            start_at: self.start_at,
+            max_line_length: self.max_line_length,
+            rotate_wait: self.rotate_wait,
+        }
+    }
 }
 
 /// Resolves a config path against the config file's directory, as Prometheus does.
@@ -64,42 +70,148 @@ pub fn absolute_pattern(base_dir: &Path, pattern: &str) -> String {
         .into_owned()
 }
 
-struct Tracked {
-    id: FileId,
-    path: String,
-    file: File,
-    offset: u64,
-    size: u64,
-    lines: LineSplitter,
-    /// Set when no glob matches this file any more (renamed away or deleted).
-    draining_since: Option<Instant>,
-    last_data: Instant,
-    counters: FileCounters,
-    last_error: Option<String>,
+/// What the source's sink needs besides the pipeline: self-metric handles and the last error
+/// per path. Kept across reloads with the files.
+struct Books {
+    counters: HashMap<String, FileCounters>,
+    errors: HashMap<String, String>,
+    events: Vec<(EventKind, IntCounter)>,
+}
+
+/// The tailer's output, turned into counts, logs, metrics and checkpoint records.
+struct SourceSink<'a> {
+    source: &'a str,
+    pipeline: &'a mut Pipeline,
+    self_metrics: &'a SelfMetrics,
+    books: &'a mut Books,
+    share: &'a SourceShare,
+    gate: &'a Gate,
+    section: Option<parking_lot::RwLockReadGuard<'a, ()>>,
+    depth: u32,
+    /// Files came, went or changed state: refresh the status now.
+    changed: bool,
+}
+
+impl SourceSink<'_> {
+    fn counters(&mut self, path: &str) -> &FileCounters {
+        if !self.books.counters.contains_key(path) {
+            let c = self.self_metrics.file_counters(self.source, path);
+            self.books.counters.insert(path.to_owned(), c);
+        }
+        &self.books.counters[path]
+    }
+}
+
+impl Sink for SourceSink<'_> {
+    fn begin(&mut self) {
+        if self.depth == 0 {
+            self.section = Some(self.gate.section());
+        }
+        self.depth += 1;
+    }
+
+    fn end(&mut self) {
+        self.depth -= 1;
+        if self.depth == 0 {
+            self.section = None;
+        }
+    }
+
+    fn record(&mut self, id: FileId, record: Option<&FileRecord>) {
+        self.share.record(id, record);
+    }
+
+    fn remembered(&mut self, gone: &[Known], restored: &[FileRecord]) {
+        self.share.remembered(gone, restored);
+    }
+
+    fn line(&mut self, line: &str, path: &str) {
+        self.pipeline.process_line(line, &RecordContext { file: path });
+    }
+
+    fn read(&mut self, path: &str, bytes: u64, stats: LineStats) {
+        let c = self.counters(path);
+        if bytes > 0 {
+            c.bytes.inc_by(bytes);
+        }
+        if stats.lines > 0 {
+            c.lines.inc_by(stats.lines);
+        }
+        if stats.too_long > 0 {
+            c.too_long.inc_by(stats.too_long);
+        }
+        if stats.invalid_utf8 > 0 {
+            c.invalid_utf8.inc_by(stats.invalid_utf8);
+        }
+    }
+
+    fn event(&mut self, kind: EventKind, path: &str, detail: &str) {
+        self.changed = true;
+        if let Some((_, c)) = self.books.events.iter().find(|(k, _)| *k == kind) {
+            c.inc();
+        }
+        let source = self.source;
+        match kind {
+            EventKind::New | EventKind::Closed | EventKind::Shadowed => {
+                debug!(source, path, "{}: {detail}", kind.as_str())
+            }
+            EventKind::Lost | EventKind::ReplacedWhileDraining => {
+                warn!(source, path, "{}: {detail}", kind.as_str())
+            }
+            _ => info!(source, path, "{}: {detail}", kind.as_str()),
+        }
+        match kind {
+            EventKind::Rotated => self.counters(path).rotations.inc(),
+            EventKind::Truncated => self.counters(path).truncations.inc(),
+            _ => {}
+        }
+        if kind == EventKind::Closed {
+            self.books.errors.remove(path);
+        }
+    }
+
+    fn error(&mut self, path: &str, error: Option<&str>) {
+        match error {
+            None => {
+                if self.books.errors.remove(path).is_some() {
+                    self.changed = true;
+                    info!(source = self.source, path, "readable again");
+                }
+            }
+            Some(e) => {
+                if self.books.errors.get(path).map(String::as_str) != Some(e) {
+                    warn!(source = self.source, "{e}");
+                    self.books.errors.insert(path.to_owned(), e.to_owned());
+                    self.changed = true;
+                }
+                self.counters(path).read_errors.inc();
+            }
+        }
+    }
 }
 
 /// One file source with its pipeline; owned and driven by its own thread.
 pub struct FileSource {
     name: String,
-    globs: Globs,
+    tailer: Tailer<RealFs>,
     options: FileOptions,
-    files: HashMap<FileId, Tracked>,
-    /// The identity last found at each matched path: a different one there is a rotation.
-    path_ids: HashMap<String, FileId>,
-    /// Paths that could not be opened, with the error, so each is logged once.
-    open_errors: HashMap<String, String>,
     pipeline: Pipeline,
     self_metrics: SelfMetrics,
+    books: Books,
+    share: Arc<SourceShare>,
+    gate: Arc<Gate>,
+    stop: Arc<AtomicBool>,
     files_gauge: IntGauge,
-    buffer: Vec<u8>,
+    in_turns_gauge: IntGauge,
     status: SharedStatus,
     status_at: Option<Instant>,
-    scanned_once: bool,
     source_error: Option<String>,
+    listing_errors_shown: Vec<String>,
 }
 
 impl FileSource {
     /// A source over `config`'s globs (resolved against `base_dir`) feeding `pipeline`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
         config: &FileSourceConfig,
@@ -107,6 +219,7 @@ impl FileSource {
         pipeline: Pipeline,
         self_metrics: SelfMetrics,
         status: SharedStatus,
+        gate: Arc<Gate>,
     ) -> FileSource {
         let include = config
             .paths
@@ -125,52 +238,94 @@ impl FileSource {
             s.kind = "file";
             s.targets = globs.patterns().to_vec();
         }
+        let options = FileOptions::from_config(config);
         FileSource {
             files_gauge: self_metrics.source_files.with_label_values(&[name]),
+            in_turns_gauge: self_metrics.source_files_in_turns.with_label_values(&[name]),
+            books: Books {
+                counters: HashMap::new(),
+                errors: HashMap::new(),
+                events: EventKind::ALL
+                    .iter()
+                    .map(|k| {
+                        (
+                            *k,
+                            self_metrics
+                                .source_file_events
+                                .with_label_values(&[name, k.as_str()]),
+                        )
+                    })
+                    .collect(),
+            },
             name: name.to_owned(),
-            globs,
-            options: FileOptions::from_config(config),
-            files: HashMap::new(),
-            path_ids: HashMap::new(),
-            open_errors: HashMap::new(),
+            tailer: Tailer::new(RealFs, globs, options.tail()),
+            options,
             pipeline,
             self_metrics,
-            buffer: vec![0; READ_BUFFER],
+            share: Arc::new(SourceShare::default()),
+            gate,
+            stop: Arc::new(AtomicBool::new(false)),
             status,
             status_at: None,
-            scanned_once: false,
             source_error: None,
+            listing_errors_shown: Vec::new(),
         }
+    }
+
+    /// The records a checkpoint reads (updated by the source in its sections).
+    pub fn share(&self) -> Arc<SourceShare> {
+        self.share.clone()
+    }
+
+    /// The flag that interrupts a long glob walk at shutdown.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Starts from a checkpoint's state of this source.
+    pub fn restore(&mut self, state: TailState) {
+        self.share.reset(&state);
+        self.tailer.restore(state, Instant::now());
+    }
+
+    fn sink(&mut self) -> (SourceSink<'_>, &mut Tailer<RealFs>) {
+        (
+            SourceSink {
+                source: &self.name,
+                pipeline: &mut self.pipeline,
+                self_metrics: &self.self_metrics,
+                books: &mut self.books,
+                share: &self.share,
+                gate: &self.gate,
+                section: None,
+                depth: 0,
+                changed: false,
+            },
+            &mut self.tailer,
+        )
     }
 
     /// One-shot mode: reads every matched file from its beginning to its end, including a
-    /// last line without a newline, then closes them.
+    /// last line without a newline.
     pub fn read_everything_once(&mut self) {
-        self.options.start_at = StartAt::Beginning;
-        self.scan();
-        while self.read_all() {}
-        let pipeline = &mut self.pipeline;
-        for t in self.files.values_mut() {
-            let Tracked { lines, path, .. } = t;
-            let stats = lines.finish(|line| {
-                pipeline.process_line(line, &RecordContext { file: path });
-            });
-            add_stats(&t.counters, stats);
-        }
+        self.tailer.set_start_at(StartAt::Beginning);
+        let stop = AtomicBool::new(false);
+        let now = Instant::now();
+        let (mut sink, tailer) = self.sink();
+        tailer.scan(now, &stop, &mut sink);
+        while tailer.read_all(now, &mut sink) {}
+        sink.begin();
+        tailer.finish_all(&mut sink);
+        sink.end();
     }
 
     /// Takes over the files `previous` was reading (after a reload): they go on from their
-    /// offsets, and files that appear later are read from their beginning.
+    /// offsets; the counters and errors of their paths go on too.
     pub fn resume_from(&mut self, previous: FileSource) {
-        self.files = previous.files;
-        self.path_ids = previous.path_ids;
-        self.open_errors = previous.open_errors;
-        self.scanned_once = previous.scanned_once;
-        for t in self.files.values_mut() {
-            // Lines already held stay with their file; the new line-length cap applies to
-            // what comes next.
-            t.lines.set_max_line_length(self.options.max_line_length);
-        }
+        self.tailer.adopt_state_of(previous.tailer);
+        self.books.counters = previous.books.counters;
+        self.books.errors = previous.books.errors;
+        self.share = previous.share;
     }
 
     /// Follows the files until [`Wake::Stop`] arrives, then hands itself back (a reload passes
@@ -190,7 +345,7 @@ impl FileSource {
         self.scan();
         self.update_watches(&mut watcher);
         ready();
-        let mut more = self.read_all();
+        let mut more = self.read();
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         loop {
@@ -213,159 +368,96 @@ impl FileSource {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
             let now = Instant::now();
             if now >= next_poll {
                 rescan = true;
                 next_poll = now + self.options.poll_interval;
             }
+            let mut changed = false;
             if rescan {
-                self.scan();
+                changed |= self.scan();
                 self.update_watches(&mut watcher);
             }
-            more = self.read_all();
-            self.publish_status(rescan, watcher.is_active());
+            more = self.read();
+            self.publish_status(rescan || changed, watcher.is_active());
         }
         self
     }
 
+    /// A scan of the globs; returns whether files came, went or changed state.
+    fn scan(&mut self) -> bool {
+        let stop = self.stop.clone();
+        let now = Instant::now();
+        let changed = {
+            let (mut sink, tailer) = self.sink();
+            tailer.scan(now, &stop, &mut sink);
+            sink.changed
+        };
+        self.after_scan();
+        changed
+    }
+
+    fn read(&mut self) -> bool {
+        let now = Instant::now();
+        let (mut sink, tailer) = self.sink();
+        tailer.read_all(now, &mut sink)
+    }
+
+    fn after_scan(&mut self) {
+        let files = self.tailer.files().count();
+        self.files_gauge.set(files as i64);
+        self.in_turns_gauge.set(self.tailer.in_turns() as i64);
+        let shown: Vec<String> = self
+            .tailer
+            .listing_errors
+            .iter()
+            .map(|(dir, e, _)| format!("cannot list {}: {e}", dir.display()))
+            .collect();
+        for (_, _, reason) in &self.tailer.listing_errors {
+            self.self_metrics
+                .source_listing_errors
+                .with_label_values(&[&self.name, reason])
+                .inc();
+        }
+        if shown != self.listing_errors_shown {
+            for e in &shown {
+                warn!(source = %self.name, "{e}; its files keep their offsets and are not taken for gone");
+            }
+            if shown.is_empty() && !self.listing_errors_shown.is_empty() {
+                info!(source = %self.name, "listing works again");
+            }
+            self.listing_errors_shown = shown;
+        }
+        // Forget the self-metrics of paths no file holds any more.
+        let held: std::collections::HashSet<String> = self
+            .tailer
+            .files()
+            .map(|t| t.path.to_string_lossy().into_owned())
+            .collect();
+        let gone: Vec<String> = self
+            .books
+            .counters
+            .keys()
+            .filter(|p| !held.contains(*p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.books.counters.remove(&path);
+            self.books.errors.remove(&path);
+            self.self_metrics.forget_file(&self.name, &path);
+        }
+    }
+
     fn update_watches(&mut self, watcher: &mut Watcher) {
-        for problem in watcher.update(self.globs.watch_dirs()) {
+        for problem in watcher.update(self.tailer.globs().watch_dirs()) {
             if self.source_error.as_deref() != Some(problem.as_str()) {
                 warn!(source = %self.name, "{problem}");
                 self.source_error = Some(problem);
             }
         }
-    }
-
-    /// Expands the globs and brings the tracked files in line with what they match.
-    fn scan(&mut self) {
-        let now = Instant::now();
-        let mut present = HashSet::new();
-        for found in self.globs.expand() {
-            let path = found.path.to_string_lossy().into_owned();
-            present.insert(found.id);
-            if let Some(t) = self.files.get_mut(&found.id) {
-                t.draining_since = None;
-                if t.path != path {
-                    // The old path keeps this identity in path_ids, so a new file there is
-                    // still recognised as a rotation.
-                    info!(source = %self.name, from = %t.path, to = %path, "file renamed; following it");
-                    t.path = path.clone();
-                    t.counters = self.self_metrics.file_counters(&self.name, &path);
-                }
-                self.path_ids.insert(path, found.id);
-                continue;
-            }
-            match self.open(&found.path, &path, found.id) {
-                Ok(tracked) => {
-                    let rotated = self
-                        .path_ids
-                        .insert(path.clone(), tracked.id)
-                        .is_some_and(|old| old != tracked.id);
-                    if rotated {
-                        tracked.counters.rotations.inc();
-                        info!(source = %self.name, path = %path, "file rotated; reading the new one from its start");
-                    } else {
-                        debug!(source = %self.name, path = %path, offset = tracked.offset, "following file");
-                    }
-                    self.open_errors.remove(&path);
-                    self.files.insert(tracked.id, tracked);
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {} // gone since the listing
-                Err(e) => {
-                    let message = format!("cannot open {path}: {e}");
-                    if self.open_errors.get(&path) != Some(&message) {
-                        warn!(source = %self.name, "{message}");
-                        self.self_metrics
-                            .file_counters(&self.name, &path)
-                            .read_errors
-                            .inc();
-                        self.source_error = Some(message.clone());
-                        self.open_errors.insert(path, message);
-                    }
-                }
-            }
-        }
-        for t in self.files.values_mut() {
-            if !present.contains(&t.id) && t.draining_since.is_none() {
-                info!(source = %self.name, path = %t.path, "file renamed away or deleted; reading it to its end");
-                t.draining_since = Some(now);
-            }
-        }
-        self.scanned_once = true;
-        self.files_gauge.set(self.files.len() as i64);
-    }
-
-    fn open(&self, fs_path: &Path, path: &str, expected: FileId) -> std::io::Result<Tracked> {
-        let mut file = File::open(fs_path)?;
-        let meta = file.metadata()?;
-        let id = FileId::of(&meta);
-        if id != expected {
-            // Replaced between the listing and the open: the next scan sees the new one.
-            return Err(ErrorKind::NotFound.into());
-        }
-        let mut lines = LineSplitter::new(self.options.max_line_length);
-        let mut offset = 0;
-        if !self.scanned_once && self.options.start_at == StartAt::End {
-            offset = file.seek(SeekFrom::End(0))?;
-            let mut last = [0u8; 1];
-            if offset > 0 && file.read_at(&mut last, offset - 1)? == 1 && last[0] != b'\n' {
-                lines.skip_to_next_line(); // we start inside a line: drop its fragment
-            }
-        }
-        Ok(Tracked {
-            id,
-            path: path.to_owned(),
-            file,
-            offset,
-            size: meta.len(),
-            lines,
-            draining_since: None,
-            last_data: Instant::now(),
-            counters: self.self_metrics.file_counters(&self.name, path),
-            last_error: None,
-        })
-    }
-
-    /// Reads what is new in every file; closes drained files. Returns true when some file
-    /// has more to read right away.
-    fn read_all(&mut self) -> bool {
-        let mut more = false;
-        let mut finished = Vec::new();
-        let now = Instant::now();
-        for t in self.files.values_mut() {
-            more |= read_file(t, &mut self.buffer, &mut self.pipeline, &self.name);
-            if let Some(since) = t.draining_since {
-                let quiet_since = since.max(t.last_data);
-                if now.saturating_duration_since(quiet_since) >= self.options.rotate_wait {
-                    finished.push(t.id);
-                }
-            }
-        }
-        for id in finished {
-            self.close(id);
-        }
-        more
-    }
-
-    /// Stops reading a file: its last unterminated line counts, and its path's self-metrics
-    /// go once no other file holds that path.
-    fn close(&mut self, id: FileId) {
-        let Some(mut t) = self.files.remove(&id) else {
-            return;
-        };
-        let Tracked { lines, path, .. } = &mut t;
-        let pipeline = &mut self.pipeline;
-        let stats = lines.finish(|line| {
-            pipeline.process_line(line, &RecordContext { file: path });
-        });
-        add_stats(&t.counters, stats);
-        debug!(source = %self.name, path = %t.path, "closed file");
-        self.path_ids.retain(|_, held| *held != id);
-        if !self.files.values().any(|o| o.path == t.path) {
-            self.self_metrics.forget_file(&self.name, &t.path);
-        }
-        self.files_gauge.set(self.files.len() as i64);
     }
 
     fn publish_status(&mut self, force: bool, notifications: bool) {
@@ -375,29 +467,53 @@ impl FileSource {
         }
         self.status_at = Some(now);
         let mut files: Vec<FileStatus> = self
-            .files
-            .values()
-            .map(|t| FileStatus {
-                path: t.path.clone(),
-                state: if t.draining_since.is_some() {
-                    FileState::Draining
-                } else {
-                    FileState::Following
-                },
-                offset: t.offset,
-                size: t.size,
-                lines: t.counters.lines.get(),
-                bytes: t.counters.bytes.get(),
-                last_error: t.last_error.clone(),
+            .tailer
+            .files()
+            .map(|t| {
+                let path = t.path.to_string_lossy().into_owned();
+                let counters = self.books.counters.get(&path);
+                FileStatus {
+                    state: match t.phase {
+                        _ if t.unseen => FileState::Unseen,
+                        Phase::Following if t.in_turns() => FileState::InTurns,
+                        Phase::Following => FileState::Following,
+                        Phase::Draining { .. } => FileState::Draining,
+                        Phase::Shadow { .. } | Phase::Pending { .. } => FileState::Copy,
+                    },
+                    offset: t.committed(),
+                    size: t.size,
+                    lines: counters.map(|c| c.lines.get()).unwrap_or(0),
+                    bytes: counters.map(|c| c.bytes.get()).unwrap_or(0),
+                    last_error: self.books.errors.get(&path).cloned(),
+                    path,
+                }
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let (rules, unmatched) = self.pipeline.stats();
+        let notes: Vec<String> = self
+            .listing_errors_shown
+            .iter()
+            .cloned()
+            .chain(
+                self.tailer
+                    .skipped
+                    .iter()
+                    .map(|(p, why)| format!("{} is not read: {why}", p.display())),
+            )
+            .chain((self.tailer.in_turns() > 0).then(|| {
+                format!(
+                    "{} file(s) read in turns (opened, read and closed each pass): over the open-file budget",
+                    self.tailer.in_turns()
+                )
+            }))
+            .collect();
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.files = files;
         s.rules = rules;
         s.unmatched = unmatched;
         s.notifications = notifications;
+        s.notes = notes;
         s.last_error = self.source_error.clone();
         s.updated = Some(SystemTime::now());
     }
@@ -405,76 +521,5 @@ impl FileSource {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-}
-
-fn add_stats(c: &FileCounters, stats: LineStats) {
-    if stats.lines > 0 {
-        c.lines.inc_by(stats.lines);
-    }
-    if stats.too_long > 0 {
-        c.too_long.inc_by(stats.too_long);
-    }
-    if stats.invalid_utf8 > 0 {
-        c.invalid_utf8.inc_by(stats.invalid_utf8);
-    }
-}
-
-/// Reads what is new in one file. Returns true when the read budget ran out before the end.
-fn read_file(t: &mut Tracked, buffer: &mut [u8], pipeline: &mut Pipeline, source: &str) -> bool {
-    let size = match t.file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => {
-            record_error(t, source, format!("cannot stat {}: {e}", t.path));
-            return false;
-        }
-    };
-    if size < t.offset {
-        info!(source, path = %t.path, offset = t.offset, size, "file truncated; reading it again from its start");
-        t.counters.truncations.inc();
-        if let Err(e) = t.file.seek(SeekFrom::Start(0)) {
-            record_error(t, source, format!("cannot seek {}: {e}", t.path));
-            return false;
-        }
-        t.offset = 0;
-        t.lines.reset();
-    }
-    let mut budget = READ_BUDGET_PER_PASS;
-    let mut more = false;
-    loop {
-        match t.file.read(buffer) {
-            Ok(0) => break,
-            Ok(n) => {
-                t.offset += n as u64;
-                t.last_data = Instant::now();
-                t.counters.bytes.inc_by(n as u64);
-                let Tracked { lines, path, .. } = t;
-                let stats = lines.push(&buffer[..n], |line| {
-                    pipeline.process_line(line, &RecordContext { file: path });
-                });
-                add_stats(&t.counters, stats);
-                budget = budget.saturating_sub(n as u64);
-                if budget == 0 {
-                    more = true;
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                record_error(t, source, format!("cannot read {}: {e}", t.path));
-                break;
-            }
-        }
-    }
-    t.size = size.max(t.offset);
-    t.counters.lag.set(size.saturating_sub(t.offset) as i64);
-    more
-}
-
-fn record_error(t: &mut Tracked, source: &str, message: String) {
-    t.counters.read_errors.inc();
-    if t.last_error.as_ref() != Some(&message) {
-        warn!(source, "{message}");
-        t.last_error = Some(message);
     }
 }

@@ -24,6 +24,9 @@ pub struct LineSplitter {
     /// Inside a line that is already over the cap: drop bytes until its newline.
     skipping: bool,
     max_line_length: usize,
+    /// Bytes consumed since the last newline (held or skipped): the reader's offset minus this
+    /// is the end of the last complete line, where a restart resumes.
+    pending: u64,
 }
 
 impl LineSplitter {
@@ -33,7 +36,18 @@ impl LineSplitter {
             partial: Vec::new(),
             skipping: false,
             max_line_length,
+            pending: 0,
         }
+    }
+
+    /// Bytes consumed since the last complete line (held in a partial line, or skipped).
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Whether the current line is being skipped (over the cap, or started before the reader).
+    pub fn is_skipping(&self) -> bool {
+        self.skipping
     }
 
     /// Changes the cap for lines still to come.
@@ -51,10 +65,19 @@ impl LineSplitter {
     pub fn reset(&mut self) {
         self.partial = Vec::new();
         self.skipping = false;
+        self.pending = 0;
     }
 
     /// Feeds a chunk; `emit` gets every line it completes.
-    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) -> LineStats {
+    pub fn push(&mut self, data: &[u8], emit: impl FnMut(&str)) -> LineStats {
+        match memrchr(b'\n', data) {
+            Some(i) => self.pending = (data.len() - i - 1) as u64,
+            None => self.pending += data.len() as u64,
+        }
+        self.split(data, emit)
+    }
+
+    fn split(&mut self, data: &[u8], mut emit: impl FnMut(&str)) -> LineStats {
         let mut stats = LineStats::default();
         let mut rest = data;
         if self.skipping || !self.partial.is_empty() {
@@ -118,6 +141,12 @@ impl LineSplitter {
         }
         self.reset();
         stats
+    }
+
+    /// Ends the stream without counting a held partial line (content replaced: its rest is
+    /// not coming).
+    pub fn abandon(&mut self) {
+        self.reset();
     }
 
     fn hold(&mut self, bytes: &[u8], stats: &mut LineStats) {
@@ -204,6 +233,19 @@ mod tests {
         let (lines, st) = run(100, &[b"caf\xc3", b"\xa9\n"], false);
         assert_eq!(lines, ["café"]);
         assert_eq!(st.invalid_utf8, 0);
+    }
+
+    #[test]
+    fn pending_counts_bytes_since_the_last_newline() {
+        let mut s = LineSplitter::new(4);
+        s.push(b"ab", |_| {});
+        assert_eq!(s.pending(), 2);
+        s.push(b"c\nde", |_| {});
+        assert_eq!(s.pending(), 2);
+        s.push(b"fghij", |_| {}); // over the cap: skipped, still pending
+        assert_eq!((s.pending(), s.is_skipping()), (7, true));
+        s.push(b"k\n", |_| {});
+        assert_eq!((s.pending(), s.is_skipping()), (0, false));
     }
 
     #[test]

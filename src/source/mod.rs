@@ -7,9 +7,14 @@
 pub mod discover;
 pub mod fetch;
 pub mod file;
+pub mod fs;
+pub mod identity;
 pub mod lines;
 pub mod page;
 pub mod reaper;
+#[cfg(test)]
+mod sim;
+pub mod tailer;
 pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +30,7 @@ pub use page::PageSource;
 pub struct RunningSource {
     name: String,
     wake: Sender<Wake>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     /// The source, handed back when the thread ends (dropped unsent if it panics).
     done: Receiver<FileSource>,
 }
@@ -38,6 +44,7 @@ impl RunningSource {
     ) -> std::io::Result<RunningSource> {
         let (tx, rx) = mpsc::channel();
         let wake = tx.clone();
+        let stop = source.stop_flag();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("source-{name}"))
@@ -50,6 +57,7 @@ impl RunningSource {
         Ok(RunningSource {
             name: name.to_owned(),
             wake,
+            stop,
             done,
         })
     }
@@ -59,6 +67,7 @@ impl RunningSource {
     /// does not return: a hung network filesystem). A stuck thread is left behind: reload and
     /// shutdown never wait longer than their deadlines.
     pub fn stop(self, deadline: std::time::Instant) -> Option<FileSource> {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.send(Wake::Stop);
         let wait = deadline.saturating_duration_since(std::time::Instant::now());
         match self.done.recv_timeout(wait.max(Duration::from_millis(1))) {

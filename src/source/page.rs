@@ -7,6 +7,7 @@
 //! keep their last values (their age shows in `quarry_source_last_success_timestamp_seconds`).
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,7 @@ use super::fetch::{
     CommandFetcher, FetchError, Fetcher, HttpFetcher, StatusFileFetcher, DEFAULT_INTERVAL,
 };
 use super::worker::{DocumentWorker, WorkerError};
+use crate::checkpoint::Gate;
 use crate::config::SourceConfig;
 use crate::extract::ExtractError;
 use crate::pipeline::Pipeline;
@@ -35,6 +37,8 @@ pub struct PageSource {
     errors: Vec<(SourceErrorReason, IntCounter)>,
     status: SharedStatus,
     last_error: Option<String>,
+    /// Updates happen in sections of the checkpoint gate (a family may be fed by files too).
+    gate: Arc<Gate>,
 }
 
 impl PageSource {
@@ -45,6 +49,7 @@ impl PageSource {
         pipeline: Pipeline,
         self_metrics: &SelfMetrics,
         status: SharedStatus,
+        gate: Arc<Gate>,
     ) -> anyhow::Result<PageSource> {
         let (fetcher, interval, kind) = if let Some(h) = &config.http {
             (
@@ -98,6 +103,7 @@ impl PageSource {
                 .collect(),
             status,
             last_error: None,
+            gate,
         })
     }
 
@@ -141,7 +147,10 @@ impl PageSource {
                     (Err(FetchError { reason, message }), doc.detail, 0)
                 }
                 Ok(rows) => {
-                    let outcome = tokio::task::block_in_place(|| self.pipeline.process_rows(rows));
+                    let outcome = tokio::task::block_in_place(|| {
+                        let _section = self.gate.section();
+                        self.pipeline.process_rows(rows)
+                    });
                     if outcome.matches == 0 {
                         (
                             Err(FetchError {

@@ -1,0 +1,233 @@
+//! What the file tailer asks of a filesystem, as a trait: the real one here, a simulated one in
+//! the tailer's model tests (`tailer::sim`), so every decision about file identity runs against
+//! renames, copies, truncations, listing errors and crashes in thousands of seeded schedules.
+//!
+//! The real filesystem opens files non-blocking (a FIFO or a device can never hang the tailer),
+//! reads with `pread` (no shared file position), refuses special filesystems (`/proc`, `/sys`:
+//! their files report size 0 and change under every read) and counts the descriptors it holds
+//! against a budget derived from `RLIMIT_NOFILE`, which it raises to the hard limit first.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Device and inode: what a file is, whatever it is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// What `stat` says of a file, as far as the tailer cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub id: FileId,
+    pub size: u64,
+    /// Names the file has (0: deleted, alive only through open descriptors).
+    pub links: u64,
+    /// A regular file (only those are read).
+    pub is_file: bool,
+    /// On a special filesystem (procfs, sysfs, …): not read.
+    pub special: bool,
+}
+
+/// An open file.
+pub trait Handle {
+    /// `fstat`.
+    fn meta(&self) -> io::Result<Meta>;
+    /// `pread`: up to `buf.len()` bytes at `offset`; 0 at the end.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    /// A directory (after following a symlink).
+    pub is_dir: bool,
+    /// The entry itself is a symbolic link.
+    pub is_symlink: bool,
+}
+
+/// The filesystem operations the tailer uses.
+pub trait Fs {
+    type File: Handle;
+    /// `stat` (following symlinks).
+    fn stat(&self, path: &Path) -> io::Result<Meta>;
+    /// Whether `path` itself is a symbolic link.
+    fn is_symlink(&self, path: &Path) -> bool;
+    /// Lists a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
+    /// Opens a file for reading.
+    fn open(&self, path: &Path) -> io::Result<Self::File>;
+    /// Whether another descriptor may be held open (the budget); when not, a file is read in
+    /// turns: opened, read and closed again.
+    fn may_hold_open(&self) -> bool;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+/// An open real file; counts against the descriptor budget while it lives.
+#[derive(Debug)]
+pub struct RealFile {
+    file: std::fs::File,
+}
+
+/// Descriptors tailers hold open now, across every source.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+/// How many they may hold (set by [`raise_open_file_limit`]).
+static BUDGET: AtomicUsize = AtomicUsize::new(768);
+
+/// Raises the soft open-file limit to the hard limit (Go programs get this from their runtime;
+/// Rust programs must ask) and sets the tailers' descriptor budget to three quarters of it,
+/// keeping the rest for sockets, commands and the unexpected. Returns (soft limit now, budget).
+pub fn raise_open_file_limit() -> (u64, usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let soft = limit.rlim_cur;
+    let budget = (soft.min(1 << 20) as usize * 3 / 4).max(16);
+    BUDGET.store(budget, Ordering::Relaxed);
+    (soft, budget)
+}
+
+impl Drop for RealFile {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Magic numbers (`statfs.f_type`) of filesystems whose files are not logs.
+const SPECIAL_FILESYSTEMS: &[i64] = &[
+    0x9fa0,     // proc
+    0x6265_6572, // sysfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0x1cd1,     // devpts
+    0x6367_7270, // cgroup2
+    0x0027_e0eb, // cgroup
+    0xcafe_4a11, // bpf
+    0x7363_6673, // securityfs
+];
+
+fn on_special_fs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs with a NUL-terminated path and a zeroed struct to fill.
+    unsafe {
+        let mut s: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut s) == 0 && SPECIAL_FILESYSTEMS.contains(&(s.f_type as i64))
+    }
+}
+
+fn meta_of(m: &std::fs::Metadata, special: bool) -> Meta {
+    use std::os::unix::fs::MetadataExt;
+    Meta {
+        id: FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        size: m.len(),
+        links: m.nlink(),
+        is_file: m.is_file(),
+        special,
+    }
+}
+
+impl Handle for RealFile {
+    fn meta(&self) -> io::Result<Meta> {
+        self.file.metadata().map(|m| meta_of(&m, false))
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        loop {
+            match self.file.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Fs for RealFs {
+    type File = RealFile;
+
+    fn stat(&self, path: &Path) -> io::Result<Meta> {
+        let m = std::fs::metadata(path)?;
+        Ok(meta_of(&m, m.is_file() && on_special_fs(path)))
+    }
+
+    fn is_symlink(&self, path: &Path) -> bool {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let Ok(kind) = entry.file_type() else { continue };
+            let is_symlink = kind.is_symlink();
+            let is_dir = if is_symlink {
+                std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
+            } else {
+                kind.is_dir()
+            };
+            out.push(Entry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir,
+                is_symlink,
+            });
+        }
+        Ok(out)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<RealFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(path)?;
+        HELD.fetch_add(1, Ordering::Relaxed);
+        Ok(RealFile { file })
+    }
+
+    fn may_hold_open(&self) -> bool {
+        HELD.load(Ordering::Relaxed) < BUDGET.load(Ordering::Relaxed)
+    }
+}
+
+/// A bounded reason for a listing or open error, for self-metric labels.
+pub fn error_reason(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => "permission_denied",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "too_many_open_files",
+        Some(libc::ENOTDIR) => "not_a_directory",
+        Some(libc::ELOOP) => "symlink_loop",
+        Some(libc::EIO) => "io_error",
+        _ => "other",
+    }
+}
+
+/// The path's parent directory, or the path itself for `/`.
+pub fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}

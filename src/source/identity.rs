@@ -1,0 +1,155 @@
+//! What a file's content is, independent of its name and inode: digests of its first bytes (the
+//! head) and of the bytes just before a read offset (the marker), and the record of content the
+//! tailer has read up to some offset.
+//!
+//! An inode says which file a path names *now*; content says whether a file is one already
+//! read: a copy of it (`copytruncate`'s `access.log.1`), the same file after a restart, or a new
+//! file that merely reuses a freed inode. A copy holds the same head and, at the offset read
+//! so far, the same marker; a new file holds neither. Digests are SHA-256 (ring), so nobody who
+//! writes log lines can make two contents look alike, and records stay small in checkpoints.
+
+use std::io;
+use std::path::Path;
+
+use super::fs::{FileId, Handle};
+
+/// Bytes at the start of a file that make its head.
+pub const HEAD_LEN: u64 = 512;
+/// Bytes before an offset that make its marker.
+pub const MARKER_LEN: u64 = 256;
+
+/// A SHA-256 of some bytes, with how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Digest {
+    pub len: u32,
+    pub sha: [u8; 32],
+}
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(d.as_ref());
+        Digest {
+            len: bytes.len() as u32,
+            sha,
+        }
+    }
+}
+
+/// Reads `[start, start + len)` of `h` whole (short only at the end of the file).
+pub fn read_range<H: Handle>(h: &H, start: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = h.read_at(start + got as u64, &mut buf[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The head of a file whose size is `size`: its first `min(size, HEAD_LEN)` bytes.
+pub fn head<H: Handle>(h: &H, size: u64) -> io::Result<Digest> {
+    Ok(Digest::of(&read_range(h, 0, size.min(HEAD_LEN))?))
+}
+
+/// The marker at `offset`: the `min(offset, MARKER_LEN)` bytes before it.
+pub fn marker<H: Handle>(h: &H, offset: u64) -> io::Result<Digest> {
+    let len = offset.min(MARKER_LEN);
+    let bytes = read_range(h, offset - len, len)?;
+    if (bytes.len() as u64) < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the offset"));
+    }
+    Ok(Digest::of(&bytes))
+}
+
+/// Whether `h` (of size `size`) starts with the bytes `head` digests.
+pub fn starts_with<H: Handle>(h: &H, size: u64, head: &Digest) -> io::Result<bool> {
+    if size < head.len as u64 {
+        return Ok(false);
+    }
+    Ok(Digest::of(&read_range(h, 0, head.len as u64)?) == *head)
+}
+
+/// Content read up to `offset`: enough to recognise it in another file (a copy, the same file
+/// after a restart) and to go on reading there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// Where it was last seen.
+    pub path: String,
+    pub id: FileId,
+    /// Digest of its first `min(size, HEAD_LEN)` bytes, as last seen.
+    pub head: Digest,
+    /// Bytes read: every complete line before this was counted.
+    pub offset: u64,
+    /// Digest of the bytes before `offset`.
+    pub marker: Digest,
+}
+
+impl Known {
+    /// Whether the file `h` (of size `size`) holds this content up to `offset` (it may hold
+    /// more): same head, at least `offset` bytes, and the same bytes before `offset`.
+    pub fn continues_in<H: Handle>(&self, h: &H, size: u64) -> bool {
+        if size < self.offset || size < self.head.len as u64 {
+            return false;
+        }
+        starts_with(h, size, &self.head).unwrap_or(false)
+            && marker(h, self.offset).is_ok_and(|m| m == self.marker)
+    }
+
+    /// Whether anything was read (content to recognise).
+    pub fn has_content(&self) -> bool {
+        self.offset > 0 && self.head.len > 0
+    }
+}
+
+/// The part of a file name that rotations keep: the name up to its first `.`, without a
+/// trailing `-<digits>` or `_<digits>` (`access.log.1`, `access.log-20261128.gz` and
+/// `access-20261128.log` all give `access`).
+pub fn rotation_base(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or("");
+    let trimmed = stem.trim_end_matches(|c: char| c.is_ascii_digit());
+    match trimmed.strip_suffix(['-', '_']) {
+        Some(base) if trimmed.len() < stem.len() && !base.is_empty() => base.to_owned(),
+        _ => stem.to_owned(),
+    }
+}
+
+/// Whether two files' names could be one file and its rotation (content is matched across
+/// files only then: two logs of different applications that happen to start alike, a CSV
+/// header say, are never taken for copies of each other).
+pub fn related(a: &Path, b: &Path) -> bool {
+    rotation_base(a) == rotation_base(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_bases() {
+        for (a, b) in [
+            ("/l/access.log", "access"),
+            ("/l/access.log.1", "access"),
+            ("/l/access.log.2.gz", "access"),
+            ("/l/access.log-20261128", "access"),
+            ("/l/access-20261128.log", "access"),
+            ("/l/web-frontend.log", "web-frontend"),
+            ("/l/app_3.log", "app"),
+            ("/l/2026.log", "2026"),
+        ] {
+            assert_eq!(rotation_base(Path::new(a)), b, "{a}");
+        }
+        assert!(related(Path::new("/a/x.log"), Path::new("/b/x.log.1")));
+        assert!(!related(Path::new("/a/web-frontend.log"), Path::new("/a/web-backend.log")));
+    }
+}

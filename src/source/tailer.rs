@@ -1,0 +1,1260 @@
+//! The file tailer's decisions: which file is which, where to read it, and when it is done.
+//! Generic over [`Fs`], so the same code runs on real files and, in the model tests, on a
+//! simulated filesystem with renames, copies, truncations, listing errors and crashes.
+//!
+//! The promise is that every line written is counted exactly once. The rules:
+//! - **Identity while open is the inode.** A file held open cannot have its inode reused; a
+//!   rename within the globs is the same file under a new name.
+//! - **Content decides the rest.** A file that is new to the tailer (a new inode, or a known
+//!   inode whose content was replaced) is compared with the content already read: if it holds
+//!   the same head and, at the offset read, the same marker, it *is* that content (a copy, or
+//!   the same file after a restart) and reading resumes at that offset instead of 0. Content is
+//!   matched across files only between related names (`access.log` and `access.log.1`, never
+//!   `a.log` and `b.log`, which may share a header).
+//! - **A copy of a live file is a shadow.** While the original is intact its lines are read
+//!   from the original; the copy is read only from where the original was when the original was
+//!   truncated or replaced — which closes copytruncate's race when the rotated copy is in the
+//!   globs: the lines not yet read when the original was truncated are read from the copy.
+//! - **Gone content is remembered** (offset, head, marker) for a while, so that a copy that
+//!   shows up later (logrotate copies before it truncates, compresses a day later) is
+//!   recognised instead of read again.
+//! - **Draining never re-reads.** A file no longer matched (renamed away, deleted) is read to
+//!   its end through the descriptor already open, until quiet for `rotate_wait`; if it shrinks
+//!   or its content is replaced meanwhile, it is closed, never read from its start.
+//! - **Not seen is not gone.** A file under a directory that could not be listed stays as it
+//!   is; only a listing that worked can retire a file.
+//! - **Offsets are line boundaries.** The offset kept for a file (and checkpointed) is the end
+//!   of its last complete line; the partial line after it is read again after a restart.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use super::discover::{Found, Globs, Listing};
+use super::fs::{FileId, Fs, Handle, Meta};
+use super::identity::{self, Digest, Known, HEAD_LEN, MARKER_LEN};
+use super::lines::{LineSplitter, LineStats};
+use crate::config::StartAt;
+
+/// Most bytes read from one file in one pass, so one busy file cannot starve the others.
+pub const READ_BUDGET_PER_PASS: u64 = 16 << 20;
+/// Size of the read buffer shared by all files of a source.
+const READ_BUFFER: usize = 256 << 10;
+/// How long content that is no longer followed is remembered, to recognise a late copy.
+pub const GONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Most records of gone content kept per source.
+pub const GONE_KEPT: usize = 512;
+
+/// Where a followed file stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Matched by the globs and read as it grows.
+    Following,
+    /// No longer matched (renamed away, deleted): read to its end, then closed.
+    Draining { since: Instant },
+    /// A copy of a file that is still intact: not read (its lines come from the original)
+    /// until the original is truncated, replaced or gone.
+    Shadow { of: FileId },
+    /// Too short yet to tell whether it is a copy of a followed file (a copy being written, or
+    /// a new file whose first bytes look alike): held open, not read, decided once it grows,
+    /// after `rotate_wait`, or when it leaves the globs (`free`).
+    Pending { since: Instant, free: bool },
+}
+
+/// The settings the tailer needs.
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    pub start_at: StartAt,
+    pub max_line_length: usize,
+    pub rotate_wait: Duration,
+}
+
+/// What happened to a file, for the log and the self-metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A file appeared and is read from its beginning (or end, at start).
+    New,
+    /// A file appeared at a path another file had: a rotation.
+    Rotated,
+    /// A followed file moved to another matched path.
+    Renamed,
+    /// Resumed where a checkpoint left it.
+    Resumed,
+    /// A file holds content already read (a copy, or the same file elsewhere): read from where
+    /// that content was read to.
+    Recognised,
+    /// A copy of a live file: not read while the original is intact.
+    Shadowed,
+    /// A shadow's original was truncated or went away: the shadow is read from there.
+    TailRecovered,
+    /// The file shrank below the read offset, or its head changed: its content was replaced.
+    Truncated,
+    /// No longer matched: read to its end, then closed.
+    Draining,
+    /// Drained and closed.
+    Closed,
+    /// A draining file shrank or was replaced: closed without reading the new content.
+    ReplacedWhileDraining,
+    /// A checkpointed file was not found again after a restart: its unread rest is lost.
+    Lost,
+    /// A compressed file (gzip, zstd, bzip2, xz) matched by the globs: never read as text.
+    SkippedCompressed,
+}
+
+impl EventKind {
+    /// The label value in `quarry_source_file_events_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::New => "new",
+            EventKind::Rotated => "rotated",
+            EventKind::Renamed => "renamed",
+            EventKind::Resumed => "resumed",
+            EventKind::Recognised => "recognised",
+            EventKind::Shadowed => "shadowed",
+            EventKind::TailRecovered => "tail_recovered",
+            EventKind::Truncated => "truncated",
+            EventKind::Draining => "draining",
+            EventKind::Closed => "closed",
+            EventKind::ReplacedWhileDraining => "replaced_while_draining",
+            EventKind::Lost => "lost",
+            EventKind::SkippedCompressed => "skipped_compressed",
+        }
+    }
+
+    /// Every kind, so each can be exported at 0 from the start.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::New,
+        EventKind::Rotated,
+        EventKind::Renamed,
+        EventKind::Resumed,
+        EventKind::Recognised,
+        EventKind::Shadowed,
+        EventKind::TailRecovered,
+        EventKind::Truncated,
+        EventKind::Draining,
+        EventKind::Closed,
+        EventKind::ReplacedWhileDraining,
+        EventKind::Lost,
+        EventKind::SkippedCompressed,
+    ];
+}
+
+/// Where the tailer's output goes: lines, read statistics, events, and the records a checkpoint
+/// keeps. Every change of lines counted and offsets kept happens between `begin` and `end` (a
+/// checkpoint is taken only outside such sections, so it always pairs offsets with the counts
+/// of exactly the lines before them); no read of file data happens inside one.
+pub trait Sink {
+    /// A section of changes starts.
+    fn begin(&mut self) {}
+    /// The section ends.
+    fn end(&mut self) {}
+    /// The checkpoint record of a file changed (`None`: the file is no longer followed).
+    fn record(&mut self, _id: FileId, _record: Option<&FileRecord>) {}
+    /// The remembered gone content (and checkpoint records still unmatched) changed.
+    fn remembered(&mut self, _gone: &[Known], _restored: &[FileRecord]) {}
+    /// A checkpoint should be written now, before going on (called outside sections): a new
+    /// file is about to be read (so a restart knows it even if it is renamed away before the
+    /// next checkpoint), or lines were counted from a file that nothing but this tailer's
+    /// descriptor keeps (deleted), whose content a crash would take with it.
+    fn durable(&mut self) {}
+    /// A complete line of `path`.
+    fn line(&mut self, line: &str, path: &str);
+    /// `bytes` were read from `path`, giving `stats`.
+    fn read(&mut self, path: &str, bytes: u64, stats: LineStats);
+    /// Something happened to a file.
+    fn event(&mut self, kind: EventKind, path: &str, detail: &str);
+    /// A file could not be opened or read (`None` clears the file's error).
+    fn error(&mut self, path: &str, error: Option<&str>);
+}
+
+/// One followed file.
+pub struct Tracked<H> {
+    pub id: FileId,
+    pub path: PathBuf,
+    /// The path is a symlink (another path to the same file is preferred for naming it).
+    symlink: bool,
+    /// `None`: read in turns (opened for each pass: over the descriptor budget).
+    handle: Option<H>,
+    /// Bytes handed to the splitter.
+    read: u64,
+    lines: LineSplitter,
+    /// The first `min(size, HEAD_LEN)` bytes, as far as known.
+    head: Vec<u8>,
+    /// The last `min(read, MARKER_LEN)` bytes before `read`.
+    tail: Vec<u8>,
+    /// Digest of the bytes before `committed()`, and the offset it was taken at.
+    marker: Digest,
+    marker_at: u64,
+    pub size: u64,
+    pub phase: Phase,
+    last_data: Instant,
+    /// For a shadow: how far its content was checked to equal the original's.
+    verified: u64,
+    /// Under a directory that could not be listed in the last scan.
+    pub unseen: bool,
+}
+
+impl<H> Tracked<H> {
+    /// The end of the last complete line read: where reading resumes after a restart.
+    pub fn committed(&self) -> u64 {
+        self.read.saturating_sub(self.lines.pending())
+    }
+
+    /// Whether no descriptor is held (read in turns).
+    pub fn in_turns(&self) -> bool {
+        self.handle.is_none()
+    }
+
+    fn path_str(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Hands `chunk` (read at `self.read`) to the splitter and keeps head, tail and marker in
+    /// step, from the bytes in memory.
+    fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
+        let start = self.read;
+        let path = self.path_str();
+        let stats = self.lines.push(chunk, |line| sink.line(line, &path));
+        sink.read(&path, chunk.len() as u64, stats);
+        self.read += chunk.len() as u64;
+        self.last_data = now;
+        if (self.head.len() as u64) == start && start < HEAD_LEN {
+            let take = (HEAD_LEN - start).min(chunk.len() as u64) as usize;
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        let committed = self.committed();
+        if committed != self.marker_at && committed >= start {
+            // The bytes before `committed`: the end of the old tail, then the chunk's start.
+            let in_chunk = (committed - start) as usize;
+            let want = committed.min(MARKER_LEN) as usize;
+            let from_chunk = in_chunk.min(want);
+            let from_tail = want - from_chunk;
+            let mut bytes = Vec::with_capacity(want);
+            bytes.extend_from_slice(&self.tail[self.tail.len() - from_tail..]);
+            bytes.extend_from_slice(&chunk[in_chunk - from_chunk..in_chunk]);
+            self.marker = Digest::of(&bytes);
+            self.marker_at = committed;
+        }
+        let keep = MARKER_LEN as usize;
+        if chunk.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            let excess = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..excess);
+        }
+    }
+}
+
+/// A file's state as a checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub known: Known,
+    /// 0 following, 1 draining, 2 shadow.
+    pub phase: u8,
+    /// For a shadow, the original.
+    pub of: FileId,
+    /// The line at `offset` is not to be counted (it started before the reader, or is over
+    /// the length cap).
+    pub skipping: bool,
+}
+
+/// What a source's files look like at a line boundary: what a checkpoint saves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TailState {
+    pub files: Vec<FileRecord>,
+    pub gone: Vec<Known>,
+}
+
+/// The tailer of one source.
+pub struct Tailer<F: Fs> {
+    fs: F,
+    globs: Globs,
+    options: TailOptions,
+    files: BTreeMap<FileId, Tracked<F::File>>,
+    gone: VecDeque<(Known, Instant)>,
+    /// Records of a checkpoint not yet matched to a file.
+    restored: Vec<FileRecord>,
+    /// Compressed files seen, by identity (not read).
+    compressed: BTreeMap<FileId, ()>,
+    /// The identity last found at each path: a new identity there is a rotation.
+    paths: BTreeMap<PathBuf, FileId>,
+    scans: u64,
+    had_checkpoint: bool,
+    buffer: Vec<u8>,
+    /// The last listing's problems, for the status: directory, error, bounded reason.
+    pub listing_errors: Vec<(PathBuf, String, &'static str)>,
+    /// Matched paths that are not read, and why.
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
+fn compressed(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+}
+
+impl<F: Fs> Tailer<F> {
+    /// A tailer of `globs` on `fs`.
+    pub fn new(fs: F, globs: Globs, options: TailOptions) -> Tailer<F> {
+        Tailer {
+            fs,
+            globs,
+            options,
+            files: BTreeMap::new(),
+            gone: VecDeque::new(),
+            restored: Vec::new(),
+            compressed: BTreeMap::new(),
+            paths: BTreeMap::new(),
+            scans: 0,
+            had_checkpoint: false,
+            buffer: vec![0; READ_BUFFER],
+            listing_errors: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The filesystem.
+    pub fn fs(&self) -> &F {
+        &self.fs
+    }
+
+    /// The globs.
+    pub fn globs(&self) -> &Globs {
+        &self.globs
+    }
+
+    /// Where files present at the first scan start (one-shot reads from the beginning).
+    pub fn set_start_at(&mut self, start_at: StartAt) {
+        self.options.start_at = start_at;
+    }
+
+    /// Takes over another tailer's files (a reload with the same source name): they go on from
+    /// their offsets under this tailer's options.
+    pub fn adopt_state_of(&mut self, previous: Tailer<F>) {
+        self.files = previous.files;
+        self.gone = previous.gone;
+        self.restored = previous.restored;
+        self.compressed = previous.compressed;
+        self.paths = previous.paths;
+        self.scans = previous.scans;
+        self.had_checkpoint = previous.had_checkpoint;
+        for t in self.files.values_mut() {
+            t.lines.set_max_line_length(self.options.max_line_length);
+        }
+    }
+
+    /// Starts from a checkpoint: its files are matched on the first scan (by inode and
+    /// content, or by content alone), and files it does not know are read from their
+    /// beginning (they may have been written while the exporter was down).
+    pub fn restore(&mut self, state: TailState, now: Instant) {
+        self.had_checkpoint = true;
+        self.restored = state.files;
+        for k in state.gone {
+            if k.has_content() {
+                self.gone.push_back((k, now));
+            }
+        }
+    }
+
+    /// The followed files.
+    pub fn files(&self) -> impl Iterator<Item = &Tracked<F::File>> {
+        self.files.values()
+    }
+
+    /// How many files are read in turns (no descriptor held).
+    pub fn in_turns(&self) -> usize {
+        self.files.values().filter(|t| t.in_turns()).count()
+    }
+
+    /// The state to checkpoint: every file's record at its last line boundary, the checkpoint
+    /// records not matched yet, and the gone content still remembered.
+    pub fn state(&self) -> TailState {
+        let mut files: Vec<FileRecord> = self.files.values().map(record).collect();
+        files.extend(self.restored.iter().cloned());
+        TailState {
+            files,
+            gone: self.gone.iter().map(|(k, _)| k.clone()).collect(),
+        }
+    }
+
+    fn remember(&mut self, k: Known, now: Instant, sink: &mut impl Sink) {
+        if k.has_content() {
+            self.gone
+                .retain(|(g, _)| !(g.head == k.head && g.offset == k.offset && g.marker == k.marker));
+            self.gone.push_back((k, now));
+            while self.gone.len() > GONE_KEPT {
+                self.gone.pop_front();
+            }
+        }
+        self.publish_remembered(sink);
+    }
+
+    fn publish_remembered(&self, sink: &mut impl Sink) {
+        let gone: Vec<Known> = self.gone.iter().map(|(k, _)| k.clone()).collect();
+        sink.remembered(&gone, &self.restored);
+    }
+
+    /// Expands the globs and brings the followed files in line with what they match.
+    pub fn scan(&mut self, now: Instant, stop: &AtomicBool, sink: &mut impl Sink) {
+        let listing = self.globs.expand(&self.fs, stop);
+        self.apply_listing(listing, now, sink);
+    }
+
+    /// The decisions of a scan, from its listing.
+    pub fn apply_listing(&mut self, listing: Listing, now: Instant, sink: &mut impl Sink) {
+        let initial = self.scans == 0;
+        self.scans += 1;
+        self.listing_errors = listing
+            .failed
+            .iter()
+            .map(|(d, e)| (d.clone(), e.to_string(), super::fs::error_reason(e)))
+            .collect();
+        self.skipped = listing.skipped.clone();
+        let before = self.gone.len();
+        self.gone
+            .retain(|(_, at)| now.saturating_duration_since(*at) < GONE_RETENTION);
+        if self.gone.len() != before {
+            self.publish_remembered(sink);
+        }
+        // Several paths may name one file (a symlink and its target): one decision per file,
+        // named by its preferred path.
+        let mut by_id: BTreeMap<FileId, &Found> = BTreeMap::new();
+        for f in &listing.found {
+            by_id
+                .entry(f.meta.id)
+                .and_modify(|chosen| {
+                    if preferred(f, chosen) {
+                        *chosen = f;
+                    }
+                })
+                .or_insert(f);
+        }
+        // Content replaced in a followed file is found before new files are decided on: a copy
+        // of the old content (copytruncate's) then matches the old content's record.
+        let followed: Vec<FileId> = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.phase == Phase::Following && !t.in_turns())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in followed {
+            let t = &self.files[&id];
+            let Some(h) = t.handle.as_ref() else { continue };
+            let Ok(meta) = h.meta() else { continue };
+            if content_replaced(h, t.read, &t.head, meta) {
+                let t = self.files.remove(&id).expect("listed");
+                self.replaced(t, meta, now, sink);
+            }
+        }
+        let mut adopted = false;
+        for (id, found) in &by_id {
+            if let Some(t) = self.files.get_mut(id) {
+                t.unseen = false;
+                // Keep the name while it still names the file (no flapping between a symlink
+                // and its target); otherwise take the preferred one.
+                let renamed = !paths_of(&listing, *id).any(|p| *p == t.path);
+                let back = matches!(t.phase, Phase::Draining { .. });
+                if renamed || back {
+                    sink.begin();
+                    if renamed {
+                        let from = t.path_str();
+                        t.path = found.path.clone();
+                        t.symlink = found.symlink;
+                        sink.event(EventKind::Renamed, &t.path_str(), &format!("from {from}"));
+                    }
+                    if back {
+                        t.phase = Phase::Following;
+                    }
+                    sink.record(*id, Some(&record(t)));
+                    sink.end();
+                }
+                self.paths.insert(found.path.clone(), *id);
+                continue;
+            }
+            if self.compressed.contains_key(id) {
+                continue;
+            }
+            adopted |= self.adopt(found, now, initial, sink);
+        }
+        // Followed files no longer matched.
+        let missing: Vec<FileId> = self
+            .files
+            .keys()
+            .filter(|id| !by_id.contains_key(id))
+            .copied()
+            .collect();
+        for id in missing {
+            let t = self.files.get_mut(&id).expect("listed");
+            if listing.unseen(&t.path) {
+                t.unseen = true;
+                continue;
+            }
+            match t.phase {
+                Phase::Pending { since, .. } => {
+                    t.phase = Phase::Pending { since, free: true };
+                }
+                // A copy that went away while its original is intact: nothing to read.
+                Phase::Shadow { .. } => {
+                    let t = self.files.remove(&id).expect("listed");
+                    sink.begin();
+                    sink.record(id, None);
+                    sink.event(EventKind::Closed, &t.path_str(), "a copy, gone while its original is intact");
+                    sink.end();
+                }
+                Phase::Following if t.in_turns() => {
+                    // Nothing holds it open: what it has beyond the offset cannot be read.
+                    let t = self.files.remove(&id).expect("listed");
+                    let k = known(&t);
+                    sink.begin();
+                    sink.record(id, None);
+                    sink.event(EventKind::Lost, &k.path, "renamed away or deleted while read in turns (over the open-file limit)");
+                    self.remember(k, now, sink);
+                    sink.end();
+                }
+                Phase::Following => {
+                    t.phase = Phase::Draining { since: now };
+                    sink.begin();
+                    sink.record(id, Some(&record(t)));
+                    sink.event(EventKind::Draining, &t.path_str(), "renamed away or deleted; reading it to its end");
+                    sink.end();
+                }
+                Phase::Draining { .. } => {}
+            }
+        }
+        self.compressed.retain(|id, _| by_id.contains_key(id));
+        let files = &self.files;
+        self.paths
+            .retain(|_, id| by_id.contains_key(id) || files.contains_key(id));
+        if !listing.interrupted && listing.failed.is_empty() && !self.restored.is_empty() {
+            self.settle_restored(now, sink);
+            adopted = true;
+        }
+        if adopted {
+            sink.durable();
+        }
+    }
+
+    /// After the first complete scan: checkpointed files that were not found are looked for by
+    /// inode next to where they were (a rotation while the exporter was down moved them out of
+    /// the globs) and drained; the rest is remembered as gone content.
+    fn settle_restored(&mut self, now: Instant, sink: &mut impl Sink) {
+        let records = std::mem::take(&mut self.restored);
+        let mut keep = Vec::new();
+        for r in records {
+            let dir = super::fs::parent(Path::new(&r.known.path));
+            let entries = match self.fs.list(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    // Cannot look now: try again after the next scan.
+                    keep.push(r);
+                    continue;
+                }
+                Err(_) => Vec::new(),
+            };
+            // By inode (renamed next to where it was), else by content (a copy next to it,
+            // as copytruncate leaves).
+            let candidates: Vec<PathBuf> = entries
+                .iter()
+                .filter(|e| !e.is_dir)
+                .map(|e| dir.join(&e.name))
+                .collect();
+            let by_inode = candidates.iter().find(|p| {
+                self.fs
+                    .stat(p)
+                    .is_ok_and(|m| m.id == r.known.id && m.is_file)
+            });
+            let by_content = || {
+                candidates.iter().find(|p| {
+                    identity::related(Path::new(&r.known.path), p)
+                        && r.known.has_content()
+                        && self.fs.open(p).is_ok_and(|h| {
+                            h.meta().is_ok_and(|m| {
+                                !self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size)
+                            })
+                        })
+                })
+            };
+            let resume = |path: &PathBuf| {
+                let h = self.fs.open(path).ok()?;
+                let m = h.meta().ok()?;
+                (!self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size))
+                    .then_some((path.clone(), h, m))
+            };
+            let resumed = by_inode
+                .and_then(resume)
+                .or_else(|| by_content().and_then(resume));
+            sink.begin();
+            match resumed {
+                Some((path, h, m)) => {
+                    let mut t = self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
+                    t.phase = Phase::Draining { since: now };
+                    sink.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
+                    sink.record(m.id, Some(&record(&t)));
+                    self.files.insert(m.id, t);
+                }
+                None => {
+                    sink.event(EventKind::Lost, &r.known.path, "in the checkpoint, not found again (deleted while the exporter was down?)");
+                    self.remember(r.known, now, sink);
+                }
+            }
+            sink.end();
+        }
+        self.restored = keep;
+        sink.begin();
+        self.publish_remembered(sink);
+        sink.end();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn track(
+        &self,
+        path: PathBuf,
+        symlink: bool,
+        handle: Option<F::File>,
+        meta: Meta,
+        offset: u64,
+        skipping: bool,
+        now: Instant,
+    ) -> Tracked<F::File> {
+        let mut lines = LineSplitter::new(self.options.max_line_length);
+        if skipping {
+            lines.skip_to_next_line();
+        }
+        let (head, tail) = match handle.as_ref() {
+            Some(h) => (
+                identity::read_range(h, 0, meta.size.min(HEAD_LEN).min(offset.max(HEAD_LEN)))
+                    .unwrap_or_default(),
+                identity::read_range(h, offset - offset.min(MARKER_LEN), offset.min(MARKER_LEN))
+                    .unwrap_or_default(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Tracked {
+            id: meta.id,
+            path,
+            symlink,
+            handle,
+            read: offset,
+            lines,
+            marker: Digest::of(&tail),
+            marker_at: offset,
+            tail,
+            head,
+            size: meta.size,
+            phase: Phase::Following,
+            last_data: now,
+            verified: offset,
+            unseen: false,
+        }
+    }
+
+    /// Decides where a file new to the tailer is read from, and follows it; returns whether it
+    /// does.
+    fn adopt(&mut self, found: &Found, now: Instant, initial: bool, sink: &mut impl Sink) -> bool {
+        let path = found.path.clone();
+        let shown = path.to_string_lossy().into_owned();
+        let h = match self.fs.open(&path) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(e) => {
+                sink.error(&shown, Some(&format!("cannot open {shown}: {e}")));
+                return false;
+            }
+        };
+        let Ok(meta) = h.meta() else { return false };
+        if meta.id != found.meta.id {
+            return false; // replaced between the listing and the open: the next scan sees it
+        }
+        sink.error(&shown, None);
+        let first = identity::read_range(&h, 0, 8).unwrap_or_default();
+        if compressed(&first) {
+            self.compressed.insert(meta.id, ());
+            sink.event(EventKind::SkippedCompressed, &shown, "compressed: not read as text");
+            return false;
+        }
+        let rotated = self
+            .paths
+            .insert(path.clone(), meta.id)
+            .is_some_and(|old| old != meta.id);
+        // Nothing read from a file yet, nothing decided: an empty file waits for its first
+        // bytes (a copy may be written into it, as copytruncate does into an old rotation).
+        let restored_before = self.restored.len();
+        if meta.size == 0 {
+            self.restored
+                .retain(|r| !(r.known.id == meta.id && r.known.offset == 0));
+        }
+        let decision = (meta.size > 0)
+            .then(|| self.decide(&path, &h, meta, initial, true))
+            .flatten()
+            .unwrap_or(Decision {
+            start: 0,
+            skipping: false,
+            phase: Phase::Pending { since: now, free: false },
+            kind: EventKind::New,
+            detail: "too short yet to tell whether it is a copy: waits".into(),
+            consumed_restored: None,
+            consumed_gone: None,
+        });
+        let kind = if decision.kind == EventKind::New && rotated {
+            EventKind::Rotated
+        } else {
+            decision.kind
+        };
+        let hold = self.fs.may_hold_open();
+        let mut t = self.track(path, found.symlink, Some(h), meta, decision.start, decision.skipping, now);
+        t.phase = decision.phase;
+        if !hold {
+            t.handle = None;
+        }
+        sink.begin();
+        if let Some(i) = decision.consumed_restored {
+            self.restored.swap_remove(i);
+        }
+        if let Some(i) = decision.consumed_gone {
+            self.gone.remove(i);
+        }
+        if decision.consumed_restored.is_some()
+            || decision.consumed_gone.is_some()
+            || self.restored.len() != restored_before
+        {
+            self.publish_remembered(sink);
+        }
+        sink.event(kind, &shown, &decision.detail);
+        sink.record(meta.id, Some(&record(&t)));
+        self.files.insert(meta.id, t);
+        sink.end();
+        true
+    }
+
+    /// Where to start reading new content `h`; `None` (only when `patient`) when it is too
+    /// short yet to tell whether it is a copy of a followed file.
+    fn decide(&self, path: &Path, h: &F::File, meta: Meta, initial: bool, patient: bool) -> Option<Decision> {
+        let size = meta.size;
+        let plain = |start, kind, detail: String| Decision {
+            start,
+            skipping: false,
+            phase: Phase::Following,
+            kind,
+            detail,
+            consumed_restored: None,
+            consumed_gone: None,
+        };
+        // The same file after a restart (a record at 0 says nothing: decided afresh).
+        if let Some(i) = self
+            .restored
+            .iter()
+            .position(|r| r.known.id == meta.id && r.known.offset > 0 && r.known.continues_in(h, size))
+        {
+            let r = &self.restored[i];
+            let phase = if r.phase == 2 {
+                Phase::Shadow { of: r.of }
+            } else {
+                Phase::Following
+            };
+            return Some(Decision {
+                skipping: r.skipping,
+                phase,
+                consumed_restored: Some(i),
+                ..plain(r.known.offset, EventKind::Resumed, format!("from the checkpoint at {}", r.known.offset))
+            });
+        }
+        // Content read before, in another file: a copy, or the file before a restart.
+        if let Some(i) = self.restored.iter().position(|r| {
+            r.known.has_content()
+                && identity::related(Path::new(&r.known.path), path)
+                && r.known.continues_in(h, size)
+        }) {
+            let r = &self.restored[i];
+            return Some(Decision {
+                skipping: r.skipping,
+                consumed_restored: Some(i),
+                ..plain(r.known.offset, EventKind::Recognised, format!("holds {} read to {} before the restart", r.known.path, r.known.offset))
+            });
+        }
+        if let Some(i) = self.gone.iter().rposition(|(k, _)| {
+            identity::related(Path::new(&k.path), path) && k.continues_in(h, size)
+        }) {
+            let k = &self.gone[i].0;
+            return Some(Decision {
+                consumed_gone: Some(i),
+                ..plain(k.offset, EventKind::Recognised, format!("holds {} read to {}", k.path, k.offset))
+            });
+        }
+        // A copy of a file still followed: a shadow until the original is truncated or gone.
+        for t in self.files.values() {
+            if matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. })
+                || t.head.is_empty()
+                || !identity::related(&t.path, path)
+            {
+                continue;
+            }
+            let at = t.committed().min(size);
+            if size < t.head.len() as u64 {
+                // Shorter than the original's head: a copy being written, or a new file that
+                // starts alike. Wait for it to grow (or for rotate_wait) when it starts alike.
+                let start = Digest::of(&t.head[..size as usize]);
+                if patient && size > 0 && identity::starts_with(h, size, &start).unwrap_or(false) {
+                    return None;
+                }
+                continue;
+            }
+            if at == 0 || !identity::starts_with(h, size, &Digest::of(&t.head)).unwrap_or(false) {
+                continue;
+            }
+            // The original's bytes before `at`: known without reading when `at` is where it
+            // was read to (it may be truncated already).
+            let original = if at == t.committed() && t.marker_at == at {
+                Some(t.marker)
+            } else {
+                match t.handle.as_ref() {
+                    Some(oh) => identity::marker(oh, at).ok(),
+                    None => self
+                        .fs
+                        .open(&t.path)
+                        .ok()
+                        .filter(|oh| oh.meta().is_ok_and(|m| m.id == t.id))
+                        .and_then(|oh| identity::marker(&oh, at).ok()),
+                }
+            };
+            if original.is_some() && original == identity::marker(h, at).ok() {
+                return Some(Decision {
+                    phase: Phase::Shadow { of: t.id },
+                    ..plain(at, EventKind::Shadowed, format!("a copy of {} (read from there while it is intact)", t.path_str()))
+                });
+            }
+        }
+        if initial && !self.had_checkpoint && self.options.start_at == StartAt::End {
+            let (start, skipping) = end_position(h, size, self.options.max_line_length);
+            return Some(Decision {
+                skipping,
+                ..plain(start, EventKind::New, "from its end (start_at: end)".into())
+            });
+        }
+        Some(plain(0, EventKind::New, "from its beginning".into()))
+    }
+
+    /// Reads what is new in every file; closes drained files. Returns true when some file has
+    /// more to read right away.
+    pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        let mut more = false;
+        for id in ids {
+            more |= self.read_file(id, now, sink);
+        }
+        more
+    }
+
+    fn read_file(&mut self, id: FileId, now: Instant, sink: &mut impl Sink) -> bool {
+        let Some(t) = self.files.get(&id) else {
+            return false;
+        };
+        if let Phase::Shadow { of } = t.phase {
+            self.check_shadow(id, of, now, sink);
+            return false;
+        }
+        if let Phase::Pending { since, free } = t.phase {
+            self.check_pending(id, since, free, now, sink);
+            return false;
+        }
+        let mut t = self.files.remove(&id).expect("present");
+        let path = t.path_str();
+        let held = t.handle.is_some();
+        let h = match t.handle.take() {
+            Some(h) => h,
+            None => match self.fs.open(&t.path) {
+                Ok(h) if h.meta().is_ok_and(|m| m.id == t.id) => h,
+                // The path names another file now, or none: the next scan decides.
+                Ok(_) => {
+                    self.files.insert(id, t);
+                    return false;
+                }
+                Err(e) => {
+                    sink.error(&path, Some(&format!("cannot open {path}: {e}")));
+                    self.files.insert(id, t);
+                    return false;
+                }
+            },
+        };
+        let meta = match h.meta() {
+            Ok(m) => m,
+            Err(e) => {
+                sink.error(&path, Some(&format!("cannot stat {path}: {e}")));
+                if held {
+                    t.handle = Some(h);
+                }
+                self.files.insert(id, t);
+                return false;
+            }
+        };
+        if content_replaced(&h, t.read, &t.head, meta) {
+            if held {
+                t.handle = Some(h);
+            }
+            return self.replaced(t, meta, now, sink);
+        }
+        let mut more = false;
+        let mut budget = READ_BUDGET_PER_PASS;
+        let mut error = None;
+        let before = t.read;
+        loop {
+            let n = match h.read_at(t.read, &mut self.buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    error = Some(format!("cannot read {path}: {e}"));
+                    break;
+                }
+            };
+            sink.begin();
+            t.consume(&self.buffer[..n], now, sink);
+            sink.record(id, Some(&record(&t)));
+            sink.end();
+            budget = budget.saturating_sub(n as u64);
+            if budget == 0 {
+                more = true;
+                break;
+            }
+        }
+        sink.error(&path, error.as_deref());
+        let counted = t.read > before;
+        t.size = meta.size.max(t.read);
+        if held {
+            t.handle = Some(h);
+        }
+        if counted && meta.links == 0 {
+            sink.durable();
+        }
+        if let Phase::Draining { since } = t.phase {
+            let quiet_since = since.max(t.last_data);
+            if !more && now.saturating_duration_since(quiet_since) >= self.options.rotate_wait {
+                self.close(t, now, sink);
+                return false;
+            }
+        }
+        self.files.insert(id, t);
+        more
+    }
+
+    /// The content of `t` was replaced (truncation, a copy written over it in place). Its old
+    /// content is remembered (a copy of it may hold what was not read yet), shadows of it are
+    /// resolved, and the new content is decided on like a new file's.
+    fn replaced(&mut self, t: Tracked<F::File>, meta: Meta, now: Instant, sink: &mut impl Sink) -> bool {
+        let old = known(&t);
+        let path = t.path_str();
+        self.resolve_shadows(t.id, &old, now, sink);
+        if let Phase::Draining { .. } = t.phase {
+            sink.begin();
+            sink.record(t.id, None);
+            sink.event(EventKind::ReplacedWhileDraining, &path, &format!("shrank or was replaced after {} bytes; closed", old.offset));
+            self.remember(old, now, sink);
+            sink.end();
+            return false;
+        }
+        let Tracked { id, path: fs_path, symlink, handle, .. } = t;
+        let reopened = match handle {
+            Some(h) => Some(h),
+            None => self.fs.open(&fs_path).ok(),
+        };
+        let Some(h) = reopened else {
+            sink.begin();
+            sink.record(id, None);
+            self.remember(old, now, sink);
+            sink.end();
+            return false;
+        };
+        let decision = self
+            .decide(&fs_path, &h, meta, false, false)
+            .expect("decides when not patient");
+        let mut n = self.track(fs_path, symlink, Some(h), meta, decision.start, decision.skipping, now);
+        n.phase = decision.phase;
+        if !self.fs.may_hold_open() {
+            n.handle = None;
+        }
+        sink.begin();
+        sink.event(EventKind::Truncated, &path, &format!("shorter than the {} bytes read, or replaced; the new content: {}", old.offset, decision.detail));
+        if let Some(i) = decision.consumed_restored {
+            self.restored.swap_remove(i);
+        }
+        if let Some(i) = decision.consumed_gone {
+            self.gone.remove(i);
+        }
+        self.remember(old, now, sink);
+        sink.record(id, Some(&record(&n)));
+        self.files.insert(id, n);
+        sink.end();
+        // New content: saved before its lines are counted, as a new file's.
+        sink.durable();
+        true
+    }
+
+    /// A pending file: decided once it can be (or must be); then read like any other.
+    fn check_pending(&mut self, id: FileId, since: Instant, free: bool, now: Instant, sink: &mut impl Sink) {
+        let Some(t) = self.files.get_mut(&id) else { return };
+        let Some(Ok(meta)) = t.handle.as_ref().map(|h| h.meta()) else { return };
+        if meta.size == 0 && !free {
+            // Still empty: the patience starts with its first bytes.
+            t.phase = Phase::Pending { since: now, free };
+            return;
+        }
+        let t = &self.files[&id];
+        let patient = !free && now.saturating_duration_since(since) < self.options.rotate_wait;
+        let path = t.path.clone();
+        let decision = {
+            let h = t.handle.as_ref().expect("pending files hold their descriptor");
+            self.decide(&path, h, meta, false, patient)
+        };
+        let Some(decision) = decision else { return };
+        let t = self.files.remove(&id).expect("present");
+        let mut n = self.track(t.path, t.symlink, t.handle, meta, decision.start, decision.skipping, now);
+        n.phase = match decision.phase {
+            Phase::Following if free => Phase::Draining { since: now },
+            other => other,
+        };
+        sink.begin();
+        if let Some(i) = decision.consumed_restored {
+            self.restored.swap_remove(i);
+        }
+        if let Some(i) = decision.consumed_gone {
+            self.gone.remove(i);
+        }
+        if decision.consumed_restored.is_some() || decision.consumed_gone.is_some() {
+            self.publish_remembered(sink);
+        }
+        sink.event(decision.kind, &n.path_str(), &decision.detail);
+        sink.record(id, Some(&record(&n)));
+        self.files.insert(id, n);
+        sink.end();
+        sink.durable();
+    }
+
+    /// A shadow of `of`: nothing to read while `of` is intact. When `of` is gone, the shadow
+    /// is read from where `of` was read to.
+    fn check_shadow(&mut self, id: FileId, of: FileId, now: Instant, sink: &mut impl Sink) {
+        if let Some(original) = self.files.get(&of) {
+            if let Phase::Shadow { of: next } = original.phase {
+                // A copy of a copy: the original of both.
+                if let Some(t) = self.files.get_mut(&id) {
+                    t.phase = Phase::Shadow { of: next };
+                }
+                return;
+            }
+            let original_size = original.size.max(original.read);
+            let Some(t) = self.files.get_mut(&id) else { return };
+            let size = match t.handle.as_ref().map(|h| h.meta()) {
+                Some(Ok(m)) => m.size,
+                _ => t.size,
+            };
+            t.size = size;
+            if size > original_size {
+                // More than the original ever had: not a copy. Read it from where it was
+                // found equal.
+                sink.begin();
+                t.phase = Phase::Following;
+                t.lines.reset();
+                sink.event(EventKind::New, &t.path_str(), &format!("grew past its original; read from {}", t.verified));
+                sink.record(id, Some(&record(t)));
+                sink.end();
+            }
+            return;
+        }
+        // The original is gone (closed after draining, or replaced): its record says how far
+        // it was read.
+        let gone = self.gone.iter().rev().find(|(k, _)| k.id == of).map(|(k, _)| k.clone());
+        let restored = self.restored.iter().find(|r| r.known.id == of).map(|r| r.known.clone());
+        match gone.or(restored) {
+            Some(k) => self.resolve_shadow(id, &k, now, sink),
+            None => {
+                // Nothing known about the original: read the shadow from where it was found
+                // equal.
+                let Some(t) = self.files.get_mut(&id) else { return };
+                sink.begin();
+                t.phase = Phase::Following;
+                t.lines.reset();
+                sink.record(id, Some(&record(t)));
+                sink.end();
+            }
+        }
+    }
+
+    fn resolve_shadows(&mut self, of: FileId, original: &Known, now: Instant, sink: &mut impl Sink) {
+        let shadows: Vec<FileId> = self
+            .files
+            .values()
+            .filter(|t| t.phase == Phase::Shadow { of })
+            .map(|t| t.id)
+            .collect();
+        for id in shadows {
+            self.resolve_shadow(id, original, now, sink);
+        }
+    }
+
+    /// The original of shadow `id` is gone, read to `original.offset`: the shadow takes over
+    /// from there (reading the lines the original lost), or, if it holds less, it is known.
+    fn resolve_shadow(&mut self, id: FileId, original: &Known, now: Instant, sink: &mut impl Sink) {
+        let Some(t) = self.files.get(&id) else { return };
+        let opened = match t.handle {
+            Some(_) => None,
+            None => self.fs.open(&t.path).ok(),
+        };
+        let Some(h) = t.handle.as_ref().or(opened.as_ref()) else {
+            return;
+        };
+        let size = h.meta().map(|m| m.size).unwrap_or(t.size);
+        let holds = original.continues_in(h, size);
+        let ends_line = identity::read_range(h, size.saturating_sub(1), 1)
+            .ok()
+            .is_none_or(|b| b.first() == Some(&b'\n'));
+        let (start, skipping, kind, detail) = if holds {
+            (original.offset, false, EventKind::TailRecovered, format!("{} was read to {}; the rest is read here", original.path, original.offset))
+        } else if size <= original.offset {
+            // All it holds was read from the original; a line cut at its end was too.
+            (size, !ends_line, EventKind::Recognised, format!("a copy of {} up to {}, all read there", original.path, size))
+        } else {
+            (t.verified, false, EventKind::New, format!("no longer a copy of {}; read from {}", original.path, t.verified))
+        };
+        let meta = Meta {
+            id,
+            size,
+            links: 1,
+            is_file: true,
+            special: false,
+        };
+        let (path, symlink) = (t.path.clone(), t.symlink);
+        let handle = match self.files.remove(&id).and_then(|t| t.handle) {
+            Some(h) => Some(h),
+            None => opened,
+        };
+        let mut n = self.track(path, symlink, handle, meta, start, skipping, now);
+        if !self.fs.may_hold_open() {
+            n.handle = None;
+        }
+        sink.begin();
+        sink.event(kind, &n.path_str(), &detail);
+        sink.record(id, Some(&record(&n)));
+        self.files.insert(id, n);
+        sink.end();
+    }
+
+    /// Stops reading a drained file: its last unterminated line counts, and its content is
+    /// remembered.
+    fn close(&mut self, mut t: Tracked<F::File>, now: Instant, sink: &mut impl Sink) {
+        let path = t.path_str();
+        sink.begin();
+        let stats = t.lines.finish(|line| sink.line(line, &path));
+        sink.read(&path, 0, stats);
+        let end = Known {
+            offset: t.read,
+            marker: t
+                .handle
+                .as_ref()
+                .and_then(|h| identity::marker(h, t.read).ok())
+                .unwrap_or_else(|| Digest::of(&t.tail)),
+            ..known(&t)
+        };
+        sink.record(t.id, None);
+        sink.event(EventKind::Closed, &path, "drained");
+        self.remember(end.clone(), now, sink);
+        sink.end();
+        self.paths.retain(|_, id| *id != t.id);
+        self.resolve_shadows(t.id, &end, now, sink);
+        // Saved before the descriptor goes: after it, a deleted file's content is gone.
+        sink.durable();
+        drop(t);
+    }
+
+    /// One-shot: every file is read to its end, including a last line without a newline.
+    pub fn finish_all(&mut self, sink: &mut impl Sink) {
+        for t in self.files.values_mut() {
+            let path = t.path_str();
+            let stats = t.lines.finish(|line| sink.line(line, &path));
+            sink.read(&path, 0, stats);
+        }
+    }
+}
+
+/// Whether the content of a file read to `read`, whose first bytes were `head`, was replaced:
+/// it is shorter now, or starts differently (truncated and written again past the offset).
+fn content_replaced<H: Handle>(h: &H, read: u64, head: &[u8], meta: Meta) -> bool {
+    meta.size < read
+        || (!head.is_empty()
+            && !identity::starts_with(h, meta.size, &Digest::of(head)).unwrap_or(true))
+}
+
+/// Where new content is read from, and what that is.
+struct Decision {
+    start: u64,
+    skipping: bool,
+    phase: Phase,
+    kind: EventKind,
+    detail: String,
+    /// The checkpoint record or gone record this content was recognised as (used up).
+    consumed_restored: Option<usize>,
+    consumed_gone: Option<usize>,
+}
+
+fn known<H>(t: &Tracked<H>) -> Known {
+    let offset = match t.phase {
+        Phase::Shadow { .. } => t.verified,
+        Phase::Pending { .. } => 0,
+        _ => t.committed(),
+    };
+    Known {
+        path: t.path_str(),
+        id: t.id,
+        head: Digest::of(&t.head),
+        offset,
+        marker: if t.marker_at == offset {
+            t.marker
+        } else {
+            Digest::default()
+        },
+    }
+}
+
+fn record<H>(t: &Tracked<H>) -> FileRecord {
+    let (phase, of) = match t.phase {
+        // A pending file is saved as followed from its start (nothing read yet).
+        Phase::Following | Phase::Pending { .. } => (0, FileId { dev: 0, ino: 0 }),
+        Phase::Draining { .. } => (1, FileId { dev: 0, ino: 0 }),
+        Phase::Shadow { of } => (2, of),
+    };
+    FileRecord {
+        known: known(t),
+        phase,
+        of,
+        skipping: t.lines.is_skipping(),
+    }
+}
+
+/// Whether `a` names a file better than `b`: a real path over a symlink, then the shorter,
+/// then the first in order (stable, so a file never flaps between names).
+fn preferred(a: &Found, b: &Found) -> bool {
+    (a.symlink, a.path.as_os_str().len(), &a.path) < (b.symlink, b.path.as_os_str().len(), &b.path)
+}
+
+fn paths_of(listing: &Listing, id: FileId) -> impl Iterator<Item = &PathBuf> {
+    listing
+        .found
+        .iter()
+        .filter(move |f| f.meta.id == id)
+        .map(|f| &f.path)
+}
+
+/// Where to start in a file at its end: after its last newline, skipping the line in progress
+/// (if any): (offset, skip the line there).
+fn end_position<H: Handle>(h: &H, size: u64, max_line_length: usize) -> (u64, bool) {
+    if size == 0 {
+        return (0, false);
+    }
+    let back = (max_line_length as u64 + 1).min(size).min(64 << 10);
+    let tail = identity::read_range(h, size - back, back).unwrap_or_default();
+    match memchr::memrchr(b'\n', &tail) {
+        Some(i) if i + 1 == tail.len() => (size, false),
+        Some(i) => (size - back + i as u64 + 1, true),
+        None => (size, true),
+    }
+}
