@@ -294,6 +294,8 @@ struct Sim {
     /// leaves the globs between two scans (shorter than a poll interval, its notification
     /// lost) cannot be seen by any tailer: the schedules do not do that (documented).
     seen_since_rotation: bool,
+    /// Whether the schedule has crashes (kill -9 and a restart from the last checkpoint).
+    crashes: bool,
 }
 
 const RW: Duration = Duration::from_secs(5);
@@ -338,6 +340,7 @@ impl Sim {
             log: Vec::new(),
             rotations: 0,
             seen_since_rotation: true,
+            crashes: std::env::var("SIM_NO_CRASH").is_err(),
         }
     }
 
@@ -506,7 +509,7 @@ impl Sim {
                 self.checkpoint = Some(self.counter.checkpoint());
                 self.note("checkpoint");
             }
-            87..=88 => self.crash(),
+            87..=88 if self.crashes => self.crash(),
             89..=90 if self.kind == Kind::WithCopies => self.compress(),
             _ => self.tail(),
         }
@@ -572,21 +575,15 @@ impl Sim {
                 };
                 if self.kind == Kind::LiveOnlyCopytruncate {
                     // What the tailer had not read from app.log is in a copy it cannot see.
-                    let read = self
-                        .tailer
-                        .files()
-                        .find(|t| t.id.ino == live_ino && t.phase == Phase::Following)
-                        .map(|t| t.committed())
-                        .unwrap_or(0);
-                    let data = self.w().inodes[&live_ino].data.clone();
-                    let mut at = 0u64;
-                    for line in data.split_inclusive(|b| *b == b'\n') {
-                        if at + line.len() as u64 > read {
-                            if let Some(k) = parse_key(line) {
-                                self.may_lose.insert(k);
-                            }
-                        }
-                        at += line.len() as u64;
+                    self.mark_unread(live_ino);
+                }
+                if in_place {
+                    // Writing over an older rotation destroys what it held: its lines the tailer
+                    // had not read yet are lost by the rotation itself (no tailer can read
+                    // them).
+                    let old = self.w().names.get(&target).copied();
+                    if let Some(old) = old {
+                        self.mark_unread(old);
                     }
                 }
                 let mut w = self.w();
@@ -608,6 +605,27 @@ impl Sim {
                 // Compress the oldest rotation, as `compress` without `delaycompress` would.
                 self.compress();
             }
+        }
+    }
+
+    /// The lines of inode `ino` the tailer has not read yet may be lost (its content is about
+    /// to be destroyed where no tailer can see).
+    fn mark_unread(&mut self, ino: u64) {
+        let read = self
+            .tailer
+            .files()
+            .find(|t| t.id.ino == ino && !matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. }))
+            .map(|t| t.committed())
+            .unwrap_or(0);
+        let data = self.w().inodes[&ino].data.clone();
+        let mut at = 0u64;
+        for line in data.split_inclusive(|b| *b == b'\n') {
+            if at + line.len() as u64 > read {
+                if let Some(k) = parse_key(line) {
+                    self.may_lose.insert(k);
+                }
+            }
+            at += line.len() as u64;
         }
     }
 

@@ -46,6 +46,10 @@ pub const GONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Most records of gone content kept per source.
 pub const GONE_KEPT: usize = 512;
 
+/// Least head (bytes) that identifies content on its own, with no offset read to check a
+/// marker at: a few bytes (`2026-11-28 `) are common to many files.
+const MIN_HEAD_ALONE: u32 = 64;
+
 /// Where a followed file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -277,8 +281,9 @@ pub struct Tailer<F: Fs> {
     gone: VecDeque<(Known, Instant)>,
     /// Records of a checkpoint not yet matched to a file.
     restored: Vec<FileRecord>,
-    /// Compressed files seen, by identity (not read).
-    compressed: BTreeMap<FileId, ()>,
+    /// Compressed files seen (not read), by identity, with their path and size: a change of
+    /// either means the inode now holds another file (numbers are reused).
+    compressed: BTreeMap<FileId, (PathBuf, u64)>,
     /// The identity last found at each path: a new identity there is a rotation.
     paths: BTreeMap<PathBuf, FileId>,
     scans: u64,
@@ -475,7 +480,7 @@ impl<F: Fs> Tailer<F> {
                 self.paths.insert(found.path.clone(), *id);
                 continue;
             }
-            if self.compressed.contains_key(id) {
+            if self.compressed.get(id) == Some(&(found.path.clone(), found.meta.size)) {
                 continue;
             }
             adopted |= self.adopt(found, now, initial, sink);
@@ -569,8 +574,10 @@ impl<F: Fs> Tailer<F> {
             });
             let by_content = || {
                 candidates.iter().find(|p| {
+                    // A record at offset 0 with a head still names content (a file saved
+                    // before its first read): its copy is read from the start.
                     identity::related(Path::new(&r.known.path), p)
-                        && r.known.has_content()
+                        && (r.known.has_content() || r.known.head.len >= MIN_HEAD_ALONE)
                         && self.fs.open(p).is_ok_and(|h| {
                             h.meta().is_ok_and(|m| {
                                 !self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size)
@@ -672,7 +679,7 @@ impl<F: Fs> Tailer<F> {
         sink.error(&shown, None);
         let first = identity::read_range(&h, 0, 8).unwrap_or_default();
         if compressed(&first) {
-            self.compressed.insert(meta.id, ());
+            self.compressed.insert(meta.id, (path.clone(), meta.size));
             sink.event(EventKind::SkippedCompressed, &shown, "compressed: not read as text");
             return false;
         }
@@ -859,6 +866,18 @@ impl<F: Fs> Tailer<F> {
         if let Phase::Pending { since, free } = t.phase {
             self.check_pending(id, since, free, now, sink);
             return false;
+        }
+        // Nothing read from it yet and it was empty: its first bytes may be a copy of known
+        // content (copytruncate writing into an emptied rotation), so they are decided on first.
+        if t.read == 0 && t.head.is_empty() && t.phase == Phase::Following && !t.in_turns() {
+            let grew = t.handle.as_ref().and_then(|h| h.meta().ok()).is_some_and(|m| m.size > 0);
+            if grew {
+                if let Some(t) = self.files.get_mut(&id) {
+                    t.phase = Phase::Pending { since: now, free: false };
+                }
+                self.check_pending(id, now, false, now, sink);
+                return false;
+            }
         }
         let mut t = self.files.remove(&id).expect("present");
         let path = t.path_str();
