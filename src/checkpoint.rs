@@ -196,6 +196,7 @@ impl Writer {
     fn id(&mut self, id: FileId) {
         self.u64(id.dev);
         self.u64(id.ino);
+        self.u64(id.birth);
     }
     fn known(&mut self, k: &Known) {
         self.str(&k.path);
@@ -271,6 +272,7 @@ impl<'a> Reader<'a> {
         Ok(FileId {
             dev: self.u64()?,
             ino: self.u64()?,
+            birth: self.u64()?,
         })
     }
     fn known(&mut self) -> Result<Known, DecodeError> {
@@ -651,7 +653,7 @@ mod tests {
         let digest = Digest::of(b"head");
         let known = Known {
             path: "/var/log/app.log".into(),
-            id: FileId { dev: 2049, ino: 77 },
+            id: FileId { dev: 2049, ino: 77, birth: 1 },
             head: digest,
             offset: 12345,
             marker: Digest::of(b"marker"),
@@ -672,7 +674,7 @@ mod tests {
                     files: vec![FileRecord {
                         known: known.clone(),
                         phase: 2,
-                        of: FileId { dev: 2049, ino: 78 },
+                        of: FileId { dev: 2049, ino: 78, birth: 2 },
                         skipping: true,
                     }],
                     gone: vec![known],

@@ -11,11 +11,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Device and inode: what a file is, whatever it is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Device, inode and birth time: what a file is, whatever it is called. The birth time (statx
+/// `btime`, in nanoseconds; 0 where the filesystem does not keep it) tells a file from a later
+/// one that reuses its inode number after it was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
+    pub birth: u64,
 }
 
 /// What `stat` says of a file, as far as the tailer cares.
@@ -144,6 +147,12 @@ fn meta_of(m: &std::fs::Metadata, special: bool) -> Meta {
         id: FileId {
             dev: m.dev(),
             ino: m.ino(),
+            birth: m
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
         },
         size: m.len(),
         links: m.nlink(),

@@ -26,6 +26,7 @@ struct Inode {
     data: Vec<u8>,
     links: usize,
     open: usize,
+    birth: u64,
 }
 
 #[derive(Default)]
@@ -38,6 +39,9 @@ struct World {
     failing_dirs: HashSet<PathBuf>,
     budget: usize,
     held: usize,
+    births: u64,
+    /// The filesystem keeps no birth times (inode reuse is then told apart by content only).
+    no_birth: bool,
 }
 
 impl World {
@@ -46,7 +50,9 @@ impl World {
             self.next += 1;
             self.next
         });
-        self.inodes.insert(ino, Inode { data: Vec::new(), links: 0, open: 0 });
+        self.births += 1;
+        let birth = if self.no_birth { 0 } else { self.births };
+        self.inodes.insert(ino, Inode { data: Vec::new(), links: 0, open: 0, birth });
         ino
     }
     fn release(&mut self, ino: u64) {
@@ -105,15 +111,15 @@ impl Drop for SimFile {
     }
 }
 
-fn meta(ino: u64, len: usize, links: usize) -> Meta {
-    Meta { id: FileId { dev: 1, ino }, size: len as u64, links: links as u64, is_file: true, special: false }
+fn meta(ino: u64, birth: u64, len: usize, links: usize) -> Meta {
+    Meta { id: FileId { dev: 1, ino, birth }, size: len as u64, links: links as u64, is_file: true, special: false }
 }
 
 impl Handle for SimFile {
     fn meta(&self) -> io::Result<Meta> {
         let w = self.world.borrow();
         let i = &w.inodes[&self.ino];
-        Ok(meta(self.ino, i.data.len(), i.links))
+        Ok(meta(self.ino, i.birth, i.data.len(), i.links))
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let w = self.world.borrow();
@@ -131,8 +137,11 @@ impl Fs for SimFs {
     fn stat(&self, path: &Path) -> io::Result<Meta> {
         let w = self.0.borrow();
         match w.names.get(path) {
-            Some(ino) => Ok(meta(*ino, w.inodes[ino].data.len(), w.inodes[ino].links)),
-            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta { is_file: false, ..meta(0, 0, 1) }),
+            Some(ino) => {
+                let i = &w.inodes[ino];
+                Ok(meta(*ino, i.birth, i.data.len(), i.links))
+            }
+            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta { is_file: false, ..meta(0, 0, 0, 1) }),
             None => Err(io::ErrorKind::NotFound.into()),
         }
     }
@@ -609,7 +618,8 @@ impl Sim {
     }
 
     /// The lines of inode `ino` the tailer has not read yet may be lost (its content is about
-    /// to be destroyed where no tailer can see).
+    /// to be destroyed where no tailer can see) — and, should the exporter crash before its
+    /// next checkpoint, those it read after the last one.
     fn mark_unread(&mut self, ino: u64) {
         let read = self
             .tailer
@@ -617,6 +627,14 @@ impl Sim {
             .find(|t| t.id.ino == ino && !matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. }))
             .map(|t| t.committed())
             .unwrap_or(0);
+        let saved = self
+            .checkpoint
+            .as_ref()
+            .and_then(|(state, _)| {
+                state.files.iter().find(|r| r.known.id.ino == ino).map(|r| r.known.offset)
+            })
+            .unwrap_or(0);
+        let read = if self.crashes { read.min(saved) } else { read };
         let data = self.w().inodes[&ino].data.clone();
         let mut at = 0u64;
         for line in data.split_inclusive(|b| *b == b'\n') {

@@ -46,10 +46,6 @@ pub const GONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Most records of gone content kept per source.
 pub const GONE_KEPT: usize = 512;
 
-/// Least head (bytes) that identifies content on its own, with no offset read to check a
-/// marker at: a few bytes (`2026-11-28 `) are common to many files.
-const MIN_HEAD_ALONE: u32 = 64;
-
 /// Where a followed file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -550,6 +546,14 @@ impl<F: Fs> Tailer<F> {
         let records = std::mem::take(&mut self.restored);
         let mut keep = Vec::new();
         for r in records {
+            if !r.known.has_content() && r.known.id.birth == 0 {
+                // Nothing was read from it and its inode number may name another file by now
+                // (no birth time to tell): nothing to resume safely.
+                sink.begin();
+                sink.event(EventKind::Lost, &r.known.path, "in the checkpoint before its first read, not found again; this filesystem keeps no birth times to find it by inode safely");
+                sink.end();
+                continue;
+            }
             let dir = super::fs::parent(Path::new(&r.known.path));
             let entries = match self.fs.list(&dir) {
                 Ok(e) => e,
@@ -574,13 +578,14 @@ impl<F: Fs> Tailer<F> {
             });
             let by_content = || {
                 candidates.iter().find(|p| {
-                    // A record at offset 0 with a head still names content (a file saved
-                    // before its first read): its copy is read from the start.
                     identity::related(Path::new(&r.known.path), p)
-                        && (r.known.has_content() || r.known.head.len >= MIN_HEAD_ALONE)
+                        && r.known.has_content()
                         && self.fs.open(p).is_ok_and(|h| {
                             h.meta().is_ok_and(|m| {
-                                !self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size)
+                                !self.files.contains_key(&m.id)
+                                    && r.known.continues_in(&h, m.size)
+                                    // Content read before (a drained file) is not this record's.
+                                    && !self.gone.iter().any(|(g, _)| g.continues_in(&h, m.size))
                             })
                         })
                 })
@@ -724,6 +729,16 @@ impl<F: Fs> Tailer<F> {
         if let Some(i) = decision.consumed_gone {
             self.gone.remove(i);
         }
+        // Other checkpoint records of this inode describe content it no longer holds (the
+        // inode was reused, or the file truncated while the exporter was down): they stay
+        // only as content to look for next to it (a copy), no longer tied to the inode.
+        self.restored.retain_mut(|r| {
+            if r.known.id != meta.id {
+                return true;
+            }
+            r.known.id = FileId::default();
+            r.known.has_content()
+        });
         if decision.consumed_restored.is_some()
             || decision.consumed_gone.is_some()
             || self.restored.len() != restored_before
@@ -1237,8 +1252,8 @@ fn known<H>(t: &Tracked<H>) -> Known {
 fn record<H>(t: &Tracked<H>) -> FileRecord {
     let (phase, of) = match t.phase {
         // A pending file is saved as followed from its start (nothing read yet).
-        Phase::Following | Phase::Pending { .. } => (0, FileId { dev: 0, ino: 0 }),
-        Phase::Draining { .. } => (1, FileId { dev: 0, ino: 0 }),
+        Phase::Following | Phase::Pending { .. } => (0, FileId::default()),
+        Phase::Draining { .. } => (1, FileId::default()),
         Phase::Shadow { of } => (2, of),
     };
     FileRecord {
