@@ -649,6 +649,14 @@ impl Sim {
 
     fn compress(&mut self) {
         let names = self.rotated_names();
+        let target = self.w().names.get(&names[1]).copied();
+        if let Some(ino) = target {
+            // Compressed files are not read (documented): what the tailer does not hold open
+            // and has not read is lost with the plain file.
+            if !self.tailer.files().any(|t| t.id.ino == ino && !t.in_turns()) {
+                self.mark_unread(ino);
+            }
+        }
         let mut w = self.w();
         if let Some(ino) = w.names.get(&names[1]).copied() {
             let mut gz = vec![0x1f, 0x8b, 8, 0];

@@ -219,9 +219,12 @@ impl<H> Tracked<H> {
         sink.read(&path, chunk.len() as u64, stats);
         self.read += chunk.len() as u64;
         self.last_data = now;
-        if (self.head.len() as u64) == start && start < HEAD_LEN {
-            let take = (HEAD_LEN - start).min(chunk.len() as u64) as usize;
-            self.head.extend_from_slice(&chunk[..take]);
+        // The head grows with what is read until it is HEAD_LEN long.
+        let have = self.head.len() as u64;
+        if have < HEAD_LEN && have >= start && have < start + chunk.len() as u64 {
+            let from = (have - start) as usize;
+            let to = ((HEAD_LEN - start) as usize).min(chunk.len());
+            self.head.extend_from_slice(&chunk[from..to]);
         }
         let committed = self.committed();
         if committed != self.marker_at && committed >= start {
