@@ -85,7 +85,11 @@ pub fn build(
         .sources
         .iter()
         .filter(|s| s.file.is_some())
-        .flat_map(|s| s.rules.iter().flat_map(|r| r.update.iter().map(|u| u.metric.as_str())))
+        .flat_map(|s| {
+            s.rules
+                .iter()
+                .flat_map(|r| r.update.iter().map(|u| u.metric.as_str()))
+        })
         .collect();
     fed_by_files.sort_unstable();
     fed_by_files.dedup();
@@ -113,8 +117,15 @@ pub fn build(
                 sources.push((s.name.clone(), source));
             }
             None => pages.push(
-                PageSource::new(s, base_dir, pipeline, self_metrics, status.clone(), gate.clone())
-                    .with_context(|| format!("source {:?}", s.name))?,
+                PageSource::new(
+                    s,
+                    base_dir,
+                    pipeline,
+                    self_metrics,
+                    status.clone(),
+                    gate.clone(),
+                )
+                .with_context(|| format!("source {:?}", s.name))?,
             ),
         }
         statuses.push(status);
@@ -135,14 +146,20 @@ pub fn restore(built: &mut Built, snapshot: crate::checkpoint::Snapshot) {
     for saved in snapshot.families {
         match built.persisted.iter().find(|f| f.name == saved.name) {
             Some(f) if saved.fits(f) => f.restore(&saved.series),
-            Some(_) => tracing::warn!(metric = %saved.name, "its type, labels, buckets or states changed since the checkpoint: its {} saved series are dropped (the counters start again at 0)", saved.series.len()),
-            None => tracing::info!(metric = %saved.name, "no longer fed by a file source (or removed): its saved series are dropped"),
+            Some(_) => {
+                tracing::warn!(metric = %saved.name, "its type, labels, buckets or states changed since the checkpoint: its {} saved series are dropped (the counters start again at 0)", saved.series.len())
+            }
+            None => {
+                tracing::info!(metric = %saved.name, "no longer fed by a file source (or removed): its saved series are dropped")
+            }
         }
     }
     for (name, state) in snapshot.sources {
         match built.sources.iter_mut().find(|(n, _)| *n == name) {
             Some((_, source)) => source.restore(state),
-            None => tracing::warn!(source = %name, "not in the config any more (renamed or removed): its saved file positions are dropped"),
+            None => {
+                tracing::warn!(source = %name, "not in the config any more (renamed or removed): its saved file positions are dropped")
+            }
         }
     }
 }
@@ -297,7 +314,11 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                     moved.display()
                 ),
             }
-            Some(Arc::new(Checkpointer::new(store, gate.clone(), self_metrics.checkpoint())))
+            Some(Arc::new(Checkpointer::new(
+                store,
+                gate.clone(),
+                self_metrics.checkpoint(),
+            )))
         }
     };
     mark_loaded(&self_metrics);

@@ -237,10 +237,14 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn f64(&mut self) -> Result<f64, DecodeError> {
         Ok(f64::from_bits(self.u64()?))
@@ -250,7 +254,10 @@ impl<'a> Reader<'a> {
     fn count(&mut self, min_size: usize) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min_size.max(1)) > self.data.len() - self.at {
-            return Err(DecodeError(format!("count {n} at byte {} exceeds the file", self.at - 4)));
+            return Err(DecodeError(format!(
+                "count {n} at byte {} exceeds the file",
+                self.at - 4
+            )));
         }
         Ok(n)
     }
@@ -353,7 +360,9 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
 /// Reads a checkpoint file's bytes; any inconsistency is an error, never a panic.
 pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
     if data.len() < 52 || &data[..8] != MAGIC {
-        return Err(DecodeError("not a quarry_exporter checkpoint (wrong magic bytes)".into()));
+        return Err(DecodeError(
+            "not a quarry_exporter checkpoint (wrong magic bytes)".into(),
+        ));
     }
     let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
@@ -370,9 +379,14 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
         )));
     }
     if Digest::of(payload).sha[..] != data[20..52] {
-        return Err(DecodeError("checksum mismatch (the file is corrupt)".into()));
+        return Err(DecodeError(
+            "checksum mismatch (the file is corrupt)".into(),
+        ));
     }
-    let mut r = Reader { data: payload, at: 0 };
+    let mut r = Reader {
+        data: payload,
+        at: 0,
+    };
     let taken_at_ms = r.u64()?;
     let mut families = Vec::new();
     for _ in 0..r.count(16)? {
@@ -384,9 +398,15 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
             3 => MetricKind::State,
             k => return Err(DecodeError(format!("unknown metric type {k} for {name:?}"))),
         };
-        let labels = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
-        let buckets = (0..r.count(8)?).map(|_| r.f64()).collect::<Result<Vec<_>, _>>()?;
-        let states = (0..r.count(4)?).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
+        let labels = (0..r.count(4)?)
+            .map(|_| r.str())
+            .collect::<Result<Vec<_>, _>>()?;
+        let buckets = (0..r.count(8)?)
+            .map(|_| r.f64())
+            .collect::<Result<Vec<_>, _>>()?;
+        let states = (0..r.count(4)?)
+            .map(|_| r.str())
+            .collect::<Result<Vec<_>, _>>()?;
         let width = r.u32()? as usize;
         if width == 0 || width > 1 << 16 {
             return Err(DecodeError(format!("{name:?}: {width} values per series")));
@@ -422,11 +442,16 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
                 skipping: r.u8()? != 0,
             });
         }
-        let gone = (0..r.count(100)?).map(|_| r.known()).collect::<Result<Vec<_>, _>>()?;
+        let gone = (0..r.count(100)?)
+            .map(|_| r.known())
+            .collect::<Result<Vec<_>, _>>()?;
         sources.push((name, TailState { files, gone }));
     }
     if r.at != payload.len() {
-        return Err(DecodeError(format!("{} bytes left over", payload.len() - r.at)));
+        return Err(DecodeError(format!(
+            "{} bytes left over",
+            payload.len() - r.at
+        )));
     }
     Ok(Snapshot {
         taken_at_ms,
@@ -590,7 +615,11 @@ impl Checkpointer {
             tracing::warn!("checkpoint skipped: a source did not leave its section within {PAUSE_TIMEOUT:?} (stuck on a hung filesystem?)");
             return None;
         };
-        let families = current.families.iter().map(|f| FamilySnapshot::of(f)).collect();
+        let families = current
+            .families
+            .iter()
+            .map(|f| FamilySnapshot::of(f))
+            .collect();
         let sources = current
             .sources
             .iter()
@@ -653,7 +682,11 @@ mod tests {
         let digest = Digest::of(b"head");
         let known = Known {
             path: "/var/log/app.log".into(),
-            id: FileId { dev: 2049, ino: 77, birth: 1 },
+            id: FileId {
+                dev: 2049,
+                ino: 77,
+                birth: 1,
+            },
             head: digest,
             offset: 12345,
             marker: Digest::of(b"marker"),
@@ -674,7 +707,11 @@ mod tests {
                     files: vec![FileRecord {
                         known: known.clone(),
                         phase: 2,
-                        of: FileId { dev: 2049, ino: 78, birth: 2 },
+                        of: FileId {
+                            dev: 2049,
+                            ino: 78,
+                            birth: 2,
+                        },
                         skipping: true,
                     }],
                     gone: vec![known],
@@ -706,7 +743,10 @@ mod tests {
             b[i] ^= 0x40;
             assert!(decode(&b).is_err(), "byte {i} changed");
         }
-        assert!(decode(b"# HELP some text file\n").unwrap_err().0.contains("magic"));
+        assert!(decode(b"# HELP some text file\n")
+            .unwrap_err()
+            .0
+            .contains("magic"));
         let mut future = bytes.clone();
         future[8] = 2;
         assert!(decode(&future).unwrap_err().0.contains("version 2"));

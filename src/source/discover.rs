@@ -224,7 +224,10 @@ impl Globs {
                 path,
                 "on a special filesystem (/proc, /sys): read it with a status_file source",
             )),
-            Ok(_) => listing.skipped.push((path, "not a regular file (a directory, FIFO, socket or device)")),
+            Ok(_) => listing.skipped.push((
+                path,
+                "not a regular file (a directory, FIFO, socket or device)",
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => listing.failed.push((super::fs::parent(&path), e)),
         }

@@ -126,7 +126,8 @@ impl Sink for SourceSink<'_> {
     }
 
     fn line(&mut self, line: &str, path: &str) {
-        self.pipeline.process_line(line, &RecordContext { file: path });
+        self.pipeline
+            .process_line(line, &RecordContext { file: path });
     }
 
     fn read(&mut self, path: &str, bytes: u64, stats: LineStats) {
@@ -241,7 +242,9 @@ impl FileSource {
         let options = FileOptions::from_config(config);
         FileSource {
             files_gauge: self_metrics.source_files.with_label_values(&[name]),
-            in_turns_gauge: self_metrics.source_files_in_turns.with_label_values(&[name]),
+            in_turns_gauge: self_metrics
+                .source_files_in_turns
+                .with_label_values(&[name]),
             books: Books {
                 counters: HashMap::new(),
                 errors: HashMap::new(),

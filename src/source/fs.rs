@@ -118,11 +118,11 @@ impl Drop for RealFile {
 
 /// Magic numbers (`statfs.f_type`) of filesystems whose files are not logs.
 const SPECIAL_FILESYSTEMS: &[i64] = &[
-    0x9fa0,     // proc
+    0x9fa0,      // proc
     0x6265_6572, // sysfs
     0x6462_6720, // debugfs
     0x7472_6163, // tracefs
-    0x1cd1,     // devpts
+    0x1cd1,      // devpts
     0x6367_7270, // cgroup2
     0x0027_e0eb, // cgroup
     0xcafe_4a11, // bpf
@@ -193,7 +193,9 @@ impl Fs for RealFs {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let is_symlink = kind.is_symlink();
             let is_dir = if is_symlink {
                 std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())

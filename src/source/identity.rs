@@ -63,7 +63,10 @@ pub fn marker<H: Handle>(h: &H, offset: u64) -> io::Result<Digest> {
     let len = offset.min(MARKER_LEN);
     let bytes = read_range(h, offset - len, len)?;
     if (bytes.len() as u64) < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than the offset"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shorter than the offset",
+        ));
     }
     Ok(Digest::of(&bytes))
 }
@@ -150,6 +153,9 @@ mod tests {
             assert_eq!(rotation_base(Path::new(a)), b, "{a}");
         }
         assert!(related(Path::new("/a/x.log"), Path::new("/b/x.log.1")));
-        assert!(!related(Path::new("/a/web-frontend.log"), Path::new("/a/web-backend.log")));
+        assert!(!related(
+            Path::new("/a/web-frontend.log"),
+            Path::new("/a/web-backend.log")
+        ));
     }
 }

@@ -7,8 +7,8 @@
 //! keep their last values (their age shows in `quarry_source_last_success_timestamp_seconds`).
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, warn};

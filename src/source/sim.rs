@@ -52,7 +52,15 @@ impl World {
         });
         self.births += 1;
         let birth = if self.no_birth { 0 } else { self.births };
-        self.inodes.insert(ino, Inode { data: Vec::new(), links: 0, open: 0, birth });
+        self.inodes.insert(
+            ino,
+            Inode {
+                data: Vec::new(),
+                links: 0,
+                open: 0,
+                birth,
+            },
+        );
         ino
     }
     fn release(&mut self, ino: u64) {
@@ -112,7 +120,13 @@ impl Drop for SimFile {
 }
 
 fn meta(ino: u64, birth: u64, len: usize, links: usize) -> Meta {
-    Meta { id: FileId { dev: 1, ino, birth }, size: len as u64, links: links as u64, is_file: true, special: false }
+    Meta {
+        id: FileId { dev: 1, ino, birth },
+        size: len as u64,
+        links: links as u64,
+        is_file: true,
+        special: false,
+    }
 }
 
 impl Handle for SimFile {
@@ -141,7 +155,10 @@ impl Fs for SimFs {
                 let i = &w.inodes[ino];
                 Ok(meta(*ino, i.birth, i.data.len(), i.links))
             }
-            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta { is_file: false, ..meta(0, 0, 0, 1) }),
+            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta {
+                is_file: false,
+                ..meta(0, 0, 0, 1)
+            }),
             None => Err(io::ErrorKind::NotFound.into()),
         }
     }
@@ -157,10 +174,19 @@ impl Fs for SimFs {
         for p in w.names.keys() {
             if let Ok(rest) = p.strip_prefix(dir) {
                 let mut parts = rest.components();
-                let first = parts.next().unwrap().as_os_str().to_string_lossy().into_owned();
+                let first = parts
+                    .next()
+                    .unwrap()
+                    .as_os_str()
+                    .to_string_lossy()
+                    .into_owned();
                 let is_dir = parts.next().is_some();
                 if !out.iter().any(|e| e.name == first) {
-                    out.push(Entry { name: first, is_dir, is_symlink: false });
+                    out.push(Entry {
+                        name: first,
+                        is_dir,
+                        is_symlink: false,
+                    });
                 }
             }
         }
@@ -171,7 +197,10 @@ impl Fs for SimFs {
         let ino = *w.names.get(path).ok_or(io::ErrorKind::NotFound)?;
         w.inodes.get_mut(&ino).unwrap().open += 1;
         w.held += 1;
-        Ok(SimFile { world: self.0.clone(), ino })
+        Ok(SimFile {
+            world: self.0.clone(),
+            ino,
+        })
     }
     fn may_hold_open(&self) -> bool {
         let w = self.0.borrow();
@@ -227,7 +256,8 @@ impl Sink for Counter {
     }
     fn read(&mut self, _: &str, _: u64, _: LineStats) {}
     fn event(&mut self, kind: EventKind, path: &str, detail: &str) {
-        self.events.push(format!("{}: {path}: {detail}", kind.as_str()));
+        self.events
+            .push(format!("{}: {path}: {detail}", kind.as_str()));
     }
     fn error(&mut self, _: &str, _: Option<&str>) {}
     fn durable(&mut self) {
@@ -247,7 +277,13 @@ impl Counter {
                 .filter(|r| !self.records.contains_key(&r.known.id))
                 .cloned(),
         );
-        (TailState { files, gone: self.gone.clone() }, self.counts.clone())
+        (
+            TailState {
+                files,
+                gone: self.gone.clone(),
+            },
+            self.counts.clone(),
+        )
     }
 }
 
@@ -305,12 +341,21 @@ struct Sim {
     seen_since_rotation: bool,
     /// Whether the schedule has crashes (kill -9 and a restart from the last checkpoint).
     crashes: bool,
+    /// Deleted files the tailer did not hold: what the application writes to them later is
+    /// lost too.
+    lost_with: Vec<u64>,
+    /// The birth of the inode each written line went to (inode numbers are reused).
+    written_birth: Vec<u64>,
 }
 
 const RW: Duration = Duration::from_secs(5);
 
 fn options() -> TailOptions {
-    TailOptions { start_at: StartAt::Beginning, max_line_length: 4096, rotate_wait: RW }
+    TailOptions {
+        start_at: StartAt::Beginning,
+        max_line_length: 4096,
+        rotate_wait: RW,
+    }
 }
 
 fn globs(kind: Kind) -> Globs {
@@ -322,7 +367,10 @@ fn globs(kind: Kind) -> Globs {
 
 impl Sim {
     fn new(seed: u64, kind: Kind, budget: usize) -> Sim {
-        let fs = SimFs(Rc::new(RefCell::new(World { budget, ..World::default() })));
+        let fs = SimFs(Rc::new(RefCell::new(World {
+            budget,
+            ..World::default()
+        })));
         let ino = {
             let mut w = fs.0.borrow_mut();
             let ino = w.alloc();
@@ -350,6 +398,8 @@ impl Sim {
             rotations: 0,
             seen_since_rotation: true,
             crashes: std::env::var("SIM_NO_CRASH").is_err(),
+            lost_with: Vec::new(),
+            written_birth: Vec::new(),
         }
     }
 
@@ -396,9 +446,13 @@ impl Sim {
     fn written_whole(&mut self, key: u64) {
         let writing = self.writing;
         self.written.push((key, writing));
+        let birth = self.birth(writing);
+        self.written_birth.push(birth);
         // Written to a deleted file the tailer does not hold (after a restart): no tailer can
         // read it.
-        if self.unlinked(writing) && !self.tailer.files().any(|t| t.id.ino == writing) {
+        if (self.unlinked(writing) && !self.tailer.files().any(|t| t.id.ino == writing))
+            || self.lost_with.contains(&writing)
+        {
             self.may_lose.insert(key);
         }
     }
@@ -445,7 +499,9 @@ impl Sim {
     fn honour_durable(&mut self) {
         if std::mem::take(&mut self.counter.durable) {
             self.checkpoint = Some(self.counter.checkpoint());
-            self.counter.events.push("CHECKPOINT (asked by the tailer)".into());
+            self.counter
+                .events
+                .push("CHECKPOINT (asked by the tailer)".into());
         }
     }
 
@@ -459,13 +515,26 @@ impl Sim {
         let files: Vec<String> = self
             .tailer
             .files()
-            .map(|t| format!("{}#{}@{}/{} {:?}", t.path.display(), t.id.ino, t.committed(), t.size, t.phase))
+            .map(|t| {
+                format!(
+                    "{}#{}@{}/{} {:?}",
+                    t.path.display(),
+                    t.id.ino,
+                    t.committed(),
+                    t.size,
+                    t.phase
+                )
+            })
             .collect();
-        self.counter.events.push(format!("  files: {}", files.join(", ")));
+        self.counter
+            .events
+            .push(format!("  files: {}", files.join(", ")));
     }
 
     fn rotated_names(&self) -> Vec<PathBuf> {
-        (1..=3).map(|i| PathBuf::from(format!("/logs/app.log.{i}"))).collect()
+        (1..=3)
+            .map(|i| PathBuf::from(format!("/logs/app.log.{i}")))
+            .collect()
     }
 
     /// Shifts app.log.N → N+1 (the oldest deleted), as logrotate does before rotating.
@@ -555,7 +624,20 @@ impl Sim {
             }
             1 => {
                 // Delete (the application still holds it open and writes to it a little
-                // longer), then the application recreates it when it reopens.
+                // longer), then the application recreates it when it reopens. If the tailer
+                // does not hold it (it has not seen it since a restart: a listing error), its
+                // unread lines go with it.
+                let ino = self.w().names.get(&live).copied();
+                if let Some(ino) = ino {
+                    if !self
+                        .tailer
+                        .files()
+                        .any(|t| t.id.ino == ino && !t.in_turns())
+                    {
+                        self.mark_unread(ino);
+                        self.lost_with.push(ino);
+                    }
+                }
                 self.w().unlink(&live);
                 self.reopen_in = Some(self.rng.below(4) as u32);
                 self.note("delete app.log");
@@ -608,7 +690,10 @@ impl Sim {
                 w.inodes.get_mut(&copy).unwrap().data = data;
                 w.inodes.get_mut(&live_ino).unwrap().data.clear();
                 drop(w);
-                self.note(format!("copytruncate app.log -> {} (in place: {in_place})", target.display()));
+                self.note(format!(
+                    "copytruncate app.log -> {} (in place: {in_place})",
+                    target.display()
+                ));
             }
             _ => {
                 // Compress the oldest rotation, as `compress` without `delaycompress` would.
@@ -624,14 +709,20 @@ impl Sim {
         let read = self
             .tailer
             .files()
-            .find(|t| t.id.ino == ino && !matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. }))
+            .find(|t| {
+                t.id.ino == ino && !matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. })
+            })
             .map(|t| t.committed())
             .unwrap_or(0);
         let saved = self
             .checkpoint
             .as_ref()
             .and_then(|(state, _)| {
-                state.files.iter().find(|r| r.known.id.ino == ino).map(|r| r.known.offset)
+                state
+                    .files
+                    .iter()
+                    .find(|r| r.known.id.ino == ino)
+                    .map(|r| r.known.offset)
             })
             .unwrap_or(0);
         let read = if self.crashes { read.min(saved) } else { read };
@@ -653,7 +744,11 @@ impl Sim {
         if let Some(ino) = target {
             // Compressed files are not read (documented): what the tailer does not hold open
             // and has not read is lost with the plain file.
-            if !self.tailer.files().any(|t| t.id.ino == ino && !t.in_turns()) {
+            if !self
+                .tailer
+                .files()
+                .any(|t| t.id.ino == ino && !t.in_turns())
+            {
                 self.mark_unread(ino);
             }
         }
@@ -675,22 +770,52 @@ impl Sim {
         !self.fs.0.borrow().names.values().any(|i| *i == ino)
     }
 
+    /// The birth of inode number `ino` now (0 if free).
+    fn birth(&self, ino: u64) -> u64 {
+        self.fs.0.borrow().inodes.get(&ino).map_or(0, |i| i.birth)
+    }
+
     /// kill -9: everything since the last checkpoint is forgotten; a new tailer starts from it.
     fn crash(&mut self) {
-        // What sits in deleted files is reachable only through descriptors, and the tailer's
-        // die with it: those lines may be lost (documented), never counted twice.
-        let unlinked: Vec<u64> = self
+        // After the restart, a line the checkpoint did not count can only be read from a file
+        // that still has a name: one that sits only in deleted files (reachable only through
+        // descriptors, and the tailer's die with it) may be lost — documented — never counted
+        // twice.
+        let (_, saved_counts) = self.checkpoint.clone().unwrap_or_default();
+        let mut present = HashSet::new();
+        {
+            let w = self.fs.0.borrow();
+            for (ino, inode) in &w.inodes {
+                if w.names.values().any(|i| i == ino) {
+                    for line in inode
+                        .data
+                        .split_inclusive(|b| *b == b'\n')
+                        .filter(|l| l.ends_with(b"\n"))
+                    {
+                        if let Some(k) = parse_key(line) {
+                            present.insert(k);
+                        }
+                    }
+                }
+            }
+        }
+        let unreachable: Vec<u64> = self
             .written
             .iter()
-            .filter(|(_, ino)| self.unlinked(*ino))
             .map(|(k, _)| *k)
+            .filter(|k| !saved_counts.contains_key(k) && !present.contains(k))
             .collect();
-        self.may_lose.extend(unlinked);
+        self.may_lose.extend(unreachable);
         let (state, counts) = self.checkpoint.clone().unwrap_or_default();
         let detail: Vec<String> = state
             .files
             .iter()
-            .map(|r| format!("#{}@{} head {} ph {}", r.known.id.ino, r.known.offset, r.known.head.len, r.phase))
+            .map(|r| {
+                format!(
+                    "#{}@{} head {} ph {}",
+                    r.known.id.ino, r.known.offset, r.known.head.len, r.phase
+                )
+            })
             .collect();
         self.note(format!(
             "crash; restart from a checkpoint of {} files, {} gone: {}",
@@ -701,8 +826,16 @@ impl Sim {
         // The old tailer's descriptors close with it.
         let fresh = Tailer::new(self.fs.clone(), globs(self.kind), options());
         drop(std::mem::replace(&mut self.tailer, fresh));
-        let (events, bad) = (std::mem::take(&mut self.counter.events), std::mem::take(&mut self.counter.bad));
-        self.counter = Counter { counts, events, bad, ..Counter::default() };
+        let (events, bad) = (
+            std::mem::take(&mut self.counter.events),
+            std::mem::take(&mut self.counter.bad),
+        );
+        self.counter = Counter {
+            counts,
+            events,
+            bad,
+            ..Counter::default()
+        };
         if self.checkpoint.is_some() {
             // As the file source does (SourceShare::reset): the restored records are what a
             // checkpoint saves until they are matched.
@@ -718,7 +851,11 @@ impl Sim {
         // is rotated by a rename (a delete would take unread lines with it: documented).
         let n = self.rng.below(10);
         self.write_lines(n);
-        if self.rng.chance(50) && self.reopen_in.is_none() && self.seen_since_rotation && self.kind != Kind::LiveOnlyCopytruncate {
+        if self.rng.chance(50)
+            && self.reopen_in.is_none()
+            && self.seen_since_rotation
+            && self.kind != Kind::LiveOnlyCopytruncate
+        {
             self.rotations += 1;
             let live = PathBuf::from("/logs/app.log");
             let to = PathBuf::from(format!("/logs/app.log-{}", self.rotations));
@@ -761,7 +898,13 @@ impl Sim {
 }
 
 fn parse_key(line: &[u8]) -> Option<u64> {
-    std::str::from_utf8(line).ok()?.strip_prefix('L')?.split(' ').next()?.parse().ok()
+    std::str::from_utf8(line)
+        .ok()?
+        .strip_prefix('L')?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Runs one schedule; returns a description of what went wrong, if anything.
@@ -809,9 +952,14 @@ fn run_many(kind: Kind, seeds: std::ops::Range<u64>, steps: u32) {
         }
         return;
     }
-    let failures: Vec<String> = seeds.filter_map(|seed| run(seed, kind, steps).err()).collect();
+    let failures: Vec<String> = seeds
+        .filter_map(|seed| run(seed, kind, steps).err())
+        .collect();
     if let Some(first) = failures.first() {
-        panic!("{} of the schedules failed; the first:\n{first}", failures.len());
+        panic!(
+            "{} of the schedules failed; the first:\n{first}",
+            failures.len()
+        );
     }
 }
 

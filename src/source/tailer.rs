@@ -387,8 +387,9 @@ impl<F: Fs> Tailer<F> {
 
     fn remember(&mut self, k: Known, now: Instant, sink: &mut impl Sink) {
         if k.has_content() {
-            self.gone
-                .retain(|(g, _)| !(g.head == k.head && g.offset == k.offset && g.marker == k.marker));
+            self.gone.retain(|(g, _)| {
+                !(g.head == k.head && g.offset == k.offset && g.marker == k.marker)
+            });
             self.gone.push_back((k, now));
             while self.gone.len() > GONE_KEPT {
                 self.gone.pop_front();
@@ -506,7 +507,11 @@ impl<F: Fs> Tailer<F> {
                     let t = self.files.remove(&id).expect("listed");
                     sink.begin();
                     sink.record(id, None);
-                    sink.event(EventKind::Closed, &t.path_str(), "a copy, gone while its original is intact");
+                    sink.event(
+                        EventKind::Closed,
+                        &t.path_str(),
+                        "a copy, gone while its original is intact",
+                    );
                     sink.end();
                 }
                 Phase::Following if t.in_turns() => {
@@ -515,7 +520,11 @@ impl<F: Fs> Tailer<F> {
                     let k = known(&t);
                     sink.begin();
                     sink.record(id, None);
-                    sink.event(EventKind::Lost, &k.path, "renamed away or deleted while read in turns (over the open-file limit)");
+                    sink.event(
+                        EventKind::Lost,
+                        &k.path,
+                        "renamed away or deleted while read in turns (over the open-file limit)",
+                    );
                     self.remember(k, now, sink);
                     sink.end();
                 }
@@ -523,7 +532,11 @@ impl<F: Fs> Tailer<F> {
                     t.phase = Phase::Draining { since: now };
                     sink.begin();
                     sink.record(id, Some(&record(t)));
-                    sink.event(EventKind::Draining, &t.path_str(), "renamed away or deleted; reading it to its end");
+                    sink.event(
+                        EventKind::Draining,
+                        &t.path_str(),
+                        "renamed away or deleted; reading it to its end",
+                    );
                     sink.end();
                 }
                 Phase::Draining { .. } => {}
@@ -593,26 +606,32 @@ impl<F: Fs> Tailer<F> {
                         })
                 })
             };
-            let resume = |path: &PathBuf| {
-                let h = self.fs.open(path).ok()?;
-                let m = h.meta().ok()?;
-                (!self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size))
-                    .then_some((path.clone(), h, m))
-            };
+            let resume =
+                |path: &PathBuf| {
+                    let h = self.fs.open(path).ok()?;
+                    let m = h.meta().ok()?;
+                    (!self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size))
+                        .then_some((path.clone(), h, m))
+                };
             let resumed = by_inode
                 .and_then(resume)
                 .or_else(|| by_content().and_then(resume));
             sink.begin();
             match resumed {
                 Some((path, h, m)) => {
-                    let mut t = self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
+                    let mut t =
+                        self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
                     t.phase = Phase::Draining { since: now };
                     sink.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
                     sink.record(m.id, Some(&record(&t)));
                     self.files.insert(m.id, t);
                 }
                 None => {
-                    sink.event(EventKind::Lost, &r.known.path, "in the checkpoint, not found again (deleted while the exporter was down?)");
+                    sink.event(
+                        EventKind::Lost,
+                        &r.known.path,
+                        "in the checkpoint, not found again (deleted while the exporter was down?)",
+                    );
                     self.remember(r.known, now, sink);
                 }
             }
@@ -688,7 +707,11 @@ impl<F: Fs> Tailer<F> {
         let first = identity::read_range(&h, 0, 8).unwrap_or_default();
         if compressed(&first) {
             self.compressed.insert(meta.id, (path.clone(), meta.size));
-            sink.event(EventKind::SkippedCompressed, &shown, "compressed: not read as text");
+            sink.event(
+                EventKind::SkippedCompressed,
+                &shown,
+                "compressed: not read as text",
+            );
             return false;
         }
         let rotated = self
@@ -706,21 +729,32 @@ impl<F: Fs> Tailer<F> {
             .then(|| self.decide(&path, &h, meta, initial, true))
             .flatten()
             .unwrap_or(Decision {
-            start: 0,
-            skipping: false,
-            phase: Phase::Pending { since: now, free: false },
-            kind: EventKind::New,
-            detail: "too short yet to tell whether it is a copy: waits".into(),
-            consumed_restored: None,
-            consumed_gone: None,
-        });
+                start: 0,
+                skipping: false,
+                phase: Phase::Pending {
+                    since: now,
+                    free: false,
+                },
+                kind: EventKind::New,
+                detail: "too short yet to tell whether it is a copy: waits".into(),
+                consumed_restored: None,
+                consumed_gone: None,
+            });
         let kind = if decision.kind == EventKind::New && rotated {
             EventKind::Rotated
         } else {
             decision.kind
         };
         let hold = self.fs.may_hold_open();
-        let mut t = self.track(path, found.symlink, Some(h), meta, decision.start, decision.skipping, now);
+        let mut t = self.track(
+            path,
+            found.symlink,
+            Some(h),
+            meta,
+            decision.start,
+            decision.skipping,
+            now,
+        );
         t.phase = decision.phase;
         if !hold {
             t.handle = None;
@@ -757,7 +791,14 @@ impl<F: Fs> Tailer<F> {
 
     /// Where to start reading new content `h`; `None` (only when `patient`) when it is too
     /// short yet to tell whether it is a copy of a followed file.
-    fn decide(&self, path: &Path, h: &F::File, meta: Meta, initial: bool, patient: bool) -> Option<Decision> {
+    fn decide(
+        &self,
+        path: &Path,
+        h: &F::File,
+        meta: Meta,
+        initial: bool,
+        patient: bool,
+    ) -> Option<Decision> {
         let size = meta.size;
         let plain = |start, kind, detail: String| Decision {
             start,
@@ -769,11 +810,9 @@ impl<F: Fs> Tailer<F> {
             consumed_gone: None,
         };
         // The same file after a restart (a record at 0 says nothing: decided afresh).
-        if let Some(i) = self
-            .restored
-            .iter()
-            .position(|r| r.known.id == meta.id && r.known.offset > 0 && r.known.continues_in(h, size))
-        {
+        if let Some(i) = self.restored.iter().position(|r| {
+            r.known.id == meta.id && r.known.offset > 0 && r.known.continues_in(h, size)
+        }) {
             let r = &self.restored[i];
             let phase = if r.phase == 2 {
                 Phase::Shadow { of: r.of }
@@ -784,7 +823,11 @@ impl<F: Fs> Tailer<F> {
                 skipping: r.skipping,
                 phase,
                 consumed_restored: Some(i),
-                ..plain(r.known.offset, EventKind::Resumed, format!("from the checkpoint at {}", r.known.offset))
+                ..plain(
+                    r.known.offset,
+                    EventKind::Resumed,
+                    format!("from the checkpoint at {}", r.known.offset),
+                )
             });
         }
         // Content read before, in another file: a copy, or the file before a restart.
@@ -797,7 +840,14 @@ impl<F: Fs> Tailer<F> {
             return Some(Decision {
                 skipping: r.skipping,
                 consumed_restored: Some(i),
-                ..plain(r.known.offset, EventKind::Recognised, format!("holds {} read to {} before the restart", r.known.path, r.known.offset))
+                ..plain(
+                    r.known.offset,
+                    EventKind::Recognised,
+                    format!(
+                        "holds {} read to {} before the restart",
+                        r.known.path, r.known.offset
+                    ),
+                )
             });
         }
         if let Some(i) = self.gone.iter().rposition(|(k, _)| {
@@ -806,7 +856,11 @@ impl<F: Fs> Tailer<F> {
             let k = &self.gone[i].0;
             return Some(Decision {
                 consumed_gone: Some(i),
-                ..plain(k.offset, EventKind::Recognised, format!("holds {} read to {}", k.path, k.offset))
+                ..plain(
+                    k.offset,
+                    EventKind::Recognised,
+                    format!("holds {} read to {}", k.path, k.offset),
+                )
             });
         }
         // A copy of a file still followed: a shadow until the original is truncated or gone.
@@ -848,7 +902,14 @@ impl<F: Fs> Tailer<F> {
             if original.is_some() && original == identity::marker(h, at).ok() {
                 return Some(Decision {
                     phase: Phase::Shadow { of: t.id },
-                    ..plain(at, EventKind::Shadowed, format!("a copy of {} (read from there while it is intact)", t.path_str()))
+                    ..plain(
+                        at,
+                        EventKind::Shadowed,
+                        format!(
+                            "a copy of {} (read from there while it is intact)",
+                            t.path_str()
+                        ),
+                    )
                 });
             }
         }
@@ -888,10 +949,17 @@ impl<F: Fs> Tailer<F> {
         // Nothing read from it yet and it was empty: its first bytes may be a copy of known
         // content (copytruncate writing into an emptied rotation), so they are decided on first.
         if t.read == 0 && t.head.is_empty() && t.phase == Phase::Following && !t.in_turns() {
-            let grew = t.handle.as_ref().and_then(|h| h.meta().ok()).is_some_and(|m| m.size > 0);
+            let grew = t
+                .handle
+                .as_ref()
+                .and_then(|h| h.meta().ok())
+                .is_some_and(|m| m.size > 0);
             if grew {
                 if let Some(t) = self.files.get_mut(&id) {
-                    t.phase = Phase::Pending { since: now, free: false };
+                    t.phase = Phase::Pending {
+                        since: now,
+                        free: false,
+                    };
                 }
                 self.check_pending(id, now, false, now, sink);
                 return false;
@@ -979,19 +1047,35 @@ impl<F: Fs> Tailer<F> {
     /// The content of `t` was replaced (truncation, a copy written over it in place). Its old
     /// content is remembered (a copy of it may hold what was not read yet), shadows of it are
     /// resolved, and the new content is decided on like a new file's.
-    fn replaced(&mut self, t: Tracked<F::File>, meta: Meta, now: Instant, sink: &mut impl Sink) -> bool {
+    fn replaced(
+        &mut self,
+        t: Tracked<F::File>,
+        meta: Meta,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> bool {
         let old = known(&t);
         let path = t.path_str();
         self.resolve_shadows(t.id, &old, now, sink);
         if let Phase::Draining { .. } = t.phase {
             sink.begin();
             sink.record(t.id, None);
-            sink.event(EventKind::ReplacedWhileDraining, &path, &format!("shrank or was replaced after {} bytes; closed", old.offset));
+            sink.event(
+                EventKind::ReplacedWhileDraining,
+                &path,
+                &format!("shrank or was replaced after {} bytes; closed", old.offset),
+            );
             self.remember(old, now, sink);
             sink.end();
             return false;
         }
-        let Tracked { id, path: fs_path, symlink, handle, .. } = t;
+        let Tracked {
+            id,
+            path: fs_path,
+            symlink,
+            handle,
+            ..
+        } = t;
         let reopened = match handle {
             Some(h) => Some(h),
             None => self.fs.open(&fs_path).ok(),
@@ -1006,13 +1090,28 @@ impl<F: Fs> Tailer<F> {
         let decision = self
             .decide(&fs_path, &h, meta, false, false)
             .expect("decides when not patient");
-        let mut n = self.track(fs_path, symlink, Some(h), meta, decision.start, decision.skipping, now);
+        let mut n = self.track(
+            fs_path,
+            symlink,
+            Some(h),
+            meta,
+            decision.start,
+            decision.skipping,
+            now,
+        );
         n.phase = decision.phase;
         if !self.fs.may_hold_open() {
             n.handle = None;
         }
         sink.begin();
-        sink.event(EventKind::Truncated, &path, &format!("shorter than the {} bytes read, or replaced; the new content: {}", old.offset, decision.detail));
+        sink.event(
+            EventKind::Truncated,
+            &path,
+            &format!(
+                "shorter than the {} bytes read, or replaced; the new content: {}",
+                old.offset, decision.detail
+            ),
+        );
         if let Some(i) = decision.consumed_restored {
             self.restored.swap_remove(i);
         }
@@ -1029,9 +1128,20 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// A pending file: decided once it can be (or must be); then read like any other.
-    fn check_pending(&mut self, id: FileId, since: Instant, free: bool, now: Instant, sink: &mut impl Sink) {
-        let Some(t) = self.files.get_mut(&id) else { return };
-        let Some(Ok(meta)) = t.handle.as_ref().map(|h| h.meta()) else { return };
+    fn check_pending(
+        &mut self,
+        id: FileId,
+        since: Instant,
+        free: bool,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) {
+        let Some(t) = self.files.get_mut(&id) else {
+            return;
+        };
+        let Some(Ok(meta)) = t.handle.as_ref().map(|h| h.meta()) else {
+            return;
+        };
         if meta.size == 0 && !free {
             // Still empty: the patience starts with its first bytes.
             t.phase = Phase::Pending { since: now, free };
@@ -1041,12 +1151,23 @@ impl<F: Fs> Tailer<F> {
         let patient = !free && now.saturating_duration_since(since) < self.options.rotate_wait;
         let path = t.path.clone();
         let decision = {
-            let h = t.handle.as_ref().expect("pending files hold their descriptor");
+            let h = t
+                .handle
+                .as_ref()
+                .expect("pending files hold their descriptor");
             self.decide(&path, h, meta, false, patient)
         };
         let Some(decision) = decision else { return };
         let t = self.files.remove(&id).expect("present");
-        let mut n = self.track(t.path, t.symlink, t.handle, meta, decision.start, decision.skipping, now);
+        let mut n = self.track(
+            t.path,
+            t.symlink,
+            t.handle,
+            meta,
+            decision.start,
+            decision.skipping,
+            now,
+        );
         n.phase = match decision.phase {
             Phase::Following if free => Phase::Draining { since: now },
             other => other,
@@ -1080,7 +1201,9 @@ impl<F: Fs> Tailer<F> {
                 return;
             }
             let original_size = original.size.max(original.read);
-            let Some(t) = self.files.get_mut(&id) else { return };
+            let Some(t) = self.files.get_mut(&id) else {
+                return;
+            };
             let size = match t.handle.as_ref().map(|h| h.meta()) {
                 Some(Ok(m)) => m.size,
                 _ => t.size,
@@ -1092,7 +1215,11 @@ impl<F: Fs> Tailer<F> {
                 sink.begin();
                 t.phase = Phase::Following;
                 t.lines.reset();
-                sink.event(EventKind::New, &t.path_str(), &format!("grew past its original; read from {}", t.verified));
+                sink.event(
+                    EventKind::New,
+                    &t.path_str(),
+                    &format!("grew past its original; read from {}", t.verified),
+                );
                 sink.record(id, Some(&record(t)));
                 sink.end();
             }
@@ -1100,14 +1227,25 @@ impl<F: Fs> Tailer<F> {
         }
         // The original is gone (closed after draining, or replaced): its record says how far
         // it was read.
-        let gone = self.gone.iter().rev().find(|(k, _)| k.id == of).map(|(k, _)| k.clone());
-        let restored = self.restored.iter().find(|r| r.known.id == of).map(|r| r.known.clone());
+        let gone = self
+            .gone
+            .iter()
+            .rev()
+            .find(|(k, _)| k.id == of)
+            .map(|(k, _)| k.clone());
+        let restored = self
+            .restored
+            .iter()
+            .find(|r| r.known.id == of)
+            .map(|r| r.known.clone());
         match gone.or(restored) {
             Some(k) => self.resolve_shadow(id, &k, now, sink),
             None => {
                 // Nothing known about the original: read the shadow from where it was found
                 // equal.
-                let Some(t) = self.files.get_mut(&id) else { return };
+                let Some(t) = self.files.get_mut(&id) else {
+                    return;
+                };
                 sink.begin();
                 t.phase = Phase::Following;
                 t.lines.reset();
@@ -1117,7 +1255,13 @@ impl<F: Fs> Tailer<F> {
         }
     }
 
-    fn resolve_shadows(&mut self, of: FileId, original: &Known, now: Instant, sink: &mut impl Sink) {
+    fn resolve_shadows(
+        &mut self,
+        of: FileId,
+        original: &Known,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) {
         let shadows: Vec<FileId> = self
             .files
             .values()
@@ -1146,12 +1290,33 @@ impl<F: Fs> Tailer<F> {
             .ok()
             .is_none_or(|b| b.first() == Some(&b'\n'));
         let (start, skipping, kind, detail) = if holds {
-            (original.offset, false, EventKind::TailRecovered, format!("{} was read to {}; the rest is read here", original.path, original.offset))
+            (
+                original.offset,
+                false,
+                EventKind::TailRecovered,
+                format!(
+                    "{} was read to {}; the rest is read here",
+                    original.path, original.offset
+                ),
+            )
         } else if size <= original.offset {
             // All it holds was read from the original; a line cut at its end was too.
-            (size, !ends_line, EventKind::Recognised, format!("a copy of {} up to {}, all read there", original.path, size))
+            (
+                size,
+                !ends_line,
+                EventKind::Recognised,
+                format!("a copy of {} up to {}, all read there", original.path, size),
+            )
         } else {
-            (t.verified, false, EventKind::New, format!("no longer a copy of {}; read from {}", original.path, t.verified))
+            (
+                t.verified,
+                false,
+                EventKind::New,
+                format!(
+                    "no longer a copy of {}; read from {}",
+                    original.path, t.verified
+                ),
+            )
         };
         let meta = Meta {
             id,
