@@ -314,12 +314,16 @@ impl FileSource {
         self.tailer.set_start_at(StartAt::Beginning);
         let stop = AtomicBool::new(false);
         let now = Instant::now();
-        let (mut sink, tailer) = self.sink();
-        tailer.scan(now, &stop, &mut sink);
-        while tailer.read_all(now, &mut sink) {}
-        sink.begin();
-        tailer.finish_all(&mut sink);
-        sink.end();
+        {
+            let (mut sink, tailer) = self.sink();
+            tailer.scan(now, &stop, &mut sink);
+            while tailer.read_all(now, &mut sink) {}
+            sink.begin();
+            tailer.finish_all(&mut sink);
+            sink.end();
+        }
+        let files = self.tailer.files().count();
+        self.files_gauge.set(files as i64);
     }
 
     /// Takes over the files `previous` was reading (after a reload): they go on from their

@@ -27,6 +27,8 @@ fn stuck_page_sources_never_block_reload_or_shutdown() {
         .success());
     let hang = Upstream::start();
     hang.route("/slow", Reply::Hang);
+    // A duration unique to this run, to find its process (and no leftover of another run).
+    let marker = format!("3601.{}", std::process::id());
     let config = format!(
         r#"version: 1
 metrics:
@@ -36,7 +38,7 @@ sources:
     status_file: {{path: status.fifo, interval: 1s}}
     rules: [{{regex: '(?P<v>\d+)', update: [{{metric: value, set: $v}}]}}]
   - name: slow_command
-    command: {{argv: [sleep, "3601.25"], timeout: 120s, interval: 1s}}
+    command: {{argv: [sleep, "{marker}"], timeout: 120s, interval: 1s}}
     rules: [{{regex: '(?P<v>\d+)', update: [{{metric: value, set: $v}}]}}]
   - name: slow_http
     http: {{url: "http://127.0.0.1:{}/slow", timeout: 120s, interval: 1s}}
@@ -44,6 +46,7 @@ sources:
 "#,
         hang.port
     );
+    let sleeping = format!("sleep {marker}");
     std::fs::write(dir.path().join("exporter.yaml"), &config).unwrap();
     let exporter = Exporter::start_with(
         &dir.path().join("exporter.yaml"),
@@ -58,7 +61,7 @@ sources:
     assert!(page.contains("is not a regular file (a FIFO)"), "{page}");
     // The command is running (its fetch in flight) when the reload comes.
     let start = std::time::Instant::now();
-    while !process_running("sleep 3601.25") {
+    while !process_running(&sleeping) {
         assert!(start.elapsed() < WAIT, "the command never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -66,7 +69,7 @@ sources:
     assert_eq!((status, body.as_str()), (200, "Reloaded.\n"));
     // The reload abandoned the old fetch: its command is gone with it.
     let start = std::time::Instant::now();
-    while process_running("sleep 3601.25") && start.elapsed() < WAIT {
+    while process_running(&sleeping) && start.elapsed() < WAIT {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(exporter
@@ -74,10 +77,12 @@ sources:
         .contains("quarry_source_up{source=\"fifo\"} 0"));
     let status = exporter.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(
-        !process_running("sleep 3601.25"),
-        "a command outlived the exporter"
-    );
+    // SIGKILL is delivered asynchronously: give the kernel a moment to finish it off.
+    let start = std::time::Instant::now();
+    while process_running(&sleeping) {
+        assert!(start.elapsed() < WAIT, "a command outlived the exporter");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Before: 100,000 nested elements took minutes in html5ever (quadratic), deep XML recursed;
@@ -222,7 +227,7 @@ sources:
     rules: [{regex: '(?P<v>\d+)', update: [{metric: value, labels: {source: flood}, set: $v}]}]
   - name: daemon
     command:
-      argv: [sh, -c, 'setsid -f sleep 3602.75 </dev/null >/dev/null 2>&1; echo "value 7"']
+      argv: [sh, -c, 'setsid -f sleep 3602.$PPID </dev/null >/dev/null 2>&1; echo "value 7"']
       interval: 1h
     rules: [{regex: 'value (?P<v>\d+)', update: [{metric: value, labels: {source: daemon}, set: $v}]}]
 "#;
@@ -236,7 +241,9 @@ sources:
     assert_eq!(source_errors(&exporter, "flood", "timeout"), 0.0);
     exporter.wait_value(r#"value{source="daemon"}"#, 7.0);
     let start = std::time::Instant::now();
-    while process_running("sleep 3602.75") {
+    // `$PPID` in the command is the exporter's pid: this run's daemon, nobody else's.
+    let daemon = format!("sleep 3602.{}", exporter.pid());
+    while process_running(&daemon) {
         assert!(
             start.elapsed() < WAIT,
             "the daemon a command detached outlived its fetch"
