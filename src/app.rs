@@ -314,11 +314,13 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                     moved.display()
                 ),
             }
-            Some(Arc::new(Checkpointer::new(
+            let c = Arc::new(Checkpointer::new(
                 store,
                 gate.clone(),
                 self_metrics.checkpoint(),
-            )))
+            ));
+            gate.set_checkpointer(&c);
+            Some(c)
         }
     };
     mark_loaded(&self_metrics);

@@ -42,9 +42,22 @@ const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Gate {
     lock: parking_lot::RwLock<()>,
+    /// The checkpointer, once there is one (with `--storage.path`): sources ask it for a
+    /// checkpoint before reading a new file (see [`crate::source::tailer::Sink::durable`]).
+    checkpointer: std::sync::OnceLock<std::sync::Weak<Checkpointer>>,
 }
 
 impl Gate {
+    /// Registers the checkpointer sources may ask for checkpoints.
+    pub fn set_checkpointer(&self, checkpointer: &Arc<Checkpointer>) {
+        let _ = self.checkpointer.set(Arc::downgrade(checkpointer));
+    }
+
+    /// The checkpointer, if checkpoints are on.
+    pub fn checkpointer(&self) -> Option<Arc<Checkpointer>> {
+        self.checkpointer.get().and_then(std::sync::Weak::upgrade)
+    }
+
     /// A section: counts and offsets may change while it is held.
     pub fn section(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
         self.lock.read()

@@ -251,9 +251,24 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let checkpointer = state.checkpointer.clone();
         let rendered = state
             .renders
-            .get(move || crate::exposition::render(&registry, &families, &self_metrics, |_| true))
+            .get(move || {
+                // What a scrape shows is on disk first: after a restart no counter is lower
+                // than Prometheus saw.
+                let saved = checkpointer.as_ref().and_then(|c| {
+                    let taken = c.take()?;
+                    c.persist(&taken);
+                    Some(taken.snapshot.families)
+                });
+                crate::exposition::render_saved(
+                    &registry,
+                    &families,
+                    &self_metrics,
+                    saved.as_deref().unwrap_or_default(),
+                )
+            })
             .await;
         let body = match &rendered {
             Ok(r) if gzip => r.gzip().await,

@@ -125,6 +125,13 @@ impl Sink for SourceSink<'_> {
         self.share.remembered(gone, restored);
     }
 
+    fn durable(&mut self) {
+        // Outside sections (the tailer calls it there): the checkpoint pauses the gate.
+        if let Some(c) = self.gate.checkpointer() {
+            c.checkpoint();
+        }
+    }
+
     fn line(&mut self, line: &str, path: &str) {
         self.pipeline
             .process_line(line, &RecordContext { file: path });
