@@ -226,17 +226,25 @@ impl Generation {
         checkpointer: Option<&Checkpointer>,
     ) -> anyhow::Result<Generation> {
         pending.fetch_add(built.sources.len(), Ordering::SeqCst);
-        let mut files = Vec::new();
-        let mut shares = Vec::new();
+        let mut sources = Vec::new();
         for (name, mut source) in built.sources {
             if let Some(i) = previous.iter().position(|p| p.name() == name) {
                 source.resume_from(previous.swap_remove(i));
             }
-            shares.push((name.clone(), source.share()));
-            files.push(RunningSource::spawn(source, &name, pending.clone())?);
+            sources.push((name, source));
         }
+        // What checkpoints save is set before any source runs (a source asks for one before
+        // it reads a new file).
         if let Some(c) = checkpointer {
+            let shares = sources
+                .iter()
+                .map(|(n, s)| (n.clone(), s.share()))
+                .collect();
             c.set(shares, built.persisted.clone());
+        }
+        let mut files = Vec::new();
+        for (name, source) in sources {
+            files.push(RunningSource::spawn(source, &name, pending.clone())?);
         }
         let (stop_pages, stopped) = watch::channel(false);
         let pages = built

@@ -460,9 +460,12 @@ impl FileSource {
             .collect();
         for path in gone {
             self.books.counters.remove(&path);
-            self.books.errors.remove(&path);
             self.self_metrics.forget_file(&self.name, &path);
         }
+        // The error of a path that cannot be opened stays until it can (or is gone).
+        self.books
+            .errors
+            .retain(|path, _| held.contains(path) || std::fs::symlink_metadata(path).is_ok());
     }
 
     fn update_watches(&mut self, watcher: &mut Watcher) {
@@ -505,10 +508,18 @@ impl FileSource {
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let (rules, unmatched) = self.pipeline.stats();
-        let notes: Vec<String> = self
-            .listing_errors_shown
+        // Errors of matched paths that are not followed (they cannot be opened).
+        let mut unopened: Vec<String> = self
+            .books
+            .errors
             .iter()
-            .cloned()
+            .filter(|(path, _)| !files.iter().any(|f| &f.path == *path))
+            .map(|(_, e)| e.clone())
+            .collect();
+        unopened.sort();
+        let notes: Vec<String> = unopened
+            .into_iter()
+            .chain(self.listing_errors_shown.iter().cloned())
             .chain(
                 self.tailer
                     .skipped

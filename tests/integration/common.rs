@@ -32,7 +32,21 @@ impl Exporter {
 
     /// Starts the exporter on an existing config with extra flags.
     pub fn start_with(config_file: &Path, extra: &[&str]) -> Exporter {
-        let mut child = Command::new(binary())
+        Exporter::start_wrapped(config_file, &[], extra)
+    }
+
+    /// Starts the exporter through `wrapper` (e.g. `prlimit --nofile=1024:1024 --`, `setpriv
+    /// --reuid=65534 ...`), on an existing config with extra flags.
+    pub fn start_wrapped(config_file: &Path, wrapper: &[&str], extra: &[&str]) -> Exporter {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg(format!("--config.file={}", config_file.display()))
             .arg("--web.listen-address=127.0.0.1:0")
             .arg("--log.level=debug")

@@ -10,6 +10,7 @@ mod hardening;
 mod lifecycle;
 mod pages;
 mod real_servers;
+mod rotation;
 mod server;
 mod tail;
 mod upstream;
