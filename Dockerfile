@@ -35,6 +35,9 @@ COPY --from=builder /src/target/release/quarry_exporter /usr/local/bin/quarry_ex
 # A config that works out of the box (the repository's examples); mount your own over it.
 COPY exporter.yaml /etc/quarry/exporter.yaml
 COPY examples /etc/quarry/examples
+# Where checkpoints go with --storage.path=/var/lib/quarry (a named volume mounted there takes
+# this ownership, so the non-root user can write it).
+RUN mkdir -p /var/lib/quarry && chown 65532:65532 /var/lib/quarry
 USER 65532:65532
 EXPOSE 9847
 ENTRYPOINT ["/usr/local/bin/quarry_exporter"]
