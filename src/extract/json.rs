@@ -24,7 +24,7 @@ pub struct JsonExtractor {
 
 /// Parses a JSONPath query, after checking it against [`super::limits`].
 pub fn path(expr: &str) -> Result<JsonPath, String> {
-    super::limits::check_expression(expr).map_err(|e| format!("JSONPath: {e}"))?;
+    super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
     JsonPath::parse(expr).map_err(|e| format!("invalid JSONPath {expr:?}: {e}"))
 }
 
@@ -35,7 +35,7 @@ fn field(expr: &str) -> Result<Field, String> {
         return Ok(Field::Key);
     }
     if let Some(rest) = expr.strip_prefix('@') {
-        super::limits::check_expression(expr).map_err(|e| format!("JSONPath: {e}"))?;
+        super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
         return JsonPath::parse(&format!("${rest}"))
             .map(Field::Current)
             .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
@@ -253,6 +253,18 @@ mod tests {
             JsonExtractor::parse("{\"a\": Nope}"),
             Err(ExtractError::Parse(_))
         ));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/json/slow-nested-filters): nested filters took time
+    /// exponential in their depth in serde_json_path's parser; they are refused first.
+    #[test]
+    fn deeply_nested_filters_are_refused_before_parsing() {
+        let input = include_str!("../../fuzz/corpus/json/slow-nested-filters");
+        let mut lines = input.splitn(3, '\n');
+        let (for_each, field) = (lines.next().unwrap(), lines.next().unwrap());
+        assert_eq!(for_each, "");
+        let e = JsonExtractor::new(None, [field]).err().unwrap();
+        assert!(e.contains("may nest 10"), "{e}");
     }
 
     #[test]
