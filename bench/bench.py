@@ -15,6 +15,8 @@ What it does:
 4. Idle cost: CPU used while watching 1,000 files that do not change.
 5. Latency: from a line being appended to it being visible on `/metrics`.
 6. Concurrent scrapes: 200 at once of a ~224 KB exposition; p50/p99 per request, peak threads.
+7. Checkpoints: lines per CPU-second while serving (scraped every second) without and with
+   --storage.path, on the log of (2).
 A disagreement between the two tools fails the run (exit 1). No timing is asserted.
 """
 
@@ -400,6 +402,44 @@ def bench_concurrent(binary, series, clients, results):
         stop(mtail)
 
 
+def bench_checkpoint(binary, lines, results):
+    """The checkpoint's cost: the exporter serves (not one-shot), reads the access log of the
+    first measurement from its beginning while `/metrics` is scraped every second, once without
+    and once with --storage.path (a checkpoint before every scrape, every second and before each
+    new file). CPU seconds until every line is read; lines per CPU-second, and the ratio."""
+    workdir = os.path.join(OUT, "lines")
+    row = {"lines": lines}
+    for label, extra in (("plain", []), ("stored", ["--storage.path=" + os.path.join(OUT, "checkpoint-store"), "--storage.interval=1s"])):
+        shutil.rmtree(os.path.join(OUT, "checkpoint-store"), ignore_errors=True)
+        port = free_port()
+        p = subprocess.Popen(
+            [binary, "--config.file=" + os.path.join(workdir, "exporter.yaml"),
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"] + extra,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("quarry_exporter to serve", lambda: get(port, "/-/ready"))
+            path = os.path.join(workdir, "access.log")
+            series = f'quarry_file_lines_total{{path="{path}",source="access"}}'
+            while True:
+                v = metric_value(port, series)  # a scrape: with storage, a checkpoint
+                if v is not None and v >= lines:
+                    break
+                time.sleep(1)
+            row[f"{label}_cpu"] = cpu_seconds(p.pid)
+            if label == "stored":
+                text = get(port).decode()
+                for line in text.splitlines():
+                    if line.startswith("quarry_checkpoint_duration_seconds "):
+                        row["write_ms"] = float(line.split()[1]) * 1000
+                    if line.startswith("quarry_checkpoint_bytes "):
+                        row["bytes"] = float(line.split()[1])
+                    if line.startswith("quarry_checkpoint_writes_total "):
+                        row["writes"] = float(line.split()[1])
+        finally:
+            stop(p)
+    results["checkpoint"] = row
+
+
 def bench_idle(binary, files, seconds, results):
     workdir = os.path.join(OUT, "idle")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -475,6 +515,12 @@ def report(results, binary):
         out.append(f"| `/metrics` with {s['series']:,} series, ms (median) | {s['q_plain_ms']:.1f} | {s['m_plain_ms']:.1f} | {s['q_plain_ms'] / s['m_plain_ms']:.2f} |")
         out.append(f"| same, gzip, ms (median) | {s['q_gz_ms']:.1f} | {s['m_gz_ms']:.1f} | {s['q_gz_ms'] / s['m_gz_ms']:.2f} |")
         out.append(f"| RSS while holding {s['series']:,} series, MiB | {s['q_rss']:.1f} | {s['m_rss']:.1f} | {s['q_rss'] / s['m_rss']:.2f} |")
+    if "checkpoint" in results:
+        c = results["checkpoint"]
+        if c["plain_cpu"] > 0 and c["stored_cpu"] > 0:
+            plain, stored = c["lines"] / c["plain_cpu"], c["lines"] / c["stored_cpu"]
+            out.append(f"| serving, scraped every second: lines per CPU-second without → with `--storage.path` | {plain:,.0f} → {stored:,.0f} | | {stored / plain:.2f} |")
+            out.append(f"| checkpoint: writes during that read, size, last write with fsync | {c.get('writes', 0):.0f}, {c.get('bytes', 0) / 1024:.1f} KiB, {c.get('write_ms', 0):.2f} ms | | |")
     if "concurrent" in results:
         c = results["concurrent"]
         out.append(f"| {c['clients']} concurrent scrapes (gzip) of {c['series']:,} series ({c['q_bytes'] / 1024:.0f} KB), ms, p50 / p99 | {c['q_p50']:.1f} / {c['q_p99']:.1f} | {c['m_p50']:.1f} / {c['m_p99']:.1f} | {c['q_p50'] / c['m_p50']:.2f} / {c['q_p99'] / c['m_p99']:.2f} |")
@@ -524,6 +570,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     results = {}
     bench_lines(args.binary, args.lines, results)
+    bench_checkpoint(args.binary, args.lines, results)
     for n in args.series:
         bench_scrape(args.binary, n, 3 if args.smoke else 10, results)
     bench_concurrent(args.binary, 500 if args.smoke else 6_000, 20 if args.smoke else 200, results)

@@ -942,10 +942,6 @@ impl<F: Fs> Tailer<F> {
             self.check_shadow(id, of, now, sink);
             return false;
         }
-        if let Phase::Pending { since, free } = t.phase {
-            self.check_pending(id, since, free, now, sink);
-            return false;
-        }
         // Nothing read from it yet and it was empty: its first bytes may be a copy of known
         // content (copytruncate writing into an emptied rotation), so they are decided on first.
         if t.read == 0 && t.head.is_empty() && t.phase == Phase::Following && !t.in_turns() {
@@ -961,7 +957,16 @@ impl<F: Fs> Tailer<F> {
                         free: false,
                     };
                 }
-                self.check_pending(id, now, false, now, sink);
+            }
+        }
+        if let Some(Phase::Pending { since, free }) = self.files.get(&id).map(|t| t.phase) {
+            self.check_pending(id, since, free, now, sink);
+            // Decided: read it in this same pass (a new file's first line is not delayed).
+            let decided = self
+                .files
+                .get(&id)
+                .is_some_and(|t| matches!(t.phase, Phase::Following | Phase::Draining { .. }));
+            if !decided {
                 return false;
             }
         }
