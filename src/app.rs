@@ -357,6 +357,26 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             renders: Default::default(),
             checkpointer: checkpointer.clone(),
         });
+        // Idle series of metrics with `expire_after` go, checked every second.
+        {
+            let state = state.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    ticks.tick().await;
+                    let families = state.families.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let gate = gate.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for family in families.iter().filter(|f| f.expires()) {
+                            let _section = gate.section();
+                            family.expire();
+                        }
+                    })
+                    .await;
+                }
+            });
+        }
         if let Some(c) = checkpointer.clone() {
             let every = options.storage_interval;
             tokio::spawn(async move {

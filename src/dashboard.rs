@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{Config, MetricConfig, MetricKind};
+use crate::config::{Config, MetricConfig, MetricKind, UNKNOWN_STATE};
 use crate::registry::level_name;
 
 const DATASOURCE: &str = "${datasource}";
@@ -205,13 +205,31 @@ fn state_colors(n: usize) -> Vec<&'static str> {
     }
 }
 
+/// Value mappings for a state level: each declared state in its colour, then `unknown` (the
+/// level of a series whose source cannot be seen, one past the worst) in grey.
 fn state_mappings(states: &[String]) -> Value {
     let colors = state_colors(states.len());
     let mut options = serde_json::Map::new();
     for (i, (s, c)) in states.iter().zip(colors).enumerate() {
         options.insert(i.to_string(), json!({"text": s, "color": c, "index": i}));
     }
+    let unknown = states.len();
+    options.insert(
+        unknown.to_string(),
+        json!({"text": UNKNOWN_STATE, "color": "text", "index": unknown}),
+    );
     json!([{"type": "value", "options": options}])
+}
+
+/// Threshold steps matching [`state_mappings`]: a colour per state, grey from `unknown` on.
+fn state_thresholds(states: &[String]) -> Vec<Value> {
+    let mut steps: Vec<Value> = state_colors(states.len())
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| json!({"color": c, "value": if i == 0 { Value::Null } else { json!(i) }}))
+        .collect();
+    steps.push(json!({"color": "text", "value": states.len()}));
+    steps
 }
 
 fn metric_panels(layout: &mut Layout, m: &MetricConfig) {
@@ -222,24 +240,20 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig) {
             let states = m.states.clone().unwrap_or_default();
             let level = level_name(&m.name);
             let mappings = state_mappings(&states);
-            let last = states.len().saturating_sub(1);
-            let thresholds: Vec<Value> = state_colors(states.len())
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| json!({"color": c, "value": if i == 0 { Value::Null } else { json!(i) }}))
-                .collect();
+            let unknown = states.len();
+            let thresholds = state_thresholds(&states);
             layout.add(
-                Panel::new("stat", format!("Worst {}", m.name), format!("{help} The worst current state over all series (0 = {}, {last} = {}).", states.first().map(String::as_str).unwrap_or(""), states.last().map(String::as_str).unwrap_or("")), "none")
+                Panel::new("stat", format!("Worst {}", m.name), format!("{help} The worst current state over all series (0 = {}, {} = {}, {unknown} = unknown: a source that cannot be seen counts as worse than any state it could report).", states.first().map(String::as_str).unwrap_or(""), unknown.saturating_sub(1), states.last().map(String::as_str).unwrap_or("")), "none")
                     .size(6, 6)
                     .target(format!("max({level}{{{sel}}})"), "worst")
                     .with(json!({
-                        "fieldConfig": {"defaults": {"mappings": mappings, "min": 0, "max": last,
+                        "fieldConfig": {"defaults": {"mappings": mappings, "min": 0, "max": unknown,
                             "thresholds": {"mode": "absolute", "steps": thresholds}, "color": {"mode": "thresholds"}}},
                         "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}
                     })),
             );
             layout.add(
-                Panel::new("state-timeline", format!("{} over time", m.name), format!("{help} One lane per series, coloured by state; worst first."), "none")
+                Panel::new("state-timeline", format!("{} over time", m.name), format!("{help} One lane per series, coloured by state (grey: unknown, the source cannot be seen); worst first."), "none")
                     .size(18, 6 + (m.labels.len() as u32).min(2) * 2)
                     .target(format!("sort_desc(max{}({level}{{{sel}}}))", by(&m.labels)), legend(&m.labels))
                     .with(json!({

@@ -82,6 +82,8 @@ enum Op {
     Set,
     Observe,
     State,
+    /// A counter takes an upstream running total.
+    Total,
 }
 
 struct Update {
@@ -90,8 +92,12 @@ struct Update {
     labels: Vec<Vec<Part>>,
     op: Op,
     value: ValueSource,
-    /// Keys set in the current document (`set` and `state` only): the first match wins.
+    /// Keys set in the current document (`set`, `state`, `total`): the first match wins.
     seen_in_document: foldhash::HashSet<Box<[u8]>>,
+    /// Keys set from the last successful document: those absent from the next one are removed
+    /// (unless the rule keeps absent series), a state one goes unknown while the source fails.
+    owned: foldhash::HashSet<Box<[u8]>>,
+    keep_absent: bool,
 }
 
 enum Extract {
@@ -177,7 +183,7 @@ impl Pipeline {
             let updates = rule
                 .update
                 .iter()
-                .map(|u| build_update(u, &names, families))
+                .map(|u| build_update(u, &names, families, rule.keep_absent))
                 .collect::<anyhow::Result<Vec<_>>>()
                 .with_context(context)?;
             let errors = RuleErrorReason::ALL
@@ -248,6 +254,34 @@ impl Pipeline {
             self.unmatched.inc();
         }
         matched
+    }
+
+    /// After a successful document: series an update set from the previous document and not
+    /// from this one are removed (the item is gone), unless its rule keeps absent series.
+    pub fn retire_absent(&mut self) {
+        for update in self.rules.iter_mut().flat_map(|r| r.updates.iter_mut()) {
+            if !matches!(update.op, Op::Set | Op::State | Op::Total) {
+                continue;
+            }
+            if !update.keep_absent {
+                for key in update.owned.difference(&update.seen_in_document) {
+                    update.family.remove(key);
+                }
+            }
+            update.owned = std::mem::take(&mut update.seen_in_document);
+        }
+    }
+
+    /// While the source fails: every state series it set says `unknown` (it cannot be seen);
+    /// other values keep their last reading (their age is in the source's last-success time).
+    pub fn mark_unknown(&mut self) {
+        for update in self.rules.iter().flat_map(|r| r.updates.iter()) {
+            if update.op == Op::State {
+                for key in &update.owned {
+                    update.family.set_unknown(key);
+                }
+            }
+        }
     }
 
     /// Applies the rows the document worker extracted, one `Vec<Row>` per rule in rule order.
@@ -351,7 +385,10 @@ impl Update {
         in_document: bool,
     ) -> Result<(), RuleErrorReason> {
         let value = self.value(fields)?;
-        if self.op == Op::Add && self.family.kind == MetricKind::Counter && value < 0.0 {
+        if matches!(self.op, Op::Add | Op::Total)
+            && self.family.kind == MetricKind::Counter
+            && value < 0.0
+        {
             return Err(RuleErrorReason::NegativeCounterIncrement);
         }
         key.clear();
@@ -374,7 +411,7 @@ impl Update {
             }
         }
         if in_document
-            && matches!(self.op, Op::Set | Op::State)
+            && matches!(self.op, Op::Set | Op::State | Op::Total)
             && !self.seen_in_document.insert(key.as_slice().into())
         {
             return Err(RuleErrorReason::DuplicateSeries);
@@ -385,6 +422,8 @@ impl Update {
             Op::Set => Change::Set(value),
             Op::Observe => Change::Observe(value),
             Op::State => Change::State(value as usize),
+            // A value below the last is a reset upstream: passed on as one.
+            Op::Total => Change::Set(value),
         };
         // A full family drops the update; the family counts the drop.
         self.family.apply(key, change);
@@ -396,6 +435,7 @@ fn build_update(
     u: &UpdateConfig,
     names: &FieldNames,
     families: &Families,
+    keep_absent: bool,
 ) -> anyhow::Result<Update> {
     let family = families
         .get(&u.metric)
@@ -418,12 +458,15 @@ fn build_update(
             .collect::<anyhow::Result<Vec<_>>>()?;
         labels.push(parts);
     }
-    let (op, spec) = match (&u.inc, &u.add, &u.dec, &u.set, &u.observe, &u.state) {
+    let (op, spec) = match (
+        &u.inc, &u.add, &u.dec, &u.set, &u.observe, &u.state, &u.total,
+    ) {
         (Some(v), ..) | (_, Some(v), ..) => (Op::Add, Some(v)),
         (_, _, Some(v), ..) => (Op::Sub, Some(v)),
         (_, _, _, Some(v), ..) => (Op::Set, Some(v)),
-        (_, _, _, _, Some(v), _) => (Op::Observe, Some(v)),
-        (.., Some(v)) => (Op::State, Some(v)),
+        (_, _, _, _, Some(v), ..) => (Op::Observe, Some(v)),
+        (_, _, _, _, _, Some(v), _) => (Op::State, Some(v)),
+        (.., Some(v)) => (Op::Total, Some(v)),
         _ => (Op::Add, None),
     };
     let map = u.map.as_ref().map(|m| {
@@ -464,5 +507,7 @@ fn build_update(
         op,
         value,
         seen_in_document: foldhash::HashSet::default(),
+        owned: foldhash::HashSet::default(),
+        keep_absent,
     })
 }

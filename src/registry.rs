@@ -14,8 +14,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
 use crate::config::{
     default_buckets, MetricConfig, MetricKind, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_SERIES,
+    UNKNOWN_STATE,
 };
 use crate::exposition::{header, sample, Chunk};
 use crate::selfmetrics::{IntCounter, IntGauge, SelfMetrics};
@@ -62,6 +66,12 @@ pub struct Family {
     declaration: MetricConfig,
     max_series: usize,
     max_label_value_length: usize,
+    /// Series idle this long are removed (`expire_after`).
+    expire_after: Option<Duration>,
+    /// The family's clock for idle expiry: seconds since this.
+    epoch: Instant,
+    /// Keys of pre-declared label values: exported from the start, never removed.
+    pinned: HashSet<Box<[u8]>>,
     table: Mutex<SeriesTable>,
     series_count: IntGauge,
     dropped: IntCounter,
@@ -98,6 +108,9 @@ impl Family {
             max_label_value_length: config
                 .max_label_value_length
                 .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH),
+            expire_after: config.expire_after,
+            epoch: Instant::now(),
+            pinned: pinned_keys(config),
             table: Mutex::new(SeriesTable::new(width)),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
             dropped: self_metrics
@@ -108,15 +121,87 @@ impl Family {
                 .with_label_values(&[&config.name]),
         };
         // A metric without labels has exactly one series: export it at 0 from the start
-        // (not a state metric: no state is known before the first observation).
-        if family.label_names.is_empty() && family.kind != MetricKind::State {
-            let mut table = family.table();
-            let hash = table.hash(b"");
-            table.find_or_insert(b"", hash, 1, &vec![0.0; width]);
-            drop(table);
-            family.series_count.set(1);
+        // (not a state metric: no state is known before the first observation). Pre-declared
+        // label values likewise, a state metric's as unknown.
+        let mut table = family.table();
+        let mut initial = vec![0.0; width];
+        if family.kind == MetricKind::State {
+            initial[0] = family.states.len() as f64;
         }
+        if family.label_names.is_empty() && family.kind != MetricKind::State {
+            let hash = table.hash(b"");
+            table.find_or_insert(b"", hash, 1, &initial);
+        }
+        for key in &family.pinned {
+            let hash = table.hash(key);
+            table.find_or_insert(key, hash, usize::MAX, &initial);
+        }
+        family.series_count.set(table.len() as i64);
+        drop(table);
         family
+    }
+
+    /// The family's clock for idle expiry, in tenths of a second since it was made (a u32
+    /// lasts 13 years).
+    fn now(&self) -> u32 {
+        (self.epoch.elapsed().as_millis() / 100).min(u32::MAX as u128) as u32
+    }
+
+    /// Removes the series not changed for `expire_after` (pre-declared ones stay); returns how
+    /// many went.
+    pub fn expire(&self) -> usize {
+        let Some(after) = self.expire_after else {
+            return 0;
+        };
+        let now = self.now();
+        // Both clock readings are rounded down: one tick more guarantees a full `after` of
+        // idleness (a series goes between `after` and `after` + 0.1 s + the sweep interval).
+        let after = (after.as_millis() / 100).clamp(1, u32::MAX as u128 - 1) as u32 + 1;
+        let mut table = self.table();
+        let idle: Vec<u32> = table
+            .iter()
+            .filter(|(slot, key, _)| {
+                now.saturating_sub(table.touched(*slot)) >= after && !self.pinned.contains(*key)
+            })
+            .map(|(slot, ..)| slot)
+            .collect();
+        for slot in &idle {
+            table.remove(*slot);
+        }
+        self.series_count.set(table.len() as i64);
+        idle.len()
+    }
+
+    /// Whether series of this family expire.
+    pub fn expires(&self) -> bool {
+        self.expire_after.is_some()
+    }
+
+    /// Removes the series `key` (an item gone from its document), unless it is pre-declared.
+    pub fn remove(&self, key: &[u8]) {
+        if self.pinned.contains(key) {
+            if self.kind == MetricKind::State {
+                // A pre-declared state series stays, as unknown.
+                self.set_unknown(key);
+            }
+            return;
+        }
+        let mut table = self.table();
+        let hash = table.hash(key);
+        if let Some(slot) = table.find(key, hash) {
+            table.remove(slot);
+            self.series_count.set(table.len() as i64);
+        }
+    }
+
+    /// Puts the state series `key`, if it exists, into the unknown state (its source cannot
+    /// be seen).
+    pub fn set_unknown(&self, key: &[u8]) {
+        let mut table = self.table();
+        let hash = table.hash(key);
+        if let Some(slot) = table.find(key, hash) {
+            table.values_mut(slot)[0] = self.states.len() as f64;
+        }
     }
 
     fn table(&self) -> MutexGuard<'_, SeriesTable> {
@@ -194,6 +279,10 @@ impl Family {
                 slot
             }
         };
+        if self.expire_after.is_some() {
+            let now = self.now();
+            table.touch(slot, now);
+        }
         let values = table.values_mut(slot);
         match change {
             Change::Add(v) => values[0] += v,
@@ -311,10 +400,17 @@ impl Family {
             MetricKind::State => {
                 header(&mut text, &self.name, help, "gauge");
                 // `state` takes its alphabetical place among the labels; within a label set
-                // the states go alphabetically.
+                // the states go alphabetically, `unknown` (the state of a series whose source
+                // fails) among them.
                 let at = names.partition_point(|n| *n < "state");
-                let mut by_name: Vec<usize> = (0..self.states.len()).collect();
-                by_name.sort_by_key(|&s| &self.states[s]);
+                let all: Vec<&str> = self
+                    .states
+                    .iter()
+                    .map(String::as_str)
+                    .chain([UNKNOWN_STATE])
+                    .collect();
+                let mut by_name: Vec<usize> = (0..all.len()).collect();
+                by_name.sort_by_key(|&s| all[s]);
                 let mut rows: Vec<(u32, usize)> = Vec::with_capacity(copy.len() * by_name.len());
                 if at == n {
                     for &i in &order {
@@ -333,14 +429,14 @@ impl Family {
                     sortable.sort_by(|a, b| {
                         a.0[..at]
                             .cmp(&b.0[..at])
-                            .then_with(|| self.states[a.1].cmp(&self.states[b.1]))
+                            .then_with(|| all[a.1].cmp(all[b.1]))
                             .then_with(|| a.0[at..].cmp(&b.0[at..]))
                     });
                     rows.extend(sortable.into_iter().map(|(_, s, i)| (i, s)));
                 }
                 for (i, s) in rows {
                     fill(&mut labels, i);
-                    labels.insert(at, ("state", self.states[s].as_bytes()));
+                    labels.insert(at, ("state", all[s].as_bytes()));
                     let current = copy.values(i as usize)[0];
                     let v = if current == s as f64 { 1.0 } else { 0.0 };
                     sample(&mut text, &self.name, "", &labels, None, v);
@@ -367,11 +463,46 @@ impl Family {
 
     fn level_help(&self) -> String {
         format!(
-            "{} (position of the current state: 0 = {}).",
+            "{} (position of the current state: 0 = {}, {} = unknown).",
             self.declaration.help.trim_end_matches('.'),
-            self.states.first().map(String::as_str).unwrap_or("first")
+            self.states.first().map(String::as_str).unwrap_or("first"),
+            self.states.len()
         )
     }
+}
+
+/// The keys of every combination of a metric's pre-declared label values.
+fn pinned_keys(config: &MetricConfig) -> HashSet<Box<[u8]>> {
+    let Some(values) = &config.label_values else {
+        return HashSet::new();
+    };
+    let mut names = config.labels.clone();
+    names.sort();
+    let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+    for (i, name) in names.iter().enumerate() {
+        let Some(list) = values.get(name) else {
+            return HashSet::new(); // validation requires every label
+        };
+        let max = config
+            .max_label_value_length
+            .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH);
+        keys = keys
+            .iter()
+            .flat_map(|prefix| {
+                list.iter().map(move |v| {
+                    let mut k = prefix.clone();
+                    if i > 0 {
+                        k.push(KEY_SEPARATOR);
+                    }
+                    let start = k.len();
+                    k.extend_from_slice(v.0.as_bytes());
+                    cut_label_value(&mut k, start, max);
+                    k
+                })
+            })
+            .collect();
+    }
+    keys.into_iter().map(Vec::into_boxed_slice).collect()
 }
 
 /// Cuts `key[start..]` (one label value being built) to `max` bytes at a character boundary;
@@ -587,8 +718,8 @@ mod tests {
             for (i, v) in ["b", "a", "c\"x", "ab"].iter().enumerate() {
                 let values: Vec<String> = (0..labels.len()).map(|j| format!("{v}{j}")).collect();
                 let values: Vec<&str> = values.iter().map(String::as_str).collect();
-                let current = i % 3;
-                for (s, name) in ["up", "degraded", "down"].iter().enumerate() {
+                let current = i % 4; // 3: unknown
+                for (s, name) in ["up", "degraded", "down", "unknown"].iter().enumerate() {
                     let mut l = values.clone();
                     l.push(name);
                     states

@@ -38,6 +38,8 @@ pub struct SeriesTable<S = foldhash::fast::RandomState> {
     arena: Vec<u8>,
     spans: Vec<Span>,
     values: Vec<f64>,
+    /// When each series last changed, on the owner's clock (for idle expiry).
+    touched: Vec<u32>,
     free: Vec<u32>,
     width: usize,
     dead_bytes: usize,
@@ -70,6 +72,7 @@ impl<S: BuildHasher + Clone> SeriesTable<S> {
             arena: Vec::new(),
             spans: Vec::new(),
             values: Vec::new(),
+            touched: Vec::new(),
             free: Vec::new(),
             width,
             dead_bytes: 0,
@@ -150,6 +153,7 @@ impl<S: BuildHasher + Clone> SeriesTable<S> {
                 self.spans[slot as usize] = span;
                 let at = slot as usize * self.width;
                 self.values[at..at + self.width].copy_from_slice(initial);
+                self.touched[slot as usize] = 0;
                 slot
             }
             None => {
@@ -157,6 +161,7 @@ impl<S: BuildHasher + Clone> SeriesTable<S> {
                 assert!(slot != FREE, "fewer than 4 billion series");
                 self.spans.push(span);
                 self.values.extend_from_slice(initial);
+                self.touched.push(0);
                 slot
             }
         };
@@ -182,6 +187,16 @@ impl<S: BuildHasher + Clone> SeriesTable<S> {
     pub fn values_mut(&mut self, slot: u32) -> &mut [f64] {
         let at = slot as usize * self.width;
         &mut self.values[at..at + self.width]
+    }
+
+    /// Marks a held slot as changed at `when` (on the owner's clock).
+    pub fn touch(&mut self, slot: u32, when: u32) {
+        self.touched[slot as usize] = when;
+    }
+
+    /// When a held slot last changed (see [`SeriesTable::touch`]).
+    pub fn touched(&self, slot: u32) -> u32 {
+        self.touched[slot as usize]
     }
 
     /// Removes the series of a held slot.
@@ -266,6 +281,7 @@ impl<S: BuildHasher + Clone> SeriesTable<S> {
         self.arena.capacity()
             + self.spans.capacity() * std::mem::size_of::<Span>()
             + self.values.capacity() * 8
+            + self.touched.capacity() * 4
             + self.free.capacity() * 4
             + self.index.capacity() * 5
     }

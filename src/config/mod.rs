@@ -17,7 +17,7 @@ pub use model::*;
 pub use positions::Position;
 pub use validate::{
     default_buckets, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
-    DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
+    DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT, UNKNOWN_STATE,
 };
 
 /// Resolves a path from the config against the config file's directory, as Prometheus does.

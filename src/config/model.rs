@@ -48,6 +48,14 @@ pub struct MetricConfig {
     /// counted.
     #[serde(default)]
     pub max_label_value_length: Option<usize>,
+    /// Remove a series not updated for this long (log-fed metrics; a removed counter starts
+    /// again at 0 when it comes back, which Prometheus reads as a reset).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub expire_after: Option<Duration>,
+    /// Label values known in advance: every combination is exported from the start (counters,
+    /// gauges and histograms at 0, states unknown) and never expires.
+    #[serde(default)]
+    pub label_values: Option<BTreeMap<String, Vec<LabelValue>>>,
     /// State metrics only: the states, from best to worst.
     #[serde(default)]
     pub states: Option<Vec<String>>,
@@ -309,6 +317,10 @@ pub struct RuleConfig {
     /// The metric changes each match makes.
     #[serde(default)]
     pub update: Vec<UpdateConfig>,
+    /// Page sources: keep the series this rule set when a later document no longer has them
+    /// (default: they are removed, as an item gone from the document is gone).
+    #[serde(default)]
+    pub keep_absent: bool,
 }
 
 /// One metric change made for each match of a rule.
@@ -338,6 +350,10 @@ pub struct UpdateConfig {
     /// State metric: the current state (a field, or text).
     #[serde(default)]
     pub state: Option<ValueSpec>,
+    /// Counter, in page sources: the upstream's running total (`accepts`, `bytes_out`): the
+    /// counter takes its value; a value below the last is a reset upstream, passed on.
+    #[serde(default)]
+    pub total: Option<ValueSpec>,
     /// Text → value (or state) before conversion; keys may use `*` wildcards.
     #[serde(default)]
     pub map: Option<BTreeMap<String, LabelValue>>,

@@ -20,6 +20,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a rotated-away or deleted file is still read after its last new data.
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(5);
 
+/// The state a state metric's series takes while its source fails: the exporter cannot see it.
+pub const UNKNOWN_STATE: &str = "unknown";
+
 /// Prometheus' default histogram buckets.
 pub fn default_buckets() -> Vec<f64> {
     vec![
@@ -150,7 +153,15 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
             ),
             (MetricKind::Gauge | MetricKind::Histogram | MetricKind::State, true) => c.report(
                 name_path.clone(),
-                format!("only counters end in `_total`; {name:?} is a {}", m.kind.as_str()),
+                format!(
+                    "only counters end in `_total`; {name:?} is a {}{}",
+                    m.kind.as_str(),
+                    if m.kind == MetricKind::Gauge {
+                        " (an upstream running total is a counter: declare it `type: counter` and update it with `total:`)"
+                    } else {
+                        ""
+                    }
+                ),
             ),
             _ => {}
         }
@@ -255,6 +266,56 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
         }
         _ => {}
     }
+    if let Some(states) = &m.states {
+        if let Some(i) = states.iter().position(|st| st == UNKNOWN_STATE) {
+            c.report(
+                join_index(&join_key(path, "states"), i),
+                format!("`{UNKNOWN_STATE}` is the state the exporter gives a series it cannot see (its source failing); leave it out"),
+            );
+        }
+    }
+    positive(c, path, "expire_after", m.expire_after);
+    if let Some(values) = &m.label_values {
+        let vp = join_key(path, "label_values");
+        for (label, list) in values {
+            if !m.labels.contains(label) {
+                c.report(
+                    join_key(&vp, label),
+                    format!(
+                        "{label:?} is not a label of {name:?} (its labels: {})",
+                        list_or_none(&m.labels)
+                    ),
+                );
+            } else if list.is_empty() {
+                c.report(join_key(&vp, label), "give at least one value");
+            }
+        }
+        let missing: Vec<&str> = m
+            .labels
+            .iter()
+            .filter(|l| !values.contains_key(*l))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            c.report(
+                vp.clone(),
+                format!(
+                    "every combination is exported, so every label needs its values; missing: {}",
+                    missing.join(", ")
+                ),
+            );
+        }
+        let combinations: usize = values.values().map(Vec::len).product();
+        if combinations > m.max_series.unwrap_or(DEFAULT_MAX_SERIES) {
+            c.report(
+                vp,
+                format!(
+                    "{combinations} combinations is more than max_series ({})",
+                    m.max_series.unwrap_or(DEFAULT_MAX_SERIES)
+                ),
+            );
+        }
+    }
     if m.kind == MetricKind::State && m.labels.iter().any(|l| l == "state") {
         c.report(
             join_key(path, "labels"),
@@ -342,7 +403,7 @@ fn check_source(
             if broken_metrics.contains(&update.metric) {
                 continue; // its declaration has an error of its own
             }
-            check_update(c, &up, update, metrics, fields.as_ref());
+            check_update(c, &up, update, metrics, fields.as_ref(), lines);
         }
     }
 }
@@ -468,6 +529,12 @@ fn check_extractor(
             );
             return None;
         }
+    }
+    if lines && rule.keep_absent {
+        c.report(
+            join_key(rp, "keep_absent"),
+            "a log has no document for a series to be absent from: `keep_absent` is for page sources (to let idle log-fed series go, give the metric `expire_after`)",
+        );
     }
     if lines && kinds[0] != "regex" {
         c.report(
@@ -604,6 +671,7 @@ fn operations(u: &UpdateConfig) -> Vec<(&'static str, &ValueSpec)> {
         ("set", &u.set),
         ("observe", &u.observe),
         ("state", &u.state),
+        ("total", &u.total),
     ]
     .into_iter()
     .filter_map(|(name, v)| v.as_ref().map(|v| (name, v)))
@@ -616,6 +684,7 @@ fn check_update(
     u: &UpdateConfig,
     metrics: &HashMap<&str, &MetricConfig>,
     fields: Option<&BTreeSet<String>>,
+    lines: bool,
 ) {
     let ops = operations(u);
     if ops.len() > 1 {
@@ -639,14 +708,29 @@ fn check_update(
         );
         return;
     };
-    let allowed: &[&str] = match metric.kind {
-        MetricKind::Counter => &["inc", "add"],
-        MetricKind::Gauge => &["set", "inc", "dec", "add"],
-        MetricKind::Histogram => &["observe"],
-        MetricKind::State => &["state"],
+    let allowed: &[&str] = match (metric.kind, lines) {
+        (MetricKind::Counter, true) => &["inc", "add"],
+        (MetricKind::Counter, false) => &["inc", "add", "total"],
+        (MetricKind::Gauge, _) => &["set", "inc", "dec", "add"],
+        (MetricKind::Histogram, _) => &["observe"],
+        (MetricKind::State, _) => &["state"],
     };
     if let Some((op, _)) = ops.first() {
-        if !allowed.contains(op) {
+        if *op == "total" && lines && metric.kind == MetricKind::Counter {
+            c.report(
+                join_key(path, op),
+                format!("`total` takes an upstream running total from a document (http, command, status_file); in a log each line is an event: use `inc` or `add` on {:?}", metric.name),
+            );
+        } else if *op == "set" && metric.kind == MetricKind::Counter {
+            c.report(
+                join_key(path, op),
+                format!(
+                    "a counter is not set; for an upstream running total (nginx `accepts`, HAProxy `stot`) use `total`{}, to count events use `inc` or `add` on {:?}",
+                    if lines { " in a page source" } else { "" },
+                    metric.name
+                ),
+            );
+        } else if !allowed.contains(op) {
             c.report(
                 join_key(path, op),
                 format!(

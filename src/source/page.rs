@@ -149,7 +149,12 @@ impl PageSource {
                 Ok(rows) => {
                     let outcome = tokio::task::block_in_place(|| {
                         let _section = self.gate.section();
-                        self.pipeline.process_rows(rows)
+                        let outcome = self.pipeline.process_rows(rows);
+                        if outcome.matches > 0 {
+                            // What this document no longer has is gone.
+                            self.pipeline.retire_absent();
+                        }
+                        outcome
                     });
                     if outcome.matches == 0 {
                         (
@@ -188,6 +193,11 @@ impl PageSource {
             Err(e) => {
                 self.up.set(0);
                 self.count(e.reason);
+                // The source cannot be seen: its states say so.
+                {
+                    let _section = self.gate.section();
+                    self.pipeline.mark_unknown();
+                }
                 let message = format!("{}: {}", e.reason.as_str(), e.message);
                 if self.last_error.as_deref() != Some(message.as_str()) {
                     warn!(source = %self.name, reason = e.reason.as_str(), "{}", e.message);

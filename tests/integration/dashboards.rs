@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::*;
+use crate::prom::{prometheus_available, Prometheus};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -204,43 +205,6 @@ fn shipped_prometheus_config_and_alert_tests_pass_promtool() {
     }
 }
 
-/// Percent-encodes a query parameter.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn query(port: u16, promql: &str) -> Result<Vec<Value>, String> {
-    if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        return Err("Prometheus is not listening yet".into());
-    }
-    let (status, _, body) = http_get(
-        port,
-        &format!("/api/v1/query?query={}", encode(promql)),
-        &[],
-    );
-    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("HTTP {status}: {e}"))?;
-    if v["status"] != "success" {
-        return Err(format!("{}: {}", v["errorType"], v["error"]));
-    }
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -256,12 +220,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn every_panel_shows_data_from_a_real_prometheus() {
-    if !promtool_available()
-        || Command::new("prometheus")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
+    if !prometheus_available() {
         return;
     }
     // The shipped config and examples, in a copy the test can append to.
@@ -273,44 +232,15 @@ fn every_panel_shows_data_from_a_real_prometheus() {
     .unwrap();
     copy_dir(&root().join("examples"), &dir.path().join("examples"));
     let exporter = Exporter::start_with(&dir.path().join("exporter.yaml"), &[]);
-    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: quarry\n    static_configs: [{{targets: [\"127.0.0.1:{}\"]}}]\n",
-            exporter.port
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let prometheus = Prometheus::start(dir.path(), exporter.port);
     // Live traffic while Prometheus scrapes, so rates and quantiles have something to show.
     let access = dir.path().join("examples/logs/access.log");
     let app = dir.path().join("examples/logs/app.log");
     let start = Instant::now();
     let mut i = 0;
     loop {
-        let ready = query(prom_port, r#"count_over_time(up{job="quarry"}[1m]) >= 12"#)
+        let ready = prometheus
+            .query(r#"count_over_time(up{job="quarry"}[1m]) >= 12"#)
             .map(|r| !r.is_empty())
             .unwrap_or(false);
         if ready && start.elapsed() > Duration::from_secs(12) {
@@ -319,7 +249,7 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "Prometheus did not scrape: {}",
-            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+            prometheus.log()
         );
         for method in ["GET", "POST"] {
             append(&access, format!("10.0.0.{i} - - [26/Nov/2026:10:00:00 +0000] \"{method} /api HTTP/1.1\" 200 {} \"-\" \"test\" 0.0{}\n", 100 + i, 1 + i % 9));
@@ -353,7 +283,7 @@ fn every_panel_shows_data_from_a_real_prometheus() {
                     .replace("$job", "quarry")
                     .replace("$instance", ".*");
                 checked += 1;
-                match query(prom_port, &expr) {
+                match prometheus.query(&expr) {
                     Ok(r) if r.is_empty() => {
                         failures.push(format!("{file} / {}: no data: {expr}", p["title"]))
                     }

@@ -116,7 +116,9 @@ metrics:
   - {{name: nginx_requests_total, type: counter, help: Requests in the access log., labels: [path, status]}}
   - {{name: nginx_response_bytes_total, type: counter, help: Body bytes sent., labels: [path]}}
   - {{name: nginx_connections, type: gauge, help: Connections by state., labels: [state]}}
-  - {{name: nginx_handled_requests, type: gauge, help: Requests handled so far.}}
+  - {{name: nginx_connections_accepted_total, type: counter, help: Connections accepted (stub_status running total).}}
+  - {{name: nginx_connections_handled_total, type: counter, help: Connections handled (stub_status running total).}}
+  - {{name: nginx_http_requests_total, type: counter, help: Requests (stub_status running total).}}
 sources:
   - name: access
     file: {{paths: [access.log], start_at: beginning}}
@@ -134,7 +136,10 @@ sources:
         update: [{{metric: nginx_connections, labels: {{state: $state}}, set: $n}}]
       - name: totals
         regex: '(?m)^\s*(?P<accepts>\d+)\s+(?P<handled>\d+)\s+(?P<requests>\d+)\s*$'
-        update: [{{metric: nginx_handled_requests, set: $requests}}]
+        update:
+          - {{metric: nginx_connections_accepted_total, total: $accepts}}
+          - {{metric: nginx_connections_handled_total, total: $handled}}
+          - {{metric: nginx_http_requests_total, total: $requests}}
 "#
     );
     let exporter = Exporter::start(dir.path(), &config);
@@ -153,8 +158,26 @@ sources:
     exporter.wait_value(r#"nginx_requests_total{path="/missing",status="404"}"#, 7.0);
     exporter.wait_value(r#"nginx_response_bytes_total{path="/page"}"#, 90.0); // "ok\n" each
     exporter.wait_value(r#"quarry_source_up{source="stub_status"}"#, 1.0);
-    exporter.wait_at_least("nginx_handled_requests", 37.0);
+    exporter.wait_at_least("nginx_http_requests_total", 37.0);
     exporter.wait_at_least(r#"nginx_connections{state="Writing"}"#, 1.0);
+    // stub_status's running totals are counters, typed as such, and they only grow.
+    let text = exporter.scrape();
+    for name in [
+        "nginx_connections_accepted_total",
+        "nginx_connections_handled_total",
+        "nginx_http_requests_total",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+    }
+    let accepted = value_in(&text, "nginx_connections_accepted_total").unwrap();
+    let handled = value_in(&text, "nginx_connections_handled_total").unwrap();
+    let requests = value_in(&text, "nginx_http_requests_total").unwrap();
+    assert!(
+        accepted >= 1.0 && handled <= accepted && requests >= 37.0,
+        "{text}"
+    );
+    exporter.wait_at_least("nginx_http_requests_total", requests + 2.0); // the fetches' own
+    assert_promtool_accepts(&exporter.scrape());
     // Every line of nginx's log matched: the regex fits the real format, quotes and all.
     assert_eq!(
         exporter.value(r#"quarry_source_unmatched_lines_total{source="access"}"#),
@@ -204,6 +227,8 @@ backend web
 metrics:
   - {{name: haproxy_server_state, type: state, help: Server state from the HTML stats page., labels: [server], states: [up, degraded, maintenance, down]}}
   - {{name: haproxy_csv_server_state, type: state, help: Server state from the CSV export., labels: [proxy, server], states: [up, degraded, maintenance, down]}}
+  - {{name: haproxy_sessions_total, type: counter, help: Sessions (CSV stot running total)., labels: [proxy, server]}}
+  - {{name: haproxy_bytes_out_total, type: counter, help: Bytes sent (CSV bout running total)., labels: [proxy, server]}}
 sources:
   - name: stats_html
     http: {{url: "http://127.0.0.1:{stats_port}/stats", interval: 200ms}}
@@ -224,6 +249,12 @@ sources:
         update:
           - {{metric: haproxy_csv_server_state, labels: {{proxy: $proxy, server: $server}}, state: $status,
              map: {{UP: up, OPEN: up, DOWN: down, MAINT: maintenance, "UP *": degraded, "DOWN *": degraded, NOLB: degraded, DRAIN: degraded, "no check": up}}}}
+      - name: totals
+        # pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,...
+        regex: '(?m)^(?P<proxy>[^#,\n][^,\n]*),(?P<server>[^,\n]+),(?:[^,\n]*,){{5}}(?P<stot>\d+),\d*,(?P<bout>\d+),'
+        update:
+          - {{metric: haproxy_sessions_total, labels: {{proxy: $proxy, server: $server}}, total: $stot}}
+          - {{metric: haproxy_bytes_out_total, labels: {{proxy: $proxy, server: $server}}, total: $bout}}
 "#
     );
     let exporter = Exporter::start(dir.path(), &config);
@@ -259,6 +290,26 @@ sources:
         ),
         Some(0.0)
     );
+    // The stats frontend's own session and byte totals, as counters that grow with the fetches.
+    let sessions = r#"haproxy_sessions_total{proxy="stats",server="FRONTEND"}"#;
+    let bytes = r#"haproxy_bytes_out_total{proxy="stats",server="FRONTEND"}"#;
+    exporter.wait_at_least(sessions, 1.0);
+    let (s1, b1) = (
+        exporter.value(sessions).unwrap(),
+        exporter.value(bytes).unwrap(),
+    );
+    // The exporter keeps its connection: five more sessions come from five new connections.
+    for _ in 0..5 {
+        assert_eq!(http_get(stats_port, "/stats;csv", &[]).0, 200);
+    }
+    exporter.wait_at_least(sessions, s1 + 5.0);
+    exporter.wait_at_least(bytes, b1 + 1000.0);
+    let text = exporter.scrape();
+    assert!(
+        text.contains("# TYPE haproxy_sessions_total counter\n"),
+        "{text}"
+    );
+    assert_promtool_accepts(&text);
 }
 
 #[test]
@@ -302,7 +353,7 @@ ExtendedStatus On
         r#"version: 1
 metrics:
   - {{name: apache_workers, type: gauge, help: Workers by state., labels: [state]}}
-  - {{name: apache_accesses, type: gauge, help: Total accesses.}}
+  - {{name: apache_accesses_total, type: counter, help: Accesses (mod_status running total).}}
   - {{name: apache_uptime_seconds, type: gauge, help: Server uptime.}}
 sources:
   - name: server_status
@@ -313,7 +364,7 @@ sources:
         update: [{{metric: apache_workers, labels: {{state: $state}}, set: $n}}]
       - name: accesses
         regex: '(?m)^Total Accesses: (?P<n>\d+)$'
-        update: [{{metric: apache_accesses, set: $n}}]
+        update: [{{metric: apache_accesses_total, total: $n}}]
   - name: server_status_html
     http: {{url: "http://127.0.0.1:{port}/server-status", interval: 200ms}}
     rules:
@@ -327,7 +378,12 @@ sources:
     exporter.wait_value(r#"quarry_source_up{source="server_status_html"}"#, 1.0);
     exporter.wait_at_least(r#"apache_workers{state="Busy"}"#, 1.0); // the status request itself
     exporter.wait_at_least(r#"apache_workers{state="Idle"}"#, 1.0);
-    exporter.wait_at_least("apache_accesses", 3.0);
+    exporter.wait_at_least("apache_accesses_total", 3.0);
+    let accesses = exporter.value("apache_accesses_total").unwrap();
+    exporter.wait_at_least("apache_accesses_total", accesses + 3.0); // the fetches' own
+    assert!(exporter
+        .scrape()
+        .contains("# TYPE apache_accesses_total counter\n"));
     exporter.wait_at_least("apache_uptime_seconds", 1.0);
     assert_eq!(
         exporter.value(r#"quarry_rule_errors_total{reason="value_not_a_number",rule="uptime_text",source="server_status_html"}"#),
