@@ -97,11 +97,24 @@ pub fn build(
         .iter()
         .filter_map(|name| families.get(name).cloned())
         .collect();
+    // Metrics one update alone feeds: a page pipeline built on a kept family (a reload) owns
+    // its existing series, so an item gone while reloading still goes at the next document.
+    let mut feeders: std::collections::HashMap<&str, usize> = Default::default();
+    for u in config
+        .sources
+        .iter()
+        .flat_map(|s| s.rules.iter().flat_map(|r| r.update.iter()))
+    {
+        *feeders.entry(u.metric.as_str()).or_default() += 1;
+    }
     let mut sources = Vec::new();
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
     for s in &config.sources {
-        let pipeline = Pipeline::build(s, &families, self_metrics)?;
+        let mut pipeline = Pipeline::build(s, &families, self_metrics)?;
+        if s.file.is_none() {
+            pipeline.adopt_existing(|metric| feeders.get(metric) == Some(&1));
+        }
         let status: SharedStatus = Arc::new(Mutex::new(SourceStatus::default()));
         match &s.file {
             Some(file) => {

@@ -272,6 +272,19 @@ impl Pipeline {
         }
     }
 
+    /// Takes the series already in the families of updates `sole_feeder` says no other update
+    /// feeds (kept across a reload) as set from the last document, so those the next document
+    /// lacks go as they would have without the reload.
+    pub fn adopt_existing(&mut self, sole_feeder: impl Fn(&str) -> bool) {
+        for update in self.rules.iter_mut().flat_map(|r| r.updates.iter_mut()) {
+            if matches!(update.op, Op::Set | Op::State | Op::Total)
+                && sole_feeder(&update.family.name)
+            {
+                update.owned = update.family.keys().into_iter().collect();
+            }
+        }
+    }
+
     /// While the source fails: every state series it set says `unknown` (it cannot be seen);
     /// other values keep their last reading (their age is in the source's last-success time).
     pub fn mark_unknown(&mut self) {

@@ -172,6 +172,16 @@ impl Family {
         idle.len()
     }
 
+    /// The keys of every series held, pre-declared ones excepted.
+    pub fn keys(&self) -> Vec<Box<[u8]>> {
+        let table = self.table();
+        table
+            .iter()
+            .filter(|(_, key, _)| !self.pinned.contains(*key))
+            .map(|(_, key, _)| key.into())
+            .collect()
+    }
+
     /// Whether series of this family expire.
     pub fn expires(&self) -> bool {
         self.expire_after.is_some()

@@ -173,6 +173,15 @@ impl Drop for Exporter {
     }
 }
 
+/// Sends SIGHUP (reload) to the exporter.
+pub fn sighup(exporter: &Exporter) {
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &exporter.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
 /// A minimal HTTP/1.0 GET over a real socket.
 pub fn http_get(
     port: u16,

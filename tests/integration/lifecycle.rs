@@ -23,14 +23,6 @@ sources:
     )
 }
 
-fn sighup(exporter: &Exporter) {
-    assert!(Command::new("kill")
-        .args(["-HUP", &exporter.pid().to_string()])
-        .status()
-        .unwrap()
-        .success());
-}
-
 #[test]
 fn sighup_reload_keeps_values_and_offsets_and_a_bad_config_keeps_the_old_one() {
     let dir = tempdir();

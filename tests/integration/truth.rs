@@ -412,3 +412,61 @@ sources:
     exporter.wait_value(r#"http_requests_total{status="503"}"#, 1.0);
     assert_promtool_accepts(&exporter.scrape());
 }
+
+#[test]
+fn an_item_gone_across_a_reload_still_goes() {
+    let server = Upstream::start();
+    let json = |items: &[(&str, &str, &str)]| Reply::Ok("application/json", services(items));
+    server.route(
+        "/health",
+        json(&[("api", "passing", "5ms"), ("db", "warning", "20ms")]),
+    );
+    let dir = tempdir();
+    let config = |interval: &str| {
+        format!(
+            r#"version: 1
+metrics:
+  - {{name: service_state, type: state, help: State., labels: [service], states: [passing, warning, critical]}}
+sources:
+  - name: health
+    http: {{url: "{}", interval: {interval}, timeout: 1s}}
+    rules:
+      - json:
+          for_each: "$.services.*"
+          fields: {{service: "@key", status: "@.status"}}
+        update:
+          - {{metric: service_state, labels: {{service: $service}}, state: $status}}
+"#,
+            server.url("http", "/health")
+        )
+    };
+    let exporter = Exporter::start(dir.path(), &config("100ms"));
+    let names = ["service_state", "service_state_level"];
+    wait_family(
+        &exporter,
+        &names,
+        &states(&[("api", "passing"), ("db", "warning")]),
+    );
+    // The source fails, the config is reloaded (the metric is kept, the pipeline is new),
+    // then a document without db arrives: db goes, as it would have without the reload.
+    server.route("/health", Reply::Status(503));
+    wait_family(
+        &exporter,
+        &names,
+        &states(&[("api", "unknown"), ("db", "unknown")]),
+    );
+    let reloads = "quarry_config_last_reload_success_timestamp_seconds";
+    let first = exporter.value(reloads).unwrap();
+    std::fs::write(dir.path().join("exporter.yaml"), config("150ms")).unwrap();
+    sighup(&exporter);
+    exporter.wait_at_least(reloads, first + 1e-6);
+    let errors = r#"quarry_source_errors_total{reason="http_status",source="health"}"#;
+    let failed = exporter.value(errors).unwrap();
+    exporter.wait_at_least(errors, failed + 1.0); // the new pipeline has failed once too
+    assert_eq!(
+        family(&exporter.scrape(), &names),
+        states(&[("api", "unknown"), ("db", "unknown")])
+    );
+    server.route("/health", json(&[("api", "critical", "5ms")]));
+    wait_family(&exporter, &names, &states(&[("api", "critical")]));
+}
