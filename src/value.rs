@@ -194,7 +194,9 @@ fn timestamp(t: &str) -> Result<f64, NotConvertible> {
                 _ => return Err(NotConvertible),
             };
             let hm = rest[1..].replace(':', "");
-            if hm.len() != 4 {
+            // Digits only before slicing: `hm[..2]` inside a multi-byte character would panic
+            // (found by fuzzing: "…-0 窃").
+            if hm.len() != 4 || !hm.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(NotConvertible);
             }
             let h: i64 = hm[..2].parse().map_err(|_| NotConvertible)?;
@@ -353,6 +355,15 @@ mod tests {
             Ok(1795687200.0)
         );
         assert!(convert("26/11/2026", Conversion::Timestamp).is_err());
+        // Found by fuzzing: a multi-byte character where the offset's digits go panicked.
+        for odd in [
+            "2027-11-26T10:08:00- 窃",
+            "2027-11-26T10:08:00+窃0",
+            "2027-11-26T10:08:00+0é",
+            "2027-11-26T10:08:00+-100",
+        ] {
+            assert!(convert(odd, Conversion::Timestamp).is_err(), "{odd}");
+        }
     }
 
     #[test]
