@@ -379,6 +379,9 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                 loop {
                     ticks.tick().await;
                     let families = state.families.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    if !families.iter().any(|f| f.expires()) {
+                        continue;
+                    }
                     let gate = gate.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         for family in families.iter().filter(|f| f.expires()) {

@@ -143,14 +143,14 @@ impl Globs {
                     return listing;
                 }
                 let Some(part) = parts.get(i) else {
-                    self.consider(fs, dir, &mut seen, &mut listing);
+                    self.consider(fs, dir, None, &mut seen, &mut listing);
                     continue;
                 };
                 match part {
                     Part::Literal(name) => {
                         let next = dir.join(name);
                         if i + 1 == parts.len() {
-                            self.consider(fs, next, &mut seen, &mut listing);
+                            self.consider(fs, next, None, &mut seen, &mut listing);
                         } else {
                             todo.push((next, i + 1));
                         }
@@ -181,7 +181,8 @@ impl Globs {
                                 for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
                                     let next = dir.join(&e.name);
                                     if i + 1 == parts.len() {
-                                        self.consider(fs, next, &mut seen, &mut listing);
+                                        let symlink = Some(e.is_symlink);
+                                        self.consider(fs, next, symlink, &mut seen, &mut listing);
                                     } else if e.is_dir {
                                         todo.push((next, i + 1));
                                     }
@@ -203,11 +204,13 @@ impl Globs {
         listing
     }
 
-    /// Adds `path` to the listing if it is a regular file the excludes let through.
+    /// Adds `path` to the listing if it is a regular file the excludes let through; `symlink`
+    /// when its listing already said whether it is a symbolic link.
     fn consider<F: Fs>(
         &self,
         fs: &F,
         path: PathBuf,
+        symlink: Option<bool>,
         seen: &mut HashSet<PathBuf>,
         listing: &mut Listing,
     ) {
@@ -216,7 +219,7 @@ impl Globs {
         }
         match fs.stat(&path) {
             Ok(meta) if meta.is_file && !meta.special => listing.found.push(Found {
-                symlink: fs.is_symlink(&path),
+                symlink: symlink.unwrap_or_else(|| fs.is_symlink(&path)),
                 path,
                 meta,
             }),

@@ -28,6 +28,9 @@ pub struct Meta {
     pub size: u64,
     /// Names the file has (0: deleted, alive only through open descriptors).
     pub links: u64,
+    /// ctime in nanoseconds: moves with every write and truncation (and cannot be set back by
+    /// `touch` or `cp -p`, unlike mtime).
+    pub changed: u64,
     /// A regular file (only those are read).
     pub is_file: bool,
     /// On a special filesystem (procfs, sysfs, …): not read.
@@ -129,7 +132,22 @@ const SPECIAL_FILESYSTEMS: &[i64] = &[
     0x7363_6673, // securityfs
 ];
 
-fn on_special_fs(path: &Path) -> bool {
+/// Whether the filesystem of device `dev` (where `path` is) is a special one; asked of the
+/// kernel once per device (a scan stats every file every second).
+fn on_special_fs(dev: u64, path: &Path) -> bool {
+    static KNOWN: std::sync::Mutex<Vec<(u64, bool)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, special)) = known.iter().find(|(d, _)| *d == dev) {
+        return special;
+    }
+    let special = statfs_special(path);
+    if known.len() < 4096 {
+        known.push((dev, special));
+    }
+    special
+}
+
+fn statfs_special(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
@@ -156,6 +174,9 @@ fn meta_of(m: &std::fs::Metadata, special: bool) -> Meta {
         },
         size: m.len(),
         links: m.nlink(),
+        changed: (m.ctime() as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(m.ctime_nsec() as u64),
         is_file: m.is_file(),
         special,
     }
@@ -182,7 +203,10 @@ impl Fs for RealFs {
 
     fn stat(&self, path: &Path) -> io::Result<Meta> {
         let m = std::fs::metadata(path)?;
-        Ok(meta_of(&m, m.is_file() && on_special_fs(path)))
+        Ok(meta_of(
+            &m,
+            m.is_file() && on_special_fs(std::os::unix::fs::MetadataExt::dev(&m), path),
+        ))
     }
 
     fn is_symlink(&self, path: &Path) -> bool {

@@ -27,6 +27,8 @@ struct Inode {
     links: usize,
     open: usize,
     birth: u64,
+    /// The world's clock at the last change of `data` (ctime).
+    changed: u64,
 }
 
 #[derive(Default)]
@@ -42,6 +44,8 @@ struct World {
     births: u64,
     /// The filesystem keeps no birth times (inode reuse is then told apart by content only).
     no_birth: bool,
+    /// Ticks at every change of a file's data: what ctime says.
+    clock: u64,
 }
 
 impl World {
@@ -52,6 +56,7 @@ impl World {
         });
         self.births += 1;
         let birth = if self.no_birth { 0 } else { self.births };
+        self.clock += 1;
         self.inodes.insert(
             ino,
             Inode {
@@ -59,9 +64,19 @@ impl World {
                 links: 0,
                 open: 0,
                 birth,
+                changed: self.clock,
             },
         );
         ino
+    }
+    /// The data of `ino` is about to change: its ctime moves.
+    fn data_mut(&mut self, ino: u64) -> Option<&mut Vec<u8>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.inodes.get_mut(&ino).map(|i| {
+            i.changed = clock;
+            &mut i.data
+        })
     }
     fn release(&mut self, ino: u64) {
         let i = &self.inodes[&ino];
@@ -119,11 +134,16 @@ impl Drop for SimFile {
     }
 }
 
-fn meta(ino: u64, birth: u64, len: usize, links: usize) -> Meta {
+fn meta(ino: u64, i: Option<&Inode>) -> Meta {
     Meta {
-        id: FileId { dev: 1, ino, birth },
-        size: len as u64,
-        links: links as u64,
+        id: FileId {
+            dev: 1,
+            ino,
+            birth: i.map_or(0, |i| i.birth),
+        },
+        size: i.map_or(0, |i| i.data.len() as u64),
+        links: i.map_or(1, |i| i.links as u64),
+        changed: i.map_or(0, |i| i.changed),
         is_file: true,
         special: false,
     }
@@ -132,8 +152,7 @@ fn meta(ino: u64, birth: u64, len: usize, links: usize) -> Meta {
 impl Handle for SimFile {
     fn meta(&self) -> io::Result<Meta> {
         let w = self.world.borrow();
-        let i = &w.inodes[&self.ino];
-        Ok(meta(self.ino, i.birth, i.data.len(), i.links))
+        Ok(meta(self.ino, Some(&w.inodes[&self.ino])))
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let w = self.world.borrow();
@@ -151,13 +170,10 @@ impl Fs for SimFs {
     fn stat(&self, path: &Path) -> io::Result<Meta> {
         let w = self.0.borrow();
         match w.names.get(path) {
-            Some(ino) => {
-                let i = &w.inodes[ino];
-                Ok(meta(*ino, i.birth, i.data.len(), i.links))
-            }
+            Some(ino) => Ok(meta(*ino, Some(&w.inodes[ino]))),
             None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta {
                 is_file: false,
-                ..meta(0, 0, 0, 1)
+                ..meta(0, None)
             }),
             None => Err(io::ErrorKind::NotFound.into()),
         }
@@ -415,8 +431,8 @@ impl Sim {
 
     fn append(&mut self, bytes: &[u8]) {
         let ino = self.writing;
-        if let Some(i) = self.w().inodes.get_mut(&ino) {
-            i.data.extend_from_slice(bytes);
+        if let Some(data) = self.w().data_mut(ino) {
+            data.extend_from_slice(bytes);
         }
     }
 
@@ -687,8 +703,8 @@ impl Sim {
                         ino
                     }
                 };
-                w.inodes.get_mut(&copy).unwrap().data = data;
-                w.inodes.get_mut(&live_ino).unwrap().data.clear();
+                *w.data_mut(copy).unwrap() = data;
+                w.data_mut(live_ino).unwrap().clear();
                 drop(w);
                 self.note(format!(
                     "copytruncate app.log -> {} (in place: {in_place})",
@@ -758,7 +774,7 @@ impl Sim {
             gz.extend(w.inodes[&ino].data.iter().rev().take(50));
             let z = w.alloc();
             w.link(&PathBuf::from("/logs/app.log.2.gz"), z);
-            w.inodes.get_mut(&z).unwrap().data = gz;
+            *w.data_mut(z).unwrap() = gz;
             w.unlink(&names[1]);
             drop(w);
             self.note("compress app.log.2");

@@ -193,6 +193,9 @@ pub struct Tracked<H> {
     verified: u64,
     /// Under a directory that could not be listed in the last scan.
     pub unseen: bool,
+    /// (size, ctime, read) when the content was last found not replaced: while they stay the
+    /// same the head is not read again (an idle file costs one fstat per scan).
+    checked: std::cell::Cell<Option<(u64, u64, u64)>>,
 }
 
 impl<H> Tracked<H> {
@@ -450,7 +453,7 @@ impl<F: Fs> Tailer<F> {
             let t = &self.files[&id];
             let Some(h) = t.handle.as_ref() else { continue };
             let Ok(meta) = h.meta() else { continue };
-            if content_replaced(h, t.read, &t.head, meta) {
+            if content_replaced(t, h, meta) {
                 let t = self.files.remove(&id).expect("listed");
                 self.replaced(t, meta, now, sink);
             }
@@ -683,6 +686,7 @@ impl<F: Fs> Tailer<F> {
             last_data: now,
             verified: offset,
             unseen: false,
+            checked: Default::default(),
         }
     }
 
@@ -1000,7 +1004,7 @@ impl<F: Fs> Tailer<F> {
                 return false;
             }
         };
-        if content_replaced(&h, t.read, &t.head, meta) {
+        if content_replaced(&t, &h, meta) {
             if held {
                 t.handle = Some(h);
             }
@@ -1010,7 +1014,12 @@ impl<F: Fs> Tailer<F> {
         let mut budget = READ_BUDGET_PER_PASS;
         let mut error = None;
         let before = t.read;
+        // fstat said there is nothing past the offset: no read (an idle file costs no pread).
+        let nothing_new = meta.changed != 0 && meta.size <= t.read;
         loop {
+            if nothing_new {
+                break;
+            }
             let n = match h.read_at(t.read, &mut self.buffer) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -1326,6 +1335,7 @@ impl<F: Fs> Tailer<F> {
         let meta = Meta {
             id,
             size,
+            changed: 0,
             links: 1,
             is_file: true,
             special: false,
@@ -1383,12 +1393,23 @@ impl<F: Fs> Tailer<F> {
     }
 }
 
-/// Whether the content of a file read to `read`, whose first bytes were `head`, was replaced:
-/// it is shorter now, or starts differently (truncated and written again past the offset).
-fn content_replaced<H: Handle>(h: &H, read: u64, head: &[u8], meta: Meta) -> bool {
-    meta.size < read
-        || (!head.is_empty()
-            && !identity::starts_with(h, meta.size, &Digest::of(head)).unwrap_or(true))
+/// Whether the content of `t` (open as `h`) was replaced: it is shorter now, or starts
+/// differently (truncated and written again past the offset). Not read again while size,
+/// ctime and the offset are what they were at the last check that found it unchanged: a
+/// truncation moves ctime (a replacement of the same size within one ctime tick, about 4 ms,
+/// is found at the file's next change instead).
+fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
+    let stamp = (meta.size, meta.changed, t.read);
+    if meta.changed != 0 && t.checked.get() == Some(stamp) {
+        return false;
+    }
+    let replaced = meta.size < t.read
+        || (!t.head.is_empty()
+            && !identity::starts_with(h, meta.size, &Digest::of(&t.head)).unwrap_or(true));
+    if !replaced {
+        t.checked.set(Some(stamp));
+    }
+    replaced
 }
 
 /// Where new content is read from, and what that is.
