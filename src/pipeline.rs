@@ -397,13 +397,61 @@ impl Update {
         key: &mut Vec<u8>,
         in_document: bool,
     ) -> Result<(), RuleErrorReason> {
-        let value = self.value(fields)?;
+        let takes_document_value =
+            in_document && matches!(self.op, Op::Set | Op::State | Op::Total);
+        if takes_document_value {
+            // The item is in the document whether or not its value reads: it stays (a state
+            // it has but that cannot be read is `unknown`; a number keeps its last value).
+            self.build_key(fields, key);
+            if !self.seen_in_document.insert(key.as_slice().into()) {
+                return Err(RuleErrorReason::DuplicateSeries);
+            }
+            let value = self.value(fields).and_then(|v| self.refuse_negative(v));
+            let value = match value {
+                Ok(v) => v,
+                Err(e) => {
+                    if self.op == Op::State {
+                        self.family.set_unknown(key);
+                    }
+                    return Err(e);
+                }
+            };
+            self.family.apply(key, self.change(value));
+            return Ok(());
+        }
+        let value = self.value(fields).and_then(|v| self.refuse_negative(v))?;
+        self.build_key(fields, key);
+        // A full family drops the update; the family counts the drop.
+        self.family.apply(key, self.change(value));
+        Ok(())
+    }
+
+    /// A counter does not go down: a negative increment or total is refused.
+    fn refuse_negative(&self, value: f64) -> Result<f64, RuleErrorReason> {
         if matches!(self.op, Op::Add | Op::Total)
             && self.family.kind == MetricKind::Counter
             && value < 0.0
         {
             return Err(RuleErrorReason::NegativeCounterIncrement);
         }
+        Ok(value)
+    }
+
+    fn change(&self, value: f64) -> Change {
+        match self.op {
+            Op::Add => Change::Add(value),
+            Op::Sub => Change::Sub(value),
+            Op::Set => Change::Set(value),
+            Op::Observe => Change::Observe(value),
+            Op::State => Change::State(value as usize),
+            // A value below the last is a reset upstream: passed on as one.
+            Op::Total => Change::Set(value),
+        }
+    }
+
+    /// The series key of this match: label values in key order, each cut to the family's
+    /// `max_label_value_length` (counted).
+    fn build_key(&self, fields: &Fields, key: &mut Vec<u8>) {
         key.clear();
         let max = self.family.max_label_value_length();
         for (i, parts) in self.labels.iter().enumerate() {
@@ -423,24 +471,6 @@ impl Update {
                 self.family.count_truncated();
             }
         }
-        if in_document
-            && matches!(self.op, Op::Set | Op::State | Op::Total)
-            && !self.seen_in_document.insert(key.as_slice().into())
-        {
-            return Err(RuleErrorReason::DuplicateSeries);
-        }
-        let change = match self.op {
-            Op::Add => Change::Add(value),
-            Op::Sub => Change::Sub(value),
-            Op::Set => Change::Set(value),
-            Op::Observe => Change::Observe(value),
-            Op::State => Change::State(value as usize),
-            // A value below the last is a reset upstream: passed on as one.
-            Op::Total => Change::Set(value),
-        };
-        // A full family drops the update; the family counts the drop.
-        self.family.apply(key, change);
-        Ok(())
     }
 }
 

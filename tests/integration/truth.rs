@@ -200,6 +200,39 @@ sources:
         &names,
         &states(&[("api", "passing"), ("db", "passing"), ("mail", "warning")]),
     );
+    // db is listed but its state and latency cannot be read: it stays, its state unknown, its
+    // latency the last one read; the errors are counted.
+    server.route(
+        "/health",
+        json(&[
+            ("api", "passing", "6ms"),
+            ("db", "bogus", "n/a"),
+            ("mail", "warning", "2s"),
+        ]),
+    );
+    wait_family(
+        &exporter,
+        &names,
+        &states(&[("api", "passing"), ("db", "unknown"), ("mail", "warning")]),
+    );
+    let text = exporter.scrape();
+    assert_eq!(
+        family(&text, &latency),
+        "service_latency_seconds{service=\"api\"} 0.006\nservice_latency_seconds{service=\"db\"} 0.003\nservice_latency_seconds{service=\"mail\"} 2\n"
+    );
+    assert!(
+        value_in(
+            &text,
+            r#"quarry_rule_errors_total{reason="unknown_state",rule="0",source="health"}"#
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        exporter.value(r#"quarry_source_up{source="health"}"#),
+        Some(1.0)
+    );
     assert_promtool_accepts(&exporter.scrape());
 }
 
