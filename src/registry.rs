@@ -155,7 +155,7 @@ impl Family {
         };
         let now = self.now();
         // Both clock readings are rounded down: one tick more guarantees a full `after` of
-        // idleness (a series goes between `after` and `after` + 0.1 s + the sweep interval).
+        // idleness (a series goes between `after` and `after` + 0.2 s + the sweep interval).
         let after = (after.as_millis() / 100).clamp(1, u32::MAX as u128 - 1) as u32 + 1;
         let mut table = self.table();
         let idle: Vec<u32> = table
