@@ -580,17 +580,22 @@ fn check_extractor(
         ("html", &h.for_each, &h.fields)
     };
     let kp = join_key(rp, kind);
+    let declared: Vec<&str> = rule
+        .xml
+        .iter()
+        .flat_map(|x| x.namespaces.keys().map(String::as_str))
+        .collect();
     let check = |expr: &str| -> Result<(), String> {
         match kind {
             "json" => crate::extract::json::JsonExtractor::check_field(expr),
-            "xml" => crate::extract::xml::XmlExtractor::check(expr),
+            "xml" => crate::extract::xml::XmlExtractor::check(expr, declared.iter().copied()),
             _ => crate::extract::html::HtmlExtractor::check_field(expr),
         }
     };
     if let Some(fe) = for_each {
         let result = match kind {
             "json" => crate::extract::json::path(fe).map(|_| ()),
-            "xml" => crate::extract::xml::XmlExtractor::check(fe),
+            "xml" => crate::extract::xml::XmlExtractor::check(fe, declared.iter().copied()),
             _ => crate::extract::html::selector(fe).map(|_| ()),
         };
         if let Err(e) = result {

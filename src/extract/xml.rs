@@ -25,36 +25,107 @@ pub struct XmlExtractor {
     fields: Vec<sxd_xpath::XPath>,
 }
 
-fn compile(expr: &str) -> Result<sxd_xpath::XPath, String> {
+fn compile<'a>(
+    expr: &str,
+    declared: impl IntoIterator<Item = &'a str> + Clone,
+) -> Result<sxd_xpath::XPath, String> {
     super::limits::check_expression(expr).map_err(|e| format!("XPath: {e}"))?;
+    if let Some(prefix) = prefixes(expr)
+        .into_iter()
+        .find(|p| !declared.clone().into_iter().any(|d| d == *p))
+    {
+        // sxd-xpath panics on an undeclared prefix when it evaluates (found by fuzzing).
+        let list: Vec<&str> = declared.into_iter().collect();
+        return Err(format!(
+            "XPath {expr:?} uses the prefix `{prefix}`, which `namespaces` does not declare ({})",
+            if list.is_empty() {
+                "it declares none".to_owned()
+            } else {
+                format!("it declares {}", list.join(", "))
+            }
+        ));
+    }
     Factory::new()
         .build(expr)
         .map_err(|e| format!("invalid XPath {expr:?}: {e}"))?
         .ok_or_else(|| format!("empty XPath {expr:?}"))
 }
 
+/// The namespace prefixes an XPath expression uses (`s:` in `/s:Envelope`, not the axis in
+/// `child::`), outside string literals.
+fn prefixes(expr: &str) -> Vec<&str> {
+    let b = expr.as_bytes();
+    let name_start = |c: u8| c.is_ascii_alphabetic() || c == b'_' || c >= 0x80;
+    let name_char = |c: u8| name_start(c) || c.is_ascii_digit() || c == b'-' || c == b'.';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' {
+            // A string literal: to its closing quote.
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += 1;
+            }
+            i += 1;
+        } else if name_start(c) {
+            let start = i;
+            while i < b.len() && name_char(b[i]) {
+                i += 1;
+            }
+            let follows_qname =
+                i + 1 < b.len() && b[i] == b':' && (name_start(b[i + 1]) || b[i + 1] == b'*');
+            if follows_qname {
+                out.push(&expr[start..i]);
+                i += 1; // the local part is read as the next name
+                while i < b.len() && name_char(b[i]) {
+                    i += 1;
+                }
+            } else if b.get(i) == Some(&b':') && b.get(i + 1) == Some(&b':') {
+                i += 2; // an axis
+            }
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 impl XmlExtractor {
-    /// Checks every expression and keeps them with the namespace map.
+    /// Checks every expression (prefixes must be declared) and keeps them with the namespace
+    /// map.
     pub fn new<'a>(
         namespaces: impl IntoIterator<Item = (&'a str, &'a str)>,
         for_each: Option<&str>,
         fields: impl IntoIterator<Item = &'a str>,
     ) -> Result<XmlExtractor, String> {
+        let namespaces: Vec<(String, String)> = namespaces
+            .into_iter()
+            .map(|(p, u)| (p.to_owned(), u.to_owned()))
+            .collect();
+        let declared = namespaces.iter().map(|(p, _)| p.as_str());
         Ok(XmlExtractor {
-            namespaces: namespaces
-                .into_iter()
-                .map(|(p, u)| (p.to_owned(), u.to_owned()))
-                .collect(),
             for_each: for_each
-                .map(|e| compile(e).map(|x| (e.to_owned(), x)))
+                .map(|e| compile(e, declared.clone()).map(|x| (e.to_owned(), x)))
                 .transpose()?,
-            fields: fields.into_iter().map(compile).collect::<Result<_, _>>()?,
+            fields: fields
+                .into_iter()
+                .map(|f| compile(f, declared.clone()))
+                .collect::<Result<_, _>>()?,
+            namespaces,
         })
     }
 
-    /// Checks one expression (for config validation).
-    pub fn check(expr: &str) -> Result<(), String> {
-        compile(expr).map(|_| ())
+    /// Checks one expression against the declared namespace prefixes (config validation).
+    pub fn check<'a>(
+        expr: &str,
+        declared: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), String> {
+        compile(expr, declared).map(|_| ())
     }
 
     /// Parses `text`; a SOAP Fault is reported as [`ExtractError::SoapFault`]. Documents
@@ -130,12 +201,16 @@ fn kind(v: &Value) -> &'static str {
 fn soap_fault(doc: &Document) -> Option<String> {
     let expr = "/*[local-name()='Envelope']/*[local-name()='Body']/*[local-name()='Fault']";
     let context = Context::new();
-    let fault = match compile(expr).ok()?.evaluate(&context, doc.root()).ok()? {
+    let fault = match compile(expr, [])
+        .ok()?
+        .evaluate(&context, doc.root())
+        .ok()?
+    {
         Value::Nodeset(set) => set.document_order_first()?,
         _ => return None,
     };
     let reason = "string((*[local-name()='faultstring'] | *[local-name()='Reason']/*[local-name()='Text'])[1])";
-    let text = match compile(reason).ok()?.evaluate(&context, fault).ok()? {
+    let text = match compile(reason, []).ok()?.evaluate(&context, fault).ok()? {
         Value::String(s) => normalize_text(&s),
         _ => String::new(),
     };
@@ -149,6 +224,30 @@ fn soap_fault(doc: &Document) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_prefix_must_be_declared() {
+        assert_eq!(prefixes("/s:Envelope/s:Body/b:Queue"), ["s", "s", "b"]);
+        assert_eq!(prefixes("child::s:item[@x:id = 'a:b']/text()"), ["s", "x"]);
+        assert_eq!(prefixes("//*[local-name()='Fault'] | ns:*"), ["ns"]);
+        assert_eq!(
+            prefixes("count(item) > 1.5 and \"q:r\" != 'z:y'"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(prefixes("ancestor-or-self::node()"), Vec::<&str>::new());
+        // Found by fuzzing: sxd-xpath panics evaluating an undeclared prefix; refused here.
+        let e = XmlExtractor::new([("s", "urn:s")], Some("/ss:status/s:component"), ["@name"])
+            .err()
+            .unwrap();
+        assert!(e.contains("prefix `ss`") && e.contains("declares s"), "{e}");
+        let e = XmlExtractor::check("x:a", []).unwrap_err();
+        assert!(e.contains("declares none"), "{e}");
+        let x = XmlExtractor::new([("s", "urn:s")], Some("/s:status"), ["@name"]).unwrap();
+        let doc = XmlExtractor::parse(r#"<status xmlns="urn:s" name="a"/>"#).unwrap();
+        let mut rows = Vec::new();
+        x.extract(&doc.as_document(), &mut rows).unwrap();
+        assert_eq!(rows, vec![vec![Some("a".to_owned())]]);
+    }
 
     const STATUS: &str = r#"<?xml version="1.0"?>
       <status xmlns="urn:example:status" generated="2026-11-26T10:00:00Z">
