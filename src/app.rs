@@ -21,6 +21,7 @@ use tracing::{error, info};
 use crate::checkpoint::{Checkpointer, Gate, Loaded, Store};
 use crate::config::{self, Config, ConfigErrors};
 use crate::pipeline::Pipeline;
+use crate::probe::{ProbeOptions, Probes};
 use crate::registry::Families;
 use crate::selfmetrics::SelfMetrics;
 use crate::server::{self, ReloadRequest, WebState};
@@ -80,7 +81,7 @@ pub fn build(
     previous: Option<Families>,
     gate: &Arc<Gate>,
 ) -> anyhow::Result<Built> {
-    let families = Families::rebuild(&config.metrics, self_metrics, previous);
+    let families = Families::rebuild(&config.served_metrics(), self_metrics, previous);
     let mut fed_by_files: Vec<&str> = config
         .sources
         .iter()
@@ -217,6 +218,8 @@ pub struct RunOptions {
     pub storage: Option<PathBuf>,
     /// `--storage.interval`: checkpoints at least this often.
     pub storage_interval: std::time::Duration,
+    /// `--probe.*`: the `/probe` endpoint's bounds.
+    pub probe: ProbeOptions,
 }
 
 /// How long stopping the sources may take, at reload and at shutdown.
@@ -320,6 +323,12 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
     let (soft, budget) = crate::source::fs::raise_open_file_limit();
     info!(open_file_limit = soft, tailer_budget = budget, "open files");
     let mut built = build(&config, &base, &self_metrics, None, &gate)?;
+    let probes = Arc::new(Probes::build(
+        &config,
+        &base,
+        &self_metrics,
+        &options.probe,
+    )?);
     let checkpointer = match &options.storage {
         None => None,
         Some(dir) => {
@@ -369,6 +378,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             security: web_security,
             renders: Default::default(),
             checkpointer: checkpointer.clone(),
+            probes: std::sync::RwLock::new(probes),
         });
         // Idle series of metrics with `expire_after` go, checked every second.
         {
@@ -421,7 +431,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                 _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
                 Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
             };
-            let (next, result) = reload(&options.config_file, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
+            let (next, result) = reload(&options, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
             generation = next;
             if let Some(reply) = reply {
                 let _ = reply.send(result);
@@ -446,7 +456,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
 
 /// Applies the config file anew; on any error the old generation keeps running.
 async fn reload(
-    config_file: &Path,
+    options: &RunOptions,
     self_metrics: &SelfMetrics,
     current: Generation,
     pending: &Arc<AtomicUsize>,
@@ -454,6 +464,7 @@ async fn reload(
     gate: &Arc<Gate>,
     checkpointer: Option<&Checkpointer>,
 ) -> (Generation, Result<(), String>) {
+    let config_file = options.config_file.as_path();
     let fail = |current, message: String| {
         error!("reload failed, keeping the running config: {message}");
         self_metrics.config_last_reload_successful.set(0.0);
@@ -469,6 +480,11 @@ async fn reload(
     if let Err(e) = build(&config, &base, &scratch, None, &Arc::new(Gate::default())) {
         return fail(current, format!("{e:#}"));
     }
+    // Probe modules keep no state: built now, they replace the old ones once the rest is up.
+    let probes = match Probes::build(&config, &base, self_metrics, &options.probe) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(current, format!("{e:#}")),
+    };
     let (families, files) = current.stop().await;
     let built = match build(&config, &base, self_metrics, Some(families), gate) {
         Ok(b) => b,
@@ -483,6 +499,11 @@ async fn reload(
     };
     *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
     *state.families.write().unwrap_or_else(|e| e.into_inner()) = built.families.clone();
+    {
+        let mut current = state.probes.write().unwrap_or_else(|e| e.into_inner());
+        current.forget_removed(&probes);
+        *current = probes;
+    }
     match Generation::start(built, files, pending, checkpointer) {
         Ok(g) => {
             mark_loaded(self_metrics);

@@ -50,6 +50,16 @@ pub struct Cli {
     #[arg(long = "storage.interval", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
     pub storage_interval: std::time::Duration,
+    /// Probes (`/probe` requests) that may run at once; more wait for a slot within their
+    /// timeout.
+    #[arg(long = "probe.max-concurrent", value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub probe_max_concurrent: u32,
+    /// Taken off Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) so that a
+    /// probe answers before Prometheus gives up.
+    #[arg(long = "probe.timeout-offset", value_name = "DURATION", default_value = "500ms",
+          value_parser = parse_offset)]
+    pub probe_timeout_offset: std::time::Duration,
     /// Only log messages at this level or above.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"])]
@@ -111,9 +121,19 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Check) => {
-            let rules: usize = config.sources.iter().map(|s| s.rules.len()).sum();
+            let rules: usize = config
+                .sources
+                .iter()
+                .chain(&config.modules)
+                .map(|s| s.rules.len())
+                .sum();
+            let modules = match config.modules.len() {
+                0 => String::new(),
+                1 => ", 1 probe module".to_owned(),
+                n => format!(", {n} probe modules"),
+            };
             print_out(&format!(
-                "{}: OK ({} metrics, {} sources, {} rules)",
+                "{}: OK ({} metrics, {} sources{modules}, {} rules)",
                 cli.config_file.display(),
                 config.metrics.len(),
                 config.sources.len(),
@@ -146,6 +166,10 @@ pub fn main() -> ExitCode {
                     web_config: cli.web_config.clone(),
                     storage: cli.storage_path.clone(),
                     storage_interval: cli.storage_interval,
+                    probe: crate::probe::ProbeOptions {
+                        max_concurrent: cli.probe_max_concurrent as usize,
+                        timeout_offset: cli.probe_timeout_offset,
+                    },
                 },
                 config,
             )
@@ -166,6 +190,10 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         Ok(_) => Err("must be more than 0".into()),
         Err(e) => Err(e),
     }
+}
+
+fn parse_offset(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
 }
 
 fn listen_addresses(values: &[String]) -> anyhow::Result<Vec<std::net::SocketAddr>> {

@@ -17,6 +17,7 @@ pub mod landing;
 pub mod logging;
 pub mod matcher;
 pub mod pipeline;
+pub mod probe;
 pub mod registry;
 pub mod scrape;
 pub mod selfmetrics;

@@ -173,6 +173,10 @@ impl IntGauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Adds `d` (which may be negative).
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Ordering::Relaxed);
+    }
 }
 
 /// A gauge handle (floating point).
@@ -344,6 +348,11 @@ pub struct Families {
     pub source_last_success: Labeled<Gauge>,
     /// `quarry_source_errors_total{source,reason}`
     pub source_errors: Labeled<IntCounter>,
+    /// `quarry_probes_total{module}`
+    pub probes: Labeled<IntCounter>,
+    /// `quarry_probe_errors_total{module,reason}`
+    pub probe_errors: Labeled<IntCounter>,
+    probes_in_flight_family: Labeled<IntGauge>,
     /// `quarry_config_last_reload_successful`
     pub config_last_reload_successful: Gauge,
     /// `quarry_config_last_reload_success_timestamp_seconds`
@@ -400,8 +409,16 @@ impl SelfMetrics {
             "Timestamp of the last successful configuration load.",
             &[],
         );
+        let probes_in_flight_family = Labeled::new(
+            "quarry_probes_in_flight",
+            "Probes (/probe requests) running now, waiting for a slot included.",
+            &[],
+        );
         SelfMetrics(Arc::new(Families {
             build_info,
+            probes: Labeled::new("quarry_probes_total", "Probes run (/probe requests with a valid module and target), by module.", &["module"]),
+            probe_errors: Labeled::new("quarry_probe_errors_total", "Probes that failed, by module and reason.", &["module", "reason"]),
+            probes_in_flight_family,
             file_lines: Labeled::new("quarry_file_lines_total", "Lines read from a file, including skipped over-long lines.", SP),
             file_bytes: Labeled::new("quarry_file_bytes_total", "Bytes read from a file.", SP),
             file_rotations: Labeled::new("quarry_file_rotations_total", "Times the path was found to be a new file (rename rotation, delete and recreate).", SP),
@@ -449,6 +466,11 @@ impl SelfMetrics {
         }
     }
 
+    /// `quarry_probes_in_flight` (exported from the first call: only with probe modules).
+    pub fn probes_in_flight(&self) -> IntGauge {
+        self.probes_in_flight_family.with_label_values(&[])
+    }
+
     /// Appends the exposition of every self-metric family that has a series.
     pub fn render(&self, out: &mut Vec<Chunk>) {
         let f = &self.0;
@@ -468,6 +490,8 @@ impl SelfMetrics {
             &f.series_dropped,
             &f.label_values_truncated,
             &f.source_errors,
+            &f.probes,
+            &f.probe_errors,
             &f.log_dropped_family,
             &f.source_file_events,
             &f.source_listing_errors,
@@ -483,6 +507,7 @@ impl SelfMetrics {
             &f.series,
             &f.source_up,
             &f.checkpoint_bytes,
+            &f.probes_in_flight_family,
         ] {
             g.render(out);
         }

@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, the landing page, `/-/healthy` and `/-/ready`, on hyper 1.
+//! The HTTP side: `/metrics`, `/probe`, the landing page, `/-/healthy` and `/-/ready`, on
+//! hyper 1.
 //!
 //! Rendering runs on the blocking pool so a large exposition never stalls the accept loop, and
 //! concurrent scrapes share one render ([`crate::scrape`]).
@@ -64,6 +65,8 @@ pub struct WebState {
     /// Checkpoints (with `--storage.path`): one is taken before each render, which shows the
     /// values it saved.
     pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
+    /// The probe modules behind `/probe` (replaced on reload).
+    pub probes: std::sync::RwLock<Arc<crate::probe::Probes>>,
 }
 
 /// A reload request: the channel its outcome is sent back on.
@@ -223,7 +226,8 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     if path == "/-/reload" {
         return reload(req.method(), state).await;
     }
-    let known = path == state.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    let known =
+        path == state.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/probe");
     if !known {
         return response(
             StatusCode::NOT_FOUND,
@@ -242,7 +246,23 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
         return r;
     }
     let head = req.method() == Method::HEAD;
-    let mut r = if path == state.telemetry_path {
+    let mut r = if path == "/probe" && path != state.telemetry_path {
+        let probes = state
+            .probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let scrape_timeout = req
+            .headers()
+            .get("x-prometheus-scrape-timeout-seconds")
+            .and_then(|v| v.to_str().ok());
+        let answer = probes.probe(req.uri().query(), scrape_timeout).await;
+        response(
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+            answer.content_type,
+            answer.body,
+        )
+    } else if path == state.telemetry_path {
         let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
         let registry = state.registry.clone();
         let self_metrics = state.self_metrics.clone();

@@ -14,7 +14,7 @@ use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
 use super::validate::{validate, ValidationContext};
 
-const TOP_LEVEL_KEYS: [&str; 3] = ["version", "metrics", "sources"];
+const TOP_LEVEL_KEYS: [&str; 4] = ["version", "metrics", "sources", "modules"];
 
 /// Reads and validates a config file. `Err` carries every error found, or a read error.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
@@ -144,7 +144,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         if !TOP_LEVEL_KEYS.contains(&name) {
             push(
                 name.to_owned(),
-                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`"),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`"),
             );
         }
     }
@@ -164,11 +164,14 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     }
     let metrics = deserialize_list(&map, "metrics", &mut push);
     let sources = deserialize_list(&map, "sources", &mut push);
+    let modules = deserialize_list(&map, "modules", &mut push);
     config.metrics = metrics.items.into_iter().map(|(_, m)| m).collect();
     config.sources = sources.items.into_iter().map(|(_, s)| s).collect();
+    config.modules = modules.items.into_iter().map(|(_, s)| s).collect();
     let context = ValidationContext {
         metric_indexes: metrics.indexes,
         source_indexes: sources.indexes,
+        module_indexes: modules.indexes,
         broken_metrics: metrics.broken_names,
     };
     for problem in validate(&config, &context) {

@@ -6,7 +6,7 @@
 //! and every source or extractor kind is a keyed sub-object (`file:`) rather than a `type:`
 //! tag, which keeps serde_yaml's error positions exact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -22,6 +22,30 @@ pub struct Config {
     pub metrics: Vec<MetricConfig>,
     /// Where records come from, each with its rules.
     pub sources: Vec<SourceConfig>,
+    /// Probe modules: page-source templates run against a target at scrape time
+    /// (`/probe?module=NAME&target=T`), an `http:` source whose URL or headers use `$target`.
+    pub modules: Vec<SourceConfig>,
+}
+
+impl Config {
+    /// The names of the metrics the rules of `sources` update, deduplicated.
+    pub fn metrics_fed_by(sources: &[SourceConfig]) -> BTreeSet<&str> {
+        sources
+            .iter()
+            .flat_map(|s| s.rules.iter().flat_map(|r| r.update.iter()))
+            .map(|u| u.metric.as_str())
+            .collect()
+    }
+
+    /// The metrics `/metrics` serves: all but those only probe modules feed.
+    pub fn served_metrics(&self) -> Vec<MetricConfig> {
+        let probed = Config::metrics_fed_by(&self.modules);
+        self.metrics
+            .iter()
+            .filter(|m| !probed.contains(m.name.as_str()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// One metric declaration.

@@ -15,6 +15,23 @@ pub enum Piece {
 /// Built-in field: the path of the file the line was read from.
 pub const FILE_FIELD: &str = "__file__";
 
+/// The field of a probe module's url and headers: the `target` parameter of `/probe`.
+pub const TARGET_FIELD: &str = "target";
+
+/// `text` with every `$target` replaced by `target` (`$$` is a dollar); the template was
+/// validated, so another field cannot occur (it would be left out).
+pub fn substitute_target(pieces: &[Piece], target: &str) -> String {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Literal(l) => out.push_str(l),
+            Piece::Field(f) if f == TARGET_FIELD => out.push_str(target),
+            Piece::Field(_) => {}
+        }
+    }
+    out
+}
+
 /// Parses a template into pieces, or explains what is wrong with it.
 pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
     let mut pieces = Vec::new();

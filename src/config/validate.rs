@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::model::*;
 use super::positions::{join_index, join_key};
-use super::template::{self, Piece, FILE_FIELD};
+use super::template::{self, Piece, FILE_FIELD, TARGET_FIELD};
 
 /// Series a metric may hold when it does not say.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -57,6 +57,8 @@ pub struct ValidationContext {
     pub metric_indexes: Vec<usize>,
     /// The same for sources.
     pub source_indexes: Vec<usize>,
+    /// The same for probe modules.
+    pub module_indexes: Vec<usize>,
     /// Names of metric entries that failed to deserialize: references to them are not errors
     /// of their own.
     pub broken_metrics: Vec<String>,
@@ -104,7 +106,134 @@ pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
         }
         check_source(&mut c, &path, s, &metrics, &context.broken_metrics);
     }
+    let module_index = |i: usize| context.module_indexes.get(i).copied().unwrap_or(i);
+    let fed_by_sources = Config::metrics_fed_by(&config.sources);
+    let mut module_names = HashSet::new();
+    for (i, m) in config.modules.iter().enumerate() {
+        let path = join_index("modules", module_index(i));
+        if m.name.trim().is_empty() {
+            c.report(join_key(&path, "name"), "a module needs a non-empty name");
+        } else if !module_names.insert(m.name.as_str()) {
+            c.report(
+                join_key(&path, "name"),
+                format!("module name {:?} is used twice", m.name),
+            );
+        } else if source_names.contains(m.name.as_str()) {
+            c.report(
+                join_key(&path, "name"),
+                format!(
+                    "module name {:?} is also a source's name; self-metrics label both by name, so give the module another",
+                    m.name
+                ),
+            );
+        }
+        check_module(&mut c, &path, m, &metrics, &context.broken_metrics);
+        for (j, rule) in m.rules.iter().enumerate() {
+            for (k, update) in rule.update.iter().enumerate() {
+                if fed_by_sources.contains(update.metric.as_str()) {
+                    c.report(
+                        join_key(&join_index(&join_key(&join_index(&join_key(&path, "rules"), j), "update"), k), "metric"),
+                        format!(
+                            "metric {:?} is fed by a source too; a metric is served either on /metrics (sources) or by /probe (modules): declare one for each",
+                            update.metric
+                        ),
+                    );
+                }
+            }
+        }
+    }
     c.problems
+}
+
+/// A sample target that makes a module's URL template a URL, for validating it.
+fn sample_target(url_template: &str) -> &'static str {
+    let t = url_template.trim_start();
+    if t.starts_with("$target") || t.starts_with("${target}") {
+        "http://localhost:9"
+    } else {
+        "localhost:9"
+    }
+}
+
+/// A probe module: an `http:` source template whose URL or headers use `$target`, without an
+/// interval (Prometheus' scrapes of `/probe` drive it), and its rules.
+fn check_module(
+    c: &mut Checker,
+    path: &str,
+    m: &SourceConfig,
+    metrics: &HashMap<&str, &MetricConfig>,
+    broken_metrics: &[String],
+) {
+    let others = present_keys(&[
+        ("file", m.file.is_some()),
+        ("command", m.command.is_some()),
+        ("status_file", m.status_file.is_some()),
+    ]);
+    for other in &others {
+        c.report(
+            join_key(path, other),
+            format!("a probe module fetches over HTTP only: `{other}:` cannot be probed (declare it under `sources:`)"),
+        );
+    }
+    let Some(h) = &m.http else {
+        if others.is_empty() {
+            c.report(
+                path.to_owned(),
+                "a probe module needs `http:` with `$target` in its url or in a header, e.g. url: \"http://$target/status\"",
+            );
+        }
+        return;
+    };
+    let hp = join_key(path, "http");
+    if h.interval.is_some() {
+        c.report(
+            join_key(&hp, "interval"),
+            "a probe module runs when Prometheus scrapes /probe: `interval` does not apply (the scrape_interval decides)",
+        );
+    }
+    let sample = sample_target(&h.url);
+    let mut uses_target = false;
+    let mut substitute = |c: &mut Checker, at: String, text: &str| -> String {
+        match template::parse(text) {
+            Err(e) => {
+                c.report(at, e);
+                text.to_owned()
+            }
+            Ok(pieces) => {
+                let mut out = String::new();
+                for p in pieces {
+                    match p {
+                        Piece::Literal(l) => out.push_str(&l),
+                        Piece::Field(f) if f == TARGET_FIELD => {
+                            uses_target = true;
+                            out.push_str(sample);
+                        }
+                        Piece::Field(f) => {
+                            c.report(
+                                at.clone(),
+                                format!("unknown field ${f}: a module's url and headers know only $target"),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+        }
+    };
+    let mut checked = h.clone();
+    checked.interval = None;
+    checked.url = substitute(c, join_key(&hp, "url"), &h.url);
+    for (name, value) in checked.headers.iter_mut() {
+        *value = substitute(c, join_key(&join_key(&hp, "headers"), name), value);
+    }
+    if !uses_target {
+        c.report(
+            join_key(&hp, "url"),
+            "a probe module's url or one of its headers must use $target (the `target` parameter of /probe), e.g. \"http://$target/status\"",
+        );
+    }
+    check_http_source(c, &hp, &checked);
+    check_rules(c, path, m, metrics, broken_metrics);
 }
 
 fn is_metric_name(name: &str) -> bool {
@@ -385,6 +514,17 @@ fn check_source(
             c.report(join_key(&fp, "max_bytes"), "max_bytes must be at least 1");
         }
     }
+    check_rules(c, path, s, metrics, broken_metrics);
+}
+
+/// Checks the rules of a source or module: names, extractors, updates.
+fn check_rules(
+    c: &mut Checker,
+    path: &str,
+    s: &SourceConfig,
+    metrics: &HashMap<&str, &MetricConfig>,
+    broken_metrics: &[String],
+) {
     let lines = s.file.is_some();
     let mut rule_names = HashSet::new();
     for (i, rule) in s.rules.iter().enumerate() {

@@ -169,10 +169,20 @@ impl HttpFetcher {
     }
 
     async fn fetch(&self) -> Result<Fetched, FetchError> {
+        self.fetch_from(&self.url, self.headers.clone()).await
+    }
+
+    /// Fetches `url` with this source's method, body, credentials, TLS and caps, and with
+    /// `headers` (a probe's, its target substituted) instead of the configured ones.
+    pub async fn fetch_from(
+        &self,
+        url: &reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Fetched, FetchError> {
         let mut request = self
             .client
-            .request(self.method.clone(), self.url.clone())
-            .headers(self.headers.clone());
+            .request(self.method.clone(), url.clone())
+            .headers(headers);
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
@@ -186,7 +196,7 @@ impl HttpFetcher {
         let mut response = request
             .send()
             .await
-            .map_err(|e| fail(classify(&e, &self.url), describe(&e, &self.url)))?;
+            .map_err(|e| fail(classify(&e, url), describe(&e, url)))?;
         let status = response.status();
         let accepted = match &self.accept_status {
             Some(codes) => codes.contains(&status.as_u16()),
@@ -195,7 +205,7 @@ impl HttpFetcher {
         if !accepted {
             return Err(fail(
                 SourceErrorReason::HttpStatus,
-                format!("HTTP {status} from {}", redacted(&self.url)),
+                format!("HTTP {status} from {}", redacted(url)),
             ));
         }
         if response
@@ -208,7 +218,7 @@ impl HttpFetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| fail(classify(&e, &self.url), describe(&e, &self.url)))?
+            .map_err(|e| fail(classify(&e, url), describe(&e, url)))?
         {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(too_large(self.max_body_bytes));

@@ -84,6 +84,11 @@ impl DocumentWorker {
         Ok(DocumentWorker { jobs, busy })
     }
 
+    /// Whether a document (perhaps an abandoned one) is still being parsed.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst)
+    }
+
     /// The rows of every rule for `text`, waiting at most `budget`.
     pub async fn extract(
         &self,

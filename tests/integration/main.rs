@@ -9,6 +9,7 @@ mod golden;
 mod hardening;
 mod lifecycle;
 mod pages;
+mod probe;
 mod prom;
 mod real_servers;
 mod rotation;

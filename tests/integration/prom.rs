@@ -34,6 +34,17 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus in `dir` scraping `127.0.0.1:<target>` every second (job `quarry`).
     pub fn start(dir: &Path, target: u16) -> Prometheus {
+        Prometheus::start_with(
+            dir,
+            &format!(
+                "  - job_name: quarry\n    static_configs: [{{targets: [\"127.0.0.1:{target}\"]}}]\n"
+            ),
+        )
+    }
+
+    /// Starts Prometheus in `dir` with these `scrape_configs` entries (YAML, indented as list
+    /// items), scraping every second.
+    pub fn start_with(dir: &Path, scrape_configs: &str) -> Prometheus {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -42,7 +53,7 @@ impl Prometheus {
         std::fs::write(
             dir.join("prometheus.yml"),
             format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: quarry\n    static_configs: [{{targets: [\"127.0.0.1:{target}\"]}}]\n"
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{scrape_configs}"
             ),
         )
         .unwrap();
