@@ -4,7 +4,7 @@
 //! `dashboards/` are this module's output (a test keeps them in step).
 //!
 //! Conventions: a `datasource` variable used by every panel and target, `job` and `instance`
-//! variables in every selector, stable uids, tags, a unit and a description on every panel,
+//! variables in every selector (`probe_job` and `target` for what `/probe` serves), stable uids, tags, a unit and a description on every panel,
 //! `$__rate_interval` in rates.
 
 use serde_json::{json, Value};
@@ -16,6 +16,8 @@ const DATASOURCE: &str = "${datasource}";
 /// Grafana's dashboard schema version this output follows (Grafana 10.4 / 11).
 pub const SCHEMA_VERSION: u32 = 39;
 const SELECTOR: &str = r#"job="$job", instance=~"$instance""#;
+/// The selector of metrics served by `/probe`: the probe job, one instance per target.
+const PROBE_SELECTOR: &str = r#"job="$probe_job", instance=~"$target""#;
 
 fn ds() -> Value {
     json!({"type": "prometheus", "uid": DATASOURCE})
@@ -232,8 +234,7 @@ fn state_thresholds(states: &[String]) -> Vec<Value> {
     steps
 }
 
-fn metric_panels(layout: &mut Layout, m: &MetricConfig) {
-    let sel = SELECTOR;
+fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
     let help = m.help.trim();
     match m.kind {
         MetricKind::State => {
@@ -484,8 +485,8 @@ fn health_panels(layout: &mut Layout) {
     );
 }
 
-fn dashboard(uid: &str, title: &str, description: &str, panels: Vec<Value>) -> Value {
-    json!({
+fn dashboard(uid: &str, title: &str, description: &str, panels: Vec<Value>, probes: bool) -> Value {
+    let mut d = json!({
         "uid": uid, "title": title, "description": description,
         "tags": ["quarry_exporter", "prometheus"],
         "timezone": "browser", "editable": true, "graphTooltip": 1, "refresh": "30s",
@@ -505,7 +506,42 @@ fn dashboard(uid: &str, title: &str, description: &str, panels: Vec<Value>) -> V
              "includeAll": true, "allValue": ".*", "multi": true, "current": {}, "options": [], "hide": 0}
         ]},
         "panels": panels,
-    })
+    });
+    if probes {
+        let vars = d["templating"]["list"].as_array_mut().expect("a list");
+        vars.push(
+            json!({"name": "probe_job", "label": "Probe job", "type": "query", "datasource": ds(),
+             "query": {"query": "label_values(quarry_probe_success, job)", "refId": "probe_job"},
+             "definition": "label_values(quarry_probe_success, job)", "refresh": 2, "sort": 1,
+             "includeAll": false, "multi": false, "current": {}, "options": [], "hide": 0}),
+        );
+        vars.push(json!({"name": "target", "label": "Target", "type": "query", "datasource": ds(),
+             "query": {"query": "label_values(quarry_probe_success{job=\"$probe_job\"}, instance)", "refId": "target"},
+             "definition": "label_values(quarry_probe_success{job=\"$probe_job\"}, instance)", "refresh": 2, "sort": 1,
+             "includeAll": true, "allValue": ".*", "multi": true, "current": {}, "options": [], "hide": 0}));
+    }
+    d
+}
+
+/// The probe row: which targets fail and why, how long probes take.
+fn probe_panels(layout: &mut Layout) {
+    let sel = PROBE_SELECTOR;
+    layout.row("Probes (/probe, one instance per target)");
+    layout.add(Panel::new("stat", "Targets failing", "Probed targets whose last probe failed (quarry_probe_success 0).", "none").size(6, 6)
+        .target(format!("count(quarry_probe_success{{{sel}}} == 0) or vector(0)"), "failing")
+        .with(json!({"fieldConfig": {"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": 1}]}, "color": {"mode": "thresholds"}}},
+                     "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
+    layout.add(Panel::new("state-timeline", "Probe success by target", "Whether each target's probe succeeded (green) or failed (red), over time.", "none").size(18, 6)
+        .target(format!("max by (instance) (quarry_probe_success{{{sel}}})"), "{{instance}}")
+        .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "failed", "color": "red"}, "1": {"text": "ok", "color": "green"}}}],
+                     "color": {"mode": "thresholds"}, "thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": null}, {"color": "green", "value": 1}]}}},
+                     "options": {"showValue": "never", "mergeValues": true, "rowHeight": 0.9, "legend": {"showLegend": false}}})));
+    layout.add(Panel::new("timeseries", "Probe duration", "How long each target's probe took: waiting for a slot, fetching, parsing (bounded by the scrape timeout).", "s")
+        .size(12, 8)
+        .target(format!("max by (instance) (quarry_probe_duration_seconds{{{sel}}})"), "{{instance}}"));
+    layout.add(Panel::new("timeseries", "Probe failures by reason", "Targets failing, by the reason of their last probe (timeout, connect, http_status, parse, no_match, ...).", "none")
+        .size(12, 8)
+        .target(format!("sum by (reason) (quarry_probe_failure_reason{{{sel}}})"), "{{reason}}"));
 }
 
 /// The exporter-health dashboard (the same for every config).
@@ -517,6 +553,7 @@ pub fn health() -> Value {
         "quarry_exporter / Exporter health",
         "Is the exporter reading what it should? Page sources and their failure reasons, files, rules, series and the process.",
         layout.panels,
+        false,
     )
 }
 
@@ -536,17 +573,34 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
         MetricKind::Histogram => "Distributions",
         MetricKind::Gauge => "Values",
     };
+    let probed = Config::metrics_fed_by(&config.modules);
     for kind in order {
-        let metrics: Vec<&MetricConfig> =
-            config.metrics.iter().filter(|m| m.kind == kind).collect();
+        let metrics: Vec<&MetricConfig> = config
+            .metrics
+            .iter()
+            .filter(|m| m.kind == kind && !probed.contains(m.name.as_str()))
+            .collect();
         if metrics.is_empty() {
             continue;
         }
         layout.row(section(kind));
         for m in metrics {
-            metric_panels(&mut layout, m);
+            metric_panels(&mut layout, m, SELECTOR);
+        }
+    }
+    let probes = !config.modules.is_empty();
+    if probes {
+        probe_panels(&mut layout);
+        for kind in order {
+            for m in config
+                .metrics
+                .iter()
+                .filter(|m| m.kind == kind && probed.contains(m.name.as_str()))
+            {
+                metric_panels(&mut layout, m, PROBE_SELECTOR);
+            }
         }
     }
     health_panels(&mut layout);
-    dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, then the exporter's own health.", layout.panels)
+    dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, the probed targets, then the exporter's own health.", layout.panels, probes)
 }

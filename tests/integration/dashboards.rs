@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::prom::{prometheus_available, Prometheus};
+use crate::upstream::{Reply, Upstream};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -155,8 +156,11 @@ fn dashboards_follow_the_conventions() {
                     "{file}: {title} target datasource"
                 );
                 let expr = t["expr"].as_str().unwrap();
+                let probed =
+                    expr.contains("job=\"$probe_job\"") && expr.contains("instance=~\"$target\"");
                 assert!(
-                    expr.contains("job=\"$job\"") && expr.contains("instance=~\"$instance\""),
+                    (expr.contains("job=\"$job\"") && expr.contains("instance=~\"$instance\""))
+                        || (probed && var("probe_job").is_some() && var("target").is_some()),
                     "{file}: {title}: {expr}"
                 );
                 if expr.contains("rate(") {
@@ -189,6 +193,7 @@ fn shipped_prometheus_config_and_alert_tests_pass_promtool() {
     }
     for args in [
         vec!["check", "config", "prometheus.yml"],
+        vec!["check", "config", "probe.yml"],
         vec!["test", "rules", "alerts_test.yml"],
     ] {
         let out = Command::new("promtool")
@@ -232,7 +237,33 @@ fn every_panel_shows_data_from_a_real_prometheus() {
     .unwrap();
     copy_dir(&root().join("examples"), &dir.path().join("examples"));
     let exporter = Exporter::start_with(&dir.path().join("exporter.yaml"), &[]);
-    let prometheus = Prometheus::start(dir.path(), exporter.port);
+    // A target for the shipped probe module: the example health document over real HTTP.
+    let target = Upstream::start();
+    target.route(
+        "/components.json",
+        Reply::Ok(
+            "application/json",
+            std::fs::read_to_string(root().join("examples/status/components.json")).unwrap(),
+        ),
+    );
+    let prometheus = Prometheus::start_with(
+        dir.path(),
+        &format!(
+            r#"  - job_name: quarry
+    static_configs: [{{targets: ["127.0.0.1:{exporter}"]}}]
+  - job_name: probe
+    metrics_path: /probe
+    params: {{module: [health_json]}}
+    static_configs: [{{targets: ["127.0.0.1:{target}"]}}]
+    relabel_configs:
+      - {{source_labels: [__address__], target_label: __param_target}}
+      - {{source_labels: [__param_target], target_label: instance}}
+      - {{target_label: __address__, replacement: "127.0.0.1:{exporter}"}}
+"#,
+            exporter = exporter.port,
+            target = target.port
+        ),
+    );
     // Live traffic while Prometheus scrapes, so rates and quantiles have something to show.
     let access = dir.path().join("examples/logs/access.log");
     let app = dir.path().join("examples/logs/app.log");
@@ -280,8 +311,10 @@ fn every_panel_shows_data_from_a_real_prometheus() {
                     .as_str()
                     .unwrap()
                     .replace("$__rate_interval", "20s")
+                    .replace("$probe_job", "probe")
                     .replace("$job", "quarry")
-                    .replace("$instance", ".*");
+                    .replace("$instance", ".*")
+                    .replace("$target", ".*");
                 checked += 1;
                 match prometheus.query(&expr) {
                     Ok(r) if r.is_empty() => {
