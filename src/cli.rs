@@ -7,12 +7,30 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 
+/// What `--version` prints, in the layout of Prometheus components.
+pub const VERSION_TEXT: &str = concat!(
+    "quarry_exporter, version ",
+    env!("CARGO_PKG_VERSION"),
+    " (branch: ",
+    env!("QUARRY_BRANCH"),
+    ", revision: ",
+    env!("QUARRY_REVISION"),
+    ")\n  build user:       ",
+    env!("QUARRY_BUILD_USER"),
+    "\n  build date:       ",
+    env!("QUARRY_BUILD_DATE"),
+    "\n  rustc version:    ",
+    env!("QUARRY_RUSTC_VERSION"),
+    "\n  platform:         ",
+    env!("QUARRY_PLATFORM"),
+);
+
 /// The port the exporter listens on when not told otherwise.
 pub const DEFAULT_PORT: u16 = 9847;
 
 /// quarry_exporter: turns logs and status pages into Prometheus metrics.
 #[derive(Debug, Parser)]
-#[command(name = "quarry_exporter", version, about, long_about = None)]
+#[command(name = "quarry_exporter", about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
     /// The configuration file.
     #[arg(
@@ -64,6 +82,9 @@ pub struct Cli {
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
+    /// Print the version, revision, branch, build user and date, rustc version and platform.
+    #[arg(short = 'V', long = "version", global = true)]
+    pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -105,6 +126,12 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 /// Parses the command line and runs; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        return match print_out(VERSION_TEXT) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     crate::logging::init(&cli.log_level);
     let config = match app::load(&cli.config_file) {
         Ok(c) => c,

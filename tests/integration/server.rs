@@ -228,3 +228,43 @@ fn a_slow_client_cannot_hold_a_connection() {
     // And the exporter still serves.
     assert_eq!(exporter.get("/-/healthy", &[]).0, 200);
 }
+
+/// `--version` as Prometheus components print it: version, branch and revision on the first
+/// line, then build user, build date, rustc version and platform; no config is read.
+#[test]
+fn version_prints_build_facts_like_prometheus_components() {
+    let out = Command::new(binary())
+        .args(["--version", "--config.file=/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pattern = regex::Regex::new(
+        r"^quarry_exporter, version (\d+\.\d+\.\d+) \(branch: (\S+), revision: ([0-9a-f]{12}|unknown)\)
+  build user:       \S+
+  build date:       \d{8}-\d{2}:\d{2}:\d{2}
+  rustc version:    (\d+\.\d+\.\d+\S*)
+  platform:         linux/(amd64|arm64)( \(\w+\))?
+$",
+    )
+    .unwrap();
+    let caps = pattern
+        .captures(&text)
+        .unwrap_or_else(|| panic!("unexpected --version output:\n{text}"));
+    assert_eq!(&caps[1], env!("CARGO_PKG_VERSION"));
+    // Built from this checkout: the revision is its HEAD.
+    if let Ok(head) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    {
+        if head.status.success() {
+            assert_eq!(&caps[3], String::from_utf8_lossy(&head.stdout).trim());
+        }
+    }
+    // The same facts as quarry_build_info.
+    let short = Command::new(binary()).arg("-V").output().unwrap();
+    assert_eq!(String::from_utf8(short.stdout).unwrap(), text);
+    let rustc = Command::new("rustc").arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&rustc.stdout).contains(&caps[4]));
+}
