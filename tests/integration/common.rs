@@ -306,3 +306,45 @@ pub fn assert_promtool_accepts(exposition: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The shipped `exporter.yaml` and its `examples/`, copied to a temp directory: tests read the
+/// copy, so a user who follows the README's demo (appending to the example log) breaks none.
+pub struct Shipped {
+    pub dir: tempfile::TempDir,
+}
+
+impl Shipped {
+    pub fn copy() -> Shipped {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempdir();
+        std::fs::copy(root.join("exporter.yaml"), dir.path().join("exporter.yaml")).unwrap();
+        copy_dir(&root.join("examples"), &dir.path().join("examples"));
+        Shipped { dir }
+    }
+
+    /// The copied config file.
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("exporter.yaml")
+    }
+
+    /// Lines in the copied example access log (each is one request the shipped rule matches).
+    pub fn access_lines(&self) -> f64 {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("examples/logs/access.log")).unwrap();
+        text.lines().count() as f64
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

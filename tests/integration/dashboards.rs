@@ -4,7 +4,7 @@
 //! that returns data.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -210,33 +210,15 @@ fn shipped_prometheus_config_and_alert_tests_pass_promtool() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn every_panel_shows_data_from_a_real_prometheus() {
     if !prometheus_available() {
         return;
     }
     // The shipped config and examples, in a copy the test can append to.
-    let dir = tempdir();
-    std::fs::copy(
-        root().join("exporter.yaml"),
-        dir.path().join("exporter.yaml"),
-    )
-    .unwrap();
-    copy_dir(&root().join("examples"), &dir.path().join("examples"));
-    let exporter = Exporter::start_with(&dir.path().join("exporter.yaml"), &[]);
+    let shipped = Shipped::copy();
+    let dir = &shipped.dir;
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     // A target for the shipped probe module: the example health document over real HTTP.
     let target = Upstream::start();
     target.route(

@@ -6,10 +6,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn shipped_config() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("exporter.yaml")
-}
-
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -19,10 +15,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn metrics_have_the_exact_content_type_and_gzip_when_asked() {
-    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let shipped = Shipped::copy();
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     exporter.wait_value(
         r#"quarry_rule_matches_total{rule="request",source="web_access"}"#,
-        240.0,
+        shipped.access_lines(),
     );
     let (status, headers, plain) = exporter.get("/metrics", &[]);
     assert_eq!(status, 200);
@@ -55,7 +52,8 @@ fn metrics_have_the_exact_content_type_and_gzip_when_asked() {
 
 #[test]
 fn health_readiness_landing_page_and_errors() {
-    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let shipped = Shipped::copy();
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     let (s, _, body) = exporter.get("/-/healthy", &[]);
     assert_eq!(
         (s, String::from_utf8(body).unwrap().as_str()),
@@ -68,7 +66,10 @@ fn health_readiness_landing_page_and_errors() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The page shows the latest snapshot of each source; wait for the one after the first read.
-    let want = "<td>request</td><td class=\"num\">240</td>";
+    let want = format!(
+        "<td>request</td><td class=\"num\">{}</td>",
+        shipped.access_lines()
+    );
     let page = loop {
         let (s, headers, body) = exporter.get("/", &[]);
         assert_eq!(s, 200);
@@ -77,7 +78,7 @@ fn health_readiness_landing_page_and_errors() {
             Some("text/html; charset=utf-8")
         );
         let page = String::from_utf8(body).unwrap();
-        if page.contains(want) {
+        if page.contains(&want) {
             break page;
         }
         assert!(
@@ -109,8 +110,9 @@ fn health_readiness_landing_page_and_errors() {
 
 #[test]
 fn a_custom_telemetry_path_and_two_listen_addresses() {
+    let shipped = Shipped::copy();
     let exporter = Exporter::start_with(
-        &shipped_config(),
+        &shipped.config(),
         &[
             "--web.telemetry-path=/custom",
             "--web.listen-address=127.0.0.1:0",
@@ -124,7 +126,8 @@ fn a_custom_telemetry_path_and_two_listen_addresses() {
 
 #[test]
 fn sigterm_exits_cleanly() {
-    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let shipped = Shipped::copy();
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     exporter.wait_value(r#"quarry_source_files{source="app"}"#, 1.0);
     let log = exporter.log.clone();
     let status = exporter.terminate();
@@ -137,10 +140,11 @@ fn sigterm_exits_cleanly() {
 
 #[test]
 fn a_port_in_use_is_a_clear_startup_error() {
+    let shipped = Shipped::copy();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let out = Command::new(binary())
-        .arg(format!("--config.file={}", shipped_config().display()))
+        .arg(format!("--config.file={}", shipped.config().display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .output()
         .unwrap();
@@ -156,6 +160,7 @@ fn a_port_in_use_is_a_clear_startup_error() {
 /// Skipped when promtool is missing outside CI; CI installs it, so there it must run.
 #[test]
 fn promtool_accepts_the_exposition() {
+    let shipped = Shipped::copy();
     let promtool = Command::new("promtool").arg("--version").output();
     if promtool.is_err() {
         assert!(
@@ -165,10 +170,10 @@ fn promtool_accepts_the_exposition() {
         eprintln!("promtool not installed; skipping");
         return;
     }
-    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     exporter.wait_value(
         r#"quarry_rule_matches_total{rule="request",source="web_access"}"#,
-        240.0,
+        shipped.access_lines(),
     );
     assert_promtool_accepts(&exporter.scrape());
 }
@@ -209,8 +214,9 @@ sources:
 
 #[test]
 fn a_slow_client_cannot_hold_a_connection() {
+    let shipped = Shipped::copy();
     use std::io::Write;
-    let exporter = Exporter::start_with(&shipped_config(), &[]);
+    let exporter = Exporter::start_with(&shipped.config(), &[]);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     // Headers that never finish: the server closes after its header read timeout (10 s).
