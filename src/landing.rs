@@ -1,5 +1,6 @@
 //! The landing page at `/`: every source, every file it reads, their state, counts and last
-//! error, so an operator can see what the exporter is doing without reading logs.
+//! error, and the probe modules with their counts, so an operator can see what the exporter is
+//! doing without reading logs.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -146,6 +147,30 @@ pub fn render(state: &WebState) -> String {
                 f.lines,
                 f.bytes,
                 esc(f.last_error.as_deref().unwrap_or("")),
+            );
+        }
+        h.push_str("</table>");
+    }
+    let probes = state
+        .probes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if !probes.is_empty() {
+        h.push_str(
+            "<h2>Probe modules</h2><p>Run by <code>/probe?module=NAME&amp;target=TARGET</code> \
+             (add <code>&amp;debug=true</code> to see what a probe does).</p>\
+             <table><tr><th>module</th><th>fetches</th><th>probes</th><th>failed</th><th>last failure</th></tr>",
+        );
+        for m in probes.summaries() {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&m.name),
+                esc(&m.fetches),
+                m.probes,
+                m.failed,
+                esc(&m.last_failure),
             );
         }
         h.push_str("</table>");

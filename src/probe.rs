@@ -110,6 +110,22 @@ struct ProbeModule {
     scratch: SelfMetrics,
     probes: IntCounter,
     errors: Vec<(SourceErrorReason, IntCounter)>,
+    last_failure: parking_lot::Mutex<String>,
+}
+
+/// What the landing page shows of a module.
+#[derive(Debug, Clone)]
+pub struct ModuleSummary {
+    /// The module's name.
+    pub name: String,
+    /// What it fetches: method and URL template (secrets in the template are the user's).
+    pub fetches: String,
+    /// Probes run.
+    pub probes: u64,
+    /// Probes failed.
+    pub failed: u64,
+    /// The last failure: target, reason and message (URL secrets redacted).
+    pub last_failure: String,
 }
 
 /// A step of a probe that failed, and why.
@@ -174,6 +190,27 @@ impl Probes {
     /// The module names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.modules.keys().map(String::as_str)
+    }
+
+    /// Each module's counts and last failure, in name order.
+    pub fn summaries(&self) -> Vec<ModuleSummary> {
+        self.modules
+            .iter()
+            .map(|(name, m)| {
+                let http = m.config.http.as_ref();
+                ModuleSummary {
+                    name: name.clone(),
+                    fetches: format!(
+                        "{} {}",
+                        http.and_then(|h| h.method.as_deref()).unwrap_or("GET"),
+                        shown_template(&m.url)
+                    ),
+                    probes: m.probes.get(),
+                    failed: m.errors.iter().map(|(_, c)| c.get()).sum(),
+                    last_failure: m.last_failure.lock().clone(),
+                }
+            })
+            .collect()
     }
 
     /// Whether the config declares no module.
@@ -253,6 +290,16 @@ impl Probes {
             if let Some((_, c)) = module.errors.iter().find(|(r, _)| *r == f.reason) {
                 c.inc();
             }
+            let mut text = format!("{target}: {}: {}", f.reason.as_str(), f.message);
+            if text.len() > 512 {
+                let mut cut = 512;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            *module.last_failure.lock() = text;
         }
         let metrics = render(&outcome);
         if debug {
@@ -267,6 +314,17 @@ impl Probes {
             content_type: crate::server::TEXT_CONTENT_TYPE,
             body: metrics,
         }
+    }
+}
+
+/// A URL template for people: query values and a password hidden as in source URLs, the
+/// target shown as `$target`.
+fn shown_template(url: &[Piece]) -> String {
+    const MARK: &str = "quarry-target-placeholder";
+    let text = template::substitute_target(url, MARK);
+    match reqwest::Url::parse(&text) {
+        Ok(u) => redacted(&u).replace(MARK, "$target"),
+        Err(_) => text.replace(MARK, "$target"),
     }
 }
 
@@ -381,6 +439,7 @@ impl ProbeModule {
             scratch,
             probes: self_metrics.probes.with_label_values(&[&m.name]),
             errors,
+            last_failure: parking_lot::Mutex::new(String::new()),
         })
     }
 

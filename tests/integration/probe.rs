@@ -246,6 +246,16 @@ fn probes_are_stateless_and_bad_requests_say_what_is_wrong() {
         "{body}"
     );
     assert!(!body.contains("app_requests"), "{body}");
+    // The landing page lists the module, its counts and the last failure.
+    let (_, _, page) = exporter.get("/", &[]);
+    let page = String::from_utf8(page).unwrap();
+    for want in [
+        "<h2>Probe modules</h2>",
+        "<td>app_status</td><td><code>GET http://$target/status.json</code></td><td class=\"num\">3</td><td class=\"num\">1</td>",
+        &format!("127.0.0.1:{}: http_status: HTTP 503", target.port),
+    ] {
+        assert!(page.contains(want), "{want} not in\n{page}");
+    }
 
     // The only module is the default; a module that does not exist is named with the known.
     let only = format!("target=127.0.0.1:{}", target.port);
