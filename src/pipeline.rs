@@ -216,6 +216,44 @@ impl Pipeline {
         })
     }
 
+    /// The same document rules updating the same-named metrics of `families` (a probe's fresh
+    /// families), without compiling anything again; `None` for a pipeline with line rules.
+    pub fn with_families(&self, families: &Families) -> Option<Pipeline> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            if !matches!(rule.extract, Extract::Document) {
+                return None;
+            }
+            let updates = rule
+                .updates
+                .iter()
+                .map(|u| {
+                    Some(Update {
+                        family: families.get(&u.family.name)?.clone(),
+                        labels: u.labels.clone(),
+                        op: u.op,
+                        value: u.value.clone(),
+                        seen_in_document: Default::default(),
+                        owned: Default::default(),
+                        keep_absent: u.keep_absent,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            rules.push(Rule {
+                name: rule.name.clone(),
+                extract: Extract::Document,
+                updates,
+                matches: rule.matches.clone(),
+                errors: rule.errors.clone(),
+            });
+        }
+        Some(Pipeline {
+            rules,
+            unmatched: self.unmatched.clone(),
+            key: Vec::with_capacity(256),
+        })
+    }
+
     /// Matches and failed updates per rule, and records no rule matched, for the landing page.
     pub fn stats(&self) -> (Vec<RuleStats>, u64) {
         let rules = self

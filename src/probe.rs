@@ -96,8 +96,10 @@ pub struct Probes {
 
 /// One module: its fetch template, its rules and the metrics they update.
 struct ProbeModule {
-    /// The module as declared (an `http:` source), for building a pipeline per probe.
+    /// The module as declared (an `http:` source).
     config: SourceConfig,
+    /// The rules compiled once; each probe rebinds them to its fresh families.
+    pipeline: Pipeline,
     /// The declared metrics the rules update: a probe makes fresh families of them.
     metrics: Vec<MetricConfig>,
     url: Vec<Piece>,
@@ -414,8 +416,8 @@ impl ProbeModule {
             .cloned()
             .collect();
         let scratch = SelfMetrics::new();
-        // Built once here so that a rule that cannot be compiled fails the config, not a probe.
-        Pipeline::build(m, &Families::build(&metrics, &scratch), &scratch)?;
+        // Built once here: a rule that cannot be compiled fails the config, not a probe.
+        let pipeline = Pipeline::build(m, &Families::build(&metrics, &scratch), &scratch)?;
         let parsers = Arc::new(ParserPool::new(&m.name, m.rules.clone())?);
         let errors = FAILURE_REASONS
             .iter()
@@ -430,6 +432,7 @@ impl ProbeModule {
             .collect();
         Ok(ProbeModule {
             config: m.clone(),
+            pipeline,
             metrics,
             url,
             headers,
@@ -517,10 +520,13 @@ impl ProbeModule {
                     }
                 })?;
             let families = Families::build(&self.metrics, &self.scratch);
-            let mut pipeline =
-                Pipeline::build(&self.config, &families, &self.scratch).map_err(|e| Failure {
+            let mut pipeline = self
+                .pipeline
+                .with_families(&families)
+                .ok_or_else(|| Failure {
                     reason: SourceErrorReason::Parse,
-                    message: format!("{e:#}"),
+                    message: "the module's rules do not fit its metrics (a bug: please report it)"
+                        .into(),
                 })?;
             let outcome = pipeline.process_rows(rows);
             if outcome.matches == 0 {
@@ -683,5 +689,46 @@ impl ParserPool {
             self.idle.lock().push(worker);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_follows_the_scrape_timeout_minus_the_offset() {
+        let (module, offset) = (Duration::from_secs(10), Duration::from_millis(500));
+        let b = |h: Option<&str>| budget(module, h, offset);
+        assert_eq!(b(None), module);
+        assert_eq!(b(Some("4")), Duration::from_millis(3500));
+        assert_eq!(b(Some(" 2.5 ")), Duration::from_secs(2));
+        // A scrape timeout under twice the offset keeps half of itself.
+        assert_eq!(b(Some("0.6")), Duration::from_millis(300));
+        // Never longer than the module allows; nonsense is ignored.
+        assert_eq!(b(Some("120")), module);
+        for junk in ["", "-1", "0", "NaN", "inf", "soon"] {
+            assert_eq!(b(Some(junk)), module, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_the_last_one_counts() {
+        let pairs = query_pairs("module=a&target=http%3A%2F%2Fh%3A1%2Fx%3Fy%3D1&module=b");
+        assert_eq!(pairs[1], ("target".into(), "http://h:1/x?y=1".into()));
+        assert_eq!(pairs[2], ("module".into(), "b".into()));
+    }
+
+    #[test]
+    fn templates_show_the_target_and_hide_query_values() {
+        let t = template::parse("https://user:pw@$target/status?key=secret").unwrap();
+        assert_eq!(
+            shown_template(&t),
+            "https://user:***@$target/status?key=***"
+        );
+        assert_eq!(
+            shown_template(&template::parse("$target").unwrap()),
+            "$target"
+        );
     }
 }
