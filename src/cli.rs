@@ -107,12 +107,13 @@ pub enum Command {
         /// Only the exporter-health dashboard (the same for every config).
         #[arg(long)]
         health: bool,
-        /// The dashboard's uid.
-        #[arg(long, default_value = "quarry-status-board")]
-        uid: String,
-        /// The dashboard's title.
-        #[arg(long, default_value = "quarry_exporter / Status board")]
-        title: String,
+        /// The dashboard's uid (default: from the config file's name and path, so boards of
+        /// different configs never overwrite each other or the bundled ones).
+        #[arg(long)]
+        uid: Option<String>,
+        /// The dashboard's title (default: from the config file's name).
+        #[arg(long)]
+        title: Option<String>,
     },
 }
 
@@ -133,6 +134,14 @@ pub fn main() -> ExitCode {
         };
     }
     crate::logging::init(&cli.log_level);
+    if let Some(Command::Dashboard { health: true, .. }) = &cli.command {
+        // The health dashboard is the same for every config: none is needed.
+        return finish(
+            serde_json::to_string_pretty(&crate::dashboard::health())
+                .map_err(anyhow::Error::from)
+                .and_then(|text| print_out(&text)),
+        );
+    }
     let config = match app::load(&cli.config_file) {
         Ok(c) => c,
         Err(errors) => {
@@ -171,6 +180,9 @@ pub fn main() -> ExitCode {
             let board = if health {
                 crate::dashboard::health()
             } else {
+                let uid = uid.unwrap_or_else(|| crate::dashboard::default_uid(&cli.config_file));
+                let title =
+                    title.unwrap_or_else(|| crate::dashboard::default_title(&cli.config_file));
                 crate::dashboard::for_config(&config, &uid, &title)
             };
             serde_json::to_string_pretty(&board)
@@ -202,6 +214,11 @@ pub fn main() -> ExitCode {
             )
         }),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result; an error is logged.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

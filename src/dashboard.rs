@@ -151,6 +151,71 @@ fn merge(base: &mut Value, extra: &Value) {
     }
 }
 
+/// `p50`, `p90`, `p99` for `0.5`, `0.9`, `0.99`.
+fn quantile_legend(q: &str) -> String {
+    let percent = q.parse::<f64>().map(|v| v * 100.0).unwrap_or(0.0);
+    if (percent - percent.round()).abs() < 1e-9 {
+        format!("p{}", percent.round() as u32)
+    } else {
+        format!("p{percent:.1}")
+    }
+}
+
+/// The metric name for people: `_total` and unit suffixes the axis shows off, words spaced,
+/// first letter capital (`web_request_duration_seconds` → `Web request duration`).
+pub fn human(name: &str) -> String {
+    let mut base = name.strip_suffix("_total").unwrap_or(name);
+    // The axis shows these units; "bytes" reads better kept (`Web response bytes per second`).
+    for unit in ["_seconds", "_ratio", "_percent", "_celsius", "_info"] {
+        if let Some(b) = base.strip_suffix(unit) {
+            base = b;
+            break;
+        }
+    }
+    let spaced = base.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => name.to_owned(),
+    }
+}
+
+/// A uid for the board of `config_file`: its name and a digest of its absolute path, so boards
+/// of different configs never overwrite each other or the bundled ones (`quarry-status-board`,
+/// `quarry-exporter-health`) on import, and regenerating one updates it.
+pub fn default_uid(config_file: &std::path::Path) -> String {
+    let absolute = std::fs::canonicalize(config_file).unwrap_or_else(|_| config_file.to_path_buf());
+    let digest = ring::digest::digest(&ring::digest::SHA256, absolute.to_string_lossy().as_bytes());
+    let hex: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stem: String = config_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(20)
+        .collect();
+    format!("quarry-{stem}-{hex}")
+}
+
+/// A title for the board of `config_file`: `quarry_exporter / <file name>`.
+pub fn default_title(config_file: &std::path::Path) -> String {
+    let name = config_file
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    format!("quarry_exporter / {name}")
+}
+
 fn unit_for(name: &str, rate: bool) -> &'static str {
     let base = name.trim_end_matches("_total");
     match () {
@@ -169,6 +234,7 @@ fn unit_for(name: &str, rate: bool) -> &'static str {
             }
         }
         _ if base.ends_with("_ratio") => "percentunit",
+        _ if base.ends_with("_percent") => "percent",
         _ if base.ends_with("_celsius") => "celsius",
         _ if rate => "ops",
         _ => "short",
@@ -244,7 +310,7 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
             let unknown = states.len();
             let thresholds = state_thresholds(&states);
             layout.add(
-                Panel::new("stat", format!("Worst {}", m.name), format!("{help} The worst current state over all series (0 = {}, {} = {}, {unknown} = unknown: a source that cannot be seen counts as worse than any state it could report).", states.first().map(String::as_str).unwrap_or(""), unknown.saturating_sub(1), states.last().map(String::as_str).unwrap_or("")), "none")
+                Panel::new("stat", format!("Worst {}", human(&m.name).to_lowercase()), format!("{help} (`{}`) The worst current state over all series (0 = {}, {} = {}, {unknown} = unknown: a source that cannot be seen counts as worse than any state it could report).", m.name, states.first().map(String::as_str).unwrap_or(""), unknown.saturating_sub(1), states.last().map(String::as_str).unwrap_or("")), "none")
                     .size(6, 6)
                     .target(format!("max({level}{{{sel}}})"), "worst")
                     .with(json!({
@@ -254,7 +320,7 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
                     })),
             );
             layout.add(
-                Panel::new("state-timeline", format!("{} over time", m.name), format!("{help} One lane per series, coloured by state (grey: unknown, the source cannot be seen); worst first."), "none")
+                Panel::new("state-timeline", format!("{} over time", human(&m.name)), format!("{help} (`{}`) One lane per series, coloured by state (grey: unknown, the source cannot be seen); worst first.", m.name), "none")
                     .size(18, 6 + (m.labels.len() as u32).min(2) * 2)
                     .target(format!("sort_desc(max{}({level}{{{sel}}}))", by(&m.labels)), legend(&m.labels))
                     .with(json!({
@@ -267,8 +333,8 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
         MetricKind::Counter => layout.add(
             Panel::new(
                 "timeseries",
-                format!("{} per second", m.name.trim_end_matches("_total")),
-                format!("{help} Per-second rate."),
+                format!("{} per second", human(&m.name)),
+                format!("{help} Per-second rate of `{}`.", m.name),
                 unit_for(&m.name, true),
             )
             .target(
@@ -283,8 +349,8 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
         MetricKind::Gauge => layout.add(
             Panel::new(
                 "timeseries",
-                m.name.clone(),
-                help.to_owned(),
+                human(&m.name),
+                format!("{help} (`{}`)", m.name),
                 unit_for(&m.name, false),
             )
             .target(format!("{}{{{sel}}}", m.name), legend(&m.labels)),
@@ -294,8 +360,8 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
             grouped.extend(m.labels.iter().cloned());
             let mut p = Panel::new(
                 "timeseries",
-                format!("{} quantiles", m.name),
-                format!("{help} Median, 90th and 99th percentile."),
+                format!("{} quantiles", human(&m.name)),
+                format!("{help} Median, 90th and 99th percentile of `{}`.", m.name),
                 unit_for(&m.name, false),
             );
             for q in ["0.5", "0.9", "0.99"] {
@@ -305,12 +371,12 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
                 }
                 p = p.target(
                     format!("histogram_quantile({q}, sum by ({}) (rate({}_bucket{{{sel}}}[$__rate_interval])))", grouped.join(", "), m.name),
-                    format!("p{} {l}", &q[2..]).trim().to_owned(),
+                    format!("{} {l}", quantile_legend(q)).trim().to_owned(),
                 );
             }
             layout.add(p);
             layout.add(
-                Panel::new("heatmap", format!("{} distribution", m.name), format!("{help} Observations per bucket."), unit_for(&m.name, false))
+                Panel::new("heatmap", format!("{} distribution", human(&m.name)), format!("{help} Observations of `{}` per bucket.", m.name), unit_for(&m.name, false))
                     .target(format!("sum by (le) (rate({}_bucket{{{sel}}}[$__rate_interval]))", m.name), "{{le}}")
                     .with(json!({
                         "targets": [{"refId": "A", "datasource": ds(), "format": "heatmap",

@@ -44,6 +44,12 @@ fn panels(d: &Value) -> Vec<&Value> {
     out
 }
 
+/// How the bundled status board is generated from the shipped config.
+const STATUS_BOARD: &[&str] = &[
+    "--uid=quarry-status-board",
+    "--title=quarry_exporter / Status board",
+];
+
 fn generate(args: &[&str]) -> Value {
     let out = Command::new(binary())
         .current_dir(root())
@@ -63,7 +69,7 @@ fn generate(args: &[&str]) -> Value {
 fn bundled_dashboards_are_the_generators_output() {
     let pairs = [
         ("quarry-exporter-health.json", generate(&["--health"])),
-        ("quarry-status-board.json", generate(&[])),
+        ("quarry-status-board.json", generate(STATUS_BOARD)),
     ];
     for (file, generated) in pairs {
         let path = root().join("dashboards").join(file);
@@ -282,7 +288,7 @@ fn every_panel_shows_data_from_a_real_prometheus() {
     let mut boards = bundled();
     boards.push((
         "generated (quarry_exporter dashboard)".into(),
-        generate(&[]),
+        generate(STATUS_BOARD),
     ));
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -315,4 +321,53 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A board generated for another config never takes a bundled board's uid (an import would
+/// overwrite it), is named after its config, reads percentiles as p50/p90/p99 and titles its
+/// panels for people; the health board needs no config at all.
+#[test]
+fn generated_boards_have_their_own_uid_human_titles_and_percentile_legends() {
+    let dir = tempdir();
+    let config = dir.path().join("payments.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\nmetrics:\n  - {name: payment_latency_seconds, type: histogram, help: Latency., labels: [provider]}\n  - {name: payments_total, type: counter, help: Payments.}\nsources:\n  - name: log\n    file: {paths: [x.log]}\n    rules:\n      - regex: 'provider=(?P<p>\\w+) took=(?P<t>[\\d.]+)'\n        update:\n          - {metric: payment_latency_seconds, labels: {provider: $p}, observe: $t}\n          - {metric: payments_total}\n",
+    )
+    .unwrap();
+    let board = generate(&[&format!("--config.file={}", config.display())]);
+    let uid = board["uid"].as_str().unwrap();
+    assert!(uid.starts_with("quarry-payments-"), "{uid}");
+    assert!(uid.len() <= 40, "Grafana uids hold 40 characters: {uid}");
+    for (_, bundled) in bundled() {
+        assert_ne!(bundled["uid"].as_str().unwrap(), uid);
+    }
+    assert_eq!(board["title"], "quarry_exporter / payments.yaml");
+    // The same config file gives the same uid: regenerating updates the board.
+    let again = generate(&[&format!("--config.file={}", config.display())]);
+    assert_eq!(again["uid"], board["uid"]);
+    let titles: Vec<&str> = panels(&board)
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert!(titles.contains(&"Payment latency quantiles"), "{titles:?}");
+    assert!(titles.contains(&"Payments per second"), "{titles:?}");
+    let quantiles = panels(&board)
+        .into_iter()
+        .find(|p| p["title"] == "Payment latency quantiles")
+        .unwrap();
+    let legends: Vec<&str> = quantiles["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["legendFormat"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        legends,
+        ["p50 {{provider}}", "p90 {{provider}}", "p99 {{provider}}"]
+    );
+    assert_eq!(quantiles["fieldConfig"]["defaults"]["unit"], "s");
+    // --health reads no config.
+    let health = generate(&["--health", "--config.file=/nonexistent/exporter.yaml"]);
+    assert_eq!(health["uid"], "quarry-exporter-health");
 }
