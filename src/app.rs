@@ -520,15 +520,25 @@ async fn reload(
     }
 }
 
+/// A source that gave `one-shot` nothing: its name and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFailure {
+    pub source: String,
+    pub why: String,
+}
+
 /// Reads every file source from its beginning to its end, fetches every page source once, and
 /// writes the exposition to `out`: the user's metrics, plus the `quarry_` self-metrics when
-/// `self_metrics` is set.
+/// `self_metrics` is set. Returns the sources that failed (a page source whose fetch or
+/// document failed, a file source whose globs matched no file); the exposition is written
+/// either way.
 pub fn one_shot(
     config_file: &Path,
     config: Config,
     self_metrics: bool,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<SourceFailure>> {
+    let mut failures = Vec::new();
     let (registry, metrics) = new_registry()?;
     let built = build(
         &config,
@@ -539,7 +549,12 @@ pub fn one_shot(
     )?;
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
-        source.read_everything_once();
+        if source.read_everything_once() == 0 {
+            failures.push(SourceFailure {
+                source: name.clone(),
+                why: "its paths matched no file".into(),
+            });
+        }
         tracing::debug!(source = %name, "read to the end");
     }
     if !built.pages.is_empty() {
@@ -550,6 +565,12 @@ pub fn one_shot(
         runtime.block_on(async {
             for mut page in built.pages {
                 page.run_once().await;
+                if let Some(why) = page.last_error() {
+                    failures.push(SourceFailure {
+                        source: page.name().to_owned(),
+                        why: why.to_owned(),
+                    });
+                }
                 tracing::debug!(source = %page.name(), "fetched once");
             }
         });
@@ -566,7 +587,7 @@ pub fn one_shot(
         }
     })?;
     out.write_all(&text)?;
-    Ok(())
+    Ok(failures)
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub const VERSION_TEXT: &str = concat!(
     env!("QUARRY_PLATFORM"),
 );
 
+/// `one-shot`'s exit code when a source failed (its metrics are printed all the same); 1 is a
+/// config or startup error, as for every command.
+pub const ONE_SHOT_SOURCE_FAILED: u8 = 3;
+
 /// The port the exporter listens on when not told otherwise.
 pub const DEFAULT_PORT: u16 = 9847;
 
@@ -95,7 +99,8 @@ pub enum Command {
     /// Validate the config file and exit: 0 when valid, 1 with every error otherwise.
     Check,
     /// Read every file source from its beginning to its end, fetch every page source once,
-    /// print the metrics and exit.
+    /// print the metrics and exit: 0, or 3 when a source failed (a fetch or document failed, or
+    /// paths matched no file), 1 for a config error.
     OneShot {
         /// Include the exporter's own quarry_* metrics (lines, matches, errors).
         #[arg(long = "self-metrics")]
@@ -189,12 +194,28 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|text| print_out(&text))
         }
-        Some(Command::OneShot { self_metrics }) => app::one_shot(
-            &cli.config_file,
-            config,
-            self_metrics,
-            &mut std::io::stdout().lock(),
-        ),
+        Some(Command::OneShot { self_metrics }) => {
+            match app::one_shot(
+                &cli.config_file,
+                config,
+                self_metrics,
+                &mut std::io::stdout().lock(),
+            ) {
+                Ok(failures) if !failures.is_empty() => {
+                    for f in &failures {
+                        crate::logging::print_err(&format!("source {:?}: {}", f.source, f.why));
+                    }
+                    let n = failures.len();
+                    crate::logging::print_err(&format!(
+                        "{n} source{} failed; the metrics above lack what {} would have given",
+                        if n == 1 { "" } else { "s" },
+                        if n == 1 { "it" } else { "they" }
+                    ));
+                    return ExitCode::from(ONE_SHOT_SOURCE_FAILED);
+                }
+                other => other.map(|_| ()),
+            }
+        }
         None => listen_addresses(&cli.listen).and_then(|listen| {
             app::run(
                 app::RunOptions {

@@ -316,21 +316,24 @@ impl FileSource {
     }
 
     /// One-shot mode: reads every matched file from its beginning to its end, including a
-    /// last line without a newline.
-    pub fn read_everything_once(&mut self) {
+    /// last line without a newline; returns how many files it read.
+    pub fn read_everything_once(&mut self) -> usize {
         self.tailer.set_start_at(StartAt::Beginning);
         let stop = AtomicBool::new(false);
         let now = Instant::now();
+        let read;
         {
             let (mut sink, tailer) = self.sink();
             tailer.scan(now, &stop, &mut sink);
             while tailer.read_all(now, &mut sink) {}
+            read = tailer.files().count();
             sink.begin();
             tailer.finish_all(&mut sink);
             sink.end();
         }
         let files = self.tailer.files().count();
         self.files_gauge.set(files as i64);
+        read
     }
 
     /// Takes over the files `previous` was reading (after a reload): they go on from their

@@ -246,6 +246,11 @@ impl PageSource {
         }
     }
 
+    /// Why the last fetch failed (`reason: message`), or `None` after a success.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name

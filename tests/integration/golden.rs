@@ -146,3 +146,61 @@ fn golden_cases() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// `one-shot` prints what it could read and says which sources failed: exit 0 when all
+/// worked, 3 when a page source failed or a file source matched no file (stderr names each
+/// and why), 1 for a config error.
+#[test]
+fn one_shot_exit_codes_say_whether_every_source_worked() {
+    let dir = crate::common::tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("app.log"), "level=error\nlevel=info\nlevel=error\n").unwrap();
+    std::fs::write(d.join("status.json"), "{\"queue\": 7}").unwrap();
+    let config = |status_path: &str, log_glob: &str| {
+        format!(
+            "version: 1\nmetrics:\n  - {{name: log_lines_total, type: counter, help: Lines., labels: [level]}}\n  - {{name: queue_depth, type: gauge, help: Queue.}}\nsources:\n  - name: log\n    file: {{paths: [\"{log_glob}\"], start_at: beginning}}\n    rules:\n      - regex: 'level=(?P<level>\\w+)'\n        update: [{{metric: log_lines_total, labels: {{level: $level}}}}]\n  - name: status\n    status_file: {{path: {status_path}}}\n    rules:\n      - json: {{fields: {{q: \"$.queue\"}}}}\n        update: [{{metric: queue_depth, set: $q}}]\n"
+        )
+    };
+    let run = |text: String| {
+        std::fs::write(d.join("exporter.yaml"), text).unwrap();
+        Command::new(binary())
+            .arg("one-shot")
+            .arg(format!(
+                "--config.file={}",
+                d.join("exporter.yaml").display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let ok = run(config("status.json", "*.log"));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(stdout.contains("queue_depth 7\n"), "{stdout}");
+
+    let failed = run(config("missing.json", "nothing-*.txt"));
+    assert_eq!(failed.status.code(), Some(3));
+    let stderr = String::from_utf8(failed.stderr).unwrap();
+    assert!(stderr.contains("source \"status\": read:"), "{stderr}");
+    assert!(
+        stderr.contains("source \"log\": its paths matched no file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 sources failed"), "{stderr}");
+
+    // One failing source of two: the other's metrics are still printed.
+    let partial = run(config("missing.json", "*.log"));
+    assert_eq!(partial.status.code(), Some(3));
+    let stdout = String::from_utf8(partial.stdout).unwrap();
+    assert!(
+        stdout.contains("log_lines_total{level=\"error\"} 2\n"),
+        "{stdout}"
+    );
+
+    let broken = run("version: 1\nmetrics: 5\n".into());
+    assert_eq!(broken.status.code(), Some(1));
+}
