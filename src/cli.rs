@@ -86,6 +86,10 @@ pub struct Cli {
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
+    /// Log line format: `logfmt` (`ts=… level=… msg=…`) or `json`, as Prometheus components.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", global = true,
+          value_parser = ["logfmt", "json"])]
+    pub log_format: String,
     /// Print the version, revision, branch, build user and date, rustc version and platform.
     #[arg(short = 'V', long = "version", global = true)]
     pub version: bool,
@@ -138,7 +142,7 @@ pub fn main() -> ExitCode {
             Err(_) => ExitCode::from(1),
         };
     }
-    crate::logging::init(&cli.log_level);
+    crate::logging::init(&cli.log_level, &cli.log_format);
     if let Some(Command::Dashboard { health: true, .. }) = &cli.command {
         // The health dashboard is the same for every config: none is needed.
         return finish(

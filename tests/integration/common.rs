@@ -61,9 +61,12 @@ impl Exporter {
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening on address=").nth(1) {
-                    let port = rest
-                        .trim()
+                if line.contains("msg=\"Listening on\"") {
+                    let address = line.split(" address=").nth(1).unwrap();
+                    let port = address
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
                         .rsplit(':')
                         .next()
                         .unwrap()

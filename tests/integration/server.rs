@@ -121,7 +121,11 @@ fn a_custom_telemetry_path_and_two_listen_addresses() {
     assert_eq!(exporter.get("/custom", &[]).0, 200);
     assert_eq!(exporter.get("/metrics", &[]).0, 404);
     let log = exporter.log.lock().unwrap().join("\n");
-    assert_eq!(log.matches("Listening on address=").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("msg=\"Listening on\" address=").count(),
+        2,
+        "{log}"
+    );
 }
 
 #[test]
@@ -273,4 +277,55 @@ $",
     assert_eq!(String::from_utf8(short.stdout).unwrap(), text);
     let rustc = Command::new("rustc").arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&rustc.stdout).contains(&caps[4]));
+}
+
+/// `--log.format=json`: every stderr line is a JSON object with `ts`, `level` and `msg`, fields
+/// as keys (numbers as numbers); the default, logfmt, is what the harness reads everywhere.
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    use std::io::BufRead;
+    let shipped = Shipped::copy();
+    let mut child = Command::new(binary())
+        .arg(format!("--config.file={}", shipped.config().display()))
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--log.format=json",
+            "--log.level=debug",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+        assert!(
+            matches!(
+                v["level"].as_str(),
+                Some("debug" | "info" | "warn" | "error")
+            ),
+            "{line}"
+        );
+        assert!(v["msg"].is_string(), "{line}");
+        let done = v["msg"] == "quarry_exporter started";
+        seen.push(v);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = seen
+        .iter()
+        .find(|v| v["msg"] == "Listening on")
+        .expect("a Listening on line");
+    assert!(listening["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    let limits = seen.iter().find(|v| v["msg"] == "open files").unwrap();
+    assert!(limits["open_file_limit"].is_u64(), "{limits}");
 }
