@@ -4,7 +4,9 @@
 //! went away) is dropped and counted in `quarry_log_messages_dropped_total`; tracing-subscriber
 //! would otherwise report the failure with `eprintln!`, which panics when stderr is broken.
 //! `--log.level debug` shows this crate's debug events; its dependencies (HTML parsers, HTTP
-//! clients) stay at `warn`, so their internals do not bury the exporter's own messages.
+//! clients) stay at `warn`, so their internals do not bury the exporter's own messages. Lines
+//! are logfmt (`ts=… level=… msg=… key=value`) or, with `--log.format=json`, JSON objects, as
+//! Prometheus components write them.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
