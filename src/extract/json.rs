@@ -25,7 +25,50 @@ pub struct JsonExtractor {
 /// Parses a JSONPath query, after checking it against [`super::limits`].
 pub fn path(expr: &str) -> Result<JsonPath, String> {
     super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
-    JsonPath::parse(expr).map_err(|e| format!("invalid JSONPath {expr:?}: {e}"))
+    JsonPath::parse(expr).map_err(|e| invalid(expr, &e.to_string()))
+}
+
+/// The message for a query that does not parse, with the bracket form when dotted keys hold
+/// characters a dotted name cannot (`$.accepted conn` → `$['accepted conn']`).
+fn invalid(expr: &str, error: &str) -> String {
+    let mut message = format!("invalid JSONPath {expr:?}: {error}");
+    if let Some(bracketed) = bracket_form(expr) {
+        message.push_str(&format!(
+            " (keys with spaces or other characters need bracket notation: {bracketed:?})"
+        ));
+    }
+    message
+}
+
+/// `$.a.b c` as `$.a['b c']`, when the query is only dotted keys and one of them is not a
+/// plain name; `None` otherwise.
+fn bracket_form(expr: &str) -> Option<String> {
+    let root = expr.chars().next().filter(|c| *c == '$' || *c == '@')?;
+    let rest = expr[1..].strip_prefix('.')?;
+    if rest.contains(['[', ']', '*', '?', '(', ')']) || rest.contains("..") {
+        return None;
+    }
+    let plain = |k: &str| {
+        k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    let mut out = root.to_string();
+    let mut changed = false;
+    for key in rest.split('.') {
+        if key.is_empty() {
+            return None;
+        }
+        if plain(key) {
+            out.push('.');
+            out.push_str(key);
+        } else {
+            changed = true;
+            out.push_str("['");
+            out.push_str(&key.replace('\\', "\\\\").replace('\'', "\\'"));
+            out.push_str("']");
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Compiles one field expression; the error explains what was expected.
@@ -38,7 +81,7 @@ fn field(expr: &str) -> Result<Field, String> {
         super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
         return JsonPath::parse(&format!("${rest}"))
             .map(Field::Current)
-            .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"));
+            .map_err(|e| invalid(expr, &e.to_string()));
     }
     if expr.starts_with('$') {
         return path(expr).map(Field::Document);
@@ -184,6 +227,20 @@ mod tests {
         "db": {"status": "DEGRADED", "latency_ms": 80, "instances": []}
       }
     }"#;
+
+    #[test]
+    fn keys_that_are_not_names_get_the_bracket_form_in_the_error() {
+        let e = path("$.accepted conn").err().unwrap();
+        assert!(e.contains("bracket notation: \"$['accepted conn']\""), "{e}");
+        let e = field("@.pool.start since").err().unwrap();
+        assert!(e.contains("\"@.pool['start since']\""), "{e}");
+        // The suggested form parses and reads the key.
+        let doc: serde_json::Value = serde_json::from_str(r#"{"accepted conn": 7}"#).unwrap();
+        let found = path("$['accepted conn']").unwrap().query(&doc).all();
+        assert_eq!(found, vec![&serde_json::json!(7)]);
+        // Nothing to suggest for other mistakes.
+        assert!(!path("$.a[").err().unwrap().contains("bracket"));
+    }
 
     #[test]
     fn map_keys_current_and_document_fields() {
