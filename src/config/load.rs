@@ -174,7 +174,16 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         module_indexes: modules.indexes,
         broken_metrics: metrics.broken_names,
     };
+    let repaired: Vec<String> = [&metrics.repaired, &sources.repaired, &modules.repaired]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     for problem in validate(&config, &context) {
+        // A key taken out to read the rest of its entry is not missing a second time.
+        if repaired.contains(&problem.path) {
+            continue;
+        }
         push(problem.path, problem.message);
     }
     if errors.is_empty() {
@@ -192,6 +201,9 @@ struct Entries<T> {
     indexes: Vec<usize>,
     /// `name:` of the entries that failed, so references to them are not reported again.
     broken_names: Vec<String>,
+    /// Paths of the mappings (or lists) a key was taken out of to read the rest of an entry:
+    /// what validation finds missing there is a consequence, not another error.
+    repaired: Vec<String>,
 }
 
 /// Reads a `--web.config.file` (exporter-toolkit format); errors carry positions like the main
@@ -250,6 +262,7 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
         items: Vec::new(),
         indexes: Vec::new(),
         broken_names: Vec::new(),
+        repaired: Vec::new(),
     };
     let items = match map.get(key) {
         None | Some(Value::Null) => return out,
@@ -261,21 +274,55 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
     };
     for (i, item) in items.iter().enumerate() {
         let item_path = join_index(key, i);
-        match serde_path_to_error::deserialize::<_, T>(item.clone()) {
-            Ok(v) => {
+        // An entry with a bad key is read again without it, so the rest of the entry (its
+        // rules, references, operations) is checked in the same run; each error is reported
+        // once, and an entry that cannot be repaired this way (a missing field) is broken.
+        let mut value = item.clone();
+        let mut removed: Vec<(String, String)> = Vec::new();
+        let mut read = None;
+        for _ in 0..64 {
+            match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => {
+                    read = Some(v);
+                    break;
+                }
+                Err(e) => {
+                    let segments: Vec<PathStep> = e.path().iter().filter_map(PathStep::of).collect();
+                    let inner = e.path().to_string();
+                    let path = if inner == "." || inner == "?" || inner.is_empty() {
+                        item_path.clone()
+                    } else if inner.starts_with('[') {
+                        format!("{item_path}{inner}")
+                    } else {
+                        join_key(&item_path, &inner)
+                    };
+                    let message = strip_location(&e.into_inner().to_string());
+                    // Taking out a key (a misspelt or mistyped one) can leave a required one
+                    // missing beside it: the fix of the first error is the fix of this one.
+                    let consequence = message.starts_with("missing field")
+                        && removed.iter().any(|(parent, _)| *parent == path);
+                    if !consequence {
+                        push(path.clone(), message);
+                    }
+                    match remove_step(&mut value, &segments) {
+                        Some(key) if !consequence => {
+                            let parent = path
+                                .rfind(['.', '['])
+                                .map_or(item_path.clone(), |cut| path[..cut].to_owned());
+                            removed.push((parent, key));
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        match read {
+            Some(v) => {
                 out.items.push((i, v));
                 out.indexes.push(i);
+                out.repaired.extend(removed.into_iter().map(|(parent, _)| parent));
             }
-            Err(e) => {
-                let inner = e.path().to_string();
-                let path = if inner == "." || inner == "?" || inner.is_empty() {
-                    item_path
-                } else if inner.starts_with('[') {
-                    format!("{item_path}{inner}")
-                } else {
-                    join_key(&item_path, &inner)
-                };
-                push(path, strip_location(&e.into_inner().to_string()));
+            None => {
                 if let Some(name) = item.get("name").and_then(Value::as_str) {
                     out.broken_names.push(name.to_owned());
                 }
@@ -283,6 +330,44 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
         }
     }
     out
+}
+
+/// One step of the path serde_path_to_error reports.
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+impl PathStep {
+    fn of(segment: &serde_path_to_error::Segment) -> Option<PathStep> {
+        match segment {
+            serde_path_to_error::Segment::Map { key } => Some(PathStep::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => Some(PathStep::Index(*index)),
+            _ => None,
+        }
+    }
+}
+
+/// Takes the node at `steps` out of `value`; returns its key (or index) as text, or `None`
+/// when there is nothing to take (the error is about the entry itself, e.g. a missing field).
+fn remove_step(value: &mut Value, steps: &[PathStep]) -> Option<String> {
+    let (last, parents) = steps.split_last()?;
+    let mut node = value;
+    for step in parents {
+        node = match (step, node) {
+            (PathStep::Key(k), Value::Mapping(m)) => m.get_mut(k.as_str())?,
+            (PathStep::Index(i), Value::Sequence(s)) => s.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    match (last, node) {
+        (PathStep::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).map(|_| k.clone()),
+        (PathStep::Index(i), Value::Sequence(s)) if *i < s.len() => {
+            s.remove(*i);
+            Some(i.to_string())
+        }
+        _ => None,
+    }
 }
 
 fn render_scalar(v: &Value) -> String {
