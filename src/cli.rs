@@ -100,6 +100,8 @@ pub struct Cli {
 /// What to do besides serving.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the JSON Schema of the config file (for editors: yaml-language-server).
+    Schema,
     /// Validate the config file and exit: 0 when valid, 1 with every error otherwise.
     Check,
     /// Read every file source from its beginning to its end, fetch every page source once,
@@ -143,6 +145,13 @@ pub fn main() -> ExitCode {
         };
     }
     crate::logging::init(&cli.log_level, &cli.log_format);
+    if let Some(Command::Schema) = &cli.command {
+        return finish(
+            serde_json::to_string_pretty(&crate::config::schema::schema())
+                .map_err(anyhow::Error::from)
+                .and_then(|text| print_out(&text)),
+        );
+    }
     if let Some(Command::Dashboard { health: true, .. }) = &cli.command {
         // The health dashboard is the same for every config: none is needed.
         return finish(
@@ -165,6 +174,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Some(Command::Schema) => Ok(()),
         Some(Command::Check) => {
             let rules: usize = config
                 .sources

@@ -287,7 +287,8 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
                     break;
                 }
                 Err(e) => {
-                    let segments: Vec<PathStep> = e.path().iter().filter_map(PathStep::of).collect();
+                    let segments: Vec<PathStep> =
+                        e.path().iter().filter_map(PathStep::of).collect();
                     let inner = e.path().to_string();
                     let path = if inner == "." || inner == "?" || inner.is_empty() {
                         item_path.clone()
@@ -320,7 +321,8 @@ fn deserialize_list<T: serde::de::DeserializeOwned>(
             Some(v) => {
                 out.items.push((i, v));
                 out.indexes.push(i);
-                out.repaired.extend(removed.into_iter().map(|(parent, _)| parent));
+                out.repaired
+                    .extend(removed.into_iter().map(|(parent, _)| parent));
             }
             None => {
                 if let Some(name) = item.get("name").and_then(Value::as_str) {

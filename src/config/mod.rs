@@ -8,6 +8,7 @@ mod error;
 mod load;
 mod model;
 mod positions;
+pub mod schema;
 pub mod template;
 mod validate;
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -49,7 +50,7 @@ impl Config {
 }
 
 /// One metric declaration.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// Prometheus metric name (counters end in `_total`).
@@ -75,6 +76,7 @@ pub struct MetricConfig {
     /// Remove a series not updated for this long (log-fed metrics; a removed counter starts
     /// again at 0 when it comes back, which Prometheus reads as a reset).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub expire_after: Option<Duration>,
     /// Label values known in advance: every combination is exported from the start (counters,
     /// gauges and histograms at 0, states unknown) and never expires.
@@ -86,7 +88,7 @@ pub struct MetricConfig {
 }
 
 /// The closed set of metric types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     /// Only goes up; `inc` or `add`.
@@ -113,7 +115,7 @@ impl MetricKind {
 }
 
 /// One source: a name, exactly one kind sub-object, and its rules.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; the `source` label of self-metrics.
@@ -136,7 +138,7 @@ pub struct SourceConfig {
 }
 
 /// Where a file source starts reading files that exist when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
     /// Only lines written after start (like `tail -F`).
@@ -147,7 +149,7 @@ pub enum StartAt {
 }
 
 /// `file:` — tail every file that matches one of the globs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// Glob patterns (`*`, `?`, `[..]`, `**`); relative ones are relative to the config file.
@@ -164,9 +166,11 @@ pub struct FileSourceConfig {
     pub max_line_length: Option<usize>,
     /// How often globs are re-expanded and files checked when no notification arrives.
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub poll_interval: Option<Duration>,
     /// How long a rotated-away or deleted file is still read after its last new data.
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub rotate_wait: Option<Duration>,
     /// Use inotify notifications (default true); false polls only.
     #[serde(default)]
@@ -174,7 +178,7 @@ pub struct FileSourceConfig {
 }
 
 /// `http:` — fetch a URL.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
     /// `http://` or `https://` URL.
@@ -202,9 +206,11 @@ pub struct HttpSourceConfig {
     pub tls: Option<TlsConfig>,
     /// Give up on a fetch after this long (default 10s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<Duration>,
     /// Fetch this often (default 15s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub interval: Option<Duration>,
     /// Status codes that count as success (default: any 2xx).
     #[serde(default)]
@@ -215,7 +221,7 @@ pub struct HttpSourceConfig {
 }
 
 /// Basic authentication; the password never sits in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuthConfig {
     pub username: String,
@@ -224,7 +230,7 @@ pub struct BasicAuthConfig {
 }
 
 /// TLS client settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of CA certificates to trust (in addition to the built-in roots).
@@ -242,16 +248,18 @@ pub struct TlsConfig {
 }
 
 /// `command:` — run a program (no shell).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSourceConfig {
     /// Program and arguments; a relative program path is relative to the config file.
     pub argv: Vec<String>,
     /// Kill the command (and every process it started) after this long (default 10s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<Duration>,
     /// Run this often (default 15s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub interval: Option<Duration>,
     /// Exit codes that count as success (default [0]).
     #[serde(default)]
@@ -262,16 +270,18 @@ pub struct CommandSourceConfig {
 }
 
 /// `status_file:` — a file read whole each interval.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusFileSourceConfig {
     /// The file; relative to the config file.
     pub path: String,
     /// Give up on a read (and on parsing what was read) after this long (default 10s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<Duration>,
     /// Read this often (default 15s).
     #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub interval: Option<Duration>,
     /// Largest file accepted, in bytes (default 10 MiB).
     #[serde(default)]
@@ -279,7 +289,7 @@ pub struct StatusFileSourceConfig {
 }
 
 /// `json:` — JSONPath (RFC 9535) over a JSON document.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonRuleConfig {
     /// One match per node this query selects; default: the whole document, once.
@@ -292,7 +302,7 @@ pub struct JsonRuleConfig {
 }
 
 /// `xml:` — XPath 1.0 over an XML (or SOAP) document.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct XmlRuleConfig {
     /// Prefix → namespace URI, for the expressions below.
@@ -307,7 +317,7 @@ pub struct XmlRuleConfig {
 }
 
 /// `html:` — CSS selectors over an HTML page.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HtmlRuleConfig {
     /// One match per element this selector selects (e.g. table rows); default: the page, once.
@@ -320,7 +330,7 @@ pub struct HtmlRuleConfig {
 }
 
 /// One rule: an extractor and the updates each match makes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Name for the `rule` label of self-metrics; defaults to the rule's index.
@@ -348,7 +358,7 @@ pub struct RuleConfig {
 }
 
 /// One metric change made for each match of a rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConfig {
     /// The declared metric to change.
@@ -391,7 +401,7 @@ pub struct UpdateConfig {
 }
 
 /// How a field's text becomes a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Conversion {
     /// `1234.5`, `36,426,658`, `1_000`, `-3e2`.
@@ -419,6 +429,18 @@ impl<'de> Deserialize<'de> for LabelValue {
             "a label value (text, or a template like \"$name\")",
         ))
         .map(LabelValue)
+    }
+}
+
+impl JsonSchema for LabelValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LabelValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Text, or a template like \"$name\"; numbers and booleans are taken as their text.",
+            "type": ["string", "number", "boolean"]
+        })
     }
 }
 
@@ -454,6 +476,29 @@ impl<'de> Deserialize<'de> for ValueSpec {
         }
         d.deserialize_any(V)
     }
+}
+
+impl JsonSchema for ValueSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValueSpec".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A number, or a field reference like \"$bytes\".",
+            "type": ["number", "string"]
+        })
+    }
+}
+
+/// The schema of a duration: `250ms`, `15s`, `1m30s`, `2h`, `1d`, `1w`, or `0`.
+fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A duration: one or more <integer><unit> with units ms, s, m, h, d, w (e.g. 250ms, 15s, 1m30s), or 0.",
+        "anyOf": [
+            {"type": "string", "pattern": "^(0|([0-9]+(ms|s|m|h|d|w))+)$"},
+            {"const": 0}
+        ]
+    })
 }
 
 /// Accepts any YAML scalar and returns it as text.

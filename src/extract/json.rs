@@ -49,7 +49,9 @@ fn bracket_form(expr: &str) -> Option<String> {
         return None;
     }
     let plain = |k: &str| {
-        k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_alphanumeric() || c == '_')
     };
     let mut out = root.to_string();
@@ -231,7 +233,10 @@ mod tests {
     #[test]
     fn keys_that_are_not_names_get_the_bracket_form_in_the_error() {
         let e = path("$.accepted conn").err().unwrap();
-        assert!(e.contains("bracket notation: \"$['accepted conn']\""), "{e}");
+        assert!(
+            e.contains("bracket notation: \"$['accepted conn']\""),
+            "{e}"
+        );
         let e = field("@.pool.start since").err().unwrap();
         assert!(e.contains("\"@.pool['start since']\""), "{e}");
         // The suggested form parses and reads the key.

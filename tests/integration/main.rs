@@ -13,6 +13,7 @@ mod probe;
 mod prom;
 mod real_servers;
 mod rotation;
+mod schema;
 mod server;
 mod tail;
 mod truth;
