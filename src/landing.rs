@@ -106,20 +106,33 @@ pub fn render(state: &WebState) -> String {
         for note in &s.notes {
             let _ = write!(h, "<p class=\"warn\">{}</p>", esc(note));
         }
-        h.push_str("<table><tr><th>Rule</th><th>Matches</th><th>Failed updates</th></tr>");
+        h.push_str("<table><tr><th>Rule</th><th>Matches</th><th>Failed updates</th><th>Last failing text, by reason</th></tr>");
         for r in &s.rules {
+            let mut failures = String::new();
+            for (reason, text) in &r.last_failures {
+                let _ = write!(
+                    failures,
+                    "<div><code>{}</code> <code class=\"err\">{}</code></div>",
+                    esc(reason),
+                    esc(text)
+                );
+            }
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num {}\">{}</td></tr>",
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num {}\">{}</td><td>{failures}</td></tr>",
                 esc(&r.name),
                 r.matches,
                 if r.errors > 0 { "err" } else { "" },
                 r.errors
             );
         }
+        let mut samples = String::new();
+        for line in &s.unmatched_samples {
+            let _ = write!(samples, "<div><code>{}</code></div>", esc(line));
+        }
         let _ = write!(
             h,
-            "<tr><td><em>no rule matched</em></td><td class=\"num\">{}</td><td></td></tr></table>",
+            "<tr><td><em>no rule matched</em></td><td class=\"num\">{}</td><td></td><td>{samples}</td></tr></table>",
             s.unmatched
         );
         if s.kind != "file" {

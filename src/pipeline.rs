@@ -36,6 +36,28 @@ pub struct RuleStats {
     pub matches: u64,
     /// Updates that failed, all reasons.
     pub errors: u64,
+    /// Per reason that occurred: the reason and the text of its last failure (bounded).
+    pub last_failures: Vec<(&'static str, String)>,
+}
+
+/// Longest text kept to show why an update failed or what a record no rule matched was.
+pub const SHOWN_TEXT: usize = 240;
+/// Records no rule matched kept per source, the latest last.
+pub const UNMATCHED_KEPT: usize = 5;
+
+/// `text` cut to [`SHOWN_TEXT`] bytes at a character boundary, with `…` when cut.
+fn shown(text: &str, out: &mut String) {
+    out.clear();
+    if text.len() <= SHOWN_TEXT {
+        out.push_str(text);
+        return;
+    }
+    let mut cut = SHOWN_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(&text[..cut]);
+    out.push('…');
 }
 
 /// What one document did.
@@ -114,13 +136,29 @@ struct Rule {
     updates: Vec<Update>,
     matches: IntCounter,
     errors: Vec<(RuleErrorReason, IntCounter)>,
+    /// The text of the last failure per reason, in `errors` order (empty: none yet).
+    last_failures: Vec<String>,
 }
 
 /// The compiled rules of one source.
 pub struct Pipeline {
+    source: String,
     rules: Vec<Rule>,
     unmatched: IntCounter,
+    /// The latest records no rule matched (bounded), for the landing page.
+    unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,
+}
+
+/// What the landing page shows of a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    /// Per rule: matches, failed updates, last failing texts.
+    pub rules: Vec<RuleStats>,
+    /// Records no rule matched.
+    pub unmatched: u64,
+    /// The latest of them (bounded), oldest first.
+    pub unmatched_samples: Vec<String>,
 }
 
 /// Field names of a rule, in index order, and how to find them.
@@ -204,10 +242,13 @@ impl Pipeline {
                 name: rule_name,
                 extract,
                 updates,
+                last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
                 errors,
             });
         }
         Ok(Pipeline {
+            source: source.name.clone(),
+            unmatched_samples: Default::default(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -245,17 +286,21 @@ impl Pipeline {
                 updates,
                 matches: rule.matches.clone(),
                 errors: rule.errors.clone(),
+                last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
             });
         }
         Some(Pipeline {
+            source: self.source.clone(),
+            unmatched_samples: Default::default(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),
         })
     }
 
-    /// Matches and failed updates per rule, and records no rule matched, for the landing page.
-    pub fn stats(&self) -> (Vec<RuleStats>, u64) {
+    /// Matches, failed updates and their last texts per rule, and records no rule matched,
+    /// for the landing page.
+    pub fn stats(&self) -> PipelineStats {
         let rules = self
             .rules
             .iter()
@@ -263,9 +308,20 @@ impl Pipeline {
                 name: r.name.clone(),
                 matches: r.matches.get(),
                 errors: r.errors.iter().map(|(_, c)| c.get()).sum(),
+                last_failures: r
+                    .errors
+                    .iter()
+                    .zip(&r.last_failures)
+                    .filter(|((_, c), _)| c.get() > 0)
+                    .map(|((reason, _), text)| (reason.as_str(), text.clone()))
+                    .collect(),
             })
             .collect();
-        (rules, self.unmatched.get())
+        PipelineStats {
+            rules,
+            unmatched: self.unmatched.get(),
+            unmatched_samples: self.unmatched_samples.iter().cloned().collect(),
+        }
     }
 
     /// Runs every rule on one line; returns whether any matched.
@@ -284,12 +340,21 @@ impl Pipeline {
             let fields = Fields::Line { line, matcher, ctx };
             for update in &mut rule.updates {
                 if let Err(reason) = update.apply(&fields, &mut self.key, false) {
-                    count(&rule.errors, reason);
+                    let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                    failed(&self.source, books, update, &fields, reason);
                 }
             }
         }
         if !matched {
             self.unmatched.inc();
+            // Kept for the landing page: the oldest buffer is reused.
+            let mut slot = if self.unmatched_samples.len() >= UNMATCHED_KEPT {
+                self.unmatched_samples.pop_front().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            shown(line, &mut slot);
+            self.unmatched_samples.push_back(slot);
         }
         matched
     }
@@ -351,7 +416,8 @@ impl Pipeline {
                 let fields = Fields::Row(row);
                 for update in &mut rule.updates {
                     if let Err(reason) = update.apply(&fields, &mut self.key, true) {
-                        count(&rule.errors, reason);
+                        let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                        failed(&self.source, books, update, &fields, reason);
                         if reason.is_conversion() {
                             outcome.conversion_errors += 1;
                         }
@@ -366,10 +432,31 @@ impl Pipeline {
     }
 }
 
-fn count(errors: &[(RuleErrorReason, IntCounter)], reason: RuleErrorReason) {
-    if let Some((_, c)) = errors.iter().find(|(r, _)| *r == reason) {
-        c.inc();
-    }
+/// Counts a failed update, keeps its text for the landing page and logs it at debug.
+/// A rule's name, error counters and last failing texts (borrowed apart from its updates).
+type Books<'a> = (
+    &'a String,
+    &'a Vec<(RuleErrorReason, IntCounter)>,
+    &'a mut Vec<String>,
+);
+
+/// Counts a failed update, keeps its text for the landing page and logs it at debug.
+fn failed(source: &str, books: Books, update: &Update, fields: &Fields, reason: RuleErrorReason) {
+    let (rule, errors, last_failures) = books;
+    let Some(i) = errors.iter().position(|(r, _)| *r == reason) else {
+        return;
+    };
+    errors[i].1.inc();
+    let text = update.offending_text(fields, reason);
+    shown(&text, &mut last_failures[i]);
+    tracing::debug!(
+        source,
+        rule = %rule,
+        metric = %update.family.name,
+        reason = reason.as_str(),
+        text = %last_failures[i],
+        "update failed"
+    );
 }
 
 enum Fields<'a> {
@@ -397,6 +484,40 @@ impl<'a> Fields<'a> {
 }
 
 impl Update {
+    /// What made this update fail with `reason`: the value's text (after `map`, as it was
+    /// compared), or what is missing, or the series of a duplicate.
+    fn offending_text<'a>(
+        &self,
+        fields: &Fields<'a>,
+        reason: RuleErrorReason,
+    ) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        let ValueSource::Field { field, map, .. } = &self.value else {
+            return Cow::Borrowed("");
+        };
+        let Some(text) = fields.get(*field) else {
+            return Cow::Borrowed("(the field selected nothing)");
+        };
+        match reason {
+            RuleErrorReason::UnknownState => match map.as_ref().and_then(|m| m.lookup(text)) {
+                Some(mapped) if mapped != text => {
+                    Cow::Owned(format!("{text} (mapped to {mapped})"))
+                }
+                _ => Cow::Borrowed(text),
+            },
+            RuleErrorReason::DuplicateSeries => {
+                let mut key = Vec::new();
+                self.build_key(fields, &mut key);
+                let values: Vec<_> = key
+                    .split(|b| *b == KEY_SEPARATOR)
+                    .map(String::from_utf8_lossy)
+                    .collect();
+                Cow::Owned(format!("series {{{}}}", values.join(", ")))
+            }
+            _ => Cow::Borrowed(text),
+        }
+    }
+
     fn value(&self, fields: &Fields) -> Result<f64, RuleErrorReason> {
         match &self.value {
             ValueSource::Constant(v) => Ok(*v),

@@ -70,6 +70,8 @@ pub struct SourceStatus {
     pub rules: Vec<crate::pipeline::RuleStats>,
     /// Records no rule matched.
     pub unmatched: u64,
+    /// The latest of them (bounded; lines of file sources), oldest first.
+    pub unmatched_samples: Vec<String>,
     /// The latest problem of the source itself (not of one file).
     pub last_error: Option<String>,
     /// What else the operator should know: directories that cannot be listed, matched paths

@@ -510,7 +510,7 @@ impl FileSource {
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        let (rules, unmatched) = self.pipeline.stats();
+        let stats = self.pipeline.stats();
         // Errors of matched paths that are not followed (they cannot be opened).
         let mut unopened: Vec<String> = self
             .books
@@ -538,8 +538,9 @@ impl FileSource {
             .collect();
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.files = files;
-        s.rules = rules;
-        s.unmatched = unmatched;
+        s.rules = stats.rules;
+        s.unmatched = stats.unmatched;
+        s.unmatched_samples = stats.unmatched_samples;
         s.notifications = notifications;
         s.notes = notes;
         s.last_error = self.source_error.clone();

@@ -206,7 +206,7 @@ impl PageSource {
                 Some(message)
             }
         };
-        let (rules, unmatched) = self.pipeline.stats();
+        let stats = self.pipeline.stats();
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.fetch = Some(FetchStatus {
             at,
@@ -217,8 +217,9 @@ impl PageSource {
             matches,
         });
         s.last_error = error;
-        s.rules = rules;
-        s.unmatched = unmatched;
+        s.rules = stats.rules;
+        s.unmatched = stats.unmatched;
+        s.unmatched_samples = stats.unmatched_samples;
         s.updated = Some(SystemTime::now());
     }
 

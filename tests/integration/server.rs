@@ -329,3 +329,87 @@ fn log_format_json_writes_one_object_per_line() {
     let limits = seen.iter().find(|v| v["msg"] == "open files").unwrap();
     assert!(limits["open_file_limit"].is_u64(), "{limits}");
 }
+
+/// What failed is visible: the landing page shows, per rule and reason, the text of the last
+/// failure (escaped, bounded) and the latest lines no rule matched; `--log.level debug` logs
+/// every failed update with its source, rule, metric, reason and text.
+#[test]
+fn failing_texts_and_unmatched_lines_are_shown_and_logged() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.json"),
+        r#"{"c": {"a": {"status": "OK", "latency": "5ms"}, "b": {"status": "MAINT until 12", "latency": "0Current active connections:0"}}}"#,
+    )
+    .unwrap();
+    let long = "x".repeat(1000);
+    let mut log =
+        String::from("level=info bytes=12\nlevel=warn bytes=twelve\nlevel=error bytes=-3\n");
+    for i in 0..7 {
+        log.push_str(&format!("unmatched <b>{i}</b>\n"));
+    }
+    log.push_str(&format!("{long}\n"));
+    std::fs::write(d.join("app.log"), log).unwrap();
+    let exporter = Exporter::start(
+        d,
+        r#"version: 1
+metrics:
+  - {name: comp_state, type: state, help: x, labels: [c], states: [up, down]}
+  - {name: comp_latency, type: gauge, help: x, labels: [c]}
+  - {name: lines_total, type: counter, help: x, labels: [level]}
+  - {name: bytes_total, type: counter, help: x}
+sources:
+  - name: status
+    status_file: {path: s.json}
+    rules:
+      - name: comp
+        json: {for_each: "$.c.*", fields: {c: "@key", s: "@.status", l: "@.latency"}}
+        update:
+          - {metric: comp_state, labels: {c: $c}, state: $s, map: {"OK": up, "DOWN*": down}}
+          - {metric: comp_latency, labels: {c: $c}, set: $l, as: duration}
+  - name: log
+    file: {paths: [app.log], start_at: beginning}
+    rules:
+      - name: level
+        regex: 'level=(?P<level>\w+) bytes=(?P<b>\S+)'
+        update:
+          - {metric: lines_total, labels: {level: $level}}
+          - {metric: bytes_total, add: $b}
+"#,
+    );
+    exporter.wait_value(r#"quarry_source_unmatched_lines_total{source="log"}"#, 8.0);
+    exporter.wait_value(r#"quarry_source_up{source="status"}"#, 1.0);
+    let cut = format!("<code>{}…</code>", "x".repeat(240));
+    let wants = [
+        "<code>value_not_a_number</code> <code class=\"err\">0Current active connections:0</code>",
+        "<code>unmapped_value</code> <code class=\"err\">MAINT until 12</code>",
+        "<code>value_not_a_number</code> <code class=\"err\">twelve</code>",
+        "<code>negative_counter_increment</code> <code class=\"err\">-3</code>",
+        "<code>unmatched &lt;b&gt;6&lt;/b&gt;</code>",
+        cut.as_str(),
+    ];
+    let deadline = std::time::Instant::now() + WAIT;
+    let page = loop {
+        let (_, _, body) = exporter.get("/", &[]);
+        let page = String::from_utf8(body).unwrap();
+        if wants.iter().all(|w| page.contains(w)) {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {:?} in\n{page}",
+            wants.iter().find(|w| !page.contains(*w))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // The five latest unmatched lines, not the older ones.
+    assert!(!page.contains("unmatched &lt;b&gt;2&lt;/b&gt;"), "{page}");
+    assert!(page.contains("unmatched &lt;b&gt;3&lt;/b&gt;"), "{page}");
+    let log = exporter.log.lock().unwrap().join("\n");
+    for want in [
+        "msg=\"update failed\" source=log rule=level metric=bytes_total reason=value_not_a_number text=twelve",
+        "msg=\"update failed\" source=status rule=comp metric=comp_state reason=unmapped_value text=\"MAINT until 12\"",
+    ] {
+        assert!(log.contains(want), "{want} not in\n{log}");
+    }
+}
