@@ -42,9 +42,26 @@ pub struct Built {
     pub statuses: Vec<SharedStatus>,
 }
 
-/// Loads and validates a config file.
+/// Loads and validates a config file, and runs its rules' examples (a failing example is a
+/// config error, placed at the example).
 pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
-    config::load_file(config_file)
+    let config = config::load_file(config_file)?;
+    let failures = crate::examples::check(&config);
+    if failures.is_empty() {
+        return Ok(config);
+    }
+    let text = config::read_text(config_file).unwrap_or_default();
+    Err(ConfigErrors {
+        file: config_file.display().to_string(),
+        errors: failures
+            .into_iter()
+            .map(|(path, message)| config::ConfigError {
+                position: config::locate(&text, &path),
+                path,
+                message,
+            })
+            .collect(),
+    })
 }
 
 /// The directory relative paths in `config_file` are resolved against.

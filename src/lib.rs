@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod examples;
 pub mod exposition;
 pub mod extract;
 pub mod landing;

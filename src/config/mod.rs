@@ -13,13 +13,18 @@ pub mod template;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{load_file, load_str, load_web_config};
+pub use load::{load_file, load_str, load_web_config, read_text};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{
     default_buckets, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
     DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT, UNKNOWN_STATE,
 };
+
+/// The position of the node at a YAML `path` (or of its nearest ancestor) in config `text`.
+pub fn locate(text: &str, path: &str) -> Option<Position> {
+    positions::PositionIndex::build(text).find(path)
+}
 
 /// Resolves a path from the config against the config file's directory, as Prometheus does.
 pub fn resolve_path(base_dir: &std::path::Path, path: &str) -> std::path::PathBuf {

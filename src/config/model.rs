@@ -355,6 +355,21 @@ pub struct RuleConfig {
     /// (default: they are removed, as an item gone from the document is gone).
     #[serde(default)]
     pub keep_absent: bool,
+    /// Inputs and the samples the rule must make of them; checked whenever the config is
+    /// loaded (`check`, start, reload, `one-shot`).
+    #[serde(default)]
+    pub examples: Vec<RuleExample>,
+}
+
+/// One example of a rule: an input and samples it must produce.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleExample {
+    /// Log lines (file sources; one per line) or one whole document (page sources).
+    pub input: String,
+    /// Samples in the text format (`name{label="value"} 1`) the rule must produce from the
+    /// input alone, each with that value; samples not listed are not checked.
+    pub samples: Vec<String>,
 }
 
 /// One metric change made for each match of a rule.
