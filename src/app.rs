@@ -566,7 +566,7 @@ pub fn one_shot(
     )?;
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
-        if source.read_everything_once() == 0 {
+        if source.read_everything_once().is_empty() {
             failures.push(SourceFailure {
                 source: name.clone(),
                 why: "its paths matched no file".into(),

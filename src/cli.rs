@@ -102,6 +102,21 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of the config file (for editors: yaml-language-server).
     Schema,
+    /// Read every file source from its beginning and fetch every page source once, and show
+    /// why each rule did what it did: the fetch, each rule's first matches with their fields
+    /// and what each update made of them (or why it failed), the records no rule matched, the
+    /// samples made.
+    Explain {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Matches shown in full per rule (the others are counted).
+        #[arg(long, default_value_t = 5)]
+        matches: usize,
+        /// `text` for a terminal, `json` for tools.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
     /// Validate the config file and exit: 0 when valid, 1 with every error otherwise.
     Check,
     /// Read every file source from its beginning to its end, fetch every page source once,
@@ -175,6 +190,20 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Schema) => Ok(()),
+        Some(Command::Explain {
+            source,
+            matches,
+            output,
+        }) => crate::explain::explain(&cli.config_file, &config, source.as_deref(), matches)
+            .and_then(|sources| {
+                if output == "json" {
+                    serde_json::to_string_pretty(&sources)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|text| print_out(&text))
+                } else {
+                    print_out(crate::explain::render_text(&sources).trim_end())
+                }
+            }),
         Some(Command::Check) => {
             let rules: usize = config
                 .sources

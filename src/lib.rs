@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod examples;
+pub mod explain;
 pub mod exposition;
 pub mod extract;
 pub mod landing;

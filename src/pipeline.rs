@@ -138,6 +138,8 @@ struct Rule {
     errors: Vec<(RuleErrorReason, IntCounter)>,
     /// The text of the last failure per reason, in `errors` order (empty: none yet).
     last_failures: Vec<String>,
+    /// The rule's field names by index (unnamed regex groups are `None`), for traces.
+    field_names: Vec<Option<String>>,
 }
 
 /// The compiled rules of one source.
@@ -148,6 +150,52 @@ pub struct Pipeline {
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,
+    /// `explain`: what each rule did with the first records it matched.
+    trace: Option<Trace>,
+}
+
+/// What `explain` shows of a pipeline's work: per rule its first matches in full, and the
+/// first records no rule matched.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Trace {
+    /// Matches recorded in full per rule (the rest are counted).
+    pub limit: usize,
+    pub rules: Vec<RuleTrace>,
+    /// Records no rule matched, in all.
+    pub unmatched: u64,
+    /// The first of them.
+    pub unmatched_shown: Vec<String>,
+}
+
+/// One rule's matches.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    pub matches: u64,
+    pub shown: Vec<MatchTrace>,
+}
+
+/// One match: the record (a line; none for a document's row), its fields, what each update
+/// did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MatchTrace {
+    pub record: Option<String>,
+    /// Field name and its text (`None`: the field selected nothing).
+    pub fields: Vec<(String, Option<String>)>,
+    pub updates: Vec<UpdateTrace>,
+}
+
+/// One update of a match.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UpdateTrace {
+    /// The series: metric name and labels, as `/metrics` writes it.
+    pub series: String,
+    /// `add`, `sub`, `set`, `observe`, `state` or `total`.
+    pub op: &'static str,
+    /// The value applied (a state by name), when it read.
+    pub value: Option<String>,
+    /// Why it failed, and the text that failed.
+    pub error: Option<String>,
 }
 
 /// What the landing page shows of a pipeline.
@@ -243,12 +291,14 @@ impl Pipeline {
                 extract,
                 updates,
                 last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
+                field_names: names.0.clone(),
                 errors,
             });
         }
         Ok(Pipeline {
             source: source.name.clone(),
             unmatched_samples: Default::default(),
+            trace: None,
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -287,11 +337,13 @@ impl Pipeline {
                 matches: rule.matches.clone(),
                 errors: rule.errors.clone(),
                 last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
+                field_names: rule.field_names.clone(),
             });
         }
         Some(Pipeline {
             source: self.source.clone(),
             unmatched_samples: Default::default(),
+            trace: None,
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),
@@ -324,11 +376,33 @@ impl Pipeline {
         }
     }
 
+    /// Records, from now on, the first `limit` matches of each rule in full and the first
+    /// records no rule matched (`explain`).
+    pub fn start_trace(&mut self, limit: usize) {
+        self.trace = Some(Trace {
+            limit,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| RuleTrace {
+                    rule: r.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+    }
+
+    /// What was recorded since [`Pipeline::start_trace`].
+    pub fn take_trace(&mut self) -> Option<Trace> {
+        self.trace.take()
+    }
+
     /// Runs every rule on one line; returns whether any matched.
     pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
         let mut matched = false;
         let ascii = line.is_ascii();
-        for rule in &mut self.rules {
+        for (index, rule) in self.rules.iter_mut().enumerate() {
             let Extract::Lines(matcher) = &mut rule.extract else {
                 continue;
             };
@@ -338,6 +412,16 @@ impl Pipeline {
             matched = true;
             rule.matches.inc();
             let fields = Fields::Line { line, matcher, ctx };
+            if let Some(trace) = &mut self.trace {
+                record(
+                    trace,
+                    index,
+                    Some(line),
+                    &rule.field_names,
+                    &rule.updates,
+                    &fields,
+                );
+            }
             for update in &mut rule.updates {
                 if let Err(reason) = update.apply(&fields, &mut self.key, false) {
                     let books = (&rule.name, &rule.errors, &mut rule.last_failures);
@@ -347,6 +431,14 @@ impl Pipeline {
         }
         if !matched {
             self.unmatched.inc();
+            if let Some(trace) = &mut self.trace {
+                trace.unmatched += 1;
+                if trace.unmatched_shown.len() < trace.limit {
+                    let mut text = String::new();
+                    shown(line, &mut text);
+                    trace.unmatched_shown.push(text);
+                }
+            }
             // Kept for the landing page: the oldest buffer is reused.
             let mut slot = if self.unmatched_samples.len() >= UNMATCHED_KEPT {
                 self.unmatched_samples.pop_front().unwrap_or_default()
@@ -403,7 +495,7 @@ impl Pipeline {
     /// Applies the rows the document worker extracted, one `Vec<Row>` per rule in rule order.
     pub fn process_rows(&mut self, per_rule: Vec<Vec<Row>>) -> DocumentOutcome {
         let mut outcome = DocumentOutcome::default();
-        for (rule, rows) in self.rules.iter_mut().zip(per_rule) {
+        for (index, (rule, rows)) in self.rules.iter_mut().zip(per_rule).enumerate() {
             if !matches!(rule.extract, Extract::Document) {
                 continue;
             }
@@ -414,6 +506,16 @@ impl Pipeline {
                 outcome.matches += 1;
                 rule.matches.inc();
                 let fields = Fields::Row(row);
+                if let Some(trace) = &mut self.trace {
+                    record(
+                        trace,
+                        index,
+                        None,
+                        &rule.field_names,
+                        &rule.updates,
+                        &fields,
+                    );
+                }
                 for update in &mut rule.updates {
                     if let Err(reason) = update.apply(&fields, &mut self.key, true) {
                         let books = (&rule.name, &rule.errors, &mut rule.last_failures);
@@ -427,12 +529,54 @@ impl Pipeline {
         }
         if outcome.matches == 0 {
             self.unmatched.inc();
+            if let Some(trace) = &mut self.trace {
+                trace.unmatched += 1;
+            }
         }
         outcome
     }
 }
 
 /// Counts a failed update, keeps its text for the landing page and logs it at debug.
+/// Records one match of rule `index` in `trace` (the first `limit` in full, then counted):
+/// its fields, and what each update makes of them, computed without applying anything.
+fn record(
+    trace: &mut Trace,
+    index: usize,
+    line: Option<&str>,
+    names: &[Option<String>],
+    updates: &[Update],
+    fields: &Fields,
+) {
+    let limit = trace.limit;
+    let Some(rule) = trace.rules.get_mut(index) else {
+        return;
+    };
+    rule.matches += 1;
+    if rule.shown.len() >= limit {
+        return;
+    }
+    let mut text = String::new();
+    let record = line.map(|l| {
+        shown(l, &mut text);
+        text.clone()
+    });
+    let fields_shown = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let n = n.as_ref()?;
+            Some((n.clone(), fields.get(FieldRef::Index(i)).map(str::to_owned)))
+        })
+        .collect();
+    let updates = updates.iter().map(|u| u.trace(fields)).collect();
+    rule.shown.push(MatchTrace {
+        record,
+        fields: fields_shown,
+        updates,
+    });
+}
+
 /// A rule's name, error counters and last failing texts (borrowed apart from its updates).
 type Books<'a> = (
     &'a String,
@@ -484,6 +628,61 @@ impl<'a> Fields<'a> {
 }
 
 impl Update {
+    /// What this update makes of `fields`, without applying it (`explain`).
+    fn trace(&self, fields: &Fields) -> UpdateTrace {
+        let mut key = Vec::new();
+        self.build_key(fields, &mut key);
+        let values: Vec<&[u8]> = if self.labels.is_empty() {
+            Vec::new()
+        } else {
+            key.split(|b| *b == KEY_SEPARATOR).collect()
+        };
+        let mut series = Vec::new();
+        let labels: Vec<(&str, &[u8])> = self
+            .family
+            .key_labels()
+            .iter()
+            .map(String::as_str)
+            .zip(values)
+            .collect();
+        crate::exposition::sample(&mut series, &self.family.name, "", &labels, None, 0.0);
+        let series = String::from_utf8_lossy(&series);
+        let series = series.trim_end();
+        let series = series.strip_suffix(" 0").unwrap_or(series).to_owned();
+        let op = match self.op {
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Set => "set",
+            Op::Observe => "observe",
+            Op::State => "state",
+            Op::Total => "total",
+        };
+        match self.value(fields).and_then(|v| self.refuse_negative(v)) {
+            Ok(v) if self.op == Op::State => UpdateTrace {
+                series,
+                op,
+                value: self.family.state_names().get(v as usize).cloned(),
+                error: None,
+            },
+            Ok(v) => UpdateTrace {
+                series,
+                op,
+                value: Some(v.to_string()),
+                error: None,
+            },
+            Err(reason) => UpdateTrace {
+                series,
+                op,
+                value: None,
+                error: Some(format!(
+                    "{}: {}",
+                    reason.as_str(),
+                    self.offending_text(fields, reason)
+                )),
+            },
+        }
+    }
+
     /// What made this update fail with `reason`: the value's text (after `map`, as it was
     /// compared), or what is missing, or the series of a duplicate.
     fn offending_text<'a>(

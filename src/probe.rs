@@ -495,7 +495,9 @@ impl ProbeModule {
                 .await
                 .map_err(|_| timed_out("no probe slot was free (--probe.max-concurrent)"))?
                 .map_err(|_| timed_out("no probe slot"))?;
-            let Fetched { body, detail: d } = tokio::time::timeout_at(
+            let Fetched {
+                body, detail: d, ..
+            } = tokio::time::timeout_at(
                 deadline,
                 self.fetcher.fetch_from(&request.url, request.headers),
             )

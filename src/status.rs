@@ -50,6 +50,10 @@ pub struct FetchStatus {
     pub ok: bool,
     /// How the document came: `HTTP 200`, `exit 0`, `512 bytes`.
     pub detail: String,
+    /// The document's size, when one came.
+    pub bytes: Option<usize>,
+    /// An HTTP response's Content-Type.
+    pub content_type: Option<String>,
     pub duration: std::time::Duration,
     pub error: Option<String>,
     pub matches: u64,

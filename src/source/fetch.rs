@@ -42,6 +42,8 @@ fn fail(reason: SourceErrorReason, message: impl Into<String>) -> FetchError {
 pub struct Fetched {
     pub body: String,
     pub detail: String,
+    /// The Content-Type of an HTTP response.
+    pub content_type: Option<String>,
 }
 
 /// The closed set of document sources.
@@ -198,6 +200,11 @@ impl HttpFetcher {
             .await
             .map_err(|e| fail(classify(&e, url), describe(&e, url)))?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let accepted = match &self.accept_status {
             Some(codes) => codes.contains(&status.as_u16()),
             None => status.is_success(),
@@ -228,6 +235,7 @@ impl HttpFetcher {
         Ok(Fetched {
             body: String::from_utf8_lossy(&body).into_owned(),
             detail: format!("HTTP {}", status.as_u16()),
+            content_type,
         })
     }
 }
@@ -454,6 +462,7 @@ impl CommandFetcher {
         Ok(Fetched {
             body: String::from_utf8_lossy(&out).into_owned(),
             detail: format!("exit {code}"),
+            content_type: None,
         })
     }
 }
@@ -524,6 +533,7 @@ fn read_status_file(path: &Path, max: usize) -> Result<Fetched, FetchError> {
     }
     Ok(Fetched {
         detail: format!("{} bytes", bytes.len()),
+        content_type: None,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }

@@ -316,8 +316,8 @@ impl FileSource {
     }
 
     /// One-shot mode: reads every matched file from its beginning to its end, including a
-    /// last line without a newline; returns how many files it read.
-    pub fn read_everything_once(&mut self) -> usize {
+    /// last line without a newline; returns the paths of the files it read.
+    pub fn read_everything_once(&mut self) -> Vec<String> {
         self.tailer.set_start_at(StartAt::Beginning);
         let stop = AtomicBool::new(false);
         let now = Instant::now();
@@ -326,7 +326,10 @@ impl FileSource {
             let (mut sink, tailer) = self.sink();
             tailer.scan(now, &stop, &mut sink);
             while tailer.read_all(now, &mut sink) {}
-            read = tailer.files().count();
+            read = tailer
+                .files()
+                .map(|f| f.path.display().to_string())
+                .collect::<Vec<_>>();
             sink.begin();
             tailer.finish_all(&mut sink);
             sink.end();
@@ -334,6 +337,11 @@ impl FileSource {
         let files = self.tailer.files().count();
         self.files_gauge.set(files as i64);
         read
+    }
+
+    /// The pipeline (for `explain`'s traces).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
     }
 
     /// Takes over the files `previous` was reading (after a reload): they go on from their

@@ -126,6 +126,11 @@ impl PageSource {
                 message: format!("no document within {timeout:?}"),
             }),
         };
+        let mut fetched = fetched;
+        let (bytes, content_type) = match &mut fetched {
+            Ok(doc) => (Some(doc.body.len()), doc.content_type.take()),
+            Err(_) => (None, None),
+        };
         let (result, detail, matches) = match fetched {
             Err(e) => (Err(e), String::new(), 0),
             Ok(doc) => match self.worker.extract(doc.body, timeout).await {
@@ -212,6 +217,8 @@ impl PageSource {
             at,
             ok: error.is_none(),
             detail,
+            bytes,
+            content_type,
             duration: elapsed,
             error: error.clone(),
             matches,
@@ -245,6 +252,25 @@ impl PageSource {
                 _ = self.run_once() => {}
             }
         }
+    }
+
+    /// The pipeline (for `explain`'s traces).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
+
+    /// The last fetch, as the landing page shows it.
+    pub fn last_fetch(&self) -> Option<FetchStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fetch
+            .clone()
+    }
+
+    /// A description of what the source fetches (no secrets).
+    pub fn target(&self) -> String {
+        self.fetcher.target()
     }
 
     /// Why the last fetch failed (`reason: message`), or `None` after a success.

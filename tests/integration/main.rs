@@ -4,6 +4,7 @@
 mod common;
 mod config_errors;
 mod dashboards;
+mod explain;
 mod exposition;
 mod golden;
 mod hardening;

@@ -1,0 +1,267 @@
+//! `quarry_exporter explain`: why each rule did what it did, on the real inputs.
+//!
+//! Like `one-shot`, every file source is read from its beginning and every page source fetched
+//! once, through the same pipelines; each pipeline records a trace: per rule its first matches
+//! in full (the record, every field's text, what each update made of them: the series, the
+//! value or why it failed) and the first records no rule matched. For a page source the fetch
+//! is shown too (what was fetched, how it answered, its size, type and time). Readable on a
+//! terminal, or `--output json` for tools.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::checkpoint::Gate;
+use crate::config::Config;
+use crate::pipeline::Trace;
+
+/// What one source did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceExplanation {
+    pub source: String,
+    /// `file`, `http`, `command` or `status_file`.
+    pub kind: &'static str,
+    /// What it reads: its globs, URL (secrets hidden), command or file.
+    pub reads: String,
+    /// File sources: the files read.
+    pub files: Vec<String>,
+    /// Page sources: the fetch.
+    pub fetch: Option<FetchExplanation>,
+    pub trace: Trace,
+    /// The samples of the metrics this source's rules update, after reading.
+    pub samples: Vec<String>,
+}
+
+/// How a page source's fetch went.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchExplanation {
+    pub ok: bool,
+    /// `HTTP 200`, `exit 0`, `512 bytes`.
+    pub detail: String,
+    pub bytes: Option<usize>,
+    pub content_type: Option<String>,
+    pub milliseconds: f64,
+    pub error: Option<String>,
+}
+
+/// Explains every source (or only `only`), showing up to `limit` matches per rule.
+pub fn explain(
+    config_file: &Path,
+    config: &Config,
+    only: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<SourceExplanation>> {
+    if let Some(name) = only {
+        if !config.sources.iter().any(|s| s.name == name) {
+            let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+            anyhow::bail!(
+                "no source is named {name:?}; the config has: {}",
+                names.join(", ")
+            );
+        }
+    }
+    let (_, metrics) = crate::app::new_registry()?;
+    let built = crate::app::build(
+        config,
+        &crate::app::base_dir(config_file),
+        &metrics,
+        None,
+        &Arc::new(Gate::default()),
+    )?;
+    let families = built.families.clone();
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    let mut out = Vec::new();
+    for (name, mut source) in built.sources {
+        if !wanted(&name) {
+            continue;
+        }
+        source.pipeline_mut().start_trace(limit);
+        let mut files = source.read_everything_once();
+        files.sort();
+        let config = config.sources.iter().find(|s| s.name == name);
+        out.push(SourceExplanation {
+            reads: config
+                .and_then(|s| s.file.as_ref())
+                .map(|f| f.paths.join(", "))
+                .unwrap_or_default(),
+            source: name,
+            kind: "file",
+            files,
+            fetch: None,
+            trace: source.pipeline_mut().take_trace().unwrap_or_default(),
+            samples: Vec::new(),
+        });
+    }
+    let pages: Vec<_> = built
+        .pages
+        .into_iter()
+        .filter(|p| wanted(p.name()))
+        .collect();
+    if !pages.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            for mut page in pages {
+                page.pipeline_mut().start_trace(limit);
+                page.run_once().await;
+                let kind = config
+                    .sources
+                    .iter()
+                    .find(|s| s.name == page.name())
+                    .map_or("page", |s| {
+                        if s.http.is_some() {
+                            "http"
+                        } else if s.command.is_some() {
+                            "command"
+                        } else {
+                            "status_file"
+                        }
+                    });
+                let fetch = page.last_fetch().map(|f| FetchExplanation {
+                    ok: f.ok,
+                    detail: f.detail,
+                    bytes: f.bytes,
+                    content_type: f.content_type,
+                    milliseconds: f.duration.as_secs_f64() * 1000.0,
+                    error: f.error,
+                });
+                out.push(SourceExplanation {
+                    source: page.name().to_owned(),
+                    kind,
+                    reads: page.target(),
+                    files: Vec::new(),
+                    fetch,
+                    trace: page.pipeline_mut().take_trace().unwrap_or_default(),
+                    samples: Vec::new(),
+                });
+            }
+        });
+    }
+    // Config order, and each source's samples.
+    let exposition = crate::exposition::concat(families.render(), |_| true);
+    let exposition = String::from_utf8_lossy(&exposition);
+    let order = |name: &str| config.sources.iter().position(|s| s.name == name);
+    out.sort_by_key(|e| order(&e.source));
+    for e in &mut out {
+        let Some(source) = config.sources.iter().find(|s| s.name == e.source) else {
+            continue;
+        };
+        let names: Vec<&str> = source
+            .rules
+            .iter()
+            .flat_map(|r| r.update.iter().map(|u| u.metric.as_str()))
+            .collect();
+        e.samples = exposition
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                let name = l.split(['{', ' ']).next().unwrap_or("");
+                names.iter().any(|n| {
+                    name == *n
+                        || name
+                            .strip_prefix(n)
+                            .is_some_and(|s| matches!(s, "_bucket" | "_sum" | "_count" | "_level"))
+                })
+            })
+            .map(str::to_owned)
+            .collect();
+    }
+    Ok(out)
+}
+
+/// The explanation for a terminal.
+pub fn render_text(sources: &[SourceExplanation]) -> String {
+    let mut t = String::new();
+    for e in sources {
+        let _ = writeln!(t, "== source {} ({}) ==", e.source, e.kind);
+        let _ = writeln!(t, "reads: {}", e.reads);
+        if e.kind == "file" {
+            if e.files.is_empty() {
+                let _ = writeln!(t, "files: none matched");
+            }
+            for f in &e.files {
+                let _ = writeln!(t, "file: {f}");
+            }
+        }
+        if let Some(f) = &e.fetch {
+            let _ = write!(t, "fetch: {}", if f.ok { "ok" } else { "FAILED" });
+            if !f.detail.is_empty() {
+                let _ = write!(t, ", {}", f.detail);
+            }
+            if let Some(b) = f.bytes.filter(|_| !f.detail.ends_with("bytes")) {
+                let _ = write!(t, ", {b} bytes");
+            }
+            if let Some(c) = &f.content_type {
+                let _ = write!(t, ", {c}");
+            }
+            let _ = writeln!(t, ", {:.1} ms", f.milliseconds);
+            if let Some(err) = &f.error {
+                let _ = writeln!(t, "  error: {err}");
+            }
+        }
+        for r in &e.trace.rules {
+            let _ = writeln!(
+                t,
+                "rule {}: {} match{} (showing {})",
+                r.rule,
+                r.matches,
+                if r.matches == 1 { "" } else { "es" },
+                r.shown.len()
+            );
+            for (i, m) in r.shown.iter().enumerate() {
+                match &m.record {
+                    Some(line) => {
+                        let _ = writeln!(t, "  #{} line: {line}", i + 1);
+                    }
+                    None => {
+                        let _ = writeln!(t, "  #{} row", i + 1);
+                    }
+                }
+                let fields: Vec<String> = m
+                    .fields
+                    .iter()
+                    .map(|(n, v)| match v {
+                        Some(v) => format!("{n}={v:?}"),
+                        None => format!("{n}=(nothing selected)"),
+                    })
+                    .collect();
+                let _ = writeln!(t, "     fields: {}", fields.join(" "));
+                for u in &m.updates {
+                    match (&u.value, &u.error) {
+                        (_, Some(err)) => {
+                            let _ = writeln!(t, "     {} {}: FAILED {err}", u.op, u.series);
+                        }
+                        (Some(v), None) => {
+                            let _ = writeln!(t, "     {} {} {v}", u.op, u.series);
+                        }
+                        (None, None) => {
+                            let _ = writeln!(t, "     {} {}", u.op, u.series);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            t,
+            "no rule matched: {} record{}",
+            e.trace.unmatched,
+            if e.trace.unmatched == 1 { "" } else { "s" }
+        );
+        for line in &e.trace.unmatched_shown {
+            let _ = writeln!(t, "  {line}");
+        }
+        let _ = writeln!(t, "samples:");
+        if e.samples.is_empty() {
+            let _ = writeln!(t, "  (none)");
+        }
+        for s in &e.samples {
+            let _ = writeln!(t, "  {s}");
+        }
+        t.push('\n');
+    }
+    t
+}

@@ -1,0 +1,121 @@
+//! `explain` golden cases: `tests/explain/<case>/exporter.yaml` with its inputs, and the exact
+//! terminal (`expected.txt`) and JSON (`expected.json`) output, fetch times and the case's
+//! directory normalized. A log, an HTML, a JSON and an XML source, with failing values,
+//! fields that select nothing and records no rule matched. `UPDATE_GOLDEN=1` rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::binary;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/explain");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("exporter.yaml").exists())
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn explain(case: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary())
+        .arg("explain")
+        .arg(format!(
+            "--config.file={}",
+            case.join("exporter.yaml").display()
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        case.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::canonicalize(case).unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(dir.to_str().unwrap(), "CASE_DIR")
+}
+
+/// `, 1.3 ms` → `, TIME ms`; `"milliseconds": 1.3` → `0`.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if let Some((head, _)) = l.split_once("\"milliseconds\": ") {
+                let comma = if l.trim_end().ends_with(',') { "," } else { "" };
+                format!("{head}\"milliseconds\": 0{comma}\n")
+            } else if l.starts_with("fetch: ") && l.ends_with(" ms") {
+                let cut = l.rfind(", ").unwrap();
+                format!("{}, TIME ms\n", &l[..cut])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn explain_golden_cases_in_text_and_json() {
+    let cases = cases();
+    assert!(cases.len() >= 4);
+    let mut failures = Vec::new();
+    for case in cases {
+        for (file, args) in [
+            ("expected.txt", &[][..]),
+            ("expected.json", &["--output=json"][..]),
+        ] {
+            let actual = normalize(&explain(&case, args));
+            let expected_file = case.join(file);
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&expected_file, &actual).unwrap();
+                continue;
+            }
+            let expected = std::fs::read_to_string(&expected_file).unwrap_or_default();
+            if actual != expected {
+                failures.push(format!(
+                    "{}:\n--- expected\n{expected}--- actual\n{actual}",
+                    expected_file.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--source` picks one source (an unknown one is an error naming those there are);
+/// `--matches` bounds what is shown in full, the counts stay whole.
+#[test]
+fn explain_one_source_with_fewer_matches_shown() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/explain/log");
+    let text = explain(&case, &["--source=app", "--matches=1"]);
+    assert!(
+        text.contains("rule request: 4 matches (showing 1)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("  #").count(), 1, "{text}");
+    assert!(text.contains("no rule matched: 2 records"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&explain(&case, &["--output=json", "--matches=0"])).unwrap();
+    assert_eq!(json[0]["trace"]["rules"][0]["matches"], 4);
+    assert_eq!(json[0]["trace"]["rules"][0]["shown"], serde_json::json!([]));
+    let out = Command::new(binary())
+        .arg("explain")
+        .arg(format!(
+            "--config.file={}",
+            case.join("exporter.yaml").display()
+        ))
+        .arg("--source=nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // The log line quotes the message (logfmt), so its quotes are escaped.
+    assert!(
+        stderr.contains(r#"no source is named \"nope\"; the config has: app"#),
+        "{stderr}"
+    );
+}
