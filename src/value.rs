@@ -93,11 +93,19 @@ fn bytes(t: &str) -> Result<f64, NotConvertible> {
     Ok(v * factor)
 }
 
+/// `v` of `unit` in seconds. Sub-second units divide (by an exact power of ten), so `42ms` is
+/// the same double as `0.042` (multiplying by the inexact `1e-3` would not be).
+fn in_seconds(v: f64, unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => v / 1e9,
+        "us" | "µs" => v / 1e6,
+        "ms" => v / 1e3,
+        other => v * duration_unit(other)?,
+    })
+}
+
 fn duration_unit(unit: &str) -> Option<f64> {
     Some(match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
         "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
         "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
@@ -128,8 +136,7 @@ fn duration(t: &str) -> Result<f64, NotConvertible> {
             .char_indices()
             .find(|(_, c)| !c.is_alphabetic())
             .map_or(rest.len(), |(i, _)| i);
-        let factor = duration_unit(&rest[..unit_len]).ok_or(NotConvertible)?;
-        total += v * factor;
+        total += in_seconds(v, &rest[..unit_len]).ok_or(NotConvertible)?;
         rest = rest[unit_len..].trim_start_matches([' ', ',']);
     }
     Ok(total)
@@ -325,6 +332,11 @@ mod tests {
             Ok(187200.0)
         );
         assert_eq!(convert("90", Conversion::Duration), Ok(90.0));
+        // Sub-second units give the double the decimal would (examples compare exactly).
+        assert_eq!(convert("1203us", Conversion::Duration), Ok(0.001203));
+        assert_eq!(convert("1203µs", Conversion::Duration), Ok(0.001203));
+        assert_eq!(convert("42ms", Conversion::Duration), Ok(0.042));
+        assert_eq!(convert("7ns", Conversion::Duration), Ok(0.000000007));
         assert!(convert("soon", Conversion::Duration).is_err());
         assert_eq!(convert("93 %", Conversion::Percent), Ok(0.93));
         assert_eq!(convert("Up", Conversion::Bool), Ok(1.0));

@@ -117,7 +117,7 @@ pub fn selector(text: &str) -> Result<TextSelector, String> {
         {
             format!("`:{name}` is not a pseudo-class these selectors know (CSS Selectors level 4: :nth-child(), :not(), :has(), :is(), :first-child, …; `:contains()` works at the end of a selector)")
         } else if shown.contains("report this") {
-            debug
+            super::readable_parse_error(&debug)
         } else {
             shown
         };

@@ -44,3 +44,85 @@ pub fn normalize_text(text: &str) -> String {
     }
     out
 }
+
+/// A parser's error name made readable, with a hint for the common ones:
+/// `UnexpectedSelectorParseError(DanglingCombinator)` → `dangling combinator: a combinator
+/// (`>`, `+`, `~`) needs a selector on each side`. Parsers that name their errors in Rust's
+/// debug form (sxd-xpath, selectors) otherwise print `CamelCase` names.
+pub fn readable_parse_error(debug: &str) -> String {
+    // The error's kind: the first name inside the parser's wrappers
+    // (`UnexpectedSelectorParseError(NoQualifiedNameInAttributeSelector(SquareBracketBlock))`
+    // → `NoQualifiedNameInAttributeSelector`, not the token it met).
+    let mut inner = debug.trim();
+    for wrapper in [
+        "UnexpectedSelectorParseError(",
+        "ParserError(",
+        "TokenizerError(",
+        "Parser(",
+        "Tokenizer(",
+    ] {
+        if let Some(rest) = inner.strip_prefix(wrapper) {
+            inner = rest;
+        }
+    }
+    let name: String = inner.chars().take_while(|c| c.is_alphanumeric()).collect();
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.extend(c.to_lowercase());
+    }
+    let hint = match name.as_str() {
+        "NoQualifiedNameInAttributeSelector" => {
+            "an attribute selector needs a name: `[name]`, `[name=value]`"
+        }
+        "DanglingCombinator" => {
+            "a combinator (`>`, `+`, `~`, a space) needs a selector on each side"
+        }
+        "EmptySelector" => "the selector is empty",
+        "RightHandSideExpressionMissing" => {
+            "an operator needs a value on its right, e.g. `[@name='orders']`"
+        }
+        "LeftHandSideExpressionMissing" => "an operator needs a value on its left",
+        "TrailingSlash" => "a path cannot end in `/`: write `depth` (its text) or `depth/@unit`",
+        "EmptyPredicate" => "`[]` needs a condition inside, e.g. `[@name='orders']` or `[1]`",
+        "UnclosedPredicate" | "MissingRightBracket" => "a `[` is not closed",
+        "MismatchedQuoteCharacters" => "a quote is not closed",
+        "ExtraUnparsedTokens" => "something follows the end of the expression",
+        "UnexpectedToken" => "a character is not allowed here",
+        "EmptyNamespaceIfUnprefixed" | "MissingLocalName" => "a name is missing after `:`",
+        _ => "",
+    };
+    if words.is_empty() {
+        return debug.to_owned();
+    }
+    if hint.is_empty() {
+        words
+    } else {
+        format!("{words}: {hint}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_error_names_read_as_words_with_hints() {
+        assert_eq!(
+            readable_parse_error("ParserError(TrailingSlash)"),
+            "trailing slash: a path cannot end in `/`: write `depth` (its text) or `depth/@unit`"
+        );
+        assert!(readable_parse_error(
+            "UnexpectedSelectorParseError(NoQualifiedNameInAttributeSelector(SquareBracketBlock))"
+        )
+        .starts_with(
+            "no qualified name in attribute selector: an attribute selector needs a name"
+        ));
+        assert_eq!(
+            readable_parse_error("TokenizerError(UnknownThing)"),
+            "unknown thing"
+        );
+    }
+}

@@ -47,7 +47,12 @@ fn compile<'a>(
     }
     Factory::new()
         .build(expr)
-        .map_err(|e| format!("invalid XPath {expr:?}: {e}"))?
+        .map_err(|e| {
+            format!(
+                "invalid XPath {expr:?}: {}",
+                super::readable_parse_error(&format!("{e:?}"))
+            )
+        })?
         .ok_or_else(|| format!("empty XPath {expr:?}"))
 }
 
