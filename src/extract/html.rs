@@ -97,6 +97,21 @@ fn split_contains(text: &str) -> Result<(String, Vec<String>), String> {
     Ok((base, needles))
 }
 
+/// Where in `selector` the CSS parser stopped (1-based column), for the error message: scraper
+/// drops the position, so the selector is parsed again with the same parser to learn it.
+fn css_error_column(selector: &str) -> Option<u32> {
+    let mut input = cssparser::ParserInput::new(selector);
+    let mut parser = cssparser::Parser::new(&mut input);
+    match selectors::SelectorList::parse(
+        &scraper::selector::Parser,
+        &mut parser,
+        selectors::parser::ParseRelative::No,
+    ) {
+        Ok(_) => None,
+        Err(e) => Some(e.location.column),
+    }
+}
+
 /// Parses a CSS selector, with trailing `:contains()` filters; the error names what is wrong
 /// in one line.
 pub fn selector(text: &str) -> Result<TextSelector, String> {
@@ -121,7 +136,12 @@ pub fn selector(text: &str) -> Result<TextSelector, String> {
         } else {
             shown
         };
-        format!("invalid CSS selector {text:?}: {detail}")
+        match css_error_column(&base) {
+            Some(column) => {
+                format!("invalid CSS selector {text:?} at column {column}: {detail}")
+            }
+            None => format!("invalid CSS selector {text:?}: {detail}"),
+        }
     })?;
     Ok(TextSelector { selector, contains })
 }
