@@ -155,17 +155,6 @@ struct Outcome {
 }
 
 impl Probes {
-    /// No modules (configs without `modules:`).
-    pub fn none(self_metrics: &SelfMetrics) -> Probes {
-        Probes {
-            modules: BTreeMap::new(),
-            slots: Arc::new(Semaphore::new(1)),
-            options: ProbeOptions::default(),
-            self_metrics: self_metrics.clone(),
-            in_flight: None,
-        }
-    }
-
     /// Builds every module of a validated config: HTTP clients, URL templates, one parse
     /// worker each (which compiles its extractors, so a broken one fails here).
     pub fn build(
