@@ -50,19 +50,16 @@ impl Default for ProbeOptions {
     }
 }
 
-/// The reasons a probe fails, each exported by every probe as 0 or 1.
-pub const FAILURE_REASONS: [SourceErrorReason; 10] = [
-    SourceErrorReason::Timeout,
-    SourceErrorReason::Dns,
-    SourceErrorReason::Connect,
-    SourceErrorReason::Tls,
-    SourceErrorReason::HttpStatus,
-    SourceErrorReason::TooLarge,
-    SourceErrorReason::Read,
-    SourceErrorReason::Parse,
-    SourceErrorReason::SoapFault,
-    SourceErrorReason::NoMatch,
-];
+/// The reasons a probe can fail, each exported by every probe as 0 or 1: the page-source
+/// reasons that apply to an HTTP fetch (not a command's, not the partial `conversion`).
+pub fn failure_reasons() -> impl Iterator<Item = SourceErrorReason> {
+    SourceErrorReason::ALL.into_iter().filter(|r| {
+        !matches!(
+            r,
+            SourceErrorReason::Spawn | SourceErrorReason::ExitCode | SourceErrorReason::Conversion
+        )
+    })
+}
 
 /// The answer to a `/probe` request.
 #[derive(Debug)]
@@ -217,7 +214,7 @@ impl Probes {
             .filter(|n| !next.modules.contains_key(*n))
         {
             self.self_metrics.probes.remove_label_values(&[name]);
-            for r in FAILURE_REASONS {
+            for r in failure_reasons() {
                 self.self_metrics
                     .probe_errors
                     .remove_label_values(&[name, r.as_str()]);
@@ -408,11 +405,10 @@ impl ProbeModule {
         // Built once here: a rule that cannot be compiled fails the config, not a probe.
         let pipeline = Pipeline::build(m, &Families::build(&metrics, &scratch), &scratch)?;
         let parsers = Arc::new(ParserPool::new(&m.name, m.rules.clone())?);
-        let errors = FAILURE_REASONS
-            .iter()
+        let errors = failure_reasons()
             .map(|r| {
                 (
-                    *r,
+                    r,
                     self_metrics
                         .probe_errors
                         .with_label_values(&[&m.name, r.as_str()]),
@@ -566,7 +562,7 @@ fn render(outcome: &Outcome) -> Vec<u8> {
         "Why the probe failed: 1 for the reason, 0 for the others (all 0 on success).",
         "gauge",
     );
-    for r in FAILURE_REASONS {
+    for r in failure_reasons() {
         let value = if failed == Some(r) { 1.0 } else { 0.0 };
         sample(
             &mut text,

@@ -71,7 +71,7 @@ impl Writer {
             buf.extend_from_slice(format!("L{} {pad}\n", self.next).as_bytes());
             self.next += 1;
         }
-        if self.rand() % 4 == 0 {
+        if self.rand().is_multiple_of(4) {
             // A line cut in two writes: its second half comes with the next batch.
             let line = format!("L{} tail-end\n", self.next).into_bytes();
             self.next += 1;
