@@ -212,7 +212,10 @@ fn produce(
     let mut pipeline =
         Pipeline::build(&alone, &families, &scratch).map_err(|e| format!("{e:#}"))?;
     if source.file.is_some() {
-        let ctx = RecordContext { file: "example" };
+        let ctx = RecordContext {
+            file: "example",
+            ..Default::default()
+        };
         let mut matched = false;
         for line in example.input.lines() {
             matched |= pipeline.process_line(line, &ctx);

@@ -12,12 +12,17 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context};
 use regex::Regex;
 
-use crate::config::template::{self, Piece, FILE_FIELD};
-use crate::config::{Conversion, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec};
+use crate::config::template::{
+    self, Piece, FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD,
+};
+use crate::config::{
+    Conversion, FileFormat, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec,
+};
+use crate::extract::json::JsonExtractor;
 use crate::extract::Row;
 use crate::matcher::Matcher;
 use crate::registry::{cut_label_value, Change, Families, Family, KEY_SEPARATOR};
-use crate::selfmetrics::{IntCounter, RuleErrorReason, SelfMetrics};
+use crate::selfmetrics::{IntCounter, RecordErrorReason, RuleErrorReason, SelfMetrics};
 use crate::value::{self, ValueMap};
 
 /// What a record carries besides its text.
@@ -25,6 +30,10 @@ use crate::value::{self, ValueMap};
 pub struct RecordContext<'a> {
     /// The path of the file a line came from (the `$__file__` field).
     pub file: &'a str,
+    /// Container formats: the stream the line was written to (`$__stream__`).
+    pub stream: Option<&'a str>,
+    /// Container formats: the runtime's time of the line, as written (`$__time__`).
+    pub time: Option<&'a str>,
 }
 
 /// Counts of one rule, as the landing page shows them.
@@ -76,6 +85,22 @@ enum FieldRef {
     Index(usize),
     /// The path of the file.
     File,
+    /// The source's name.
+    Source,
+    /// A container log's stream.
+    Stream,
+    /// A container log's time.
+    Time,
+    /// A field made by the rule's `derive:`, by index.
+    Derived(usize),
+}
+
+/// One `derive:` entry, compiled.
+struct Derive {
+    from: FieldRef,
+    regex: Regex,
+    /// The capture indexes of its named groups, in the order of `Rule::derived_names`.
+    groups: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +119,43 @@ enum ValueSource {
         field: FieldRef,
         map: Option<ValueMap>,
         convert: Conversion,
+        scale: Option<Scale>,
     },
+}
+
+/// `scale:` as applied: a division for 10^-k (exact, 42 × 0.001 = 0.042), else a product.
+#[derive(Debug, Clone, Copy)]
+enum Scale {
+    Divide(f64),
+    Multiply(f64),
+}
+
+impl Scale {
+    fn new(factor: f64) -> Scale {
+        let inverse = 1.0 / factor;
+        if inverse.abs() >= 1.0 && inverse == inverse.round() && inverse.abs() <= 1e18 {
+            // 0.001 is not exactly representable; 1000 is.
+            let exp = inverse.abs().log10().round();
+            if 10f64.powi(exp as i32) == inverse.abs() {
+                return Scale::Divide(inverse);
+            }
+        }
+        Scale::Multiply(factor)
+    }
+
+    fn apply(self, value: f64) -> f64 {
+        match self {
+            Scale::Divide(d) => value / d,
+            Scale::Multiply(m) => value * m,
+        }
+    }
+
+    fn factor(self) -> f64 {
+        match self {
+            Scale::Divide(d) => 1.0 / d,
+            Scale::Multiply(m) => m,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +184,12 @@ struct Update {
 }
 
 enum Extract {
-    /// A regex on lines: the first match of each line.
+    /// A regex (or expanded grok) on records: the first match of each.
     Lines(Matcher),
+    /// A record read as a JSON document (parsed once per record for all such rules).
+    JsonRecord(JsonExtractor),
+    /// A record read as logfmt (parsed once per record): the key of each field.
+    Logfmt(Vec<String>),
     /// Rows extracted from documents by the source's document worker
     /// ([`crate::extract::document`]).
     Document,
@@ -140,6 +205,12 @@ struct Rule {
     last_failures: Vec<String>,
     /// The rule's field names by index (unnamed regex groups are `None`), for traces.
     field_names: Vec<Option<String>>,
+    /// `derive:`, in order.
+    derive: Vec<Derive>,
+    /// The names of the derived fields, by `FieldRef::Derived` index.
+    derived_names: Vec<String>,
+    /// `when:`: the match counts only if each field's text matches its regex.
+    when: Vec<(FieldRef, Regex)>,
 }
 
 /// The compiled rules of one source.
@@ -147,6 +218,12 @@ pub struct Pipeline {
     source: String,
     rules: Vec<Rule>,
     unmatched: IntCounter,
+    /// Records that could not be read as their format says, by reason (only the reasons the
+    /// source can have are exported).
+    record_errors: Vec<(RecordErrorReason, IntCounter)>,
+    /// Reused per record: logfmt pairs as byte spans, and rows of record rules.
+    logfmt: Vec<crate::extract::logfmt::Pair>,
+    rows: Vec<Row>,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,
@@ -196,6 +273,10 @@ pub struct UpdateTrace {
     pub value: Option<String>,
     /// Why it failed, and the text that failed.
     pub error: Option<String>,
+    /// How the text became the value, when not as a plain number (`as: duration`,
+    /// `scale: 0.001`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<String>,
 }
 
 /// What the landing page shows of a pipeline.
@@ -210,14 +291,37 @@ pub struct PipelineStats {
 }
 
 /// Field names of a rule, in index order, and how to find them.
-struct FieldNames(Vec<Option<String>>, bool);
+struct FieldNames {
+    base: Vec<Option<String>>,
+    /// Records of a file (`$__file__`).
+    lines: bool,
+    /// Records of a container log (`$__stream__`, `$__time__`).
+    container: bool,
+    derived: Vec<String>,
+}
 
 impl FieldNames {
-    fn resolve(&self, name: &str) -> anyhow::Result<FieldRef> {
-        if self.1 && name == FILE_FIELD {
-            return Ok(FieldRef::File);
+    fn new(base: Vec<Option<String>>, lines: bool) -> FieldNames {
+        FieldNames {
+            base,
+            lines,
+            container: false,
+            derived: Vec::new(),
         }
-        self.0
+    }
+
+    fn resolve(&self, name: &str) -> anyhow::Result<FieldRef> {
+        match name {
+            FILE_FIELD if self.lines => return Ok(FieldRef::File),
+            SOURCE_FIELD => return Ok(FieldRef::Source),
+            STREAM_FIELD if self.container => return Ok(FieldRef::Stream),
+            TIME_FIELD if self.container => return Ok(FieldRef::Time),
+            _ => {}
+        }
+        if let Some(i) = self.derived.iter().position(|n| n == name) {
+            return Ok(FieldRef::Derived(i));
+        }
+        self.base
             .iter()
             .position(|n| n.as_deref() == Some(name))
             .map(FieldRef::Index)
@@ -225,10 +329,47 @@ impl FieldNames {
     }
 }
 
+/// Compiles `derive:` (adding its fields to `names`) and `when:`.
+fn build_derived(
+    rule: &RuleConfig,
+    names: &mut FieldNames,
+) -> anyhow::Result<(Vec<Derive>, Vec<(FieldRef, Regex)>)> {
+    let mut derive = Vec::with_capacity(rule.derive.len());
+    for d in &rule.derive {
+        let from = match template::parse(&d.from).map_err(|e| anyhow!(e))?.as_slice() {
+            [Piece::Field(f)] => names.resolve(f)?,
+            _ => return Err(anyhow!("derive from {:?} is not one field", d.from)),
+        };
+        let regex = crate::extract::limits::regex(&d.regex).map_err(|e| anyhow!(e))?;
+        let mut groups = Vec::new();
+        for (i, n) in regex.capture_names().enumerate() {
+            if let Some(n) = n {
+                groups.push(i);
+                names.derived.push(n.to_owned());
+            }
+        }
+        derive.push(Derive {
+            from,
+            regex,
+            groups,
+        });
+    }
+    let when = rule
+        .when
+        .iter()
+        .map(|(field, pattern)| {
+            let field = names.resolve(field.strip_prefix('$').unwrap_or(field))?;
+            let regex = crate::extract::limits::regex(pattern).map_err(|e| anyhow!(e))?;
+            Ok((field, regex))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((derive, when))
+}
+
 fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, FieldNames)> {
-    if let Some(pattern) = &rule.regex {
+    if let Some(pattern) = rule.regex_pattern() {
         let regex: Regex = crate::extract::limits::regex(pattern).map_err(|e| anyhow!(e))?;
-        let names = FieldNames(
+        let names = FieldNames::new(
             regex.capture_names().map(|n| n.map(String::from)).collect(),
             lines,
         );
@@ -238,6 +379,19 @@ fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, Fie
             Extract::Document
         };
         return Ok((extract, names));
+    }
+    if let Some(l) = &rule.logfmt {
+        let names = FieldNames::new(l.fields.keys().cloned().map(Some).collect(), lines);
+        return Ok((Extract::Logfmt(l.fields.values().cloned().collect()), names));
+    }
+    if let (Some(j), true) = (&rule.json, lines) {
+        let extractor = JsonExtractor::new(
+            j.for_each.as_deref(),
+            j.fields.values().map(String::as_str),
+        )
+        .map_err(|e| anyhow!(e))?;
+        let names = FieldNames::new(j.fields.keys().cloned().map(Some).collect(), lines);
+        return Ok((Extract::JsonRecord(extractor), names));
     }
     let fields = [
         rule.json.as_ref().map(|j| &j.fields),
@@ -249,7 +403,7 @@ fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, Fie
     .next()
     .ok_or_else(|| anyhow!("a rule needs an extractor"))?;
     // Rows come in field-name order (the fields are a sorted map), like the extractors emit.
-    let names = FieldNames(fields.keys().cloned().map(Some).collect(), false);
+    let names = FieldNames::new(fields.keys().cloned().map(Some).collect(), false);
     Ok((Extract::Document, names))
 }
 
@@ -261,11 +415,15 @@ impl Pipeline {
         self_metrics: &SelfMetrics,
     ) -> anyhow::Result<Pipeline> {
         let lines = source.file.is_some();
+        let format = source.file.as_ref().map(|f| f.format);
+        let container = matches!(format, Some(FileFormat::Cri | FileFormat::Docker));
         let mut rules = Vec::with_capacity(source.rules.len());
         for (i, rule) in source.rules.iter().enumerate() {
             let rule_name = rule.name.clone().unwrap_or_else(|| i.to_string());
             let context = || format!("source {:?} rule {rule_name}", source.name);
-            let (extract, names) = build_extract(rule, lines).with_context(context)?;
+            let (extract, mut names) = build_extract(rule, lines).with_context(context)?;
+            names.container = container;
+            let (derive, when) = build_derived(rule, &mut names).with_context(context)?;
             let updates = rule
                 .update
                 .iter()
@@ -291,14 +449,44 @@ impl Pipeline {
                 extract,
                 updates,
                 last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
-                field_names: names.0.clone(),
+                field_names: names.base.clone(),
+                derived_names: names.derived.clone(),
+                derive,
+                when,
                 errors,
             });
         }
+        let mut reasons = Vec::new();
+        if source.rules.iter().any(|r| r.json.is_some()) && lines {
+            reasons.push(RecordErrorReason::NotJson);
+        }
+        if source.rules.iter().any(|r| r.logfmt.is_some()) {
+            reasons.push(RecordErrorReason::NotLogfmt);
+        }
+        match format {
+            Some(FileFormat::Cri) => reasons.push(RecordErrorReason::NotCri),
+            Some(FileFormat::Docker) => reasons.push(RecordErrorReason::NotDockerJson),
+            _ => {}
+        }
+        if container || source.file.as_ref().is_some_and(|f| f.multiline.is_some()) {
+            reasons.push(RecordErrorReason::RecordTooLong);
+        }
+        let record_errors = reasons
+            .into_iter()
+            .map(|r| {
+                let c = self_metrics
+                    .source_record_errors
+                    .with_label_values(&[&source.name, r.as_str()]);
+                (r, c)
+            })
+            .collect();
         Ok(Pipeline {
             source: source.name.clone(),
             unmatched_samples: Default::default(),
             trace: None,
+            record_errors,
+            logfmt: Vec::new(),
+            rows: Vec::new(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -338,12 +526,26 @@ impl Pipeline {
                 errors: rule.errors.clone(),
                 last_failures: vec![String::new(); RuleErrorReason::ALL.len()],
                 field_names: rule.field_names.clone(),
+                derive: rule
+                    .derive
+                    .iter()
+                    .map(|d| Derive {
+                        from: d.from,
+                        regex: d.regex.clone(),
+                        groups: d.groups.clone(),
+                    })
+                    .collect(),
+                derived_names: rule.derived_names.clone(),
+                when: rule.when.clone(),
             });
         }
         Some(Pipeline {
             source: self.source.clone(),
             unmatched_samples: Default::default(),
             trace: None,
+            record_errors: self.record_errors.clone(),
+            logfmt: Vec::new(),
+            rows: Vec::new(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),
@@ -398,35 +600,106 @@ impl Pipeline {
         self.trace.take()
     }
 
-    /// Runs every rule on one line; returns whether any matched.
+    /// Counts a record that could not be read as its format says (the record assemblers of
+    /// file sources report here too).
+    pub fn record_error(&mut self, reason: RecordErrorReason) {
+        if let Some((_, c)) = self.record_errors.iter().find(|(r, _)| *r == reason) {
+            c.inc();
+        }
+    }
+
+    /// Runs every rule on one record (a line, or lines joined); returns whether any matched.
     pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
         let mut matched = false;
         let ascii = line.is_ascii();
+        // Parsed on first use, once per record, whatever number of rules read them.
+        let mut json: Option<Option<serde_json::Value>> = None;
+        let mut logfmt_read: Option<bool> = None;
         for (index, rule) in self.rules.iter_mut().enumerate() {
-            let Extract::Lines(matcher) = &mut rule.extract else {
-                continue;
-            };
-            if !matcher.matches(line, ascii) {
-                continue;
-            }
-            matched = true;
-            rule.matches.inc();
-            let fields = Fields::Line { line, matcher, ctx };
-            if let Some(trace) = &mut self.trace {
-                record(
-                    trace,
-                    index,
-                    Some(line),
-                    &rule.field_names,
-                    &rule.updates,
-                    &fields,
-                );
-            }
-            for update in &mut rule.updates {
-                if let Err(reason) = update.apply(&fields, &mut self.key, false) {
-                    let books = (&rule.name, &rule.errors, &mut rule.last_failures);
-                    failed(&self.source, books, update, &fields, reason);
+            let rows = match &mut rule.extract {
+                Extract::Document => continue,
+                Extract::Lines(matcher) => {
+                    if !matcher.matches(line, ascii) {
+                        continue;
+                    }
+                    None
                 }
+                Extract::JsonRecord(extractor) => {
+                    let doc = json.get_or_insert_with(|| {
+                        let parsed = serde_json::from_str::<serde_json::Value>(line)
+                            .ok()
+                            .or_else(|| JsonExtractor::parse(line).ok());
+                        if parsed.is_none() {
+                            if let Some((_, c)) = self
+                                .record_errors
+                                .iter()
+                                .find(|(r, _)| *r == RecordErrorReason::NotJson)
+                            {
+                                c.inc();
+                            }
+                        }
+                        parsed
+                    });
+                    let Some(doc) = doc else { continue };
+                    self.rows.clear();
+                    extractor.extract(doc, &mut self.rows);
+                    Some(std::mem::take(&mut self.rows))
+                }
+                Extract::Logfmt(keys) => {
+                    let ok = *logfmt_read.get_or_insert_with(|| {
+                        let ok = crate::extract::logfmt::parse(line, &mut self.logfmt);
+                        if !ok {
+                            if let Some((_, c)) = self
+                                .record_errors
+                                .iter()
+                                .find(|(r, _)| *r == RecordErrorReason::NotLogfmt)
+                            {
+                                c.inc();
+                            }
+                        }
+                        ok
+                    });
+                    if !ok {
+                        continue;
+                    }
+                    let row: Row = keys
+                        .iter()
+                        .map(|k| crate::extract::logfmt::value(line, &self.logfmt, k))
+                        .collect();
+                    Some(vec![row])
+                }
+            };
+            let base = match (&rule.extract, &rows) {
+                (Extract::Lines(matcher), _) => vec![Base::Line { line, matcher }],
+                (_, Some(rows)) => rows.iter().map(Base::Row).collect(),
+                _ => Vec::new(),
+            };
+            for base in base {
+                let mut fields = Fields {
+                    base,
+                    source: &self.source,
+                    ctx,
+                    derived: Vec::new(),
+                };
+                fields.derive(&rule.derive);
+                if !fields.passes(&rule.when) {
+                    continue;
+                }
+                matched = true;
+                rule.matches.inc();
+                if let Some(trace) = &mut self.trace {
+                    record(trace, index, Some(line), rule, &fields);
+                }
+                for update in &mut rule.updates {
+                    if let Err(reason) = update.apply(&fields, &mut self.key, false) {
+                        let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                        failed(&self.source, books, update, &fields, reason);
+                    }
+                }
+            }
+            if let Some(mut rows) = rows {
+                rows.clear();
+                self.rows = rows;
             }
         }
         if !matched {
@@ -502,19 +775,22 @@ impl Pipeline {
             for update in &mut rule.updates {
                 update.seen_in_document.clear();
             }
+            let ctx = RecordContext::default();
             for row in &rows {
+                let mut fields = Fields {
+                    base: Base::Row(row),
+                    source: &self.source,
+                    ctx: &ctx,
+                    derived: Vec::new(),
+                };
+                fields.derive(&rule.derive);
+                if !fields.passes(&rule.when) {
+                    continue;
+                }
                 outcome.matches += 1;
                 rule.matches.inc();
-                let fields = Fields::Row(row);
                 if let Some(trace) = &mut self.trace {
-                    record(
-                        trace,
-                        index,
-                        None,
-                        &rule.field_names,
-                        &rule.updates,
-                        &fields,
-                    );
+                    record(trace, index, None, rule, &fields);
                 }
                 for update in &mut rule.updates {
                     if let Err(reason) = update.apply(&fields, &mut self.key, true) {
@@ -544,10 +820,11 @@ fn record(
     trace: &mut Trace,
     index: usize,
     line: Option<&str>,
-    names: &[Option<String>],
-    updates: &[Update],
+    compiled: &Rule,
     fields: &Fields,
 ) {
+    let names = &compiled.field_names;
+    let updates = &compiled.updates;
     let limit = trace.limit;
     let Some(rule) = trace.rules.get_mut(index) else {
         return;
@@ -568,6 +845,13 @@ fn record(
             let n = n.as_ref()?;
             Some((n.clone(), fields.get(FieldRef::Index(i)).map(str::to_owned)))
         })
+        .chain(
+            compiled
+                .derived_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), fields.get(FieldRef::Derived(i)).map(str::to_owned))),
+        )
         .collect();
     let updates = updates.iter().map(|u| u.trace(fields)).collect();
     rule.shown.push(MatchTrace {
@@ -603,27 +887,65 @@ fn failed(source: &str, books: Books, update: &Update, fields: &Fields, reason: 
     );
 }
 
-enum Fields<'a> {
+/// Where a match's own fields are.
+enum Base<'a> {
+    /// Capture groups of a regex match on a line.
     Line {
         line: &'a str,
         matcher: &'a Matcher,
-        ctx: &'a RecordContext<'a>,
     },
+    /// Fields an extractor made (a document's row, a JSON or logfmt record).
     Row(&'a Row),
+}
+
+/// The fields of one match: its own, the built-in ones, the derived ones.
+struct Fields<'a> {
+    base: Base<'a>,
+    source: &'a str,
+    ctx: &'a RecordContext<'a>,
+    derived: Vec<Option<&'a str>>,
 }
 
 impl<'a> Fields<'a> {
     /// The field's text; `None` when a document field selected nothing.
     fn get(&self, field: FieldRef) -> Option<&'a str> {
-        match (self, field) {
+        match (&self.base, field) {
             // A group that did not take part in the match is empty text, as in the regex crate.
-            (Fields::Line { line, matcher, .. }, FieldRef::Index(i)) => {
+            (Base::Line { line, matcher }, FieldRef::Index(i)) => {
                 Some(matcher.group(i).map_or("", |(s, e)| &line[s..e]))
             }
-            (Fields::Line { ctx, .. }, FieldRef::File) => Some(ctx.file),
-            (Fields::Row(row), FieldRef::Index(i)) => row.get(i).and_then(|v| v.as_deref()),
-            (Fields::Row(_), FieldRef::File) => None,
+            (Base::Row(row), FieldRef::Index(i)) => row.get(i).and_then(|v| v.as_deref()),
+            (_, FieldRef::File) => Some(self.ctx.file),
+            (_, FieldRef::Source) => Some(self.source),
+            (_, FieldRef::Stream) => self.ctx.stream,
+            (_, FieldRef::Time) => self.ctx.time,
+            (_, FieldRef::Derived(i)) => self.derived.get(i).copied().flatten(),
         }
+    }
+
+    /// Computes the derived fields, in order (a later one may read an earlier one). A regex
+    /// that does not match, or a group that did not take part, gives empty text; a field that
+    /// selected nothing gives nothing.
+    fn derive(&mut self, derive: &[Derive]) {
+        for d in derive {
+            match self.get(d.from) {
+                Some(text) => match d.regex.captures(text) {
+                    Some(caps) => {
+                        for &g in &d.groups {
+                            self.derived.push(Some(caps.get(g).map_or("", |m| m.as_str())));
+                        }
+                    }
+                    None => self.derived.extend(d.groups.iter().map(|_| Some(""))),
+                },
+                None => self.derived.extend(d.groups.iter().map(|_| None)),
+            }
+        }
+    }
+
+    /// Whether every `when:` field has text its regex matches.
+    fn passes(&self, when: &[(FieldRef, Regex)]) -> bool {
+        when.iter()
+            .all(|(f, re)| self.get(*f).is_some_and(|t| re.is_match(t)))
     }
 }
 
@@ -657,18 +979,21 @@ impl Update {
             Op::State => "state",
             Op::Total => "total",
         };
+        let conversion = self.conversion();
         match self.value(fields).and_then(|v| self.refuse_negative(v)) {
             Ok(v) if self.op == Op::State => UpdateTrace {
                 series,
                 op,
                 value: self.family.state_names().get(v as usize).cloned(),
                 error: None,
+                conversion,
             },
             Ok(v) => UpdateTrace {
                 series,
                 op,
                 value: Some(v.to_string()),
                 error: None,
+                conversion,
             },
             Err(reason) => UpdateTrace {
                 series,
@@ -679,8 +1004,32 @@ impl Update {
                     reason.as_str(),
                     self.offending_text(fields, reason)
                 )),
+                conversion,
             },
         }
+    }
+
+    /// How a field's text becomes this update's value, when not as a plain number.
+    fn conversion(&self) -> Option<String> {
+        let ValueSource::Field {
+            map,
+            convert,
+            scale,
+            ..
+        } = &self.value
+        else {
+            return None;
+        };
+        let mut parts = Vec::new();
+        if map.is_some() {
+            parts.push("map".to_owned());
+        } else if *convert != Conversion::Number {
+            parts.push(format!("as {}", convert.as_str()));
+        }
+        if let Some(s) = scale {
+            parts.push(format!("× {}", s.factor()));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// What made this update fail with `reason`: the value's text (after `map`, as it was
@@ -725,6 +1074,7 @@ impl Update {
                 field,
                 map,
                 convert,
+                scale,
             } => {
                 let text = fields.get(*field).ok_or(RuleErrorReason::MissingField)?;
                 let text = match map {
@@ -744,7 +1094,9 @@ impl Update {
                 } else {
                     *convert
                 };
-                value::convert(text, convert).map_err(|_| RuleErrorReason::ValueNotANumber)
+                let v =
+                    value::convert(text, convert).map_err(|_| RuleErrorReason::ValueNotANumber)?;
+                Ok(scale.map_or(v, |s| s.apply(v)))
             }
         }
     }
@@ -891,6 +1243,7 @@ fn build_update(
                 field: names.resolve(f)?,
                 map,
                 convert: u.convert.unwrap_or_default(),
+                scale: u.scale.map(Scale::new),
             },
             [Piece::Literal(l)] if op == Op::State => match &map {
                 Some(m) => ValueSource::ConstantState(state_index(

@@ -68,6 +68,34 @@ impl RuleErrorReason {
     }
 }
 
+/// Bounded reasons a log record could not be read (it is skipped, never fatal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordErrorReason {
+    /// A `json:` rule's record is not a JSON document.
+    NotJson,
+    /// A `logfmt:` rule's record has an unterminated quote.
+    NotLogfmt,
+    /// A line of a `format: cri` file is not `<time> <stream> <P|F> <text>`.
+    NotCri,
+    /// A line of a `format: docker` file is not Docker's json-file object.
+    NotDockerJson,
+    /// A multi-line or merged partial record grew past its cap; the rest was dropped.
+    RecordTooLong,
+}
+
+impl RecordErrorReason {
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordErrorReason::NotJson => "not_json",
+            RecordErrorReason::NotLogfmt => "not_logfmt",
+            RecordErrorReason::NotCri => "not_cri",
+            RecordErrorReason::NotDockerJson => "not_docker_json",
+            RecordErrorReason::RecordTooLong => "record_too_long",
+        }
+    }
+}
+
 /// Bounded reasons a page source's fetch or document failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceErrorReason {
@@ -330,6 +358,8 @@ pub struct Families {
     pub source_listing_errors: Labeled<IntCounter>,
     /// `quarry_source_unmatched_lines_total{source}`
     pub source_unmatched: Labeled<IntCounter>,
+    /// `quarry_source_record_errors_total{source,reason}`
+    pub source_record_errors: Labeled<IntCounter>,
     /// `quarry_rule_matches_total{source,rule}`
     pub rule_matches: Labeled<IntCounter>,
     /// `quarry_rule_errors_total{source,rule,reason}`
@@ -432,6 +462,7 @@ impl SelfMetrics {
             source_file_events: Labeled::new("quarry_source_file_events_total", "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.", &["source", "event"]),
             source_listing_errors: Labeled::new("quarry_source_listing_errors_total", "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.", &["source", "reason"]),
             source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
+            source_record_errors: Labeled::new("quarry_source_record_errors_total", "Log records that could not be read as their format says (skipped), by reason: not_json, not_logfmt, not_cri, not_docker_json, record_too_long.", &["source", "reason"]),
             rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
             rule_errors: Labeled::new("quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
             series: Labeled::new("quarry_series", "Label sets a metric holds.", M),
@@ -485,6 +516,7 @@ impl SelfMetrics {
             &f.file_lines_too_long,
             &f.file_invalid_utf8,
             &f.source_unmatched,
+            &f.source_record_errors,
             &f.rule_matches,
             &f.rule_errors,
             &f.series_dropped,

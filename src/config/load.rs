@@ -14,7 +14,7 @@ use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
 use super::validate::{validate, ValidationContext};
 
-const TOP_LEVEL_KEYS: [&str; 4] = ["version", "metrics", "sources", "modules"];
+const TOP_LEVEL_KEYS: [&str; 5] = ["version", "metrics", "sources", "modules", "grok_patterns"];
 
 /// Reads and validates a config file. `Err` carries every error found, or a read error.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
@@ -144,7 +144,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         if !TOP_LEVEL_KEYS.contains(&name) {
             push(
                 name.to_owned(),
-                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`"),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`"),
             );
         }
     }
@@ -161,6 +161,15 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                 render_scalar(v)
             ),
         ),
+    }
+    if let Some(v) = map.get("grok_patterns") {
+        match serde_yaml::from_value::<std::collections::BTreeMap<String, String>>(v.clone()) {
+            Ok(p) => config.grok_patterns = p,
+            Err(e) => push(
+                "grok_patterns".into(),
+                format!("grok_patterns is a mapping of pattern name to definition text: {e}"),
+            ),
+        }
     }
     let metrics = deserialize_list(&map, "metrics", &mut push);
     let sources = deserialize_list(&map, "sources", &mut push);
@@ -187,6 +196,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         push(problem.path, problem.message);
     }
     if errors.is_empty() {
+        let grok = std::mem::take(&mut config.grok_patterns);
+        for rule in config
+            .sources
+            .iter_mut()
+            .chain(config.modules.iter_mut())
+            .flat_map(|s| s.rules.iter_mut())
+        {
+            if let Some(expression) = &rule.grok {
+                // Validated above: it expands.
+                rule.grok_expanded = crate::grok::compile(expression, &grok).ok();
+            }
+        }
+        config.grok_patterns = grok;
         Ok(config)
     } else {
         errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));

@@ -26,6 +26,9 @@ pub struct Config {
     /// Probe modules: page-source templates run against a target at scrape time
     /// (`/probe?module=NAME&target=T`), an `http:` source whose URL or headers use `$target`.
     pub modules: Vec<SourceConfig>,
+    /// Grok patterns of your own (name → definition, which may use `%{OTHER}`), for rules'
+    /// `grok:`; they take precedence over the bundled ones of the same name.
+    pub grok_patterns: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -175,6 +178,50 @@ pub struct FileSourceConfig {
     /// Use inotify notifications (default true); false polls only.
     #[serde(default)]
     pub watch: Option<bool>,
+    /// How the file's lines are framed: `plain` (default: each line is a record), `cri`
+    /// (Kubernetes' `/var/log/pods`: `<time> <stream> <P|F> <text>`, partial lines merged) or
+    /// `docker` (Docker's json-file: `{"log": ..., "stream": ..., "time": ...}` per line,
+    /// partial lines merged). Container formats give the fields `$__stream__` and `$__time__`.
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Joins lines into one record (stack traces, multi-line messages).
+    #[serde(default)]
+    pub multiline: Option<MultilineConfig>,
+}
+
+/// How a file's lines are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// Each line is a record.
+    #[default]
+    Plain,
+    /// The CRI log format of Kubernetes (`/var/log/pods/*/*/*.log`).
+    Cri,
+    /// Docker's json-file log driver (`/var/lib/docker/containers/*/*-json.log`).
+    Docker,
+}
+
+/// `multiline:` — which lines start a record; the others join the record before them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// A line matching this regex starts a new record (e.g. `^\d{4}-\d\d-\d\d` for lines
+    /// that begin with a date); other lines continue the record.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// A line matching this regex continues the record before it (e.g. `^\s` for indented
+    /// stack frames); other lines start a new record.
+    #[serde(default, rename = "continue")]
+    pub continue_: Option<String>,
+    /// Largest record in bytes (default 64 KiB): lines beyond it are dropped from the record
+    /// (counted as `record_too_long`), the record is kept.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+    /// A record is complete when no line followed it for this long (default 1s): the last
+    /// record is not held while the writer pauses.
+    #[serde(default)]
+    pub flush_after: Option<Duration>,
 }
 
 /// `http:` — fetch a URL.
@@ -348,6 +395,26 @@ pub struct RuleConfig {
     /// CSS selector extraction.
     #[serde(default)]
     pub html: Option<HtmlRuleConfig>,
+    /// logfmt (`key=value key2="quoted value"`): field name → key.
+    #[serde(default)]
+    pub logfmt: Option<LogfmtRuleConfig>,
+    /// A grok expression: `%{PATTERN:field}` with the bundled patterns (IP, NUMBER,
+    /// HTTPDATE, COMBINEDAPACHELOG, SYSLOGLINE, …) and the config's `grok_patterns`; first
+    /// match per line, like `regex:`.
+    #[serde(default)]
+    pub grok: Option<String>,
+    /// Fields made from other fields by a regex's named groups, in order (a later one may
+    /// read an earlier one): `{from: $upstream, regex: '(?P<proxy>[^/]+)/(?P<server>.+)'}`.
+    #[serde(default)]
+    pub derive: Vec<DeriveConfig>,
+    /// The rule applies only to matches whose fields match these regexes (field name →
+    /// regex, unanchored; a field that selected nothing does not match).
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+    /// The regex `grok:` expands to (set by the loader, never written).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub grok_expanded: Option<String>,
     /// The metric changes each match makes.
     #[serde(default)]
     pub update: Vec<UpdateConfig>,
@@ -359,6 +426,33 @@ pub struct RuleConfig {
     /// loaded (`check`, start, reload, `one-shot`).
     #[serde(default)]
     pub examples: Vec<RuleExample>,
+}
+
+impl RuleConfig {
+    /// The regex of a `regex:` rule, or of a `grok:` rule once the loader expanded it.
+    pub fn regex_pattern(&self) -> Option<&str> {
+        self.regex.as_deref().or(self.grok_expanded.as_deref())
+    }
+}
+
+/// `logfmt:` — the record read as `key=value` pairs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogfmtRuleConfig {
+    /// Field name → the key whose value it takes (the first occurrence of the key).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// One derived field set: the named groups of `regex` matched against a field.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeriveConfig {
+    /// The field read, as `$name`.
+    pub from: String,
+    /// A regex whose named groups become fields (a group that did not take part, or a regex
+    /// that does not match, gives empty text).
+    pub regex: String,
 }
 
 /// One example of a rule: an input and samples it must produce.
@@ -413,6 +507,10 @@ pub struct UpdateConfig {
     /// timestamp.
     #[serde(default, rename = "as")]
     pub convert: Option<Conversion>,
+    /// Multiplies the value after conversion: `0.001` reads milliseconds as seconds,
+    /// `0.000001` microseconds (powers of ten divide exactly: 42 × 0.001 is 0.042).
+    #[serde(default)]
+    pub scale: Option<f64>,
 }
 
 /// How a field's text becomes a number.
@@ -432,6 +530,20 @@ pub enum Conversion {
     Bool,
     /// RFC 3339 / ISO 8601 date-time or Unix seconds → Unix seconds.
     Timestamp,
+}
+
+impl Conversion {
+    /// The name written after `as:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conversion::Number => "number",
+            Conversion::Bytes => "bytes",
+            Conversion::Duration => "duration",
+            Conversion::Percent => "percent",
+            Conversion::Bool => "bool",
+            Conversion::Timestamp => "timestamp",
+        }
+    }
 }
 
 /// A label value as written: any scalar, kept as text (`200` and `"200"` are the same).

@@ -28,7 +28,8 @@ pub fn schema() -> Value {
             "version": {"description": "Format version of the file; only 1 exists.", "const": 1},
             "metrics": {"description": "Every metric the rules may update, each declared once.", "type": "array", "items": metric},
             "sources": {"description": "Where records come from, each with its rules.", "type": "array", "items": source},
-            "modules": {"description": "Probe modules: `http:` sources whose url or headers use $target, run by /probe?module=NAME&target=T.", "type": "array", "items": source}
+            "modules": {"description": "Probe modules: `http:` sources whose url or headers use $target, run by /probe?module=NAME&target=T.", "type": "array", "items": source},
+            "grok_patterns": {"description": "Grok patterns of your own (name → definition, which may use %{OTHER}), for rules' `grok:`; they take precedence over the bundled ones.", "type": "object", "additionalProperties": {"type": "string"}}
         },
         "definitions": definitions,
     })

@@ -15,6 +15,16 @@ pub enum Piece {
 /// Built-in field: the path of the file the line was read from.
 pub const FILE_FIELD: &str = "__file__";
 
+/// Built-in field: the name of the source a record or document came from.
+pub const SOURCE_FIELD: &str = "__source__";
+
+/// Built-in field of container log formats: `stdout` or `stderr`.
+pub const STREAM_FIELD: &str = "__stream__";
+
+/// Built-in field of container log formats: the time the runtime wrote the line, as written
+/// (RFC 3339).
+pub const TIME_FIELD: &str = "__time__";
+
 /// The field of a probe module's url and headers: the `target` parameter of `/probe`.
 pub const TARGET_FIELD: &str = "target";
 

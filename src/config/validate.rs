@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::model::*;
 use super::positions::{join_index, join_key};
-use super::template::{self, Piece, FILE_FIELD, TARGET_FIELD};
+use super::template::{
+    self, Piece, FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TARGET_FIELD, TIME_FIELD,
+};
 
 /// Series a metric may hold when it does not say.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -38,6 +40,8 @@ pub struct Problem {
 
 struct Checker {
     problems: Vec<Problem>,
+    /// The config's own grok patterns, for rules' `grok:`.
+    grok_patterns: std::collections::BTreeMap<String, String>,
 }
 
 impl Checker {
@@ -68,7 +72,11 @@ pub struct ValidationContext {
 pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
     let mut c = Checker {
         problems: Vec::new(),
+        grok_patterns: config.grok_patterns.clone(),
     };
+    if let Err((name, e)) = crate::grok::check_user_patterns(&config.grok_patterns) {
+        c.report(join_key("grok_patterns", &name), e.to_string());
+    }
     let metric_index = |i: usize| context.metric_indexes.get(i).copied().unwrap_or(i);
     let source_index = |i: usize| context.source_indexes.get(i).copied().unwrap_or(i);
     let mut metrics: HashMap<&str, &MetricConfig> = HashMap::new();
@@ -526,6 +534,10 @@ fn check_rules(
     broken_metrics: &[String],
 ) {
     let lines = s.file.is_some();
+    let container = s
+        .file
+        .as_ref()
+        .is_some_and(|f| f.format != crate::config::FileFormat::Plain);
     let mut rule_names = HashSet::new();
     for (i, rule) in s.rules.iter().enumerate() {
         let rp = join_index(&join_key(path, "rules"), i);
@@ -537,7 +549,15 @@ fn check_rules(
                 );
             }
         }
-        let fields = check_extractor(c, &rp, rule, lines);
+        let fields = check_extractor(c, &rp, rule, lines).map(|mut fields| {
+            fields.insert(SOURCE_FIELD.to_owned());
+            if container {
+                fields.insert(STREAM_FIELD.to_owned());
+                fields.insert(TIME_FIELD.to_owned());
+            }
+            check_derived(c, &rp, rule, &mut fields);
+            fields
+        });
         for (j, update) in rule.update.iter().enumerate() {
             let up = join_index(&join_key(&rp, "update"), j);
             if broken_metrics.contains(&update.metric) {
@@ -646,7 +666,9 @@ fn check_extractor(
 ) -> Option<BTreeSet<String>> {
     let kinds = present_keys(&[
         ("regex", rule.regex.is_some()),
+        ("grok", rule.grok.is_some()),
         ("json", rule.json.is_some()),
+        ("logfmt", rule.logfmt.is_some()),
         ("xml", rule.xml.is_some()),
         ("html", rule.html.is_some()),
     ]);
@@ -654,7 +676,7 @@ fn check_extractor(
         [] => {
             c.report(
                 rp.to_owned(),
-                "a rule needs an extractor: one of `regex:`, `json:`, `xml:`, `html:`",
+                "a rule needs an extractor: one of `regex:`, `grok:`, `json:`, `logfmt:`, `xml:`, `html:`",
             );
             return None;
         }
@@ -676,31 +698,63 @@ fn check_extractor(
             "a log has no document for a series to be absent from: `keep_absent` is for page sources (to let idle log-fed series go, give the metric `expire_after`)",
         );
     }
-    if lines && kinds[0] != "regex" {
+    if lines && matches!(kinds[0], "xml" | "html") {
         c.report(
             join_key(rp, kinds[0]),
-            format!("a file source reads lines: its rules use `regex:`, not `{}:` (read whole documents with `status_file:`)", kinds[0]),
+            format!("a file source reads log records: its rules use `regex:`, `grok:`, `json:` or `logfmt:`, not `{}:` (read whole documents with `status_file:`)", kinds[0]),
         );
         return None;
     }
+    if !lines && kinds[0] == "logfmt" {
+        c.report(
+            join_key(rp, "logfmt"),
+            "`logfmt:` reads log records: it is for file sources (a page source's text is read with `regex:` or `grok:`)",
+        );
+        return None;
+    }
+    if let Some(expression) = &rule.grok {
+        let pattern = match crate::grok::compile(expression, &c.grok_patterns) {
+            Ok(p) => p,
+            Err(e) => {
+                c.report(join_key(rp, "grok"), e.to_string());
+                return None;
+            }
+        };
+        return match crate::extract::limits::regex(&pattern) {
+            Ok(re) => Some(capture_fields(c, rp, "grok", &re, lines)),
+            Err(e) => {
+                c.report(join_key(rp, "grok"), format!("the expanded pattern: {e}"));
+                None
+            }
+        };
+    }
+    if let Some(l) = &rule.logfmt {
+        let kp = join_key(rp, "logfmt");
+        if l.fields.is_empty() {
+            c.report(
+                join_key(&kp, "fields"),
+                "fields needs at least one `name: key`",
+            );
+        }
+        for (name, key) in &l.fields {
+            let fp = join_key(&join_key(&kp, "fields"), name);
+            if !is_field_name(name) {
+                c.report(
+                    fp.clone(),
+                    format!("invalid field name {name:?}: use letters, digits and `_`"),
+                );
+            }
+            if key.is_empty() || key.chars().any(|ch| ch.is_whitespace() || ch == '=' || ch == '"') {
+                c.report(fp, format!("{key:?} is not a logfmt key (no spaces, `=` or quotes)"));
+            }
+        }
+        let mut names: BTreeSet<String> = l.fields.keys().cloned().collect();
+        names.insert(FILE_FIELD.to_owned());
+        return Some(names);
+    }
     if let Some(pattern) = &rule.regex {
         return match crate::extract::limits::regex(pattern) {
-            Ok(re) => {
-                let mut names: BTreeSet<String> =
-                    re.capture_names().flatten().map(String::from).collect();
-                if lines {
-                    if names.contains(FILE_FIELD) {
-                        c.report(
-                            join_key(rp, "regex"),
-                            format!(
-                                "capture name `{FILE_FIELD}` is reserved for the path of the file"
-                            ),
-                        );
-                    }
-                    names.insert(FILE_FIELD.to_owned());
-                }
-                Some(names)
-            }
+            Ok(re) => Some(capture_fields(c, rp, "regex", &re, lines)),
             Err(e) => {
                 c.report(join_key(rp, "regex"), e);
                 None
@@ -770,7 +824,89 @@ fn check_extractor(
             }
         }
     }
-    Some(fields.keys().cloned().collect())
+    let mut names: BTreeSet<String> = fields.keys().cloned().collect();
+    if lines {
+        names.insert(FILE_FIELD.to_owned());
+    }
+    Some(names)
+}
+
+/// The fields of a regex (or expanded grok) rule: its capture names, and `$__file__` on files.
+fn capture_fields(
+    c: &mut Checker,
+    rp: &str,
+    key: &str,
+    re: &regex::Regex,
+    lines: bool,
+) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = re.capture_names().flatten().map(String::from).collect();
+    for reserved in [FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD] {
+        if names.contains(reserved) {
+            c.report(
+                join_key(rp, key),
+                format!("capture name `{reserved}` is reserved for a built-in field"),
+            );
+        }
+    }
+    if lines {
+        names.insert(FILE_FIELD.to_owned());
+    }
+    names
+}
+
+/// Checks `derive:` (each reads a known field; its regex compiles and names its groups) and
+/// `when:` (known fields, regexes that compile); adds the derived fields to `fields`.
+fn check_derived(c: &mut Checker, rp: &str, rule: &RuleConfig, fields: &mut BTreeSet<String>) {
+    for (i, d) in rule.derive.iter().enumerate() {
+        let dp = join_index(&join_key(rp, "derive"), i);
+        match template::parse(&d.from).ok().as_deref() {
+            Some([Piece::Field(f)]) if fields.contains(f) => {}
+            Some([Piece::Field(f)]) => {
+                let hint = closest(f, fields.iter().map(String::as_str))
+                    .map(|k| format!(" (did you mean `${k}`?)"))
+                    .unwrap_or_default();
+                c.report(
+                    join_key(&dp, "from"),
+                    format!("unknown field `${f}`{hint}; the rule's fields so far: {}", fields.iter().map(|f| format!("${f}")).collect::<Vec<_>>().join(", ")),
+                );
+            }
+            _ => c.report(
+                join_key(&dp, "from"),
+                format!("`from` names one field, like \"$upstream\", not {:?}", d.from),
+            ),
+        }
+        match crate::extract::limits::regex(&d.regex) {
+            Ok(re) => {
+                let names: Vec<&str> = re.capture_names().flatten().collect();
+                if names.is_empty() {
+                    c.report(
+                        join_key(&dp, "regex"),
+                        "the regex names no group: its named groups (?P<name>...) are the fields it makes",
+                    );
+                }
+                for n in names {
+                    if !fields.insert(n.to_owned()) {
+                        c.report(
+                            join_key(&dp, "regex"),
+                            format!("group `{n}` is already a field of this rule; give it another name"),
+                        );
+                    }
+                }
+            }
+            Err(e) => c.report(join_key(&dp, "regex"), e),
+        }
+    }
+    for (name, pattern) in &rule.when {
+        let wp = join_key(&join_key(rp, "when"), name);
+        let name = name.strip_prefix('$').unwrap_or(name);
+        if !fields.contains(name) {
+            let hint = did_you_mean(name, fields.iter().map(String::as_str));
+            c.report(wp.clone(), format!("unknown field {name:?}{hint}"));
+        }
+        if let Err(e) = crate::extract::limits::regex(pattern) {
+            c.report(wp, e);
+        }
+    }
 }
 
 fn check_file_source(c: &mut Checker, path: &str, f: &FileSourceConfig) {
@@ -804,6 +940,31 @@ fn check_file_source(c: &mut Checker, path: &str, f: &FileSourceConfig) {
             join_key(path, "poll_interval"),
             "poll_interval must be more than 0",
         );
+    }
+    if let Some(m) = &f.multiline {
+        let mp = join_key(path, "multiline");
+        match (&m.start, &m.continue_) {
+            (Some(_), Some(_)) => c.report(
+                join_key(&mp, "continue"),
+                "give `start` or `continue`, not both",
+            ),
+            (None, None) => c.report(
+                mp.clone(),
+                "multiline needs `start` (a regex for the first line of a record) or `continue` (a regex for the lines that continue one)",
+            ),
+            _ => {}
+        }
+        for (key, pattern) in [("start", &m.start), ("continue", &m.continue_)] {
+            if let Some(p) = pattern {
+                if let Err(e) = crate::extract::limits::regex(p) {
+                    c.report(join_key(&mp, key), e);
+                }
+            }
+        }
+        if m.max_bytes == Some(0) {
+            c.report(join_key(&mp, "max_bytes"), "max_bytes must be at least 1");
+        }
+        positive(c, &mp, "flush_after", m.flush_after);
     }
 }
 
@@ -943,6 +1104,19 @@ fn check_update(
             "`as` converts numbers; a state metric takes state names (use `map`)",
         );
     }
+    if let Some(scale) = u.scale {
+        if is_state {
+            c.report(
+                join_key(path, "scale"),
+                "`scale` multiplies numbers; a state metric takes state names",
+            );
+        } else if !scale.is_finite() || scale == 0.0 {
+            c.report(
+                join_key(path, "scale"),
+                format!("scale must be a finite number other than 0, not {scale}"),
+            );
+        }
+    }
     if u.default.is_some() && u.map.is_none() {
         c.report(
             join_key(path, "default"),
@@ -1021,7 +1195,7 @@ fn check_fields(c: &mut Checker, path: &str, pieces: &[Piece], fields: Option<&B
                 let captures: Vec<&str> = fields
                     .iter()
                     .map(String::as_str)
-                    .filter(|f| *f != FILE_FIELD)
+                    .filter(|f| !f.starts_with("__"))
                     .collect();
                 let hint = closest(name, fields.iter().map(String::as_str))
                     .map(|k| format!(" (did you mean `${k}`?)"))
@@ -1035,10 +1209,17 @@ fn check_fields(c: &mut Checker, path: &str, pieces: &[Piece], fields: Option<&B
                         } else {
                             captures.join(", ")
                         },
-                        if fields.contains(FILE_FIELD) {
-                            format!(", and `${FILE_FIELD}` is the file's path")
-                        } else {
-                            String::new()
+                        {
+                            let built_in: Vec<String> = fields
+                                .iter()
+                                .filter(|f| f.starts_with("__"))
+                                .map(|f| format!("`${f}`"))
+                                .collect();
+                            if built_in.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; built in: {}", built_in.join(", "))
+                            }
                         }
                     ),
                 );

@@ -38,7 +38,7 @@ impl DocumentExtractors {
             .enumerate()
             .map(|(i, rule)| {
                 let name = rule.name.clone().unwrap_or_else(|| i.to_string());
-                let built = if let Some(pattern) = &rule.regex {
+                let built = if let Some(pattern) = rule.regex_pattern() {
                     super::limits::regex(pattern).map(RuleExtractor::Text)
                 } else if let Some(j) = &rule.json {
                     JsonExtractor::new(j.for_each.as_deref(), exprs(&j.fields))

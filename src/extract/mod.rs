@@ -6,6 +6,7 @@ pub mod document;
 pub mod html;
 pub mod json;
 pub mod limits;
+pub mod logfmt;
 pub mod xml;
 
 /// One match: a value per field (in the rule's field order); `None` when a field selected

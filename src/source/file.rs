@@ -20,6 +20,7 @@ use super::discover::{Globs, Wake, Watcher};
 use super::fs::{FileId, RealFs};
 use super::identity::Known;
 use super::lines::LineStats;
+use super::records::Framing;
 use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
 use crate::checkpoint::{Gate, SourceShare};
 use crate::config::{
@@ -40,6 +41,8 @@ pub struct FileOptions {
     pub poll_interval: Duration,
     pub rotate_wait: Duration,
     pub watch: bool,
+    /// Container format and multiline joining (`None`: plain lines).
+    pub framing: Option<Arc<Framing>>,
 }
 
 impl FileOptions {
@@ -51,6 +54,10 @@ impl FileOptions {
             poll_interval: c.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             rotate_wait: c.rotate_wait.unwrap_or(DEFAULT_ROTATE_WAIT),
             watch: c.watch.unwrap_or(true),
+            framing: Framing::from_config(
+                c,
+                c.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH),
+            ),
         }
     }
 
@@ -59,6 +66,7 @@ impl FileOptions {
             start_at: self.start_at,
             max_line_length: self.max_line_length,
             rotate_wait: self.rotate_wait,
+            framing: self.framing.clone(),
         }
     }
 }
@@ -132,9 +140,17 @@ impl Sink for SourceSink<'_> {
         }
     }
 
-    fn line(&mut self, line: &str, path: &str) {
-        self.pipeline
-            .process_line(line, &RecordContext { file: path });
+    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, time: Option<&str>) {
+        let ctx = RecordContext {
+            file: path,
+            stream,
+            time,
+        };
+        self.pipeline.process_line(line, &ctx);
+    }
+
+    fn record_error(&mut self, reason: crate::selfmetrics::RecordErrorReason) {
+        self.pipeline.record_error(reason);
     }
 
     fn read(&mut self, path: &str, bytes: u64, stats: LineStats) {
@@ -370,14 +386,16 @@ impl FileSource {
         self.scan();
         self.update_watches(&mut watcher);
         ready();
-        let mut more = self.read();
+        let (mut more, mut flush_in) = self.read();
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         loop {
             let timeout = if more {
                 Duration::ZERO
             } else {
-                next_poll.saturating_duration_since(Instant::now())
+                let poll = next_poll.saturating_duration_since(Instant::now());
+                // A multi-line record held is emitted when its writer has paused long enough.
+                flush_in.map_or(poll, |f| f.min(poll))
             };
             let mut rescan = false;
             match wake_rx.recv_timeout(timeout) {
@@ -406,7 +424,7 @@ impl FileSource {
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }
-            more = self.read();
+            (more, flush_in) = self.read();
             self.publish_status(rescan || changed, watcher.is_active());
         }
         self
@@ -425,10 +443,14 @@ impl FileSource {
         changed
     }
 
-    fn read(&mut self) -> bool {
+    /// Reads what is new, then emits the multi-line records whose writer paused; returns
+    /// whether there is more to read right away, and when a held record is due.
+    fn read(&mut self) -> (bool, Option<Duration>) {
         let now = Instant::now();
         let (mut sink, tailer) = self.sink();
-        tailer.read_all(now, &mut sink)
+        let more = tailer.read_all(now, &mut sink);
+        let flush_in = tailer.flush_idle(Instant::now(), &mut sink);
+        (more, flush_in)
     }
 
     fn after_scan(&mut self) {

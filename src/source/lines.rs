@@ -68,8 +68,9 @@ impl LineSplitter {
         self.pending = 0;
     }
 
-    /// Feeds a chunk; `emit` gets every line it completes.
-    pub fn push(&mut self, data: &[u8], emit: impl FnMut(&str)) -> LineStats {
+    /// Feeds a chunk; `emit` gets every line it completes, and the number of bytes of
+    /// `data` up to and including that line's newline.
+    pub fn push(&mut self, data: &[u8], emit: impl FnMut(&str, usize)) -> LineStats {
         match memrchr(b'\n', data) {
             Some(i) => self.pending = (data.len() - i - 1) as u64,
             None => self.pending += data.len() as u64,
@@ -77,9 +78,11 @@ impl LineSplitter {
         self.split(data, emit)
     }
 
-    fn split(&mut self, data: &[u8], mut emit: impl FnMut(&str)) -> LineStats {
+    fn split(&mut self, data: &[u8], mut emit: impl FnMut(&str, usize)) -> LineStats {
         let mut stats = LineStats::default();
         let mut rest = data;
+        // Where `rest` starts in `data`.
+        let mut base = 0;
         if self.skipping || !self.partial.is_empty() {
             let Some(nl) = memchr(b'\n', rest) else {
                 self.hold(rest, &mut stats);
@@ -89,12 +92,13 @@ impl LineSplitter {
             stats.lines += 1;
             if !self.skipping {
                 let line = std::mem::take(&mut self.partial);
-                emit_bytes(&line, &mut emit, &mut stats);
+                emit_bytes(&line, &mut |l| emit(l, nl + 1), &mut stats);
                 self.partial = line;
             }
             self.partial.clear();
             self.skipping = false;
             rest = &rest[nl + 1..];
+            base = nl + 1;
         }
         let (complete, tail) = match memrchr(b'\n', rest) {
             Some(i) => rest.split_at(i + 1),
@@ -105,22 +109,26 @@ impl LineSplitter {
             match std::str::from_utf8(complete) {
                 // The common case: the whole chunk is valid, split it as text.
                 Ok(text) => {
+                    let mut end = base;
                     for line in text.split_terminator('\n') {
                         stats.lines += 1;
+                        end += line.len() + 1;
                         if line.len() > max {
                             stats.too_long += 1;
                         } else {
-                            emit(line.strip_suffix('\r').unwrap_or(line));
+                            emit(line.strip_suffix('\r').unwrap_or(line), end);
                         }
                     }
                 }
                 Err(_) => {
+                    let mut end = base;
                     for line in complete[..complete.len() - 1].split(|b| *b == b'\n') {
                         stats.lines += 1;
+                        end += line.len() + 1;
                         if line.len() > max {
                             stats.too_long += 1;
                         } else {
-                            emit_bytes(line, &mut emit, &mut stats);
+                            emit_bytes(line, &mut |l| emit(l, end), &mut stats);
                         }
                     }
                 }
@@ -162,7 +170,7 @@ impl LineSplitter {
     }
 }
 
-fn emit_bytes(line: &[u8], emit: &mut impl FnMut(&str), stats: &mut LineStats) {
+fn emit_bytes(line: &[u8], emit: &mut dyn FnMut(&str), stats: &mut LineStats) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match std::str::from_utf8(line) {
         Ok(text) => emit(text),
@@ -187,7 +195,7 @@ mod tests {
             total.invalid_utf8 += st.invalid_utf8;
         };
         for c in chunks {
-            let st = s.push(c, |l| out.push(l.to_owned()));
+            let st = s.push(c, |l, _| out.push(l.to_owned()));
             add(st);
         }
         if finish {
@@ -238,13 +246,13 @@ mod tests {
     #[test]
     fn pending_counts_bytes_since_the_last_newline() {
         let mut s = LineSplitter::new(4);
-        s.push(b"ab", |_| {});
+        s.push(b"ab", |_, _| {});
         assert_eq!(s.pending(), 2);
-        s.push(b"c\nde", |_| {});
+        s.push(b"c\nde", |_, _| {});
         assert_eq!(s.pending(), 2);
-        s.push(b"fghij", |_| {}); // over the cap: skipped, still pending
+        s.push(b"fghij", |_, _| {}); // over the cap: skipped, still pending
         assert_eq!((s.pending(), s.is_skipping()), (7, true));
-        s.push(b"k\n", |_| {});
+        s.push(b"k\n", |_, _| {});
         assert_eq!((s.pending(), s.is_skipping()), (0, false));
     }
 
@@ -253,8 +261,25 @@ mod tests {
         let mut s = LineSplitter::new(100);
         s.skip_to_next_line();
         let mut out = Vec::new();
-        let st = s.push(b"gment\nwhole\n", |l| out.push(l.to_owned()));
+        let st = s.push(b"gment\nwhole\n", |l, _| out.push(l.to_owned()));
         assert_eq!(out, ["whole"]);
         assert_eq!(st.lines, 2);
+    }
+
+    #[test]
+    fn each_line_comes_with_the_end_of_its_newline_in_the_chunk() {
+        let mut s = LineSplitter::new(4);
+        let mut out = Vec::new();
+        s.push(b"ab", |l, e| out.push((l.to_owned(), e)));
+        s.push(b"c\r\nd\ntoolong\n\xffx\ne", |l, e| out.push((l.to_owned(), e)));
+        assert_eq!(
+            out,
+            [
+                ("abc".to_owned(), 3),
+                ("d".to_owned(), 5),
+                ("\u{fffd}x".to_owned(), 16),
+            ]
+        );
+        assert_eq!(s.pending(), 1);
     }
 }

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod lines;
 pub mod page;
 pub mod reaper;
+pub mod records;
 #[cfg(test)]
 mod sim;
 pub mod tailer;

@@ -35,7 +35,9 @@ use super::discover::{Found, Globs, Listing};
 use super::fs::{FileId, Fs, Handle, Meta};
 use super::identity::{self, Digest, Known, HEAD_LEN, MARKER_LEN};
 use super::lines::{LineSplitter, LineStats};
+use super::records::{Assembled, Assembler, Framing};
 use crate::config::StartAt;
+use crate::selfmetrics::RecordErrorReason;
 
 /// Most bytes read from one file in one pass, so one busy file cannot starve the others.
 pub const READ_BUDGET_PER_PASS: u64 = 16 << 20;
@@ -68,6 +70,8 @@ pub struct TailOptions {
     pub start_at: StartAt,
     pub max_line_length: usize,
     pub rotate_wait: Duration,
+    /// How lines become records (container formats, multiline); `None`: each line is one.
+    pub framing: Option<std::sync::Arc<Framing>>,
 }
 
 /// What happened to a file, for the log and the self-metrics.
@@ -158,8 +162,11 @@ pub trait Sink {
     /// next checkpoint), or lines were counted from a file that nothing but this tailer's
     /// descriptor keeps (deleted), whose content a crash would take with it.
     fn durable(&mut self) {}
-    /// A complete line of `path`.
-    fn line(&mut self, line: &str, path: &str);
+    /// A complete record of `path` (a line, or lines joined), with the container's stream and
+    /// time when its format has them.
+    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, time: Option<&str>);
+    /// A line could not be read as the file's format says, or a record outgrew its cap.
+    fn record_error(&mut self, _reason: RecordErrorReason) {}
     /// `bytes` were read from `path`, giving `stats`.
     fn read(&mut self, path: &str, bytes: u64, stats: LineStats);
     /// Something happened to a file.
@@ -179,6 +186,11 @@ pub struct Tracked<H> {
     /// Bytes handed to the splitter.
     read: u64,
     lines: LineSplitter,
+    /// Lines into records, when the source frames them (container formats, multiline).
+    records: Option<Assembler>,
+    /// With records: the marker at the end of the last complete line (which may be past the
+    /// committed offset while a record is held), and that offset.
+    line_marker: (u64, Digest),
     /// The first `min(size, HEAD_LEN)` bytes, as far as known.
     head: Vec<u8>,
     /// The last `min(read, MARKER_LEN)` bytes before `read`.
@@ -199,9 +211,30 @@ pub struct Tracked<H> {
 }
 
 impl<H> Tracked<H> {
-    /// The end of the last complete line read: where reading resumes after a restart.
+    /// The end of the last complete record read: where reading resumes after a restart (a
+    /// record still being assembled is read again then).
     pub fn committed(&self) -> u64 {
-        self.read.saturating_sub(self.lines.pending())
+        let lines = self.read.saturating_sub(self.lines.pending());
+        match self.records.as_ref().and_then(Assembler::held_from) {
+            Some(held) => held.min(lines),
+            None => lines,
+        }
+    }
+
+    /// Emits every record held (the file ends: closed, replaced, or one-shot). In a section.
+    fn finish_records(&mut self, sink: &mut impl Sink) {
+        let path = self.path_str();
+        let stats = match &mut self.records {
+            Some(records) => {
+                let stats = self.lines.finish(|line| {
+                    records.push(line, 0, &mut |a| deliver(a, &path, sink));
+                });
+                records.finish(&mut |a| deliver(a, &path, sink));
+                stats
+            }
+            None => self.lines.finish(|line| sink.line(line, &path, None, None)),
+        };
+        sink.read(&path, 0, stats);
     }
 
     /// Whether no descriptor is held (read in turns).
@@ -213,12 +246,52 @@ impl<H> Tracked<H> {
         self.path.to_string_lossy().into_owned()
     }
 
+    /// The marker at `offset` (at or after `start`, where `chunk` was read): the end of the
+    /// old tail, then the chunk's start. Called before the tail takes the chunk in.
+    fn digest_before(&self, offset: u64, start: u64, chunk: &[u8]) -> Digest {
+        let in_chunk = (offset - start) as usize;
+        let want = offset.min(MARKER_LEN) as usize;
+        let from_chunk = in_chunk.min(want);
+        let from_tail = want - from_chunk;
+        let mut bytes = Vec::with_capacity(want);
+        bytes.extend_from_slice(&self.tail[self.tail.len() - from_tail..]);
+        bytes.extend_from_slice(&chunk[in_chunk - from_chunk..in_chunk]);
+        Digest::of(&bytes)
+    }
+
+    /// Emits the multi-line record held (complete: the writer paused, or the content ends);
+    /// the marker follows the committed offset. In a section.
+    fn flush_record(&mut self, sink: &mut impl Sink) {
+        let path = self.path_str();
+        let Some(records) = &mut self.records else {
+            return;
+        };
+        records.flush_record(&mut |a| deliver(a, &path, sink));
+        let committed = self.committed();
+        if committed == self.line_marker.0 && committed != self.marker_at {
+            self.marker = self.line_marker.1;
+            self.marker_at = committed;
+        }
+    }
+
     /// Hands `chunk` (read at `self.read`) to the splitter and keeps head, tail and marker in
     /// step, from the bytes in memory.
     fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
         let start = self.read;
         let path = self.path_str();
-        let stats = self.lines.push(chunk, |line| sink.line(line, &path));
+        let stats = match &mut self.records {
+            None => self
+                .lines
+                .push(chunk, |line, _| sink.line(line, &path, None, None)),
+            Some(records) => {
+                // Each line starts where the one before it ended.
+                let mut line_start = start.saturating_sub(self.lines.pending());
+                self.lines.push(chunk, |line, end| {
+                    records.push(line, line_start, &mut |a| deliver(a, &path, sink));
+                    line_start = start + end as u64;
+                })
+            }
+        };
         sink.read(&path, chunk.len() as u64, stats);
         self.read += chunk.len() as u64;
         self.last_data = now;
@@ -231,16 +304,22 @@ impl<H> Tracked<H> {
         }
         let committed = self.committed();
         if committed != self.marker_at && committed >= start {
-            // The bytes before `committed`: the end of the old tail, then the chunk's start.
-            let in_chunk = (committed - start) as usize;
-            let want = committed.min(MARKER_LEN) as usize;
-            let from_chunk = in_chunk.min(want);
-            let from_tail = want - from_chunk;
-            let mut bytes = Vec::with_capacity(want);
-            bytes.extend_from_slice(&self.tail[self.tail.len() - from_tail..]);
-            bytes.extend_from_slice(&chunk[in_chunk - from_chunk..in_chunk]);
-            self.marker = Digest::of(&bytes);
+            self.marker = self.digest_before(committed, start, chunk);
             self.marker_at = committed;
+        } else if committed != self.marker_at && committed == self.line_marker.0 {
+            // A record held from the line that was partial when this chunk came: it starts
+            // at the end of the lines before, whose marker was kept.
+            self.marker = self.line_marker.1;
+            self.marker_at = committed;
+        }
+        if self.records.is_some() {
+            // Kept for when the record held is emitted: the marker at the end of the lines.
+            let lines = self.read.saturating_sub(self.lines.pending());
+            if lines == committed {
+                self.line_marker = (committed, self.marker);
+            } else if lines >= start && lines != self.line_marker.0 {
+                self.line_marker = (lines, self.digest_before(lines, start, chunk));
+            }
         }
         let keep = MARKER_LEN as usize;
         if chunk.len() >= keep {
@@ -251,6 +330,14 @@ impl<H> Tracked<H> {
             let excess = self.tail.len().saturating_sub(keep);
             self.tail.drain(..excess);
         }
+    }
+}
+
+/// Hands what the assembler made to the sink.
+fn deliver(a: Assembled, path: &str, sink: &mut impl Sink) {
+    match a {
+        Assembled::Record { text, stream, time } => sink.line(text, path, stream, time),
+        Assembled::Error(reason) => sink.record_error(reason),
     }
 }
 
@@ -677,6 +764,8 @@ impl<F: Fs> Tailer<F> {
             handle,
             read: offset,
             lines,
+            records: self.options.framing.clone().map(Assembler::new),
+            line_marker: (offset, Digest::of(&tail)),
             marker: Digest::of(&tail),
             marker_at: offset,
             tail,
@@ -1068,6 +1157,10 @@ impl<F: Fs> Tailer<F> {
         now: Instant,
         sink: &mut impl Sink,
     ) -> bool {
+        // A record held is not complete: the old content is remembered read to its start
+        // (the committed offset), so that a copy of it (copytruncate's) is read from there and
+        // the record made whole; without a copy in the globs it is lost, as lines written
+        // before a truncation and not yet read are. The new content gets a new assembler.
         let old = known(&t);
         let path = t.path_str();
         self.resolve_shadows(t.id, &old, now, sink);
@@ -1229,6 +1322,9 @@ impl<F: Fs> Tailer<F> {
                 sink.begin();
                 t.phase = Phase::Following;
                 t.lines.reset();
+                if let Some(r) = &mut t.records {
+                    r.abandon();
+                }
                 sink.event(
                     EventKind::New,
                     &t.path_str(),
@@ -1263,6 +1359,9 @@ impl<F: Fs> Tailer<F> {
                 sink.begin();
                 t.phase = Phase::Following;
                 t.lines.reset();
+                if let Some(r) = &mut t.records {
+                    r.abandon();
+                }
                 sink.record(id, Some(&record(t)));
                 sink.end();
             }
@@ -1361,8 +1460,7 @@ impl<F: Fs> Tailer<F> {
     fn close(&mut self, mut t: Tracked<F::File>, now: Instant, sink: &mut impl Sink) {
         let path = t.path_str();
         sink.begin();
-        let stats = t.lines.finish(|line| sink.line(line, &path));
-        sink.read(&path, 0, stats);
+        t.finish_records(sink);
         let end = Known {
             offset: t.read,
             marker: t
@@ -1386,10 +1484,32 @@ impl<F: Fs> Tailer<F> {
     /// One-shot: every file is read to its end, including a last line without a newline.
     pub fn finish_all(&mut self, sink: &mut impl Sink) {
         for t in self.files.values_mut() {
-            let path = t.path_str();
-            let stats = t.lines.finish(|line| sink.line(line, &path));
-            sink.read(&path, 0, stats);
+            t.finish_records(sink);
         }
+    }
+
+    /// Emits the multi-line records whose file got no new line for the framing's
+    /// `flush_after` (the writer paused: the record is complete). Returns the longest wait
+    /// left for a record still held, to wake up for it.
+    pub fn flush_idle(&mut self, now: Instant, sink: &mut impl Sink) -> Option<Duration> {
+        let after = self.options.framing.as_ref()?.flush_after()?;
+        let mut next: Option<Duration> = None;
+        for (id, t) in self.files.iter_mut() {
+            if !t.records.as_ref().is_some_and(Assembler::holds_record) {
+                continue;
+            }
+            let idle = now.saturating_duration_since(t.last_data);
+            if idle < after {
+                let left = after - idle;
+                next = Some(next.map_or(left, |n| n.min(left)));
+                continue;
+            }
+            sink.begin();
+            t.flush_record(sink);
+            sink.record(*id, Some(&record(t)));
+            sink.end();
+        }
+        next
     }
 }
 

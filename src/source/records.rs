@@ -1,0 +1,505 @@
+//! Records from lines: container log formats unwrapped, partial lines merged, multi-line
+//! records joined.
+//!
+//! A file's lines go through two optional stages before the pipeline sees them. The container
+//! stage reads each line as CRI (`<time> <stream> <P|F> <text>`, Kubernetes' `/var/log/pods`)
+//! or as Docker's json-file object (`{"log": "...\n", "stream": ..., "time": ...}`), and
+//! merges the partial lines a runtime splits a long line into (`P` parts up to the `F`; `log`
+//! values without their `\n`), per stream. The multiline stage joins lines into one record by
+//! a start pattern (a matching line opens a record) or a continuation pattern (a matching line
+//! extends the record before it). A record is emitted when the next one starts, when the file
+//! ends (closed after rotation, or one-shot), or when the writer pauses for `flush_after`.
+//!
+//! What is held has not been counted, so it must not be checkpointed as read: [`Assembler::
+//! held_from`] is the file offset of the first line held, and the tailer never commits past
+//! it. After a restart, reading resumes there and the record is assembled again, whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::config::{FileFormat, FileSourceConfig};
+use crate::selfmetrics::RecordErrorReason;
+
+/// Default cap of a multi-line record.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 10;
+/// Default pause after which a held multi-line record is emitted.
+pub const DEFAULT_FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// How a file's lines become records (built once per source, shared by its files).
+#[derive(Debug)]
+pub struct Framing {
+    format: FileFormat,
+    multiline: Option<Multiline>,
+    /// Cap of a line merged from partial lines.
+    max_merged: usize,
+}
+
+#[derive(Debug)]
+struct Multiline {
+    /// `true`: `pattern` starts a record; `false`: it continues one.
+    starts: bool,
+    pattern: Regex,
+    max_bytes: usize,
+    flush_after: Duration,
+}
+
+impl Framing {
+    /// The framing a file source's config asks for; `None` for plain lines (no stage).
+    pub fn from_config(c: &FileSourceConfig, max_line_length: usize) -> Option<Arc<Framing>> {
+        let multiline = c.multiline.as_ref().and_then(|m| {
+            let (starts, pattern) = match (&m.start, &m.continue_) {
+                (Some(p), _) => (true, p),
+                (None, Some(p)) => (false, p),
+                (None, None) => return None,
+            };
+            Some(Multiline {
+                starts,
+                // Validated when the config loaded.
+                pattern: crate::extract::limits::regex(pattern).ok()?,
+                max_bytes: m.max_bytes.unwrap_or(DEFAULT_MAX_RECORD_BYTES),
+                flush_after: m.flush_after.unwrap_or(DEFAULT_FLUSH_AFTER),
+            })
+        });
+        if c.format == FileFormat::Plain && multiline.is_none() {
+            return None;
+        }
+        Some(Arc::new(Framing {
+            format: c.format,
+            multiline,
+            max_merged: max_line_length,
+        }))
+    }
+
+    /// How long a held record waits for more lines, when records are joined.
+    pub fn flush_after(&self) -> Option<Duration> {
+        self.multiline.as_ref().map(|m| m.flush_after)
+    }
+}
+
+/// What the assembler hands on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Assembled<'a> {
+    /// A complete record, with the container's stream and time when the format has them.
+    Record {
+        text: &'a str,
+        stream: Option<&'a str>,
+        time: Option<&'a str>,
+    },
+    /// A line or record that could not be read as the format says.
+    Error(RecordErrorReason),
+}
+
+/// A record being built: its text, the first line's stream and time, where it started.
+#[derive(Debug, Default)]
+struct Held {
+    text: String,
+    stream: String,
+    time: String,
+    from: u64,
+    /// Lines were dropped from it (over the cap); counted once.
+    over_cap: bool,
+}
+
+/// The record state of one file.
+#[derive(Debug)]
+pub struct Assembler {
+    framing: Arc<Framing>,
+    /// Partial container lines, per stream (at most stdout and stderr in practice).
+    partials: Vec<Held>,
+    /// The multi-line record being joined.
+    record: Option<Held>,
+}
+
+/// One line unwrapped from its container format.
+struct Unwrapped<'a> {
+    text: std::borrow::Cow<'a, str>,
+    stream: &'a str,
+    time: &'a str,
+    partial: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct DockerLine<'a> {
+    #[serde(borrow)]
+    log: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    stream: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn unwrap_cri(line: &str) -> Option<Unwrapped<'_>> {
+    let mut parts = line.splitn(4, ' ');
+    let time = parts.next().filter(|t| !t.is_empty())?;
+    let stream = parts.next().filter(|s| !s.is_empty())?;
+    let tag = parts.next()?;
+    // The text may be empty, with or without its separating space.
+    let text = parts.next().unwrap_or("");
+    let partial = match tag.split(':').next() {
+        Some("P") => true,
+        Some("F") => false,
+        _ => return None,
+    };
+    Some(Unwrapped {
+        text: text.into(),
+        stream,
+        time,
+        partial,
+    })
+}
+
+impl Assembler {
+    /// An empty assembler for one file.
+    pub fn new(framing: Arc<Framing>) -> Assembler {
+        Assembler {
+            framing,
+            partials: Vec::new(),
+            record: None,
+        }
+    }
+
+    /// The file offset of the first line held (not yet part of an emitted record).
+    pub fn held_from(&self) -> Option<u64> {
+        self.partials
+            .iter()
+            .map(|p| p.from)
+            .chain(self.record.as_ref().map(|r| r.from))
+            .min()
+    }
+
+    /// Whether a multi-line record is held (the flush timeout applies).
+    pub fn holds_record(&self) -> bool {
+        self.record.is_some()
+    }
+
+    /// Takes one line of the file that starts at offset `from`.
+    pub fn push(&mut self, line: &str, from: u64, emit: &mut dyn FnMut(Assembled)) {
+        let owned;
+        let unwrapped = match self.framing.format {
+            FileFormat::Plain => Unwrapped {
+                text: line.into(),
+                stream: "",
+                time: "",
+                partial: false,
+            },
+            FileFormat::Cri => match unwrap_cri(line) {
+                Some(u) => u,
+                None => {
+                    emit(Assembled::Error(RecordErrorReason::NotCri));
+                    return;
+                }
+            },
+            FileFormat::Docker => match serde_json::from_str::<DockerLine>(line) {
+                Ok(d) => {
+                    owned = d;
+                    let (text, partial) = match owned.log.strip_suffix('\n') {
+                        Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
+                        None => (owned.log.as_ref(), true),
+                    };
+                    Unwrapped {
+                        text: text.into(),
+                        stream: owned.stream.as_deref().unwrap_or(""),
+                        time: owned.time.as_deref().unwrap_or(""),
+                        partial,
+                    }
+                }
+                Err(_) => {
+                    emit(Assembled::Error(RecordErrorReason::NotDockerJson));
+                    return;
+                }
+            },
+        };
+        let slot = self
+            .partials
+            .iter()
+            .position(|p| p.stream == unwrapped.stream);
+        if unwrapped.partial {
+            let cap = self.framing.max_merged;
+            let held = match slot {
+                Some(i) => &mut self.partials[i],
+                None => {
+                    self.partials.push(Held {
+                        stream: unwrapped.stream.to_owned(),
+                        time: unwrapped.time.to_owned(),
+                        from,
+                        ..Default::default()
+                    });
+                    self.partials.last_mut().expect("pushed")
+                }
+            };
+            append(held, &unwrapped.text, "", cap, emit);
+            return;
+        }
+        match slot {
+            Some(i) => {
+                let mut held = self.partials.swap_remove(i);
+                append(&mut held, &unwrapped.text, "", self.framing.max_merged, emit);
+                self.join(&held.text, &held.stream, &held.time, held.from, emit);
+            }
+            None => self.join(
+                &unwrapped.text,
+                unwrapped.stream,
+                unwrapped.time,
+                from,
+                emit,
+            ),
+        }
+    }
+
+    /// The multiline stage: a complete line in, records out.
+    fn join(
+        &mut self,
+        text: &str,
+        stream: &str,
+        time: &str,
+        from: u64,
+        emit: &mut dyn FnMut(Assembled),
+    ) {
+        let framing = self.framing.clone();
+        let Some(m) = &framing.multiline else {
+            emit(record(text, stream, time, framing.format));
+            return;
+        };
+        let continues = if m.starts {
+            !m.pattern.is_match(text)
+        } else {
+            m.pattern.is_match(text)
+        };
+        if continues {
+            if let Some(held) = &mut self.record {
+                append(held, text, "\n", m.max_bytes, emit);
+                return;
+            }
+        }
+        self.flush_record(emit);
+        let mut held = Held {
+            stream: stream.to_owned(),
+            time: time.to_owned(),
+            from,
+            ..Default::default()
+        };
+        append(&mut held, text, "", m.max_bytes, emit);
+        self.record = Some(held);
+    }
+
+    /// Emits the multi-line record held, if any (the writer paused, or the next one starts).
+    pub fn flush_record(&mut self, emit: &mut dyn FnMut(Assembled)) {
+        if let Some(held) = self.record.take() {
+            emit(record(
+                &held.text,
+                &held.stream,
+                &held.time,
+                self.framing.format,
+            ));
+        }
+    }
+
+    /// The file ends (closed, or one-shot): partial lines are lines after all, and every
+    /// record held is emitted.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(Assembled)) {
+        let mut partials = std::mem::take(&mut self.partials);
+        partials.sort_by_key(|p| p.from);
+        for p in partials {
+            self.join(&p.text, &p.stream, &p.time, p.from, emit);
+        }
+        self.flush_record(emit);
+    }
+
+    /// Forgets what is held (reading starts again elsewhere).
+    pub fn abandon(&mut self) {
+        self.partials.clear();
+        self.record = None;
+    }
+}
+
+/// Appends `text` (after `separator` when the record has text) unless the record would
+/// pass `cap`; the first line dropped is counted.
+fn append(held: &mut Held, text: &str, separator: &str, cap: usize, emit: &mut dyn FnMut(Assembled)) {
+    let sep = if held.text.is_empty() { "" } else { separator };
+    if held.text.len() + sep.len() + text.len() > cap {
+        if !held.over_cap {
+            held.over_cap = true;
+            emit(Assembled::Error(RecordErrorReason::RecordTooLong));
+        }
+        return;
+    }
+    held.text.push_str(sep);
+    held.text.push_str(text);
+}
+
+fn record<'a>(text: &'a str, stream: &'a str, time: &'a str, format: FileFormat) -> Assembled<'a> {
+    let container = format != FileFormat::Plain;
+    Assembled::Record {
+        text,
+        stream: container.then_some(stream),
+        time: container.then_some(time),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MultilineConfig;
+
+    fn framing(format: FileFormat, start: Option<&str>, cont: Option<&str>) -> Arc<Framing> {
+        let c = FileSourceConfig {
+            paths: vec![],
+            exclude: vec![],
+            start_at: Default::default(),
+            max_line_length: None,
+            poll_interval: None,
+            rotate_wait: None,
+            watch: None,
+            format,
+            multiline: (start.is_some() || cont.is_some()).then(|| MultilineConfig {
+                start: start.map(String::from),
+                continue_: cont.map(String::from),
+                max_bytes: Some(200),
+                flush_after: None,
+            }),
+        };
+        Framing::from_config(&c, 100).expect("framing")
+    }
+
+    /// Pushes lines (offsets as if each line and its newline were in the file) and returns
+    /// what came out, records as `stream|time|text`.
+    fn run(a: &mut Assembler, lines: &[&str], out: &mut Vec<String>) {
+        let mut at = 0;
+        for line in lines {
+            a.push(line, at, &mut |e| out.push(shown(e)));
+            at += line.len() as u64 + 1;
+        }
+    }
+
+    fn shown(e: Assembled) -> String {
+        match e {
+            Assembled::Record { text, stream, time } => {
+                format!("{}|{}|{text}", stream.unwrap_or("-"), time.unwrap_or("-"))
+            }
+            Assembled::Error(r) => format!("error {}", r.as_str()),
+        }
+    }
+
+    #[test]
+    fn cri_partials_merge_per_stream_and_bad_lines_are_counted() {
+        let mut a = Assembler::new(framing(FileFormat::Cri, None, None));
+        let mut out = Vec::new();
+        run(
+            &mut a,
+            &[
+                "2026-11-28T10:00:00.1Z stdout P hello ",
+                "2026-11-28T10:00:00.2Z stderr F oops",
+                "2026-11-28T10:00:00.3Z stdout P big ",
+                "2026-11-28T10:00:00.4Z stdout F world",
+                "2026-11-28T10:00:00.5Z stdout F",
+                "not a cri line",
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                "stderr|2026-11-28T10:00:00.2Z|oops",
+                "stdout|2026-11-28T10:00:00.1Z|hello big world",
+                "stdout|2026-11-28T10:00:00.5Z|",
+                "error not_cri",
+            ]
+        );
+        assert_eq!(a.held_from(), None);
+    }
+
+    #[test]
+    fn a_held_partial_holds_the_offset_of_its_first_part() {
+        let mut a = Assembler::new(framing(FileFormat::Cri, None, None));
+        let mut out = Vec::new();
+        run(&mut a, &["t stdout F done", "t stdout P part "], &mut out);
+        assert_eq!(a.held_from(), Some(16));
+        a.finish(&mut |e| out.push(shown(e)));
+        assert_eq!(out, ["stdout|t|done", "stdout|t|part "]);
+    }
+
+    #[test]
+    fn docker_lines_unwrap_and_partials_merge() {
+        let mut a = Assembler::new(framing(FileFormat::Docker, None, None));
+        let mut out = Vec::new();
+        run(
+            &mut a,
+            &[
+                r#"{"log":"GET / 200\n","stream":"stdout","time":"2026-11-28T10:00:00Z"}"#,
+                r#"{"log":"long ","stream":"stdout","time":"2026-11-28T10:00:01Z"}"#,
+                r#"{"log":"line \"quoted\" é\n","stream":"stdout","time":"2026-11-28T10:00:02Z"}"#,
+                r#"{"log":"crlf\r\n","stream":"stderr","time":"t"}"#,
+                r#"{"nolog":1}"#,
+                "garbage",
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                "stdout|2026-11-28T10:00:00Z|GET / 200",
+                "stdout|2026-11-28T10:00:01Z|long line \"quoted\" é",
+                "stderr|t|crlf",
+                "error not_docker_json",
+                "error not_docker_json",
+            ]
+        );
+    }
+
+    #[test]
+    fn start_pattern_joins_a_java_stack_trace() {
+        let mut a = Assembler::new(framing(FileFormat::Plain, Some(r"^\d{4}-"), None));
+        let mut out = Vec::new();
+        run(
+            &mut a,
+            &[
+                "2026-11-28 ERROR boom",
+                "java.lang.IllegalStateException: x",
+                "\tat a.B.c(B.java:1)",
+                "2026-11-28 INFO ok",
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            ["-|-|2026-11-28 ERROR boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)"]
+        );
+        assert_eq!(a.held_from(), Some(77));
+        a.flush_record(&mut |e| out.push(shown(e)));
+        assert_eq!(out[1], "-|-|2026-11-28 INFO ok");
+        assert_eq!(a.held_from(), None);
+    }
+
+    #[test]
+    fn continue_pattern_joins_indented_lines_and_a_leading_continuation_stands_alone() {
+        let mut a = Assembler::new(framing(FileFormat::Plain, None, Some(r"^\s")));
+        let mut out = Vec::new();
+        run(&mut a, &["  orphan", "Traceback:", "  File x", "Next"], &mut out);
+        assert_eq!(out, ["-|-|  orphan", "-|-|Traceback:\n  File x"]);
+    }
+
+    #[test]
+    fn records_over_the_cap_keep_their_start_and_are_counted_once() {
+        let mut a = Assembler::new(framing(FileFormat::Plain, Some("^S"), None));
+        let mut out = Vec::new();
+        let long = "x".repeat(90);
+        run(&mut a, &["S", &long, &long, &long, &long, "S2"], &mut out);
+        assert_eq!(out[0], "error record_too_long");
+        assert_eq!(out[1], format!("-|-|S\n{long}\n{long}"));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn cri_with_multiline_joins_the_unwrapped_lines() {
+        let mut a = Assembler::new(framing(FileFormat::Cri, Some("^[A-Z]"), None));
+        let mut out = Vec::new();
+        run(
+            &mut a,
+            &["t1 stdout F Error: x", "t2 stdout P   at ", "t3 stdout F y", "t4 stdout F Ok"],
+            &mut out,
+        );
+        assert_eq!(out, ["stdout|t1|Error: x\n  at y"]);
+    }
+}
