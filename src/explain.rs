@@ -236,7 +236,12 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
                             let _ = writeln!(t, "     {} {}: FAILED {err}", u.op, u.series);
                         }
                         (Some(v), None) => {
-                            let _ = writeln!(t, "     {} {} {v}", u.op, u.series);
+                            let how = u
+                                .conversion
+                                .as_ref()
+                                .map(|c| format!("  ({c})"))
+                                .unwrap_or_default();
+                            let _ = writeln!(t, "     {} {} {v}{how}", u.op, u.series);
                         }
                         (None, None) => {
                             let _ = writeln!(t, "     {} {}", u.op, u.series);

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context};
 use regex::Regex;
 
-use crate::config::template::{
-    self, Piece, FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD,
-};
+use crate::config::template::{self, Piece, FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD};
 use crate::config::{
     Conversion, FileFormat, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec,
 };
@@ -94,6 +92,9 @@ enum FieldRef {
     /// A field made by the rule's `derive:`, by index.
     Derived(usize),
 }
+
+/// One `when:` entry: the field and the regex its text must match.
+type When = (FieldRef, Regex);
 
 /// One `derive:` entry, compiled.
 struct Derive {
@@ -210,7 +211,7 @@ struct Rule {
     /// The names of the derived fields, by `FieldRef::Derived` index.
     derived_names: Vec<String>,
     /// `when:`: the match counts only if each field's text matches its regex.
-    when: Vec<(FieldRef, Regex)>,
+    when: Vec<When>,
 }
 
 /// The compiled rules of one source.
@@ -333,7 +334,7 @@ impl FieldNames {
 fn build_derived(
     rule: &RuleConfig,
     names: &mut FieldNames,
-) -> anyhow::Result<(Vec<Derive>, Vec<(FieldRef, Regex)>)> {
+) -> anyhow::Result<(Vec<Derive>, Vec<When>)> {
     let mut derive = Vec::with_capacity(rule.derive.len());
     for d in &rule.derive {
         let from = match template::parse(&d.from).map_err(|e| anyhow!(e))?.as_slice() {
@@ -385,11 +386,9 @@ fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, Fie
         return Ok((Extract::Logfmt(l.fields.values().cloned().collect()), names));
     }
     if let (Some(j), true) = (&rule.json, lines) {
-        let extractor = JsonExtractor::new(
-            j.for_each.as_deref(),
-            j.fields.values().map(String::as_str),
-        )
-        .map_err(|e| anyhow!(e))?;
+        let extractor =
+            JsonExtractor::new(j.for_each.as_deref(), j.fields.values().map(String::as_str))
+                .map_err(|e| anyhow!(e))?;
         let names = FieldNames::new(j.fields.keys().cloned().map(Some).collect(), lines);
         return Ok((Extract::JsonRecord(extractor), names));
     }
@@ -669,12 +668,14 @@ impl Pipeline {
                     Some(vec![row])
                 }
             };
-            let base = match (&rule.extract, &rows) {
-                (Extract::Lines(matcher), _) => vec![Base::Line { line, matcher }],
-                (_, Some(rows)) => rows.iter().map(Base::Row).collect(),
-                _ => Vec::new(),
+            // A regex's one match, or the rows of a JSON/logfmt rule (no allocation for the
+            // former: the hot path of plain logs).
+            let single = match &rule.extract {
+                Extract::Lines(matcher) => Some(Base::Line { line, matcher }),
+                _ => None,
             };
-            for base in base {
+            let row_bases = rows.iter().flatten().map(Base::Row);
+            for base in single.into_iter().chain(row_bases) {
                 let mut fields = Fields {
                     base,
                     source: &self.source,
@@ -816,13 +817,7 @@ impl Pipeline {
 /// Counts a failed update, keeps its text for the landing page and logs it at debug.
 /// Records one match of rule `index` in `trace` (the first `limit` in full, then counted):
 /// its fields, and what each update makes of them, computed without applying anything.
-fn record(
-    trace: &mut Trace,
-    index: usize,
-    line: Option<&str>,
-    compiled: &Rule,
-    fields: &Fields,
-) {
+fn record(trace: &mut Trace, index: usize, line: Option<&str>, compiled: &Rule, fields: &Fields) {
     let names = &compiled.field_names;
     let updates = &compiled.updates;
     let limit = trace.limit;
@@ -845,13 +840,12 @@ fn record(
             let n = n.as_ref()?;
             Some((n.clone(), fields.get(FieldRef::Index(i)).map(str::to_owned)))
         })
-        .chain(
-            compiled
-                .derived_names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.clone(), fields.get(FieldRef::Derived(i)).map(str::to_owned))),
-        )
+        .chain(compiled.derived_names.iter().enumerate().map(|(i, n)| {
+            (
+                n.clone(),
+                fields.get(FieldRef::Derived(i)).map(str::to_owned),
+            )
+        }))
         .collect();
     let updates = updates.iter().map(|u| u.trace(fields)).collect();
     rule.shown.push(MatchTrace {
@@ -890,10 +884,7 @@ fn failed(source: &str, books: Books, update: &Update, fields: &Fields, reason: 
 /// Where a match's own fields are.
 enum Base<'a> {
     /// Capture groups of a regex match on a line.
-    Line {
-        line: &'a str,
-        matcher: &'a Matcher,
-    },
+    Line { line: &'a str, matcher: &'a Matcher },
     /// Fields an extractor made (a document's row, a JSON or logfmt record).
     Row(&'a Row),
 }
@@ -932,7 +923,8 @@ impl<'a> Fields<'a> {
                 Some(text) => match d.regex.captures(text) {
                     Some(caps) => {
                         for &g in &d.groups {
-                            self.derived.push(Some(caps.get(g).map_or("", |m| m.as_str())));
+                            self.derived
+                                .push(Some(caps.get(g).map_or("", |m| m.as_str())));
                         }
                     }
                     None => self.derived.extend(d.groups.iter().map(|_| Some(""))),
@@ -943,7 +935,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Whether every `when:` field has text its regex matches.
-    fn passes(&self, when: &[(FieldRef, Regex)]) -> bool {
+    fn passes(&self, when: &[When]) -> bool {
         when.iter()
             .all(|(f, re)| self.get(*f).is_some_and(|t| re.is_match(t)))
     }

@@ -744,8 +744,15 @@ fn check_extractor(
                     format!("invalid field name {name:?}: use letters, digits and `_`"),
                 );
             }
-            if key.is_empty() || key.chars().any(|ch| ch.is_whitespace() || ch == '=' || ch == '"') {
-                c.report(fp, format!("{key:?} is not a logfmt key (no spaces, `=` or quotes)"));
+            if key.is_empty()
+                || key
+                    .chars()
+                    .any(|ch| ch.is_whitespace() || ch == '=' || ch == '"')
+            {
+                c.report(
+                    fp,
+                    format!("{key:?} is not a logfmt key (no spaces, `=` or quotes)"),
+                );
             }
         }
         let mut names: BTreeSet<String> = l.fields.keys().cloned().collect();
@@ -867,12 +874,22 @@ fn check_derived(c: &mut Checker, rp: &str, rule: &RuleConfig, fields: &mut BTre
                     .unwrap_or_default();
                 c.report(
                     join_key(&dp, "from"),
-                    format!("unknown field `${f}`{hint}; the rule's fields so far: {}", fields.iter().map(|f| format!("${f}")).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "unknown field `${f}`{hint}; the rule's fields so far: {}",
+                        fields
+                            .iter()
+                            .map(|f| format!("${f}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 );
             }
             _ => c.report(
                 join_key(&dp, "from"),
-                format!("`from` names one field, like \"$upstream\", not {:?}", d.from),
+                format!(
+                    "`from` names one field, like \"$upstream\", not {:?}",
+                    d.from
+                ),
             ),
         }
         match crate::extract::limits::regex(&d.regex) {
@@ -888,7 +905,9 @@ fn check_derived(c: &mut Checker, rp: &str, rule: &RuleConfig, fields: &mut BTre
                     if !fields.insert(n.to_owned()) {
                         c.report(
                             join_key(&dp, "regex"),
-                            format!("group `{n}` is already a field of this rule; give it another name"),
+                            format!(
+                                "group `{n}` is already a field of this rule; give it another name"
+                            ),
                         );
                     }
                 }

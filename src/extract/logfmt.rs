@@ -84,9 +84,7 @@ pub fn parse(line: &str, out: &mut Vec<Pair>) -> bool {
 /// The value of the first pair whose key is `key` (quoted values unescaped: `\"`, `\\`,
 /// `\n`, `\t`, `\r`); `None` when the record has no such key.
 pub fn value(line: &str, pairs: &[Pair], key: &str) -> Option<String> {
-    let pair = pairs
-        .iter()
-        .find(|p| &line[p.key.0..p.key.1] == key)?;
+    let pair = pairs.iter().find(|p| &line[p.key.0..p.key.1] == key)?;
     let raw = &line[pair.value.0..pair.value.1];
     if !pair.quoted || !raw.contains('\\') {
         return Some(raw.to_owned());
@@ -123,7 +121,10 @@ mod tests {
     fn reads_plain_quoted_escaped_and_bare_keys() {
         let line = r#"ts=2026-11-28T10:00:00Z level=info msg="request done: \"GET /\"" path=/api dur=0.042 cached"#;
         assert_eq!(read(line, "level").as_deref(), Some("info"));
-        assert_eq!(read(line, "msg").as_deref(), Some(r#"request done: "GET /""#));
+        assert_eq!(
+            read(line, "msg").as_deref(),
+            Some(r#"request done: "GET /""#)
+        );
         assert_eq!(read(line, "path").as_deref(), Some("/api"));
         assert_eq!(read(line, "dur").as_deref(), Some("0.042"));
         assert_eq!(read(line, "cached").as_deref(), Some(""));

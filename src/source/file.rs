@@ -54,10 +54,7 @@ impl FileOptions {
             poll_interval: c.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             rotate_wait: c.rotate_wait.unwrap_or(DEFAULT_ROTATE_WAIT),
             watch: c.watch.unwrap_or(true),
-            framing: Framing::from_config(
-                c,
-                c.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH),
-            ),
+            framing: Framing::from_config(c, c.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH)),
         }
     }
 

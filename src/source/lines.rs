@@ -271,7 +271,9 @@ mod tests {
         let mut s = LineSplitter::new(4);
         let mut out = Vec::new();
         s.push(b"ab", |l, e| out.push((l.to_owned(), e)));
-        s.push(b"c\r\nd\ntoolong\n\xffx\ne", |l, e| out.push((l.to_owned(), e)));
+        s.push(b"c\r\nd\ntoolong\n\xffx\ne", |l, e| {
+            out.push((l.to_owned(), e))
+        });
         assert_eq!(
             out,
             [

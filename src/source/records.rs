@@ -235,7 +235,13 @@ impl Assembler {
         match slot {
             Some(i) => {
                 let mut held = self.partials.swap_remove(i);
-                append(&mut held, &unwrapped.text, "", self.framing.max_merged, emit);
+                append(
+                    &mut held,
+                    &unwrapped.text,
+                    "",
+                    self.framing.max_merged,
+                    emit,
+                );
                 self.join(&held.text, &held.stream, &held.time, held.from, emit);
             }
             None => self.join(
@@ -316,7 +322,13 @@ impl Assembler {
 
 /// Appends `text` (after `separator` when the record has text) unless the record would
 /// pass `cap`; the first line dropped is counted.
-fn append(held: &mut Held, text: &str, separator: &str, cap: usize, emit: &mut dyn FnMut(Assembled)) {
+fn append(
+    held: &mut Held,
+    text: &str,
+    separator: &str,
+    cap: usize,
+    emit: &mut dyn FnMut(Assembled),
+) {
     let sep = if held.text.is_empty() { "" } else { separator };
     if held.text.len() + sep.len() + text.len() > cap {
         if !held.over_cap {
@@ -476,7 +488,11 @@ mod tests {
     fn continue_pattern_joins_indented_lines_and_a_leading_continuation_stands_alone() {
         let mut a = Assembler::new(framing(FileFormat::Plain, None, Some(r"^\s")));
         let mut out = Vec::new();
-        run(&mut a, &["  orphan", "Traceback:", "  File x", "Next"], &mut out);
+        run(
+            &mut a,
+            &["  orphan", "Traceback:", "  File x", "Next"],
+            &mut out,
+        );
         assert_eq!(out, ["-|-|  orphan", "-|-|Traceback:\n  File x"]);
     }
 
@@ -497,7 +513,12 @@ mod tests {
         let mut out = Vec::new();
         run(
             &mut a,
-            &["t1 stdout F Error: x", "t2 stdout P   at ", "t3 stdout F y", "t4 stdout F Ok"],
+            &[
+                "t1 stdout F Error: x",
+                "t2 stdout P   at ",
+                "t3 stdout F y",
+                "t4 stdout F Ok",
+            ],
             &mut out,
         );
         assert_eq!(out, ["stdout|t1|Error: x\n  at y"]);

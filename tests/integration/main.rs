@@ -13,6 +13,7 @@ mod pages;
 mod probe;
 mod prom;
 mod real_servers;
+mod records;
 mod rotation;
 mod schema;
 mod server;
