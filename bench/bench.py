@@ -22,6 +22,8 @@ A disagreement between the two tools fails the run (exit 1). No timing is assert
 
 import argparse
 import gzip
+import hashlib
+import json
 import os
 import platform
 import random
@@ -129,6 +131,310 @@ def generate_access_log(path, lines):
                 f'"{m} {p} HTTP/1.1" {s} {b} "https://example.com/ref" '
                 f'"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36" {t}\n'
             )
+
+
+# --- More extraction rows: JSON lines, logfmt, a mixed log with many rules -------------------
+# Each has a quarry_exporter config and an equivalent mtail program in bench/extraction/, and a
+# seeded generator below. `--only json logfmt mixed lines` runs just these rows.
+
+EXTRACTION = os.path.join(ROOT, "bench", "extraction")
+
+
+def _iso_ts(i):
+    return f"2026-11-28T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}.{(i * 37) % 1000:03d}Z"
+
+
+JSON_USERS = ["alice", "bob", "Zoë", "José Müller", "李雷", "o'brien", 'bob "the builder"', "Ærøskøbing",
+              "svc-batch", "Дмитрий"]
+JSON_OTHER = [  # (level, msg) of lines that are not "request done"
+    ("debug", 'cache miss for key "user:42"'),
+    ("debug", "loaded 3 feature flags"),
+    ("info", "résumé uploaded"),
+    ("info", "user logged in"),
+    ("warn", "slow query: SELECT * FROM orders WHERE note = 'a\\b'"),
+    ("warn", "Überweisung für Zoë verzögert"),
+    ("error", 'payment provider said: "card declined"\n(retry 2)'),
+    ("error", "注文の処理に失敗しました"),
+    ("info", "request done, but client went away"),
+]
+JSON_ROUTES = ["/api/orders", "/api/orders/42", "/api/users?page=2", "/api/cart", "/api/search?q=café", "/health",
+               "/api/payments"]
+REQUEST_METHODS = ["GET"] * 8 + ["POST"] * 3 + ["PUT", "DELETE", "PATCH"]
+REQUEST_STATUSES = [200] * 20 + [201, 204, 304, 400, 401, 403, 404, 404, 409, 500, 502, 503]
+
+
+def _json_text(obj, writer):
+    """One of four JSON writers: compact with non-ASCII as \\u escapes; compact UTF-8; compact
+    UTF-8 with `/` escaped (PHP's json_encode); Python's default separators (`": "`, `", "`)."""
+    if writer == 0:
+        return json.dumps(obj, separators=(",", ":"))
+    if writer == 1:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if writer == 2:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).replace("/", "\\/")
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def generate_json_log(path, lines):
+    """JSON application log, ~200 bytes a line: 75% "request done" lines in five key orders
+    (two with an `upstream` object that has its own `status` and `latency_ms`, once before and
+    once after `http`), the rest other messages, some with nested objects; escapes (`\\"`,
+    `\\n`, `\\/`, `\\u00e9`) and raw UTF-8. Returns the expected counts."""
+    rng = random.Random(20261128)
+    requests = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(lines):
+            ts = _iso_ts(i)
+            user = rng.choice(JSON_USERS)
+            if rng.random() < 0.75:
+                requests += 1
+                m, s = rng.choice(REQUEST_METHODS), rng.choice(REQUEST_STATUSES)
+                level = "info" if s < 400 else ("warn" if s < 500 else "error")
+                ms = rng.lognormvariate(3, 1.3)
+                # Never 0: mtail counts an observation of 0 in no bucket (see the access log).
+                ms = max(1, round(ms)) if rng.random() < 0.3 else max(0.1, round(ms, rng.choice([1, 2, 3])))
+                route = rng.choice(JSON_ROUTES)
+                shape = i % 5
+                if shape == 0:
+                    obj = {"ts": ts, "level": level, "msg": "request done",
+                           "http": {"method": m, "route": route, "status": s, "latency_ms": ms}, "user": user}
+                elif shape == 1:
+                    obj = {"level": level, "ts": ts, "msg": "request done", "user": user,
+                           "http": {"status": s, "method": m, "route": route, "latency_ms": ms}}
+                elif shape == 2:
+                    obj = {"msg": "request done", "http": {"route": route, "latency_ms": ms, "method": m, "status": s},
+                           "level": level, "ts": ts,
+                           "client": {"ip": f"10.1.{i % 256}.{i * 7 % 256}", "ua": "curl/8.5.0"}}
+                elif shape == 3:
+                    obj = {"ts": ts, "level": level, "logger": "api.access", "msg": "request done",
+                           "trace": {"id": f"{rng.getrandbits(64):016x}", "sampled": True},
+                           "http": {"method": m, "status": s, "latency_ms": ms, "route": route},
+                           "upstream": {"addr": "10.0.3.7:8080", "status": rng.choice([200, 502]),
+                                        "latency_ms": round(ms / 2, 1)},
+                           "user": user}
+                else:
+                    obj = {"ts": ts, "upstream": {"status": rng.choice([200, 503]), "latency_ms": round(ms * 0.9, 2),
+                                                  "addr": "10.0.3.8:8080"},
+                           "level": level, "msg": "request done",
+                           "http": {"latency_ms": ms, "status": s, "method": m, "route": route}, "user": user}
+            else:
+                level, msg = rng.choice(JSON_OTHER)
+                obj = {"ts": ts, "level": level, "msg": msg, "user": user}
+                if level == "error":
+                    obj["error"] = {"type": "ProviderError", "status": "UNAVAILABLE", "attempt": rng.randint(1, 3)}
+                elif rng.random() < 0.5:
+                    obj = {"level": level, "ts": ts, "details": {"duration_ms": rng.randint(1, 999), "tags": ["a", "ü"]},
+                           "msg": msg}
+            f.write(_json_text(obj, rng.randrange(4)) + "\n")
+    return {"app_log_lines_total": lines, "app_requests_total": requests}
+
+
+def _go_duration(ns):
+    """Go's time.Duration.String() for 1µs <= ns < 1m: 850µs, 12.5ms, 1.204s."""
+    for unit, size in (("s", 10**9), ("ms", 10**6), ("µs", 10**3)):
+        if ns >= size or unit == "µs":
+            whole, frac = divmod(ns, size)
+            text = str(whole)
+            if frac:
+                text += "." + f"{frac:0{len(str(size)) - 1}d}".rstrip("0")
+            return text + unit
+
+
+def _logfmt_value(v):
+    if v and all(c not in ' ="\\' and c.isprintable() for c in v):
+        return v
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+LOGFMT_OTHER = [  # (level, pairs) of lines that are not "request done"
+    ("debug", [("msg", "cache miss"), ("key", "user:42")]),
+    ("info", [("msg", "config reloaded"), ("file", "/etc/svc/config.yaml"), ("changed", "3")]),
+    ("warn", [("msg", 'disk "almost" full: a=b'), ("component", "storage"), ("free", "2%")]),
+    ("warn", [("msg", "Überweisung für Zoë verzögert"), ("retry", "2")]),
+    ("error", [("msg", "query failed"), ("query", "SELECT * FROM orders WHERE a=1 AND name='Zoë'"),
+               ("err", "pq: canceling statement due to user request")]),
+    ("error", [("msg", "dial failed"), ("err", "dial tcp 10.0.0.7:5432: connect: connection refused")]),
+    ("info", [("msg", "注文を受け付けました"), ("order", "81234")]),
+    ("info", [("msg", "request done, client went away"), ("path", "/api/cart")]),
+]
+LOGFMT_USERS = ["alice", "bob", "Zoë", "José Müller", "李雷", "o'brien", 'bob "the builder"', "svc-batch"]
+LOGFMT_PATHS = ["/api/orders", "/api/orders/42", "/api/users?page=2", "/api/cart", "/static/app.js", "/health",
+                "/api/search?q=café"]
+
+
+def generate_logfmt_log(path, lines):
+    """logfmt service log, ~145 bytes a line: 75% "request done" lines in four key orders
+    (quoted values with spaces, `=` and escaped quotes, a bare key, a `loglevel=` key after
+    `level=`), durations as Go's time.Duration prints them; the rest other messages, some
+    in German and Japanese. Returns the expected counts."""
+    rng = random.Random(20261129)
+    requests = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(lines):
+            ts = _iso_ts(i)
+            if rng.random() < 0.75:
+                requests += 1
+                m, s = rng.choice(REQUEST_METHODS), rng.choice(REQUEST_STATUSES)
+                level = "info" if s < 400 else ("warn" if s < 500 else "error")
+                ns = int(rng.lognormvariate(16.8, 1.4)) // 1000 * 1000  # median 20 ms, in 1 µs steps
+                dur = _go_duration(min(max(ns, 1000), 59 * 10**9))
+                user, p = rng.choice(LOGFMT_USERS), rng.choice(LOGFMT_PATHS)
+                shape = i % 4
+                if shape == 0:
+                    pairs = [("ts", ts), ("level", level), ("msg", "request done"), ("method", m), ("path", p),
+                             ("status", str(s)), ("duration", dur), ("user", user)]
+                elif shape == 1:
+                    pairs = [("level", level), ("ts", ts), ("caller", "server.go:118"), ("method", m), ("path", p),
+                             ("status", str(s)), ("duration", dur), ("msg", "request done"), ("user", user)]
+                elif shape == 2:
+                    pairs = [("ts", ts), ("msg", "request done"), ("status", str(s)), ("method", m),
+                             ("duration", dur), ("path", p), ("remote", f"10.0.{i % 256}.{i * 7 % 256}:51234"),
+                             ("cached", None), ("level", level)]
+                else:
+                    pairs = [("ts", ts), ("loglevel", "verbose"), ("level", level), ("component", "http"),
+                             ("msg", "request done"), ("trace_id", f"{rng.getrandbits(64):016x}"), ("method", m),
+                             ("status", str(s)), ("err", 'upstream "orders" said: code=7 a=b' if s >= 500 else ""),
+                             ("duration", dur)]
+            else:
+                level, extra = rng.choice(LOGFMT_OTHER)
+                if i % 2:
+                    pairs = [("ts", ts), ("level", level)] + extra
+                else:
+                    pairs = extra[:1] + [("level", level), ("ts", ts)] + extra[1:]
+            f.write(" ".join(k if v is None else f"{k}={_logfmt_value(v)}" for k, v in pairs) + "\n")
+    return {"svc_log_lines_total": lines, "svc_requests_total": requests}
+
+
+MIXED_LOGGERS = ["c.e.shop.OrderService", "c.e.shop.CartController", "c.e.pay.PaymentClient", "c.e.auth.TokenFilter",
+                 "o.h.engine.jdbc.spi.SqlExceptionHelper", "c.e.search.Indexer"]
+MIXED_THREADS = ["main", "http-nio-8080-exec-3", "http-nio-8080-exec-17", "scheduling-1", "kafka-consumer-2",
+                 "ForkJoinPool.commonPool-worker-5"]
+MIXED_INFO = [
+    "Order {n} created for customer {c} in {ms} ms",
+    "Cart {n} checked out in {ms}ms",
+    "Indexed {c} documents in {ms} ms",
+    "Token refreshed for client app-{c}",
+    "Kunde „Müller“ angelegt, Bestellung {n} in {ms} ms bestätigt",
+    "注文 {n} を処理しました in {ms} ms",
+    "Commande {n} expédiée à Zoë — délai {ms} ms",
+    "Scheduled job cleanup finished, removed {c} sessions",
+    "✅ health check ok",
+]
+MIXED_WARN = [
+    "Slow query on orders: {ms} ms (threshold 500 ms)",
+    "Retrying payment for order {n} after timeout (attempt 2)",
+    "Connection pool 80% used (40/50)",
+    "Überlauf im Puffer für Auftrag {n}",
+    "HTTP call to inventory timed out after 5000 ms, using cached stock",
+]
+MIXED_ERRORS = [  # (message, exception, detail)
+    ("Payment failed for order {n}", "java.net.SocketTimeoutException", "Read timed out"),
+    ("Could not commit transaction", "org.hibernate.exception.LockAcquisitionException", "could not execute statement"),
+    ("Unhandled exception in request /api/cart", "java.lang.IllegalStateException", "Cart {n} is closed"),
+    ("Indexing aborted", "java.lang.OutOfMemoryError", "Java heap space"),
+    ("Zahlung für Bestellung {n} fehlgeschlagen", "c.e.pay.ProviderException", "Karte abgelehnt"),
+]
+MIXED_METHODS = ["GET"] * 8 + ["POST"] * 2 + ["PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
+MIXED_PATHS = ["/", "/api/orders", "/api/orders/42", "/static/app.js", "/login", "/health", "/api/users?page=2",
+               "/api/cart", "/api/search?q=caf%C3%A9", "/favicon.ico"]
+MIXED_STATUSES = [200] * 20 + [201, 204, 301, 304, 400, 401, 404, 404, 499, 500, 502, 503, 504]
+MIXED_AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "curl/8.5.0",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15",
+                "Prometheus/2.48.0", "Go-http-client/1.1"]
+MIXED_USERS = ["root", "admin", "deploy", "jürgen", "oracle", "git", "ubuntu"]
+
+
+def _mixed_records(rng, counts):
+    """Endless records (lists of lines) of the mixed log; counts[kind] += lines of that kind."""
+    i = 0
+    while True:
+        i += 1
+        r = rng.random()
+        clock = f"{(i // 60) % 60:02d}:{i % 60:02d}"
+        n, c = rng.randint(10000, 99999), rng.randint(1, 5000)
+        if r < 0.40:  # nginx access line; nginx escapes non-ASCII bytes, so these are ASCII
+            m, p, s = rng.choice(MIXED_METHODS), rng.choice(MIXED_PATHS), rng.choice(MIXED_STATUSES)
+            t = max(0.001, round(rng.lognormvariate(-3, 1.2), 3))
+            counts["access"] += 1
+            yield [f'10.0.{i % 256}.{(i * 7) % 256} - - [28/Nov/2026:10:{clock} +0000] "{m} {p} HTTP/1.1" {s} '
+                   f'{rng.randint(0, 50000)} "https://shop.example.com/" "{rng.choice(MIXED_AGENTS)}" {t}']
+        elif r < 0.70:  # application line, Logback's default layout; errors with a stack trace
+            ms = max(1, int(rng.lognormvariate(3.5, 1.3)))
+            head = f"2026-11-28 10:{clock}.{(i * 37) % 1000:03d} {{}} [{rng.choice(MIXED_THREADS)}] {rng.choice(MIXED_LOGGERS)} - "
+            counts["app"] += 1
+            lr = rng.random()
+            if lr < 0.70:
+                yield [head.format("INFO ") + rng.choice(MIXED_INFO).format(n=n, c=c, ms=ms)]
+            elif lr < 0.82:
+                yield [head.format("DEBUG") + f"Cache lookup key=order:{n} hit={rng.random() < 0.7} in {ms} ms"]
+            elif lr < 0.94:
+                yield [head.format("WARN ") + rng.choice(MIXED_WARN).format(n=n, ms=ms)]
+            else:
+                msg, exc, detail = rng.choice(MIXED_ERRORS)
+                detail = detail.format(n=n)
+                trace = [head.format("ERROR") + msg.format(n=n) + f": {exc}: {detail}", f"{exc}: {detail}",
+                         "\tat c.e.pay.PaymentClient.charge(PaymentClient.java:88)",
+                         "\tat c.e.shop.OrderService.checkout(OrderService.java:141)"]
+                if rng.random() < 0.5:
+                    trace.append("Caused by: java.net.SocketTimeoutException: Read timed out")
+                yield trace + ["\t... 42 more"]
+        elif r < 0.85:  # syslog: sshd, cron, systemd, kernel
+            prefix = f"Nov 28 10:{clock} web-{i % 4} "
+            pid = rng.randint(300, 65000)
+            sr = rng.random()
+            if sr < 0.40:
+                ok = rng.random() < 0.4
+                auth = "publickey" if ok and rng.random() < 0.8 else "password"
+                invalid = "" if ok or rng.random() < 0.5 else "invalid user "
+                counts["ssh"] += 1
+                yield [f"{prefix}sshd[{pid}]: {'Accepted' if ok else 'Failed'} {auth} for {invalid}{rng.choice(MIXED_USERS)} "
+                       f"from 203.0.113.{i % 256} port {rng.randint(1024, 65535)} ssh2"]
+            elif sr < 0.70:
+                yield [f"{prefix}CRON[{pid}]: (root) CMD (run-parts /etc/cron.hourly)"]
+            elif sr < 0.90:
+                yield [f"{prefix}systemd[1]: Started Session {c} of User {rng.choice(MIXED_USERS)}."]
+            elif sr < 0.99:
+                yield [f"{prefix}kernel: [{i / 100:.6f}] [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.{i % 256} "
+                       f"DST=10.0.0.{i % 16} PROTO=TCP SPT={rng.randint(1024, 65535)} DPT=22"]
+            else:
+                yield [f"{prefix}kernel: [{i / 100:.6f}] Out of memory: Killed process {pid} "
+                       f"({rng.choice(['java', 'node', 'postgres'])}) total-vm:{rng.randint(10**6, 10**7)}kB, "
+                       f"anon-rss:{rng.randint(10**5, 10**6)}kB"]
+        elif r < 0.95:  # JSON line from a sidecar proxy
+            jr = rng.random()
+            level = "info" if jr < 0.8 else ("warn" if jr < 0.92 else "error")
+            status = 200 if level == "info" else rng.choice([429, 500, 502, 503, 504])
+            msg = {"info": "proxied", "warn": "upstream slow", "error": "upstream request timeout"}[level]
+            obj = {"ts": f"2026-11-28T10:{clock}.{(i * 37) % 1000:03d}Z", "level": level, "msg": msg,
+                   "http": {"method": rng.choice(MIXED_METHODS), "path": rng.choice(MIXED_PATHS), "status": status,
+                            "latency_ms": round(rng.lognormvariate(3, 1), 1)},
+                   "peer": rng.choice(["Zoë", "李雷", "svc-a"])}
+            yield [json.dumps(obj, separators=(",", ":"), ensure_ascii=rng.random() < 0.5)]
+        else:  # a batch worker's progress, in several languages
+            yield [rng.choice([f"[worker-{i % 8}] 処理中: バッチ {n} ({c} 件)",
+                               f"[worker-{i % 8}] Fortschritt: {c} von 5000 Einträgen übertragen",
+                               f"[worker-{i % 8}] progress: {c}/5000 rows copied, eta 12s",
+                               f"[worker-{i % 8}] 🚀 deploy {n} started by Zoë"])]
+
+
+def generate_mixed_log(path, lines):
+    """A log several programs write to, ~120 bytes a line: 40% nginx access lines, 30% records
+    of a Java application (INFO/DEBUG/WARN lines, many ending "in N ms", and ERROR lines
+    followed by a stack trace), 15% syslog (sshd, cron, systemd, kernel), 10% JSON, 5% a
+    worker's progress; about 15% of the lines have non-ASCII text. Returns expected counts."""
+    rng = random.Random(20261130)
+    counts = {"access": 0, "app": 0, "ssh": 0}
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in _mixed_records(rng, counts):
+            if written + len(record) > lines:  # ends at a record boundary, padded to `lines`
+                for k in range(lines - written):
+                    f.write(f"[worker-{k % 8}] progress: idle\n")
+                break
+            f.write("\n".join(record) + "\n")
+            written += len(record)
+    return {"http_requests_total": counts["access"], "app_log_lines_total": counts["app"],
+            "ssh_logins_total": counts["ssh"]}
 
 
 def run_measured(cmd, cwd):
