@@ -79,7 +79,7 @@ pub enum RecordErrorReason {
     NotCri,
     /// A line of a `format: docker` file is not Docker's json-file object.
     NotDockerJson,
-    /// A multi-line or merged partial record grew past its cap; the rest was dropped.
+    /// A multi-line or merged partial record grew past its cap: it was cut there.
     RecordTooLong,
 }
 
@@ -462,7 +462,7 @@ impl SelfMetrics {
             source_file_events: Labeled::new("quarry_source_file_events_total", "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.", &["source", "event"]),
             source_listing_errors: Labeled::new("quarry_source_listing_errors_total", "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.", &["source", "reason"]),
             source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
-            source_record_errors: Labeled::new("quarry_source_record_errors_total", "Log records that could not be read as their format says (skipped), by reason: not_json, not_logfmt, not_cri, not_docker_json, record_too_long.", &["source", "reason"]),
+            source_record_errors: Labeled::new("quarry_source_record_errors_total", "Log records that could not be read as their format says, by reason: not_json, not_logfmt, not_cri, not_docker_json (skipped), record_too_long (cut at the cap).", &["source", "reason"]),
             rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
             rule_errors: Labeled::new("quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
             series: Labeled::new("quarry_series", "Label sets a metric holds.", M),

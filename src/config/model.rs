@@ -214,13 +214,14 @@ pub struct MultilineConfig {
     /// stack frames); other lines start a new record.
     #[serde(default, rename = "continue")]
     pub continue_: Option<String>,
-    /// Largest record in bytes (default 64 KiB): lines beyond it are dropped from the record
-    /// (counted as `record_too_long`), the record is kept.
+    /// Largest record in bytes (default 64 KiB): a record is cut there (counted as
+    /// `record_too_long`; the lines after the cut are dropped until the next record).
     #[serde(default)]
     pub max_bytes: Option<usize>,
     /// A record is complete when no line followed it for this long (default 1s): the last
     /// record is not held while the writer pauses.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
     pub flush_after: Option<Duration>,
 }
 

@@ -1124,7 +1124,15 @@ fn check_update(
         );
     }
     if let Some(scale) = u.scale {
-        if is_state {
+        let reads_a_field = ops.first().is_some_and(|(_, v)| {
+            matches!(v, ValueSpec::Text(t) if matches!(template::parse(t).ok().as_deref(), Some([Piece::Field(_)])))
+        });
+        if !reads_a_field && !is_state {
+            c.report(
+                join_key(path, "scale"),
+                "`scale` multiplies a value read from a field (like `add: $ms`); this update has none to scale",
+            );
+        } else if is_state {
             c.report(
                 join_key(path, "scale"),
                 "`scale` multiplies numbers; a state metric takes state names",

@@ -108,8 +108,9 @@ pub struct Assembler {
     framing: Arc<Framing>,
     /// Partial container lines, per stream (at most stdout and stderr in practice).
     partials: Vec<Held>,
-    /// The multi-line record being joined.
-    record: Option<Held>,
+    /// The multi-line records being joined, per stream (a stack trace on stderr does not
+    /// take in the lines written to stdout meanwhile).
+    records: Vec<Held>,
 }
 
 /// One line unwrapped from its container format.
@@ -156,7 +157,7 @@ impl Assembler {
         Assembler {
             framing,
             partials: Vec::new(),
-            record: None,
+            records: Vec::new(),
         }
     }
 
@@ -164,14 +165,14 @@ impl Assembler {
     pub fn held_from(&self) -> Option<u64> {
         self.partials
             .iter()
-            .map(|p| p.from)
-            .chain(self.record.as_ref().map(|r| r.from))
+            .chain(&self.records)
+            .map(|h| h.from)
             .min()
     }
 
     /// Whether a multi-line record is held (the flush timeout applies).
     pub fn holds_record(&self) -> bool {
-        self.record.is_some()
+        !self.records.is_empty()
     }
 
     /// Takes one line of the file that starts at offset `from`.
@@ -273,13 +274,17 @@ impl Assembler {
         } else {
             m.pattern.is_match(text)
         };
+        let slot = self.records.iter().position(|r| r.stream == stream);
         if continues {
-            if let Some(held) = &mut self.record {
-                append(held, text, "\n", m.max_bytes, emit);
+            if let Some(i) = slot {
+                append(&mut self.records[i], text, "\n", m.max_bytes, emit);
                 return;
             }
         }
-        self.flush_record(emit);
+        if let Some(i) = slot {
+            let done = self.records.remove(i);
+            emit(record(&done.text, &done.stream, &done.time, framing.format));
+        }
         let mut held = Held {
             stream: stream.to_owned(),
             time: time.to_owned(),
@@ -287,12 +292,15 @@ impl Assembler {
             ..Default::default()
         };
         append(&mut held, text, "", m.max_bytes, emit);
-        self.record = Some(held);
+        self.records.push(held);
     }
 
-    /// Emits the multi-line record held, if any (the writer paused, or the next one starts).
+    /// Emits the multi-line records held (one per stream), oldest first: the writer paused,
+    /// or the file ends.
     pub fn flush_record(&mut self, emit: &mut dyn FnMut(Assembled)) {
-        if let Some(held) = self.record.take() {
+        let mut held_records = std::mem::take(&mut self.records);
+        held_records.sort_by_key(|h| h.from);
+        for held in held_records {
             emit(record(
                 &held.text,
                 &held.stream,
@@ -316,12 +324,13 @@ impl Assembler {
     /// Forgets what is held (reading starts again elsewhere).
     pub fn abandon(&mut self) {
         self.partials.clear();
-        self.record = None;
+        self.records.clear();
     }
 }
 
-/// Appends `text` (after `separator` when the record has text) unless the record would
-/// pass `cap`; the first line dropped is counted.
+/// Appends `text` (after `separator` when the record has text), cutting the record at
+/// `cap` bytes (at a character boundary): once cut, the rest of the record is dropped, and
+/// the cut is counted once.
 fn append(
     held: &mut Held,
     text: &str,
@@ -329,16 +338,25 @@ fn append(
     cap: usize,
     emit: &mut dyn FnMut(Assembled),
 ) {
-    let sep = if held.text.is_empty() { "" } else { separator };
-    if held.text.len() + sep.len() + text.len() > cap {
-        if !held.over_cap {
-            held.over_cap = true;
-            emit(Assembled::Error(RecordErrorReason::RecordTooLong));
-        }
+    if held.over_cap {
         return;
     }
-    held.text.push_str(sep);
-    held.text.push_str(text);
+    let sep = if held.text.is_empty() { "" } else { separator };
+    if held.text.len() + sep.len() + text.len() <= cap {
+        held.text.push_str(sep);
+        held.text.push_str(text);
+        return;
+    }
+    held.over_cap = true;
+    emit(Assembled::Error(RecordErrorReason::RecordTooLong));
+    if held.text.len() + sep.len() < cap {
+        held.text.push_str(sep);
+        let mut room = cap - held.text.len();
+        while !text.is_char_boundary(room) {
+            room -= 1;
+        }
+        held.text.push_str(&text[..room]);
+    }
 }
 
 fn record<'a>(text: &'a str, stream: &'a str, time: &'a str, format: FileFormat) -> Assembled<'a> {
@@ -501,10 +519,22 @@ mod tests {
         let mut a = Assembler::new(framing(FileFormat::Plain, Some("^S"), None));
         let mut out = Vec::new();
         let long = "x".repeat(90);
-        run(&mut a, &["S", &long, &long, &long, &long, "S2"], &mut out);
+        run(&mut a, &["S", &long, &long, &long, "short", "S2"], &mut out);
         assert_eq!(out[0], "error record_too_long");
-        assert_eq!(out[1], format!("-|-|S\n{long}\n{long}"));
+        // Cut at 200 bytes; the short line after the cut is not taken in (no holes).
+        let cut = format!("S\n{long}\n{long}\n{}", "x".repeat(200 - 1 - 2 * 91 - 1));
+        assert_eq!(out[1], format!("-|-|{cut}"));
         assert_eq!(out.len(), 2);
+        // A first line over the cap is cut too: the record keeps its head.
+        let mut out = Vec::new();
+        let mut a = Assembler::new(framing(FileFormat::Plain, Some("^S"), None));
+        run(
+            &mut a,
+            &[&format!("S{}", "é".repeat(150)), "more", "S3"],
+            &mut out,
+        );
+        assert_eq!(out[0], "error record_too_long");
+        assert_eq!(out[1], format!("-|-|S{}", "é".repeat(99)));
     }
 
     #[test]
@@ -522,5 +552,31 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, ["stdout|t1|Error: x\n  at y"]);
+    }
+
+    #[test]
+    fn multiline_records_are_joined_per_stream() {
+        let mut a = Assembler::new(framing(FileFormat::Cri, Some("^[A-Z]"), None));
+        let mut out = Vec::new();
+        run(
+            &mut a,
+            &[
+                "t1 stderr F Exception: x",
+                "t2 stdout F GET / 200",
+                "t3 stderr F   at a.b",
+                "t4 stdout F GET /b 200",
+            ],
+            &mut out,
+        );
+        assert_eq!(out, ["stdout|t2|GET / 200"]);
+        a.flush_record(&mut |e| out.push(shown(e)));
+        assert_eq!(
+            out,
+            [
+                "stdout|t2|GET / 200",
+                "stderr|t1|Exception: x\n  at a.b",
+                "stdout|t4|GET /b 200"
+            ]
+        );
     }
 }

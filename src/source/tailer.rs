@@ -436,8 +436,41 @@ impl<F: Fs> Tailer<F> {
         self.paths = previous.paths;
         self.scans = previous.scans;
         self.had_checkpoint = previous.had_checkpoint;
+        let framed = self.options.framing.is_some();
+        let fs = &self.fs;
         for t in self.files.values_mut() {
             t.lines.set_max_line_length(self.options.max_line_length);
+            if !framed && t.records.is_none() {
+                continue;
+            }
+            // The framing may have changed (format, multiline): what is held was not counted,
+            // so it is read again from the committed offset with the new framing.
+            let committed = t.committed();
+            if committed < t.read {
+                let back = committed.min(MARKER_LEN);
+                let opened;
+                let handle = match &t.handle {
+                    Some(h) => Some(h),
+                    None => {
+                        opened = fs
+                            .open(&t.path)
+                            .ok()
+                            .filter(|h| h.meta().is_ok_and(|m| m.id == t.id));
+                        opened.as_ref()
+                    }
+                };
+                match handle.and_then(|h| identity::read_range(h, committed - back, back).ok()) {
+                    Some(tail) => {
+                        t.tail = tail;
+                        t.read = committed;
+                        t.lines.reset();
+                    }
+                    // Cannot be read now: this file keeps its old framing.
+                    None => continue,
+                }
+            }
+            t.records = self.options.framing.clone().map(Assembler::new);
+            t.line_marker = (t.committed(), t.marker);
         }
     }
 
@@ -1489,7 +1522,7 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// Emits the multi-line records whose file got no new line for the framing's
-    /// `flush_after` (the writer paused: the record is complete). Returns the longest wait
+    /// `flush_after` (the writer paused: the record is complete). Returns the shortest wait
     /// left for a record still held, to wake up for it.
     pub fn flush_idle(&mut self, now: Instant, sink: &mut impl Sink) -> Option<Duration> {
         let after = self.options.framing.as_ref()?.flush_after()?;

@@ -209,3 +209,69 @@ fn every_format_counts_what_an_independent_recount_counts() {
         0
     );
 }
+
+fn framing_config(file_options: &str, stream_rule: bool) -> String {
+    let stream = if stream_rule {
+        "      - regex: '^'\n        update: [{metric: streams_total, labels: {stream: $__stream__}}]\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"version: 1
+metrics:
+  - {{name: records_total, type: counter, help: Records by first word., labels: [word]}}
+  - {{name: streams_total, type: counter, help: Records by stream., labels: [stream]}}
+sources:
+  - name: app
+    file: {{paths: [app.log], start_at: beginning, {file_options}}}
+    rules:
+      - regex: '^\s*(?P<word>\S+)'
+        update: [{{metric: records_total, labels: {{word: $word}}}}]
+{stream}"#
+    )
+}
+
+/// A reload that changes `multiline` or `format` applies to the files already followed: what
+/// the old framing held (not counted yet) is read again with the new one, nothing twice.
+#[test]
+fn a_reload_that_changes_the_framing_reads_what_was_held_with_the_new_one() {
+    use crate::common::{append, sighup, tempdir, Exporter};
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    let write = |text: &str| append(&log, text);
+    let reload = |exporter: &Exporter, config: String| {
+        let reloads = "quarry_config_last_reload_success_timestamp_seconds";
+        let before = exporter.value(reloads).unwrap();
+        std::fs::write(dir.path().join("exporter.yaml"), config).unwrap();
+        sighup(exporter);
+        exporter.wait_at_least(reloads, before + 1e-6);
+        assert_eq!(
+            exporter.value("quarry_config_last_reload_successful"),
+            Some(1.0)
+        );
+    };
+    // Multiline, a record held for an hour: S1 is complete (S2 started), S2 is held.
+    write("S1 a\n cont\nS2 b\n cont2\n");
+    let exporter = Exporter::start(
+        dir.path(),
+        &framing_config("multiline: {start: '^S', flush_after: 1h}", false),
+    );
+    exporter.wait_value(r#"records_total{word="S1"}"#, 1.0);
+    assert_eq!(exporter.value(r#"records_total{word="S2"}"#), None);
+    // Now plain lines: the held S2 record is read again as its two lines; S1's are not.
+    reload(&exporter, framing_config("watch: true", false));
+    exporter.wait_value(r#"records_total{word="cont2"}"#, 1.0);
+    assert_eq!(exporter.value(r#"records_total{word="S2"}"#), Some(1.0));
+    assert_eq!(exporter.value(r#"records_total{word="S1"}"#), Some(1.0));
+    assert_eq!(exporter.value(r#"records_total{word="cont"}"#), None);
+    // Then CRI: a container line is unwrapped, with its stream.
+    reload(&exporter, framing_config("format: cri", true));
+    write("2026-11-28T10:00:00Z stderr F boom now\n");
+    exporter.wait_value(r#"streams_total{stream="stderr"}"#, 1.0);
+    exporter.wait_value(r#"records_total{word="boom"}"#, 1.0);
+    assert_eq!(exporter.value(r#"records_total{word="S2"}"#), Some(1.0));
+    assert_eq!(
+        exporter.value(r#"records_total{word="2026-11-28T10:00:00Z"}"#),
+        None
+    );
+}
