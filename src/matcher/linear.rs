@@ -3,8 +3,10 @@
 //! `"(?P<method>[A-Z]+) \S+ [^"]*" (?P<status>\d{3})`.
 //!
 //! Such a pattern is deterministic: at a given start there is exactly one way to match, so it
-//! runs in one forward pass with no backtracking, skipping long runs with memchr. Patterns that
-//! are not of this shape (alternation, `.*` before something it could also match, word
+//! runs in one forward pass with no backtracking, skipping long runs with memchr. An
+//! alternation of literals (`GET|POST|PUT`, `INFO|WARN|ERROR`) where no literal is a prefix of
+//! another is a step too: at most one of them can match at a position. Patterns that are not
+//! of this shape (other alternations, `.*` before something it could also match, word
 //! boundaries, ...) are not compiled here and use the regex crate; lines with non-ASCII bytes
 //! always use the regex crate too, so Unicode classes keep their full meaning. The result is
 //! the same as the regex crate's leftmost-first match, capture for capture; a differential
@@ -48,6 +50,8 @@ impl ByteSet {
 
 enum Step {
     Literal(Box<[u8]>),
+    /// One of these literals (none a prefix of another: at most one matches).
+    OneOf(Vec<Box<[u8]>>),
     Run {
         set: ByteSet,
         /// Set when the run stops at one of at most three bytes (memchr).
@@ -81,6 +85,7 @@ struct RawRun {
 
 enum Raw {
     Literal(Box<[u8]>),
+    OneOf(Vec<Box<[u8]>>),
     Run(RawRun),
     Open(usize),
     Close(usize),
@@ -123,11 +128,18 @@ fn flatten(hir: &Hir, out: &mut Vec<Raw>) -> Option<()> {
         HirKind::Look(Look::End) => out.push(Raw::End),
         HirKind::Look(_) => return None,
         HirKind::Repetition(rep) => {
-            let HirKind::Class(c) = rep.sub.kind() else {
-                return None;
+            let set = match rep.sub.kind() {
+                HirKind::Class(c) => class_set(c),
+                // ` +`, `-*`: a run of one byte.
+                HirKind::Literal(l) if l.0.len() == 1 && l.0[0] < 128 => {
+                    let mut set = ByteSet::empty();
+                    set.0[l.0[0] as usize] = true;
+                    set
+                }
+                _ => return None,
             };
             out.push(Raw::Run(RawRun {
-                set: class_set(c),
+                set,
                 min: rep.min as usize,
                 max: rep.max.map_or(usize::MAX, |m| m as usize),
                 greedy: rep.greedy,
@@ -143,9 +155,63 @@ fn flatten(hir: &Hir, out: &mut Vec<Raw>) -> Option<()> {
                 flatten(item, out)?;
             }
         }
-        HirKind::Alternation(_) => return None,
+        HirKind::Alternation(_) => {
+            let mut strings = literal_strings(hir)?;
+            strings.sort();
+            strings.dedup();
+            let prefix_free = strings.windows(2).all(|w| !w[1].starts_with(&w[0]));
+            if !prefix_free || strings.iter().any(|s| s.is_empty() || !s.is_ascii()) {
+                return None;
+            }
+            out.push(Raw::OneOf(
+                strings.into_iter().map(Vec::into_boxed_slice).collect(),
+            ));
+        }
     }
     Some(())
+}
+
+/// Most literals an alternation is expanded to.
+const MAX_ALTERNATIVES: usize = 64;
+
+/// The strings `hir` matches when it is made of literals, concatenations and alternations
+/// only (no captures, classes or repetitions), at most [`MAX_ALTERNATIVES`] of them.
+fn literal_strings(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Literal(l) => Some(vec![l.0.to_vec()]),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                all.extend(literal_strings(b)?);
+                if all.len() > MAX_ALTERNATIVES {
+                    return None;
+                }
+            }
+            Some(all)
+        }
+        HirKind::Concat(items) => {
+            let mut all = vec![Vec::new()];
+            for item in items {
+                let tails = literal_strings(item)?;
+                if all.len() * tails.len() > MAX_ALTERNATIVES {
+                    return None;
+                }
+                all = all
+                    .iter()
+                    .flat_map(|head| {
+                        tails.iter().map(move |t| {
+                            let mut s = head.clone();
+                            s.extend_from_slice(t);
+                            s
+                        })
+                    })
+                    .collect();
+            }
+            Some(all)
+        }
+        _ => None,
+    }
 }
 
 /// What may come right after position `i`: the bytes that can start it, and whether the
@@ -156,6 +222,12 @@ fn follow(raw: &[Raw], i: usize) -> Option<ByteSet> {
         match step {
             Raw::Literal(l) => {
                 set.0[l[0].min(127) as usize] |= l[0] < 128;
+                return Some(set);
+            }
+            Raw::OneOf(strings) => {
+                for l in strings {
+                    set.0[l[0] as usize] = true;
+                }
                 return Some(set);
             }
             Raw::Run(r) => {
@@ -191,6 +263,7 @@ impl LinearPattern {
         for (i, step) in raw.iter().enumerate() {
             steps.push(match step {
                 Raw::Literal(l) => Step::Literal(l.clone()),
+                Raw::OneOf(strings) => Step::OneOf(strings.clone()),
                 Raw::Open(g) => Step::Open(*g),
                 Raw::Close(g) => Step::Close(*g),
                 Raw::Start if i == first_consuming => Step::AssertStart,
@@ -251,6 +324,13 @@ impl LinearPattern {
                         return false;
                     }
                     pos += l.len();
+                }
+                Step::OneOf(strings) => {
+                    let rest = &line[pos..];
+                    match strings.iter().find(|l| starts_with(rest, l)) {
+                        Some(l) => pos += l.len(),
+                        None => return false,
+                    }
                 }
                 Step::Run {
                     set,

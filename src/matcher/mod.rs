@@ -59,6 +59,11 @@ impl Matcher {
                 return linear.find(line.as_bytes(), &mut self.slots);
             }
         }
+        if self.slots.len() == 1 {
+            // No group to read: whether it matches is all (the regex crate's DFA alone, no
+            // capture engine). Group 0 is not a field.
+            return self.regex.is_match(line);
+        }
         if self
             .regex
             .captures_read(&mut self.locations, line)
@@ -84,6 +89,11 @@ mod tests {
 
     /// Patterns of the deterministic shape, and the alphabet their haystacks are drawn from.
     const LINEAR: &[&str] = &[
+        r#"^\S+ \S+ \S+ \[[^\]]+\] "(?P<method>GET|POST|PUT|DELETE|PATCH) \S+ [^"]*" (?P<status>\d{3}) "#,
+        r"^\w{3} +\d+ [\d:]+ \S+ (?P<program>[\w-]+)\[\d+\]: ",
+        r"x(?P<level>INFO|WARN|ERROR|DEBUG) ",
+        r"a(?:b|cd|ce)(?P<n>\d+)",
+        r"k +(?P<v>x-*)y",
         r#""(?P<method>[A-Z]+) \S+ [^"]*" (?P<status>\d{3}) (?P<bytes>\d+) "[^"]*" "[^"]*" (?P<seconds>[\d.]+)$"#,
         r#"^\S+ \S+ \S+ \[[^\]]+\] "(?P<m>[A-Z]+) "#,
         r"x(?P<n>\d{2,3})",
@@ -100,6 +110,10 @@ mod tests {
     /// Patterns that must not take the fast path.
     const OTHER: &[&str] = &[
         r"(GET|POST) x",
+        r"x(?P<a>a|ab)",
+        r"x(?P<a>[a-z]+|\d+)",
+        r"x(?P<a>a|)y",
+        r"x(?P<l>WARN|WARNING|E|ERROR) ",
         r"a.*b",
         r"\bword",
         r"\d+x",
@@ -136,13 +150,19 @@ mod tests {
 
     #[test]
     fn the_fast_path_agrees_with_the_regex_crate_capture_for_capture() {
-        let alphabet: &[u8] = b"aAxyb GETget\"\"  0123456789.-[]=k/\t";
+        let alphabet: &[u8] = b"aAxyb GETget\"\"  0123456789.-[]=k/\tPOSTINFWRcde:";
         let mut rng = Rng(0x9E3779B97F4A7C15);
         let structured = [
             r#"1.2.3.4 - - [26/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "ua" 0.5"#,
             r#"x "POST / HTTP/1.0" 404 0 "r" "u a" 12.25"#,
             "a123b",
             "key=v x",
+            r#"10.0.0.1 - - [28/Nov/2026:10:00:00 +0000] "PATCH /x HTTP/1.1" 204 0"#,
+            "Nov 28 10:37:12 web01 sshd[4242]: Accepted",
+            "Nov  8 10:37:12 web01 my-app[1]: x",
+            "xWARN xINFO xERROR xDEBUG xE ",
+            "acd12 ace3 ab9",
+            "k  x--y",
         ];
         for pattern in LINEAR {
             let mut fast = Matcher::new(pattern).unwrap();
