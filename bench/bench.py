@@ -3,13 +3,17 @@
 
 One command (see BENCHMARKS.md):  python3 bench/bench.py            # full run, rewrites BENCHMARKS.md
                                    python3 bench/bench.py --smoke    # small, correctness only (CI)
+                                   python3 bench/bench.py --only mixed   # one extraction row
 
 What it does:
 1. Generates a deterministic nginx-style access log (seeded; --lines, default 1,000,000).
 2. Runs `quarry_exporter one-shot` and `mtail --one_shot` on it with equivalent extraction
    (requests and bytes by method and status, a duration histogram by method with the same
    buckets), checks that both report the same numbers, and measures each child's user+sys CPU
-   time and peak RSS with wait4(2).
+   time and peak RSS with GNU time. The same for three more seeded logs, each with a
+   quarry_exporter config and an equivalent mtail program in bench/extraction/: JSON lines
+   (`json:` rules; mtail: a regex per field), logfmt (`logfmt:` rules; mtail: a regex per key)
+   and a mixed log read by nine regex rules (mtail: the same nine regexes).
 3. Scrape cost: both tail a log of N distinct label values (10k and 100k series); the time of a
    `/metrics` GET is measured for each, plain and gzipped.
 4. Idle cost: CPU used while watching 1,000 files that do not change.
@@ -344,8 +348,8 @@ MIXED_AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "curl/8.5.
 MIXED_USERS = ["root", "admin", "deploy", "jürgen", "oracle", "git", "ubuntu"]
 
 
-def _mixed_records(rng, counts):
-    """Endless records (lists of lines) of the mixed log; counts[kind] += lines of that kind."""
+def _mixed_records(rng):
+    """Endless records of the mixed log: (kind, its lines)."""
     i = 0
     while True:
         i += 1
@@ -355,20 +359,18 @@ def _mixed_records(rng, counts):
         if r < 0.40:  # nginx access line; nginx escapes non-ASCII bytes, so these are ASCII
             m, p, s = rng.choice(MIXED_METHODS), rng.choice(MIXED_PATHS), rng.choice(MIXED_STATUSES)
             t = max(0.001, round(rng.lognormvariate(-3, 1.2), 3))
-            counts["access"] += 1
-            yield [f'10.0.{i % 256}.{(i * 7) % 256} - - [28/Nov/2026:10:{clock} +0000] "{m} {p} HTTP/1.1" {s} '
+            yield "access", [f'10.0.{i % 256}.{(i * 7) % 256} - - [28/Nov/2026:10:{clock} +0000] "{m} {p} HTTP/1.1" {s} '
                    f'{rng.randint(0, 50000)} "https://shop.example.com/" "{rng.choice(MIXED_AGENTS)}" {t}']
         elif r < 0.70:  # application line, Logback's default layout; errors with a stack trace
             ms = max(1, int(rng.lognormvariate(3.5, 1.3)))
             head = f"2026-11-28 10:{clock}.{(i * 37) % 1000:03d} {{}} [{rng.choice(MIXED_THREADS)}] {rng.choice(MIXED_LOGGERS)} - "
-            counts["app"] += 1
             lr = rng.random()
             if lr < 0.70:
-                yield [head.format("INFO ") + rng.choice(MIXED_INFO).format(n=n, c=c, ms=ms)]
+                yield "app", [head.format("INFO ") + rng.choice(MIXED_INFO).format(n=n, c=c, ms=ms)]
             elif lr < 0.82:
-                yield [head.format("DEBUG") + f"Cache lookup key=order:{n} hit={rng.random() < 0.7} in {ms} ms"]
+                yield "app", [head.format("DEBUG") + f"Cache lookup key=order:{n} hit={rng.random() < 0.7} in {ms} ms"]
             elif lr < 0.94:
-                yield [head.format("WARN ") + rng.choice(MIXED_WARN).format(n=n, ms=ms)]
+                yield "app", [head.format("WARN ") + rng.choice(MIXED_WARN).format(n=n, ms=ms)]
             else:
                 msg, exc, detail = rng.choice(MIXED_ERRORS)
                 detail = detail.format(n=n)
@@ -377,7 +379,7 @@ def _mixed_records(rng, counts):
                          "\tat c.e.shop.OrderService.checkout(OrderService.java:141)"]
                 if rng.random() < 0.5:
                     trace.append("Caused by: java.net.SocketTimeoutException: Read timed out")
-                yield trace + ["\t... 42 more"]
+                yield "app", trace + ["\t... 42 more"]
         elif r < 0.85:  # syslog: sshd, cron, systemd, kernel
             prefix = f"Nov 28 10:{clock} web-{i % 4} "
             pid = rng.randint(300, 65000)
@@ -386,18 +388,17 @@ def _mixed_records(rng, counts):
                 ok = rng.random() < 0.4
                 auth = "publickey" if ok and rng.random() < 0.8 else "password"
                 invalid = "" if ok or rng.random() < 0.5 else "invalid user "
-                counts["ssh"] += 1
-                yield [f"{prefix}sshd[{pid}]: {'Accepted' if ok else 'Failed'} {auth} for {invalid}{rng.choice(MIXED_USERS)} "
+                yield "ssh", [f"{prefix}sshd[{pid}]: {'Accepted' if ok else 'Failed'} {auth} for {invalid}{rng.choice(MIXED_USERS)} "
                        f"from 203.0.113.{i % 256} port {rng.randint(1024, 65535)} ssh2"]
             elif sr < 0.70:
-                yield [f"{prefix}CRON[{pid}]: (root) CMD (run-parts /etc/cron.hourly)"]
+                yield "other", [f"{prefix}CRON[{pid}]: (root) CMD (run-parts /etc/cron.hourly)"]
             elif sr < 0.90:
-                yield [f"{prefix}systemd[1]: Started Session {c} of User {rng.choice(MIXED_USERS)}."]
+                yield "other", [f"{prefix}systemd[1]: Started Session {c} of User {rng.choice(MIXED_USERS)}."]
             elif sr < 0.99:
-                yield [f"{prefix}kernel: [{i / 100:.6f}] [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.{i % 256} "
+                yield "other", [f"{prefix}kernel: [{i / 100:.6f}] [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.{i % 256} "
                        f"DST=10.0.0.{i % 16} PROTO=TCP SPT={rng.randint(1024, 65535)} DPT=22"]
             else:
-                yield [f"{prefix}kernel: [{i / 100:.6f}] Out of memory: Killed process {pid} "
+                yield "other", [f"{prefix}kernel: [{i / 100:.6f}] Out of memory: Killed process {pid} "
                        f"({rng.choice(['java', 'node', 'postgres'])}) total-vm:{rng.randint(10**6, 10**7)}kB, "
                        f"anon-rss:{rng.randint(10**5, 10**6)}kB"]
         elif r < 0.95:  # JSON line from a sidecar proxy
@@ -409,9 +410,9 @@ def _mixed_records(rng, counts):
                    "http": {"method": rng.choice(MIXED_METHODS), "path": rng.choice(MIXED_PATHS), "status": status,
                             "latency_ms": round(rng.lognormvariate(3, 1), 1)},
                    "peer": rng.choice(["Zoë", "李雷", "svc-a"])}
-            yield [json.dumps(obj, separators=(",", ":"), ensure_ascii=rng.random() < 0.5)]
+            yield "other", [json.dumps(obj, separators=(",", ":"), ensure_ascii=rng.random() < 0.5)]
         else:  # a batch worker's progress, in several languages
-            yield [rng.choice([f"[worker-{i % 8}] 処理中: バッチ {n} ({c} 件)",
+            yield "other", [rng.choice([f"[worker-{i % 8}] 処理中: バッチ {n} ({c} 件)",
                                f"[worker-{i % 8}] Fortschritt: {c} von 5000 Einträgen übertragen",
                                f"[worker-{i % 8}] progress: {c}/5000 rows copied, eta 12s",
                                f"[worker-{i % 8}] 🚀 deploy {n} started by Zoë"])]
@@ -423,16 +424,17 @@ def generate_mixed_log(path, lines):
     followed by a stack trace), 15% syslog (sshd, cron, systemd, kernel), 10% JSON, 5% a
     worker's progress; about 15% of the lines have non-ASCII text. Returns expected counts."""
     rng = random.Random(20261130)
-    counts = {"access": 0, "app": 0, "ssh": 0}
+    counts = {"access": 0, "app": 0, "ssh": 0, "other": 0}
     written = 0
     with open(path, "w", encoding="utf-8") as f:
-        for record in _mixed_records(rng, counts):
+        for kind, record in _mixed_records(rng):
             if written + len(record) > lines:  # ends at a record boundary, padded to `lines`
                 for k in range(lines - written):
                     f.write(f"[worker-{k % 8}] progress: idle\n")
                 break
             f.write("\n".join(record) + "\n")
             written += len(record)
+            counts[kind] += 1
     return {"http_requests_total": counts["access"], "app_log_lines_total": counts["app"],
             "ssh_logins_total": counts["ssh"]}
 
@@ -559,7 +561,34 @@ def rss_mib(pid):
     return 0.0
 
 
-def bench_lines(binary, lines, results):
+def measure_pair(binary, workdir, log_name, program, names, repeat=1):
+    """`quarry_exporter one-shot` (exporter.yaml in workdir) and `mtail --one_shot` (program)
+    each read log_name once, `repeat` times alternating; fails the run unless both print the
+    same value for every sample of the families `names`. Returns (quarry samples, least CPU
+    seconds of each, largest peak RSS of each)."""
+    q_cpu, m_cpu, q_rss, m_rss = [], [], [], []
+    for _ in range(repeat):
+        log("quarry_exporter one-shot")
+        q_text, cpu, rss = run_measured([binary, "one-shot", "--config.file=exporter.yaml"], workdir)
+        q_cpu.append(cpu)
+        q_rss.append(rss)
+        log("mtail --one_shot")
+        m_text, cpu, rss = run_measured(
+            ["mtail", "--one_shot", "--one_shot_format=prometheus", "--emit_prog_label=false",
+             "--progs", program, "--logs", log_name, "--logtostderr"], workdir)
+        m_cpu.append(cpu)
+        m_rss.append(rss)
+        if repeat > 1:
+            log(f"  CPU seconds: quarry_exporter {q_cpu[-1]:.2f}, mtail {m_cpu[-1]:.2f}")
+        quarry, mtail = parse_exposition(q_text, names), parse_exposition(m_text, names)
+        problems = compare(quarry, mtail)
+        if problems:
+            sys.exit(f"{os.path.basename(workdir)}: quarry_exporter and mtail disagree:\n" + "\n".join(problems[:40]))
+    log(f"both agree on {len(quarry)} samples")
+    return quarry, min(q_cpu), min(m_cpu), max(q_rss), max(m_rss)
+
+
+def bench_lines(binary, lines, results, repeat=1):
     workdir = os.path.join(OUT, "lines")
     os.makedirs(workdir, exist_ok=True)
     log_path = os.path.join(workdir, "access.log")
@@ -570,23 +599,68 @@ def bench_lines(binary, lines, results):
         f.write(QUARRY_CONFIG)
     with open(os.path.join(workdir, "access.mtail"), "w") as f:
         f.write(MTAIL_PROGRAM)
-    log("quarry_exporter one-shot")
-    q_text, q_cpu, q_rss = run_measured([binary, "one-shot", "--config.file=exporter.yaml"], workdir)
-    log("mtail --one_shot")
-    m_text, m_cpu, m_rss = run_measured(
-        ["mtail", "--one_shot", "--one_shot_format=prometheus", "--emit_prog_label=false",
-         "--progs", "access.mtail", "--logs", "access.log", "--logtostderr"], workdir)
     names = ["web_requests_total", "web_response_bytes_total", "web_request_duration_seconds"]
-    quarry, mtail = parse_exposition(q_text, names), parse_exposition(m_text, names)
+    quarry, q_cpu, m_cpu, q_rss, m_rss = measure_pair(binary, workdir, "access.log", "access.mtail", names, repeat)
     requests = sum(v for (n, _), v in quarry.items() if n == "web_requests_total")
     if requests != lines:
         sys.exit(f"quarry_exporter counted {requests} requests in {lines} lines")
-    problems = compare(quarry, mtail)
-    if problems:
-        sys.exit("quarry_exporter and mtail disagree:\n" + "\n".join(problems[:40]))
-    log(f"both agree on {len(quarry)} samples")
     results["lines"] = dict(lines=lines, size_mb=size_mb, samples=len(quarry),
                             q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss)
+
+
+# The rows beyond the access log: (title, generator, log file, files in bench/extraction/, families).
+EXTRACTION_ROWS = {
+    "json": ("JSON lines (`json:` rules; mtail: a regex per field)", generate_json_log, "app.jsonl",
+             "json", ["app_log_lines_total", "app_requests_total", "app_request_duration_seconds"]),
+    "logfmt": ("logfmt (`logfmt:` rules; mtail: a regex per key)", generate_logfmt_log, "svc.log",
+               "logfmt", ["svc_log_lines_total", "svc_requests_total", "svc_request_duration_seconds"]),
+    "mixed": ("mixed log, 9 regex rules (mtail: the same 9 regexes)", generate_mixed_log, "mixed.log",
+              "mixed", ["http_requests_total", "http_response_bytes_total", "http_request_duration_seconds",
+                        "http_api_server_errors_total", "app_log_lines_total", "app_operation_duration_seconds",
+                        "app_exceptions_total", "ssh_logins_total", "oom_kills_total", "json_problem_lines_total",
+                        "timeout_lines_total"]),
+}
+
+
+def bench_extraction(binary, row, lines, results, repeat=1):
+    """One of EXTRACTION_ROWS: the seeded log (generated again only when bench.py or the line
+    count changed), read once by each tool with bench/extraction/ROW.yaml and ROW.mtail. Fails
+    unless both agree on every sample, the counts the generator knows match and every family
+    has a non-zero sample (a rule that matches nothing in both tools would agree too)."""
+    title, generate, log_name, files, names = EXTRACTION_ROWS[row]
+    workdir = os.path.join(OUT, row)
+    os.makedirs(workdir, exist_ok=True)
+    log_path = os.path.join(workdir, log_name)
+    stamp_path = os.path.join(workdir, "generated")
+    with open(os.path.abspath(__file__), "rb") as f:
+        stamp = f"{lines} {hashlib.sha256(f.read()).hexdigest()}"
+    expected = None
+    if os.path.exists(log_path) and os.path.exists(stamp_path):
+        with open(stamp_path) as f:
+            old = f.read().split("\n", 1)
+        if old[0] == stamp:
+            expected = json.loads(old[1])
+    if expected is None:
+        log(f"generating {lines:,} lines for {row}")
+        if os.path.exists(stamp_path):
+            os.remove(stamp_path)
+        expected = generate(log_path, lines)
+        with open(stamp_path, "w") as f:
+            f.write(stamp + "\n" + json.dumps(expected))
+    shutil.copy(os.path.join(EXTRACTION, files + ".yaml"), os.path.join(workdir, "exporter.yaml"))
+    shutil.copy(os.path.join(EXTRACTION, files + ".mtail"), os.path.join(workdir, files + ".mtail"))
+    log(f"{row}: {title}")
+    quarry, q_cpu, m_cpu, q_rss, m_rss = measure_pair(binary, workdir, log_name, files + ".mtail", names, repeat)
+    for family, want in expected.items():
+        got = sum(v for (n, _), v in quarry.items() if n == family)
+        if got != want:
+            sys.exit(f"{row}: {family} sums to {got}, the generator wrote {want}")
+    for family in names:
+        if not any(v > 0 for (n, _), v in quarry.items() if n in (family, family + "_count")):
+            sys.exit(f"{row}: nothing counted in {family}")
+    results.setdefault("extraction", []).append(
+        dict(row=row, title=title, lines=lines, size_mb=os.path.getsize(log_path) / 1e6, samples=len(quarry),
+             q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss))
 
 
 def start_series_pair(binary, name):
@@ -810,18 +884,25 @@ def bench_latency(binary, samples, results):
         stop(mtail)
 
 
+def lines_per_cpu_second_row(r, label="lines per CPU-second"):
+    if r["q_cpu"] > 0 and r["m_cpu"] > 0:  # GNU time counts in 10 ms steps
+        q_lps, m_lps = r["lines"] / r["q_cpu"], r["lines"] / r["m_cpu"]
+        return f"| {label} | {q_lps:,.0f} | {m_lps:,.0f} | **{q_lps / m_lps:.1f}x** |"
+    return f"| {label} | below the 10 ms resolution of GNU time | | |"
+
+
 def report(results, binary):
-    r = results["lines"]
     out = []
     out.append("| workload | quarry_exporter | mtail | ratio |")
     out.append("| --- | --- | --- | --- |")
-    out.append(f"| {r['lines']:,} lines ({r['size_mb']:.0f} MB), CPU seconds (user+sys) | {r['q_cpu']:.2f} | {r['m_cpu']:.2f} | |")
-    if r["q_cpu"] > 0 and r["m_cpu"] > 0:  # GNU time counts in 10 ms steps
-        q_lps, m_lps = r["lines"] / r["q_cpu"], r["lines"] / r["m_cpu"]
-        out.append(f"| lines per CPU-second | {q_lps:,.0f} | {m_lps:,.0f} | **{q_lps / m_lps:.1f}x** |")
-    else:
-        out.append("| lines per CPU-second | below the 10 ms resolution of GNU time | | |")
-    out.append(f"| peak RSS, MiB | {r['q_rss']:.1f} | {r['m_rss']:.1f} | {r['q_rss'] / r['m_rss']:.2f} |")
+    if "lines" in results:
+        r = results["lines"]
+        out.append(f"| {r['lines']:,} lines ({r['size_mb']:.0f} MB), CPU seconds (user+sys) | {r['q_cpu']:.2f} | {r['m_cpu']:.2f} | |")
+        out.append(lines_per_cpu_second_row(r))
+        out.append(f"| peak RSS, MiB | {r['q_rss']:.1f} | {r['m_rss']:.1f} | {r['q_rss'] / r['m_rss']:.2f} |")
+    for r in results.get("extraction", []):
+        out.append(f"| {r['title']}: {r['lines']:,} lines ({r['size_mb']:.0f} MB), CPU seconds | {r['q_cpu']:.2f} | {r['m_cpu']:.2f} | |")
+        out.append(lines_per_cpu_second_row(r, "same, lines per CPU-second"))
     for s in results.get("scrape", []):
         out.append(f"| `/metrics` with {s['series']:,} series, ms (median) | {s['q_plain_ms']:.1f} | {s['m_plain_ms']:.1f} | {s['q_plain_ms'] / s['m_plain_ms']:.2f} |")
         out.append(f"| same, gzip, ms (median) | {s['q_gz_ms']:.1f} | {s['m_gz_ms']:.1f} | {s['q_gz_ms'] / s['m_gz_ms']:.2f} |")
@@ -867,12 +948,18 @@ def main():
     ap.add_argument("--idle-files", type=int, default=1000)
     ap.add_argument("--idle-seconds", type=int, default=30)
     ap.add_argument("--latency-samples", type=int, default=50)
+    ap.add_argument("--only", nargs="+", choices=["lines"] + list(EXTRACTION_ROWS),
+                    help="run only these log-extraction rows and print their table (BENCHMARKS.md untouched)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="with --only: read each log this many times per tool, alternating; the least CPU counts")
     ap.add_argument("--smoke", action="store_true", help="small sizes, correctness only, BENCHMARKS.md untouched")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "quarry_exporter"))
     args = ap.parse_args()
     args.binary = os.path.abspath(args.binary)
     if args.smoke:
         args.lines, args.series, args.idle_files, args.idle_seconds, args.latency_samples = 20_000, [1_000], 50, 2, 3
+    if args.repeat != 1 and not args.only:
+        sys.exit("--repeat goes with --only")
     if shutil.which("mtail") is None or not os.path.exists("/usr/bin/time"):
         sys.exit("mtail and GNU time are needed (Debian: apt-get install mtail time)")
     if not args.smoke or not os.path.exists(args.binary):
@@ -880,7 +967,22 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     os.makedirs(OUT, exist_ok=True)
     results = {}
+    if args.only:
+        if "lines" in args.only:
+            bench_lines(args.binary, args.lines, results, args.repeat)
+        for row in EXTRACTION_ROWS:
+            if row in args.only:
+                bench_extraction(args.binary, row, args.lines, results, args.repeat)
+        print(report(results, args.binary))
+        single = results.get("lines")
+        if single and single["q_cpu"] > 0 and results.get("extraction"):
+            base = single["m_cpu"] / single["q_cpu"]
+            print(f"each ratio over the access log's ({base:.1f}x): " + ", ".join(
+                f"{r['row']} {r['m_cpu'] / r['q_cpu'] / base:.2f}" for r in results["extraction"] if r["q_cpu"] > 0))
+        return
     bench_lines(args.binary, args.lines, results)
+    for row in EXTRACTION_ROWS:
+        bench_extraction(args.binary, row, args.lines, results)
     bench_checkpoint(args.binary, args.lines, results, rounds=1 if args.smoke else 3)
     for n in args.series:
         bench_scrape(args.binary, n, 3 if args.smoke else 10, results)

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     let mut stats_lines = 0;
     let mut too_long = 0;
     for chunk in rest.split_inclusive(|b| *b == 0) {
-        let st = splitter.push(chunk, |l| got.push(l.to_owned()));
+        let st = splitter.push(chunk, |l, end| {
+            // Each line comes with the end of its newline in the chunk.
+            assert_eq!(chunk[end - 1], b'\n', "end {end} of {l:?}");
+            got.push(l.to_owned())
+        });
         stats_lines += st.lines;
         too_long += st.too_long;
     }
