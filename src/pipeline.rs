@@ -17,6 +17,7 @@ use crate::config::{
     Conversion, FileFormat, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec,
 };
 use crate::extract::json::JsonExtractor;
+use crate::extract::json_record::{member_path, value_text, PathTrie};
 use crate::extract::Row;
 use crate::matcher::Matcher;
 use crate::registry::{cut_label_value, Change, Families, Family, KEY_SEPARATOR};
@@ -187,8 +188,10 @@ struct Update {
 enum Extract {
     /// A regex (or expanded grok) on records: the first match of each.
     Lines(Matcher),
-    /// A record read as a JSON document (parsed once per record for all such rules).
-    JsonRecord(JsonExtractor),
+    /// A record read as JSON, once per record for all such rules: in one pass into the
+    /// source's path trie when every field is a member path (the slots of its fields), else
+    /// as a document for JSONPath.
+    JsonRecord(JsonExtractor, Option<Vec<usize>>),
     /// A record read as logfmt (parsed once per record): the key of each field.
     Logfmt(Vec<String>),
     /// Rows extracted from documents by the source's document worker
@@ -225,6 +228,10 @@ pub struct Pipeline {
     /// Reused per record: logfmt pairs as byte spans, and rows of record rules.
     logfmt: Vec<crate::extract::logfmt::Pair>,
     rows: Vec<Row>,
+    /// The member paths of the source's JSON rules, read in one pass per record, and the
+    /// spans of their values in the record being read.
+    json_paths: Arc<PathTrie>,
+    json_spans: Vec<Option<(usize, usize)>>,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,
@@ -367,7 +374,11 @@ fn build_derived(
     Ok((derive, when))
 }
 
-fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, FieldNames)> {
+fn build_extract(
+    rule: &RuleConfig,
+    lines: bool,
+    json_paths: &mut PathTrie,
+) -> anyhow::Result<(Extract, FieldNames)> {
     if let Some(pattern) = rule.regex_pattern() {
         let regex: Regex = crate::extract::limits::regex(pattern).map_err(|e| anyhow!(e))?;
         let names = FieldNames::new(
@@ -390,7 +401,12 @@ fn build_extract(rule: &RuleConfig, lines: bool) -> anyhow::Result<(Extract, Fie
             JsonExtractor::new(j.for_each.as_deref(), j.fields.values().map(String::as_str))
                 .map_err(|e| anyhow!(e))?;
         let names = FieldNames::new(j.fields.keys().cloned().map(Some).collect(), lines);
-        return Ok((Extract::JsonRecord(extractor), names));
+        let paths: Option<Vec<Vec<String>>> = match j.for_each {
+            Some(_) => None,
+            None => j.fields.values().map(|e| member_path(e)).collect(),
+        };
+        let slots = paths.map(|p| p.iter().map(|path| json_paths.insert(path)).collect());
+        return Ok((Extract::JsonRecord(extractor, slots), names));
     }
     let fields = [
         rule.json.as_ref().map(|j| &j.fields),
@@ -416,11 +432,13 @@ impl Pipeline {
         let lines = source.file.is_some();
         let format = source.file.as_ref().map(|f| f.format);
         let container = matches!(format, Some(FileFormat::Cri | FileFormat::Docker));
+        let mut json_paths = PathTrie::default();
         let mut rules = Vec::with_capacity(source.rules.len());
         for (i, rule) in source.rules.iter().enumerate() {
             let rule_name = rule.name.clone().unwrap_or_else(|| i.to_string());
             let context = || format!("source {:?} rule {rule_name}", source.name);
-            let (extract, mut names) = build_extract(rule, lines).with_context(context)?;
+            let (extract, mut names) =
+                build_extract(rule, lines, &mut json_paths).with_context(context)?;
             names.container = container;
             let (derive, when) = build_derived(rule, &mut names).with_context(context)?;
             let updates = rule
@@ -486,6 +504,8 @@ impl Pipeline {
             record_errors,
             logfmt: Vec::new(),
             rows: Vec::new(),
+            json_paths: Arc::new(json_paths),
+            json_spans: Vec::new(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -545,6 +565,8 @@ impl Pipeline {
             record_errors: self.record_errors.clone(),
             logfmt: Vec::new(),
             rows: Vec::new(),
+            json_paths: self.json_paths.clone(),
+            json_spans: Vec::new(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),
@@ -613,6 +635,7 @@ impl Pipeline {
         let ascii = line.is_ascii();
         // Parsed on first use, once per record, whatever number of rules read them.
         let mut json: Option<Option<serde_json::Value>> = None;
+        let mut json_fast: Option<bool> = None;
         let mut logfmt_read: Option<bool> = None;
         for (index, rule) in self.rules.iter_mut().enumerate() {
             let rows = match &mut rule.extract {
@@ -623,26 +646,38 @@ impl Pipeline {
                     }
                     None
                 }
-                Extract::JsonRecord(extractor) => {
-                    let doc = json.get_or_insert_with(|| {
-                        let parsed = serde_json::from_str::<serde_json::Value>(line)
-                            .ok()
-                            .or_else(|| JsonExtractor::parse(line).ok());
-                        if parsed.is_none() {
-                            if let Some((_, c)) = self
-                                .record_errors
+                Extract::JsonRecord(extractor, slots) => {
+                    if let Some(slots) = slots {
+                        let read = *json_fast.get_or_insert_with(|| {
+                            self.json_paths.read(line, &mut self.json_spans)
+                        });
+                        if read {
+                            let spans = &self.json_spans;
+                            let row: Row = slots
                                 .iter()
-                                .find(|(r, _)| *r == RecordErrorReason::NotJson)
-                            {
-                                c.inc();
-                            }
+                                .map(|s| spans[*s].and_then(|(a, b)| value_text(&line[a..b])))
+                                .collect();
+                            self.rows.clear();
+                            self.rows.push(row);
+                            Some(std::mem::take(&mut self.rows))
+                        } else {
+                            // Refused by the one-pass reader: the document reader decides.
+                            let doc = json.get_or_insert_with(|| {
+                                parse_json_record(line, &self.record_errors)
+                            });
+                            let Some(doc) = doc else { continue };
+                            self.rows.clear();
+                            extractor.extract(doc, &mut self.rows);
+                            Some(std::mem::take(&mut self.rows))
                         }
-                        parsed
-                    });
-                    let Some(doc) = doc else { continue };
-                    self.rows.clear();
-                    extractor.extract(doc, &mut self.rows);
-                    Some(std::mem::take(&mut self.rows))
+                    } else {
+                        let doc = json
+                            .get_or_insert_with(|| parse_json_record(line, &self.record_errors));
+                        let Some(doc) = doc else { continue };
+                        self.rows.clear();
+                        extractor.extract(doc, &mut self.rows);
+                        Some(std::mem::take(&mut self.rows))
+                    }
                 }
                 Extract::Logfmt(keys) => {
                     let ok = *logfmt_read.get_or_insert_with(|| {
@@ -812,6 +847,26 @@ impl Pipeline {
         }
         outcome
     }
+}
+
+/// A record parsed as a JSON document (leniently, as page documents are); `None`, counted as
+/// `not_json`, when it is not JSON.
+fn parse_json_record(
+    line: &str,
+    record_errors: &[(RecordErrorReason, IntCounter)],
+) -> Option<serde_json::Value> {
+    let parsed = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .or_else(|| JsonExtractor::parse(line).ok());
+    if parsed.is_none() {
+        if let Some((_, c)) = record_errors
+            .iter()
+            .find(|(r, _)| *r == RecordErrorReason::NotJson)
+        {
+            c.inc();
+        }
+    }
+    parsed
 }
 
 /// Counts a failed update, keeps its text for the landing page and logs it at debug.

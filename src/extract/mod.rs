@@ -5,6 +5,7 @@
 pub mod document;
 pub mod html;
 pub mod json;
+pub mod json_record;
 pub mod limits;
 pub mod logfmt;
 pub mod xml;
