@@ -489,6 +489,8 @@ fn health_panels(layout: &mut Layout) {
         .target(format!("sum by (source, rule, reason) (rate(quarry_rule_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{rule}} {{reason}}"));
     layout.add(Panel::new("timeseries", "Unmatched records", "Lines or documents no rule matched, per second.", "ops")
         .target(format!("sum by (source) (rate(quarry_source_unmatched_lines_total{{{sel}}}[$__rate_interval]))"), "{{source}}"));
+    layout.add(Panel::new("timeseries", "Unreadable records by reason", "Log records not in their format (not_json, not_logfmt, not_cri, not_docker_json: skipped) or cut at their cap (record_too_long), per second.", "ops")
+        .target(format!("sum by (source, reason) (rate(quarry_source_record_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{reason}}"));
     layout.row("Series, config and process");
     layout.add(
         Panel::new(

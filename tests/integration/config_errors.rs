@@ -57,7 +57,7 @@ fn the_shipped_config_is_valid() {
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "exporter.yaml: OK (13 metrics, 5 sources, 1 probe module, 7 rules)\n"
+        "exporter.yaml: OK (15 metrics, 6 sources, 1 probe module, 8 rules)\n"
     );
 }
 
