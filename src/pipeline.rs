@@ -1312,3 +1312,23 @@ fn build_update(
         keep_absent,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scale;
+
+    #[test]
+    fn powers_of_ten_below_one_divide_exactly_and_others_multiply() {
+        let ms = Scale::new(0.001);
+        assert!(matches!(ms, Scale::Divide(d) if d == 1000.0));
+        assert_eq!(ms.apply(9.0), 0.009);
+        assert_eq!(ms.apply(42.0), 0.042);
+        assert_eq!(Scale::new(0.000001).apply(1500.0), 0.0015);
+        assert_eq!(Scale::new(-0.01).apply(5.0), -0.05);
+        assert!(matches!(Scale::new(1024.0), Scale::Multiply(_)));
+        assert_eq!(Scale::new(1024.0).apply(2.0), 2048.0);
+        assert!(matches!(Scale::new(0.25), Scale::Multiply(_)));
+        assert_eq!(Scale::new(0.25).factor(), 0.25);
+        assert_eq!(ms.factor(), 0.001);
+    }
+}

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::common::binary;
 
@@ -274,4 +275,127 @@ fn a_reload_that_changes_the_framing_reads_what_was_held_with_the_new_one() {
         exporter.value(r#"records_total{word="2026-11-28T10:00:00Z"}"#),
         None
     );
+}
+
+/// Multi-line records on real files under real rotations: a writer appends two-line records
+/// (`L<n> …` and `  +<n>`), sometimes a record in two writes with a pause between, while the
+/// log is renamed away and recreated, and the exporter (copies matched, `start` joining) is
+/// killed with SIGKILL and restarted from its checkpoint once. Every record is counted once,
+/// whole: its first line and its continuation carry the same number.
+#[test]
+fn multiline_records_once_and_whole_through_rotations_and_a_kill() {
+    use crate::common::{tempdir, Exporter};
+    use std::io::Write;
+    let dir = tempdir();
+    let d = dir.path();
+    let store = d.join("store");
+    let config = r#"version: 1
+metrics:
+  - {name: records_total, type: counter, help: Records by their two numbers., labels: [key, cont], max_series: 100000}
+sources:
+  - name: app
+    file: {paths: ["app.log*"], start_at: beginning, rotate_wait: 1s, poll_interval: 100ms, multiline: {start: '^L', flush_after: 300ms}}
+    rules:
+      - regex: '^L(?P<key>\d+) x*\n  \+(?P<cont>\d+)$'
+        update: [{metric: records_total, labels: {key: $key, cont: $cont}}]
+"#;
+    std::fs::write(d.join("exporter.yaml"), config).unwrap();
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--storage.path", store.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Exporter::start_with(&d.join("exporter.yaml"), &args)
+    };
+    let mut exporter = start(&[]);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("app.log"))
+            .unwrap()
+    };
+    let mut file = open();
+    let mut next = 0u64;
+    for round in 0..12u64 {
+        for i in 0..40u64 {
+            let record = format!(
+                "L{next} {}\n  +{next}\n",
+                "x".repeat(((next * 7) % 50) as usize)
+            );
+            if i % 13 == 5 {
+                // The record in two writes, a pause shorter than flush_after between.
+                let cut = record.len() / 2 + (next as usize % 5);
+                file.write_all(&record.as_bytes()[..cut]).unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+                file.write_all(&record.as_bytes()[cut..]).unwrap();
+            } else {
+                file.write_all(record.as_bytes()).unwrap();
+            }
+            next += 1;
+        }
+        // Rotation: rename away (the copies are matched), the writer goes on briefly, then
+        // reopens a new app.log.
+        let _ = std::fs::remove_file(d.join(format!("app.log.{}", 3)));
+        for i in (1..3).rev() {
+            let _ = std::fs::rename(
+                d.join(format!("app.log.{i}")),
+                d.join(format!("app.log.{}", i + 1)),
+            );
+        }
+        std::fs::rename(d.join("app.log"), d.join("app.log.1")).unwrap();
+        let record = format!("L{next} x\n  +{next}\n");
+        file.write_all(record.as_bytes()).unwrap();
+        next += 1;
+        file = open();
+        std::thread::sleep(Duration::from_millis(150));
+        if round == 6 {
+            // kill -9 mid-stream: restart from the last checkpoint.
+            exporter.wait_at_least("quarry_checkpoint_writes_total", 1.0);
+            let pid = exporter.pid();
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            drop(exporter);
+            exporter = start(&[]);
+        }
+    }
+    let series = |text: &str| -> Vec<(u64, u64, f64)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("records_total{cont=\""))
+            .filter_map(|l| {
+                let (cont, rest) = l.split_once("\",key=\"")?;
+                let (key, value) = rest.split_once("\"} ")?;
+                Some((
+                    key.parse().ok()?,
+                    cont.parse().ok()?,
+                    value.trim().parse().ok()?,
+                ))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got = series(&exporter.scrape());
+    while got.iter().map(|s| s.2).sum::<f64>() < next as f64 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        got = series(&exporter.scrape());
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    got = series(&exporter.scrape());
+    let wrong: Vec<_> = got
+        .iter()
+        .filter(|(k, c, v)| k != c || *v != 1.0)
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "records counted wrong (key, cont, count): {wrong:?}"
+    );
+    let keys: std::collections::BTreeSet<u64> = got.iter().map(|s| s.0).collect();
+    let missing: Vec<u64> = (0..next).filter(|k| !keys.contains(k)).take(10).collect();
+    assert!(
+        missing.is_empty(),
+        "records never counted: {missing:?} of {next}"
+    );
+    assert_eq!(keys.len() as u64, next);
 }
