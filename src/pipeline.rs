@@ -624,9 +624,7 @@ impl Pipeline {
     /// Counts a record that could not be read as its format says (the record assemblers of
     /// file sources report here too).
     pub fn record_error(&mut self, reason: RecordErrorReason) {
-        if let Some((_, c)) = self.record_errors.iter().find(|(r, _)| *r == reason) {
-            c.inc();
-        }
+        count_record_error(&self.record_errors, reason);
     }
 
     /// Runs every rule on one record (a line, or lines joined); returns whether any matched.
@@ -683,13 +681,7 @@ impl Pipeline {
                     let ok = *logfmt_read.get_or_insert_with(|| {
                         let ok = crate::extract::logfmt::parse(line, &mut self.logfmt);
                         if !ok {
-                            if let Some((_, c)) = self
-                                .record_errors
-                                .iter()
-                                .find(|(r, _)| *r == RecordErrorReason::NotLogfmt)
-                            {
-                                c.inc();
-                            }
+                            count_record_error(&self.record_errors, RecordErrorReason::NotLogfmt);
                         }
                         ok
                     });
@@ -859,14 +851,19 @@ fn parse_json_record(
         .ok()
         .or_else(|| JsonExtractor::parse(line).ok());
     if parsed.is_none() {
-        if let Some((_, c)) = record_errors
-            .iter()
-            .find(|(r, _)| *r == RecordErrorReason::NotJson)
-        {
-            c.inc();
-        }
+        count_record_error(record_errors, RecordErrorReason::NotJson);
     }
     parsed
+}
+
+/// Counts a record refused for `reason` (its counter exists when the source can have it).
+fn count_record_error(
+    record_errors: &[(RecordErrorReason, IntCounter)],
+    reason: RecordErrorReason,
+) {
+    if let Some((_, c)) = record_errors.iter().find(|(r, _)| *r == reason) {
+        c.inc();
+    }
 }
 
 /// Counts a failed update, keeps its text for the landing page and logs it at debug.

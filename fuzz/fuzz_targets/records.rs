@@ -25,15 +25,9 @@ fuzz_target!(|data: &[u8]| {
         flush_after: None,
     });
     let config = FileSourceConfig {
-        paths: vec![],
-        exclude: vec![],
-        start_at: Default::default(),
-        max_line_length: None,
-        poll_interval: None,
-        rotate_wait: None,
-        watch: None,
         format,
         multiline,
+        ..Default::default()
     };
     let Some(framing) = Framing::from_config(&config, CAP) else {
         return;

@@ -152,7 +152,7 @@ pub enum StartAt {
 }
 
 /// `file:` — tail every file that matches one of the globs.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// Glob patterns (`*`, `?`, `[..]`, `**`); relative ones are relative to the config file.

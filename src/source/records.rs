@@ -264,7 +264,8 @@ impl Assembler {
         from: u64,
         emit: &mut dyn FnMut(Assembled),
     ) {
-        let framing = self.framing.clone();
+        // Borrowed beside `self.records` (no Arc clone per line).
+        let framing: &Framing = &self.framing;
         let Some(m) = &framing.multiline else {
             emit(record(text, stream, time, framing.format));
             return;
@@ -375,13 +376,6 @@ mod tests {
 
     fn framing(format: FileFormat, start: Option<&str>, cont: Option<&str>) -> Arc<Framing> {
         let c = FileSourceConfig {
-            paths: vec![],
-            exclude: vec![],
-            start_at: Default::default(),
-            max_line_length: None,
-            poll_interval: None,
-            rotate_wait: None,
-            watch: None,
             format,
             multiline: (start.is_some() || cont.is_some()).then(|| MultilineConfig {
                 start: start.map(String::from),
@@ -389,6 +383,7 @@ mod tests {
                 max_bytes: Some(200),
                 flush_after: None,
             }),
+            ..Default::default()
         };
         Framing::from_config(&c, 100).expect("framing")
     }

@@ -390,20 +390,13 @@ fn options(multiline: bool) -> TailOptions {
         // Records start with `L`; one held for a second with no line after it is complete.
         framing: multiline.then(|| {
             let c = crate::config::FileSourceConfig {
-                paths: vec![],
-                exclude: vec![],
-                start_at: StartAt::Beginning,
-                max_line_length: None,
-                poll_interval: None,
-                rotate_wait: None,
-                watch: None,
-                format: Default::default(),
                 multiline: Some(crate::config::MultilineConfig {
                     start: Some("^L".into()),
                     continue_: None,
                     max_bytes: None,
                     flush_after: Some(Duration::from_secs(1)),
                 }),
+                ..Default::default()
             };
             super::records::Framing::from_config(&c, 4096).expect("framing")
         }),
