@@ -51,6 +51,12 @@ impl GrokError {
             .map_or(self.offset, |s| s.chars().count())
             + 1
     }
+
+    /// `at column {column}: {message}`, the column counted in characters of `expression` (the
+    /// text the error was found in), as a config error says it.
+    pub fn in_expression(&self, expression: &str) -> String {
+        format!("at column {}: {}", self.column(expression), self.message)
+    }
 }
 
 impl fmt::Display for GrokError {
@@ -72,14 +78,16 @@ pub fn compile(expression: &str, user: &BTreeMap<String, String>) -> Result<Stri
     Ok(run(expression, user, None)?.out)
 }
 
-/// The field names a compiled expression captures, in order (for checking `$field`
-/// references): the named groups of [`compile`]'s output.
-pub fn fields(expression: &str, user: &BTreeMap<String, String>) -> Result<Vec<String>, GrokError> {
+/// The field names a compiled expression captures, in order: the named groups of
+/// [`compile`]'s output (the tests check the two agree; the config reads the regex's names).
+#[cfg(test)]
+fn fields(expression: &str, user: &BTreeMap<String, String>) -> Result<Vec<String>, GrokError> {
     Ok(run(expression, user, None)?.fields)
 }
 
 /// Names of the bundled patterns, sorted.
-pub fn bundled_names() -> Vec<&'static str> {
+#[cfg(test)]
+fn bundled_names() -> Vec<&'static str> {
     bundled().keys().copied().collect()
 }
 

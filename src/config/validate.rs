@@ -75,7 +75,11 @@ pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
         grok_patterns: config.grok_patterns.clone(),
     };
     if let Err((name, e)) = crate::grok::check_user_patterns(&config.grok_patterns) {
-        c.report(join_key("grok_patterns", &name), e.to_string());
+        let definition = config.grok_patterns.get(&name).map_or("", String::as_str);
+        c.report(
+            join_key("grok_patterns", &name),
+            e.in_expression(definition),
+        );
     }
     let metric_index = |i: usize| context.metric_indexes.get(i).copied().unwrap_or(i);
     let source_index = |i: usize| context.source_indexes.get(i).copied().unwrap_or(i);
@@ -716,7 +720,7 @@ fn check_extractor(
         let pattern = match crate::grok::compile(expression, &c.grok_patterns) {
             Ok(p) => p,
             Err(e) => {
-                c.report(join_key(rp, "grok"), e.to_string());
+                c.report(join_key(rp, "grok"), e.in_expression(expression));
                 return None;
             }
         };
