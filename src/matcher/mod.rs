@@ -1,20 +1,20 @@
 //! Matching one rule's regex against a line and reading its captures.
 //!
-//! A [`Matcher`] holds the regex crate's compiled regex and, when the pattern has the
-//! deterministic shape most log regexes have, a [`linear::LinearPattern`] that finds the same
-//! match in one memchr-driven pass. Before either, a [`Required`] prefilter: when every match
+//! A [`Matcher`] holds the regex crate's compiled regex and, when the pattern has the shape
+//! most log regexes have, a [`fast::FastPattern`] that finds the same match with memchr-driven
+//! steps and little or no backtracking (and hands a line back when it would cost too much). Before either, a [`Required`] prefilter: when every match
 //! must contain one of a few literals (`Exception|Error`, `Out of memory: Killed process`), a
 //! line without any of them is refused with a SIMD substring search — in a log where most
 //! lines are for other rules, that is most lines. Callers see one interface either way.
 
-pub mod linear;
+pub mod fast;
 
 use memchr::memmem;
 use regex::{CaptureLocations, Regex};
 use regex_syntax::hir::literal::Extractor;
 use regex_syntax::hir::{Hir, HirKind};
 
-use linear::LinearPattern;
+use fast::FastPattern;
 
 /// Literals one of which every match contains (each a finder, built once).
 pub struct Required {
@@ -97,7 +97,7 @@ fn collect_parts<'h>(hir: &'h Hir, out: &mut Vec<&'h Hir>) {
 pub struct Matcher {
     regex: Regex,
     required: Option<Required>,
-    linear: Option<LinearPattern>,
+    fast: Option<FastPattern>,
     locations: CaptureLocations,
     /// Capture spans of the last match, by group index; `usize::MAX` for a group that did not
     /// take part.
@@ -116,11 +116,14 @@ impl Matcher {
             .build()
             .parse(pattern)
             .ok();
-        let linear = hir
+        // Without groups only whether it matches is asked, which the regex crate's DFA answers
+        // in one pass; the fast path still wins when it fails at the first byte (anchored).
+        let fast = hir
             .as_ref()
-            .and_then(|hir| LinearPattern::compile(hir, groups));
+            .and_then(|hir| FastPattern::compile(hir, groups))
+            .filter(|fast| groups > 1 || fast.is_anchored());
         // The fast path finds its first byte with memchr itself.
-        let required = match linear {
+        let required = match fast {
             Some(_) => None,
             None => hir.as_ref().and_then(Required::of),
         };
@@ -128,7 +131,7 @@ impl Matcher {
             required,
             locations: regex.capture_locations(),
             regex,
-            linear,
+            fast,
             slots: vec![UNSET; groups],
         })
     }
@@ -138,9 +141,9 @@ impl Matcher {
         &self.regex
     }
 
-    /// Whether the fast path is in use for ASCII lines.
-    pub fn is_linear(&self) -> bool {
-        self.linear.is_some()
+    /// Whether the fast path is in use.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Matches `line`; afterwards [`Matcher::group`] gives the captures. `ascii` says whether
@@ -151,9 +154,9 @@ impl Matcher {
                 return false;
             }
         }
-        if let Some(linear) = &self.linear {
-            if ascii {
-                return linear.find(line.as_bytes(), &mut self.slots);
+        if let Some(fast) = &self.fast {
+            if let Some(found) = fast.find(line, ascii, &mut self.slots) {
+                return found;
             }
         }
         if self.slots.len() == 1 {
@@ -184,8 +187,8 @@ impl Matcher {
 mod tests {
     use super::*;
 
-    /// Patterns of the deterministic shape, and the alphabet their haystacks are drawn from.
-    const LINEAR: &[&str] = &[
+    /// Patterns the fast path takes.
+    const FAST: &[&str] = &[
         r#"^\S+ \S+ \S+ \[[^\]]+\] "(?P<method>GET|POST|PUT|DELETE|PATCH) \S+ [^"]*" (?P<status>\d{3}) "#,
         r"^\w{3} +\d+ [\d:]+ \S+ (?P<program>[\w-]+)\[\d+\]: ",
         r"x(?P<level>INFO|WARN|ERROR|DEBUG) ",
@@ -202,23 +205,60 @@ mod tests {
         r#"key=(?P<k>\S+)"#,
         r"a\d{3}",
         r"a[0-9]{0,2}$",
+        // Ordered alternatives, optional literals, small repetitions.
+        r"(GET|POST) x",
+        r"x(?P<a>a|ab)",
+        r"x(?P<a>a|)y",
+        r"x(?P<l>WARN|WARNING|E|ERROR) ",
+        r"x(?:a|ab)(?P<c>c|bc)y",
+        r"a(?:bc){0,3}(?P<d>d|bcd)",
+        r"a(?:bc){1,2}?(?P<r>\S*)",
+        r"for (?:invalid user )?(?P<u>\S+) from",
+        // Runs that could also match what follows: tried from the right or one by one.
+        r"a.*b",
+        r"x(?P<a>.*) in (?P<ms>\d+) ?ms$",
+        r"x(?P<a>.*?)=(?P<b>.*)",
+        r"x(?P<a>.*)(?P<b>\d+)y",
+        r"x(?P<a>.*)==(?P<b>=\d)",
+        r"x(?P<a>.*?)==(?P<b>\d)",
+        r"x(?P<a>\d*)(?P<b>\d)",
+        r"a\S+\d",
+        r"a\s*\s",
+        r"x(?P<a>[a-z]+)(?P<b>[^\x22 ]*) ",
+        r"x(?P<a>[a-z]*?)(?P<b>[a-z0-9]*)$",
+        r"x\d*?$",
+        r#"^\{.*"level": ?"(?P<level>error|warn)".*"status": ?(?P<status>\d{3})"#,
+        r"\] (?P<logger>\S+) - .* in (?P<ms>\d+) ?ms$",
+        r"kernel: .*Out of memory: Killed process \d+ \((?P<process>[^)]+)\)",
+        // Assertions, case folding and Unicode classes.
+        r"\bword",
+        r"a\b.*\b",
+        r"x(?P<w>\w+)\b",
+        r"\Bx(?P<w>\w)",
+        r"(?-u:\b)a(?P<w>\w+)",
+        r"(?m)^a(?P<r>.*)$",
+        r"(?m)a$",
+        r"(?i)get",
+        r"(?i)timed? ?out",
+        r"x(?i)k(?P<w>\w+)",
+        r"x(?P<s>\s+)\S",
+        r"x(?P<d>\d{2})",
+        r"k(?P<s>\S{1,3})",
+        r"é(?P<r>.{2,4})x",
+        r"e(?P<r>[^a]{2})",
+        r"x(?P<a>é+)",
     ];
 
     /// Patterns that must not take the fast path.
     const OTHER: &[&str] = &[
-        r"(GET|POST) x",
-        r"x(?P<a>a|ab)",
         r"x(?P<a>[a-z]+|\d+)",
-        r"x(?P<a>a|)y",
-        r"x(?P<l>WARN|WARNING|E|ERROR) ",
-        r"a.*b",
-        r"\bword",
         r"\d+x",
-        r"a\S+\d",
-        r"(?m)^a",
         r"(ab)+",
-        r"a\s*\s",
-        r"(?i)get",
+        r"x(?:ab)+",
+        r".*x",
+        r"(?:[a-z]+\.)+x",
+        r"[a-z]\{",
+        r"(?i)k",
     ];
 
     /// Patterns with a required-literal prefilter (some not linear; the case-insensitive
@@ -262,20 +302,38 @@ mod tests {
 
     #[test]
     fn shapes_are_recognised() {
-        for p in LINEAR {
-            assert!(Matcher::new(p).unwrap().is_linear(), "{p} should be linear");
+        for p in FAST {
+            assert!(engine(p).is_some(), "{p} should be fast");
         }
         for p in OTHER {
-            assert!(
-                !Matcher::new(p).unwrap().is_linear(),
-                "{p} should use the regex crate"
-            );
+            assert!(engine(p).is_none(), "{p} should use the regex crate");
         }
+        // Without groups, only an anchored pattern keeps the fast path (the regex crate's DFA
+        // answers "does it match" in one pass).
+        assert!(Matcher::new(r"^a\d+").unwrap().is_fast());
+        assert!(!Matcher::new(r"a\d+").unwrap().is_fast());
+        assert!(Matcher::new(r"a(\d+)").unwrap().is_fast());
+    }
+
+    /// The fast path of `pattern`, whatever the matcher would choose.
+    fn engine(pattern: &str) -> Option<FastPattern> {
+        let regex = Regex::new(pattern).unwrap();
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(pattern)
+            .unwrap();
+        FastPattern::compile(&hir, regex.captures_len())
     }
 
     #[test]
     fn the_fast_path_agrees_with_the_regex_crate_capture_for_capture() {
-        let alphabet: &[u8] = b"aAxyb GETget\"\"  0123456789.-[]=k/\tPOSTINFWRcde:tTiImMoOuU";
+        // ASCII, and characters where Unicode meaning matters: a two-, three- and four-byte
+        // character, the Kelvin sign (`(?i)k`), a no-break space and NEL (`\s`), an
+        // Arabic-Indic digit (`\d`), a line feed (`.`, `(?m)`).
+        let alphabet: Vec<char> =
+            "aAxyb GETget\"\"  0123456789.-[]=k/\tPOSTINFWRcde:tTiImMoOuU=_éé日😀\u{212A}\u{A0}\u{85}\u{663}\n"
+                .chars()
+                .collect();
         let mut rng = Rng(0x9E3779B97F4A7C15);
         let structured = [
             r#"1.2.3.4 - - [26/Nov/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "ua" 0.5"#,
@@ -293,21 +351,68 @@ mod tests {
             r#"{"level": "error","x":1,"status": 503}"#,
             "request TIMED OUT",
             "abc1x Abd2x",
+            "2026-11-28 10:00:00.123 INFO  [main] com.app.Svc - Bestellung für Zoë in 35 ms",
+            "[main] com.app.Svc - 注文 in 7ms in 8 ms",
+            "kernel: [1.2] Out of memory: Killed process 42 (jäva) total",
+            "sshd[1]: Failed password for invalid user zoë from 10.0.0.1 port 22",
+            r#"{"level":"warn","msg":"délai dépassé","status":504}"#,
+            "\u{212A}elvin Temperatur timed\u{A0}out",
+            "xabcy xacy xabbcy abcbcbcd abcbcd",
+            "x took in 3 in 45 ms",
+            "x a=b=c x 12 9y x a===1 x a==1==2",
+            "for invalid user from for invalid user x from",
+            "a word, swords\na b c\nxa a{ ab1x ax",
+            r#"web kernel: Out of memory: Killed process 1 (x) x{"level": "warn","status": 500} 12 get 34"#,
         ];
-        for pattern in LINEAR.iter().chain(OTHER).chain(PREFILTERED) {
+        for pattern in FAST.iter().chain(OTHER).chain(PREFILTERED) {
             let mut fast = Matcher::new(pattern).unwrap();
+            let direct = engine(pattern);
             let regex = Regex::new(pattern).unwrap();
             let mut locs = regex.capture_locations();
+            // Half the lines are made of the pattern's own literal pieces among the alphabet,
+            // so that most patterns match some of them, part way or whole.
+            let pieces: Vec<String> = pattern
+                .split(|c| "\\()[]{}?*+|^$.".contains(c))
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .chain(alphabet.iter().map(char::to_string))
+                .collect();
+            let (mut decided, mut matched) = (0, 0);
             for i in 0..40_000 {
                 let line: String = if i < structured.len() {
                     structured[i].to_owned()
-                } else {
+                } else if i % 2 == 0 {
                     let len = (rng.next() % 48) as usize;
                     (0..len)
-                        .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize] as char)
+                        .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                        .collect()
+                } else {
+                    let len = (rng.next() % 12) as usize;
+                    (0..len)
+                        .map(|_| pieces[(rng.next() % pieces.len() as u64) as usize].as_str())
                         .collect()
                 };
+                // The engine itself, also where the matcher prefers the regex crate.
+                let mut slots = vec![UNSET; regex.captures_len()];
+                let direct = direct
+                    .as_ref()
+                    .and_then(|e| e.find(&line, line.is_ascii(), &mut slots));
                 let expected = regex.captures_read(&mut locs, &line).is_some();
+                matched += usize::from(expected);
+                if let Some(found) = direct {
+                    decided += 1;
+                    assert_eq!(found, expected, "engine: {pattern} on {line:?}");
+                    if found {
+                        for (g, slot) in slots.iter().enumerate() {
+                            let slot = Some(*slot).filter(|s| *s != UNSET);
+                            assert_eq!(
+                                slot,
+                                locs.get(g),
+                                "engine: {pattern} group {g} on {line:?}"
+                            );
+                        }
+                    }
+                }
                 assert_eq!(
                     fast.matches(&line, line.is_ascii()),
                     expected,
@@ -324,13 +429,19 @@ mod tests {
                     }
                 }
             }
+            // The fast path decides nearly every line itself (it hands a line to the regex
+            // crate only past its work budget), and the lines exercise both outcomes.
+            if engine(pattern).is_some() {
+                assert!(decided > 39_000, "{pattern}: decided only {decided} lines");
+            }
+            assert!(matched > 0, "{pattern} matched no line");
         }
     }
 
     #[test]
     fn non_ascii_lines_use_the_regex_crate() {
         let mut m = Matcher::new(r"user=(?P<u>\S+)").unwrap();
-        assert!(m.is_linear());
+        assert!(m.is_fast());
         assert!(m.matches("user=zoë done", false));
         assert_eq!(m.group(1), Some((5, 9)));
     }
