@@ -249,6 +249,11 @@ enum Step {
     Open(usize),
     Close(usize),
     Assert(Assert),
+    /// An alternation of other than literals (`\d+|-`), without groups: each branch's first
+    /// step, in priority order.
+    Alt(Box<[usize]>),
+    /// The end of a branch: on to the step after the alternation.
+    Jump(usize),
 }
 
 /// How candidate starts of an unanchored pattern are found.
@@ -269,7 +274,7 @@ enum Starts {
 /// `i`, when each match needs one.
 fn second_bytes(raw: &[Raw], i: usize) -> Option<Box<[bool; 256]>> {
     let mut set = Box::new([false; 256]);
-    match next_real(raw, i)? {
+    match &raw[next_real(raw, i)?] {
         Raw::Literal(l) => set[l[0] as usize] = true,
         Raw::OneOf(strings) => {
             for s in strings {
@@ -309,6 +314,9 @@ enum Raw {
     Open(usize),
     Close(usize),
     Assert(Assert),
+    /// Branches (their first steps), tried in order; each ends with a `Jump` past the last.
+    Alt(Vec<usize>),
+    Jump(usize),
 }
 
 fn assert_of(look: Look) -> Option<Assert> {
@@ -371,7 +379,28 @@ fn flatten(hir: &Hir, out: &mut Vec<Raw>) -> Option<()> {
                 flatten(item, out)?;
             }
         }
-        HirKind::Alternation(_) => out.push(Raw::OneOf(literal_strings(hir)?)),
+        HirKind::Alternation(branches) => match literal_strings(hir) {
+            Some(strings) => out.push(Raw::OneOf(strings)),
+            // Branches with runs (`\d+|-`). A group inside one may not take part in the
+            // match, which this engine does not track: those are the regex crate's.
+            None if hir.properties().explicit_captures_len() == 0 => {
+                let at = out.len();
+                out.push(Raw::Alt(Vec::new()));
+                let (mut starts, mut jumps) = (Vec::new(), Vec::new());
+                for branch in branches {
+                    starts.push(out.len());
+                    flatten(branch, out)?;
+                    jumps.push(out.len());
+                    out.push(Raw::Jump(0));
+                }
+                let end = out.len();
+                for j in jumps {
+                    out[j] = Raw::Jump(end);
+                }
+                out[at] = Raw::Alt(starts);
+            }
+            None => return None,
+        },
     }
     Some(())
 }
@@ -480,56 +509,98 @@ fn literal_strings(hir: &Hir) -> Option<Vec<Box<[u8]>>> {
     Some(unique)
 }
 
-/// What may come right after step `i`: the characters that can start it, or `None` when
-/// the rest of the pattern can match the empty string with no assertion to check (then the
-/// first choice always succeeds).
-fn follow(raw: &[Raw], i: usize) -> Option<CharSet> {
+/// What can come after a step.
+enum Next {
+    /// The rest of the pattern can match the empty string with nothing to check: whatever a
+    /// run before it takes first succeeds.
+    Nothing,
+    /// Every match of the rest starts with one of these characters, or at the end of the text.
+    Chars(CharSet),
+}
+
+/// What may come right after step `i`.
+fn follow(raw: &[Raw], i: usize) -> Next {
     let mut set = CharSet::empty();
-    for step in &raw[i + 1..] {
+    if first_chars(raw, i + 1, &mut set) {
+        Next::Chars(set)
+    } else {
+        Next::Nothing
+    }
+}
+
+/// Adds the characters the steps from `k` can start with to `set`; whether every path through
+/// them consumes or asserts something (`false`: one reaches the end of the pattern empty).
+fn first_chars(raw: &[Raw], mut k: usize, set: &mut CharSet) -> bool {
+    let first_char = |s: &[u8]| std::str::from_utf8(s).ok().and_then(|t| t.chars().next());
+    while let Some(step) = raw.get(k) {
         match step {
             Raw::Literal(l) => {
-                let text = std::str::from_utf8(l).ok()?;
-                set.union(&CharSet::of_char(text.chars().next()?));
-                return Some(set);
+                match first_char(l) {
+                    Some(c) => set.union(&CharSet::of_char(c)),
+                    None => *set = CharSet::full(),
+                }
+                return true;
             }
             Raw::OneOf(strings) => {
                 let mut empty = false;
                 for s in strings {
-                    match std::str::from_utf8(s).ok().and_then(|t| t.chars().next()) {
+                    match first_char(s) {
                         Some(c) => set.union(&CharSet::of_char(c)),
                         None => empty = true,
                     }
                 }
                 if !empty {
-                    return Some(set);
+                    return true;
                 }
             }
             Raw::Run { set: s, min, .. } => {
                 set.union(s);
                 if *min > 0 {
-                    return Some(set);
+                    return true;
                 }
             }
             // The end of the text cannot be mistaken for a character of the run.
-            Raw::Assert(Assert::End) => return Some(set),
+            Raw::Assert(Assert::End) => return true,
             Raw::Assert(Assert::EndLine) => {
                 set.union(&CharSet::of_char('\n'));
-                return Some(set);
+                return true;
             }
             // Other assertions may fail where the run's longest choice ends and hold at a
             // shorter one: the run must be able to try.
-            Raw::Assert(_) => return Some(CharSet::full()),
+            Raw::Assert(_) => {
+                *set = CharSet::full();
+                return true;
+            }
             Raw::Open(_) | Raw::Close(_) => {}
+            Raw::Jump(to) => {
+                k = *to;
+                continue;
+            }
+            Raw::Alt(branches) => {
+                let mut all = true;
+                for b in branches {
+                    all &= first_chars(raw, *b, set);
+                }
+                return all;
+            }
+        }
+        k += 1;
+    }
+    false
+}
+
+/// The index of the first step after `i` that consumes or asserts (captures skipped, jumps
+/// followed).
+fn next_real(raw: &[Raw], i: usize) -> Option<usize> {
+    let mut k = i + 1;
+    while let Some(step) = raw.get(k) {
+        match step {
+            Raw::Open(_) | Raw::Close(_) => k += 1,
+            Raw::Jump(to) => k = *to,
+            _ => return Some(k),
         }
     }
     None
-}
-
-/// The step after `i` that consumes or asserts (captures skipped).
-fn next_real(raw: &[Raw], i: usize) -> Option<&Raw> {
-    raw[i + 1..]
-        .iter()
-        .find(|s| !matches!(s, Raw::Open(_) | Raw::Close(_)))
 }
 
 /// Whether the run at `i` ends where it can whatever the length of the run before it: a
@@ -544,7 +615,11 @@ fn absorbs(raw: &[Raw], j: usize, before: &CharSet) -> bool {
     else {
         return false;
     };
-    before.subset_of(set) && follow(raw, j).is_none_or(|next| !next.intersects(set))
+    before.subset_of(set)
+        && match follow(raw, j) {
+            Next::Nothing => true,
+            Next::Chars(next) => !next.intersects(set),
+        }
 }
 
 /// Where an unanchored pattern's matches can start: at its first consuming step's first byte
@@ -589,7 +664,7 @@ impl FastPattern {
         flatten(hir, &mut raw)?;
         let anchored = raw
             .iter()
-            .take_while(|s| !matches!(s, Raw::Literal(_) | Raw::OneOf(_) | Raw::Run { .. }))
+            .take_while(|s| matches!(s, Raw::Open(_) | Raw::Close(_) | Raw::Assert(_)))
             .any(|s| matches!(s, Raw::Assert(Assert::Start)));
         let starts = if anchored {
             Starts::Anchored
@@ -604,6 +679,8 @@ impl FastPattern {
                 Raw::Open(g) => Step::Open(*g),
                 Raw::Close(g) => Step::Close(*g),
                 Raw::Assert(a) => Step::Assert(*a),
+                Raw::Alt(branches) => Step::Alt(branches.clone().into_boxed_slice()),
+                Raw::Jump(to) => Step::Jump(*to),
                 Raw::Run {
                     set,
                     min,
@@ -613,27 +690,22 @@ impl FastPattern {
                     if min > max {
                         return None;
                     }
+                    let next = next_real(&raw, i);
                     let end = match follow(&raw, i) {
-                        None => RunEnd::Fixed { take_min: !greedy },
-                        Some(next) if !next.intersects(set) => RunEnd::Fixed { take_min: false },
-                        Some(_) => {
-                            let j = i
-                                + 1
-                                + raw[i + 1..]
-                                    .iter()
-                                    .position(|s| !matches!(s, Raw::Open(_) | Raw::Close(_)))?;
-                            if absorbs(&raw, j, set) {
-                                RunEnd::Fixed { take_min: !greedy }
-                            } else {
-                                match next_real(&raw, i) {
-                                    Some(Raw::Literal(l)) => RunEnd::BeforeLiteral(Box::new((
-                                        memmem::Finder::new(l).into_owned(),
-                                        memmem::FinderRev::new(l).into_owned(),
-                                    ))),
-                                    _ => RunEnd::Every,
-                                }
-                            }
+                        Next::Nothing => RunEnd::Fixed { take_min: !greedy },
+                        Next::Chars(chars) if !chars.intersects(set) => {
+                            RunEnd::Fixed { take_min: false }
                         }
+                        Next::Chars(_) => match next.map(|j| (j, &raw[j])) {
+                            Some((j, _)) if absorbs(&raw, j, set) => {
+                                RunEnd::Fixed { take_min: !greedy }
+                            }
+                            Some((_, Raw::Literal(l))) => RunEnd::BeforeLiteral(Box::new((
+                                memmem::Finder::new(l).into_owned(),
+                                memmem::FinderRev::new(l).into_owned(),
+                            ))),
+                            _ => RunEnd::Every,
+                        },
                     };
                     Step::Run(Box::new(Run {
                         stop: set.missing(),
@@ -802,6 +874,19 @@ impl FastPattern {
                 }
                 Step::Open(g) => slots[*g].0 = pos,
                 Step::Close(g) => slots[*g].1 = pos,
+                Step::Alt(branches) => {
+                    for b in branches.iter() {
+                        match self.go(search, *b, pos, slots) {
+                            Outcome::Fail => {}
+                            other => return other,
+                        }
+                    }
+                    return Outcome::Fail;
+                }
+                Step::Jump(to) => {
+                    i = *to;
+                    continue;
+                }
                 Step::Assert(a) => {
                     if !search.holds(*a, pos) {
                         return Outcome::Fail;

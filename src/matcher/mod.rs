@@ -230,6 +230,13 @@ mod tests {
         r#"^\{.*"level": ?"(?P<level>error|warn)".*"status": ?(?P<status>\d{3})"#,
         r"\] (?P<logger>\S+) - .* in (?P<ms>\d+) ?ms$",
         r"kernel: .*Out of memory: Killed process \d+ \((?P<process>[^)]+)\)",
+        // Alternations with runs (no group inside a branch).
+        r"x(?P<b>\d+|-) ",
+        r"x(?P<v>\S+|\x22[^\x22]*\x22) (?P<n>\d+)",
+        r"x(?:a+|ab)(?P<r>b\w*)",
+        r"x(?P<d>\d*|y)z",
+        r"x(?P<a>[a-z]+|\d+)",
+        r"x(?P<a>.*)(?:ms|\d+s)$",
         // Assertions, case folding and Unicode classes.
         r"\bword",
         r"a\b.*\b",
@@ -251,7 +258,6 @@ mod tests {
 
     /// Patterns that must not take the fast path.
     const OTHER: &[&str] = &[
-        r"x(?P<a>[a-z]+|\d+)",
         r"\d+x",
         r"(ab)+",
         r"x(?:ab)+",
@@ -259,6 +265,10 @@ mod tests {
         r"(?:[a-z]+\.)+x",
         r"[a-z]\{",
         r"(?i)k",
+        r"x(?:(?P<g>a)|b)",
+        r"x(?:\d+|-)+",
+        r"(?:\d+|x)y",
+        r"(?P<w>GET|[a-z]\w*):(?P<r>.*)",
     ];
 
     /// Patterns with a required-literal prefilter (some not linear; the case-insensitive
@@ -325,6 +335,80 @@ mod tests {
         FastPattern::compile(&hir, regex.captures_len())
     }
 
+    /// A string the pattern (nearly) matches: each part drawn at random, then a few characters
+    /// changed, so that matches, near-misses and several candidates per line are all common.
+    fn sample(hir: &Hir, rng: &mut Rng, alphabet: &[char], out: &mut String) {
+        use regex_syntax::hir::Class;
+        let pick = |rng: &mut Rng, n: usize| (rng.next() % n.max(1) as u64) as usize;
+        match hir.kind() {
+            HirKind::Empty => {}
+            HirKind::Literal(l) => out.push_str(std::str::from_utf8(&l.0).unwrap_or("")),
+            HirKind::Class(Class::Unicode(c)) => {
+                // Mostly the class's first characters (ASCII, for the usual classes), sometimes
+                // any member; sometimes a character from the alphabet, member or not.
+                if pick(rng, 6) == 0 {
+                    out.push(alphabet[pick(rng, alphabet.len())]);
+                    return;
+                }
+                let ranges = c.ranges();
+                let r = &ranges[if pick(rng, 4) == 0 {
+                    pick(rng, ranges.len())
+                } else {
+                    0
+                }];
+                let span = (r.end() as u32 - r.start() as u32).min(40) + 1;
+                let c = char::from_u32(r.start() as u32 + (rng.next() % u64::from(span)) as u32);
+                out.push(c.unwrap_or('x'));
+            }
+            HirKind::Class(Class::Bytes(c)) => {
+                let r = &c.ranges()[0];
+                out.push(char::from(r.start().min(127)));
+            }
+            HirKind::Look(_) => {
+                if pick(rng, 8) == 0 {
+                    out.push('\n');
+                }
+            }
+            HirKind::Repetition(rep) => {
+                let extra = rep.max.map_or(4, |m| m.saturating_sub(rep.min).min(4));
+                let n = rep.min.min(6) + (rng.next() % (u64::from(extra) + 1)) as u32;
+                for _ in 0..n {
+                    sample(&rep.sub, rng, alphabet, out);
+                }
+            }
+            HirKind::Capture(c) => sample(&c.sub, rng, alphabet, out),
+            HirKind::Concat(items) => items.iter().for_each(|h| sample(h, rng, alphabet, out)),
+            HirKind::Alternation(branches) => {
+                sample(&branches[pick(rng, branches.len())], rng, alphabet, out)
+            }
+        }
+    }
+
+    /// `sample` twice with noise around and a few characters replaced or dropped.
+    fn near_match(hir: &Hir, rng: &mut Rng, alphabet: &[char]) -> String {
+        let mut text = String::new();
+        for _ in 0..(rng.next() % 3) {
+            text.push(alphabet[(rng.next() % alphabet.len() as u64) as usize]);
+        }
+        sample(hir, rng, alphabet, &mut text);
+        if rng.next() & 1 == 0 {
+            sample(hir, rng, alphabet, &mut text);
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        for _ in 0..(rng.next() % 3) {
+            if chars.is_empty() {
+                break;
+            }
+            let at = (rng.next() % chars.len() as u64) as usize;
+            if rng.next() & 1 == 0 {
+                chars.remove(at);
+            } else {
+                chars[at] = alphabet[(rng.next() % alphabet.len() as u64) as usize];
+            }
+        }
+        chars.into_iter().collect()
+    }
+
     #[test]
     fn the_fast_path_agrees_with_the_regex_crate_capture_for_capture() {
         // ASCII, and characters where Unicode meaning matters: a two-, three- and four-byte
@@ -359,6 +443,7 @@ mod tests {
             "\u{212A}elvin Temperatur timed\u{A0}out",
             "xabcy xacy xabbcy abcbcbcd abcbcd",
             "x took in 3 in 45 ms",
+            r#"x12 x- xabc x"q r" 5 xab xaab xabbc xz xyz x 12s get:x ok:é"#,
             "x a=b=c x 12 9y x a===1 x a==1==2",
             "for invalid user from for invalid user x from",
             "a word, swords\na b c\nxa a{ ab1x ax",
@@ -367,6 +452,10 @@ mod tests {
         for pattern in FAST.iter().chain(OTHER).chain(PREFILTERED) {
             let mut fast = Matcher::new(pattern).unwrap();
             let direct = engine(pattern);
+            let hir = regex_syntax::ParserBuilder::new()
+                .build()
+                .parse(pattern)
+                .unwrap();
             let regex = Regex::new(pattern).unwrap();
             let mut locs = regex.capture_locations();
             // Half the lines are made of the pattern's own literal pieces among the alphabet,
@@ -381,7 +470,9 @@ mod tests {
             for i in 0..40_000 {
                 let line: String = if i < structured.len() {
                     structured[i].to_owned()
-                } else if i % 2 == 0 {
+                } else if i % 3 == 0 {
+                    near_match(&hir, &mut rng, &alphabet)
+                } else if i % 3 == 1 {
                     let len = (rng.next() % 48) as usize;
                     (0..len)
                         .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
