@@ -15,8 +15,9 @@
 //!
 //! Lines may hold any UTF-8: classes keep their Unicode meaning (a byte of 128 or more is decoded
 //! and looked up in the class's ranges; `\b` uses Unicode word characters), and bounded runs count
-//! characters, not bytes. Shapes outside this (alternations of runs, repeated groups, a pattern
-//! starting with a run) are not compiled here and use the regex crate.
+//! characters, not bytes. Shapes outside this (repeated groups, groups inside alternatives or
+//! optional parts, a pattern that may start with an empty run) are not compiled here and use
+//! the regex crate.
 
 use memchr::memmem;
 use memchr::{memchr, memchr2, memchr3};
@@ -268,6 +269,10 @@ enum Starts {
     },
     /// Where this leading literal of three bytes or more is.
     Literal(Box<memmem::Finder<'static>>),
+    /// Where a character of the leading run's class is (`\S+ - `, `\d+\.\d+`). With `skip`,
+    /// after a failed start the rest of that run is skipped: a run that takes all it can ends
+    /// at the same place from any start inside it, so the rest fails there too.
+    Run { set: Box<CharSet>, skip: bool },
 }
 
 /// The bytes that can come second in a match whose first step is the one-byte literal at
@@ -650,7 +655,26 @@ fn unanchored_starts(raw: &[Raw]) -> Option<Starts> {
             bytes.dedup();
             (bytes, None)
         }
-        Raw::Run { set, min, .. } if *min > 0 => (set.few_bytes()?, None),
+        Raw::Run {
+            set,
+            min,
+            max,
+            greedy,
+        } if *min > 0 => match set.few_bytes() {
+            Some(bytes) => (bytes, None),
+            None => {
+                let takes_all = match follow(raw, at) {
+                    Next::Nothing => *greedy,
+                    Next::Chars(next) => !next.intersects(set),
+                };
+                // An assertion before the run may fail at one start and hold inside the run.
+                let asserted = raw[..at].iter().any(|s| matches!(s, Raw::Assert(_)));
+                return Some(Starts::Run {
+                    set: Box::new(set.clone()),
+                    skip: takes_all && *max == usize::MAX && !asserted,
+                });
+            }
+        },
         _ => return None,
     };
     (first.len() <= 3).then_some(Starts::Bytes { first, then })
@@ -730,6 +754,12 @@ impl FastPattern {
         matches!(self.starts, Starts::Anchored)
     }
 
+    /// Whether candidate starts are found by a search for a byte or a literal (else by a
+    /// class, at every word or number of the line, say).
+    pub fn starts_by_search(&self) -> bool {
+        !matches!(self.starts, Starts::Run { .. })
+    }
+
     /// Finds the leftmost-first match in `line` (`ascii`: whether it is all ASCII). `slots`
     /// gets `(start, end)` per group, group 0 being the whole match. `None` when the work
     /// budget ran out: the caller must ask the regex crate.
@@ -775,6 +805,20 @@ impl FastPattern {
                         return Some(true);
                     }
                     from = start + 1;
+                }
+                Some(false)
+            }
+            Starts::Run { set, skip } => {
+                let mut from = 0;
+                while let Some(start) = search.next_member(set, from) {
+                    if self.try_at(&mut search, start, slots)? {
+                        return Some(true);
+                    }
+                    from = if *skip {
+                        search.members_end(set, start)
+                    } else {
+                        start + char_len(bytes[start])
+                    };
                 }
                 Some(false)
             }
@@ -1037,6 +1081,47 @@ impl Search<'_> {
         };
         self.budget = self.budget.saturating_sub((end - pos) / 8);
         Some((min_end, end))
+    }
+
+    /// The first position from `from` where a character of `set` is.
+    fn next_member(&self, set: &CharSet, from: usize) -> Option<usize> {
+        let mut p = from;
+        while let Some(&b) = self.bytes.get(p) {
+            if b < 128 {
+                if set.ascii[b as usize] {
+                    return Some(p);
+                }
+                p += 1;
+            } else {
+                let c = self.line[p..].chars().next().unwrap_or('\0');
+                if set.contains_wide(c) {
+                    return Some(p);
+                }
+                p += c.len_utf8();
+            }
+        }
+        None
+    }
+
+    /// Where the characters of `set` from `from` end.
+    fn members_end(&self, set: &CharSet, from: usize) -> usize {
+        let mut p = from;
+        while let Some(&b) = self.bytes.get(p) {
+            let width = if b < 128 {
+                if !set.ascii[b as usize] {
+                    break;
+                }
+                1
+            } else {
+                let c = self.line[p..].chars().next().unwrap_or('\0');
+                if !set.contains_wide(c) {
+                    break;
+                }
+                c.len_utf8()
+            };
+            p += width;
+        }
+        p
     }
 
     /// Walks a run character by character: where its `min`-th character ends (`None` if

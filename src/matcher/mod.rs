@@ -122,10 +122,11 @@ impl Matcher {
             .as_ref()
             .and_then(|hir| FastPattern::compile(hir, groups))
             .filter(|fast| groups > 1 || fast.is_anchored());
-        // The fast path finds its first byte with memchr itself.
-        let required = match fast {
-            Some(_) => None,
-            None => hir.as_ref().and_then(Required::of),
+        // The fast path finds its first byte or literal with memchr/memmem itself; one that
+        // starts with a class run would try every word of a line without a prefilter.
+        let required = match &fast {
+            Some(fast) if fast.starts_by_search() => None,
+            _ => hir.as_ref().and_then(Required::of),
         };
         Ok(Matcher {
             required,
@@ -237,6 +238,16 @@ mod tests {
         r"x(?P<d>\d*|y)z",
         r"x(?P<a>[a-z]+|\d+)",
         r"x(?P<a>.*)(?:ms|\d+s)$",
+        // Patterns that start with a run: tried where its class is, a run at a time.
+        r"\d+x",
+        r"[a-z]\{",
+        r"(?P<ip>\d+\.\d+\.\d+\.\d+):(?P<port>\d+) ",
+        r"(?P<u>\S+) - (?P<v>\S+) \[",
+        r"(?P<n>\d{2,3})x",
+        r"(?P<w>\w+?)=",
+        r"(?P<k>[a-zé]+)=(?P<v>\S*)",
+        r"\b(?P<w>\w+)\b x",
+        r"(?P<d>\d+)(?P<e>\d)y",
         // Assertions, case folding and Unicode classes.
         r"\bword",
         r"a\b.*\b",
@@ -254,17 +265,15 @@ mod tests {
         r"é(?P<r>.{2,4})x",
         r"e(?P<r>[^a]{2})",
         r"x(?P<a>é+)",
+        r"(?i)k",
     ];
 
     /// Patterns that must not take the fast path.
     const OTHER: &[&str] = &[
-        r"\d+x",
         r"(ab)+",
         r"x(?:ab)+",
         r".*x",
         r"(?:[a-z]+\.)+x",
-        r"[a-z]\{",
-        r"(?i)k",
         r"x(?:(?P<g>a)|b)",
         r"x(?:\d+|-)+",
         r"(?:\d+|x)y",
@@ -443,6 +452,7 @@ mod tests {
             "\u{212A}elvin Temperatur timed\u{A0}out",
             "xabcy xacy xabbcy abcbcbcd abcbcd",
             "x took in 3 in 45 ms",
+            "10.0.0.1:80 1.2.3.4:5 ab cd - ef [ 12x 1234x zoë=ü k=v é= 123y",
             r#"x12 x- xabc x"q r" 5 xab xaab xabbc xz xyz x 12s get:x ok:é"#,
             "x a=b=c x 12 9y x a===1 x a==1==2",
             "for invalid user from for invalid user x from",
