@@ -2,10 +2,12 @@
 //!
 //! A [`Matcher`] holds the regex crate's compiled regex and, when the pattern has the shape
 //! most log regexes have, a [`fast::FastPattern`] that finds the same match with memchr-driven
-//! steps and little or no backtracking (and hands a line back when it would cost too much). Before either, a [`Required`] prefilter: when every match
-//! must contain one of a few literals (`Exception|Error`, `Out of memory: Killed process`), a
-//! line without any of them is refused with a SIMD substring search — in a log where most
-//! lines are for other rules, that is most lines. Callers see one interface either way.
+//! steps and little backtracking (and hands a line back when it would cost too much). Before
+//! either, for an unanchored pattern the fast path does not find by a byte or a literal, a
+//! [`Required`] prefilter: when every match must contain one of a few literals
+//! (`Exception|Error`, `Out of memory: Killed process`), a line without any of them is refused
+//! with a SIMD substring search — in a log where most lines are for other rules, that is most
+//! lines. Callers see one interface either way.
 
 pub mod fast;
 
