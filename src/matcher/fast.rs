@@ -825,6 +825,24 @@ impl FastPattern {
         }
     }
 
+    /// Like [`FastPattern::find`], for a match known to start at `start` (the regex crate
+    /// found it): reads its groups.
+    pub fn find_at(
+        &self,
+        line: &str,
+        ascii: bool,
+        start: usize,
+        slots: &mut [(usize, usize)],
+    ) -> Option<bool> {
+        let mut search = Search {
+            line,
+            bytes: line.as_bytes(),
+            ascii,
+            budget: 64 + 4 * line.len(),
+        };
+        self.try_at(&mut search, start, slots)
+    }
+
     fn try_at(
         &self,
         search: &mut Search,

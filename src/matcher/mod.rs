@@ -158,8 +158,20 @@ impl Matcher {
             }
         }
         if let Some(fast) = &self.fast {
-            if let Some(found) = fast.find(line, ascii, &mut self.slots) {
-                return found;
+            if fast.starts_by_search() {
+                if let Some(found) = fast.find(line, ascii, &mut self.slots) {
+                    return found;
+                }
+            } else {
+                // A pattern that starts with a class run could start at any word of the line:
+                // the regex crate's DFA finds where the match starts in one pass, the fast path
+                // reads the groups from there (instead of the regex crate's capture engine).
+                let Some(found) = self.regex.find(line) else {
+                    return false;
+                };
+                if fast.find_at(line, ascii, found.start(), &mut self.slots) == Some(true) {
+                    return true;
+                }
             }
         }
         if self.slots.len() == 1 {
