@@ -250,11 +250,19 @@ enum Step {
     Open(usize),
     Close(usize),
     Assert(Assert),
-    /// An alternation of other than literals (`\d+|-`), without groups: each branch's first
-    /// step, in priority order.
-    Alt(Box<[usize]>),
+    /// An alternation of other than literals (`\d+|-`) or an optional part: each branch's first
+    /// step, in priority order, and the groups inside.
+    Alt(Box<Alt>),
     /// The end of a branch: on to the step after the alternation.
     Jump(usize),
+}
+
+/// Branches of an alternation or optional part.
+struct Alt {
+    branches: Box<[usize]>,
+    /// Groups inside: unset before each branch is tried, so that a group of a branch that was
+    /// tried and left, or not taken, reports no span (as the regex crate's do).
+    groups: Box<[usize]>,
 }
 
 /// How candidate starts of an unanchored pattern are found.
@@ -320,7 +328,11 @@ enum Raw {
     Close(usize),
     Assert(Assert),
     /// Branches (their first steps), tried in order; each ends with a `Jump` past the last.
-    Alt(Vec<usize>),
+    /// `groups`: the capture groups inside, unset when their branch is not taken.
+    Alt {
+        branches: Vec<usize>,
+        groups: Vec<usize>,
+    },
     Jump(usize),
 }
 
@@ -370,8 +382,21 @@ fn flatten(hir: &Hir, out: &mut Vec<Raw>) -> Option<()> {
                     max: rep.max.map_or(usize::MAX, |m| m as usize),
                     greedy: rep.greedy,
                 }),
-                // `(?:invalid user )?`: the strings it can take, in priority order.
-                None => out.push(Raw::OneOf(literal_strings(hir)?)),
+                None => match literal_strings(hir) {
+                    // `(?:invalid user )?`: the strings it can take, in priority order.
+                    Some(strings) => out.push(Raw::OneOf(strings)),
+                    // `(?: user=(?P<user>\S+))?`: the part, or nothing, in priority order.
+                    None if rep.min == 0 && rep.max == Some(1) => {
+                        let empty = Hir::empty();
+                        let branches: [&Hir; 2] = if rep.greedy {
+                            [&rep.sub, &empty]
+                        } else {
+                            [&empty, &rep.sub]
+                        };
+                        alternatives(hir, &branches, out)?;
+                    }
+                    None => return None,
+                },
             }
         }
         HirKind::Capture(cap) => {
@@ -386,28 +411,52 @@ fn flatten(hir: &Hir, out: &mut Vec<Raw>) -> Option<()> {
         }
         HirKind::Alternation(branches) => match literal_strings(hir) {
             Some(strings) => out.push(Raw::OneOf(strings)),
-            // Branches with runs (`\d+|-`). A group inside one may not take part in the
-            // match, which this engine does not track: those are the regex crate's.
-            None if hir.properties().explicit_captures_len() == 0 => {
-                let at = out.len();
-                out.push(Raw::Alt(Vec::new()));
-                let (mut starts, mut jumps) = (Vec::new(), Vec::new());
-                for branch in branches {
-                    starts.push(out.len());
-                    flatten(branch, out)?;
-                    jumps.push(out.len());
-                    out.push(Raw::Jump(0));
-                }
-                let end = out.len();
-                for j in jumps {
-                    out[j] = Raw::Jump(end);
-                }
-                out[at] = Raw::Alt(starts);
-            }
-            None => return None,
+            // Branches with runs or groups (`\d+|-`).
+            None => alternatives(hir, &branches.iter().collect::<Vec<_>>(), out)?,
         },
     }
     Some(())
+}
+
+/// Appends `branches` as an alternation: a step that tries each branch's first step in order,
+/// each branch ending with a jump past the last. The groups inside `whole` are noted: a
+/// branch not taken leaves them unset.
+fn alternatives(whole: &Hir, branches: &[&Hir], out: &mut Vec<Raw>) -> Option<()> {
+    let at = out.len();
+    out.push(Raw::Jump(0));
+    let (mut starts, mut jumps) = (Vec::new(), Vec::new());
+    for branch in branches {
+        starts.push(out.len());
+        flatten(branch, out)?;
+        jumps.push(out.len());
+        out.push(Raw::Jump(0));
+    }
+    let end = out.len();
+    for j in jumps {
+        out[j] = Raw::Jump(end);
+    }
+    let mut groups = Vec::new();
+    captures_in(whole, &mut groups);
+    out[at] = Raw::Alt {
+        branches: starts,
+        groups,
+    };
+    Some(())
+}
+
+/// The indexes of the capture groups in `hir`.
+fn captures_in(hir: &Hir, out: &mut Vec<usize>) {
+    match hir.kind() {
+        HirKind::Capture(c) => {
+            out.push(c.index as usize);
+            captures_in(&c.sub, out);
+        }
+        HirKind::Concat(items) | HirKind::Alternation(items) => {
+            items.iter().for_each(|h| captures_in(h, out));
+        }
+        HirKind::Repetition(r) => captures_in(&r.sub, out),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => {}
+    }
 }
 
 /// Most strings an alternation or optional part is expanded to.
@@ -581,7 +630,7 @@ fn first_chars(raw: &[Raw], mut k: usize, set: &mut CharSet) -> bool {
                 k = *to;
                 continue;
             }
-            Raw::Alt(branches) => {
+            Raw::Alt { branches, .. } => {
                 let mut all = true;
                 for b in branches {
                     all &= first_chars(raw, *b, set);
@@ -703,7 +752,10 @@ impl FastPattern {
                 Raw::Open(g) => Step::Open(*g),
                 Raw::Close(g) => Step::Close(*g),
                 Raw::Assert(a) => Step::Assert(*a),
-                Raw::Alt(branches) => Step::Alt(branches.clone().into_boxed_slice()),
+                Raw::Alt { branches, groups } => Step::Alt(Box::new(Alt {
+                    branches: branches.clone().into_boxed_slice(),
+                    groups: groups.clone().into_boxed_slice(),
+                })),
                 Raw::Jump(to) => Step::Jump(*to),
                 Raw::Run {
                     set,
@@ -936,8 +988,11 @@ impl FastPattern {
                 }
                 Step::Open(g) => slots[*g].0 = pos,
                 Step::Close(g) => slots[*g].1 = pos,
-                Step::Alt(branches) => {
-                    for b in branches.iter() {
+                Step::Alt(alt) => {
+                    for b in alt.branches.iter() {
+                        for g in alt.groups.iter() {
+                            slots[*g] = (usize::MAX, usize::MAX);
+                        }
                         match self.go(search, *b, pos, slots) {
                             Outcome::Fail => {}
                             other => return other,
