@@ -13,7 +13,8 @@ What it does:
    time and peak RSS with GNU time. The same for three more seeded logs, each with a
    quarry_exporter config and an equivalent mtail program in bench/extraction/: JSON lines
    (`json:` rules; mtail: a regex per field), logfmt (`logfmt:` rules; mtail: a regex per key)
-   and a mixed log read by nine regex rules (mtail: the same nine regexes).
+   a mixed log read by nine regex rules (mtail: the same nine regexes) and a second mixed log of
+   other programs read by ten rules of other shapes, written apart from the first (`mixed2`).
 3. Scrape cost: both tail a log of N distinct label values (10k and 100k series); the time of a
    `/metrics` GET is measured for each, plain and gzipped.
 4. Idle cost: CPU used while watching 1,000 files that do not change.
@@ -137,9 +138,9 @@ def generate_access_log(path, lines):
             )
 
 
-# --- More extraction rows: JSON lines, logfmt, a mixed log with many rules -------------------
+# --- More extraction rows: JSON lines, logfmt, two mixed logs with many rules ----------------
 # Each has a quarry_exporter config and an equivalent mtail program in bench/extraction/, and a
-# seeded generator below. `--only json logfmt mixed lines` runs just these rows.
+# seeded generator below. `--only json logfmt mixed mixed2 lines` runs just these rows.
 
 EXTRACTION = os.path.join(ROOT, "bench", "extraction")
 
@@ -439,6 +440,330 @@ def generate_mixed_log(path, lines):
             "ssh_logins_total": counts["ssh"]}
 
 
+# --- mixed2: a second mixed log, other programs, other rule shapes ---------------------------
+# Written apart from the first mixed row (see bench/extraction/mixed2.yaml): a host where HAProxy,
+# Apache, PostgreSQL, nginx (its error log), Redis, php-fpm, the kubelet (klog through journald)
+# and systemd all log to one file. Text other than English is in messages, user names and paths.
+
+MIXED2_BACKENDS = [("be_api", "api"), ("be_api", "api"), ("be_web", "web"), ("be_static", "static"),
+                   ("be_admin", "admin")]
+MIXED2_FRONTENDS = ["fe_https~", "fe_https~", "fe_http", "fe_admin~"]
+MIXED2_REQUESTS = ["GET /api/orders HTTP/1.1", "GET /api/orders/81234 HTTP/1.1", "POST /api/cart HTTP/1.1",
+                   "GET / HTTP/2.0", "GET /static/app.3f9c1e.js HTTP/2.0", "GET /health HTTP/1.1",
+                   "GET /api/search?q=m%C3%BCller HTTP/1.1", "DELETE /api/cart/7 HTTP/1.1", "PUT /api/users/42 HTTP/1.1"]
+MIXED2_STATUSES = [200] * 18 + [201, 204, 301, 302, 304, 304, 400, 401, 403, 404, 404, 429, 500, 502, 503, 504]
+MIXED2_VHOSTS = ["shop.example.de", "blog.example.de", "intranet.example.fr"]
+MIXED2_APACHE_PATHS = ["/", "/index.php", "/wp-login.php", "/feed/", "/wp-content/uploads/2026/11/logo.png",
+                       "/wiki/Hauptseite", "/xmlrpc.php", "/robots.txt", "/kontakt/?lang=fr"]
+MIXED2_PG_USERS = ["shop", "shop", "shop", "reporting", "postgres", "jürgen", "дмитрий"]
+MIXED2_PG_DBS = ["shop", "shop", "analytics", "postgres"]
+MIXED2_SQL = [
+    "SELECT o.id, o.total FROM orders o WHERE o.customer_id = $1 ORDER BY o.created_at DESC LIMIT 20",
+    "SELECT * FROM kunden WHERE nachname = 'Müller' AND ort = 'Köln'",
+    "select id, name from products where name ilike '%café%'",
+    "INSERT INTO order_items (order_id, sku, qty) VALUES ($1, $2, $3)",
+    "UPDATE carts SET updated_at = now() WHERE id = $1",
+    "DELETE FROM sessions WHERE expires_at < now()",
+    "BEGIN",
+    "COMMIT",
+    "WITH recent AS (SELECT * FROM orders WHERE created_at > now() - interval '1 day') SELECT count(*) FROM recent",
+    "SELECT * FROM commentaires WHERE texte LIKE '%déjà vu%'",
+    "/* controller:orders */ SELECT id FROM orders WHERE status = 'pending'",
+]
+MIXED2_K8S_PODS = [("shop", "api-7d9f8c6b5-x2k4p", "api"), ("shop", "worker-6c8d7f9b4-q7z2m", "worker"),
+                   ("kube-system", "coredns-5d78c9869d-8hj2k", "coredns"), ("monitoring", "quarry-0", "exporter"),
+                   ("shop", "web-5f6d8b7c9-m3n8v", "nginx")]
+MIXED2_USERS = ["root", "deploy", "jürgen", "zoë", "dmitrij", "山田", "www-data"]
+MIXED2_UNITS = ["nginx", "php8.2-fpm", "backup-kunden", "postgresql@16-main", "redis-server", "certbot",
+                "apt-daily", "kubelet", "sauvegarde-nuit"]
+
+
+def _long_text(rng, parts):
+    """2 to 7 KB made of `parts` joined by commas (the line around it stays under 8 KB)."""
+    size, out = rng.randint(2000, 7000), []
+    while sum(map(len, out)) + len(out) < size:
+        out.append(rng.choice(parts))
+    return ", ".join(out)
+
+
+def _mixed2_records(rng):
+    """Endless records of the second mixed log: (families a counting rule adds 1 to, its lines)."""
+    i = 0
+    while True:
+        i += 1
+        clock = f"10:{(i // 60) % 60:02d}:{i % 60:02d}"
+        frac = (i * 7919) % 1000000
+        syslog = f"Nov 28 {clock} "
+        n = rng.randint(10000, 99999)
+        pid = rng.randint(300, 65000)
+        r = rng.random()
+        if r < 0.24:  # HAProxy, option httplog, through syslog (HAProxy escapes non-ASCII bytes)
+            fe = rng.choice(MIXED2_FRONTENDS)
+            be, srv = rng.choice(MIXED2_BACKENDS)
+            client = f"{rng.choice(['203.0.113', '198.51.100', '10.0.4'])}.{i % 256}:{rng.randint(1024, 65535)}"
+            head = f"{syslog}lb-{i % 2} haproxy[{1200 + i % 3}]: {client} [28/Nov/2026:{clock}.{frac // 1000:03d}] {fe} "
+            req = rng.choice(MIXED2_REQUESTS)
+            if rng.random() < 0.002:
+                req = "GET /api/search?" + _long_text(rng, ["q=m%C3%BCller", "tag=sale", "page=2", "sort=price",
+                                                            "utm_source=newsletter"]).replace(", ", "&") + " HTTP/1.1"
+            hr = rng.random()
+            if hr < 0.03:  # client aborted before the server answered: -1 timers and status
+                yield (), [f"{head}{be}/<NOSRV> -1/-1/-1/-1/{rng.randint(1, 30000)} -1 0 - - CR-- "
+                           f"{rng.randint(1, 900)}/{rng.randint(1, 900)}/0/0/0 0/0 \"{req}\""]
+            elif hr < 0.06:  # TCP mode (the database frontend): tcplog has no status
+                yield (), [f"{syslog}lb-{i % 2} haproxy[{1200 + i % 3}]: {client} [28/Nov/2026:{clock}.{frac // 1000:03d}] "
+                           f"fe_pg be_pg/pg-{i % 2} 1/0/{rng.randint(1, 90000)} {rng.randint(100, 900000)} -- 3/3/2/2/0 0/0"]
+            else:
+                tq, tw, tc, tr = rng.randint(0, 3), rng.randint(0, 2), rng.randint(0, 5), rng.randint(0, 400)
+                ta = max(1, tq + tw + tc + tr + int(rng.lognormvariate(2, 1.5)))  # never 0 (see the access log)
+                plus = "+" if rng.random() < 0.05 else ""
+                status = rng.choice(MIXED2_STATUSES)
+                term = "----" if status < 500 else rng.choice(["sH--", "SC--", "----"])
+                headers = " {shop.example.de|Mozilla/5.0}" if rng.random() < 0.3 else ""
+                yield ("haproxy_http_responses_total",), [
+                    f"{head}{be}/{srv}-{i % 3} {tq}/{tw}/{tc}/{tr}/{plus}{ta} {status} {rng.randint(0, 80000)} - - {term} "
+                    f"{rng.randint(1, 900)}/{rng.randint(1, 900)}/{rng.randint(0, 50)}/{rng.randint(0, 10)}/0 0/0{headers} \"{req}\""]
+        elif r < 0.34:  # Apache, vhost_combined (Apache escapes non-ASCII bytes); %b is "-" for no body
+            status = rng.choice(MIXED2_STATUSES)
+            method = rng.choice(["GET"] * 8 + ["POST", "HEAD"])
+            size = "-" if status in (204, 304) or method == "HEAD" or rng.random() < 0.05 else str(rng.randint(1, 90000))
+            user = rng.choice(["-"] * 6 + ["admin", "j\\xc3\\xbcrgen"])
+            yield ("apache_http_requests_total",), [
+                f"{rng.choice(MIXED2_VHOSTS)}:{rng.choice([80, 443, 443])} 198.51.100.{i % 256} - {user} "
+                f"[28/Nov/2026:{clock} +0100] \"{method} {rng.choice(MIXED2_APACHE_PATHS)} HTTP/1.1\" {status} {size} "
+                f"\"-\" \"{rng.choice(['Mozilla/5.0 (Windows NT 10.0; Win64; x64)', 'WordPress/6.4; https://blog.example.de', 'curl/8.5.0'])}\""]
+        elif r < 0.48:  # PostgreSQL, log_line_prefix '%m [%p] %q%u@%d '
+            head = f"2026-11-28 {clock}.{frac // 1000:03d} UTC [{pid}] "
+            user, db = rng.choice(MIXED2_PG_USERS[:5]), rng.choice(MIXED2_PG_DBS)
+            session = f"{head}{user}@{db} "
+            pr = rng.random()
+            if pr < 0.60:
+                ms = max(0.011, round(rng.lognormvariate(0.5, 2), 3))
+                sql = rng.choice(MIXED2_SQL)
+                if rng.random() < 0.003:
+                    sql = "INSERT INTO events (kind, payload) VALUES " + _long_text(
+                        rng, ["('view', '{\"page\": \"/produkte/käse\"}')", "('click', '{\"id\": 42}')",
+                              "('search', '{\"q\": \"東京 ラーメン\"}')", "('view', '{\"page\": \"/\"}')"])
+                how = rng.choice(["statement", "statement", "execute <unnamed>", "execute S_1", "bind S_1", "parse <unnamed>"])
+                yield ("postgres_log_lines_total",), [f"{session}LOG:  duration: {ms:.3f} ms  {how}: {sql}"]
+            elif pr < 0.70:
+                yield ("postgres_log_lines_total",), [
+                    f"{head}LOG:  checkpoint complete: wrote {rng.randint(1, 9000)} buffers ({rng.random() * 10:.1f}%); "
+                    f"0 WAL file(s) added, 0 removed, 1 recycled; write={rng.random() * 30:.3f} s, sync=0.002 s, "
+                    f"total={rng.random() * 30:.3f} s"]
+            elif pr < 0.78:
+                yield (), [f"{head}[unknown]@[unknown] LOG:  connection received: host=10.0.4.{i % 256} port={rng.randint(1024, 65535)}"]
+            elif pr < 0.86:
+                yield ("postgres_log_lines_total",), [f"{session}LOG:  connection authorized: user={user} database={db} "
+                                                      f"application_name=psql"]
+            elif pr < 0.94:
+                err, stmt = rng.choice([
+                    ('duplicate key value violates unique constraint "orders_pkey"',
+                     "INSERT INTO orders (id, kunde) VALUES (81234, 'Zoë Dubois')"),
+                    ("canceling statement due to statement timeout", "SELECT * FROM rapports_mensuels WHERE année = 2026"),
+                    ('relation "bestellungen" does not exist', "SELECT * FROM bestellungen")])
+                yield ("postgres_log_lines_total",), [f"{session}ERROR:  {err}", f"{head}{user}@{db} STATEMENT:  {stmt}"]
+            else:
+                bad = rng.choice(MIXED2_PG_USERS[5:] + ["guest"])
+                yield ("postgres_log_lines_total",), [
+                    f"{head}{bad}@{db} FATAL:  password authentication failed for user \"{bad}\"",
+                    f"{head}{bad}@{db} DETAIL:  Connection matched file \"/etc/postgresql/16/main/pg_hba.conf\" line 102: "
+                    f"\"host all all 10.0.0.0/8 scram-sha-256\""]
+        elif r < 0.54:  # nginx error log
+            head = f"2026/11/28 {clock} "
+            cid = rng.randint(1, 9999999)
+            tail = f'client: 203.0.113.{i % 256}, server: {rng.choice(["shop.example.de", "api.example.de", "_"])}'
+            req = rng.choice(MIXED2_REQUESTS).replace("HTTP/2.0", "HTTP/1.1")
+            er = rng.random()
+            if er < 0.30:
+                yield ("nginx_error_lines_total",), [
+                    f"{head}[error] 812#812: *{cid} upstream timed out (110: Connection timed out) while reading response "
+                    f"header from upstream, {tail}, request: \"{req}\", upstream: \"http://10.0.3.7:8080/api/orders\", "
+                    f"host: \"shop.example.de\""]
+            elif er < 0.45:
+                yield ("nginx_error_lines_total",), [
+                    f"{head}[error] 812#812: *{cid} connect() failed (111: Connection refused) while connecting to "
+                    f"upstream, {tail}, request: \"{req}\", upstream: \"http://10.0.3.8:8080/\", host: \"api.example.de\""]
+            elif er < 0.60:
+                path = rng.choice(["Über uns.png", "café-crème.jpg", "写真/東京.jpg", "меню.pdf", "🎉.gif"])
+                yield ("nginx_error_lines_total",), [
+                    f"{head}[error] 813#813: *{cid} open() \"/var/www/shop/static/{path}\" failed (2: No such file "
+                    f"or directory), {tail}, request: \"GET /static/{path} HTTP/1.1\", host: \"shop.example.de\""]
+            elif er < 0.62:
+                long_req = "GET /api/search?" + _long_text(rng, ["q=käse", "q=fromage+affiné", "lang=de", "ref=%E2%9C%85"]).replace(", ", "&") + " HTTP/1.1"
+                yield ("nginx_error_lines_total",), [
+                    f"{head}[error] 812#812: *{cid} upstream sent too big header while reading response header from "
+                    f"upstream, {tail}, request: \"{long_req}\", upstream: \"http://10.0.3.7:8080/api/search\""]
+            elif er < 0.72:
+                yield ("nginx_error_lines_total",), [
+                    f"{head}[crit] 812#812: *{cid} SSL_write() failed (32: Broken pipe) while sending to client, "
+                    f"{tail}, request: \"{req}\""]
+            elif er < 0.85:
+                yield (), [f"{head}[warn] 812#812: *{cid} an upstream response is buffered to a temporary file "
+                           f"/var/cache/nginx/proxy_temp/{n % 10}/{n % 100:02d}/00000{n} while reading upstream, {tail}, "
+                           f"request: \"{req}\""]
+            elif er < 0.93:
+                yield (), [f"{head}[info] 812#812: *{cid} client {tail.split(',')[0][8:]} closed keepalive connection"]
+            else:
+                yield (), [f"{head}[notice] 811#811: signal process started"]
+        elif r < 0.58:  # Redis
+            head = f"{pid % 9000 + 1000}:M 28 Nov 2026 {clock}.{frac // 1000:03d} "
+            yield (), [rng.choice([
+                f"{head}* 100 changes in 300 seconds. Saving...",
+                f"{head}* Background saving started by pid {pid}",
+                f"{head}* DB saved on disk",
+                f"{head}* Background saving terminated with success",
+                f"{head}# Error accepting a client connection: Connection reset by peer",
+                f"{head}# WARNING: 32 clients connected (99% of maxclients), approaching the limit",
+                f"{head}- Accepted 10.0.4.{i % 256}:{rng.randint(1024, 65535)}",
+                f"{pid % 9000 + 1000}:S 28 Nov 2026 {clock}.{frac // 1000:03d} # Timeout connecting to the MASTER...",
+                f"{head}* Client id={n} addr=10.0.4.9:51234 laddr=10.0.4.2:6379 name=ワーカー closed (timeout)"])]
+        elif r < 0.63:  # php-fpm: master log and slow log
+            head = f"[28-Nov-2026 {clock}] "
+            pool = rng.choice(["www", "www", "shop", "admin"])
+            script = rng.choice(["/var/www/shop/index.php", "/var/www/shop/api/bestellung.php",
+                                 "/var/www/shop/export/café.php", "/var/www/shop/cron/レポート.php", "/var/www/blog/xmlrpc.php"])
+            fr = rng.random()
+            if fr < 0.35:
+                sec = round(rng.uniform(5, 60), 6)
+                req = rng.choice(["GET /index.php", "POST /api/bestellung.php", "GET /export/café.php?format=csv"])
+                yield (), [
+                    f"{head}WARNING: [pool {pool}] child {pid}, script '{script}' (request: \"{req}\") executing too slow "
+                    f"({sec:.6f} sec), logging"]
+            elif fr < 0.55:
+                yield (), [f"{head}NOTICE: [pool {pool}] child {pid} started",
+                           f"{head}NOTICE: [pool {pool}] child {pid + 1} exited with code 0 after {rng.random() * 900:.6f} "
+                           f"seconds from start"]
+            elif fr < 0.70:
+                yield (), [f"{head}WARNING: [pool {pool}] server reached pm.max_children setting (50), consider raising it"]
+            else:
+                yield (), ["", f"[28-Nov-2026 {clock}]  [pool {pool}] pid {pid}", f"script_filename = {script}",
+                           f"[0x00007f3c9a{n:06d}] curl_exec() /var/www/shop/vendor/guzzle/src/Handler/CurlHandler.php:44",
+                           f"[0x00007f3c9a{n + 1:06d}] __invoke() /var/www/shop/vendor/guzzle/src/Middleware.php:31",
+                           f"[0x00007f3c9a{n + 2:06d}] bestellungAbschließen() {script}:{rng.randint(10, 900)}"]
+        elif r < 0.83:  # kubelet, klog through journald
+            ns, pod, container = rng.choice(MIXED2_K8S_PODS)
+            uid = f"{n:08x}-{pid:04x}-4f1e-9c2a-{i:012x}"
+            sev_pid = rng.randint(900, 999)
+
+            def klog(sev, src, msg):
+                return (f"{syslog}node-{i % 3} kubelet[{sev_pid}]: {sev}1128 {clock}.{frac:06d} {sev_pid:>7} {src}] {msg}")
+            kr = rng.random()
+            if kr < 0.35:
+                event = rng.choice(["ContainerStarted", "ContainerDied", "ContainerStarted"])
+                line = klog("I", "kubelet.go:2321", f'"SyncLoop (PLEG): event for pod" pod="{ns}/{pod}" '
+                                                     f'event={{"ID":"{uid}","Type":"{event}","Data":"{n:x}{pid:x}"}}')
+            elif kr < 0.50:
+                probe = rng.choice(["Readiness", "Readiness", "Liveness", "Startup"])
+                output = rng.choice([
+                    f'Get \\"http://10.244.{i % 4}.{i % 200}:8080/health\\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+                    f'Get \\"http://10.244.{i % 4}.{i % 200}:8080/health\\": dial tcp 10.244.{i % 4}.{i % 200}:8080: connect: connection refused',
+                    "HTTP probe failed with statuscode: 503",
+                    "Wartung läuft 🚧 — bitte später erneut versuchen"])
+                line = klog("I", "prober.go:107", f'"Probe failed" probeType="{probe}" pod="{ns}/{pod}" podUID="{uid}" '
+                                                  f'containerName="{container}" probeResult="failure" output="{output}"')
+            elif kr < 0.60:
+                line = klog("E", "pod_workers.go:1298", f'"Error syncing pod, skipping" err="failed to \\"StartContainer\\" '
+                                                        f'for \\"{container}\\" with CrashLoopBackOff: \\"back-off 5m0s restarting '
+                                                        f'failed container={container} pod={pod}_{ns}({uid})\\"" pod="{ns}/{pod}" '
+                                                        f'podUID="{uid}"')
+            elif kr < 0.605:
+                line = klog("E", "kuberuntime_manager.go:1256", f'"Unhandled Error" err="container &Container{{Name:{container},'
+                            f'Env:[]EnvVar{{' + _long_text(rng, ["EnvVar{Name:GREETING,Value:Grüß Gott,ValueFrom:nil}",
+                                                                 "EnvVar{Name:TITLE,Value:Café de la Gare,ValueFrom:nil}",
+                                                                 "EnvVar{Name:LANG,Value:ja_JP.UTF-8,ValueFrom:nil}",
+                                                                 "EnvVar{Name:MOTD,Value:ようこそ,ValueFrom:nil}"])
+                            + '},} start failed in pod: ErrImagePull: context deadline exceeded" logger="UnhandledError"')
+            elif kr < 0.74:
+                line = klog("W", "reflector.go:561", f'k8s.io/client-go/informers/factory.go:160: failed to list *v1.Secret: '
+                                                     f'secrets "{container}-tls" is forbidden: User "system:node:node-{i % 3}" cannot '
+                                                     f'list resource "secrets" in API group "" in the namespace "{ns}"')
+            elif kr < 0.90:
+                line = klog("I", "kubelet_volumes.go:163", f'"Cleaned up orphaned pod volumes dir" podUID="{uid}" '
+                                                           f'path="/var/lib/kubelet/pods/{uid}/volumes"')
+            else:
+                line = klog("I", "event.go:389", f'"Event occurred" object="{ns}/{pod}" fieldPath="" kind="Pod" '
+                                                 f'apiVersion="v1" type="Normal" reason="Pulled" message="'
+                            + rng.choice(["Successfully pulled image \\\"registry.example.de/shop/api:2.4.1\\\" in 1.204s",
+                                          "Container image \\\"registry.example.de/shop/kasse:ü-1\\\" already present on machine",
+                                          "Создан контейнер " + container, "コンテナ " + container + " を起動しました"]) + '"')
+            yield ("kubelet_log_lines_total",), [line]
+        elif r < 0.87:  # Apache error log
+            head = f"[Fri Nov 28 {clock}.{frac:06d} 2026] "
+            yield (), [rng.choice([
+                f"{head}[proxy_fcgi:error] [pid {pid}:tid 1402{n}] [client 198.51.100.{i % 256}:{rng.randint(1024, 65535)}] "
+                f"AH01071: Got error 'PHP message: PHP Warning:  Undefined variable $benutzer in /var/www/shop/index.php "
+                f"on line 42', referer: https://shop.example.de/",
+                f"{head}[core:error] [pid {pid}:tid 1402{n}] [client 198.51.100.{i % 256}:{rng.randint(1024, 65535)}] "
+                f"AH00037: Symbolic link not allowed or link target not accessible: /var/www/blog/files/Übersicht.pdf",
+                f"{head}[proxy_fcgi:error] [pid {pid}:tid 1402{n}] [client 198.51.100.{i % 256}:{rng.randint(1024, 65535)}] "
+                f"AH01071: Got error 'PHP message: Échec de la connexion à la base «\u00a0commandes\u00a0»\u00a0: délai dépassé'",
+                f"{head}[proxy:error] [pid {pid}:tid 1402{n}] (111)Connection refused: AH00957: http: attempt to connect "
+                f"to 127.0.0.1:8080 (localhost:8080) failed",
+                f"{head}[mpm_event:notice] [pid 1:tid 1402{n}] AH00489: Apache/2.4.62 (Debian) configured -- resuming "
+                f"normal operations",
+                f"{head}[ssl:warn] [pid {pid}:tid 1402{n}] AH01909: intranet.example.fr:443:0 server certificate does "
+                f"NOT include an ID which matches the server name"])]
+        elif r < 0.95:  # systemd
+            head = f"{syslog}web-{i % 2} systemd[1]: "
+            unit = rng.choice(MIXED2_UNITS)
+            user = rng.choice(MIXED2_USERS)
+            sr = rng.random()
+            if sr < 0.08:
+                result = rng.choice(["exit-code", "exit-code", "timeout", "signal", "oom-kill"])
+                yield ("systemd_service_failures_total",), [
+                    f"{head}{unit}.service: Main process exited, code=exited, status=1/FAILURE",
+                    f"{head}{unit}.service: Failed with result '{result}'."]
+            else:
+                yield (), [rng.choice([
+                    f"{head}Started session-{n}.scope - Session {n} of User {user}.",
+                    f"{head}Starting {unit}.service - {unit} ...",
+                    f"{head}Finished {unit}.service.",
+                    f"{head}{unit}.service: Deactivated successfully.",
+                    f"{head}{unit}.service: Consumed {rng.randint(1, 59)}.{rng.randint(0, 999):03d}s CPU time.",
+                    f"{head}user@{1000 + i % 5}.service: Deactivated successfully.",
+                    f"{head}Stopped user-runtime-dir@{1000 + i % 5}.service - User Runtime Directory /run/user/{1000 + i % 5}.",
+                    f"{head}{unit}.service: Start operation timed out. Terminating."])]
+        else:  # the rest: cron, sudo, a deploy script, a Node service, in several languages
+            host = f"{syslog}web-{i % 2} "
+            user = rng.choice(MIXED2_USERS)
+            yield (), [rng.choice([
+                f"{host}CRON[{pid}]: ({user}) CMD (/usr/local/bin/sauvegarde --cible /srv/backup)",
+                f"{host}sudo: {user} : TTY=pts/{i % 4} ; PWD=/home/{user} ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx",
+                f"{host}deploy[{pid}]: 🚀 Release {n} ausgerollt von {user} (Dauer 42 s)",
+                f"{host}node[{pid}]: Bestellung {n} bestätigt ✅ Kunde=„Müller“",
+                f"{host}node[{pid}]: 注文 {n} の処理が完了しました",
+                f"{host}node[{pid}]: Заказ {n} отправлен пользователю {user}",
+                f"{host}node[{pid}]: Commande {n} : paiement refusé, délai d'attente dépassé",
+                f"{host}node[{pid}]: upstream request timeout after 30000ms (order {n})",
+                f"{host}node[{pid}]: proxy_read_timeout reached for /api/orders/{n}"])]
+
+
+def generate_mixed2_log(path, lines):
+    """A second log several programs write to, written apart from the first mixed row, ~150
+    bytes a line: HAProxy (httplog and tcplog), Apache access (vhost_combined) and error logs,
+    PostgreSQL (durations, checkpoints, errors with their STATEMENT, failed logins), the nginx
+    error log, Redis, php-fpm (master log and slow-log stacks), the kubelet's klog lines through
+    journald, systemd; non-ASCII text in messages, user names and paths; a few lines of 2 to 8
+    KB. Returns the counts the generator knows."""
+    rng = random.Random(20261201)
+    families = ["haproxy_http_responses_total", "apache_http_requests_total", "postgres_log_lines_total",
+                "nginx_error_lines_total", "kubelet_log_lines_total", "systemd_service_failures_total"]
+    counts = dict.fromkeys(families, 0)
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for tags, record in _mixed2_records(rng):
+            if written + len(record) > lines:  # ends at a record boundary, padded to `lines`
+                for k in range(lines - written):
+                    f.write(f"Nov 28 11:00:{k % 60:02d} web-0 CRON[{4000 + k}]: (root) CMD (run-parts /etc/cron.hourly)\n")
+                break
+            f.write("\n".join(record) + "\n")
+            written += len(record)
+            for tag in tags:
+                counts[tag] += 1
+    return counts
+
+
 def run_measured(cmd, cwd):
     """Runs cmd to completion under GNU time; returns (stdout, user+sys seconds, peak RSS MiB).
 
@@ -619,6 +944,13 @@ EXTRACTION_ROWS = {
                         "http_api_server_errors_total", "app_log_lines_total", "app_operation_duration_seconds",
                         "app_exceptions_total", "ssh_logins_total", "oom_kills_total", "json_problem_lines_total",
                         "timeout_lines_total"]),
+    "mixed2": ("mixed log 2: other programs, other rule shapes, 10 regex rules (mtail: the same 10 regexes)",
+               generate_mixed2_log, "mixed2.log", "mixed2",
+               ["haproxy_http_responses_total", "haproxy_response_bytes_total", "haproxy_request_duration_seconds",
+                "apache_http_requests_total", "apache_http_response_bytes_total", "postgres_log_lines_total",
+                "postgres_statement_duration_seconds", "kubelet_log_lines_total", "kubelet_probe_failures_total",
+                "nginx_error_lines_total", "php_fpm_slow_request_duration_seconds", "connection_problem_lines_total",
+                "systemd_service_failures_total"]),
 }
 
 
