@@ -312,6 +312,10 @@ pub struct FastPattern {
     steps: Vec<Step>,
     starts: Starts,
     groups: usize,
+    /// No step has a choice (every run ends where it must, every alternative is exclusive):
+    /// an attempt is one forward pass, run by [`FastPattern::forward`] without the
+    /// backtracking engine's bookkeeping.
+    forward_only: bool,
 }
 
 /// Steps before modes are decided.
@@ -794,10 +798,17 @@ impl FastPattern {
                 }
             });
         }
+        let forward_only = steps.iter().all(|step| match step {
+            Step::OneOf(one_of) => one_of.exclusive,
+            Step::Run(run) => matches!(run.end, RunEnd::Fixed { .. }),
+            Step::Alt(_) | Step::Jump(_) => false,
+            Step::Literal(_) | Step::Open(_) | Step::Close(_) | Step::Assert(_) => true,
+        });
         Some(FastPattern {
             steps,
             starts,
             groups,
+            forward_only,
         })
     }
 
@@ -901,6 +912,9 @@ impl FastPattern {
         start: usize,
         slots: &mut [(usize, usize)],
     ) -> Option<bool> {
+        if self.forward_only {
+            return Some(self.forward(search, start, slots));
+        }
         match self.go(search, 0, start, slots) {
             Outcome::Match => {
                 slots[0].0 = start;
@@ -909,6 +923,52 @@ impl FastPattern {
             Outcome::Fail => Some(false),
             Outcome::GiveUp => None,
         }
+    }
+
+    /// One attempt of a pattern without choices: each step once, in order. Its work is
+    /// bounded by the steps and the line, so it needs no budget.
+    fn forward(&self, search: &mut Search, start: usize, slots: &mut [(usize, usize)]) -> bool {
+        let bytes = search.bytes;
+        let mut pos = start;
+        for step in &self.steps {
+            match step {
+                Step::Literal(l) => {
+                    if !starts_with(&bytes[pos..], l) {
+                        return false;
+                    }
+                    pos += l.len();
+                }
+                Step::OneOf(one_of) => {
+                    match one_of
+                        .strings
+                        .iter()
+                        .find(|s| starts_with(&bytes[pos..], s))
+                    {
+                        Some(s) => pos += s.len(),
+                        None => return false,
+                    }
+                }
+                Step::Run(run) => {
+                    let Some((min_end, end)) = search.extent(run, pos) else {
+                        return false;
+                    };
+                    pos = match run.end {
+                        RunEnd::Fixed { take_min: true } => min_end,
+                        _ => end,
+                    };
+                }
+                Step::Open(g) => slots[*g].0 = pos,
+                Step::Close(g) => slots[*g].1 = pos,
+                Step::Assert(a) => {
+                    if !search.holds(*a, pos) {
+                        return false;
+                    }
+                }
+                Step::Alt(_) | Step::Jump(_) => unreachable!("not in a forward-only pattern"),
+            }
+        }
+        slots[0] = (start, pos);
+        true
     }
 
     /// Runs the steps from `i` at `pos`; choices recurse, in priority order.
@@ -968,6 +1028,8 @@ impl FastPattern {
                     let Some((min_end, end)) = search.extent(run, pos) else {
                         return Outcome::Fail;
                     };
+                    // What a run scans costs too, one unit per eight bytes.
+                    search.budget = search.budget.saturating_sub((end - pos) / 8);
                     match &run.end {
                         RunEnd::Fixed { take_min } => pos = if *take_min { min_end } else { end },
                         RunEnd::BeforeLiteral(finders) => {
@@ -1116,7 +1178,8 @@ struct Search<'a> {
 impl Search<'_> {
     /// Where a run from `pos` ends after its minimum and at its longest, or `None` when fewer
     /// than its minimum characters are there.
-    fn extent(&mut self, run: &Run, pos: usize) -> Option<(usize, usize)> {
+    #[inline(always)]
+    fn extent(&self, run: &Run, pos: usize) -> Option<(usize, usize)> {
         let rest = &self.bytes[pos..];
         let (min_end, end) = if self.ascii || run.set.wide == Wide::None {
             // A byte is a character (or, above 127, a non-member).
@@ -1152,7 +1215,6 @@ impl Search<'_> {
             let (min_end, end) = self.walk(run, pos, run.min);
             (min_end?, end)
         };
-        self.budget = self.budget.saturating_sub((end - pos) / 8);
         Some((min_end, end))
     }
 
