@@ -425,19 +425,29 @@ def generate_mixed_log(path, lines):
     followed by a stack trace), 15% syslog (sshd, cron, systemd, kernel), 10% JSON, 5% a
     worker's progress; about 15% of the lines have non-ASCII text. Returns expected counts."""
     rng = random.Random(20261130)
-    counts = {"access": 0, "app": 0, "ssh": 0, "other": 0}
+    records = (((kind,), record) for kind, record in _mixed_records(rng))
+    counts = write_records(path, records, lines, lambda k: f"[worker-{k % 8}] progress: idle")
+    return {"http_requests_total": counts.get("access", 0), "app_log_lines_total": counts.get("app", 0),
+            "ssh_logins_total": counts.get("ssh", 0)}
+
+
+def write_records(path, records, lines, padding):
+    """Writes (tags, lines of a record) from `records` into path until `lines` lines: it ends
+    at a record boundary, padded with padding(k) for k = 0, 1, .... Returns how many written
+    records carried each tag."""
+    counts = {}
     written = 0
     with open(path, "w", encoding="utf-8") as f:
-        for kind, record in _mixed_records(rng):
-            if written + len(record) > lines:  # ends at a record boundary, padded to `lines`
+        for tags, record in records:
+            if written + len(record) > lines:
                 for k in range(lines - written):
-                    f.write(f"[worker-{k % 8}] progress: idle\n")
+                    f.write(padding(k) + "\n")
                 break
             f.write("\n".join(record) + "\n")
             written += len(record)
-            counts[kind] += 1
-    return {"http_requests_total": counts["access"], "app_log_lines_total": counts["app"],
-            "ssh_logins_total": counts["ssh"]}
+            for tag in tags:
+                counts[tag] = counts.get(tag, 0) + 1
+    return counts
 
 
 # --- mixed2: a second mixed log, other programs, other rule shapes ---------------------------
@@ -749,19 +759,9 @@ def generate_mixed2_log(path, lines):
     rng = random.Random(20261201)
     families = ["haproxy_http_responses_total", "apache_http_requests_total", "postgres_log_lines_total",
                 "nginx_error_lines_total", "kubelet_log_lines_total", "systemd_service_failures_total"]
-    counts = dict.fromkeys(families, 0)
-    written = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for tags, record in _mixed2_records(rng):
-            if written + len(record) > lines:  # ends at a record boundary, padded to `lines`
-                for k in range(lines - written):
-                    f.write(f"Nov 28 11:00:{k % 60:02d} web-0 CRON[{4000 + k}]: (root) CMD (run-parts /etc/cron.hourly)\n")
-                break
-            f.write("\n".join(record) + "\n")
-            written += len(record)
-            for tag in tags:
-                counts[tag] += 1
-    return counts
+    padding = lambda k: f"Nov 28 11:00:{k % 60:02d} web-0 CRON[{4000 + k}]: (root) CMD (run-parts /etc/cron.hourly)"
+    counts = write_records(path, _mixed2_records(rng), lines, padding)
+    return {family: counts.get(family, 0) for family in families}
 
 
 def run_measured(cmd, cwd):
