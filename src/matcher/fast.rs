@@ -1,6 +1,7 @@
-//! A fast path for the regexes log rules are usually made of: literals, alternations of
-//! literals, character-class runs (`\S+`, `[^"]*`, `\d{3}`, `.*`), optional literals
-//! (`(?:invalid user )?`), anchors and word boundaries, with capture groups around any of them.
+//! A fast path for the regexes log rules are usually made of: literals, alternations
+//! (`GET|POST`, `\d+|-`), character-class runs (`\S+`, `[^"]*`, `\d{3}`, `.*`), optional parts
+//! (`(?:invalid user )?`, `(?: user=(?P<u>\S+))?`), anchors and word boundaries, with capture
+//! groups around or inside any of them.
 //!
 //! A pattern of this shape is matched by a small backtracking engine that tries choices in the
 //! regex crate's priority order (greedy runs longest first, alternatives left to right), so it
@@ -15,9 +16,9 @@
 //!
 //! Lines may hold any UTF-8: classes keep their Unicode meaning (a byte of 128 or more is decoded
 //! and looked up in the class's ranges; `\b` uses Unicode word characters), and bounded runs count
-//! characters, not bytes. Shapes outside this (repeated groups, groups inside alternatives or
-//! optional parts, a pattern that may start with an empty run) are not compiled here and use
-//! the regex crate.
+//! characters, not bytes. Shapes outside this (a repeated group or sequence such as
+//! `(?:[a-z]+\.)+`, a pattern that starts with an alternation or with a run that may be empty,
+//! CRLF anchors and half word boundaries) are not compiled here and use the regex crate.
 
 use memchr::memmem;
 use memchr::{memchr, memchr2, memchr3};
