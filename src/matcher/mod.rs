@@ -571,3 +571,46 @@ mod tests {
         assert_eq!(m.group(1), Some((5, 9)));
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// Lines built to make a backtracking engine try every split: the fast path must hand
+    /// them to the regex crate after a linear amount of work and still agree with it. (Were
+    /// the budget broken, this test would run for hours rather than fail.)
+    #[test]
+    fn nested_choices_on_long_lines_agree_with_the_regex_crate() {
+        let patterns = [
+            r"x(?P<a>.*)(?P<b>.*)(?P<c>.*)y",
+            r"x(?P<a>\S*)(?P<b>\S*)(?P<c>\S*)=",
+            r"a(?:(?P<b>a+)|a)*?z",
+            r"x(?P<a>.*) (?P<b>.*) (?P<c>.*)!",
+            r"(?P<w>\w+)\s+(?P<v>\w+)\s+(?P<u>\w+)\s*;",
+        ];
+        let lines = [
+            "x".repeat(20_000),
+            format!("x{}", " x".repeat(10_000)),
+            "a".repeat(20_000),
+            format!("{}é", "ab ".repeat(7_000)),
+        ];
+        for pattern in patterns {
+            let mut matcher = Matcher::new(pattern).unwrap();
+            let regex = Regex::new(pattern).unwrap();
+            for line in &lines {
+                let theirs = regex.captures(line);
+                assert_eq!(
+                    matcher.matches(line, line.is_ascii()),
+                    theirs.is_some(),
+                    "{pattern}"
+                );
+                if let Some(caps) = theirs {
+                    for g in 0..caps.len() {
+                        let want = caps.get(g).map(|m| (m.start(), m.end()));
+                        assert_eq!(matcher.group(g), want, "{pattern} group {g}");
+                    }
+                }
+            }
+        }
+    }
+}
