@@ -914,6 +914,12 @@ impl FastPattern {
         slots: &mut [(usize, usize)],
     ) -> Option<bool> {
         if self.forward_only {
+            // The same budget as the engine's: one unit an attempt, one per eight bytes its
+            // runs scan (a start at every byte, each scanning to the end, is quadratic).
+            if search.budget == 0 {
+                return None;
+            }
+            search.budget -= 1;
             return Some(self.forward(search, start, slots));
         }
         match self.go(search, 0, start, slots) {
@@ -926,8 +932,8 @@ impl FastPattern {
         }
     }
 
-    /// One attempt of a pattern without choices: each step once, in order. Its work is
-    /// bounded by the steps and the line, so it needs no budget.
+    /// One attempt of a pattern without choices: each step once, in order, without the
+    /// engine's recursion (the caller charges the attempt; runs charge what they scan).
     fn forward(&self, search: &mut Search, start: usize, slots: &mut [(usize, usize)]) -> bool {
         let bytes = search.bytes;
         let mut pos = start;
@@ -953,6 +959,7 @@ impl FastPattern {
                     let Some((min_end, end)) = search.extent(run, pos) else {
                         return false;
                     };
+                    search.budget = search.budget.saturating_sub((end - pos) / 8);
                     pos = match run.end {
                         RunEnd::Fixed { take_min: true } => min_end,
                         _ => end,

@@ -587,6 +587,9 @@ mod hostile {
             r"a(?:(?P<b>a+)|a)*?z",
             r"x(?P<a>.*) (?P<b>.*) (?P<c>.*)!",
             r"(?P<w>\w+)\s+(?P<v>\w+)\s+(?P<u>\w+)\s*;",
+            // No choice at all, but a start at every byte, each run scanning to the end.
+            r"x(?P<a>\w*);",
+            r"a(?P<b>[a-z ]*)!",
         ];
         let lines = [
             "x".repeat(20_000),
