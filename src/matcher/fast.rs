@@ -16,9 +16,10 @@
 //!
 //! Lines may hold any UTF-8: classes keep their Unicode meaning (a byte of 128 or more is decoded
 //! and looked up in the class's ranges; `\b` uses Unicode word characters), and bounded runs count
-//! characters, not bytes. Shapes outside this (a repeated group or sequence such as
-//! `(?:[a-z]+\.)+`, a pattern that starts with an alternation or with a run that may be empty,
-//! CRLF anchors and half word boundaries) are not compiled here and use the regex crate.
+//! characters, not bytes. A pattern whose match could start at most bytes (a leading class
+//! run or alternation) gets its start from the regex crate's DFA and its groups from here.
+//! Shapes outside this (a repeated group or sequence such as `(?:[a-z]+\.)+`, CRLF anchors,
+//! half word boundaries) are not compiled here and use the regex crate.
 
 use memchr::memmem;
 use memchr::{memchr, memchr2, memchr3};
@@ -278,10 +279,10 @@ enum Starts {
     },
     /// Where this leading literal of three bytes or more is.
     Literal(Box<memmem::Finder<'static>>),
-    /// Where a character of the leading run's class is (`\S+ - `, `\d+\.\d+`). With `skip`,
-    /// after a failed start the rest of that run is skipped: a run that takes all it can ends
-    /// at the same place from any start inside it, so the rest fails there too.
-    Run { set: Box<CharSet>, skip: bool },
+    /// Not by a search of its own: the pattern starts with a class run (`\d+\.\d+`), an
+    /// alternation or a part that may be empty, so a match could start at most bytes. The
+    /// regex crate's DFA finds where it starts ([`FastPattern::find_at`] reads it from there).
+    ByRegex,
 }
 
 /// The bytes that can come second in a match whose first step is the one-byte literal at
@@ -682,56 +683,48 @@ fn absorbs(raw: &[Raw], j: usize, before: &CharSet) -> bool {
 }
 
 /// Where an unanchored pattern's matches can start: at its first consuming step's first byte
-/// (or its leading literal); `None` for a pattern that could start anywhere (a leading `\d+`),
-/// which is the regex crate's.
-fn unanchored_starts(raw: &[Raw]) -> Option<Starts> {
-    let at = raw
+/// (or its leading literal), else wherever the regex crate finds them.
+fn unanchored_starts(raw: &[Raw]) -> Starts {
+    let Some(at) = raw
         .iter()
-        .position(|s| !matches!(s, Raw::Open(_) | Raw::Close(_) | Raw::Assert(_)))?;
+        .position(|s| !matches!(s, Raw::Open(_) | Raw::Close(_) | Raw::Assert(_)))
+    else {
+        return Starts::ByRegex;
+    };
     let (first, then) = match &raw[at] {
         Raw::Literal(l) if l.len() >= 3 => {
-            return Some(Starts::Literal(Box::new(
-                memmem::Finder::new(l).into_owned(),
-            )));
+            return Starts::Literal(Box::new(memmem::Finder::new(l).into_owned()));
         }
         Raw::Literal(l) if l.len() == 2 => {
             let mut set = Box::new([false; 256]);
             set[l[1] as usize] = true;
             (vec![l[0]], Some(set))
         }
-        Raw::Literal(l) => (vec![*l.first()?], second_bytes(raw, at)),
+        Raw::Literal(l) => (vec![l[0]], second_bytes(raw, at)),
         Raw::OneOf(strings) => {
-            let mut bytes: Vec<u8> = strings
+            // An empty alternative could start anywhere.
+            let Some(mut bytes) = strings
                 .iter()
                 .map(|s| s.first().copied())
-                .collect::<Option<_>>()?;
+                .collect::<Option<Vec<u8>>>()
+            else {
+                return Starts::ByRegex;
+            };
             bytes.sort_unstable();
             bytes.dedup();
             (bytes, None)
         }
-        Raw::Run {
-            set,
-            min,
-            max,
-            greedy,
-        } if *min > 0 => match set.few_bytes() {
+        Raw::Run { set, min, .. } if *min > 0 => match set.few_bytes() {
             Some(bytes) => (bytes, None),
-            None => {
-                let takes_all = match follow(raw, at) {
-                    Next::Nothing => *greedy,
-                    Next::Chars(next) => !next.intersects(set),
-                };
-                // An assertion before the run may fail at one start and hold inside the run.
-                let asserted = raw[..at].iter().any(|s| matches!(s, Raw::Assert(_)));
-                return Some(Starts::Run {
-                    set: Box::new(set.clone()),
-                    skip: takes_all && *max == usize::MAX && !asserted,
-                });
-            }
+            None => return Starts::ByRegex,
         },
-        _ => return None,
+        _ => return Starts::ByRegex,
     };
-    (first.len() <= 3).then_some(Starts::Bytes { first, then })
+    if first.len() <= 3 {
+        Starts::Bytes { first, then }
+    } else {
+        Starts::ByRegex
+    }
 }
 
 impl FastPattern {
@@ -747,7 +740,7 @@ impl FastPattern {
         let starts = if anchored {
             Starts::Anchored
         } else {
-            unanchored_starts(&raw)?
+            unanchored_starts(&raw)
         };
         let mut steps = Vec::with_capacity(raw.len());
         for (i, step) in raw.iter().enumerate() {
@@ -818,23 +811,20 @@ impl FastPattern {
         matches!(self.starts, Starts::Anchored)
     }
 
-    /// Whether candidate starts are found by a search for a byte or a literal (else by a
-    /// class, at every word or number of the line, say).
-    pub fn starts_by_search(&self) -> bool {
-        !matches!(self.starts, Starts::Run { .. })
+    /// Whether [`FastPattern::find`] finds candidate starts itself (by a byte or a literal);
+    /// else the caller finds the start with the regex crate and calls
+    /// [`FastPattern::find_at`].
+    pub fn finds_starts(&self) -> bool {
+        !matches!(self.starts, Starts::ByRegex)
     }
 
     /// Finds the leftmost-first match in `line` (`ascii`: whether it is all ASCII). `slots`
     /// gets `(start, end)` per group, group 0 being the whole match. `None` when the work
-    /// budget ran out: the caller must ask the regex crate.
+    /// budget ran out or the pattern's starts are the regex crate's to find
+    /// ([`FastPattern::finds_starts`]): the caller must ask the regex crate.
     pub fn find(&self, line: &str, ascii: bool, slots: &mut [(usize, usize)]) -> Option<bool> {
         debug_assert!(slots.len() >= self.groups);
-        let mut search = Search {
-            line,
-            bytes: line.as_bytes(),
-            ascii,
-            budget: 64 + 4 * line.len(),
-        };
+        let mut search = Search::new(line, ascii);
         let bytes = line.as_bytes();
         match &self.starts {
             Starts::Anchored => self.try_at(&mut search, 0, slots),
@@ -872,20 +862,7 @@ impl FastPattern {
                 }
                 Some(false)
             }
-            Starts::Run { set, skip } => {
-                let mut from = 0;
-                while let Some(start) = search.next_member(set, from) {
-                    if self.try_at(&mut search, start, slots)? {
-                        return Some(true);
-                    }
-                    from = if *skip {
-                        search.members_end(set, start)
-                    } else {
-                        start + char_len(bytes[start])
-                    };
-                }
-                Some(false)
-            }
+            Starts::ByRegex => None,
         }
     }
 
@@ -898,12 +875,7 @@ impl FastPattern {
         start: usize,
         slots: &mut [(usize, usize)],
     ) -> Option<bool> {
-        let mut search = Search {
-            line,
-            bytes: line.as_bytes(),
-            ascii,
-            budget: 64 + 4 * line.len(),
-        };
+        let mut search = Search::new(line, ascii);
         self.try_at(&mut search, start, slots)
     }
 
@@ -1183,7 +1155,16 @@ struct Search<'a> {
     budget: usize,
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(line: &'a str, ascii: bool) -> Search<'a> {
+        Search {
+            line,
+            bytes: line.as_bytes(),
+            ascii,
+            budget: 64 + 4 * line.len(),
+        }
+    }
+
     /// Where a run from `pos` ends after its minimum and at its longest, or `None` when fewer
     /// than its minimum characters are there.
     #[inline(always)]
@@ -1224,47 +1205,6 @@ impl Search<'_> {
             (min_end?, end)
         };
         Some((min_end, end))
-    }
-
-    /// The first position from `from` where a character of `set` is.
-    fn next_member(&self, set: &CharSet, from: usize) -> Option<usize> {
-        let mut p = from;
-        while let Some(&b) = self.bytes.get(p) {
-            if b < 128 {
-                if set.ascii[b as usize] {
-                    return Some(p);
-                }
-                p += 1;
-            } else {
-                let c = self.line[p..].chars().next().unwrap_or('\0');
-                if set.contains_wide(c) {
-                    return Some(p);
-                }
-                p += c.len_utf8();
-            }
-        }
-        None
-    }
-
-    /// Where the characters of `set` from `from` end.
-    fn members_end(&self, set: &CharSet, from: usize) -> usize {
-        let mut p = from;
-        while let Some(&b) = self.bytes.get(p) {
-            let width = if b < 128 {
-                if !set.ascii[b as usize] {
-                    break;
-                }
-                1
-            } else {
-                let c = self.line[p..].chars().next().unwrap_or('\0');
-                if !set.contains_wide(c) {
-                    break;
-                }
-                c.len_utf8()
-            };
-            p += width;
-        }
-        p
     }
 
     /// Walks a run character by character: where its `min`-th character ends (`None` if

@@ -124,10 +124,10 @@ impl Matcher {
             .as_ref()
             .and_then(|hir| FastPattern::compile(hir, groups))
             .filter(|fast| groups > 1 || fast.is_anchored());
-        // The fast path finds its first byte or literal with memchr/memmem itself; one that
-        // starts with a class run would try every word of a line without a prefilter.
+        // The fast path finds its first byte or literal with memchr/memmem itself; where the
+        // regex crate finds the start, a required literal refuses most lines before it runs.
         let required = match &fast {
-            Some(fast) if fast.starts_by_search() => None,
+            Some(fast) if fast.finds_starts() => None,
             _ => hir.as_ref().and_then(Required::of),
         };
         Ok(Matcher {
@@ -158,14 +158,15 @@ impl Matcher {
             }
         }
         if let Some(fast) = &self.fast {
-            if fast.starts_by_search() {
+            if fast.finds_starts() {
                 if let Some(found) = fast.find(line, ascii, &mut self.slots) {
                     return found;
                 }
             } else {
-                // A pattern that starts with a class run could start at any word of the line:
-                // the regex crate's DFA finds where the match starts in one pass, the fast path
-                // reads the groups from there (instead of the regex crate's capture engine).
+                // A pattern that starts with a class run or an alternation could start at
+                // most bytes of the line: the regex crate's DFA finds where the match starts in
+                // one pass, the fast path reads the groups from there (instead of the regex
+                // crate's capture engine).
                 let Some(found) = self.regex.find(line) else {
                     return false;
                 };
@@ -289,18 +290,15 @@ mod tests {
         r"e(?P<r>[^a]{2})",
         r"x(?P<a>é+)",
         r"(?i)k",
+        // Starts the regex crate finds (an empty-able run, an alternation first).
+        r".*x",
+        r"(?:\d+|x)y",
+        r"(?P<w>GET|[a-z]\w*):(?P<r>.*)",
+        r"(?i)\b(?P<p>timed? ?out|connection (?:refused|reset))\b",
     ];
 
     /// Patterns that must not take the fast path.
-    const OTHER: &[&str] = &[
-        r"(ab)+",
-        r"x(?:ab)+",
-        r".*x",
-        r"(?:[a-z]+\.)+x",
-        r"x(?:\d+|-)+",
-        r"(?:\d+|x)y",
-        r"(?P<w>GET|[a-z]\w*):(?P<r>.*)",
-    ];
+    const OTHER: &[&str] = &[r"(ab)+", r"x(?:ab)+", r"(?:[a-z]+\.)+x", r"x(?:\d+|-)+"];
 
     /// Patterns with a required-literal prefilter (some not linear; the case-insensitive
     /// `timed? ?out` has too many variants and runs without one).
@@ -519,9 +517,16 @@ mod tests {
                 };
                 // The engine itself, also where the matcher prefers the regex crate.
                 let mut slots = vec![UNSET; regex.captures_len()];
-                let direct = direct
-                    .as_ref()
-                    .and_then(|e| e.find(&line, line.is_ascii(), &mut slots));
+                let direct = direct.as_ref().and_then(|e| {
+                    if e.finds_starts() {
+                        e.find(&line, line.is_ascii(), &mut slots)
+                    } else {
+                        match regex.find(&line) {
+                            Some(m) => e.find_at(&line, line.is_ascii(), m.start(), &mut slots),
+                            None => Some(false),
+                        }
+                    }
+                });
                 let expected = regex.captures_read(&mut locs, &line).is_some();
                 matched += usize::from(expected);
                 if let Some(found) = direct {
