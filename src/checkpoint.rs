@@ -22,17 +22,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::MetricKind;
+use crate::config::{FileFormat, MetricKind};
 use crate::registry::Family;
 use crate::series::TableCopy;
 use crate::source::fs::FileId;
 use crate::source::identity::{Digest, Known};
+use crate::source::records::Replay;
 use crate::source::tailer::{FileRecord, TailState};
 
 /// The file a storage directory holds.
 pub const FILE_NAME: &str = "quarry.checkpoint";
 const MAGIC: &[u8; 8] = b"QRYCKPT\0";
-const VERSION: u32 = 1;
+/// The format written. Version 1 (before file records carried their replay) is still read.
+const VERSION: u32 = 2;
 /// How long a checkpoint waits for the sources' sections to end before giving up (a source
 /// stuck on a hung filesystem must not stall `/metrics`).
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -217,6 +219,21 @@ impl Writer {
         self.digest(&k.head);
         self.u64(k.offset);
         self.digest(&k.marker);
+        self.bytes(&k.first);
+        self.u8(u8::from(k.truncated));
+        match &k.replay {
+            None => self.u8(0),
+            Some(r) => {
+                self.u8(1);
+                self.u64(r.until);
+                self.u8(format_code(r.format));
+                self.u32(r.held.len() as u32);
+                for (stream, first) in &r.held {
+                    self.str(stream);
+                    self.u64(*first);
+                }
+            }
+        }
     }
 }
 
@@ -233,6 +250,7 @@ impl std::fmt::Display for DecodeError {
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
+    version: u32,
 }
 
 impl<'a> Reader<'a> {
@@ -302,7 +320,55 @@ impl<'a> Reader<'a> {
             head: self.digest()?,
             offset: self.u64()?,
             marker: self.digest()?,
+            first: if self.version < 2 {
+                Vec::new()
+            } else {
+                let first = self.bytes()?;
+                if first.len() as u64 > crate::source::identity::HEAD_LEN {
+                    return Err(DecodeError(format!(
+                        "a file's first bytes are {} long",
+                        first.len()
+                    )));
+                }
+                first.to_vec()
+            },
+            truncated: self.version >= 2 && self.u8()? != 0,
+            replay: self.replay()?,
         })
+    }
+    fn replay(&mut self) -> Result<Option<Replay>, DecodeError> {
+        if self.version < 2 {
+            return Ok(None);
+        }
+        match self.u8()? {
+            0 => Ok(None),
+            1 => {
+                let until = self.u64()?;
+                let format = match self.u8()? {
+                    0 => FileFormat::Plain,
+                    1 => FileFormat::Cri,
+                    2 => FileFormat::Docker,
+                    f => return Err(DecodeError(format!("unknown file format {f}"))),
+                };
+                let held = (0..self.count(12)?)
+                    .map(|_| Ok((self.str()?, self.u64()?)))
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                Ok(Some(Replay {
+                    until,
+                    format,
+                    held,
+                }))
+            }
+            b => Err(DecodeError(format!("bad replay flag {b}"))),
+        }
+    }
+}
+
+fn format_code(f: FileFormat) -> u8 {
+    match f {
+        FileFormat::Plain => 0,
+        FileFormat::Cri => 1,
+        FileFormat::Docker => 2,
     }
 }
 
@@ -378,7 +444,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
         ));
     }
     let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(DecodeError(format!(
             "checkpoint format version {version}; this exporter reads version {VERSION}"
         )));
@@ -399,6 +465,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
     let mut r = Reader {
         data: payload,
         at: 0,
+        version,
     };
     let taken_at_ms = r.u64()?;
     let mut families = Vec::new();
@@ -701,8 +768,15 @@ mod tests {
                 birth: 1,
             },
             head: digest,
+            first: b"head".to_vec(),
+            truncated: true,
             offset: 12345,
             marker: Digest::of(b"marker"),
+            replay: Some(Replay {
+                until: 20000,
+                format: FileFormat::Cri,
+                held: vec![("stdout".into(), 12345), ("stderr".into(), 15000)],
+            }),
         };
         Snapshot {
             taken_at_ms: 1_790_000_000_000,
@@ -761,8 +835,8 @@ mod tests {
             .0
             .contains("magic"));
         let mut future = bytes.clone();
-        future[8] = 2;
-        assert!(decode(&future).unwrap_err().0.contains("version 2"));
+        future[8] = 3;
+        assert!(decode(&future).unwrap_err().0.contains("version 3"));
     }
 
     #[test]

@@ -488,6 +488,9 @@ impl Pipeline {
         if container || source.file.as_ref().is_some_and(|f| f.multiline.is_some()) {
             reasons.push(RecordErrorReason::RecordTooLong);
         }
+        if container {
+            reasons.push(RecordErrorReason::TooManyStreams);
+        }
         let record_errors = reasons
             .into_iter()
             .map(|r| {

@@ -81,6 +81,9 @@ pub enum RecordErrorReason {
     NotDockerJson,
     /// A multi-line or merged partial record grew past its cap: it was cut there.
     RecordTooLong,
+    /// A container line on one stream more than a file may hold records for at once (CRI and
+    /// Docker write two): taken as a complete line, not merged.
+    TooManyStreams,
 }
 
 impl RecordErrorReason {
@@ -92,6 +95,7 @@ impl RecordErrorReason {
             RecordErrorReason::NotCri => "not_cri",
             RecordErrorReason::NotDockerJson => "not_docker_json",
             RecordErrorReason::RecordTooLong => "record_too_long",
+            RecordErrorReason::TooManyStreams => "too_many_streams",
         }
     }
 }

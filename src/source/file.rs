@@ -360,10 +360,11 @@ impl FileSource {
     /// Takes over the files `previous` was reading (after a reload): they go on from their
     /// offsets; the counters and errors of their paths go on too.
     pub fn resume_from(&mut self, previous: FileSource) {
-        self.tailer.adopt_state_of(previous.tailer);
         self.books.counters = previous.books.counters;
         self.books.errors = previous.books.errors;
         self.share = previous.share;
+        let (mut sink, tailer) = self.sink();
+        tailer.adopt_state_of(previous.tailer, &mut sink);
     }
 
     /// Follows the files until [`Wake::Stop`] arrives, then hands itself back (a reload passes

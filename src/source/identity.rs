@@ -12,6 +12,7 @@ use std::io;
 use std::path::Path;
 
 use super::fs::{FileId, Handle};
+use super::records::Replay;
 
 /// Bytes at the start of a file that make its head.
 pub const HEAD_LEN: u64 = 512;
@@ -88,26 +89,61 @@ pub struct Known {
     pub id: FileId,
     /// Digest of its first `min(size, HEAD_LEN)` bytes, as last seen.
     pub head: Digest,
+    /// Those bytes themselves: a copy shorter than the offset read (logrotate copied, the
+    /// original grew and was read further, then truncated) is told by its first bytes.
+    pub first: Vec<u8>,
+    /// The content was truncated (or found replaced in its inode after a restart): a copy
+    /// of it may have been taken before all of it was read.
+    pub truncated: bool,
     /// Bytes read: every complete line before this was counted.
     pub offset: u64,
     /// Digest of the bytes before `offset`.
     pub marker: Digest,
+    /// With several streams in the file and a record held at `offset`: which lines after
+    /// `offset` are held (to be read again) and which were counted.
+    pub replay: Option<Replay>,
 }
 
 impl Known {
     /// Whether the file `h` (of size `size`) holds this content up to `offset` (it may hold
     /// more): same head, at least `offset` bytes, and the same bytes before `offset`.
     pub fn continues_in<H: Handle>(&self, h: &H, size: u64) -> bool {
-        if size < self.offset || size < self.head.len as u64 {
+        if size < self.offset {
             return false;
         }
-        starts_with(h, size, &self.head).unwrap_or(false)
-            && marker(h, self.offset).is_ok_and(|m| m == self.marker)
+        let head = if size >= self.head.len as u64 {
+            starts_with(h, size, &self.head).unwrap_or(false)
+        } else {
+            // Shorter than the head as it was seen (it had grown past what was read): its
+            // bytes are compared with those first bytes — all of what was read must be there.
+            let read = self.offset.max(self.replay.as_ref().map_or(0, |r| r.until));
+            size >= read
+                && read > 0
+                && self.first.len() as u64 > size
+                && read_range(h, 0, size).is_ok_and(|b| b[..] == self.first[..size as usize])
+        };
+        head && marker(h, self.offset).is_ok_and(|m| m == self.marker)
     }
 
-    /// Whether anything was read (content to recognise).
+    /// Whether `h` (of size `size`, shorter than the offset read) is a copy of this content
+    /// taken before all of it was read: a related file that starts with the same bytes (all
+    /// of its own when it is shorter than a head), made before the content was truncated.
+    /// Its end cannot be compared (only the bytes before `offset` are known), so this is
+    /// asked only of content that was truncated or went away, for a file that was not known
+    /// before.
+    pub fn copied_before_offset<H: Handle>(&self, h: &H, size: u64) -> bool {
+        if !self.truncated || size == 0 || size >= self.offset || self.first.is_empty() {
+            return false;
+        }
+        let n = (self.first.len() as u64).min(size);
+        // At least one whole line alike.
+        read_range(h, 0, n).is_ok_and(|b| b[..] == self.first[..n as usize] && b.contains(&b'\n'))
+    }
+
+    /// Whether anything was read (content to recognise): lines before `offset`, or after it
+    /// (other streams' records, with a record held at `offset`).
     pub fn has_content(&self) -> bool {
-        self.offset > 0 && self.head.len > 0
+        (self.offset > 0 || self.replay.is_some()) && self.head.len > 0
     }
 }
 

@@ -12,7 +12,15 @@
 //!
 //! What is held has not been counted, so it must not be checkpointed as read: [`Assembler::
 //! held_from`] is the file offset of the first line held, and the tailer never commits past
-//! it. After a restart, reading resumes there and the record is assembled again, whole.
+//! it. After a restart, reading resumes there and the record is assembled again, whole. With
+//! several streams in one file (a container's stdout and stderr), the lines after that offset
+//! are not all held: the other streams' records were counted. A [`Replay`] says which lines
+//! after the committed offset are held — per stream, from its first held line — so that only
+//! those are read again, and every other stream's record stays counted once.
+//!
+//! What is held is bounded: at most [`MAX_STREAMS`] streams per file (CRI and Docker write two;
+//! a line on a further stream is taken as complete and counted `too_many_streams`), each
+//! partial line at the line cap and each record at its `max_bytes`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +34,10 @@ use crate::selfmetrics::RecordErrorReason;
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 10;
 /// Default pause after which a held multi-line record is emitted.
 pub const DEFAULT_FLUSH_AFTER: Duration = Duration::from_secs(1);
+/// Most streams one file holds partial lines or records for at once. Container runtimes write
+/// two (stdout, stderr); the stream is a field of each line, so without a bound a hostile or
+/// broken writer could make the exporter hold a record per distinct value.
+pub const MAX_STREAMS: usize = 4;
 
 /// How a file's lines become records (built once per source, shared by its files).
 #[derive(Debug)]
@@ -76,6 +88,52 @@ impl Framing {
     pub fn flush_after(&self) -> Option<Duration> {
         self.multiline.as_ref().map(|m| m.flush_after)
     }
+
+    /// The container format (which names the streams).
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+}
+
+/// The lines after a file's committed offset that are to be read again: those of the streams
+/// that held a record there (from each one's first held line), and no other — the other
+/// streams' lines before `until` were counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Lines that start before this offset were read before.
+    pub until: u64,
+    /// The format whose streams `held` names (a replay is only applied under the same format).
+    pub format: FileFormat,
+    /// Each stream with lines held (not counted yet), and the offset of its first held line.
+    pub held: Vec<(String, u64)>,
+}
+
+impl Replay {
+    /// Whether the line starting at `from` (before `until`) is one held, to be read again.
+    /// A line the format cannot read was counted as an error already: not again.
+    pub fn rereads(&self, line: &str, from: u64) -> bool {
+        if self.held.is_empty() {
+            return false;
+        }
+        let Some(stream) = stream_of(self.format, line) else {
+            return false;
+        };
+        self.held
+            .iter()
+            .any(|(s, first)| *s == stream && from >= *first)
+    }
+}
+
+/// The stream a line belongs to under `format` (`""` for plain lines); `None` if the line is
+/// not in the format.
+pub fn stream_of(format: FileFormat, line: &str) -> Option<std::borrow::Cow<'_, str>> {
+    match format {
+        FileFormat::Plain => Some("".into()),
+        FileFormat::Cri => unwrap_cri(line).map(|u| u.stream.into()),
+        FileFormat::Docker => serde_json::from_str::<DockerLine>(line)
+            .ok()
+            .map(|d| d.stream.unwrap_or_default().into_owned().into()),
+    }
 }
 
 /// What the assembler hands on.
@@ -98,8 +156,11 @@ struct Held {
     stream: String,
     time: String,
     from: u64,
-    /// Lines were dropped from it (over the cap); counted once.
-    over_cap: bool,
+    /// It reached its cap: what follows is dropped until the record ends.
+    full: bool,
+    /// Something was cut from it: counted (`record_too_long`) once, when it is emitted — so
+    /// a record assembled again after a restart or reload is not counted twice.
+    cut: bool,
 }
 
 /// The record state of one file.
@@ -170,6 +231,28 @@ impl Assembler {
             .min()
     }
 
+    /// Where every partial line and record held starts.
+    pub fn held_starts(&self) -> impl Iterator<Item = u64> + '_ {
+        self.partials.iter().chain(&self.records).map(|h| h.from)
+    }
+
+    /// Each stream holding lines, with the offset of its first held line.
+    pub fn held_streams(&self) -> Vec<(String, u64)> {
+        let mut held: Vec<(String, u64)> = Vec::new();
+        for h in self.partials.iter().chain(&self.records) {
+            match held.iter_mut().find(|(s, _)| *s == h.stream) {
+                Some((_, from)) => *from = (*from).min(h.from),
+                None => held.push((h.stream.clone(), h.from)),
+            }
+        }
+        held
+    }
+
+    /// The format whose streams [`Assembler::held_streams`] names.
+    pub fn format(&self) -> FileFormat {
+        self.framing.format
+    }
+
     /// Whether a multi-line record is held (the flush timeout applies).
     pub fn holds_record(&self) -> bool {
         !self.records.is_empty()
@@ -216,57 +299,66 @@ impl Assembler {
             .partials
             .iter()
             .position(|p| p.stream == unwrapped.stream);
+        let cap = self.framing.max_merged;
         if unwrapped.partial {
-            let cap = self.framing.max_merged;
-            let held = match slot {
-                Some(i) => &mut self.partials[i],
-                None => {
-                    self.partials.push(Held {
+            match slot {
+                Some(i) => append(&mut self.partials[i], &unwrapped.text, "", cap),
+                None if self.partials.len() < MAX_STREAMS => {
+                    let mut held = Held {
                         stream: unwrapped.stream.to_owned(),
                         time: unwrapped.time.to_owned(),
                         from,
                         ..Default::default()
-                    });
-                    self.partials.last_mut().expect("pushed")
+                    };
+                    append(&mut held, &unwrapped.text, "", cap);
+                    self.partials.push(held);
                 }
-            };
-            append(held, &unwrapped.text, "", cap, emit);
+                None => {
+                    // One stream too many: this part is not held but taken as a line.
+                    emit(Assembled::Error(RecordErrorReason::TooManyStreams));
+                    let (stream, time) = (unwrapped.stream, unwrapped.time);
+                    self.join(&unwrapped.text, stream, time, from, false, emit);
+                }
+            }
             return;
         }
         match slot {
             Some(i) => {
                 let mut held = self.partials.swap_remove(i);
-                append(
-                    &mut held,
-                    &unwrapped.text,
-                    "",
-                    self.framing.max_merged,
+                append(&mut held, &unwrapped.text, "", cap);
+                self.join(
+                    &held.text,
+                    &held.stream,
+                    &held.time,
+                    held.from,
+                    held.cut,
                     emit,
                 );
-                self.join(&held.text, &held.stream, &held.time, held.from, emit);
             }
-            None => self.join(
-                &unwrapped.text,
-                unwrapped.stream,
-                unwrapped.time,
-                from,
-                emit,
-            ),
+            None => {
+                let (stream, time) = (unwrapped.stream, unwrapped.time);
+                self.join(&unwrapped.text, stream, time, from, false, emit)
+            }
         }
     }
 
-    /// The multiline stage: a complete line in, records out.
+    /// The multiline stage: a complete line in (`cut`: merged from partial lines and cut at
+    /// the line cap), records out.
     fn join(
         &mut self,
         text: &str,
         stream: &str,
         time: &str,
         from: u64,
+        cut: bool,
         emit: &mut dyn FnMut(Assembled),
     ) {
         // Borrowed beside `self.records` (no Arc clone per line).
         let framing: &Framing = &self.framing;
         let Some(m) = &framing.multiline else {
+            if cut {
+                emit(Assembled::Error(RecordErrorReason::RecordTooLong));
+            }
             emit(record(text, stream, time, framing.format));
             return;
         };
@@ -278,21 +370,36 @@ impl Assembler {
         let slot = self.records.iter().position(|r| r.stream == stream);
         if continues {
             if let Some(i) = slot {
-                append(&mut self.records[i], text, "\n", m.max_bytes, emit);
+                let held = &mut self.records[i];
+                held.cut |= cut && !held.full;
+                append(held, text, "\n", m.max_bytes);
                 return;
             }
         }
         if let Some(i) = slot {
             let done = self.records.remove(i);
-            emit(record(&done.text, &done.stream, &done.time, framing.format));
+            emit_held(&done, framing.format, emit);
+        } else if self.records.len() >= MAX_STREAMS {
+            // One stream too many: its line is a record of its own.
+            emit(Assembled::Error(RecordErrorReason::TooManyStreams));
+            let mut alone = Held {
+                cut,
+                ..Default::default()
+            };
+            append(&mut alone, text, "", m.max_bytes);
+            alone.stream = stream.to_owned();
+            alone.time = time.to_owned();
+            emit_held(&alone, framing.format, emit);
+            return;
         }
         let mut held = Held {
             stream: stream.to_owned(),
             time: time.to_owned(),
             from,
+            cut,
             ..Default::default()
         };
-        append(&mut held, text, "", m.max_bytes, emit);
+        append(&mut held, text, "", m.max_bytes);
         self.records.push(held);
     }
 
@@ -302,12 +409,7 @@ impl Assembler {
         let mut held_records = std::mem::take(&mut self.records);
         held_records.sort_by_key(|h| h.from);
         for held in held_records {
-            emit(record(
-                &held.text,
-                &held.stream,
-                &held.time,
-                self.framing.format,
-            ));
+            emit_held(&held, self.framing.format, emit);
         }
     }
 
@@ -317,7 +419,7 @@ impl Assembler {
         let mut partials = std::mem::take(&mut self.partials);
         partials.sort_by_key(|p| p.from);
         for p in partials {
-            self.join(&p.text, &p.stream, &p.time, p.from, emit);
+            self.join(&p.text, &p.stream, &p.time, p.from, p.cut, emit);
         }
         self.flush_record(emit);
     }
@@ -330,16 +432,10 @@ impl Assembler {
 }
 
 /// Appends `text` (after `separator` when the record has text), cutting the record at
-/// `cap` bytes (at a character boundary): once cut, the rest of the record is dropped, and
-/// the cut is counted once.
-fn append(
-    held: &mut Held,
-    text: &str,
-    separator: &str,
-    cap: usize,
-    emit: &mut dyn FnMut(Assembled),
-) {
-    if held.over_cap {
+/// `cap` bytes (at a character boundary): once cut, the rest of the record is dropped; the
+/// cut is counted when the record is emitted.
+fn append(held: &mut Held, text: &str, separator: &str, cap: usize) {
+    if held.full {
         return;
     }
     let sep = if held.text.is_empty() { "" } else { separator };
@@ -348,16 +444,33 @@ fn append(
         held.text.push_str(text);
         return;
     }
-    held.over_cap = true;
-    emit(Assembled::Error(RecordErrorReason::RecordTooLong));
+    held.full = true;
+    held.cut = true;
     if held.text.len() + sep.len() < cap {
         held.text.push_str(sep);
-        let mut room = cap - held.text.len();
-        while !text.is_char_boundary(room) {
-            room -= 1;
-        }
-        held.text.push_str(&text[..room]);
+        let room = cap - held.text.len();
+        held.text.push_str(cut_at(text, room));
     }
+}
+
+/// The longest start of `text` of at most `cap` bytes that ends at a character boundary.
+fn cut_at(text: &str, cap: usize) -> &str {
+    if text.len() <= cap {
+        return text;
+    }
+    let mut room = cap;
+    while !text.is_char_boundary(room) {
+        room -= 1;
+    }
+    &text[..room]
+}
+
+/// Emits a held record, after the count of its cut when it was cut.
+fn emit_held(held: &Held, format: FileFormat, emit: &mut dyn FnMut(Assembled)) {
+    if held.cut {
+        emit(Assembled::Error(RecordErrorReason::RecordTooLong));
+    }
+    emit(record(&held.text, &held.stream, &held.time, format));
 }
 
 fn record<'a>(text: &'a str, stream: &'a str, time: &'a str, format: FileFormat) -> Assembled<'a> {

@@ -35,8 +35,8 @@ use super::discover::{Found, Globs, Listing};
 use super::fs::{FileId, Fs, Handle, Meta};
 use super::identity::{self, Digest, Known, HEAD_LEN, MARKER_LEN};
 use super::lines::{LineSplitter, LineStats};
-use super::records::{Assembled, Assembler, Framing};
-use crate::config::StartAt;
+use super::records::{Assembled, Assembler, Framing, Replay};
+use crate::config::{FileFormat, StartAt};
 use crate::selfmetrics::RecordErrorReason;
 
 /// Most bytes read from one file in one pass, so one busy file cannot starve the others.
@@ -188,9 +188,17 @@ pub struct Tracked<H> {
     lines: LineSplitter,
     /// Lines into records, when the source frames them (container formats, multiline).
     records: Option<Assembler>,
+    /// Reading again from a committed offset behind which some streams' records were counted
+    /// (a restart or reload while another stream held a record): only the held lines of the
+    /// region are read again.
+    replay: Option<Replay>,
     /// With records: the marker at the end of the last complete line (which may be past the
     /// committed offset while a record is held), and that offset.
     line_marker: (u64, Digest),
+    /// With records: the marker at the start of each partial line or record held, taken
+    /// when it started. With several streams the committed offset can move to a record held
+    /// since an earlier chunk (another stream's record ended); its marker is here.
+    held_markers: Vec<(u64, Digest)>,
     /// The first `min(size, HEAD_LEN)` bytes, as far as known.
     head: Vec<u8>,
     /// The last `min(read, MARKER_LEN)` bytes before `read`.
@@ -219,6 +227,83 @@ impl<H> Tracked<H> {
             Some(held) => held.min(lines),
             None => lines,
         }
+    }
+
+    /// The file's first bytes (up to a head): as read, or — when it was not read that far
+    /// yet — as it holds them now (through its descriptor); and whether they are all it holds
+    /// (it is shorter than a head).
+    fn first_bytes(&self) -> (std::borrow::Cow<'_, [u8]>, bool)
+    where
+        H: Handle,
+    {
+        if (self.head.len() as u64) < HEAD_LEN && self.phase == Phase::Following {
+            let now = self
+                .handle
+                .as_ref()
+                .and_then(|h| identity::read_range(h, 0, HEAD_LEN).ok())
+                .filter(|b| b.len() >= self.head.len() && b.starts_with(&self.head));
+            if let Some(b) = now {
+                let whole = (b.len() as u64) < HEAD_LEN;
+                return (b.into(), whole);
+            }
+        }
+        ((&self.head[..]).into(), false)
+    }
+
+    /// The end of the last complete line read.
+    fn lines_end(&self) -> u64 {
+        self.read.saturating_sub(self.lines.pending())
+    }
+
+    /// The format the file's streams are named in.
+    fn format(&self) -> FileFormat {
+        self.records
+            .as_ref()
+            .map_or(FileFormat::Plain, Assembler::format)
+    }
+
+    /// Which lines after the committed offset a restart must read again (`None`: all of
+    /// them): the held streams' from their first held line — those of the assembler and,
+    /// during a replay, those not reached yet. Plain lines are one stream: all are held.
+    fn replay_now(&self) -> Option<Replay> {
+        let format = self.format();
+        if format == FileFormat::Plain {
+            return None;
+        }
+        let lines = self.lines_end();
+        let mut held = self
+            .records
+            .as_ref()
+            .map(Assembler::held_streams)
+            .unwrap_or_default();
+        let mut until = lines;
+        if let Some(r) = self.replay.as_ref().filter(|r| r.until > lines) {
+            until = r.until;
+            for (stream, first) in &r.held {
+                if *first >= lines && !held.iter().any(|(s, _)| s == stream) {
+                    held.push((stream.clone(), *first));
+                }
+            }
+        }
+        (until > self.committed()).then_some(Replay {
+            until,
+            format,
+            held,
+        })
+    }
+
+    /// Reads again from the committed offset under `replay` (from a checkpoint, a copy's
+    /// original, or a reload). Held lines named in another format than this file's now (the
+    /// config changed) cannot be told apart: the region is skipped, as counted.
+    fn set_replay(&mut self, replay: Option<&Replay>) {
+        self.replay = replay.map(|r| {
+            let mut r = r.clone();
+            if r.format != self.format() {
+                r.held.clear();
+                r.format = self.format();
+            }
+            r
+        });
     }
 
     /// Emits every record held (the file ends: closed, replaced, or one-shot). In a section.
@@ -267,10 +352,50 @@ impl<H> Tracked<H> {
             return;
         };
         records.flush_record(&mut |a| deliver(a, &path, sink));
+        self.advance_marker();
+    }
+
+    /// Records held were emitted: the committed offset moved to the end of the lines, whose
+    /// marker was kept for this.
+    fn advance_marker(&mut self) {
+        self.keep_held_markers(None);
         let committed = self.committed();
-        if committed == self.line_marker.0 && committed != self.marker_at {
+        if committed == self.marker_at {
+            return;
+        }
+        let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
+        if let Some((_, d)) = kept {
+            self.marker = *d;
+            self.marker_at = committed;
+        } else if committed == self.line_marker.0 {
             self.marker = self.line_marker.1;
             self.marker_at = committed;
+        }
+    }
+
+    /// Takes the marker of each record held that started in `chunk` (read at `start`) or,
+    /// when it started before, at the end of the lines before it; forgets those of records
+    /// no longer held. Called before `line_marker` moves on.
+    fn keep_held_markers(&mut self, chunk: Option<(u64, &[u8])>) {
+        let Some(records) = &self.records else {
+            self.held_markers.clear();
+            return;
+        };
+        let starts: Vec<u64> = records.held_starts().collect();
+        self.held_markers.retain(|(at, _)| starts.contains(at));
+        for at in starts {
+            if self.held_markers.iter().any(|(a, _)| *a == at) {
+                continue;
+            }
+            let digest = match chunk {
+                Some((start, chunk)) if at >= start => Some(self.digest_before(at, start, chunk)),
+                _ if at == self.line_marker.0 => Some(self.line_marker.1),
+                _ if at == self.marker_at => Some(self.marker),
+                _ => None,
+            };
+            if let Some(d) = digest {
+                self.held_markers.push((at, d));
+            }
         }
     }
 
@@ -279,20 +404,42 @@ impl<H> Tracked<H> {
     fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
         let start = self.read;
         let path = self.path_str();
-        let stats = match &mut self.records {
-            None => self
-                .lines
-                .push(chunk, |line, _| sink.line(line, &path, None, None)),
-            Some(records) => {
-                // Each line starts where the one before it ended.
-                let mut line_start = start.saturating_sub(self.lines.pending());
-                self.lines.push(chunk, |line, end| {
-                    records.push(line, line_start, &mut |a| deliver(a, &path, sink));
-                    line_start = start + end as u64;
-                })
+        // Each line starts where the one before it ended.
+        let mut line_start = start.saturating_sub(self.lines.pending());
+        let replay = &mut self.replay;
+        // Lines and bytes read again (counted as read before).
+        let mut again = (0u64, 0u64);
+        // Whether the line starting at `from` is read (not a counted line of a replay).
+        let mut admit = |line: &str, from: u64, end: u64| match replay {
+            Some(r) if from < r.until => {
+                again.0 += 1;
+                again.1 += end.min(r.until).saturating_sub(from.max(start));
+                r.rereads(line, from)
             }
+            Some(_) => {
+                *replay = None;
+                true
+            }
+            None => true,
         };
-        sink.read(&path, chunk.len() as u64, stats);
+        let mut stats = match &mut self.records {
+            None => self.lines.push(chunk, |line, end| {
+                let (from, end) = (line_start, start + end as u64);
+                line_start = end;
+                if admit(line, from, end) {
+                    sink.line(line, &path, None, None);
+                }
+            }),
+            Some(records) => self.lines.push(chunk, |line, end| {
+                let (from, end) = (line_start, start + end as u64);
+                line_start = end;
+                if admit(line, from, end) {
+                    records.push(line, from, &mut |a| deliver(a, &path, sink));
+                }
+            }),
+        };
+        stats.lines = stats.lines.saturating_sub(again.0);
+        sink.read(&path, (chunk.len() as u64).saturating_sub(again.1), stats);
         self.read += chunk.len() as u64;
         self.last_data = now;
         // The head grows with what is read until it is HEAD_LEN long.
@@ -302,11 +449,18 @@ impl<H> Tracked<H> {
             let to = ((HEAD_LEN - start) as usize).min(chunk.len());
             self.head.extend_from_slice(&chunk[from..to]);
         }
+        self.keep_held_markers(Some((start, chunk)));
         let committed = self.committed();
-        if committed != self.marker_at && committed >= start {
+        let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
+        if committed == self.marker_at {
+        } else if let Some((_, d)) = kept {
+            // A record held since an earlier chunk (another stream's record ended).
+            self.marker = *d;
+            self.marker_at = committed;
+        } else if committed >= start {
             self.marker = self.digest_before(committed, start, chunk);
             self.marker_at = committed;
-        } else if committed != self.marker_at && committed == self.line_marker.0 {
+        } else if committed == self.line_marker.0 {
             // A record held from the line that was partial when this chunk came: it starts
             // at the end of the lines before, whose marker was kept.
             self.marker = self.line_marker.1;
@@ -427,8 +581,11 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// Takes over another tailer's files (a reload with the same source name): they go on from
-    /// their offsets under this tailer's options.
-    pub fn adopt_state_of(&mut self, previous: Tailer<F>) {
+    /// their offsets under this tailer's options. What the old framing held was not counted:
+    /// under the same container format it is read again with the new framing (only the held
+    /// streams' lines: the others' records were counted); under another format the old
+    /// framing's records are emitted first (the file ends for it), in a section of `sink`.
+    pub fn adopt_state_of(&mut self, previous: Tailer<F>, sink: &mut impl Sink) {
         self.files = previous.files;
         self.gone = previous.gone;
         self.restored = previous.restored;
@@ -436,16 +593,40 @@ impl<F: Fs> Tailer<F> {
         self.paths = previous.paths;
         self.scans = previous.scans;
         self.had_checkpoint = previous.had_checkpoint;
-        let framed = self.options.framing.is_some();
+        let framing = self.options.framing.clone();
+        let format = framing.as_ref().map_or(FileFormat::Plain, |f| f.format());
         let fs = &self.fs;
         for t in self.files.values_mut() {
             t.lines.set_max_line_length(self.options.max_line_length);
-            if !framed && t.records.is_none() {
+            if framing.is_none() && t.records.is_none() {
                 continue;
             }
-            // The framing may have changed (format, multiline): what is held was not counted,
-            // so it is read again from the committed offset with the new framing.
+            if t.format() != format {
+                // Streams are named otherwise now: what was held is emitted as it was framed.
+                if t.records.is_some() {
+                    let path = t.path_str();
+                    sink.begin();
+                    if let Some(records) = &mut t.records {
+                        records.finish(&mut |a| deliver(a, &path, sink));
+                    }
+                    t.advance_marker();
+                    t.records = None;
+                    sink.record(t.id, Some(&record(t)));
+                    sink.end();
+                }
+                // A replay under the old format: its held lines cannot be named any more.
+                if let Some(r) = &mut t.replay {
+                    r.held.clear();
+                    r.format = format;
+                }
+                t.records = framing.clone().map(Assembler::new);
+                t.line_marker = (t.committed(), t.marker);
+                continue;
+            }
+            // The framing may have changed (multiline): what is held was not counted, so it is
+            // read again from the committed offset with the new framing.
             let committed = t.committed();
+            let replay = t.replay_now();
             if committed < t.read {
                 let back = committed.min(MARKER_LEN);
                 let opened;
@@ -469,7 +650,8 @@ impl<F: Fs> Tailer<F> {
                     None => continue,
                 }
             }
-            t.records = self.options.framing.clone().map(Assembler::new);
+            t.records = framing.clone().map(Assembler::new);
+            t.replay = replay;
             t.line_marker = (t.committed(), t.marker);
         }
     }
@@ -561,6 +743,7 @@ impl<F: Fs> Tailer<F> {
                 })
                 .or_insert(f);
         }
+        self.decide_pending(now, sink);
         // Content replaced in a followed file is found before new files are decided on: a copy
         // of the old content (copytruncate's) then matches the old content's record.
         let followed: Vec<FileId> = self
@@ -569,17 +752,45 @@ impl<F: Fs> Tailer<F> {
             .filter(|(_, t)| t.phase == Phase::Following && !t.in_turns())
             .map(|(id, _)| *id)
             .collect();
-        for id in followed {
-            let t = &self.files[&id];
-            let Some(h) = t.handle.as_ref() else { continue };
-            let Ok(meta) = h.meta() else { continue };
-            if content_replaced(t, h, meta) {
-                let t = self.files.remove(&id).expect("listed");
-                self.replaced(t, meta, now, sink);
+        let replaced: Vec<(FileId, Meta)> = followed
+            .into_iter()
+            .filter_map(|id| {
+                let t = &self.files[&id];
+                let meta = t.handle.as_ref()?.meta().ok()?;
+                content_replaced(t, t.handle.as_ref()?, meta).then_some((id, meta))
+            })
+            .collect();
+        // Every old content is remembered before any new content is decided on: a copy
+        // written over an older rotation in place is new content there, and a copy of the
+        // live file's old content, truncated in the same rotation.
+        if replaced.len() > 1 {
+            sink.begin();
+            for (id, _) in &replaced {
+                let old = Known {
+                    truncated: true,
+                    ..known(&self.files[id])
+                };
+                self.remember(old, now, sink);
             }
+            sink.end();
+        }
+        for (id, meta) in replaced {
+            let t = self.files.remove(&id).expect("listed");
+            self.replaced(t, meta, now, sink);
         }
         let mut adopted = false;
-        for (id, found) in &by_id {
+        // Files new to the tailer are decided on the largest first: a copy is never larger
+        // than its intact original, so an original (after a restart, both unknown) is followed
+        // before its copies are decided on — and they become its shadows.
+        let mut order: Vec<(&FileId, &&Found)> = by_id.iter().collect();
+        order.sort_by_key(|(id, f)| {
+            (
+                !self.files.contains_key(id),
+                std::cmp::Reverse(f.meta.size),
+                **id,
+            )
+        });
+        for (id, found) in order {
             if let Some(t) = self.files.get_mut(id) {
                 t.unseen = false;
                 // Keep the name while it still names the file (no flapping between a symlink
@@ -744,6 +955,7 @@ impl<F: Fs> Tailer<F> {
                 Some((path, h, m)) => {
                     let mut t =
                         self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
+                    t.set_replay(r.known.replay.as_ref());
                     t.phase = Phase::Draining { since: now };
                     sink.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
                     sink.record(m.id, Some(&record(&t)));
@@ -798,7 +1010,9 @@ impl<F: Fs> Tailer<F> {
             read: offset,
             lines,
             records: self.options.framing.clone().map(Assembler::new),
+            replay: None,
             line_marker: (offset, Digest::of(&tail)),
+            held_markers: Vec::new(),
             marker: Digest::of(&tail),
             marker_at: offset,
             tail,
@@ -854,18 +1068,7 @@ impl<F: Fs> Tailer<F> {
         let decision = (meta.size > 0)
             .then(|| self.decide(&path, &h, meta, initial, true))
             .flatten()
-            .unwrap_or(Decision {
-                start: 0,
-                skipping: false,
-                phase: Phase::Pending {
-                    since: now,
-                    free: false,
-                },
-                kind: EventKind::New,
-                detail: "too short yet to tell whether it is a copy: waits".into(),
-                consumed_restored: None,
-                consumed_gone: None,
-            });
+            .unwrap_or_else(|| Decision::pending(now));
         let kind = if decision.kind == EventKind::New && rotated {
             EventKind::Rotated
         } else {
@@ -882,6 +1085,7 @@ impl<F: Fs> Tailer<F> {
             now,
         );
         t.phase = decision.phase;
+        t.set_replay(decision.replay.as_ref());
         if !hold {
             t.handle = None;
         }
@@ -900,6 +1104,7 @@ impl<F: Fs> Tailer<F> {
                 return true;
             }
             r.known.id = FileId::default();
+            r.known.truncated = true;
             r.known.has_content()
         });
         if decision.consumed_restored.is_some()
@@ -928,6 +1133,7 @@ impl<F: Fs> Tailer<F> {
         let size = meta.size;
         let plain = |start, kind, detail: String| Decision {
             start,
+            replay: None,
             skipping: false,
             phase: Phase::Following,
             kind,
@@ -935,9 +1141,10 @@ impl<F: Fs> Tailer<F> {
             consumed_restored: None,
             consumed_gone: None,
         };
-        // The same file after a restart (a record at 0 says nothing: decided afresh).
+        // The same file after a restart (a record at 0 says nothing: decided afresh — unless
+        // other streams' records after it were counted).
         if let Some(i) = self.restored.iter().position(|r| {
-            r.known.id == meta.id && r.known.offset > 0 && r.known.continues_in(h, size)
+            r.known.id == meta.id && r.known.has_content() && r.known.continues_in(h, size)
         }) {
             let r = &self.restored[i];
             let phase = if r.phase == 2 {
@@ -947,6 +1154,7 @@ impl<F: Fs> Tailer<F> {
             };
             return Some(Decision {
                 skipping: r.skipping,
+                replay: r.known.replay.clone(),
                 phase,
                 consumed_restored: Some(i),
                 ..plain(
@@ -965,6 +1173,7 @@ impl<F: Fs> Tailer<F> {
             let r = &self.restored[i];
             return Some(Decision {
                 skipping: r.skipping,
+                replay: r.known.replay.clone(),
                 consumed_restored: Some(i),
                 ..plain(
                     r.known.offset,
@@ -982,6 +1191,7 @@ impl<F: Fs> Tailer<F> {
             let k = &self.gone[i].0;
             return Some(Decision {
                 consumed_gone: Some(i),
+                replay: k.replay.clone(),
                 ..plain(
                     k.offset,
                     EventKind::Recognised,
@@ -989,25 +1199,71 @@ impl<F: Fs> Tailer<F> {
                 )
             });
         }
+        // A copy taken before its original was read as far as it was (copytruncate, the
+        // original read on after the copy, then truncated): all it holds was read.
+        let copied = self
+            .gone
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.restored.iter().map(|r| &r.known))
+            // New content in the same inode replaced that content: it is no copy of it.
+            .filter(|k| k.id != meta.id && identity::related(Path::new(&k.path), path))
+            .find(|k| k.copied_before_offset(h, size));
+        if let Some(k) = copied {
+            if patient && (size as usize) < k.first.len() {
+                // It may still be being written.
+                return None;
+            }
+            let ends_line = identity::read_range(h, size - 1, 1)
+                .ok()
+                .is_none_or(|b| b.first() == Some(&b'\n'));
+            return Some(Decision {
+                skipping: !ends_line,
+                ..plain(
+                    size,
+                    EventKind::Recognised,
+                    format!("a copy of {} up to {size}, all read there", k.path),
+                )
+            });
+        }
         // A copy of a file still followed: a shadow until the original is truncated or gone.
         for t in self.files.values() {
             if matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. })
-                || t.head.is_empty()
                 || !identity::related(&t.path, path)
             {
                 continue;
             }
+            // The original's first bytes: as read, or — not read that far yet (new content
+            // just found) — as it holds them now; then they are all it holds, when fewer than
+            // a head.
+            // A copy is never larger than its intact original (one shorter than what was read
+            // from it was truncated: its record decides).
+            let intact_smaller = t.handle.as_ref().is_some_and(|oh| {
+                oh.meta()
+                    .is_ok_and(|m| m.size < size && !content_replaced(t, oh, m))
+            });
+            if intact_smaller {
+                continue;
+            }
+            let (first, whole) = t.first_bytes();
+            let head = &first[..];
+            if head.is_empty() {
+                continue;
+            }
             let at = t.committed().min(size);
-            if size < t.head.len() as u64 {
+            if size < head.len() as u64 {
                 // Shorter than the original's head: a copy being written, or a new file that
                 // starts alike. Wait for it to grow (or for rotate_wait) when it starts alike.
-                let start = Digest::of(&t.head[..size as usize]);
+                let start = Digest::of(&head[..size as usize]);
                 if patient && size > 0 && identity::starts_with(h, size, &start).unwrap_or(false) {
                     return None;
                 }
                 continue;
             }
-            if at == 0 || !identity::starts_with(h, size, &Digest::of(&t.head)).unwrap_or(false) {
+            // Nothing read from the original yet (a restart found both unknown, or its new
+            // content was just found): the whole head must be alike, or all it holds.
+            let whole_head = at > 0 || head.len() as u64 == HEAD_LEN || whole;
+            if !whole_head || !identity::starts_with(h, size, &Digest::of(head)).unwrap_or(false) {
                 continue;
             }
             // The original's bytes before `at`: known without reading when `at` is where it
@@ -1052,6 +1308,7 @@ impl<F: Fs> Tailer<F> {
     /// Reads what is new in every file; closes drained files. Returns true when some file has
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
+        self.decide_pending(now, sink);
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         let mut more = false;
         for id in ids {
@@ -1194,7 +1451,10 @@ impl<F: Fs> Tailer<F> {
         // (the committed offset), so that a copy of it (copytruncate's) is read from there and
         // the record made whole; without a copy in the globs it is lost, as lines written
         // before a truncation and not yet read are. The new content gets a new assembler.
-        let old = known(&t);
+        let old = Known {
+            truncated: true,
+            ..known(&t)
+        };
         let path = t.path_str();
         self.resolve_shadows(t.id, &old, now, sink);
         if let Phase::Draining { .. } = t.phase {
@@ -1227,9 +1487,11 @@ impl<F: Fs> Tailer<F> {
             sink.end();
             return false;
         };
+        // The new content may be a copy still being written (copytruncate writing over an
+        // older rotation in place): too short yet to tell, it waits as a new file does.
         let decision = self
-            .decide(&fs_path, &h, meta, false, false)
-            .expect("decides when not patient");
+            .decide(&fs_path, &h, meta, false, meta.size > 0)
+            .unwrap_or_else(|| Decision::pending(now));
         let mut n = self.track(
             fs_path,
             symlink,
@@ -1240,6 +1502,7 @@ impl<F: Fs> Tailer<F> {
             now,
         );
         n.phase = decision.phase;
+        n.set_replay(decision.replay.as_ref());
         if !self.fs.may_hold_open() {
             n.handle = None;
         }
@@ -1265,6 +1528,22 @@ impl<F: Fs> Tailer<F> {
         // New content: saved before its lines are counted, as a new file's.
         sink.durable();
         true
+    }
+
+    /// Decides on the files waiting where they can be, before anything else: one that turns
+    /// out to be an original is then followed when its copies are decided on.
+    fn decide_pending(&mut self, now: Instant, sink: &mut impl Sink) {
+        let pending: Vec<(FileId, Instant, bool)> = self
+            .files
+            .iter()
+            .filter_map(|(id, t)| match t.phase {
+                Phase::Pending { since, free } => Some((*id, since, free)),
+                _ => None,
+            })
+            .collect();
+        for (id, since, free) in pending {
+            self.check_pending(id, since, free, now, sink);
+        }
     }
 
     /// A pending file: decided once it can be (or must be); then read like any other.
@@ -1312,6 +1591,7 @@ impl<F: Fs> Tailer<F> {
             Phase::Following if free => Phase::Draining { since: now },
             other => other,
         };
+        n.set_replay(decision.replay.as_ref());
         sink.begin();
         if let Some(i) = decision.consumed_restored {
             self.restored.swap_remove(i);
@@ -1332,7 +1612,20 @@ impl<F: Fs> Tailer<F> {
     /// A shadow of `of`: nothing to read while `of` is intact. When `of` is gone, the shadow
     /// is read from where `of` was read to.
     fn check_shadow(&mut self, id: FileId, of: FileId, now: Instant, sink: &mut impl Sink) {
-        if let Some(original) = self.files.get(&of) {
+        let shadow_head = self
+            .files
+            .get(&id)
+            .map(|t| t.head.clone())
+            .unwrap_or_default();
+        // The original by identity holds the content this is a copy of while its first bytes
+        // are the copy's; other content under its inode (truncated and written again, found
+        // so after a restart) is not the original any more: then it is gone (below).
+        let original = self.files.get(&of).filter(|o| {
+            let (first, _) = o.first_bytes();
+            let n = first.len().min(shadow_head.len());
+            n > 0 && first[..n] == shadow_head[..n]
+        });
+        if let Some(original) = original {
             if let Phase::Shadow { of: next } = original.phase {
                 // A copy of a copy: the original of both.
                 if let Some(t) = self.files.get_mut(&id) {
@@ -1340,7 +1633,18 @@ impl<F: Fs> Tailer<F> {
                 }
                 return;
             }
-            let original_size = original.size.max(original.read);
+            // The original's size now, not as last read: a copy being written grows while the
+            // original does, and a reader running late has an old size for the original.
+            let now_size = original
+                .handle
+                .as_ref()
+                .and_then(|h| h.meta().ok())
+                .map(|m| m.size);
+            if now_size.is_some_and(|s| s < original.read) {
+                // Truncated: decided when the original is read next (its shadows resolved).
+                return;
+            }
+            let original_size = original.size.max(original.read).max(now_size.unwrap_or(0));
             let Some(t) = self.files.get_mut(&id) else {
                 return;
             };
@@ -1368,8 +1672,11 @@ impl<F: Fs> Tailer<F> {
             }
             return;
         }
-        // The original is gone (closed after draining, or replaced): its record says how far
-        // it was read.
+        // The original is gone (closed after draining, replaced, or not found again after a
+        // restart): the content it held was read as far as its records say. The furthest
+        // record this copy continues is that content's (its inode may be another's by now, or
+        // the record detached from it); else the latest record of the original's inode.
+        let holding = self.furthest_known_in(id);
         let gone = self
             .gone
             .iter()
@@ -1381,7 +1688,10 @@ impl<F: Fs> Tailer<F> {
             .iter()
             .find(|r| r.known.id == of)
             .map(|r| r.known.clone());
-        match gone.or(restored) {
+        // The checkpoint record of the original is its latest state; gone records of the same
+        // inode are older contents of it (truncated before).
+        let restored = holding.or(restored);
+        match restored.or(gone) {
             Some(k) => self.resolve_shadow(id, &k, now, sink),
             None => {
                 // Nothing known about the original: read the shadow from where it was found
@@ -1399,6 +1709,36 @@ impl<F: Fs> Tailer<F> {
                 sink.end();
             }
         }
+    }
+
+    /// The record of content read that file `id` holds furthest (same head, same bytes
+    /// before the offset), among the remembered gone content and the checkpoint records of a
+    /// related name; else one of truncated content it is a shorter copy of.
+    fn furthest_known_in(&self, id: FileId) -> Option<Known> {
+        let t = self.files.get(&id)?;
+        let opened;
+        let h = match t.handle.as_ref() {
+            Some(h) => h,
+            None => {
+                opened = self.fs.open(&t.path).ok()?;
+                &opened
+            }
+        };
+        let size = h.meta().ok()?.size;
+        let head = &t.head;
+        self.gone
+            .iter()
+            .map(|(k, _)| k)
+            .chain(self.restored.iter().map(|r| &r.known))
+            .filter(|k| {
+                k.has_content()
+                    && identity::related(Path::new(&k.path), &t.path)
+                    && (k.head.len as usize) <= head.len()
+                    && Digest::of(&head[..k.head.len as usize]) == k.head
+            })
+            .filter(|k| k.continues_in(h, size) || k.copied_before_offset(h, size))
+            .max_by_key(|k| (k.continues_in(h, size), k.offset))
+            .cloned()
     }
 
     fn resolve_shadows(
@@ -1478,6 +1818,9 @@ impl<F: Fs> Tailer<F> {
             None => opened,
         };
         let mut n = self.track(path, symlink, handle, meta, start, skipping, now);
+        if holds {
+            n.set_replay(original.replay.as_ref());
+        }
         if !self.fs.may_hold_open() {
             n.handle = None;
         }
@@ -1501,6 +1844,8 @@ impl<F: Fs> Tailer<F> {
                 .as_ref()
                 .and_then(|h| identity::marker(h, t.read).ok())
                 .unwrap_or_else(|| Digest::of(&t.tail)),
+            // All of it was read and every record held emitted.
+            replay: None,
             ..known(&t)
         };
         sink.record(t.id, None);
@@ -1565,9 +1910,30 @@ fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
     replaced
 }
 
+impl Decision {
+    /// Too short yet to tell whether it is a copy: held open, not read, decided later.
+    fn pending(now: Instant) -> Decision {
+        Decision {
+            start: 0,
+            replay: None,
+            skipping: false,
+            phase: Phase::Pending {
+                since: now,
+                free: false,
+            },
+            kind: EventKind::New,
+            detail: "too short yet to tell whether it is a copy: waits".into(),
+            consumed_restored: None,
+            consumed_gone: None,
+        }
+    }
+}
+
 /// Where new content is read from, and what that is.
 struct Decision {
     start: u64,
+    /// The lines after `start` already counted (the content's record said so).
+    replay: Option<Replay>,
     skipping: bool,
     phase: Phase,
     kind: EventKind,
@@ -1587,11 +1953,17 @@ fn known<H>(t: &Tracked<H>) -> Known {
         path: t.path_str(),
         id: t.id,
         head: Digest::of(&t.head),
+        first: t.head.clone(),
+        truncated: false,
         offset,
         marker: if t.marker_at == offset {
             t.marker
         } else {
             Digest::default()
+        },
+        replay: match t.phase {
+            Phase::Following | Phase::Draining { .. } => t.replay_now(),
+            Phase::Shadow { .. } | Phase::Pending { .. } => None,
         },
     }
 }
