@@ -596,9 +596,14 @@ pub fn one_shot(
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
         if source.read_everything_once().is_empty() {
+            let not_read = source.not_read();
             failures.push(SourceFailure {
                 source: name.clone(),
-                why: "its paths matched no file".into(),
+                why: if not_read.is_empty() {
+                    "its paths matched no file".into()
+                } else {
+                    format!("it read no file: {}", not_read.join("; "))
+                },
             });
         }
         tracing::debug!(source = %name, "read to the end");
