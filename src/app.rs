@@ -448,7 +448,20 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                 _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
                 Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
             };
-            let (next, result) = reload(&options, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
+            // However long loading and the dry build take, a SIGTERM meanwhile is answered:
+            // the reload is abandoned (the old config was never stopped).
+            let prepared = tokio::select! {
+                p = prepare(&options, &self_metrics) => Some(p),
+                _ = term.recv() => { info!("received SIGTERM during a reload: reload abandoned"); None }
+                _ = tokio::signal::ctrl_c() => { info!("received SIGINT during a reload: reload abandoned"); None }
+            };
+            let Some(prepared) = prepared else {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err("the exporter is shutting down".to_owned()));
+                }
+                break;
+            };
+            let (next, result) = reload(prepared, &options, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
             generation = next;
             if let Some(reply) = reply {
                 let _ = reply.send(result);
@@ -471,8 +484,36 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the config file anew; on any error the old generation keeps running.
+/// A new config, loaded (its examples run) and dry-built, and its probe modules; or why not.
+type Prepared = Result<(Config, Arc<Probes>), String>;
+
+/// Loads the config file anew and dry-builds it, on the blocking pool: a big config (many
+/// rules, examples, pre-declared series) takes a while, and the caller must stay free to
+/// answer a SIGTERM. A panic there refuses the reload; it cannot take the exporter down.
+async fn prepare(options: &RunOptions, self_metrics: &SelfMetrics) -> Prepared {
+    let config_file = options.config_file.clone();
+    let probe_options = options.probe.clone();
+    let self_metrics = self_metrics.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let config = load(&config_file).map_err(|errors| errors.to_string())?;
+        let base = base_dir(&config_file);
+        // Dry run with scratch self-metrics: files the sources need (bodies, CAs), regexes, ...
+        let scratch = SelfMetrics::new();
+        build(&config, &base, &scratch, None, &Arc::new(Gate::default()))
+            .map_err(|e| format!("{e:#}"))?;
+        // Probe modules keep no state: built now, they replace the old ones once the rest is up.
+        let probes = Probes::build(&config, &base, &self_metrics, &probe_options)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok((config, Arc::new(probes)))
+    });
+    work.await
+        .unwrap_or_else(|e| Err(format!("loading the config failed: {e}")))
+}
+
+/// Applies a prepared config; on any error the old generation keeps running.
+#[allow(clippy::too_many_arguments)]
 async fn reload(
+    prepared: Prepared,
     options: &RunOptions,
     self_metrics: &SelfMetrics,
     current: Generation,
@@ -481,27 +522,15 @@ async fn reload(
     gate: &Arc<Gate>,
     checkpointer: Option<&Checkpointer>,
 ) -> (Generation, Result<(), String>) {
-    let config_file = options.config_file.as_path();
-    let fail = |current, message: String| {
-        error!("reload failed, keeping the running config: {message}");
-        self_metrics.config_last_reload_successful.set(0.0);
-        (current, Err(message))
+    let (config, probes) = match prepared {
+        Ok(p) => p,
+        Err(message) => {
+            error!("reload failed, keeping the running config: {message}");
+            self_metrics.config_last_reload_successful.set(0.0);
+            return (current, Err(message));
+        }
     };
-    let config = match load(config_file) {
-        Ok(c) => c,
-        Err(errors) => return fail(current, errors.to_string()),
-    };
-    let base = base_dir(config_file);
-    // Dry run with scratch self-metrics: files the sources need (bodies, CAs), regexes, ...
-    let scratch = SelfMetrics::new();
-    if let Err(e) = build(&config, &base, &scratch, None, &Arc::new(Gate::default())) {
-        return fail(current, format!("{e:#}"));
-    }
-    // Probe modules keep no state: built now, they replace the old ones once the rest is up.
-    let probes = match Probes::build(&config, &base, self_metrics, &options.probe) {
-        Ok(p) => Arc::new(p),
-        Err(e) => return fail(current, format!("{e:#}")),
-    };
+    let base = base_dir(&options.config_file);
     let (families, files) = current.stop().await;
     let built = match build(&config, &base, self_metrics, Some(families), gate) {
         Ok(b) => b,
@@ -567,9 +596,14 @@ pub fn one_shot(
     let built_families = built.families.clone();
     for (name, mut source) in built.sources {
         if source.read_everything_once().is_empty() {
+            let not_read = source.not_read();
             failures.push(SourceFailure {
                 source: name.clone(),
-                why: "its paths matched no file".into(),
+                why: if not_read.is_empty() {
+                    "its paths matched no file".into()
+                } else {
+                    format!("it read no file: {}", not_read.join("; "))
+                },
             });
         }
         tracing::debug!(source = %name, "read to the end");

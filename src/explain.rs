@@ -27,6 +27,9 @@ pub struct SourceExplanation {
     pub reads: String,
     /// File sources: the files read.
     pub files: Vec<String>,
+    /// File sources: matched paths not read and directories not listed, with why
+    /// (`/logs/app.pipe is not read: it is a FIFO, not a regular file`).
+    pub not_read: Vec<String>,
     /// Page sources: the fetch.
     pub fetch: Option<FetchExplanation>,
     pub trace: Trace,
@@ -80,6 +83,8 @@ pub fn explain(
         source.pipeline_mut().start_trace(limit);
         let mut files = source.read_everything_once();
         files.sort();
+        let mut not_read = source.not_read();
+        not_read.sort();
         let config = config.sources.iter().find(|s| s.name == name);
         out.push(SourceExplanation {
             reads: config
@@ -89,6 +94,7 @@ pub fn explain(
             source: name,
             kind: "file",
             files,
+            not_read,
             fetch: None,
             trace: source.pipeline_mut().take_trace().unwrap_or_default(),
             samples: Vec::new(),
@@ -134,6 +140,7 @@ pub fn explain(
                     kind,
                     reads: page.target(),
                     files: Vec::new(),
+                    not_read: Vec::new(),
                     fetch,
                     trace: page.pipeline_mut().take_trace().unwrap_or_default(),
                     samples: Vec::new(),
@@ -173,41 +180,74 @@ pub fn explain(
     Ok(out)
 }
 
-/// The explanation for a terminal.
+/// `text` safe to print on a terminal: control characters, which a log line may carry to
+/// retitle, clear or recolour the terminal, are written as Rust writes them in a string
+/// (`\u{1b}`, `\n`, `\r`), as the `fields:` lines already show them; a tab stays a tab, and
+/// other text (backslashes included) is as it was. `--output json` gives the exact text.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(escaped) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escaped(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// The explanation for a terminal (every text from outside the config passed through
+/// [`terminal_safe`]).
 pub fn render_text(sources: &[SourceExplanation]) -> String {
+    let safe = terminal_safe;
     let mut t = String::new();
     for e in sources {
-        let _ = writeln!(t, "== source {} ({}) ==", e.source, e.kind);
-        let _ = writeln!(t, "reads: {}", e.reads);
+        let _ = writeln!(t, "== source {} ({}) ==", safe(&e.source), e.kind);
+        let _ = writeln!(t, "reads: {}", safe(&e.reads));
         if e.kind == "file" {
             if e.files.is_empty() {
-                let _ = writeln!(t, "files: none matched");
+                let _ = writeln!(
+                    t,
+                    "files: {}",
+                    if e.not_read.is_empty() {
+                        "none matched"
+                    } else {
+                        "none read"
+                    }
+                );
             }
             for f in &e.files {
-                let _ = writeln!(t, "file: {f}");
+                let _ = writeln!(t, "file: {}", safe(f));
+            }
+            for why in &e.not_read {
+                let _ = writeln!(t, "note: {}", safe(why));
             }
         }
         if let Some(f) = &e.fetch {
             let _ = write!(t, "fetch: {}", if f.ok { "ok" } else { "FAILED" });
             if !f.detail.is_empty() {
-                let _ = write!(t, ", {}", f.detail);
+                let _ = write!(t, ", {}", safe(&f.detail));
             }
             if let Some(b) = f.bytes.filter(|_| !f.detail.ends_with("bytes")) {
                 let _ = write!(t, ", {b} bytes");
             }
             if let Some(c) = &f.content_type {
-                let _ = write!(t, ", {c}");
+                let _ = write!(t, ", {}", safe(c));
             }
             let _ = writeln!(t, ", {:.1} ms", f.milliseconds);
             if let Some(err) = &f.error {
-                let _ = writeln!(t, "  error: {err}");
+                let _ = writeln!(t, "  error: {}", safe(err));
             }
         }
         for r in &e.trace.rules {
             let _ = writeln!(
                 t,
                 "rule {}: {} match{} (showing {})",
-                r.rule,
+                safe(&r.rule),
                 r.matches,
                 if r.matches == 1 { "" } else { "es" },
                 r.shown.len()
@@ -215,7 +255,7 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
             for (i, m) in r.shown.iter().enumerate() {
                 match &m.record {
                     Some(line) => {
-                        let _ = writeln!(t, "  #{} line: {line}", i + 1);
+                        let _ = writeln!(t, "  #{} line: {}", i + 1, safe(line));
                     }
                     None => {
                         let _ = writeln!(t, "  #{} row", i + 1);
@@ -225,26 +265,27 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
                     .fields
                     .iter()
                     .map(|(n, v)| match v {
-                        Some(v) => format!("{n}={v:?}"),
-                        None => format!("{n}=(nothing selected)"),
+                        Some(v) => format!("{}={v:?}", safe(n)),
+                        None => format!("{}=(nothing selected)", safe(n)),
                     })
                     .collect();
                 let _ = writeln!(t, "     fields: {}", fields.join(" "));
                 for u in &m.updates {
+                    let series = safe(&u.series);
                     match (&u.value, &u.error) {
                         (_, Some(err)) => {
-                            let _ = writeln!(t, "     {} {}: FAILED {err}", u.op, u.series);
+                            let _ = writeln!(t, "     {} {series}: FAILED {}", u.op, safe(err));
                         }
                         (Some(v), None) => {
                             let how = u
                                 .conversion
                                 .as_ref()
-                                .map(|c| format!("  ({c})"))
+                                .map(|c| format!("  ({})", safe(c)))
                                 .unwrap_or_default();
-                            let _ = writeln!(t, "     {} {} {v}{how}", u.op, u.series);
+                            let _ = writeln!(t, "     {} {series} {}{how}", u.op, safe(v));
                         }
                         (None, None) => {
-                            let _ = writeln!(t, "     {} {}", u.op, u.series);
+                            let _ = writeln!(t, "     {} {series}", u.op);
                         }
                     }
                 }
@@ -257,14 +298,14 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
             if e.trace.unmatched == 1 { "" } else { "s" }
         );
         for line in &e.trace.unmatched_shown {
-            let _ = writeln!(t, "  {line}");
+            let _ = writeln!(t, "  {}", safe(line));
         }
         let _ = writeln!(t, "samples:");
         if e.samples.is_empty() {
             let _ = writeln!(t, "  (none)");
         }
         for s in &e.samples {
-            let _ = writeln!(t, "  {s}");
+            let _ = writeln!(t, "  {}", safe(s));
         }
         t.push('\n');
     }

@@ -120,7 +120,8 @@ impl Fields {
     }
 }
 
-/// A logfmt value: bare when it is a plain word, else quoted with `\`, `"` and newlines escaped.
+/// A logfmt value: bare when it is a plain word, else quoted with `\`, `"`, newlines and other
+/// control characters escaped.
 fn logfmt_value(out: &mut String, value: &str) {
     let bare = !value.is_empty()
         && !value
@@ -138,6 +139,11 @@ fn logfmt_value(out: &mut String, value: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            // Other control characters (a terminal's escape sequences among them) as go-logfmt
+            // writes them: a log line read on a terminal cannot drive it.
+            c if c.is_control() => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -205,5 +211,18 @@ mod tests {
         assert_eq!(show("a=b"), "\"a=b\"");
         assert_eq!(show("say \"hi\"\\n"), "\"say \\\"hi\\\"\\\\n\"");
         assert_eq!(show("line\nbreak"), "\"line\\nbreak\"");
+        assert_eq!(
+            show("\u{1b}]0;title\u{7}\u{85}"),
+            "\"\\u001b]0;title\\u0007\\u0085\""
+        );
+        // What it writes, the logfmt reader reads back.
+        let odd = "a \"b\" \\ \u{1b}[2J\t\r\n\u{0}\u{9b}é";
+        let line = format!("msg={}", show(odd));
+        let mut pairs = Vec::new();
+        assert!(crate::extract::logfmt::parse(&line, &mut pairs));
+        assert_eq!(
+            crate::extract::logfmt::value(&line, &pairs, "msg").as_deref(),
+            Some(odd)
+        );
     }
 }

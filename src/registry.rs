@@ -12,6 +12,7 @@
 //! and counted), so a family's memory is bounded by its caps.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::collections::HashSet;
@@ -70,8 +71,12 @@ pub struct Family {
     expire_after: Option<Duration>,
     /// The family's clock for idle expiry: seconds since this.
     epoch: Instant,
-    /// Keys of pre-declared label values: exported from the start, never removed.
-    pinned: HashSet<Box<[u8]>>,
+    /// Pre-declared label values: their series are exported from the start, never removed.
+    declared: Declared,
+    /// Pre-declared series are made when first updated, not at start ([`Families::build_lazily`]).
+    lazy: bool,
+    /// Pre-declared series made so far, in a lazy family (changed under the table's lock).
+    declared_made: AtomicUsize,
     table: Mutex<SeriesTable>,
     series_count: IntGauge,
     dropped: IntCounter,
@@ -79,7 +84,7 @@ pub struct Family {
 }
 
 impl Family {
-    fn new(config: &MetricConfig, self_metrics: &SelfMetrics) -> Family {
+    fn new(config: &MetricConfig, self_metrics: &SelfMetrics, lazy: bool) -> Family {
         let mut key_labels = config.labels.clone();
         key_labels.sort();
         let buckets = match config.kind {
@@ -110,7 +115,9 @@ impl Family {
                 .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH),
             expire_after: config.expire_after,
             epoch: Instant::now(),
-            pinned: pinned_keys(config),
+            declared: Declared::of(config),
+            lazy,
+            declared_made: AtomicUsize::new(0),
             table: Mutex::new(SeriesTable::new(width)),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
             dropped: self_metrics
@@ -124,21 +131,33 @@ impl Family {
         // (not a state metric: no state is known before the first observation). Pre-declared
         // label values likewise, a state metric's as unknown.
         let mut table = family.table();
-        let mut initial = vec![0.0; width];
-        if family.kind == MetricKind::State {
-            initial[0] = family.states.len() as f64;
-        }
+        let initial = family.initial();
         if family.label_names.is_empty() && family.kind != MetricKind::State {
             let hash = table.hash(b"");
             table.find_or_insert(b"", hash, 1, &initial);
         }
-        for key in &family.pinned {
-            let hash = table.hash(key);
-            table.find_or_insert(key, hash, usize::MAX, &initial);
+        if !lazy {
+            family.declared.for_each_key(|key| {
+                let hash = table.hash(key);
+                table.find_or_insert(key, hash, usize::MAX, &initial);
+            });
         }
         family.series_count.set(table.len() as i64);
         drop(table);
         family
+    }
+
+    /// The values a series starts with: zeros, a state metric's in the unknown state.
+    fn initial(&self) -> Vec<f64> {
+        let width = match self.kind {
+            MetricKind::Histogram => self.buckets.len() + 3,
+            _ => 1,
+        };
+        let mut initial = vec![0.0; width];
+        if self.kind == MetricKind::State {
+            initial[0] = self.states.len() as f64;
+        }
+        initial
     }
 
     /// The family's clock for idle expiry, in tenths of a second since it was made (a u32
@@ -161,7 +180,7 @@ impl Family {
         let idle: Vec<u32> = table
             .iter()
             .filter(|(slot, key, _)| {
-                now.saturating_sub(table.touched(*slot)) >= after && !self.pinned.contains(*key)
+                now.saturating_sub(table.touched(*slot)) >= after && !self.declared.contains(key)
             })
             .map(|(slot, ..)| slot)
             .collect();
@@ -177,7 +196,7 @@ impl Family {
         let table = self.table();
         table
             .iter()
-            .filter(|(_, key, _)| !self.pinned.contains(*key))
+            .filter(|(_, key, _)| !self.declared.contains(key))
             .map(|(_, key, _)| key.into())
             .collect()
     }
@@ -189,7 +208,7 @@ impl Family {
 
     /// Removes the series `key` (an item gone from its document), unless it is pre-declared.
     pub fn remove(&self, key: &[u8]) {
-        if self.pinned.contains(key) {
+        if self.declared.contains(key) {
             if self.kind == MetricKind::State {
                 // A pre-declared state series stays, as unknown.
                 self.set_unknown(key);
@@ -278,9 +297,23 @@ impl Family {
         let slot = match table.find(key, hash) {
             Some(slot) => slot,
             None => {
-                let zeros = vec![0.0; table.width()];
-                let Some((slot, _)) = table.find_or_insert(key, hash, self.max_series, &zeros)
-                else {
+                let mut zeros = vec![0.0; table.width()];
+                let mut cap = self.max_series;
+                if self.lazy {
+                    // As if every pre-declared series were there: one is made whatever the
+                    // cap, the others leave room for those not made yet.
+                    let made = self.declared_made.load(Ordering::Relaxed);
+                    if self.declared.contains(key) {
+                        cap = usize::MAX;
+                        self.declared_made.store(made + 1, Ordering::Relaxed);
+                        if self.kind == MetricKind::State {
+                            zeros[0] = self.states.len() as f64;
+                        }
+                    } else {
+                        cap = cap.saturating_sub(self.declared.len().saturating_sub(made));
+                    }
+                }
+                let Some((slot, _)) = table.find_or_insert(key, hash, cap, &zeros) else {
                     drop(table);
                     self.dropped.inc();
                     return false;
@@ -481,38 +514,109 @@ impl Family {
     }
 }
 
-/// The keys of every combination of a metric's pre-declared label values.
-fn pinned_keys(config: &MetricConfig) -> HashSet<Box<[u8]>> {
-    let Some(values) = &config.label_values else {
-        return HashSet::new();
-    };
-    let mut names = config.labels.clone();
-    names.sort();
-    let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
-    for (i, name) in names.iter().enumerate() {
-        let Some(list) = values.get(name) else {
-            return HashSet::new(); // validation requires every label
+/// A metric's pre-declared label values (`label_values`), per label in key order, each cut to
+/// the metric's `max_label_value_length` as an update's would be. A key is pre-declared when
+/// each of its values is among its label's: no set of every combination is kept (that is
+/// what the table holds, once).
+#[derive(Debug, Default)]
+struct Declared {
+    /// `None` without `label_values` (or when a label has none: validation refuses that).
+    values: Option<Vec<HashSet<Box<[u8]>>>>,
+}
+
+impl Declared {
+    fn of(config: &MetricConfig) -> Declared {
+        let Some(given) = &config.label_values else {
+            return Declared::default();
         };
         let max = config
             .max_label_value_length
             .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH);
-        keys = keys
+        let mut names = config.labels.clone();
+        names.sort();
+        let values = names
             .iter()
-            .flat_map(|prefix| {
-                list.iter().map(move |v| {
-                    let mut k = prefix.clone();
-                    if i > 0 {
-                        k.push(KEY_SEPARATOR);
-                    }
-                    let start = k.len();
-                    k.extend_from_slice(v.0.as_bytes());
-                    cut_label_value(&mut k, start, max);
-                    k
-                })
+            .map(|name| {
+                let list = given.get(name)?;
+                Some(
+                    list.iter()
+                        .map(|v| {
+                            let mut k = v.0.as_bytes().to_vec();
+                            cut_label_value(&mut k, 0, max);
+                            k.into_boxed_slice()
+                        })
+                        .collect(),
+                )
             })
-            .collect();
+            .collect::<Option<Vec<HashSet<_>>>>();
+        Declared { values }
     }
-    keys.into_iter().map(Vec::into_boxed_slice).collect()
+
+    /// Whether `key` is one of the combinations.
+    fn contains(&self, key: &[u8]) -> bool {
+        let Some(values) = &self.values else {
+            return false;
+        };
+        let mut parts = key.split(|b| *b == KEY_SEPARATOR);
+        if values.is_empty() {
+            return key.is_empty();
+        }
+        values
+            .iter()
+            .all(|set| parts.next().is_some_and(|p| set.contains(p)))
+            && parts.next().is_none()
+    }
+
+    /// How many combinations there are (validation bounds it).
+    fn len(&self) -> usize {
+        self.values.as_ref().map_or(0, |values| {
+            values
+                .iter()
+                .fold(1usize, |n, set| n.saturating_mul(set.len()))
+        })
+    }
+
+    /// Calls `each` with the key of every combination, in key order.
+    fn for_each_key(&self, mut each: impl FnMut(&[u8])) {
+        let Some(values) = &self.values else {
+            return;
+        };
+        let mut lists: Vec<Vec<&[u8]>> = values
+            .iter()
+            .map(|set| set.iter().map(|v| &**v).collect())
+            .collect();
+        if lists.iter().any(Vec::is_empty) {
+            return;
+        }
+        for list in &mut lists {
+            list.sort_unstable();
+        }
+        // An odometer over the lists: the last label turns fastest.
+        let mut at = vec![0usize; lists.len()];
+        let mut key = Vec::new();
+        loop {
+            key.clear();
+            for (i, list) in lists.iter().enumerate() {
+                if i > 0 {
+                    key.push(KEY_SEPARATOR);
+                }
+                key.extend_from_slice(list[at[i]]);
+            }
+            each(&key);
+            let mut i = lists.len();
+            loop {
+                if i == 0 {
+                    return;
+                }
+                i -= 1;
+                at[i] += 1;
+                if at[i] < lists[i].len() {
+                    break;
+                }
+                at[i] = 0;
+            }
+        }
+    }
 }
 
 /// Cuts `key[start..]` (one label value being built) to `max` bytes at a character boundary;
@@ -542,6 +646,44 @@ impl Families {
         Families::rebuild(configs, self_metrics, None)
     }
 
+    /// Like [`Families::build`], but a pre-declared series (`label_values`) is made when an
+    /// update first reaches it, not at start, as if it had been there (its initial values,
+    /// room under `max_series` kept for those not made yet). For rules' `examples`: an example
+    /// then costs what its input touches, not every combination of the values.
+    pub fn build_lazily(configs: &[MetricConfig], self_metrics: &SelfMetrics) -> Families {
+        let by_name = configs
+            .iter()
+            .map(|c| (c.name.clone(), Arc::new(Family::new(c, self_metrics, true))))
+            .collect();
+        Families { by_name }
+    }
+
+    /// Of lazily built families, fresh ones holding the pre-declared series these have made,
+    /// at their initial values: what these showed of those series before any update.
+    pub fn declared_before(&self, self_metrics: &SelfMetrics) -> Families {
+        let by_name = self
+            .by_name
+            .iter()
+            .map(|(name, f)| {
+                let fresh = Family::new(&f.declaration, self_metrics, true);
+                let initial = fresh.initial();
+                {
+                    let made = f.copy();
+                    let mut table = fresh.table();
+                    for i in 0..made.len() {
+                        let key = made.key(i);
+                        if fresh.declared.contains(key) {
+                            let hash = table.hash(key);
+                            table.find_or_insert(key, hash, usize::MAX, &initial);
+                        }
+                    }
+                }
+                (name.clone(), Arc::new(fresh))
+            })
+            .collect();
+        Families { by_name }
+    }
+
     /// Like [`Families::build`], after a reload: a family whose declaration did not change is
     /// kept with its values; the others start anew.
     pub fn rebuild(
@@ -555,7 +697,7 @@ impl Families {
             let kept = old
                 .remove(&config.name)
                 .filter(|f| f.declaration == *config);
-            let family = kept.unwrap_or_else(|| Arc::new(Family::new(config, self_metrics)));
+            let family = kept.unwrap_or_else(|| Arc::new(Family::new(config, self_metrics, false)));
             by_name.insert(config.name.clone(), family);
         }
         for name in old.keys() {
@@ -669,7 +811,7 @@ mod tests {
             if kind == MetricKind::Counter {
                 c.name = "m_total".into();
             }
-            let family = Family::new(&c, &self_metrics);
+            let family = Family::new(&c, &self_metrics, false);
             let opts = Opts::new(&c.name, &c.help);
             let labels = ["zone", "app"];
             let counters = CounterVec::new(opts.clone(), &labels).unwrap();
@@ -718,7 +860,7 @@ mod tests {
             let mut c = config(MetricKind::State, labels);
             c.buckets = None;
             c.states = Some(vec!["up".into(), "degraded".into(), "down".into()]);
-            let family = Family::new(&c, &self_metrics);
+            let family = Family::new(&c, &self_metrics, false);
             let mut with_state = labels.to_vec();
             with_state.push("state");
             let states = GaugeVec::new(Opts::new("m", &c.help), &with_state).unwrap();
@@ -747,7 +889,11 @@ mod tests {
     #[test]
     fn label_sets_that_concatenate_alike_stay_apart() {
         let self_metrics = SelfMetrics::new();
-        let family = Family::new(&config(MetricKind::Gauge, &["user", "host"]), &self_metrics);
+        let family = Family::new(
+            &config(MetricKind::Gauge, &["user", "host"]),
+            &self_metrics,
+            false,
+        );
         family.apply(&key(&family, &["ab", "c"]), Change::Add(1.0));
         family.apply(&key(&family, &["a", "bc"]), Change::Add(1.0));
         assert_eq!(family.len(), 2);
@@ -770,7 +916,7 @@ mod tests {
         let self_metrics = SelfMetrics::new();
         let mut c = config(MetricKind::Gauge, &["k"]);
         c.max_series = Some(2);
-        let family = Family::new(&c, &self_metrics);
+        let family = Family::new(&c, &self_metrics, false);
         assert!(family.apply(b"a", Change::Set(1.0)));
         assert!(family.apply(b"b", Change::Set(1.0)));
         assert!(!family.apply(b"c", Change::Set(1.0)));
@@ -780,5 +926,113 @@ mod tests {
             1
         );
         assert_eq!(self_metrics.series.with_label_values(&["m"]).get(), 2);
+    }
+
+    fn declared(kind: MetricKind, max_series: usize) -> MetricConfig {
+        let mut c = config(kind, &["zone", "app"]);
+        c.max_series = Some(max_series);
+        c.max_label_value_length = Some(3);
+        c.states = (kind == MetricKind::State).then(|| vec!["up".into(), "down".into()]);
+        let list = |v: &[&str]| {
+            v.iter()
+                .map(|s| crate::config::LabelValue((*s).to_owned()))
+                .collect()
+        };
+        // Two values that are one after the cut: 2 × 2 combinations.
+        c.label_values = Some(
+            [
+                ("zone".to_owned(), list(&["eu", "us"])),
+                ("app".to_owned(), list(&["web1", "web2", "api"])),
+            ]
+            .into(),
+        );
+        c
+    }
+
+    /// Pre-declared series: every combination once (values cut as updates' are), in no set of
+    /// keys beside the table; never removed.
+    #[test]
+    fn pre_declared_series_are_every_combination_once() {
+        let self_metrics = SelfMetrics::new();
+        let family = Family::new(&declared(MetricKind::Gauge, 10), &self_metrics, false);
+        assert_eq!(family.len(), 4);
+        assert_eq!(family.declared.len(), 4);
+        let mut keys = Vec::new();
+        family.declared.for_each_key(|k| keys.push(k.to_vec()));
+        // In key order (app before zone), the last label turning fastest.
+        let expected: Vec<Vec<u8>> = [["eu", "api"], ["us", "api"], ["eu", "web"], ["us", "web"]]
+            .iter()
+            .map(|v| key(&family, v))
+            .collect();
+        assert_eq!(keys, expected);
+        assert!(family.declared.contains(&key(&family, &["us", "web"])));
+        assert!(!family.declared.contains(&key(&family, &["us", "web1"])));
+        assert!(!family.declared.contains(b"api"));
+        family.remove(&key(&family, &["us", "web"]));
+        assert_eq!(family.len(), 4);
+        // No labels, `label_values: {}`: the one series.
+        let mut c = config(MetricKind::State, &[]);
+        c.states = Some(vec!["up".into()]);
+        c.label_values = Some(Default::default());
+        let family = Family::new(&c, &self_metrics, false);
+        assert_eq!(family.len(), 1);
+        assert!(family.declared.contains(b""));
+    }
+
+    /// A lazily built family (examples) makes a pre-declared series when an update reaches
+    /// it, and otherwise behaves as the family built at start: same answers, same values,
+    /// the same room under `max_series`; what it holds is only what was touched.
+    #[test]
+    fn lazy_families_behave_as_if_every_declared_series_were_there() {
+        for kind in [
+            MetricKind::Counter,
+            MetricKind::State,
+            MetricKind::Histogram,
+        ] {
+            let self_metrics = SelfMetrics::new();
+            let c = declared(kind, 6);
+            let eager = Family::new(&c, &self_metrics, false);
+            let lazy = Family::new(&c, &self_metrics, true);
+            assert_eq!(lazy.len(), 0);
+            let change = match kind {
+                MetricKind::State => Change::State(1),
+                MetricKind::Histogram => Change::Observe(0.7),
+                _ => Change::Add(1.0),
+            };
+            let updates: [&[&str]; 6] = [
+                &["us", "web"],
+                &["mars", "web"],
+                &["us", "web"],
+                &["mars", "api"],
+                &["moon", "api"], // the cap: 4 declared + 2 others
+                &["eu", "api"],   // declared: always there
+            ];
+            for values in updates {
+                let k = key(&eager, values);
+                assert_eq!(
+                    eager.apply(&k, change),
+                    lazy.apply(&k, change),
+                    "{values:?}"
+                );
+            }
+            assert_eq!(lazy.len(), 4);
+            let (eager_copy, lazy_copy) = (eager.copy(), lazy.copy());
+            for i in 0..lazy_copy.len() {
+                let k = lazy_copy.key(i);
+                let at = (0..eager_copy.len())
+                    .find(|j| eager_copy.key(*j) == k)
+                    .unwrap();
+                assert_eq!(lazy_copy.values(i), eager_copy.values(at), "{kind:?}");
+            }
+            // What the touched declared series showed before any update.
+            let before = Families {
+                by_name: [(c.name.clone(), Arc::new(lazy))].into(),
+            }
+            .declared_before(&self_metrics);
+            let fresh = before.get(&c.name).unwrap();
+            assert_eq!(fresh.len(), 2);
+            let unknown = if kind == MetricKind::State { 2.0 } else { 0.0 };
+            assert_eq!(fresh.copy().values(0)[0], unknown);
+        }
     }
 }

@@ -360,6 +360,8 @@ pub struct Families {
     pub source_file_events: Labeled<IntCounter>,
     /// `quarry_source_listing_errors_total{source,reason}`
     pub source_listing_errors: Labeled<IntCounter>,
+    /// `quarry_source_paths_not_read{source,reason}`
+    pub source_paths_not_read: Labeled<IntGauge>,
     /// `quarry_source_unmatched_lines_total{source}`
     pub source_unmatched: Labeled<IntCounter>,
     /// `quarry_source_record_errors_total{source,reason}`
@@ -465,6 +467,7 @@ impl SelfMetrics {
             source_files_in_turns: Labeled::new("quarry_source_files_in_turns", "Files a source reads without holding their descriptor (opened, read and closed each pass) because the open-file budget is used up.", S),
             source_file_events: Labeled::new("quarry_source_file_events_total", "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.", &["source", "event"]),
             source_listing_errors: Labeled::new("quarry_source_listing_errors_total", "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.", &["source", "reason"]),
+            source_paths_not_read: Labeled::new("quarry_source_paths_not_read", "Paths a file source's globs match that it does not read, by reason: directory, fifo, socket, device, special_filesystem, other.", &["source", "reason"]),
             source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
             source_record_errors: Labeled::new("quarry_source_record_errors_total", "Log records that could not be read as their format says, by reason: not_json, not_logfmt, not_cri, not_docker_json (skipped), record_too_long (cut at the cap).", &["source", "reason"]),
             rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
@@ -540,6 +543,7 @@ impl SelfMetrics {
             &f.file_lag,
             &f.source_files,
             &f.source_files_in_turns,
+            &f.source_paths_not_read,
             &f.series,
             &f.source_up,
             &f.checkpoint_bytes,

@@ -22,6 +22,13 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a rotated-away or deleted file is still read after its last new data.
 pub const DEFAULT_ROTATE_WAIT: Duration = Duration::from_secs(5);
 
+/// Most exposition text a config's `label_values` may pre-declare, over every metric (bytes,
+/// estimated from the values, label names and samples per series): every combination is a
+/// series made at start (and at a reload's dry build) and rendered at every scrape, so an
+/// unbounded product (64 labels of 2 values is 2^64 series) must be refused before anything
+/// is allocated.
+pub const MAX_DECLARED_BYTES: u128 = 64 << 20;
+
 /// The state a state metric's series takes while its source fails: the exporter cannot see it.
 pub const UNKNOWN_STATE: &str = "unknown";
 
@@ -84,9 +91,10 @@ pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
     let metric_index = |i: usize| context.metric_indexes.get(i).copied().unwrap_or(i);
     let source_index = |i: usize| context.source_indexes.get(i).copied().unwrap_or(i);
     let mut metrics: HashMap<&str, &MetricConfig> = HashMap::new();
+    let mut declared_bytes: u128 = 0;
     for (i, m) in config.metrics.iter().enumerate() {
         let path = join_index("metrics", metric_index(i));
-        check_metric(&mut c, &path, m);
+        check_metric(&mut c, &path, m, &mut declared_bytes);
         if metrics.insert(m.name.as_str(), m).is_some() {
             c.report(
                 join_key(&path, "name"),
@@ -260,7 +268,71 @@ fn is_label_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
+/// What a metric's `label_values` pre-declare: series (every combination) and an estimate of
+/// their exposition in bytes; `None` past u128 (hundreds of labels).
+fn declared_size(m: &MetricConfig) -> (Option<u128>, Option<u128>) {
+    let Some(values) = &m.label_values else {
+        return (Some(0), Some(0));
+    };
+    // Labels without a list, or lists of names that are no labels, are errors of their own.
+    let lists: Vec<&Vec<LabelValue>> = m.labels.iter().filter_map(|l| values.get(l)).collect();
+    let series = lists
+        .iter()
+        .try_fold(1u128, |n, l| n.checked_mul(l.len() as u128));
+    let bytes = series.and_then(|series| {
+        if series == 0 {
+            return Some(0);
+        }
+        let max = m
+            .max_label_value_length
+            .unwrap_or(DEFAULT_MAX_LABEL_VALUE_LENGTH) as u128;
+        // Each value of a label is in series / (its list's length) combinations.
+        let mut text = 0u128;
+        for list in &lists {
+            let values: u128 = list.iter().map(|v| (v.0.len() as u128).min(max)).sum();
+            text = text.checked_add(values.checked_mul(series / list.len() as u128)?)?;
+        }
+        let per_series = match m.kind {
+            MetricKind::Histogram => {
+                m.buckets.as_ref().map_or(default_buckets().len(), Vec::len) as u128 + 3
+            }
+            MetricKind::State => m.states.as_ref().map_or(0, Vec::len) as u128 + 2,
+            _ => 1,
+        };
+        // Name, suffix, `le` or `state`, the value, punctuation: 48 bytes is generous.
+        let line =
+            (m.name.len() + 48 + m.labels.iter().map(|l| l.len() + 4).sum::<usize>()) as u128;
+        per_series.checked_mul(series.checked_mul(line)?.checked_add(text)?)
+    });
+    (series, bytes)
+}
+
+/// `n` written out, or roughly (`1.2e45`) when it did not fit a u128.
+fn count_text(n: Option<u128>, m: &MetricConfig) -> String {
+    match n {
+        Some(n) => n.to_string(),
+        None => {
+            let values = m.label_values.as_ref();
+            let rough: f64 = m
+                .labels
+                .iter()
+                .filter_map(|l| values?.get(l))
+                .map(|list| list.len() as f64)
+                .product();
+            format!("about {rough:.1e}")
+        }
+    }
+}
+
+/// Bytes as MiB, with one decimal unless whole.
+fn mib(bytes: u128) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        return format!("{} MiB", bytes >> 20);
+    }
+    format!("{:.1} MiB", bytes as f64 / (1u128 << 20) as f64)
+}
+
+fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig, declared_bytes: &mut u128) {
     let name_path = join_key(path, "name");
     let name = m.name.as_str();
     if !is_metric_name(name) {
@@ -446,15 +518,42 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig) {
                 ),
             );
         }
-        let combinations: usize = values.values().map(Vec::len).product();
-        if combinations > m.max_series.unwrap_or(DEFAULT_MAX_SERIES) {
+        // Counted in u128 with checked arithmetic: the product of a few dozen short lists
+        // passes any machine word (it wrapped to 0 once, and the build then ran out of memory).
+        let cap = m.max_series.unwrap_or(DEFAULT_MAX_SERIES);
+        let (series, bytes) = declared_size(m);
+        if series.is_none_or(|n| n > cap as u128) {
             c.report(
                 vp,
                 format!(
-                    "{combinations} combinations is more than max_series ({})",
-                    m.max_series.unwrap_or(DEFAULT_MAX_SERIES)
+                    "{} combinations is more than max_series ({cap}): every combination is a series made at start, and they must fit under the cap",
+                    count_text(series, m)
                 ),
             );
+        } else {
+            let total = bytes.and_then(|b| declared_bytes.checked_add(b));
+            match total {
+                Some(total) if total <= MAX_DECLARED_BYTES => *declared_bytes = total,
+                _ => {
+                    let before = match total {
+                        Some(total) if *declared_bytes > 0 => format!(
+                            "; with the {} the metrics before it pre-declare that is {}",
+                            mib(*declared_bytes),
+                            mib(total)
+                        ),
+                        _ => String::new(),
+                    };
+                    c.report(
+                        vp,
+                        format!(
+                            "{} combinations make about {} of exposition{before}, more than the {} the label_values of a config may pre-declare: declare fewer or shorter values",
+                            count_text(series, m),
+                            bytes.map_or("more than 2^128 bytes".to_owned(), mib),
+                            mib(MAX_DECLARED_BYTES)
+                        ),
+                    );
+                }
+            }
         }
     }
     if m.kind == MetricKind::State && m.labels.iter().any(|l| l == "state") {

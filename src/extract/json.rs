@@ -113,14 +113,22 @@ impl JsonExtractor {
     /// `NaN`, `Infinity` and `-Infinity` many encoders write (Python's `json.dumps`) do not
     /// fail the document: they are read as strings, so only the values that use them fail
     /// to convert (each with its reason) and the rest of the document is read.
+    ///
+    /// A lone UTF-16 surrogate escape (`"\ud800"`, which serde_json refuses) is read as
+    /// U+FFFD, as invalid UTF-8 in a line is: the text around it is kept and two records that
+    /// differ elsewhere stay apart.
     pub fn parse(text: &str) -> Result<Value, ExtractError> {
         match serde_json::from_str(text) {
             Ok(v) => Ok(v),
-            Err(e) => match quote_odd_numbers(text) {
-                Some(fixed) => serde_json::from_str(&fixed),
-                None => Err(e),
+            Err(e) => {
+                let quoted = quote_odd_numbers(text);
+                let repaired = replace_lone_surrogates(quoted.as_deref().unwrap_or(text));
+                match repaired.or(quoted) {
+                    Some(fixed) => serde_json::from_str(&fixed),
+                    None => Err(e),
+                }
+                .map_err(|e| ExtractError::Parse(format!("invalid JSON: {e}")))
             }
-            .map_err(|e| ExtractError::Parse(format!("invalid JSON: {e}"))),
         }
     }
 
@@ -204,6 +212,74 @@ fn quote_odd_numbers(text: &str) -> Option<String> {
     }
     out.push_str(&text[copied.min(text.len())..]);
     Some(out)
+}
+
+/// `text` with every `\uXXXX` escape of a lone UTF-16 surrogate (a high one not followed by a
+/// low one, or a low one alone) turned into `\ufffd`; `None` when there is none. JSON allows
+/// such escapes syntactically but they name no character, so serde_json refuses the text;
+/// writers that emit them (JavaScript's `JSON.stringify` of a cut string, Python's `json.dumps`
+/// of a surrogate-escaped name) mean "some character that was not valid here", which is what
+/// U+FFFD says everywhere else in the exporter. Escaped backslashes (`\\ud800`) are skipped.
+pub fn replace_lone_surrogates(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(found) = memchr::memchr(b'\\', &b[i..]) {
+        let at = i + found;
+        let Some(unit) = hex_escape(b, at) else {
+            // Another escape (`\\`, `\"`, `\n`, ...): skip the escaped byte with it.
+            i = (at + 2).min(b.len());
+            continue;
+        };
+        let lone = match unit {
+            0xD800..=0xDBFF => {
+                if hex_escape(b, at + 6).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u)) {
+                    i = at + 12;
+                    continue;
+                }
+                true
+            }
+            0xDC00..=0xDFFF => true,
+            _ => false,
+        };
+        i = at + 6;
+        if lone {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..at]);
+            out.push_str("\\ufffd");
+            copied = at + 6;
+        }
+    }
+    let mut out = out?;
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// `text` deserialized as `T`, a lone surrogate escape read as U+FFFD (see
+/// [`replace_lone_surrogates`]). The repaired text, when one was needed, is kept in `repaired`,
+/// so that `T` may borrow from it as it would from `text`.
+pub fn from_str_lossy<'a, T: serde::Deserialize<'a>>(
+    text: &'a str,
+    repaired: &'a mut Option<String>,
+) -> serde_json::Result<T> {
+    match serde_json::from_str(text) {
+        Ok(v) => Ok(v),
+        Err(e) => match replace_lone_surrogates(text) {
+            Some(fixed) => serde_json::from_str(repaired.insert(fixed)),
+            None => Err(e),
+        },
+    }
+}
+
+/// The code unit of a `\uXXXX` escape starting at `at`, if there is one.
+fn hex_escape(b: &[u8], at: usize) -> Option<u16> {
+    let e = b.get(at..at + 6)?;
+    if e[0] != b'\\' || e[1] != b'u' || !e[2..].iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    // Four ASCII hex digits: valid UTF-8, and a number below 0x10000.
+    u16::from_str_radix(std::str::from_utf8(&e[2..]).ok()?, 16).ok()
 }
 
 /// The text of a JSON value: strings as they are, numbers and booleans as written, `null` as
@@ -315,6 +391,56 @@ mod tests {
             JsonExtractor::parse("{\"a\": Nope}"),
             Err(ExtractError::Parse(_))
         ));
+    }
+
+    /// A lone surrogate escape is U+FFFD, not a refused document (nor, in the one-pass
+    /// reader, a value that vanishes): records differing elsewhere stay apart.
+    #[test]
+    fn lone_surrogates_are_replacement_characters() {
+        let doc = r#"{"a": "a\ud800", "b": "b\udc00x", "c": "c\ud83d\ude00", "d": "d\\ud800",
+                      "e": ["\ud800\ud800", "\ud800\n"], "f": "\udbff\udfff", "k\udfff": 1}"#;
+        let v = JsonExtractor::parse(doc).unwrap();
+        let x = JsonExtractor::new(
+            None,
+            [
+                "$.a",
+                "$.b",
+                "$.c",
+                "$.d",
+                "$.e[0]",
+                "$.e[1]",
+                "$.f",
+                "$['k\u{fffd}']",
+            ],
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        x.extract(&v, &mut rows);
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            rows[0],
+            vec![
+                s("a\u{fffd}"),
+                s("b\u{fffd}x"),
+                s("c😀"),
+                s("d\\ud800"),
+                s("\u{fffd}\u{fffd}"),
+                s("\u{fffd}\n"),
+                s("\u{10ffff}"),
+                s("1")
+            ]
+        );
+        assert_eq!(
+            replace_lone_surrogates(r#"{"a": "\ud83d\ude00 \\ud800"}"#),
+            None
+        );
+        assert_eq!(
+            replace_lone_surrogates(r#""\\\ud800x\uDC00\uD800""#).as_deref(),
+            Some(r#""\\\ufffdx\ufffd\ufffd""#)
+        );
+        for cut in [r"\", r"\u", r"\ud8", r"\ud800\", r"\ud800\udc"] {
+            let _ = replace_lone_surrogates(cut);
+        }
     }
 
     /// Found by fuzzing (fuzz/corpus/json/slow-nested-filters): nested filters took time

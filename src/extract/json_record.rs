@@ -14,6 +14,8 @@ use std::fmt;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::json::replace_lone_surrogates;
+
 /// The member path of a field expression (`$.a.b`, `$['a b'].c`, `@.a`), or `None` when it
 /// is anything else (wildcards, filters, indexes, `@key`, the root itself).
 pub fn member_path(expr: &str) -> Option<Vec<String>> {
@@ -196,20 +198,28 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
     }
 }
 
-/// The text of a value as the JSONPath reader gives it: strings unescaped, numbers and
-/// booleans as JSON writes them, `null` as nothing, objects and arrays as compact JSON.
+/// The text of a value as the JSONPath reader gives it: strings unescaped (a lone surrogate
+/// escape as U+FFFD, see [`replace_lone_surrogates`]), numbers and booleans as JSON writes
+/// them, `null` as nothing, objects and arrays as compact JSON.
 pub fn value_text(raw: &str) -> Option<String> {
     match raw.as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(raw).ok(),
+        b'"' => lossy::<String>(raw),
         b'n' => None,
         b't' | b'f' => Some(raw.to_owned()),
-        b'{' | b'[' => serde_json::from_str::<serde_json::Value>(raw)
-            .ok()
-            .map(|v| v.to_string()),
+        b'{' | b'[' => lossy::<serde_json::Value>(raw).map(|v| v.to_string()),
         _ => serde_json::from_str::<serde_json::Number>(raw)
             .ok()
             .map(|n| n.to_string()),
     }
+}
+
+/// `raw` deserialized, a lone surrogate escape read as U+FFFD. The one-pass reader skips
+/// values without checking their escapes (serde_json's `RawValue`), so a value it kept may
+/// hold one: read as the document reader reads it, the two agree.
+fn lossy<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
+    serde_json::from_str(raw)
+        .ok()
+        .or_else(|| serde_json::from_str(&replace_lone_surrogates(raw)?).ok())
 }
 
 #[cfg(test)]
@@ -265,6 +275,10 @@ mod tests {
             r#"[1,2,3]"#,
             r#""just a string""#,
             r#"{"a":{"b":{"c":1}},"a":{"b":2}}"#,
+            // Lone surrogates: U+FFFD in both readers (the one-pass reader skips values
+            // without checking their escapes).
+            r#"{"level":"a\ud800","http":{"status":"b\udc00x"},"user id":"\ud83d\ude00\ud800"}"#,
+            r#"{"obj":{"x":"\udfff"},"arr":["\ud800\ud800"],"a":{"b":"\\ud800"}}"#,
         ];
         let mut trie = PathTrie::default();
         let slots: Vec<usize> = fields
@@ -284,6 +298,20 @@ mod tests {
             slow.extract(&doc, &mut rows);
             assert_eq!(fast, rows[0], "{line}");
         }
+    }
+
+    /// A lone surrogate in a key: the one-pass reader refuses the record (it compares keys
+    /// as text) and the document reader reads the rest of it.
+    #[test]
+    fn a_lone_surrogate_in_a_key_goes_the_slow_way() {
+        let mut trie = PathTrie::default();
+        trie.insert(&["level".into()]);
+        let mut spans = Vec::new();
+        let line = r#"{"k\ud800":1,"level":"warn"}"#;
+        assert!(!trie.read(line, &mut spans));
+        let doc = JsonExtractor::parse(line).unwrap();
+        assert_eq!(doc["level"], "warn");
+        assert_eq!(doc["k\u{fffd}"], 1);
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct Listing {
     pub found: Vec<Found>,
     /// Directories that could not be listed or searched, with the error.
     pub failed: Vec<(PathBuf, std::io::Error)>,
-    /// Matched paths that are not read, and why (a directory, a FIFO, a special filesystem).
+    /// Matched paths that are not read, and why: words of [`super::fs::NOT_READ`] (a
+    /// directory, a FIFO, a device, a special filesystem).
     pub skipped: Vec<(PathBuf, &'static str)>,
     /// The expansion was stopped early (shutdown): it is incomplete.
     pub interrupted: bool,
@@ -223,14 +224,11 @@ impl Globs {
                 path,
                 meta,
             }),
-            Ok(meta) if meta.is_file => listing.skipped.push((
-                path,
-                "on a special filesystem (/proc, /sys): read it with a status_file source",
-            )),
-            Ok(_) => listing.skipped.push((
-                path,
-                "not a regular file (a directory, FIFO, socket or device)",
-            )),
+            Ok(meta) if meta.is_file => listing.skipped.push((path, super::fs::ON_SPECIAL_FS)),
+            Ok(_) => {
+                let why = fs.not_regular(&path);
+                listing.skipped.push((path, why));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => listing.failed.push((super::fs::parent(&path), e)),
         }

@@ -8,7 +8,7 @@
 //! pairs the offsets with exactly the counts of the lines before them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, info, warn};
 
 use super::discover::{Globs, Wake, Watcher};
-use super::fs::{FileId, RealFs};
+use super::fs::{not_read_counts, FileId, RealFs};
 use super::identity::Known;
 use super::lines::LineStats;
 use super::records::Framing;
@@ -228,6 +228,8 @@ pub struct FileSource {
     status_at: Option<Instant>,
     source_error: Option<String>,
     listing_errors_shown: Vec<String>,
+    /// Matched paths not read (a FIFO, a device, ...) as last logged and counted.
+    not_read_shown: Vec<(PathBuf, &'static str)>,
 }
 
 impl FileSource {
@@ -292,6 +294,7 @@ impl FileSource {
             status_at: None,
             source_error: None,
             listing_errors_shown: Vec::new(),
+            not_read_shown: Vec::new(),
         }
     }
 
@@ -350,6 +353,21 @@ impl FileSource {
         let files = self.tailer.files().count();
         self.files_gauge.set(files as i64);
         read
+    }
+
+    /// Why matched paths are not read and directories could not be listed, at the last scan
+    /// (for `explain`).
+    pub fn not_read(&self) -> Vec<String> {
+        let tailer = &self.tailer;
+        let listing = tailer
+            .listing_errors
+            .iter()
+            .map(|(dir, e, _)| format!("cannot list {}: {e}", dir.display()));
+        let skipped = tailer
+            .skipped
+            .iter()
+            .map(|(p, why)| format!("{} is not read: {why}", p.display()));
+        listing.chain(skipped).collect()
     }
 
     /// The pipeline (for `explain`'s traces).
@@ -475,6 +493,23 @@ impl FileSource {
                 info!(source = %self.name, "listing works again");
             }
             self.listing_errors_shown = shown;
+        }
+        // A matched path that is not read (a FIFO, a device, a directory) is said once in the
+        // log and counted by reason (the landing page lists it too).
+        if self.tailer.skipped != self.not_read_shown {
+            for (path, why) in &self.tailer.skipped {
+                if !self.not_read_shown.iter().any(|(p, _)| p == path) {
+                    warn!(source = %self.name, "{} is not read: {why}", path.display());
+                }
+            }
+            let counts = not_read_counts(&self.tailer.skipped, &self.not_read_shown);
+            for (reason, n) in counts {
+                self.self_metrics
+                    .source_paths_not_read
+                    .with_label_values(&[&self.name, reason])
+                    .set(n as i64);
+            }
+            self.not_read_shown = self.tailer.skipped.clone();
         }
         // Forget the self-metrics of paths no file holds any more.
         let held: std::collections::HashSet<String> = self

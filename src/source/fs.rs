@@ -69,6 +69,62 @@ pub trait Fs {
     /// Whether another descriptor may be held open (the budget); when not, a file is read in
     /// turns: opened, read and closed again.
     fn may_hold_open(&self) -> bool;
+    /// Why `path`, which [`Fs::stat`] found not to be a regular file, is not read: one of the
+    /// words of [`NOT_READ`].
+    fn not_regular(&self, _path: &Path) -> &'static str {
+        NOT_REGULAR
+    }
+}
+
+/// A path that is not a regular file, when nothing more is known of it.
+pub const NOT_REGULAR: &str = "not a regular file";
+/// A regular file on a special filesystem.
+pub const ON_SPECIAL_FS: &str =
+    "on a special filesystem (/proc, /sys): read it with a status_file source";
+const DIRECTORY: &str = "it is a directory, not a regular file";
+const FIFO: &str = "it is a FIFO, not a regular file";
+const SOCKET: &str = "it is a socket, not a regular file";
+const CHAR_DEVICE: &str = "it is a character device, not a regular file";
+const BLOCK_DEVICE: &str = "it is a block device, not a regular file";
+
+/// Why a path a file source's globs match is not read: the bounded reason (the `reason` label
+/// of `quarry_source_paths_not_read`) and the words said after "<path> is not read: ".
+pub const NOT_READ: &[(&str, &str)] = &[
+    ("directory", DIRECTORY),
+    ("fifo", FIFO),
+    ("socket", SOCKET),
+    ("device", CHAR_DEVICE),
+    ("device", BLOCK_DEVICE),
+    ("special_filesystem", ON_SPECIAL_FS),
+    ("other", NOT_REGULAR),
+];
+
+/// Paths not read by reason, for the reasons in `now` or `before` (a reason gone is counted
+/// 0, one never seen is not exported): what `quarry_source_paths_not_read` says.
+pub fn not_read_counts(
+    now: &[(PathBuf, &'static str)],
+    before: &[(PathBuf, &'static str)],
+) -> Vec<(&'static str, usize)> {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for (_, why) in before.iter().chain(now) {
+        let reason = not_read_reason(why);
+        if !counts.iter().any(|(r, _)| *r == reason) {
+            let n = now
+                .iter()
+                .filter(|(_, w)| not_read_reason(w) == reason)
+                .count();
+            counts.push((reason, n));
+        }
+    }
+    counts
+}
+
+/// The bounded reason of words from [`NOT_READ`] (`other` for any others).
+pub fn not_read_reason(why: &str) -> &'static str {
+    NOT_READ
+        .iter()
+        .find(|(_, words)| *words == why)
+        .map_or("other", |(reason, _)| reason)
 }
 
 /// The real filesystem.
@@ -248,6 +304,18 @@ impl Fs for RealFs {
     fn may_hold_open(&self) -> bool {
         HELD.load(Ordering::Relaxed) < BUDGET.load(Ordering::Relaxed)
     }
+
+    fn not_regular(&self, path: &Path) -> &'static str {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(path).map(|m| m.file_type()) {
+            Ok(kind) if kind.is_dir() => DIRECTORY,
+            Ok(kind) if kind.is_fifo() => FIFO,
+            Ok(kind) if kind.is_socket() => SOCKET,
+            Ok(kind) if kind.is_char_device() => CHAR_DEVICE,
+            Ok(kind) if kind.is_block_device() => BLOCK_DEVICE,
+            _ => NOT_REGULAR,
+        }
+    }
 }
 
 /// A bounded reason for a listing or open error, for self-metric labels.
@@ -265,4 +333,35 @@ pub fn error_reason(e: &io::Error) -> &'static str {
 /// The path's parent directory, or the path itself for `/`.
 pub fn parent(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path that is not a regular file says what it is; its reason is bounded.
+    #[test]
+    fn what_a_path_that_is_not_read_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fs = RealFs;
+        assert!(!fs.stat(&fifo).unwrap().is_file);
+        assert_eq!(fs.not_regular(&fifo), "it is a FIFO, not a regular file");
+        assert_eq!(not_read_reason(fs.not_regular(&fifo)), "fifo");
+        let null = Path::new("/dev/null");
+        assert_eq!(not_read_reason(fs.not_regular(null)), "device");
+        assert_eq!(not_read_reason(fs.not_regular(dir.path())), "directory");
+        assert_eq!(fs.not_regular(&dir.path().join("gone")), NOT_REGULAR);
+        assert_eq!(not_read_reason("anything else"), "other");
+        // A reason gone is counted 0; one never seen is not there.
+        let before = vec![(fifo.clone(), FIFO), (dir.path().to_path_buf(), DIRECTORY)];
+        let now = vec![(dir.path().to_path_buf(), DIRECTORY)];
+        assert_eq!(
+            not_read_counts(&now, &before),
+            vec![("fifo", 0), ("directory", 1)]
+        );
+    }
 }

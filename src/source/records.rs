@@ -260,6 +260,8 @@ impl Assembler {
 
     /// Takes one line of the file that starts at offset `from`.
     pub fn push(&mut self, line: &str, from: u64, emit: &mut dyn FnMut(Assembled)) {
+        // Docker writes invalid text as U+FFFD; a lone surrogate escape is read the same way.
+        let mut repaired = None;
         let owned;
         let unwrapped = match self.framing.format {
             FileFormat::Plain => Unwrapped {
@@ -275,25 +277,27 @@ impl Assembler {
                     return;
                 }
             },
-            FileFormat::Docker => match serde_json::from_str::<DockerLine>(line) {
-                Ok(d) => {
-                    owned = d;
-                    let (text, partial) = match owned.log.strip_suffix('\n') {
-                        Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
-                        None => (owned.log.as_ref(), true),
-                    };
-                    Unwrapped {
-                        text: text.into(),
-                        stream: owned.stream.as_deref().unwrap_or(""),
-                        time: owned.time.as_deref().unwrap_or(""),
-                        partial,
+            FileFormat::Docker => {
+                match crate::extract::json::from_str_lossy::<DockerLine>(line, &mut repaired) {
+                    Ok(d) => {
+                        owned = d;
+                        let (text, partial) = match owned.log.strip_suffix('\n') {
+                            Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
+                            None => (owned.log.as_ref(), true),
+                        };
+                        Unwrapped {
+                            text: text.into(),
+                            stream: owned.stream.as_deref().unwrap_or(""),
+                            time: owned.time.as_deref().unwrap_or(""),
+                            partial,
+                        }
+                    }
+                    Err(_) => {
+                        emit(Assembled::Error(RecordErrorReason::NotDockerJson));
+                        return;
                     }
                 }
-                Err(_) => {
-                    emit(Assembled::Error(RecordErrorReason::NotDockerJson));
-                    return;
-                }
-            },
+            }
         };
         let slot = self
             .partials

@@ -119,3 +119,78 @@ fn explain_one_source_with_fewer_matches_shown() {
         "{stderr}"
     );
 }
+
+/// Before: log lines went to the terminal as they were, escape sequences included (a title
+/// change, clear screen). The text output escapes control characters (tabs stay); the JSON
+/// output keeps the exact text.
+#[test]
+fn explain_text_escapes_what_would_drive_a_terminal() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/explain/escapes");
+    let text = explain(&case, &[]);
+    let driving: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect();
+    assert!(driving.is_empty(), "{driving:?} in\n{text}");
+    assert!(
+        text.contains(r"#2 line: ERROR \u{1b}]0;pwned\u{7}title"),
+        "{text}"
+    );
+    let json = explain(&case, &["--output=json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json[0]["trace"]["rules"][0]["shown"][1]["record"],
+        "ERROR \u{1b}]0;pwned\u{7}title"
+    );
+}
+
+/// Before: a FIFO or a device given as a file source's path said only "files: none matched".
+/// Now each path that is not read says why.
+#[test]
+fn explain_says_why_a_fifo_or_a_device_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(dir.path().join("logs.d")).unwrap();
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        r#"version: 1
+metrics:
+  - {name: lines_total, type: counter, help: Lines.}
+sources:
+  - name: app
+    file: {paths: [app.pipe, /dev/null, "logs*"]}
+    rules: [{regex: '.', update: [{metric: lines_total}]}]
+"#,
+    )
+    .unwrap();
+    let text = explain(dir.path(), &[]);
+    for expected in [
+        "files: none read\n",
+        "note: /dev/null is not read: it is a character device, not a regular file\n",
+        "note: CASE_DIR/app.pipe is not read: it is a FIFO, not a regular file\n",
+        "note: CASE_DIR/logs.d is not read: it is a directory, not a regular file\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in\n{text}");
+    }
+    // `one-shot` says it too (it said "its paths matched no file").
+    let out = Command::new(binary())
+        .arg("one-shot")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("exporter.yaml").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("source \"app\": it read no file: ")
+            && stderr.contains("app.pipe is not read: it is a FIFO, not a regular file"),
+        "{stderr}"
+    );
+}

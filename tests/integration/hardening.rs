@@ -393,3 +393,50 @@ sources:
         target.1
     );
 }
+
+/// Before: a FIFO matched by a file source's glob was only a landing-page note that said "a
+/// directory, FIFO, socket or device"; nothing was logged or counted. Now the note, a warning
+/// (once) and `quarry_source_paths_not_read{reason}` say which, and the other files are read.
+#[test]
+fn a_fifo_matched_by_a_glob_says_why_it_is_not_read() {
+    let dir = tempdir();
+    let fifo = dir.path().join("b.log");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(dir.path().join("a.log"), "one\ntwo\n").unwrap();
+    let exporter = Exporter::start(
+        dir.path(),
+        r#"version: 1
+metrics:
+  - {name: lines_total, type: counter, help: Lines.}
+sources:
+  - name: app
+    file: {paths: ["*.log"], start_at: beginning, poll_interval: 100ms}
+    rules: [{regex: '.', update: [{metric: lines_total}]}]
+"#,
+    );
+    exporter.wait_value("lines_total", 2.0);
+    exporter.wait_value(
+        r#"quarry_source_paths_not_read{reason="fifo",source="app"}"#,
+        1.0,
+    );
+    let why = format!(
+        "{} is not read: it is a FIFO, not a regular file",
+        fifo.display()
+    );
+    let (_, _, page) = exporter.get("/", &[]);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(&why), "{page}");
+    // Said once, however many scans see it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = exporter.log.lock().unwrap().join("\n");
+    assert_eq!(log.matches(&why).count(), 1, "{log}");
+    std::fs::remove_file(&fifo).unwrap();
+    exporter.wait_value(
+        r#"quarry_source_paths_not_read{reason="fifo",source="app"}"#,
+        0.0,
+    );
+}

@@ -101,6 +101,95 @@ fn http_reload_needs_the_lifecycle_flag_and_reports_failures() {
     assert_eq!(with.get("/-/reload", &[]).0, 405);
 }
 
+/// `label_values` of 64 labels with 2 values each: 2^64 combinations. The count wrapped to 0,
+/// so the config passed, and building it (the reload's dry build too) aborted the process
+/// when memory ran out. Now it is a config error with its position, and a reload of it leaves
+/// the running config serving.
+#[test]
+fn a_reload_of_label_values_past_every_bound_is_refused_and_the_exporter_keeps_serving() {
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    append(&log, lines("a", 0, 3));
+    let exporter = Exporter::start(dir.path(), &config("", ""));
+    exporter.wait_value(r#"events_total{kind="a"}"#, 3.0);
+    drop(exporter);
+    let exporter = Exporter::start_with(
+        &dir.path().join("exporter.yaml"),
+        &["--web.enable-lifecycle"],
+    );
+    exporter.wait_value(r#"events_total{kind="a"}"#, 3.0);
+    let labels: Vec<String> = (0..64).map(|i| format!("l{i}")).collect();
+    let values: Vec<String> = labels.iter().map(|l| format!("{l}: [a, b]")).collect();
+    let huge = format!(
+        "  - name: grid_total\n    type: counter\n    help: Every combination.\n    labels: [{}]\n    label_values: {{{}}}",
+        labels.join(", "),
+        values.join(", ")
+    );
+    std::fs::write(dir.path().join("exporter.yaml"), config(&huge, "")).unwrap();
+    let (status, body) = post(exporter.port, "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("exporter.yaml:8:5: metrics[1].label_values: 18446744073709551616 combinations is more than max_series (10000)"),
+        "{body}"
+    );
+    // Within max_series, but more exposition than a config may pre-declare.
+    let wide: Vec<String> = (0..1500).map(|i| format!("v{i}")).collect();
+    let big = format!(
+        "  - name: wide_total\n    type: counter\n    help: Wide.\n    labels: [a, b]\n    max_series: 100000000\n    label_values: {{a: [{0}], b: [{0}]}}",
+        wide.join(", ")
+    );
+    std::fs::write(dir.path().join("exporter.yaml"), config(&big, "")).unwrap();
+    let (status, body) = post(exporter.port, "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("2250000 combinations make about")
+            && body.contains("more than the 64 MiB the label_values of a config may pre-declare"),
+        "{body}"
+    );
+    // The old config still serves, reads and counts.
+    append(&log, lines("a", 3, 2));
+    exporter.wait_value(r#"events_total{kind="a"}"#, 5.0);
+    assert_eq!(
+        exporter.value("quarry_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert!(exporter.terminate().success());
+}
+
+/// A reload that cannot finish loading (here the config file was replaced by a FIFO nobody
+/// writes: opening it blocks) does not hold up SIGTERM: the exporter stops, and the old
+/// config was never stopped for it.
+#[test]
+fn sigterm_during_a_reload_that_cannot_finish_stops_the_exporter() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    let exporter = Exporter::start(dir.path(), &config("", ""));
+    let file = dir.path().join("exporter.yaml");
+    std::fs::remove_file(&file).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .unwrap()
+        .success());
+    sighup(&exporter);
+    let started = std::time::Instant::now();
+    while !exporter
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("received SIGHUP: reloading"))
+    {
+        assert!(started.elapsed() < WAIT, "the reload did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = exporter.log.clone();
+    let status = exporter.terminate();
+    let log = log.lock().unwrap().join("\n");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("reload abandoned"), "{log}");
+}
+
 /// A CA, and a certificate for 127.0.0.1 signed by it, written as PEM files.
 fn write_pki(dir: &Path, prefix: &str) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};

@@ -48,6 +48,14 @@ fn generate(dir: &std::path::Path) {
                 r#"{{"msg":"Zo\u00eb \"quoted\" 東京","level":"{level}"}}"#
             )
             .unwrap(),
+            // Lone surrogates, read as U+FFFD: in a value the one-pass reader keeps, and in
+            // a key (the document reader then reads the record).
+            3 => writeln!(json, r#"{{"level":"{level}\ud800"}}"#).unwrap(),
+            4 => writeln!(
+                json,
+                r#"{{"x\udc00":1,"level":"{level}\udfff\ud83d\ude00"}}"#
+            )
+            .unwrap(),
             _ => writeln!(
                 json,
                 r#"{{"level":"{level}","msg":"request {i}","ms":{}}}"#,
@@ -62,6 +70,10 @@ fn generate(dir: &std::path::Path) {
                 r#"msg="a = \"b\" level=fake" level={level} user="Zoë""#
             )
             .unwrap(),
+            // Escapes as go-logfmt and Go's strconv.Quote write them, a surrogate pair, a
+            // lone surrogate and a backslash that is no escape.
+            2 => writeln!(logfmt, r#"level="{level}\u001b[0m\x1b\ud83d\ude00""#).unwrap(),
+            3 => writeln!(logfmt, r#"level="{level}\ud800 \U0001F600 \q\\""#).unwrap(),
             _ => writeln!(logfmt, "ts=2026-11-28T10:00:00Z level={level} msg=ok i={i}").unwrap(),
         }
         let stream = if r.below(3) == 0 { "stderr" } else { "stdout" };
