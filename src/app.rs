@@ -345,6 +345,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         &base,
         &self_metrics,
         &options.probe,
+        None,
     )?);
     let checkpointer = match &options.storage {
         None => None,
@@ -498,7 +499,18 @@ async fn reload(
         return fail(current, format!("{e:#}"));
     }
     // Probe modules keep no state: built now, they replace the old ones once the rest is up.
-    let probes = match Probes::build(&config, &base, self_metrics, &options.probe) {
+    let previous = state
+        .probes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let probes = match Probes::build(
+        &config,
+        &base,
+        self_metrics,
+        &options.probe,
+        Some(&previous),
+    ) {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(current, format!("{e:#}")),
     };
