@@ -430,9 +430,15 @@ fn hanging_targets_cannot_take_the_slots_of_the_others() {
             }));
         }
         wait_for(&exporter, "quarry_probes_in_flight", held as f64);
-        // Each hanging target holds 4 slots; the rest of its probes wait for one of its own.
-        wait_for(&exporter, "quarry_probe_slots_in_use", 12.0);
-        assert_eq!(exporter.value("quarry_probe_slots"), Some(64.0));
+        let fetching = || -> usize { hanging.iter().map(|u| u.seen.lock().unwrap().len()).sum() };
+        let deadline = Instant::now() + WAIT;
+        while fetching() < 12 {
+            assert!(
+                Instant::now() < deadline,
+                "the hanging targets were not fetched"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut succeeded = 0;
         for _ in 0..20 {
             let q = format!("module=app_status&target=127.0.0.1:{}", healthy.port);
@@ -445,6 +451,9 @@ fn hanging_targets_cannot_take_the_slots_of_the_others() {
         // Still held while the healthy target was probed: the test measured what it claims.
         assert_eq!(exporter.value("quarry_probes_in_flight"), Some(held as f64));
         assert_eq!(succeeded, 20, "the healthy target failed while others hung");
+        // Each hanging target holds 4 slots; the rest of its probes wait for one of its own.
+        assert_eq!(exporter.value("quarry_probe_slots_in_use"), Some(12.0));
+        assert_eq!(exporter.value("quarry_probe_slots"), Some(64.0));
         for (u, port) in hanging.iter().zip(&ports) {
             let seen = u.seen.lock().unwrap().len();
             assert_eq!(seen, 4, "127.0.0.1:{port} was fetched {seen} times at once");
@@ -462,34 +471,44 @@ fn hanging_targets_cannot_take_the_slots_of_the_others() {
 }
 
 /// Issue 20, item 15: a probe that never got a slot of its target fails with `no_slot`,
-/// naming `--probe.max-per-target`, while its target's one slot is held.
+/// naming `--probe.max-per-target`, while the target's 4 slots are held; the target is not
+/// fetched a fifth time at once.
 #[test]
 fn a_probe_without_a_slot_of_its_target_says_no_slot() {
     let dir = tempdir();
-    let config_file = dir.path().join("exporter.yaml");
-    std::fs::write(&config_file, CONFIG).unwrap();
-    let exporter = Exporter::start_with(&config_file, &["--probe.max-per-target=1"]);
+    let exporter = Exporter::start(dir.path(), CONFIG);
     let hanging = Upstream::start();
     hanging.route("/status.json", Reply::Hang);
     let q = format!("module=app_status&target=127.0.0.1:{}", hanging.port);
     std::thread::scope(|scope| {
-        let first = scope.spawn(|| probe(&exporter, &q, Some("30")).1);
-        wait_for(&exporter, "quarry_probe_slots_in_use", 1.0);
+        let held: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| probe(&exporter, &q, Some("30")).1))
+            .collect();
+        let deadline = Instant::now() + WAIT;
+        while hanging.seen.lock().unwrap().len() < 4 {
+            assert!(
+                Instant::now() < deadline,
+                "the hanging target was not fetched"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let (status, body, _) = probe(&exporter, &format!("{q}&debug=true"), Some("2"));
         assert_eq!(status, 200);
         assert!(
-            body.contains("reason no_slot: 1 probe(s) of this target were in flight"),
+            body.contains("reason no_slot: 4 probe(s) of this target were in flight"),
             "{body}"
         );
         assert!(body.contains("(--probe.max-per-target)"), "{body}");
         assert_eq!(
             hanging.seen.lock().unwrap().len(),
-            1,
-            "a second fetch of the target ran"
+            4,
+            "a fifth fetch of the target ran"
         );
         drop(hanging);
-        let body = first.join().unwrap();
-        assert_eq!(value_in(&body, "quarry_probe_success"), Some(0.0), "{body}");
+        for h in held {
+            let body = h.join().unwrap();
+            assert_eq!(value_in(&body, "quarry_probe_success"), Some(0.0), "{body}");
+        }
     });
     let metrics = exporter.scrape();
     assert_eq!(
