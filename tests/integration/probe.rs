@@ -448,9 +448,9 @@ fn hanging_targets_cannot_take_the_slots_of_the_others() {
                 succeeded += 1;
             }
         }
+        assert_eq!(succeeded, 20, "the healthy target failed while others hung");
         // Still held while the healthy target was probed: the test measured what it claims.
         assert_eq!(exporter.value("quarry_probes_in_flight"), Some(held as f64));
-        assert_eq!(succeeded, 20, "the healthy target failed while others hung");
         // Each hanging target holds 4 slots; the rest of its probes wait for one of its own.
         assert_eq!(exporter.value("quarry_probe_slots_in_use"), Some(12.0));
         assert_eq!(exporter.value("quarry_probe_slots"), Some(64.0));
