@@ -636,18 +636,28 @@ impl ProbeModule {
                 .extract(body, deadline, held)
                 .await
                 .map_err(|e| match e {
-                    WorkerError::Extract(ExtractError::SoapFault(m)) => Failure {
-                        reason: SourceErrorReason::SoapFault,
-                        message: format!("SOAP Fault: {m}"),
-                    },
-                    WorkerError::Extract(e) => Failure {
+                    ParseError::Worker(WorkerError::Extract(ExtractError::SoapFault(m))) => {
+                        Failure {
+                            reason: SourceErrorReason::SoapFault,
+                            message: format!("SOAP Fault: {m}"),
+                        }
+                    }
+                    ParseError::Worker(WorkerError::Extract(e)) => Failure {
                         reason: SourceErrorReason::Parse,
                         message: e.to_string(),
                     },
-                    WorkerError::Timeout(_) => timed_out("the document was not parsed"),
-                    WorkerError::Busy => Failure::no_slot(format!(
-                        "no parse worker of the module was free within the probe's {budget:?}"
+                    ParseError::Worker(WorkerError::Timeout(_)) => {
+                        timed_out("the document was not parsed")
+                    }
+                    ParseError::NoTurn => Failure::no_slot(format!(
+                        "another document of 1 MiB or more was being parsed all through the \
+                         probe's {budget:?} (large documents are parsed one at a time)"
                     )),
+                    ParseError::Worker(WorkerError::Busy) | ParseError::NoWorker => {
+                        Failure::no_slot(format!(
+                            "no parse worker of the module was free within the probe's {budget:?}"
+                        ))
+                    }
                 })?;
             let families = Families::build(&self.metrics, &self.scratch);
             let mut pipeline = self
@@ -761,6 +771,16 @@ fn explain(module: &str, target: &str, outcome: &Outcome, metrics: &[u8]) -> Str
     t
 }
 
+/// Why a document yielded no rows.
+enum ParseError {
+    /// The worker's answer.
+    Worker(WorkerError),
+    /// Another large document was being parsed until the deadline.
+    NoTurn,
+    /// No worker of the module was free until the deadline.
+    NoWorker,
+}
+
 /// Document workers of one module: up to one per core, made on demand, each with the
 /// module's extractors compiled. A worker whose document ran out of time is not reused until
 /// it has finished it (its slot stays taken), so a pathological page cannot multiply threads;
@@ -786,25 +806,33 @@ impl ParserPool {
         })
     }
 
-    /// The rows of `text`; `held` is released once the worker is done with the document
-    /// (later than the answer when the probe's time ran out first). `Busy`: no worker was free
-    /// in time.
+    /// The rows of `text`, parsed in its turn (a large document waits for others) on a free
+    /// worker; `held` is released once the worker is done with the document (later than the
+    /// answer when the probe's time ran out first).
     async fn extract(
         &self,
         text: String,
         deadline: tokio::time::Instant,
-        held: Held,
-    ) -> Result<Vec<Vec<Row>>, WorkerError> {
+        mut held: Held,
+    ) -> Result<Vec<Vec<Row>>, ParseError> {
+        if !held.turn_to_parse(text.len(), deadline).await {
+            return Err(ParseError::NoTurn);
+        }
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| WorkerError::Busy)?
-            .map_err(|_| WorkerError::Busy)?;
+            .map_err(|_| ParseError::NoWorker)?
+            .map_err(|_| ParseError::NoWorker)?;
         let worker = match self.idle.lock().pop() {
             Some(w) => w,
             None => {
                 let (name, rules) = (format!("probe-{}", self.name), self.rules.clone());
-                tokio::task::block_in_place(|| DocumentWorker::start(&name, rules))
-                    .map_err(|e| WorkerError::Extract(ExtractError::Parse(format!("{e:#}"))))?
+                tokio::task::block_in_place(|| DocumentWorker::start(&name, rules)).map_err(
+                    |e| {
+                        ParseError::Worker(WorkerError::Extract(ExtractError::Parse(format!(
+                            "{e:#}"
+                        ))))
+                    },
+                )?
             }
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -824,7 +852,7 @@ impl ParserPool {
             self.idle.lock().push(worker);
             drop(held);
         }
-        result
+        result.map_err(ParseError::Worker)
     }
 }
 

@@ -14,6 +14,11 @@
 //!   waits for room only while it holds none (so two bodies can never each hold part and wait
 //!   for the other); a body of unknown length that outgrows the room left fails at once.
 //!
+//! Parsing takes memory too, several times the document's (a 10 MB JSON document becomes some
+//! 140 MB of `serde_json` values): documents of [`LARGE_DOCUMENT`] bytes or more are parsed
+//! one at a time over all modules, so what parsing adds at once is one large document's
+//! parse, however many arrive together.
+//!
 //! A probe that does not get one of them within its budget fails with the reason `no_slot`
 //! and a message naming the bound, never `timeout`, which stays the target's. After a large
 //! document is released, glibc is asked to return free memory to the system
@@ -45,8 +50,9 @@ pub const VIA_HEADER: &str = "x-quarry-probe-via";
 /// keep the header's marks intact.
 pub const MAX_VIA: usize = 8;
 
-/// Released bodies at least this large ask glibc to give free memory back.
-const TRIM_AFTER: usize = 1 << 20;
+/// Documents at least this large are parsed one at a time, and their release asks glibc to
+/// give free memory back.
+pub const LARGE_DOCUMENT: usize = 1 << 20;
 
 /// The shared limits.
 pub struct Limits {
@@ -56,6 +62,7 @@ pub struct Limits {
     targets: Arc<Mutex<HashMap<String, TargetEntry>>>,
     bodies: Arc<Semaphore>,
     body_budget: usize,
+    large_parses: Arc<Semaphore>,
     mark: String,
     metrics: ProbeCapacityMetrics,
     trim: Arc<Trim>,
@@ -73,8 +80,28 @@ struct TargetEntry {
 pub struct Held {
     /// The room its body takes (empty until the body starts to arrive).
     pub room: Room,
+    large_parses: Arc<Semaphore>,
+    turn: Option<OwnedSemaphorePermit>,
     _slot: Slot,
     _target: TargetSlot,
+}
+
+impl Held {
+    /// Waits (at most until `deadline`) for the turn to parse a document of `len` bytes: at
+    /// once below [`LARGE_DOCUMENT`], else when no other large document is being parsed.
+    /// `false`: no turn in time.
+    pub async fn turn_to_parse(&mut self, len: usize, deadline: Instant) -> bool {
+        if len < LARGE_DOCUMENT || self.turn.is_some() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, self.large_parses.clone().acquire_owned()).await {
+            Ok(Ok(p)) => {
+                self.turn = Some(p);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A slot of one target.
@@ -142,6 +169,7 @@ impl Limits {
             targets: Arc::default(),
             bodies: Arc::new(Semaphore::new(body_budget)),
             body_budget,
+            large_parses: Arc::new(Semaphore::new(1)),
             mark: new_mark(),
             metrics,
             trim: Arc::default(),
@@ -200,6 +228,8 @@ impl Limits {
                 in_flight: self.metrics.body_in_flight.clone(),
                 trim: self.trim.clone(),
             },
+            large_parses: self.large_parses.clone(),
+            turn: None,
             _slot: Slot {
                 _permit: permit,
                 in_use: self.metrics.slots_in_use.clone(),
@@ -304,7 +334,7 @@ impl Drop for Room {
         }
         self.permit = None;
         self.in_flight.add(-(self.held as i64));
-        if self.held >= TRIM_AFTER {
+        if self.held >= LARGE_DOCUMENT {
             self.trim.request();
         }
     }
@@ -445,6 +475,24 @@ mod tests {
         drop(b);
         assert_eq!(l.metrics.body_in_flight.get(), 0);
         assert_eq!(l.bodies.available_permits(), 1000);
+    }
+
+    #[tokio::test]
+    async fn large_documents_are_parsed_one_at_a_time() {
+        let l = limits(4, 4, 1 << 30);
+        let mut a = l.acquire("http://a:1", soon()).await.unwrap();
+        let mut b = l.acquire("http://b:1", soon()).await.unwrap();
+        assert!(a.turn_to_parse(LARGE_DOCUMENT, soon()).await);
+        assert!(
+            b.turn_to_parse(LARGE_DOCUMENT - 1, soon()).await,
+            "small: at once"
+        );
+        assert!(
+            !b.turn_to_parse(LARGE_DOCUMENT, soon()).await,
+            "a's turn is not over"
+        );
+        drop(a);
+        assert!(b.turn_to_parse(LARGE_DOCUMENT, soon()).await);
     }
 
     #[tokio::test]
