@@ -58,11 +58,14 @@ pub struct ProbeOptions {
     pub timeout_offset: Duration,
 }
 
-/// `--probe.max-concurrent`'s default.
-pub const DEFAULT_MAX_CONCURRENT: usize = 64;
+/// `--probe.max-concurrent`'s default. Documents have their own budget, so a slot costs what a
+/// probe waiting on a hanging target costs (some 38 KiB and a socket): 1,024 of them are
+/// 38 MiB, and a partition that hangs hundreds of targets at once still leaves slots for the
+/// others.
+pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
 /// `--probe.max-per-target`'s default: room for an HA pair of Prometheus servers probing a
-/// target with two modules, while a hanging target holds no more than a sixteenth of the
-/// default slots.
+/// target with two modules, while a hanging target holds 4 slots however many probes it
+/// gets.
 pub const DEFAULT_MAX_PER_TARGET: usize = 4;
 /// `--probe.max-body-bytes-in-flight`'s default: six documents at the default `max_body_bytes`
 /// (10 MiB), thousands of ordinary status pages.

@@ -402,14 +402,17 @@ fn wait_for(exporter: &Exporter, series: &str, want: f64) {
     exporter.wait_value(series, want);
 }
 
-/// Issue 20, item 15. 72 probes held on three hanging targets (over the 64 slots of
-/// `--probe.max-concurrent`): each hanging target holds its 4 slots (`--probe.max-per-target`)
-/// and its other probes wait on it alone, so a healthy target probed meanwhile succeeds every
-/// time (before: every slot was held and it failed with `timeout`, as if it hung itself).
+/// Issue 20, item 15. 72 probes held on three hanging targets, over the 64 slots of
+/// `--probe.max-concurrent=64` (the default was 64 when the issue was found): each hanging
+/// target holds its 4 slots (`--probe.max-per-target`) and its other probes wait on it alone,
+/// so a healthy target probed meanwhile succeeds every time (before: every slot was held and
+/// it failed with `timeout`, as if it hung itself).
 #[test]
 fn hanging_targets_cannot_take_the_slots_of_the_others() {
     let dir = tempdir();
-    let exporter = Exporter::start(dir.path(), CONFIG);
+    let config_file = dir.path().join("exporter.yaml");
+    std::fs::write(&config_file, CONFIG).unwrap();
+    let exporter = Exporter::start_with(&config_file, &["--probe.max-concurrent=64"]);
     let hanging: Vec<Upstream> = (0..3)
         .map(|_| {
             let u = Upstream::start();
@@ -468,6 +471,101 @@ fn hanging_targets_cannot_take_the_slots_of_the_others() {
     });
     wait_for(&exporter, "quarry_probe_slots_in_use", 0.0);
     wait_for(&exporter, "quarry_probes_in_flight", 0.0);
+}
+
+/// Targets that accept connections and never answer, each on its own port (so each is a
+/// target of its own); held until dropped.
+struct SilentTargets {
+    ports: Vec<u16>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentTargets {
+    fn start(n: usize) -> SilentTargets {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let (stop2, accepted2) = (stop.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                for l in &listeners {
+                    while let Ok((conn, _)) = l.accept() {
+                        held.push(conn);
+                        accepted2.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        SilentTargets {
+            ports,
+            stop,
+            accepted,
+        }
+    }
+}
+
+impl Drop for SilentTargets {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Issue 20, item 15, the other shape: 70 distinct targets hang at once (a partition), one
+/// probe each, as Prometheus sends them. With the default `--probe.max-concurrent` (1,024: a
+/// slot costs what a waiting probe costs, documents have their own budget) a healthy target
+/// probed meanwhile succeeds every time (with 64 slots, the old default, it failed).
+#[test]
+fn many_distinct_hanging_targets_leave_slots_for_the_others() {
+    let dir = tempdir();
+    let exporter = Exporter::start(dir.path(), CONFIG);
+    let silent = SilentTargets::start(70);
+    let healthy = json_target(12);
+    std::thread::scope(|scope| {
+        for &port in &silent.ports {
+            let exporter = &exporter;
+            scope.spawn(move || {
+                let q = format!("module=app_status&target=127.0.0.1:{port}");
+                probe(exporter, &q, Some("30"))
+            });
+        }
+        let deadline = Instant::now() + WAIT;
+        while silent.accepted.load(std::sync::atomic::Ordering::SeqCst) < 70 {
+            assert!(
+                Instant::now() < deadline,
+                "the hanging targets were not all fetched"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut succeeded = 0;
+        for _ in 0..20 {
+            let q = format!("module=app_status&target=127.0.0.1:{}", healthy.port);
+            let (_, body, _) = probe(&exporter, &q, Some("5"));
+            if value_in(&body, "quarry_probe_success") == Some(1.0) {
+                succeeded += 1;
+            }
+        }
+        assert_eq!(
+            succeeded, 20,
+            "the healthy target failed while 70 others hung"
+        );
+        assert_eq!(exporter.value("quarry_probe_slots_in_use"), Some(70.0));
+        assert_eq!(exporter.value("quarry_probe_slots"), Some(1024.0));
+        drop(silent);
+    });
 }
 
 /// Issue 20, item 15: a probe that never got a slot of its target fails with `no_slot`,
