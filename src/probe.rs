@@ -40,7 +40,7 @@ use crate::source::fetch::{
     redact_text, redacted, FetchError, Fetched, HttpFetcher, DEFAULT_TIMEOUT,
 };
 use crate::source::worker::{DocumentWorker, WorkerError};
-pub use limits::{release_free_memory, VIA_HEADER};
+pub use limits::VIA_HEADER;
 use limits::{Held, Limits, Shortage};
 
 /// Settings of the `/probe` endpoint (command-line flags).

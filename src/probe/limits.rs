@@ -371,7 +371,7 @@ impl Trim {
 /// thread that allocated, up to 8 per core), and after large blocks are freed its mmap
 /// threshold has risen, so the next large blocks come from the arenas too; without this the
 /// peak of a burst of large documents stays resident. (musl returns large blocks at once.)
-pub fn release_free_memory() {
+fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions; it takes each arena's lock itself.
     unsafe {
