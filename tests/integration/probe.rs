@@ -542,11 +542,14 @@ fn many_distinct_hanging_targets_leave_slots_for_the_others() {
                 probe(exporter, &q, Some("30"))
             });
         }
+        // All 70 in flight, and at least 64 (as many as there were slots before) fetching.
+        wait_for(&exporter, "quarry_probes_in_flight", 70.0);
+        let accepted = || silent.accepted.load(std::sync::atomic::Ordering::SeqCst);
         let deadline = Instant::now() + WAIT;
-        while silent.accepted.load(std::sync::atomic::Ordering::SeqCst) < 70 {
+        while accepted() < 64 {
             assert!(
                 Instant::now() < deadline,
-                "the hanging targets were not all fetched"
+                "the hanging targets were not fetched"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -562,6 +565,13 @@ fn many_distinct_hanging_targets_leave_slots_for_the_others() {
             succeeded, 20,
             "the healthy target failed while 70 others hung"
         );
+        while accepted() < 70 {
+            assert!(
+                Instant::now() < deadline,
+                "not every hanging target was fetched"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(exporter.value("quarry_probe_slots_in_use"), Some(70.0));
         assert_eq!(exporter.value("quarry_probe_slots"), Some(1024.0));
         drop(silent);
