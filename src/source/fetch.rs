@@ -359,7 +359,7 @@ fn percent_decoded(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub(crate) fn too_large(max: usize) -> FetchError {
+fn too_large(max: usize) -> FetchError {
     fail(
         SourceErrorReason::TooLarge,
         format!("larger than the cap of {max} bytes"),
