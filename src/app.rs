@@ -345,6 +345,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         &base,
         &self_metrics,
         &options.probe,
+        None,
     )?);
     let checkpointer = match &options.storage {
         None => None,
@@ -451,7 +452,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             // However long loading and the dry build take, a SIGTERM meanwhile is answered:
             // the reload is abandoned (the old config was never stopped).
             let prepared = tokio::select! {
-                p = prepare(&options, &self_metrics) => Some(p),
+                p = prepare(&options, &self_metrics, state.probes.read().unwrap_or_else(|e| e.into_inner()).clone()) => Some(p),
                 _ = term.recv() => { info!("received SIGTERM during a reload: reload abandoned"); None }
                 _ = tokio::signal::ctrl_c() => { info!("received SIGINT during a reload: reload abandoned"); None }
             };
@@ -490,7 +491,11 @@ type Prepared = Result<(Config, Arc<Probes>), String>;
 /// Loads the config file anew and dry-builds it, on the blocking pool: a big config (many
 /// rules, examples, pre-declared series) takes a while, and the caller must stay free to
 /// answer a SIGTERM. A panic there refuses the reload; it cannot take the exporter down.
-async fn prepare(options: &RunOptions, self_metrics: &SelfMetrics) -> Prepared {
+async fn prepare(
+    options: &RunOptions,
+    self_metrics: &SelfMetrics,
+    previous_probes: Arc<Probes>,
+) -> Prepared {
     let config_file = options.config_file.clone();
     let probe_options = options.probe.clone();
     let self_metrics = self_metrics.clone();
@@ -502,8 +507,16 @@ async fn prepare(options: &RunOptions, self_metrics: &SelfMetrics) -> Prepared {
         build(&config, &base, &scratch, None, &Arc::new(Gate::default()))
             .map_err(|e| format!("{e:#}"))?;
         // Probe modules keep no state: built now, they replace the old ones once the rest is up.
-        let probes = Probes::build(&config, &base, &self_metrics, &probe_options)
-            .map_err(|e| format!("{e:#}"))?;
+        // Probe modules keep no state but the limits in flight, which they share with the
+        // old ones.
+        let probes = Probes::build(
+            &config,
+            &base,
+            &self_metrics,
+            &probe_options,
+            Some(&previous_probes),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         Ok((config, Arc::new(probes)))
     });
     work.await

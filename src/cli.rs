@@ -72,11 +72,24 @@ pub struct Cli {
     #[arg(long = "storage.interval", value_name = "DURATION", default_value = "10s",
           value_parser = parse_duration)]
     pub storage_interval: std::time::Duration,
-    /// Probes (`/probe` requests) that may run at once; more wait for a slot within their
-    /// timeout.
-    #[arg(long = "probe.max-concurrent", value_name = "N", default_value_t = 64,
+    /// Probes (`/probe` requests) that may fetch and parse at once over all targets; more
+    /// wait for a slot within their budget, then fail with `no_slot`.
+    #[arg(long = "probe.max-concurrent", value_name = "N",
+          default_value_t = crate::probe::DEFAULT_MAX_CONCURRENT as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub probe_max_concurrent: u32,
+    /// Probes of one target (scheme, host and port of its URL) that may run at once; more wait
+    /// for one of its slots without holding any other, so a hanging target cannot take the
+    /// others' slots.
+    #[arg(long = "probe.max-per-target", value_name = "N",
+          default_value_t = crate::probe::DEFAULT_MAX_PER_TARGET as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub probe_max_per_target: u32,
+    /// Bytes of documents all probes may hold at once (taken as bodies arrive, given back
+    /// once they are parsed); `KiB`, `MiB` and `GiB` suffixes are accepted.
+    #[arg(long = "probe.max-body-bytes-in-flight", value_name = "BYTES", default_value = "64MiB",
+          value_parser = parse_bytes)]
+    pub probe_max_body_bytes_in_flight: usize,
     /// Taken off Prometheus' scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) so that a
     /// probe answers before Prometheus gives up.
     #[arg(long = "probe.timeout-offset", value_name = "DURATION", default_value = "500ms",
@@ -271,6 +284,8 @@ pub fn main() -> ExitCode {
                     storage_interval: cli.storage_interval,
                     probe: crate::probe::ProbeOptions {
                         max_concurrent: cli.probe_max_concurrent as usize,
+                        max_per_target: cli.probe_max_per_target as usize,
+                        max_body_bytes_in_flight: cli.probe_max_body_bytes_in_flight,
                         timeout_offset: cli.probe_timeout_offset,
                     },
                 },
@@ -304,10 +319,50 @@ fn parse_offset(text: &str) -> Result<std::time::Duration, String> {
     crate::config::parse_duration(text)
 }
 
+/// A size in bytes: a whole number, optionally with `KiB`, `MiB` or `GiB`; more than 0.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        other => return Err(format!("unknown unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err("must be more than 0".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("{text:?} is too large")),
+    }
+}
+
 fn listen_addresses(values: &[String]) -> anyhow::Result<Vec<std::net::SocketAddr>> {
     let mut out = Vec::new();
     for v in values {
         out.extend(app::parse_listen_address(v)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        for bad in ["0", "0MiB", "", "MiB", "64MB", "-1", "1.5MiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -425,6 +425,38 @@ fn health_panels(layout: &mut Layout) {
             "{{source}}",
         ),
     );
+    layout.row("Probes (/probe): capacity and errors");
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Probe slots",
+            "Probe slots held (a probe holds one from its fetch until its document is parsed), the bound (--probe.max-concurrent) and the probes in flight, those waiting for a slot of their target or over all targets included. A target holds at most --probe.max-per-target slots, so slots held near the bound mean many slow targets at once.",
+            "short",
+        )
+        .target(format!("quarry_probe_slots_in_use{{{sel}}}"), "{{instance}} in use")
+        .target(format!("quarry_probe_slots{{{sel}}}"), "{{instance}} slots")
+        .target(format!("quarry_probes_in_flight{{{sel}}}"), "{{instance}} in flight"),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Probe errors by reason",
+            "Failed probes per second, by module and reason: the target's (timeout, connect, http_status, parse, no_match, ...) or the exporter's own capacity (no_slot: no slot of the target, no slot over all targets, no room for the document, no turn to parse it, within the probe's budget).",
+            "ops",
+        )
+        .target(format!("sum by (module, reason) (rate(quarry_probe_errors_total{{{sel}}}[$__rate_interval]))"), "{{module}} {{reason}}")
+        .target(format!("sum by (module) (rate(quarry_probes_total{{{sel}}}[$__rate_interval]))"), "{{module}} probes"),
+    );
+    layout.add(
+        Panel::new(
+            "timeseries",
+            "Probe documents in flight",
+            "Bytes of probed documents held now (taken as bodies arrive, given back once parsed) and the budget they share (--probe.max-body-bytes-in-flight).",
+            "bytes",
+        )
+        .target(format!("quarry_probe_body_bytes_in_flight{{{sel}}}"), "{{instance}} in flight")
+        .target(format!("quarry_probe_body_budget_bytes{{{sel}}}"), "{{instance}} budget"),
+    );
     layout.row("Files");
     layout.add(
         Panel::new(
@@ -607,7 +639,7 @@ fn probe_panels(layout: &mut Layout) {
     layout.add(Panel::new("timeseries", "Probe duration", "How long each target's probe took: waiting for a slot, fetching, parsing (bounded by the scrape timeout).", "s")
         .size(12, 8)
         .target(format!("max by (instance) (quarry_probe_duration_seconds{{{sel}}})"), "{{instance}}"));
-    layout.add(Panel::new("timeseries", "Probe failures by reason", "Targets failing, by the reason of their last probe (timeout, connect, http_status, parse, no_match, ...).", "none")
+    layout.add(Panel::new("timeseries", "Probe failures by reason", "Targets failing, by the reason of their last probe (timeout, connect, http_status, parse, no_match, ...; no_slot: the exporter had no capacity for it).", "none")
         .size(12, 8)
         .target(format!("sum by (reason) (quarry_probe_failure_reason{{{sel}}})"), "{{reason}}"));
 }
@@ -619,7 +651,7 @@ pub fn health() -> Value {
     dashboard(
         "quarry-exporter-health",
         "quarry_exporter / Exporter health",
-        "Is the exporter reading what it should? Page sources and their failure reasons, files, rules, series and the process.",
+        "Is the exporter reading what it should? Page sources and their failure reasons, probe capacity and errors, files, rules, series and the process.",
         layout.panels,
         false,
     )

@@ -7,10 +7,18 @@
 //! A probe keeps nothing: its metric families are made for the request and dropped with the
 //! response, so replicas are interchangeable behind a Service. Its time is bounded by the
 //! module's `timeout` and by what Prometheus allows (`X-Prometheus-Scrape-Timeout-Seconds`
-//! minus `--probe.timeout-offset`), waiting for a slot, fetching and parsing included. At most
-//! `--probe.max-concurrent` probes fetch at once; each module parses on a small pool of
-//! document workers (one per core), so a slow target or a pathological page holds only its own
-//! probe, never the others.
+//! minus `--probe.timeout-offset`), waiting for capacity, fetching and parsing included.
+//! Capacity is shared under three bounds ([`limits`]): slots per target, slots over all
+//! targets and a byte budget for documents in flight; each module parses on a small pool of
+//! document workers (one per core). So a slow target or a pathological page holds only its
+//! own share, never the others', and a probe that got no capacity says so (`no_slot`).
+//!
+//! Requests are taken literally or refused: a repeated `target` or `module` is a 400 (which
+//! one a proxy checked and which one would run cannot differ), and a request that carries this
+//! exporter's own mark came back through a target and is refused (508). What a probe shows
+//! of its target outside its own answer (the landing page) has the URL's secrets redacted.
+
+mod limits;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,37 +36,67 @@ use crate::extract::{ExtractError, Row};
 use crate::pipeline::Pipeline;
 use crate::registry::Families;
 use crate::selfmetrics::{IntCounter, IntGauge, SelfMetrics, SourceErrorReason};
-use crate::source::fetch::{redacted, FetchError, Fetched, HttpFetcher, DEFAULT_TIMEOUT};
+use crate::source::fetch::{
+    redact_text, redacted, FetchError, Fetched, HttpFetcher, DEFAULT_TIMEOUT,
+};
 use crate::source::worker::{DocumentWorker, WorkerError};
+pub use limits::VIA_HEADER;
+use limits::{Held, Limits, Shortage};
 
 /// Settings of the `/probe` endpoint (command-line flags).
 #[derive(Debug, Clone)]
 pub struct ProbeOptions {
-    /// Probes that may run at once over all modules (`--probe.max-concurrent`).
+    /// Probes that may fetch and parse at once over all modules (`--probe.max-concurrent`).
     pub max_concurrent: usize,
+    /// Probes of one target (scheme, host, port) that may do so at once
+    /// (`--probe.max-per-target`).
+    pub max_per_target: usize,
+    /// Bytes of documents all probes may hold at once (`--probe.max-body-bytes-in-flight`).
+    pub max_body_bytes_in_flight: usize,
     /// Taken off Prometheus' scrape timeout, so the answer arrives in time
     /// (`--probe.timeout-offset`).
     pub timeout_offset: Duration,
 }
 
+/// `--probe.max-concurrent`'s default. Documents have their own budget, so a slot costs what a
+/// probe waiting on a hanging target costs (some 38 KiB and a socket): 1,024 of them are
+/// 38 MiB, and a partition that hangs hundreds of targets at once still leaves slots for the
+/// others.
+pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
+/// `--probe.max-per-target`'s default: room for an HA pair of Prometheus servers probing a
+/// target with two modules, while a hanging target holds 4 slots however many probes it
+/// gets.
+pub const DEFAULT_MAX_PER_TARGET: usize = 4;
+/// `--probe.max-body-bytes-in-flight`'s default: six documents at the default `max_body_bytes`
+/// (10 MiB), thousands of ordinary status pages.
+pub const DEFAULT_MAX_BODY_BYTES_IN_FLIGHT: usize = 64 << 20;
+
 impl Default for ProbeOptions {
     fn default() -> Self {
         ProbeOptions {
-            max_concurrent: 64,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_per_target: DEFAULT_MAX_PER_TARGET,
+            max_body_bytes_in_flight: DEFAULT_MAX_BODY_BYTES_IN_FLIGHT,
             timeout_offset: Duration::from_millis(500),
         }
     }
 }
 
 /// The reasons a probe can fail, each exported by every probe as 0 or 1: the page-source
-/// reasons that apply to an HTTP fetch (not a command's, not the partial `conversion`).
+/// reasons that apply to an HTTP fetch (not a command's, not the partial `conversion`), and
+/// `no_slot`.
 pub fn failure_reasons() -> impl Iterator<Item = SourceErrorReason> {
-    SourceErrorReason::ALL.into_iter().filter(|r| {
-        !matches!(
-            r,
-            SourceErrorReason::Spawn | SourceErrorReason::ExitCode | SourceErrorReason::Conversion
-        )
-    })
+    SourceErrorReason::ALL
+        .into_iter()
+        .filter(|r| {
+            !matches!(
+                r,
+                SourceErrorReason::Spawn
+                    | SourceErrorReason::ExitCode
+                    | SourceErrorReason::Conversion
+            )
+        })
+        .chain(SourceErrorReason::PROBE_ONLY)
 }
 
 /// The answer to a `/probe` request.
@@ -74,18 +112,24 @@ pub struct ProbeResponse {
 
 impl ProbeResponse {
     fn bad_request(message: String) -> ProbeResponse {
+        ProbeResponse::refused(400, message)
+    }
+
+    fn refused(status: u16, message: String) -> ProbeResponse {
         ProbeResponse {
-            status: 400,
+            status,
             content_type: "text/plain; charset=utf-8",
             body: (message + "\n").into_bytes(),
         }
     }
 }
 
-/// Every probe module of a config, and the slots they share.
+/// Every probe module of a config, and the capacity they share.
 pub struct Probes {
     modules: BTreeMap<String, Arc<ProbeModule>>,
-    slots: Arc<Semaphore>,
+    /// Shared with the modules of the config before (and after) a reload; none without
+    /// modules.
+    limits: Option<Arc<Limits>>,
     options: ProbeOptions,
     self_metrics: SelfMetrics,
     in_flight: Option<IntGauge>,
@@ -123,7 +167,8 @@ pub struct ModuleSummary {
     pub probes: u64,
     /// Probes failed.
     pub failed: u64,
-    /// The last failure: target, reason and message (URL secrets redacted).
+    /// The last failure: target, reason and message (the URL's password and query values
+    /// redacted, in the target as in the message).
     pub last_failure: String,
 }
 
@@ -142,6 +187,15 @@ impl From<FetchError> for Failure {
     }
 }
 
+impl Failure {
+    fn no_slot(message: String) -> Failure {
+        Failure {
+            reason: SourceErrorReason::NoSlot,
+            message,
+        }
+    }
+}
+
 /// What one probe found.
 struct Outcome {
     url: String,
@@ -153,12 +207,15 @@ struct Outcome {
 
 impl Probes {
     /// Builds every module of a validated config: HTTP clients, URL templates, one parse
-    /// worker each (which compiles its extractors, so a broken one fails here).
+    /// worker each (which compiles its extractors, so a broken one fails here). `previous`
+    /// are the modules a reload replaces: their capacity carries over, so probes still in
+    /// flight on them count against the same bounds.
     pub fn build(
         config: &Config,
         base_dir: &Path,
         self_metrics: &SelfMetrics,
         options: &ProbeOptions,
+        previous: Option<&Probes>,
     ) -> anyhow::Result<Probes> {
         let mut modules = BTreeMap::new();
         for m in &config.modules {
@@ -166,10 +223,20 @@ impl Probes {
                 .with_context(|| format!("module {:?}", m.name))?;
             modules.insert(m.name.clone(), Arc::new(module));
         }
+        let limits = match previous.and_then(|p| p.limits.clone()) {
+            Some(l) => Some(l),
+            None if modules.is_empty() => None,
+            None => Some(Arc::new(Limits::new(
+                options.max_concurrent,
+                options.max_per_target,
+                options.max_body_bytes_in_flight,
+                self_metrics.probe_capacity(),
+            ))),
+        };
         Ok(Probes {
             in_flight: (!modules.is_empty()).then(|| self_metrics.probes_in_flight()),
             modules,
-            slots: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
+            limits,
             options: options.clone(),
             self_metrics: self_metrics.clone(),
         })
@@ -223,19 +290,55 @@ impl Probes {
     }
 
     /// Answers `/probe?{query}`; `scrape_timeout` is the `X-Prometheus-Scrape-Timeout-Seconds`
-    /// header, if any.
-    pub async fn probe(&self, query: Option<&str>, scrape_timeout: Option<&str>) -> ProbeResponse {
+    /// header and `via` the [`VIA_HEADER`], if any.
+    pub async fn probe(
+        &self,
+        query: Option<&str>,
+        scrape_timeout: Option<&str>,
+        via: Option<&str>,
+    ) -> ProbeResponse {
         let params = query_pairs(query.unwrap_or(""));
+        // Each parameter at most once: with two, a proxy that allow-lists one could be
+        // bypassed by the other (blackbox_exporter takes the first, Go's default the last).
+        for name in ["module", "target", "debug"] {
+            let n = params.iter().filter(|(k, _)| k == name).count();
+            if n > 1 {
+                return ProbeResponse::bad_request(format!(
+                    "the `{name}` parameter is given {n} times; give it once"
+                ));
+            }
+        }
         let param = |name: &str| {
             params
                 .iter()
-                .rev()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        if self.modules.is_empty() {
+        let (Some(limits), false) = (&self.limits, self.modules.is_empty()) else {
             return ProbeResponse::bad_request(
                 "this config declares no probe modules (`modules:` in the config file)".into(),
+            );
+        };
+        let chain: Vec<&str> = via
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        if chain.contains(&limits.mark()) || chain.len() >= limits::MAX_VIA {
+            return ProbeResponse::refused(
+                508,
+                format!(
+                    "loop detected: this /probe request {}; refused so that a target leading \
+                     back to /probe cannot hold probe slots",
+                    if chain.contains(&limits.mark()) {
+                        "came from one of this exporter's own probes (a target redirects or \
+                         forwards to its /probe)"
+                            .to_owned()
+                    } else {
+                        format!("passed {} exporters' probes", chain.len())
+                    }
+                ),
             );
         }
         let module = match param("module") {
@@ -264,21 +367,31 @@ impl Probes {
                         .into(),
                 ),
             };
-        let request = match module.request(target) {
+        let mut request = match module.request(target) {
             Ok(r) => r,
             Err(message) => return ProbeResponse::bad_request(message),
         };
+        let mut marks = chain.join(", ");
+        if !marks.is_empty() {
+            marks.push_str(", ");
+        }
+        marks.push_str(limits.mark());
+        request.headers.insert(
+            VIA_HEADER,
+            reqwest::header::HeaderValue::from_str(&marks).expect("marks are visible ASCII"),
+        );
+        let shown = shown_target(target, &request.url);
         let debug = matches!(param("debug"), Some("true" | "1"));
         let budget = budget(module.timeout, scrape_timeout, self.options.timeout_offset);
         let in_flight = InFlight::new(self.in_flight.clone());
-        let outcome = module.run(request, budget, &self.slots).await;
+        let outcome = module.run(request, budget, limits).await;
         drop(in_flight);
         module.probes.inc();
         if let Err(f) = &outcome.result {
             if let Some((_, c)) = module.errors.iter().find(|(r, _)| *r == f.reason) {
                 c.inc();
             }
-            let mut text = format!("{target}: {}: {}", f.reason.as_str(), f.message);
+            let mut text = format!("{shown}: {}: {}", f.reason.as_str(), f.message);
             if text.len() > 512 {
                 let mut cut = 512;
                 while !text.is_char_boundary(cut) {
@@ -294,7 +407,7 @@ impl Probes {
             return ProbeResponse {
                 status: 200,
                 content_type: "text/plain; charset=utf-8",
-                body: explain(&module.config.name, target, &outcome, &metrics).into_bytes(),
+                body: explain(&module.config.name, &shown, &outcome, &metrics).into_bytes(),
             };
         }
         ProbeResponse {
@@ -313,6 +426,16 @@ fn shown_template(url: &[Piece]) -> String {
     match reqwest::Url::parse(&text) {
         Ok(u) => redacted(&u).replace(MARK, "$target"),
         Err(_) => text.replace(MARK, "$target"),
+    }
+}
+
+/// The target as shown outside its own probe's answer: the secrets of the URL it makes (a
+/// password, query values) replaced, wherever they appear in it.
+fn shown_target(target: &str, url: &reqwest::Url) -> String {
+    match reqwest::Url::parse(target) {
+        // The target is the whole URL (`url: "$target"`): shown as source URLs are.
+        Ok(own) if own.has_host() => redacted(&own),
+        _ => redact_text(target.to_owned(), url),
     }
 }
 
@@ -364,6 +487,8 @@ impl Drop for InFlight {
 struct ProbeRequest {
     url: reqwest::Url,
     headers: reqwest::header::HeaderMap,
+    /// Whose slots it takes: the URL's scheme, host and port.
+    target_key: String,
 }
 
 impl ProbeModule {
@@ -457,16 +582,15 @@ impl ProbeModule {
             })?;
             headers.insert(name.clone(), value);
         }
-        Ok(ProbeRequest { url, headers })
+        Ok(ProbeRequest {
+            target_key: url.origin().ascii_serialization(),
+            url,
+            headers,
+        })
     }
 
-    /// Waits for a slot, fetches, parses and applies the rules, all within `budget`.
-    async fn run(
-        &self,
-        request: ProbeRequest,
-        budget: Duration,
-        slots: &Arc<Semaphore>,
-    ) -> Outcome {
+    /// Waits for capacity, fetches, parses and applies the rules, all within `budget`.
+    async fn run(&self, request: ProbeRequest, budget: Duration, limits: &Limits) -> Outcome {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
         let url = redacted(&request.url);
@@ -476,34 +600,66 @@ impl ProbeModule {
             message: format!("{what} within the probe's {budget:?}"),
         };
         let result = async {
-            let _slot = tokio::time::timeout_at(deadline, slots.acquire())
+            let mut held = limits
+                .acquire(&request.target_key, deadline)
                 .await
-                .map_err(|_| timed_out("no probe slot was free (--probe.max-concurrent)"))?
-                .map_err(|_| timed_out("no probe slot"))?;
+                .map_err(|shortage| {
+                    Failure::no_slot(match shortage {
+                        Shortage::Target(n) => format!(
+                            "{n} probe(s) of this target were in flight and none finished within \
+                             the probe's {budget:?} (--probe.max-per-target)"
+                        ),
+                        Shortage::Slots(n) => format!(
+                            "all {n} probe slots were in use and none was free within the \
+                             probe's {budget:?} (--probe.max-concurrent)"
+                        ),
+                    })
+                })?;
+            let fetched = tokio::time::timeout_at(
+                deadline,
+                self.fetcher
+                    .fetch_into(&request.url, request.headers, &mut held.room),
+            )
+            .await;
             let Fetched {
                 body, detail: d, ..
-            } = tokio::time::timeout_at(
-                deadline,
-                self.fetcher.fetch_from(&request.url, request.headers),
-            )
-            .await
-            .map_err(|_| timed_out("no document"))??;
+            } = match fetched {
+                Ok(f) => f?,
+                Err(_) if held.room.was_waiting() => {
+                    return Err(Failure::no_slot(format!(
+                        "no room for the document within the probe's {budget:?} \
+                         (--probe.max-body-bytes-in-flight)"
+                    )))
+                }
+                Err(_) => return Err(timed_out("no document")),
+            };
             detail = d;
             let rows = self
                 .parsers
-                .extract(body, deadline)
+                .extract(body, deadline, held)
                 .await
                 .map_err(|e| match e {
-                    WorkerError::Extract(ExtractError::SoapFault(m)) => Failure {
-                        reason: SourceErrorReason::SoapFault,
-                        message: format!("SOAP Fault: {m}"),
-                    },
-                    WorkerError::Extract(e) => Failure {
+                    ParseError::Worker(WorkerError::Extract(ExtractError::SoapFault(m))) => {
+                        Failure {
+                            reason: SourceErrorReason::SoapFault,
+                            message: format!("SOAP Fault: {m}"),
+                        }
+                    }
+                    ParseError::Worker(WorkerError::Extract(e)) => Failure {
                         reason: SourceErrorReason::Parse,
                         message: e.to_string(),
                     },
-                    WorkerError::Timeout(_) | WorkerError::Busy => {
+                    ParseError::Worker(WorkerError::Timeout(_)) => {
                         timed_out("the document was not parsed")
+                    }
+                    ParseError::NoTurn => Failure::no_slot(format!(
+                        "another document of 1 MiB or more was being parsed all through the \
+                         probe's {budget:?} (large documents are parsed one at a time)"
+                    )),
+                    ParseError::Worker(WorkerError::Busy) | ParseError::NoWorker => {
+                        Failure::no_slot(format!(
+                            "no parse worker of the module was free within the probe's {budget:?}"
+                        ))
                     }
                 })?;
             let families = Families::build(&self.metrics, &self.scratch);
@@ -618,9 +774,20 @@ fn explain(module: &str, target: &str, outcome: &Outcome, metrics: &[u8]) -> Str
     t
 }
 
+/// Why a document yielded no rows.
+enum ParseError {
+    /// The worker's answer.
+    Worker(WorkerError),
+    /// Another large document was being parsed until the deadline.
+    NoTurn,
+    /// No worker of the module was free until the deadline.
+    NoWorker,
+}
+
 /// Document workers of one module: up to one per core, made on demand, each with the
 /// module's extractors compiled. A worker whose document ran out of time is not reused until
-/// it has finished it (its slot stays taken), so a pathological page cannot multiply threads.
+/// it has finished it (its slot stays taken), so a pathological page cannot multiply threads;
+/// nor does its probe's capacity (target slot, slot, the document's room) come back before.
 struct ParserPool {
     name: String,
     rules: Vec<crate::config::RuleConfig>,
@@ -642,22 +809,33 @@ impl ParserPool {
         })
     }
 
+    /// The rows of `text`, parsed in its turn (a large document waits for others) on a free
+    /// worker; `held` is released once the worker is done with the document (later than the
+    /// answer when the probe's time ran out first).
     async fn extract(
         &self,
         text: String,
         deadline: tokio::time::Instant,
-    ) -> Result<Vec<Vec<Row>>, WorkerError> {
-        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        mut held: Held,
+    ) -> Result<Vec<Vec<Row>>, ParseError> {
+        if !held.turn_to_parse(text.len(), deadline).await {
+            return Err(ParseError::NoTurn);
+        }
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| WorkerError::Timeout(budget))?
-            .map_err(|_| WorkerError::Busy)?;
+            .map_err(|_| ParseError::NoWorker)?
+            .map_err(|_| ParseError::NoWorker)?;
         let worker = match self.idle.lock().pop() {
             Some(w) => w,
             None => {
                 let (name, rules) = (format!("probe-{}", self.name), self.rules.clone());
-                tokio::task::block_in_place(|| DocumentWorker::start(&name, rules))
-                    .map_err(|e| WorkerError::Extract(ExtractError::Parse(format!("{e:#}"))))?
+                tokio::task::block_in_place(|| DocumentWorker::start(&name, rules)).map_err(
+                    |e| {
+                        ParseError::Worker(WorkerError::Extract(ExtractError::Parse(format!(
+                            "{e:#}"
+                        ))))
+                    },
+                )?
             }
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -670,12 +848,14 @@ impl ParserPool {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 idle.lock().push(worker);
+                drop(held);
                 drop(permit);
             });
         } else {
             self.idle.lock().push(worker);
+            drop(held);
         }
-        result
+        result.map_err(ParseError::Worker)
     }
 }
 
@@ -700,10 +880,32 @@ mod tests {
     }
 
     #[test]
-    fn query_parameters_are_decoded_and_the_last_one_counts() {
-        let pairs = query_pairs("module=a&target=http%3A%2F%2Fh%3A1%2Fx%3Fy%3D1&module=b");
+    fn query_parameters_are_decoded() {
+        let pairs = query_pairs("module=a&target=http%3A%2F%2Fh%3A1%2Fx%3Fy%3D1&targ%65t=b");
         assert_eq!(pairs[1], ("target".into(), "http://h:1/x?y=1".into()));
-        assert_eq!(pairs[2], ("module".into(), "b".into()));
+        // Names are decoded too, so a spelled-out repeat is still a repeat.
+        assert_eq!(pairs[2], ("target".into(), "b".into()));
+    }
+
+    #[test]
+    fn shown_targets_hide_the_secrets_of_the_url_they_make() {
+        let shown = |template: &str, target: &str| {
+            let url = template::substitute_target(&template::parse(template).unwrap(), target);
+            shown_target(target, &reqwest::Url::parse(&url).unwrap())
+        };
+        assert_eq!(
+            shown("$target", "http://user:pass@host/x?k=secret&flag"),
+            "http://user:***@host/x?k=***&flag"
+        );
+        assert_eq!(
+            shown("http://$target/status", "user:s%40cret@host:9"),
+            "user:***@host:9"
+        );
+        assert_eq!(
+            shown("http://$target", "host:9/x?token=t0k&page=2"),
+            "host:9/x?token=***&page=***"
+        );
+        assert_eq!(shown("http://$target/status", "host:9"), "host:9");
     }
 
     #[test]

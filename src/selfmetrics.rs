@@ -129,10 +129,16 @@ pub enum SourceErrorReason {
     NoMatch,
     /// Some values did not convert; the others were applied (`up` stays 1).
     Conversion,
+    /// Probes only: the probe never got the capacity it needed (a slot over all targets, a
+    /// slot of its target, room for its document, a parse worker) within its budget. The
+    /// exporter's limit, not the target's failure: a distinct reason, so it is never taken
+    /// for a target's timeout.
+    NoSlot,
 }
 
 impl SourceErrorReason {
-    /// Every reason, exported at 0 from the start.
+    /// Every reason a page source can have, exported at 0 from the start (probes add
+    /// [`SourceErrorReason::PROBE_ONLY`]).
     pub const ALL: [SourceErrorReason; 13] = [
         SourceErrorReason::Timeout,
         SourceErrorReason::Dns,
@@ -148,6 +154,10 @@ impl SourceErrorReason {
         SourceErrorReason::NoMatch,
         SourceErrorReason::Conversion,
     ];
+
+    /// Reasons only a probe can have: page sources fetch one document at a time each and
+    /// share no capacity.
+    pub const PROBE_ONLY: [SourceErrorReason; 1] = [SourceErrorReason::NoSlot];
 
     /// The `reason` label value.
     pub fn as_str(self) -> &'static str {
@@ -165,6 +175,7 @@ impl SourceErrorReason {
             SourceErrorReason::ExitCode => "exit_code",
             SourceErrorReason::NoMatch => "no_match",
             SourceErrorReason::Conversion => "conversion",
+            SourceErrorReason::NoSlot => "no_slot",
         }
     }
 }
@@ -389,6 +400,10 @@ pub struct Families {
     /// `quarry_probe_errors_total{module,reason}`
     pub probe_errors: Labeled<IntCounter>,
     probes_in_flight_family: Labeled<IntGauge>,
+    probe_slots: Labeled<IntGauge>,
+    probe_slots_in_use: Labeled<IntGauge>,
+    probe_body_budget: Labeled<IntGauge>,
+    probe_body_in_flight: Labeled<IntGauge>,
     /// `quarry_config_last_reload_successful`
     pub config_last_reload_successful: Gauge,
     /// `quarry_config_last_reload_success_timestamp_seconds`
@@ -402,6 +417,19 @@ pub struct Families {
     checkpoint_bytes: Labeled<IntGauge>,
     checkpoint_duration: Labeled<Gauge>,
     checkpoint_last_success: Labeled<Gauge>,
+}
+
+/// Handles of the probes' capacity gauges.
+#[derive(Clone)]
+pub struct ProbeCapacityMetrics {
+    /// `quarry_probe_slots`
+    pub slots: IntGauge,
+    /// `quarry_probe_slots_in_use`
+    pub slots_in_use: IntGauge,
+    /// `quarry_probe_body_budget_bytes`
+    pub body_budget: IntGauge,
+    /// `quarry_probe_body_bytes_in_flight`
+    pub body_in_flight: IntGauge,
 }
 
 /// Handles of the checkpoint's self-metrics.
@@ -455,6 +483,10 @@ impl SelfMetrics {
             probes: Labeled::new("quarry_probes_total", "Probes run (/probe requests with a valid module and target), by module.", &["module"]),
             probe_errors: Labeled::new("quarry_probe_errors_total", "Probes that failed, by module and reason.", &["module", "reason"]),
             probes_in_flight_family,
+            probe_slots: Labeled::new("quarry_probe_slots", "Probes that may fetch and parse at once over all targets (--probe.max-concurrent).", &[]),
+            probe_slots_in_use: Labeled::new("quarry_probe_slots_in_use", "Probe slots held now (a probe holds one from its fetch until its document is parsed or abandoned).", &[]),
+            probe_body_budget: Labeled::new("quarry_probe_body_budget_bytes", "Bytes of probed documents that may be held at once over all probes (--probe.max-body-bytes-in-flight).", &[]),
+            probe_body_in_flight: Labeled::new("quarry_probe_body_bytes_in_flight", "Bytes of probed documents held now: reserved as a body arrives, released once it is parsed.", &[]),
             file_lines: Labeled::new("quarry_file_lines_total", "Lines read from a file, including skipped over-long lines.", SP),
             file_bytes: Labeled::new("quarry_file_bytes_total", "Bytes read from a file.", SP),
             file_rotations: Labeled::new("quarry_file_rotations_total", "Times the path was found to be a new file (rename rotation, delete and recreate).", SP),
@@ -509,6 +541,16 @@ impl SelfMetrics {
         self.probes_in_flight_family.with_label_values(&[])
     }
 
+    /// The probes' capacity gauges (exported from the first call: only with probe modules).
+    pub fn probe_capacity(&self) -> ProbeCapacityMetrics {
+        ProbeCapacityMetrics {
+            slots: self.probe_slots.with_label_values(&[]),
+            slots_in_use: self.probe_slots_in_use.with_label_values(&[]),
+            body_budget: self.probe_body_budget.with_label_values(&[]),
+            body_in_flight: self.probe_body_in_flight.with_label_values(&[]),
+        }
+    }
+
     /// Appends the exposition of every self-metric family that has a series.
     pub fn render(&self, out: &mut Vec<Chunk>) {
         let f = &self.0;
@@ -548,6 +590,10 @@ impl SelfMetrics {
             &f.source_up,
             &f.checkpoint_bytes,
             &f.probes_in_flight_family,
+            &f.probe_slots,
+            &f.probe_slots_in_use,
+            &f.probe_body_budget,
+            &f.probe_body_in_flight,
         ] {
             g.render(out);
         }

@@ -256,7 +256,11 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
             .headers()
             .get("x-prometheus-scrape-timeout-seconds")
             .and_then(|v| v.to_str().ok());
-        let answer = probes.probe(req.uri().query(), scrape_timeout).await;
+        let via = req
+            .headers()
+            .get(crate::probe::VIA_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let answer = probes.probe(req.uri().query(), scrape_timeout, via).await;
         response(
             StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
             answer.content_type,

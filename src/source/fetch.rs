@@ -30,7 +30,7 @@ pub struct FetchError {
     pub message: String,
 }
 
-fn fail(reason: SourceErrorReason, message: impl Into<String>) -> FetchError {
+pub(crate) fn fail(reason: SourceErrorReason, message: impl Into<String>) -> FetchError {
     FetchError {
         reason,
         message: message.into(),
@@ -181,6 +181,17 @@ impl HttpFetcher {
         url: &reqwest::Url,
         headers: reqwest::header::HeaderMap,
     ) -> Result<Fetched, FetchError> {
+        self.fetch_into(url, headers, &mut Unaccounted).await
+    }
+
+    /// Like [`HttpFetcher::fetch_from`], with the body's memory taken from `room` as it
+    /// arrives: all of it at once when the response says its length, else in growing steps.
+    pub async fn fetch_into(
+        &self,
+        url: &reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+        room: &mut impl BodyRoom,
+    ) -> Result<Fetched, FetchError> {
         let mut request = self
             .client
             .request(self.method.clone(), url.clone())
@@ -215,28 +226,66 @@ impl HttpFetcher {
                 format!("HTTP {status} from {}", redacted(url)),
             ));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_body_bytes as u64)
-        {
-            return Err(too_large(self.max_body_bytes));
-        }
+        let max = self.max_body_bytes;
         let mut body = Vec::new();
+        if let Some(n) = response.content_length() {
+            if n > max as u64 {
+                return Err(too_large(max));
+            }
+            // The whole length at once: no step of doubling holds twice the body, and the room
+            // is taken before a byte is held.
+            room.make_room(n as usize).await?;
+            body.reserve_exact(n as usize);
+        }
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| fail(classify(&e, url), describe(&e, url)))?
         {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(too_large(self.max_body_bytes));
+            let len = body.len() + chunk.len();
+            if len > max {
+                return Err(too_large(max));
+            }
+            if len > body.capacity() {
+                // Grown by hand, in the steps the room is taken in, so what the room counts is
+                // what the buffer holds.
+                let want = (body.capacity() * 2).max(BODY_STEP).max(len).min(max);
+                room.make_room(want).await?;
+                body.reserve_exact(want - body.len());
             }
             body.extend_from_slice(&chunk);
         }
+        // Valid UTF-8 (nearly always) becomes the String without a copy of the body.
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Fetched {
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body,
             detail: format!("HTTP {}", status.as_u16()),
             content_type,
         })
+    }
+}
+
+/// The first step of a body whose length is not known in advance.
+const BODY_STEP: usize = 64 << 10;
+
+/// Where the memory of a body in flight is accounted: a probe takes it from the budget all
+/// probes share. `make_room` is asked for the buffer's whole new size; it answers at once or
+/// after waiting, or fails with the reason the fetch then fails with.
+pub trait BodyRoom {
+    /// Makes room for a buffer of `total` bytes (it holds less before the call).
+    fn make_room(
+        &mut self,
+        total: usize,
+    ) -> impl std::future::Future<Output = Result<(), FetchError>> + Send;
+}
+
+/// No accounting: a page source holds one document at a time, within its own cap.
+pub struct Unaccounted;
+
+impl BodyRoom for Unaccounted {
+    async fn make_room(&mut self, _total: usize) -> Result<(), FetchError> {
+        Ok(())
     }
 }
 
@@ -262,10 +311,11 @@ pub fn redacted(url: &reqwest::Url) -> String {
 }
 
 /// `text` with every secret of `url` (password, query values, raw and decoded) replaced.
-fn redact_text(mut text: String, url: &reqwest::Url) -> String {
+pub fn redact_text(mut text: String, url: &reqwest::Url) -> String {
     let mut secrets: Vec<String> = Vec::new();
     if let Some(p) = url.password() {
         secrets.push(p.to_owned());
+        secrets.push(percent_decoded(p));
     }
     if let Some(query) = url.query() {
         secrets.extend(
@@ -282,6 +332,31 @@ fn redact_text(mut text: String, url: &reqwest::Url) -> String {
         text = text.replace(&secret, "***");
     }
     text
+}
+
+/// `%XX` escapes decoded (invalid UTF-8 replaced), for secrets a URL keeps encoded.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|&b| hex(b)),
+            bytes.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn too_large(max: usize) -> FetchError {
