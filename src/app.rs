@@ -16,9 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::checkpoint::{Checkpointer, Gate, Loaded, Store};
+use crate::checkpoint::{self, Checkpointer, Gate, Loaded, Store};
 use crate::config::{self, Config, ConfigErrors};
 use crate::pipeline::Pipeline;
 use crate::probe::{ProbeOptions, Probes};
@@ -329,6 +329,12 @@ impl Generation {
 
 /// Runs the exporter until SIGTERM or SIGINT, reloading on SIGHUP and `POST /-/reload`.
 pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
+    // A write past `ulimit -f` is an error to count (EFBIG), as a full disk is, not a signal
+    // that ends the process.
+    // SAFETY: a signal's disposition set to "ignore" (process-wide, no handler runs).
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let web_security = options
         .web_config
         .as_deref()
@@ -351,22 +357,48 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         None => None,
         Some(dir) => {
             let store = Store::open(dir)?;
+            let metrics = self_metrics.checkpoint();
             match store.load() {
-                Loaded::Nothing => info!(path = %store.path().display(), "no checkpoint yet: starting afresh"),
-                Loaded::Snapshot(snapshot) => {
-                    info!(path = %store.path().display(), families = snapshot.families.len(), sources = snapshot.sources.len(), "resuming from the checkpoint");
-                    restore(&mut built, snapshot);
+                Loaded::Nothing => {
+                    info!(path = %store.path().display(), "no checkpoint yet: starting afresh")
                 }
-                Loaded::Unreadable(why, moved) => error!(
-                    "the checkpoint cannot be read ({why}); it was moved to {} and the exporter starts afresh (counters from 0, files per start_at)",
-                    moved.display()
-                ),
+                Loaded::Snapshot(snapshot) => {
+                    // What cannot be right is refused whole: counts and offsets go together.
+                    let mut problems = checkpoint::verify::values(&snapshot, &built.persisted);
+                    problems.extend(checkpoint::verify::files(
+                        &snapshot,
+                        &crate::source::fs::RealFs,
+                    ));
+                    if problems.is_empty() {
+                        info!(path = %store.path().display(), families = snapshot.families.len(), sources = snapshot.sources.len(), "resuming from the checkpoint");
+                        restore(&mut built, snapshot);
+                    } else {
+                        metrics.restore_refused.inc();
+                        let Loaded::Unreadable(_, moved) = store.aside("refused", String::new())
+                        else {
+                            unreachable!("aside")
+                        };
+                        error!(
+                            "the checkpoint is refused: {}; it was moved to {} and the exporter starts afresh (counters from 0, files per start_at)",
+                            checkpoint::verify::summary(&problems),
+                            moved.display()
+                        );
+                    }
+                }
+                Loaded::Unreadable(why, moved) => {
+                    metrics.restore_unreadable.inc();
+                    error!(
+                        "the checkpoint cannot be read ({why}); it was moved to {} and the exporter starts afresh (counters from 0, files per start_at)",
+                        moved.display()
+                    )
+                }
             }
             let c = Arc::new(Checkpointer::new(
                 store,
                 gate.clone(),
-                self_metrics.checkpoint(),
-            ));
+                metrics,
+                options.storage_interval,
+            )?);
             gate.set_checkpointer(&c);
             Some(c)
         }
@@ -413,23 +445,14 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                     let gate = gate.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         for family in families.iter().filter(|f| f.expires()) {
-                            let _section = gate.section();
-                            family.expire();
+                            // Mostly nothing expires: a checkpoint is due only when some did.
+                            let _section = gate.quiet_section();
+                            if family.expire() > 0 {
+                                gate.mark_changed();
+                            }
                         }
                     })
                     .await;
-                }
-            });
-        }
-        if let Some(c) = checkpointer.clone() {
-            let every = options.storage_interval;
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(every);
-                ticks.tick().await;
-                loop {
-                    ticks.tick().await;
-                    let c = c.clone();
-                    let _ = tokio::task::spawn_blocking(move || c.checkpoint()).await;
                 }
             });
         }
@@ -473,9 +496,12 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let _ = server.await;
         generation.stop().await;
         if let Some(c) = checkpointer.clone() {
-            // The last checkpoint: every line read so far, and where each file stands.
-            if tokio::task::spawn_blocking(move || c.checkpoint()).await.unwrap_or(false) {
+            // The last checkpoint: every line read so far, and where each file stands — waited
+            // for within a bound (a hung volume must not hold the exit).
+            if tokio::task::spawn_blocking(move || c.finish()).await.unwrap_or(false) {
                 info!("checkpoint written");
+            } else {
+                warn!("the last checkpoint was not written within {:?}; a restart goes back to the last one written", checkpoint::SHUTDOWN_WAIT);
             }
         }
         anyhow::Ok(())

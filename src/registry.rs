@@ -722,9 +722,16 @@ impl Families {
     pub fn render_with(&self, saved: &[crate::checkpoint::FamilySnapshot]) -> Vec<Chunk> {
         let mut out = Vec::new();
         for family in self.by_name.values() {
-            match saved.iter().find(|s| s.name == family.name) {
-                Some(s) if !s.series.is_empty() => family.render_copy(&s.series, &mut out),
-                Some(_) => {}
+            // A copy that no longer fits the family (it changed since) is not shown.
+            match saved
+                .iter()
+                .find(|s| s.name == family.name && s.fits(family))
+            {
+                Some(s) => {
+                    if !s.series.is_empty() {
+                        family.render_copy(&s.series, &mut out)
+                    }
+                }
                 None => family.render(&mut out),
             }
         }

@@ -417,6 +417,8 @@ pub struct Families {
     checkpoint_bytes: Labeled<IntGauge>,
     checkpoint_duration: Labeled<Gauge>,
     checkpoint_last_success: Labeled<Gauge>,
+    checkpoint_last_write_successful: Labeled<Gauge>,
+    checkpoint_restore_errors: Labeled<IntCounter>,
 }
 
 /// Handles of the probes' capacity gauges.
@@ -440,6 +442,12 @@ pub struct CheckpointMetrics {
     pub bytes: IntGauge,
     pub duration: Gauge,
     pub last_success: Gauge,
+    /// `quarry_checkpoint_last_write_successful`
+    pub last_write_successful: Gauge,
+    /// `quarry_checkpoint_restore_errors_total{reason="unreadable"}`
+    pub restore_unreadable: IntCounter,
+    /// `quarry_checkpoint_restore_errors_total{reason="refused"}`
+    pub restore_refused: IntCounter,
 }
 
 const SP: &[&str] = &["source", "path"];
@@ -522,6 +530,8 @@ impl SelfMetrics {
             checkpoint_bytes: Labeled::new("quarry_checkpoint_bytes", "Size of the last checkpoint written.", &[]),
             checkpoint_duration: Labeled::new("quarry_checkpoint_duration_seconds", "How long writing the last checkpoint took (including fsync).", &[]),
             checkpoint_last_success: Labeled::new("quarry_checkpoint_last_success_timestamp_seconds", "When the last checkpoint written was taken (Unix time).", &[]),
+            checkpoint_last_write_successful: Labeled::new("quarry_checkpoint_last_write_successful", "Whether the last checkpoint was written (1), or could not be (0: /metrics then shows values the disk does not hold, and a restart would go back to the last checkpoint written).", &[]),
+            checkpoint_restore_errors: Labeled::new("quarry_checkpoint_restore_errors_total", "Checkpoints not restored at start: unreadable (corrupt, truncated, foreign, not a regular file) or refused (values or file offsets that cannot be right); the exporter started afresh.", &["reason"]),
         }))
     }
 
@@ -533,6 +543,13 @@ impl SelfMetrics {
             bytes: self.checkpoint_bytes.with_label_values(&[]),
             duration: self.checkpoint_duration.with_label_values(&[]),
             last_success: self.checkpoint_last_success.with_label_values(&[]),
+            last_write_successful: self.checkpoint_last_write_successful.with_label_values(&[]),
+            restore_unreadable: self
+                .checkpoint_restore_errors
+                .with_label_values(&["unreadable"]),
+            restore_refused: self
+                .checkpoint_restore_errors
+                .with_label_values(&["refused"]),
         }
     }
 
@@ -578,6 +595,7 @@ impl SelfMetrics {
             &f.source_listing_errors,
             &f.checkpoint_writes,
             &f.checkpoint_errors,
+            &f.checkpoint_restore_errors,
         ] {
             c.render(out);
         }
@@ -604,6 +622,7 @@ impl SelfMetrics {
             &f.config_reload_timestamp,
             &f.checkpoint_duration,
             &f.checkpoint_last_success,
+            &f.checkpoint_last_write_successful,
         ] {
             g.render(out);
         }

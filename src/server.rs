@@ -281,16 +281,12 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
             .get(move || {
                 // What a scrape shows is on disk first: after a restart no counter is lower
                 // than Prometheus saw.
-                let saved = checkpointer.as_ref().and_then(|c| {
-                    let taken = c.take()?;
-                    c.persist(&taken);
-                    Some(taken.snapshot.families)
-                });
+                let saved = checkpointer.as_ref().and_then(|c| c.for_scrape());
                 crate::exposition::render_saved(
                     &registry,
                     &families,
                     &self_metrics,
-                    saved.as_deref().unwrap_or_default(),
+                    saved.as_deref().map_or(&[][..], |s| &s[..]),
                 )
             })
             .await;
@@ -316,7 +312,14 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
         }
     } else {
         match path {
-            "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy.\n"),
+            "/-/healthy" => match state.checkpointer.as_ref().and_then(|c| c.problem()) {
+                None => response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy.\n"),
+                Some(problem) => response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("Unhealthy: {problem}.\n"),
+                ),
+            },
             "/-/ready" => {
                 let pending = state.pending_sources.load(Ordering::SeqCst);
                 if pending == 0 {

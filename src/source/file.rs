@@ -133,7 +133,7 @@ impl Sink for SourceSink<'_> {
     fn durable(&mut self) {
         // Outside sections (the tailer calls it there): the checkpoint pauses the gate.
         if let Some(c) = self.gate.checkpointer() {
-            c.checkpoint();
+            c.checkpoint_within(crate::checkpoint::DURABLE_WAIT);
         }
     }
 
