@@ -15,6 +15,7 @@ pub mod examples;
 pub mod explain;
 pub mod exposition;
 pub mod extract;
+pub mod faults;
 pub mod grok;
 pub mod landing;
 pub mod logging;

@@ -389,6 +389,8 @@ pub struct Families {
     pub label_values_truncated: Labeled<IntCounter>,
     /// `quarry_source_up{source}`
     pub source_up: Labeled<IntGauge>,
+    /// `quarry_source_panics_total{source}`
+    pub source_panics: Labeled<IntCounter>,
     /// `quarry_source_duration_seconds{source}`
     pub source_duration: Labeled<Gauge>,
     /// `quarry_source_last_success_timestamp_seconds{source}`
@@ -516,6 +518,7 @@ impl SelfMetrics {
             series_dropped: Labeled::new("quarry_series_dropped_total", "Updates dropped because their metric already holds max_series label sets.", M),
             label_values_truncated: Labeled::new("quarry_label_values_truncated_total", "Label values cut to the metric's max_label_value_length.", M),
             source_up: Labeled::new("quarry_source_up", "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).", S),
+            source_panics: Labeled::new("quarry_source_panics_total", "Panics (bugs) contained in a file source: a record skipped, or the source started again from its last committed state.", S),
             source_duration: Labeled::new("quarry_source_duration_seconds", "How long the last fetch and extraction of a page source took.", S),
             source_last_success: Labeled::new("quarry_source_last_success_timestamp_seconds", "When a page source last succeeded (Unix time).", S),
             source_errors: Labeled::new("quarry_source_errors_total", "Failed fetches or documents of a page source, by reason.", &["source", "reason"]),
@@ -596,6 +599,7 @@ impl SelfMetrics {
             &f.checkpoint_writes,
             &f.checkpoint_errors,
             &f.checkpoint_restore_errors,
+            &f.source_panics,
         ] {
             c.render(out);
         }

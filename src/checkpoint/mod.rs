@@ -333,12 +333,16 @@ impl Checkpointer {
     pub fn for_scrape(&self) -> Option<Saved> {
         let s = &self.shared;
         let mut state = s.state();
-        if state
-            .writing_since
-            .is_some_and(|t| t.elapsed() >= MIN_WRITE_INTERVAL)
-        {
-            // A write is slow or stuck: no waiting behind it.
-            return state.ok.then(|| state.saved.clone()).flatten();
+        if let Some(since) = state.writing_since {
+            if since.elapsed() >= SCRAPE_WAIT {
+                // A write that does not return: it cannot be written now.
+                s.metrics.last_write_successful.set(0.0);
+                return None;
+            }
+            if since.elapsed() >= MIN_WRITE_INTERVAL {
+                // A slow write: no waiting behind it.
+                return state.ok.then(|| state.saved.clone()).flatten();
+            }
         }
         let unchanged = state.saved.is_some() && s.gate.sections() == state.saved_sections;
         let recent = state

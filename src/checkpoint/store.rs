@@ -196,6 +196,7 @@ impl Store {
 
     /// Writes `bytes` as the checkpoint, atomically and durably.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        crate::faults::hang_checkpoint_write();
         let tmp = self.tmp_path();
         // Whatever is at the temporary path (a file left by a crash, or a FIFO or a link put
         // there) is removed, and the file created anew: nothing else is ever written into.

@@ -147,14 +147,9 @@ pub fn files<F: Fs>(snapshot: &Snapshot, fs: &F) -> Vec<String> {
         for r in &state.files {
             let k = &r.known;
             // Followed or draining (a shadow's offset is where it was found equal), read
-            // somewhat, on a filesystem that keeps birth times (an inode number alone may name
-            // another file by now).
-            if r.phase > 1
-                || k.offset == 0
-                || k.id.birth == 0
-                || k.head.len == 0
-                || k.marker.len == 0
-            {
+            // somewhat. Without birth times (some filesystems keep none) an inode number may
+            // name another file by now: the same first bytes tell it is the same file.
+            if r.phase > 1 || k.offset == 0 || k.head.len == 0 || k.marker.len == 0 {
                 continue;
             }
             let Ok(meta) = fs.stat(Path::new(&k.path)) else {

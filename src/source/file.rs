@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::discover::{Globs, Wake, Watcher};
 use super::fs::{not_read_counts, FileId, RealFs};
@@ -32,6 +32,21 @@ use crate::status::{FileState, FileStatus, SharedStatus};
 
 /// Least time between two status snapshots, unless files came or went.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
+/// How long a source that panicked waits before it starts again, at first…
+const PANIC_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// …and at most (doubling each time; back to the first after this long without a panic).
+const PANIC_BACKOFF_LAST: Duration = Duration::from_secs(60);
+/// Panics on single records logged per source (then only counted).
+const RECORD_PANICS_LOGGED: u64 = 10;
+
+/// The text a panic carried.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
 
 /// The settings of a file source, with defaults applied.
 #[derive(Debug, Clone)]
@@ -81,6 +96,8 @@ struct Books {
     counters: HashMap<String, FileCounters>,
     errors: HashMap<String, String>,
     events: Vec<(EventKind, IntCounter)>,
+    /// `quarry_source_panics_total{source}`.
+    panics: IntCounter,
 }
 
 /// The tailer's output, turned into counts, logs, metrics and checkpoint records.
@@ -143,7 +160,25 @@ impl Sink for SourceSink<'_> {
             stream,
             time,
         };
-        self.pipeline.process_line(line, &ctx);
+        // A panic on one record (a bug) is that record's: counted, logged, and the source
+        // goes on with the next (its section and offsets stay consistent).
+        let pipeline = &mut *self.pipeline;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::faults::panic_on_record(line);
+            pipeline.process_line(line, &ctx);
+        }));
+        if let Err(payload) = outcome {
+            self.books.panics.inc();
+            if self.books.panics.get() <= RECORD_PANICS_LOGGED {
+                error!(
+                    source = self.source,
+                    path,
+                    "a record made the pipeline panic ({}); the record is skipped: {:.200}",
+                    panic_message(&*payload),
+                    line
+                );
+            }
+        }
     }
 
     fn record_error(&mut self, reason: crate::selfmetrics::RecordErrorReason) {
@@ -270,6 +305,7 @@ impl FileSource {
             books: Books {
                 counters: HashMap::new(),
                 errors: HashMap::new(),
+                panics: self_metrics.source_panics.with_label_values(&[name]),
                 events: EventKind::ALL
                     .iter()
                     .map(|k| {
@@ -388,20 +424,72 @@ impl FileSource {
     /// Follows the files until [`Wake::Stop`] arrives, then hands itself back (a reload passes
     /// its files to the next config). `ready` is called once the first scan is done, before the
     /// first read (which may be long with `start_at: beginning`).
+    ///
+    /// A panic (a bug) does not end the source: it is logged, counted
+    /// (`quarry_source_panics_total`) and shown on the landing page, and the source starts
+    /// again from its last committed state — the file records its sections published, which
+    /// go with the counts — after a backoff (1 s, doubling up to a minute, back to 1 s after a
+    /// minute without one). A panic on one record is contained to that record.
     pub fn run(
         mut self,
         wake_tx: Sender<Wake>,
         wake_rx: Receiver<Wake>,
         ready: impl FnOnce(),
     ) -> FileSource {
-        let (mut watcher, problem) = Watcher::new(wake_tx, self.options.watch);
+        let mut ready = Some(ready);
+        let mut backoff = PANIC_BACKOFF_FIRST;
+        loop {
+            let started = Instant::now();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.follow(&wake_tx, &wake_rx, &mut ready)
+            }));
+            let Err(payload) = outcome else {
+                return self;
+            };
+            if started.elapsed() >= PANIC_BACKOFF_LAST {
+                backoff = PANIC_BACKOFF_FIRST;
+            }
+            let why = panic_message(&*payload);
+            self.books.panics.inc();
+            error!(source = %self.name, "the source panicked ({why}); it starts again from its last committed state in {backoff:?}");
+            self.source_error = Some(format!(
+                "panicked ({why}); started again from its last committed state"
+            ));
+            self.publish_status(true, false);
+            if let Some(ready) = ready.take() {
+                ready();
+            }
+            match wake_rx.recv_timeout(backoff) {
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return self,
+                _ => {}
+            }
+            if self.stop.load(Ordering::Relaxed) || wake_rx.try_iter().any(|w| w == Wake::Stop) {
+                return self;
+            }
+            let state = self.share.state();
+            self.share.reset(&state);
+            self.tailer.restart_from(state, Instant::now());
+            backoff = (backoff * 2).min(PANIC_BACKOFF_LAST);
+        }
+    }
+
+    /// The source's loop: scan, read, wait for a wake-up or the next poll; returns at a stop.
+    fn follow<F: FnOnce()>(
+        &mut self,
+        wake_tx: &Sender<Wake>,
+        wake_rx: &Receiver<Wake>,
+        ready: &mut Option<F>,
+    ) {
+        let (mut watcher, problem) = Watcher::new(wake_tx.clone(), self.options.watch);
         if let Some(p) = problem {
             warn!(source = %self.name, "{p}");
             self.source_error = Some(p);
         }
         self.scan();
         self.update_watches(&mut watcher);
-        ready();
+        if let Some(ready) = ready.take() {
+            ready();
+        }
         let (mut more, mut flush_in) = self.read();
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
@@ -415,12 +503,12 @@ impl FileSource {
             };
             let mut rescan = false;
             match wake_rx.recv_timeout(timeout) {
-                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(w) => {
                     rescan |= w == Wake::Rescan;
                     for w in wake_rx.try_iter() {
                         if w == Wake::Stop {
-                            return self;
+                            return;
                         }
                         rescan |= w == Wake::Rescan;
                     }
@@ -428,7 +516,7 @@ impl FileSource {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if self.stop.load(Ordering::Relaxed) {
-                break;
+                return;
             }
             let now = Instant::now();
             if now >= next_poll {
@@ -440,10 +528,10 @@ impl FileSource {
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }
+            crate::faults::panic_once();
             (more, flush_in) = self.read();
             self.publish_status(rescan || changed, watcher.is_active());
         }
-        self
     }
 
     /// A scan of the globs; returns whether files came, went or changed state.

@@ -656,6 +656,20 @@ impl<F: Fs> Tailer<F> {
         }
     }
 
+    /// Forgets every file and starts again from `state` (a source restarting after a panic:
+    /// its last committed state).
+    pub fn restart_from(&mut self, state: TailState, now: Instant) {
+        self.files.clear();
+        self.gone.clear();
+        self.restored.clear();
+        self.compressed.clear();
+        self.paths.clear();
+        self.scans = 0;
+        self.listing_errors.clear();
+        self.skipped.clear();
+        self.restore(state, now);
+    }
+
     /// Starts from a checkpoint: its files are matched on the first scan (by inode and
     /// content, or by content alone), and files it does not know are read from their
     /// beginning (they may have been written while the exporter was down).

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 /// How long a condition may take before a test fails. Generous: CI machines are shared.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_quarry_exporter")
+/// The binary under test: this build's, or another one named by `QUARRY_TEST_BINARY` (to run
+/// the same tests against an older build, and see which fail there).
+pub fn binary() -> String {
+    std::env::var("QUARRY_TEST_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_quarry_exporter").to_owned())
 }
 
 /// A running exporter; killed when dropped.
