@@ -758,40 +758,10 @@ impl<F: Fs> Tailer<F> {
                 .or_insert(f);
         }
         self.decide_pending(now, sink);
+        self.mark_replaced_restored(&by_id);
         // Content replaced in a followed file is found before new files are decided on: a copy
         // of the old content (copytruncate's) then matches the old content's record.
-        let followed: Vec<FileId> = self
-            .files
-            .iter()
-            .filter(|(_, t)| t.phase == Phase::Following && !t.in_turns())
-            .map(|(id, _)| *id)
-            .collect();
-        let replaced: Vec<(FileId, Meta)> = followed
-            .into_iter()
-            .filter_map(|id| {
-                let t = &self.files[&id];
-                let meta = t.handle.as_ref()?.meta().ok()?;
-                content_replaced(t, t.handle.as_ref()?, meta).then_some((id, meta))
-            })
-            .collect();
-        // Every old content is remembered before any new content is decided on: a copy
-        // written over an older rotation in place is new content there, and a copy of the
-        // live file's old content, truncated in the same rotation.
-        if replaced.len() > 1 {
-            sink.begin();
-            for (id, _) in &replaced {
-                let old = Known {
-                    truncated: true,
-                    ..known(&self.files[id])
-                };
-                self.remember(old, now, sink);
-            }
-            sink.end();
-        }
-        for (id, meta) in replaced {
-            let t = self.files.remove(&id).expect("listed");
-            self.replaced(t, meta, now, sink);
-        }
+        self.handle_replaced(now, sink);
         let mut adopted = false;
         // Files new to the tailer are decided on the largest first: a copy is never larger
         // than its intact original, so an original (after a restart, both unknown) is followed
@@ -1323,6 +1293,7 @@ impl<F: Fs> Tailer<F> {
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
         self.decide_pending(now, sink);
+        self.handle_replaced(now, sink);
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         let mut more = false;
         for id in ids {
@@ -1542,6 +1513,67 @@ impl<F: Fs> Tailer<F> {
         // New content: saved before its lines are counted, as a new file's.
         sink.durable();
         true
+    }
+
+    /// Finds the followed files whose content was replaced (truncated, or written over in
+    /// place) and decides on their new content — every old content remembered before any new
+    /// content is decided on: a copy written over an older rotation in place is new content
+    /// there, and a copy of the live file's old content, truncated in the same rotation.
+    fn handle_replaced(&mut self, now: Instant, sink: &mut impl Sink) {
+        let followed: Vec<FileId> = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.phase == Phase::Following && !t.in_turns())
+            .map(|(id, _)| *id)
+            .collect();
+        let replaced: Vec<(FileId, Meta)> = followed
+            .into_iter()
+            .filter_map(|id| {
+                let t = &self.files[&id];
+                let meta = t.handle.as_ref()?.meta().ok()?;
+                content_replaced(t, t.handle.as_ref()?, meta).then_some((id, meta))
+            })
+            .collect();
+        // Every old content is remembered before any new content is decided on: a copy
+        // written over an older rotation in place is new content there, and a copy of the
+        // live file's old content, truncated in the same rotation.
+        if replaced.len() > 1 {
+            sink.begin();
+            for (id, _) in &replaced {
+                let old = Known {
+                    truncated: true,
+                    ..known(&self.files[id])
+                };
+                self.remember(old, now, sink);
+            }
+            sink.end();
+        }
+        for (id, meta) in replaced {
+            let t = self.files.remove(&id).expect("listed");
+            self.replaced(t, meta, now, sink);
+        }
+    }
+
+    /// Checkpoint records whose inode is listed but holds other content now (truncated while
+    /// the exporter was down) are marked truncated before any file is decided on: a copy of
+    /// that content taken before it was all read (copytruncate's) is then told by its first
+    /// bytes, whatever order the files come in.
+    fn mark_replaced_restored(&mut self, by_id: &BTreeMap<FileId, &Found>) {
+        for r in &mut self.restored {
+            if r.known.truncated || !r.known.has_content() {
+                continue;
+            }
+            let Some(found) = by_id.get(&r.known.id) else {
+                continue;
+            };
+            let Ok(h) = self.fs.open(&found.path) else {
+                continue;
+            };
+            let Ok(meta) = h.meta() else { continue };
+            if meta.id == r.known.id && !r.known.continues_in(&h, meta.size) {
+                r.known.truncated = true;
+            }
+        }
     }
 
     /// Decides on the files waiting where they can be, before anything else: one that turns
