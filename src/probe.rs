@@ -8,7 +8,7 @@
 //! response, so replicas are interchangeable behind a Service. Its time is bounded by the
 //! module's `timeout` and by what Prometheus allows (`X-Prometheus-Scrape-Timeout-Seconds`
 //! minus `--probe.timeout-offset`), waiting for capacity, fetching and parsing included.
-//! Capacity is shared under three bounds ([`limits`]): slots per target, slots over all
+//! Capacity is shared under three bounds (`limits.rs`): slots per target, slots over all
 //! targets and a byte budget for documents in flight; each module parses on a small pool of
 //! document workers (one per core). So a slow target or a pathological page holds only its
 //! own share, never the others', and a probe that got no capacity says so (`no_slot`).

@@ -1,6 +1,6 @@
 //! `exporter.yaml`: its model, loading with exact error positions, and validation.
 //!
-//! Loading happens in two phases, as in ripgrep's flags: [`load`] parses and validates the text
+//! Loading happens in two phases, as in ripgrep's flags: `load` parses and validates the text
 //! into a [`Config`] (or every error at once), then [`crate::pipeline`] compiles it into the
 //! running plan.
 

@@ -309,7 +309,7 @@ pub struct CommandSourceConfig {
     #[serde(default, deserialize_with = "de_opt_duration")]
     #[schemars(schema_with = "duration_schema")]
     pub interval: Option<Duration>,
-    /// Exit codes that count as success (default [0]).
+    /// Exit codes that count as success (default `[0]`).
     #[serde(default)]
     pub accept_exit_codes: Option<Vec<i32>>,
     /// Largest stdout accepted, in bytes (default 10 MiB).

@@ -88,7 +88,7 @@ const CHAR_DEVICE: &str = "it is a character device, not a regular file";
 const BLOCK_DEVICE: &str = "it is a block device, not a regular file";
 
 /// Why a path a file source's globs match is not read: the bounded reason (the `reason` label
-/// of `quarry_source_paths_not_read`) and the words said after "<path> is not read: ".
+/// of `quarry_source_paths_not_read`) and the words said after "`<path>` is not read: ".
 pub const NOT_READ: &[(&str, &str)] = &[
     ("directory", DIRECTORY),
     ("fifo", FIFO),

@@ -15,9 +15,18 @@
 //!   from the original; the copy is read only from where the original was when the original was
 //!   truncated or replaced — which closes copytruncate's race when the rotated copy is in the
 //!   globs: the lines not yet read when the original was truncated are read from the copy.
-//! - **Gone content is remembered** (offset, head, marker) for a while, so that a copy that
-//!   shows up later (logrotate copies before it truncates, compresses a day later) is
-//!   recognised instead of read again.
+//!   A copy is never larger than its intact original (the original's size is taken now, not
+//!   as last read: a reader running late sees a copy grow past an old size), and an original
+//!   is followed before its copies are decided on (waiting files first, new files largest
+//!   first).
+//! - **Gone content is remembered** (offset, head, marker, first bytes) for a while, so that a
+//!   copy that shows up later (logrotate copies before it truncates, compresses a day later) is
+//!   recognised instead of read again — also a copy shorter than what was read from truncated
+//!   content (logrotate copied, the original was read on, then truncated): it starts with the
+//!   same bytes and holds nothing unread.
+//! - **Streams are committed apart.** With container streams, a record held on one stream keeps
+//!   the committed offset at its first line while the others' records are counted; the file's
+//!   record then carries a [`Replay`] so that only the held lines are read again.
 //! - **Draining never re-reads.** A file no longer matched (renamed away, deleted) is read to
 //!   its end through the descriptor already open, until quiet for `rotate_wait`; if it shrinks
 //!   or its content is replaced meanwhile, it is closed, never read from its start.
