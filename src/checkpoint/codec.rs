@@ -263,14 +263,19 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
             w.known(k);
         }
     }
-    let payload = w.0;
-    let sha = Digest::of(&payload).sha;
+    frame(&w.0)
+}
+
+/// A checkpoint file around `payload`: magic, version, length and checksum before it (what
+/// [`decode`] checks before it reads the payload; the fuzz target frames arbitrary payloads).
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let sha = Digest::of(payload).sha;
     let mut out = Vec::with_capacity(payload.len() + 52);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&sha);
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
 }
 
