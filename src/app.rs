@@ -75,16 +75,12 @@ pub fn base_dir(config_file: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// The self-metrics, and a registry with the process collector (the only collector the
-/// prometheus crate still provides here: it has no labels, so its child lookup cannot merge
-/// series).
+/// The self-metrics, and a registry with the `process_*` collector ([`crate::process`]: the
+/// prometheus crate's own counts CPU in whole seconds).
 pub fn new_registry() -> anyhow::Result<(Registry, SelfMetrics)> {
     let registry = Registry::new();
     let self_metrics = SelfMetrics::new();
-    #[cfg(target_os = "linux")]
-    registry.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))?;
+    registry.register(Box::new(crate::process::ProcessCollector::for_self()))?;
     Ok((registry, self_metrics))
 }
 

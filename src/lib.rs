@@ -21,6 +21,7 @@ pub mod logging;
 pub mod matcher;
 pub mod pipeline;
 pub mod probe;
+pub mod process;
 pub mod registry;
 pub mod scrape;
 pub mod selfmetrics;
