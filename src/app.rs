@@ -325,6 +325,8 @@ impl Generation {
 
 /// Runs the exporter until SIGTERM or SIGINT, reloading on SIGHUP and `POST /-/reload`.
 pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
+    // Before the runtime and the sources start their threads.
+    crate::allocator::tune();
     let web_security = options
         .web_config
         .as_deref()
@@ -446,6 +448,8 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             };
             let (next, result) = reload(&options, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
             generation = next;
+            // The old config's memory was just freed: hand it back rather than keep it.
+            crate::allocator::release_free_memory();
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }
