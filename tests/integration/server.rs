@@ -454,7 +454,7 @@ sources:
     let mut read = 0;
     let before = loop {
         let before = cpu_ticks(pid);
-        if before > 0 && before % hz as u64 != 0 {
+        if before > 0 && !before.is_multiple_of(hz as u64) {
             break before;
         }
         append(&log, lines("a", read, 20_000));
