@@ -6,8 +6,8 @@
 //! block over 128 KiB raises the mmap threshold (and the trim threshold to twice that) for
 //! good, so later large blocks come from the arenas and their space is not returned. The live
 //! heap stays flat across reloads (heaptrack: 1.7 MB at the 1st and the 300th), yet RSS went
-//! from 14.6 to 26.6 MB over the first few hundred reloads, a plateau whose height grows with
-//! the number of arenas threads spread over. Hence, unless the user set them (`MALLOC_*` or
+//! from 14 to 26 MiB over the first few hundred reloads, a plateau whose height grows with the
+//! number of arenas threads spread over. Hence, unless the user set them (`MALLOC_*` or
 //! `GLIBC_TUNABLES`, glibc's documented knobs, win):
 //!
 //! - the mmap threshold is fixed at glibc's default, 128 KiB, which turns its raising off:
