@@ -75,16 +75,12 @@ pub fn base_dir(config_file: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// The self-metrics, and a registry with the process collector (the only collector the
-/// prometheus crate still provides here: it has no labels, so its child lookup cannot merge
-/// series).
+/// The self-metrics, and a registry with the `process_*` collector ([`crate::process`]: the
+/// prometheus crate's own counts CPU in whole seconds).
 pub fn new_registry() -> anyhow::Result<(Registry, SelfMetrics)> {
     let registry = Registry::new();
     let self_metrics = SelfMetrics::new();
-    #[cfg(target_os = "linux")]
-    registry.register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    ))?;
+    registry.register(Box::new(crate::process::ProcessCollector::for_self()))?;
     Ok((registry, self_metrics))
 }
 
@@ -329,6 +325,8 @@ impl Generation {
 
 /// Runs the exporter until SIGTERM or SIGINT, reloading on SIGHUP and `POST /-/reload`.
 pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
+    // Before the runtime and the sources start their threads.
+    crate::allocator::tune();
     // A write past `ulimit -f` is an error to count (EFBIG), as a full disk is, not a signal
     // that ends the process.
     // SAFETY: a signal's disposition set to "ignore" (process-wide, no handler runs).
@@ -487,6 +485,8 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             };
             let (next, result) = reload(prepared, &options, &self_metrics, generation, &pending, &state, &gate, checkpointer.as_deref()).await;
             generation = next;
+            // The old config's memory was just freed: hand it back rather than keep it.
+            crate::allocator::release_free_memory();
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }

@@ -6,6 +6,7 @@
 //! and [`selfmetrics`] the exporter's own; [`server`] serves them with a landing page.
 //! [`app`] wires these together for the `run`, `check` and `one-shot` commands.
 
+pub mod allocator;
 pub mod app;
 pub mod checkpoint;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod matcher;
 pub mod pipeline;
 pub mod probe;
+pub mod process;
 pub mod registry;
 pub mod scrape;
 pub mod selfmetrics;

@@ -413,3 +413,62 @@ sources:
         assert!(log.contains(want), "{want} not in\n{log}");
     }
 }
+
+/// CPU time of `pid` in clock ticks (utime + stime of /proc/PID/stat, fields 14 and 15,
+/// counted after the command name's closing parenthesis).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// `process_cpu_seconds_total` has the kernel's precision (one clock tick, 0.01 s), as the Go
+/// client's: it lies between two reads of /proc/PID/stat made around the scrape. (The
+/// prometheus crate's collector counted whole seconds: 0 until the first full second.)
+#[test]
+fn process_cpu_seconds_have_tick_precision() {
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let exporter = Exporter::start(
+        dir.path(),
+        r#"version: 1
+metrics:
+  - {name: events_total, type: counter, help: Events., labels: [kind]}
+sources:
+  - name: logs
+    file: {paths: [app.log], poll_interval: 100ms}
+    rules:
+      - name: event
+        regex: '^(?P<kind>\w+) (?P<n>\d+)$'
+        update: [{metric: events_total, labels: {kind: $kind}}]
+"#,
+    );
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let pid = exporter.pid();
+    // Work until the exporter's CPU time is not a whole number of seconds (where whole seconds
+    // and ticks would agree).
+    let mut read = 0;
+    let before = loop {
+        let before = cpu_ticks(pid);
+        if before > 0 && !before.is_multiple_of(hz as u64) {
+            break before;
+        }
+        append(&log, lines("a", read, 20_000));
+        read += 20_000;
+        exporter.wait_value(r#"events_total{kind="a"}"#, read as f64);
+    };
+    let exported = exporter.value("process_cpu_seconds_total").unwrap();
+    let after = cpu_ticks(pid);
+    // Rounded: 0.07 × 100 is 7.000000000000001 in floating point.
+    let ticks = (exported * hz).round();
+    assert!(
+        before as f64 <= ticks && ticks <= after as f64,
+        "process_cpu_seconds_total {exported} is not between /proc's {} and {} s",
+        before as f64 / hz,
+        after as f64 / hz
+    );
+}
