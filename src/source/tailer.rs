@@ -766,20 +766,27 @@ impl<F: Fs> Tailer<F> {
                 })
                 .or_insert(f);
         }
-        self.decide_pending(now, sink);
         self.mark_replaced_restored(&by_id);
-        // Content replaced in a followed file is found before new files are decided on: a copy
-        // of the old content (copytruncate's) then matches the old content's record.
-        self.handle_replaced(now, sink);
+        // Content replaced in a followed file, and files waiting, are decided on before new
+        // files: a copy of the old content (copytruncate's) then matches the old content's
+        // record, and an original is followed before its copies are decided on.
+        self.handle_replaced_and_pending(now, sink);
         let mut adopted = false;
         // Files new to the tailer are decided on the largest first: a copy is never larger
         // than its intact original, so an original (after a restart, both unknown) is followed
         // before its copies are decided on — and they become its shadows.
         let mut order: Vec<(&FileId, &&Found)> = by_id.iter().collect();
+        // A file its checkpoint record names (by inode) resumes before any other file can be
+        // taken for that content; between files of one size, the shorter name (the live file
+        // rather than its rotation) goes first.
+        let restored_ids: std::collections::BTreeSet<FileId> =
+            self.restored.iter().map(|r| r.known.id).collect();
         order.sort_by_key(|(id, f)| {
             (
                 !self.files.contains_key(id),
+                !restored_ids.contains(id),
                 std::cmp::Reverse(f.meta.size),
+                f.path.as_os_str().len(),
                 **id,
             )
         });
@@ -1301,8 +1308,7 @@ impl<F: Fs> Tailer<F> {
     /// Reads what is new in every file; closes drained files. Returns true when some file has
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
-        self.decide_pending(now, sink);
-        self.handle_replaced(now, sink);
+        self.handle_replaced_and_pending(now, sink);
         let ids: Vec<FileId> = self.files.keys().copied().collect();
         let mut more = false;
         for id in ids {
@@ -1381,7 +1387,7 @@ impl<F: Fs> Tailer<F> {
             if held {
                 t.handle = Some(h);
             }
-            return self.replaced(t, meta, now, sink);
+            return self.replaced(t, meta, now, sink, false);
         }
         let mut more = false;
         let mut budget = READ_BUDGET_PER_PASS;
@@ -1440,6 +1446,7 @@ impl<F: Fs> Tailer<F> {
         meta: Meta,
         now: Instant,
         sink: &mut impl Sink,
+        remembered: bool,
     ) -> bool {
         // A record held is not complete: the old content is remembered read to its start
         // (the committed offset), so that a copy of it (copytruncate's) is read from there and
@@ -1459,7 +1466,9 @@ impl<F: Fs> Tailer<F> {
                 &path,
                 &format!("shrank or was replaced after {} bytes; closed", old.offset),
             );
-            self.remember(old, now, sink);
+            if !remembered {
+                self.remember(old, now, sink);
+            }
             sink.end();
             return false;
         }
@@ -1477,7 +1486,9 @@ impl<F: Fs> Tailer<F> {
         let Some(h) = reopened else {
             sink.begin();
             sink.record(id, None);
-            self.remember(old, now, sink);
+            if !remembered {
+                self.remember(old, now, sink);
+            }
             sink.end();
             return false;
         };
@@ -1515,7 +1526,9 @@ impl<F: Fs> Tailer<F> {
         if let Some(i) = decision.consumed_gone {
             self.gone.remove(i);
         }
-        self.remember(old, now, sink);
+        if !remembered {
+            self.remember(old, now, sink);
+        }
         sink.record(id, Some(&record(&n)));
         self.files.insert(id, n);
         sink.end();
@@ -1525,10 +1538,12 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// Finds the followed files whose content was replaced (truncated, or written over in
-    /// place) and decides on their new content — every old content remembered before any new
-    /// content is decided on: a copy written over an older rotation in place is new content
-    /// there, and a copy of the live file's old content, truncated in the same rotation.
-    fn handle_replaced(&mut self, now: Instant, sink: &mut impl Sink) {
+    /// place), remembers every old content, decides on the files waiting, then on the new
+    /// contents. In this order a copy decided on finds the content it copies whatever the
+    /// rotation did: a copy written into a file that was waiting (copytruncate into an emptied
+    /// rotation) finds the truncated original's content; a copy written over an older
+    /// rotation in place finds its original followed, even one that was waiting itself.
+    fn handle_replaced_and_pending(&mut self, now: Instant, sink: &mut impl Sink) {
         let followed: Vec<FileId> = self
             .files
             .iter()
@@ -1543,10 +1558,7 @@ impl<F: Fs> Tailer<F> {
                 content_replaced(t, t.handle.as_ref()?, meta).then_some((id, meta))
             })
             .collect();
-        // Every old content is remembered before any new content is decided on: a copy
-        // written over an older rotation in place is new content there, and a copy of the
-        // live file's old content, truncated in the same rotation.
-        if replaced.len() > 1 {
+        if !replaced.is_empty() {
             sink.begin();
             for (id, _) in &replaced {
                 let old = Known {
@@ -1557,9 +1569,10 @@ impl<F: Fs> Tailer<F> {
             }
             sink.end();
         }
+        self.decide_pending(now, sink);
         for (id, meta) in replaced {
             let t = self.files.remove(&id).expect("listed");
-            self.replaced(t, meta, now, sink);
+            self.replaced(t, meta, now, sink, true);
         }
     }
 
