@@ -460,20 +460,21 @@ impl<H> Tracked<H> {
         }
         self.keep_held_markers(Some((start, chunk)));
         let committed = self.committed();
-        let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
-        if committed == self.marker_at {
-        } else if let Some((_, d)) = kept {
-            // A record held since an earlier chunk (another stream's record ended).
-            self.marker = *d;
-            self.marker_at = committed;
-        } else if committed >= start {
-            self.marker = self.digest_before(committed, start, chunk);
-            self.marker_at = committed;
-        } else if committed == self.line_marker.0 {
-            // A record held from the line that was partial when this chunk came: it starts
-            // at the end of the lines before, whose marker was kept.
-            self.marker = self.line_marker.1;
-            self.marker_at = committed;
+        if committed != self.marker_at {
+            let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
+            if let Some((_, d)) = kept {
+                // A record held since an earlier chunk (another stream's record ended).
+                self.marker = *d;
+                self.marker_at = committed;
+            } else if committed >= start {
+                self.marker = self.digest_before(committed, start, chunk);
+                self.marker_at = committed;
+            } else if committed == self.line_marker.0 {
+                // A record held from the line that was partial when this chunk came: it
+                // starts at the end of the lines before, whose marker was kept.
+                self.marker = self.line_marker.1;
+                self.marker_at = committed;
+            }
         }
         if self.records.is_some() {
             // Kept for when the record held is emitted: the marker at the end of the lines.
