@@ -1151,12 +1151,11 @@ impl Sim {
         self.fs.0.borrow().inodes.get(&ino).map_or(0, |i| i.birth)
     }
 
-    /// kill -9: everything since the last checkpoint is forgotten; a new tailer starts from it.
-    fn crash(&mut self) {
-        // After the restart, a line the checkpoint did not count can only be read from a file
-        // that still has a name: one that sits only in deleted files (reachable only through
-        // descriptors, and the tailer's die with it) may be lost — documented — never counted
-        // twice.
+    /// After a restart from the last checkpoint, a line it did not count can only be read
+    /// from a file that still has a name: one that sits only in deleted files (reachable only
+    /// through descriptors, and the tailer's die with it) may be lost — documented — never
+    /// counted twice.
+    fn mark_unreachable_after_crash(&mut self) {
         let (_, saved_counts) = self.checkpoint.clone().unwrap_or_default();
         let mut present = HashSet::new();
         {
@@ -1182,6 +1181,10 @@ impl Sim {
             .filter(|k| !saved_counts.contains_key(k) && !present.contains(k))
             .collect();
         self.may_lose.extend(unreachable);
+    }
+
+    /// kill -9: everything since the last checkpoint is forgotten; a new tailer starts from it.
+    fn crash(&mut self) {
         let (state, counts) = self.checkpoint.clone().unwrap_or_default();
         let detail: Vec<String> = state
             .files
@@ -1256,6 +1259,9 @@ impl Sim {
             self.write_lines(n);
             self.note("rotated by rename while the exporter was down");
         }
+        // What the checkpoint did not count and no named file holds any more (deleted while
+        // down, by the rotation above) is lost with any tailer.
+        self.mark_unreachable_after_crash();
         // The restart: the new process scans at once.
         self.scan();
     }

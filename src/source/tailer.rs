@@ -1602,15 +1602,25 @@ impl<F: Fs> Tailer<F> {
     /// Decides on the files waiting where they can be, before anything else: one that turns
     /// out to be an original is then followed when its copies are decided on.
     fn decide_pending(&mut self, now: Instant, sink: &mut impl Sink) {
-        let pending: Vec<(FileId, Instant, bool)> = self
+        let mut pending: Vec<(FileId, Instant, bool, u64, usize)> = self
             .files
             .iter()
             .filter_map(|(id, t)| match t.phase {
-                Phase::Pending { since, free } => Some((*id, since, free)),
+                Phase::Pending { since, free } => {
+                    let size = t
+                        .handle
+                        .as_ref()
+                        .and_then(|h| h.meta().ok())
+                        .map_or(0, |m| m.size);
+                    Some((*id, since, free, size, t.path.as_os_str().len()))
+                }
                 _ => None,
             })
             .collect();
-        for (id, since, free) in pending {
+        // The largest first, then the shorter name: among files waiting, an original (a copy
+        // is never larger) is decided on before its copy.
+        pending.sort_by_key(|&(id, _, _, size, name)| (std::cmp::Reverse(size), name, id));
+        for (id, since, free, _, _) in pending {
             self.check_pending(id, since, free, now, sink);
         }
     }
