@@ -199,6 +199,32 @@ fn run(
     failures
 }
 
+/// The samples `rule` (of `source`, in `config`) alone makes of `input`, as `/metrics`
+/// writes them (`name{label="value"} value`, labels in name order), or why it makes none;
+/// what an example of that input would check. `suggest` writes its examples with it.
+pub fn samples_made(
+    config: &Config,
+    source: &SourceConfig,
+    rule: &RuleConfig,
+    input: &str,
+) -> Result<Vec<String>, String> {
+    let example = RuleExample {
+        input: input.to_owned(),
+        samples: Vec::new(),
+    };
+    produce(config, source, rule, &example).map(|samples| {
+        samples
+            .into_iter()
+            .map(|s| format!("{} {}", s.series(), s.value))
+            // Only samples an example can state: their text reads back as themselves (a
+            // label value with a tab or an escape does not).
+            .filter(|text| {
+                parse_sample(text).is_ok_and(|p| format!("{} {}", p.series(), p.value) == *text)
+            })
+            .collect()
+    })
+}
+
 /// The samples the rule alone makes of the example's input, on families made for it.
 fn produce(
     config: &Config,
