@@ -39,7 +39,10 @@ pub fn kind(text: &str, from_url: bool) -> Option<DocKind> {
         }
         return Some(DocKind::Json);
     }
-    if t.starts_with('<') {
+    // Markup opens with a tag, a declaration or a comment (`<28>` opens a syslog line).
+    if t.starts_with('<')
+        && t[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '!' || c == '?')
+    {
         let head: String = t
             .chars()
             .take(2048)
@@ -726,6 +729,7 @@ mod tests {
             Some(DocKind::Xml)
         );
         assert_eq!(kind("2026-11-28 INFO x", false), None);
+        assert_eq!(kind("<28>Dec  5 09:32:43 vm app: x", false), None);
     }
 
     #[test]

@@ -657,7 +657,7 @@ fn text_rules(d: &mut Draft, p: &str, records: &[Record]) {
         .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
         .count();
     let mut words: BTreeSet<String> = found.iter().cloned().collect();
-    for w in shapes::LEVEL_WORDS.iter().filter(|w| w.len() > 2) {
+    for w in shapes::COMMON_LEVELS {
         if upper * 2 >= found.len() {
             words.insert(w.to_ascii_uppercase());
         } else if lower * 2 >= found.len() {

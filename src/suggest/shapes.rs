@@ -130,6 +130,13 @@ pub const LEVEL_WORDS: &[&str] = &[
     "dpanic",
 ];
 
+/// The levels a level regex always accepts (in the sample's case), besides those the sample
+/// shows: what most writers use, so a first WARNING after the sample is counted too.
+pub const COMMON_LEVELS: &[&str] = &[
+    "trace", "debug", "info", "notice", "warn", "warning", "error", "crit", "critical", "alert",
+    "emerg", "fatal", "severe", "panic",
+];
+
 /// Whether `word` is a log level.
 pub fn is_level(word: &str) -> bool {
     LEVEL_WORDS.iter().any(|l| l.eq_ignore_ascii_case(word))
