@@ -63,6 +63,11 @@ pub fn kind(text: &str, from_url: bool) -> Option<DocKind> {
     None
 }
 
+/// Field → expression, in order.
+type Fields = Vec<(String, String)>;
+/// Items: field → text.
+type Rows = Vec<BTreeMap<String, String>>;
+
 /// A list of items in a document.
 struct ItemList {
     /// What it is called (metric names): `services`, `table`, `server`.
@@ -451,7 +456,7 @@ fn json_walk(
     if depth > 5 {
         return;
     }
-    let item_rows = |items: Vec<&serde_json::Map<String, Value>>| -> (Vec<(String, String)>, Vec<BTreeMap<String, String>>) {
+    let item_rows = |items: Vec<&serde_json::Map<String, Value>>| -> (Fields, Rows) {
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut rows = Vec::new();
         for o in items {

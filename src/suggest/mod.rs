@@ -58,7 +58,7 @@ impl Origin {
             Origin::Stdin => return None,
         };
         let stem = name.split('.').next().unwrap_or("");
-        let stem = match stem.find(|c: char| c == '-' || c == '_') {
+        let stem = match stem.find(['-', '_']) {
             Some(i) if stem[i + 1..].starts_with(|c: char| c.is_ascii_digit()) => &stem[..i],
             _ => stem,
         };
