@@ -140,6 +140,19 @@ pub enum Command {
         #[arg(long = "self-metrics")]
         self_metrics: bool,
     },
+    /// Read a sample (a log file, a page's URL, or `-` for standard input), recognise what it
+    /// is, and print a starter config for it: metrics named by Prometheus' conventions, rules
+    /// in the reader that fits, examples cut from the sample. What was recognised, why, and
+    /// what was not understood are comments at its top. It passes `check`.
+    Suggest {
+        /// A file, an http(s) URL, or `-` (standard input).
+        #[arg(value_name = "PATH|URL|-")]
+        sample: String,
+        /// Prefix of metric names and the source's name (default: from the sample's name and
+        /// format, such as `http` for access logs).
+        #[arg(long)]
+        prefix: Option<String>,
+    },
     /// Print a Grafana dashboard (JSON) for the config: a panel per metric by its type, then
     /// the exporter-health rows.
     Dashboard {
@@ -180,6 +193,16 @@ pub fn main() -> ExitCode {
                 .and_then(|text| print_out(&text)),
         );
     }
+    if let Some(Command::Suggest { sample, prefix }) = &cli.command {
+        // A sample, not a config: nothing is loaded.
+        return finish(read_sample(sample).and_then(|(text, origin)| {
+            let options = crate::suggest::Options {
+                prefix: prefix.clone(),
+            };
+            let s = crate::suggest::suggest(&text, &origin, &options);
+            print_out(s.yaml.trim_end())
+        }));
+    }
     if let Some(Command::Dashboard { health: true, .. }) = &cli.command {
         // The health dashboard is the same for every config: none is needed.
         return finish(
@@ -202,7 +225,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Schema) => Ok(()),
+        Some(Command::Schema) | Some(Command::Suggest { .. }) => Ok(()),
         Some(Command::Explain {
             source,
             matches,
@@ -294,6 +317,53 @@ pub fn main() -> ExitCode {
         }),
     };
     finish(result)
+}
+
+/// Most of a sample `suggest` reads (a log's first lines are what it looks at).
+const MAX_SAMPLE_BYTES: u64 = 16 << 20;
+
+/// The sample `suggest` reads: a file, a URL's body, or standard input (each at most
+/// [`MAX_SAMPLE_BYTES`]; text that is not UTF-8 has its bad bytes replaced).
+fn read_sample(sample: &str) -> anyhow::Result<(String, crate::suggest::Origin)> {
+    use crate::suggest::Origin;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let origin = if sample == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_SAMPLE_BYTES)
+            .read_to_end(&mut bytes)?;
+        Origin::Stdin
+    } else if sample.starts_with("http://") || sample.starts_with("https://") {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        bytes = runtime
+            .block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .build()?;
+                let response = client.get(sample).send().await?.error_for_status()?;
+                let mut body = Vec::new();
+                let mut response = response;
+                while let Some(chunk) = response.chunk().await? {
+                    body.extend_from_slice(&chunk);
+                    if body.len() as u64 > MAX_SAMPLE_BYTES {
+                        body.truncate(MAX_SAMPLE_BYTES as usize);
+                        break;
+                    }
+                }
+                anyhow::Ok(body)
+            })
+            .map_err(|e| anyhow::anyhow!("fetching {sample}: {e:#}"))?;
+        Origin::Url(sample.to_owned())
+    } else {
+        std::fs::File::open(sample)
+            .and_then(|f| f.take(MAX_SAMPLE_BYTES).read_to_end(&mut bytes))
+            .map_err(|e| anyhow::anyhow!("reading {sample}: {e}"))?;
+        Origin::File(PathBuf::from(sample))
+    };
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), origin))
 }
 
 /// The exit code of a command's result; an error is logged.

@@ -31,5 +31,6 @@ pub mod series;
 pub mod server;
 pub mod source;
 pub mod status;
+pub mod suggest;
 pub mod value;
 pub mod webconfig;

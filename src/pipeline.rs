@@ -14,7 +14,8 @@ use regex::Regex;
 
 use crate::config::template::{self, Piece, FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD};
 use crate::config::{
-    Conversion, FileFormat, MetricKind, RuleConfig, SourceConfig, UpdateConfig, ValueSpec,
+    Conversion, FileFormat, MetricKind, NoneValue, RuleConfig, SourceConfig, UpdateConfig,
+    ValueSpec,
 };
 use crate::extract::json::JsonExtractor;
 use crate::extract::json_record::{member_path, value_text, PathTrie};
@@ -122,6 +123,8 @@ enum ValueSource {
         map: Option<ValueMap>,
         convert: Conversion,
         scale: Option<Scale>,
+        /// What `-`, empty text or a field that selected nothing does (`none:`).
+        none: Option<NoneValue>,
     },
 }
 
@@ -1028,14 +1031,21 @@ impl Update {
         };
         let conversion = self.conversion();
         match self.value(fields).and_then(|v| self.refuse_negative(v)) {
-            Ok(v) if self.op == Op::State => UpdateTrace {
+            Ok(None) => UpdateTrace {
+                series,
+                op,
+                value: Some("skipped (none)".to_owned()),
+                error: None,
+                conversion,
+            },
+            Ok(Some(v)) if self.op == Op::State => UpdateTrace {
                 series,
                 op,
                 value: self.family.state_names().get(v as usize).cloned(),
                 error: None,
                 conversion,
             },
-            Ok(v) => UpdateTrace {
+            Ok(Some(v)) => UpdateTrace {
                 series,
                 op,
                 value: Some(v.to_string()),
@@ -1062,12 +1072,18 @@ impl Update {
             map,
             convert,
             scale,
+            none,
             ..
         } = &self.value
         else {
             return None;
         };
         let mut parts = Vec::new();
+        match none {
+            Some(NoneValue::Skip) => parts.push("none: skip".to_owned()),
+            Some(NoneValue::Value(v)) => parts.push(format!("none: {v}")),
+            None => {}
+        }
         if map.is_some() {
             parts.push("map".to_owned());
         } else if *convert != Conversion::Number {
@@ -1113,17 +1129,29 @@ impl Update {
         }
     }
 
-    fn value(&self, fields: &Fields) -> Result<f64, RuleErrorReason> {
+    /// The update's value; `None` when it reads a value meaning "none" that `none: skip`
+    /// says to skip.
+    fn value(&self, fields: &Fields) -> Result<Option<f64>, RuleErrorReason> {
         match &self.value {
-            ValueSource::Constant(v) => Ok(*v),
-            ValueSource::ConstantState(i) => Ok(*i as f64),
+            ValueSource::Constant(v) => Ok(Some(*v)),
+            ValueSource::ConstantState(i) => Ok(Some(*i as f64)),
             ValueSource::Field {
                 field,
                 map,
                 convert,
                 scale,
+                none,
             } => {
-                let text = fields.get(*field).ok_or(RuleErrorReason::MissingField)?;
+                let text = fields.get(*field);
+                if let Some(none) = none {
+                    if text.is_none_or(NoneValue::means_none) {
+                        return Ok(match none {
+                            NoneValue::Skip => None,
+                            NoneValue::Value(v) => Some(*v),
+                        });
+                    }
+                }
+                let text = text.ok_or(RuleErrorReason::MissingField)?;
                 let text = match map {
                     Some(m) => m.lookup(text).ok_or(RuleErrorReason::UnmappedValue)?,
                     None => text,
@@ -1133,7 +1161,7 @@ impl Update {
                     return names
                         .iter()
                         .position(|n| n == text.trim())
-                        .map(|i| i as f64)
+                        .map(|i| Some(i as f64))
                         .ok_or(RuleErrorReason::UnknownState);
                 }
                 let convert = if map.is_some() {
@@ -1143,7 +1171,7 @@ impl Update {
                 };
                 let v =
                     value::convert(text, convert).map_err(|_| RuleErrorReason::ValueNotANumber)?;
-                Ok(scale.map_or(v, |s| s.apply(v)))
+                Ok(Some(scale.map_or(v, |s| s.apply(v))))
             }
         }
     }
@@ -1165,7 +1193,9 @@ impl Update {
             }
             let value = self.value(fields).and_then(|v| self.refuse_negative(v));
             let value = match value {
-                Ok(v) => v,
+                Ok(Some(v)) => v,
+                // `none: skip`: the item is there, its value says nothing; nothing changes.
+                Ok(None) => return Ok(()),
                 Err(e) => {
                     if self.op == Op::State {
                         self.family.set_unknown(key);
@@ -1176,7 +1206,9 @@ impl Update {
             self.family.apply(key, self.change(value));
             return Ok(());
         }
-        let value = self.value(fields).and_then(|v| self.refuse_negative(v))?;
+        let Some(value) = self.value(fields).and_then(|v| self.refuse_negative(v))? else {
+            return Ok(());
+        };
         self.build_key(fields, key);
         // A full family drops the update; the family counts the drop.
         self.family.apply(key, self.change(value));
@@ -1184,10 +1216,10 @@ impl Update {
     }
 
     /// A counter does not go down: a negative increment or total is refused.
-    fn refuse_negative(&self, value: f64) -> Result<f64, RuleErrorReason> {
+    fn refuse_negative(&self, value: Option<f64>) -> Result<Option<f64>, RuleErrorReason> {
         if matches!(self.op, Op::Add | Op::Total)
             && self.family.kind == MetricKind::Counter
-            && value < 0.0
+            && value.is_some_and(|v| v < 0.0)
         {
             return Err(RuleErrorReason::NegativeCounterIncrement);
         }
@@ -1291,6 +1323,7 @@ fn build_update(
                 map,
                 convert: u.convert.unwrap_or_default(),
                 scale: u.scale.map(Scale::new),
+                none: u.none,
             },
             [Piece::Literal(l)] if op == Op::State => match &map {
                 Some(m) => ValueSource::ConstantState(state_index(

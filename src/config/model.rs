@@ -512,6 +512,71 @@ pub struct UpdateConfig {
     /// `0.000001` microseconds (powers of ten divide exactly: 42 × 0.001 is 0.042).
     #[serde(default)]
     pub scale: Option<f64>,
+    /// What a value that means "none" does — `-` (Apache's `%b` for an empty body), empty
+    /// text, or a field that selected nothing: `skip` (no update and no error) or a number
+    /// taken as the value (`0`; not scaled). Without it such a value is an error.
+    #[serde(default)]
+    pub none: Option<NoneValue>,
+}
+
+/// `none:` — what an update does with a value that means "none".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NoneValue {
+    /// No update, no error.
+    Skip,
+    /// This number is the value.
+    Value(f64),
+}
+
+impl<'de> Deserialize<'de> for NoneValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NoneValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`skip` or a number (the value taken instead, like 0)")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<NoneValue, E> {
+                Ok(NoneValue::Value(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NoneValue, E> {
+                Ok(NoneValue::Value(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<NoneValue, E> {
+                Ok(NoneValue::Value(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NoneValue, E> {
+                match v.trim() {
+                    "skip" => Ok(NoneValue::Skip),
+                    t => t.parse().map(NoneValue::Value).map_err(|_| {
+                        E::custom(format!(
+                            "{v:?} is neither `skip` nor a number (the value taken instead, like 0)"
+                        ))
+                    }),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for NoneValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NoneValue".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`skip` (no update, no error) or a number taken as the value, for `-`, empty text or a field that selected nothing.",
+            "oneOf": [{"type": "number"}, {"const": "skip"}]
+        })
+    }
+}
+
+impl NoneValue {
+    /// Whether a value's text means "none": `-`, or empty (spaces aside).
+    pub fn means_none(text: &str) -> bool {
+        matches!(text.trim(), "" | "-")
+    }
 }
 
 /// How a field's text becomes a number.

@@ -1247,6 +1247,36 @@ fn check_update(
             );
         }
     }
+    if let Some(none) = u.none {
+        let reads_a_field = ops.first().is_some_and(|(_, v)| {
+            matches!(v, ValueSpec::Text(t) if matches!(template::parse(t).ok().as_deref(), Some([Piece::Field(_)])))
+        });
+        if !reads_a_field {
+            c.report(
+                join_key(path, "none"),
+                "`none` says what a field's `-`, empty or missing value does (like `add: $bytes, none: 0`); this update reads no field",
+            );
+        } else if is_state && none != NoneValue::Skip {
+            c.report(
+                join_key(path, "none"),
+                "a state metric takes state names: `none: skip` leaves the state as it is",
+            );
+        } else if let NoneValue::Value(v) = none {
+            if !v.is_finite() {
+                c.report(
+                    join_key(path, "none"),
+                    format!("`none` is `skip` or a finite number, not {v}"),
+                );
+            } else if v < 0.0 && metric.kind == MetricKind::Counter {
+                c.report(
+                    join_key(path, "none"),
+                    format!(
+                        "a counter does not go down: `none` is `skip` or a number ≥ 0, not {v}"
+                    ),
+                );
+            }
+        }
+    }
     if u.default.is_some() && u.map.is_none() {
         c.report(
             join_key(path, "default"),

@@ -16,6 +16,13 @@ pub struct Pair {
     quoted: bool,
 }
 
+impl Pair {
+    /// The pair's key, as written in `line` (the record it was split from).
+    pub fn key<'a>(&self, line: &'a str) -> &'a str {
+        &line[self.key.0..self.key.1]
+    }
+}
+
 /// Splits `line` into `out` (cleared first). A key without `=` has an empty value. Returns
 /// false when a quoted value is not closed (the pairs before it are in `out`).
 pub fn parse(line: &str, out: &mut Vec<Pair>) -> bool {

@@ -18,6 +18,7 @@ mod rotation;
 mod schema;
 mod server;
 mod stress;
+mod suggest;
 mod tail;
 mod truth;
 mod upstream;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A server process, killed when dropped.
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     /// SIGTERM first, so a server stops its own workers (Apache's outlive a SIGKILLed parent),
@@ -32,7 +32,7 @@ impl Drop for Server {
     }
 }
 
-fn installed(program: &str) -> bool {
+pub(crate) fn installed(program: &str) -> bool {
     let found = Path::new("/usr/sbin").join(program).exists();
     if !found {
         assert!(
@@ -44,7 +44,7 @@ fn installed(program: &str) -> bool {
     found
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -52,7 +52,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(program: &str, args: &[&str], port: u16, dir: &Path) -> Server {
+pub(crate) fn start(program: &str, args: &[&str], port: u16, dir: &Path) -> Server {
     let log = std::fs::File::create(dir.join(format!("{program}.out"))).unwrap();
     let child = Command::new(Path::new("/usr/sbin").join(program))
         .args(args)
@@ -74,7 +74,7 @@ fn start(program: &str, args: &[&str], port: u16, dir: &Path) -> Server {
     server
 }
 
-fn start_nginx(dir: &Path) -> (Server, u16) {
+pub(crate) fn start_nginx(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let d = dir.display();
     let conf = format!(
