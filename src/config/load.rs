@@ -14,7 +14,14 @@ use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
 use super::validate::{validate, ValidationContext};
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["version", "metrics", "sources", "modules", "grok_patterns"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "version",
+    "metrics",
+    "sources",
+    "modules",
+    "grok_patterns",
+    "status",
+];
 
 /// Reads and validates a config file. `Err` carries every error found, or a read error.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
@@ -144,7 +151,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         if !TOP_LEVEL_KEYS.contains(&name) {
             push(
                 name.to_owned(),
-                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`"),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`, `status`"),
             );
         }
     }
@@ -169,6 +176,24 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                 "grok_patterns".into(),
                 format!("grok_patterns is a mapping of pattern name to definition text: {e}"),
             ),
+        }
+    }
+    if let Some(v) = map.get("status") {
+        if !v.is_null() {
+            match serde_path_to_error::deserialize::<_, super::model::StatusConfig>(v.clone()) {
+                Ok(s) => config.status = s,
+                Err(e) => {
+                    let inner = e.path().to_string();
+                    let path = if inner == "." || inner.is_empty() {
+                        "status".to_owned()
+                    } else if inner.starts_with('[') {
+                        format!("status{inner}")
+                    } else {
+                        join_key("status", &inner)
+                    };
+                    push(path, strip_location(&e.into_inner().to_string()));
+                }
+            }
         }
     }
     let metrics = deserialize_list(&map, "metrics", &mut push);
