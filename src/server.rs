@@ -200,12 +200,25 @@ async fn handle(
     let mut r = route(req, &state).await;
     if let Some(security) = &state.security {
         for (name, value) in security.headers() {
-            // The status page has a policy of its own: a configured one is enforced beside
-            // it (a browser applies both), never instead of it.
-            if name == header::CONTENT_SECURITY_POLICY
-                && r.headers().contains_key(header::CONTENT_SECURITY_POLICY)
-            {
-                r.headers_mut().append(name.clone(), value.clone());
+            // The status page has a policy of its own, stricter than a site-wide one can be
+            // (it allows its inline style and script by hash only): it stays, taking over
+            // only the configured `frame-ancestors`, which says where the page may be framed.
+            if name == header::CONTENT_SECURITY_POLICY {
+                if let Some(own) = r.headers().get(header::CONTENT_SECURITY_POLICY) {
+                    let framing = value.to_str().ok().and_then(|v| {
+                        v.split(';')
+                            .map(str::trim)
+                            .find(|d| d.to_ascii_lowercase().starts_with("frame-ancestors"))
+                    });
+                    if let Some(framing) = framing {
+                        let joined = format!("{}; {framing}", own.to_str().unwrap_or(""));
+                        if let Ok(v) = HeaderValue::from_str(&joined) {
+                            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+                        }
+                    }
+                    continue;
+                }
+                r.headers_mut().insert(name.clone(), value.clone());
             } else {
                 r.headers_mut().insert(name.clone(), value.clone());
             }

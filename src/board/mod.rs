@@ -735,3 +735,164 @@ pub fn badge_for(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Change;
+    use crate::selfmetrics::SelfMetrics;
+
+    const CONFIG: &str = r#"version: 1
+metrics:
+  - {name: backend_state, type: state, help: Backend servers., labels: [site, server], states: [up, degraded, maintenance, down]}
+  - {name: disk_state, type: state, help: Disks., labels: [disk], states: [ok, full]}
+  - {name: queue_depth, type: gauge, help: Queue depth.}
+sources:
+  - name: stats
+    http: {url: "http://127.0.0.1:9/stats"}
+    rules:
+      - regex: '(?P<site>\w+) (?P<server>\w+) (?P<state>\w+)'
+        update:
+          - {metric: backend_state, labels: {site: $site, server: $server}, state: $state}
+          - {metric: queue_depth, set: "1"}
+  - name: disks
+    status_file: {path: disks.txt}
+    rules:
+      - regex: '(?P<disk>\w+) (?P<state>\w+)'
+        update: [{metric: disk_state, labels: {disk: $disk}, state: $state}]
+status:
+  title: Wall
+  group_by: site
+  refresh: 5s
+  timeline: 1h
+  links:
+    - {title: Grafana, url: "https://grafana.example/d/x?var-server=$server&state=$state"}
+  headlines:
+    - {metric: queue_depth, title: Queue}
+"#;
+
+    /// `/status.json` of a known board at a fixed clock, against `tests/status/board.json`
+    /// (`UPDATE_GOLDEN=1` rewrites it): the documented, versioned shape.
+    #[test]
+    fn the_json_shape_is_the_golden_one() {
+        let config = crate::config::load_str(CONFIG, "t.yaml").unwrap();
+        let plan = Plan::build(&config);
+        let families = Families::build(&config.metrics, &SelfMetrics::new());
+        let history = History::default();
+        let backend = families.get("backend_state").unwrap();
+        let disk = families.get("disk_state").unwrap();
+        // Keys are in alphabetical label order: server, then site.
+        let key = |site: &str, server: &str| {
+            let mut out = server.as_bytes().to_vec();
+            out.push(KEY_SEPARATOR);
+            out.extend_from_slice(site.as_bytes());
+            out
+        };
+        let metrics = plan.metrics.clone();
+        let headlines = plan.headline_metrics();
+        let t0 = 1_700_000_000;
+        backend.apply(&key("eu", "web1"), Change::State(0));
+        backend.apply(&key("eu", "web2"), Change::State(0));
+        backend.apply(&key("us", "web3"), Change::State(0));
+        disk.apply(b"sda", Change::State(0));
+        families
+            .get("queue_depth")
+            .unwrap()
+            .apply(b"", Change::Set(4.0));
+        history.observe(t0, &families, &metrics, &headlines);
+        backend.apply(&key("eu", "web2"), Change::State(1));
+        families
+            .get("queue_depth")
+            .unwrap()
+            .apply(b"", Change::Set(7.5));
+        history.observe(t0 + 600, &families, &metrics, &headlines);
+        backend.apply(&key("us", "web3"), Change::State(3));
+        disk.set_unknown(b"sda");
+        history.observe(t0 + 1200, &families, &metrics, &headlines);
+        let health: HashMap<String, SourceHealth> = [
+            SourceHealth {
+                source: "stats".into(),
+                up: Some(true),
+                error: None,
+            },
+            SourceHealth {
+                source: "disks".into(),
+                up: Some(false),
+                error: Some("http_status: HTTP 500".into()),
+            },
+        ]
+        .into_iter()
+        .map(|h| (h.source.clone(), h))
+        .collect();
+        let board = snapshot(&plan, &families, &health, &history, t0 + 1800);
+        let json = serde_json::to_string_pretty(&board).unwrap() + "\n";
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/status/board.json");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &json).unwrap();
+        }
+        let expected = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            json == expected,
+            "/status.json changed (UPDATE_GOLDEN=1 rewrites {}; raise JSON_VERSION if a field went or changed meaning):\n{json}",
+            file.display()
+        );
+        // Worst first: the unknown disk (its source failing), then the us site (down), then eu.
+        let order: Vec<(Option<&str>, &str)> = board
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group.as_ref().map(|k| k.value.as_str()),
+                    g.verdict.state.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (None, "unknown"),
+                (Some("us"), "down"),
+                (Some("eu"), "degraded")
+            ]
+        );
+        // The page renders every tile as a list item with its state as text.
+        assert_eq!(
+            page::board_html(&board)
+                .matches("<li class=\"tile ")
+                .count(),
+            4
+        );
+        let page = page::render(&board);
+        assert!(page.contains("<span class=\"st\">degraded</span>"));
+        assert!(
+            page.contains("source disks: http_status: HTTP 500"),
+            "{page}"
+        );
+        assert!(
+            page.contains("https://grafana.example/d/x?var-server=web2&amp;state=degraded"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn badges_take_the_worst_of_what_the_query_selects() {
+        let config = crate::config::load_str(CONFIG, "t.yaml").unwrap();
+        let plan = Plan::build(&config);
+        let families = Families::build(&config.metrics, &SelfMetrics::new());
+        let backend = families.get("backend_state").unwrap();
+        backend.apply(b"web1\xFFeu", Change::State(0));
+        backend.apply(b"web2\xFFeu", Change::State(2));
+        let q = |s: &str| query_pairs(s);
+        let (status, svg) = badge_for(&plan, &families, &q("site=eu"));
+        assert_eq!(status, hyper::StatusCode::OK);
+        assert!(svg.contains("<title>eu: maintenance</title>"), "{svg}");
+        let (_, svg) = badge_for(&plan, &families, &q("metric=backend_state&server=web1"));
+        assert!(svg.contains("<title>web1: up</title>"), "{svg}");
+        let (status, svg) = badge_for(&plan, &families, &q("site=mars"));
+        assert_eq!(status, hyper::StatusCode::NOT_FOUND);
+        assert!(svg.contains("not found"), "{svg}");
+        let (_, svg) = badge_for(&plan, &families, &[]);
+        assert!(svg.contains("<title>Wall: maintenance</title>"), "{svg}");
+    }
+}

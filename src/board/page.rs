@@ -88,14 +88,16 @@ setTimeout(poll,R)})();"#;
 static STYLE: LazyLock<String> = LazyLock::new(|| super::palette::css_variables() + CSS);
 
 /// The Content-Security-Policy of `/status`: nothing but this page's own style and script
-/// (by hash), its JSON and images from this origin or inline (`data:`).
+/// (by hash), its JSON and images from this origin or inline (`data:`). Framing is left to
+/// the web config (`X-Frame-Options`, or its policy's `frame-ancestors`, which is added):
+/// wall screens often show the page in a frame.
 pub static CSP: LazyLock<String> = LazyLock::new(|| {
     let hash = |text: &str| {
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
         base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     };
     format!(
-        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
         hash(SCRIPT),
         hash(&STYLE)
     )

@@ -17,6 +17,7 @@ mod records;
 mod rotation;
 mod schema;
 mod server;
+mod status;
 mod stress;
 mod tail;
 mod truth;
