@@ -151,6 +151,9 @@ pub struct History {
     inner: Mutex<Inner>,
 }
 
+/// A series: its metric and key.
+type SeriesId = (String, Box<[u8]>);
+
 #[derive(Default)]
 struct Inner {
     /// metric → series key → track.
@@ -160,7 +163,7 @@ struct Inner {
     seen: std::collections::HashSet<(String, Box<[u8]>)>,
     count: usize,
     /// (metric, key) → samples (unix second, value).
-    samples: BTreeMap<(String, Box<[u8]>), VecDeque<(u32, f64)>>,
+    samples: BTreeMap<SeriesId, VecDeque<(u32, f64)>>,
     last_sample: u64,
     /// Changed since the last save.
     dirty: bool,

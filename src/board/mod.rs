@@ -380,7 +380,9 @@ fn find(plan: &Plan, families: &Families, filter: &[(String, String)]) -> Vec<Fo
 }
 
 /// How bad a level is, for ordering: tone first, then the position within the metric.
-fn severity(level: usize, declared: usize) -> (Tone, u64) {
+type Severity = (Tone, u64);
+
+fn severity(level: usize, declared: usize) -> Severity {
     let fraction = if declared == 0 {
         u64::MAX
     } else {
@@ -535,7 +537,7 @@ pub fn snapshot(
     }
     let mut out_groups: Vec<(Option<(Tone, u64)>, Group)> = Vec::new();
     for (key, metrics) in groups {
-        let mut blocks: Vec<(Option<(Tone, u64)>, usize, MetricBlock)> = Vec::new();
+        let mut blocks: Vec<(Option<Severity>, usize, MetricBlock)> = Vec::new();
         for (index, mut components) in metrics {
             components.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
             let block_worst = components.first().map(|c| c.0);

@@ -48,7 +48,7 @@ svg.spark{display:block;width:100%;height:2em;color:var(--fg)}polyline{fill:none
 const SCRIPT: &str = r#""use strict";(()=>{
 const R=1000*+document.body.dataset.refresh,$=i=>document.getElementById(i);
 const e=t=>String(t).replace(/[&<>"']/g,c=>"&#"+c.charCodeAt(0)+";");
-const tone=(l,n)=>l>=n?"unknown":l==0?"ok":l+1==n?"critical":l*2<=n-1?"minor":"major";
+const tone=(l,n)=>l>=n?"unknown":l==0?"ok":l+1==n?"critical":l*2<n?"minor":"major";
 const dur=s=>{const d=Math.floor(s/86400),h=Math.floor(s/3600)%24,m=Math.floor(s/60)%60;s%=60;return d?d+"d "+h+"h":h?h+"h "+m+"m":m?m+"m "+s+"s":s+"s"};
 const pct=(x,st)=>{if(!x.covered_seconds)return"–";const v=x.states.find(v=>v.state==st);return((v?v.fraction:0)*100).toFixed(1)+"%"};
 const href=u=>u[0]=="/"?"."+u:u;

@@ -37,7 +37,7 @@ impl Tone {
             return Tone::Critical;
         }
         // In between: the first half of the way minor, the rest major.
-        if level * 2 <= declared - 1 {
+        if level * 2 < declared {
             Tone::Minor
         } else {
             Tone::Major

@@ -178,11 +178,19 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             ),
         }
     }
-    if let Some(v) = map.get("status") {
-        if !v.is_null() {
-            match serde_path_to_error::deserialize::<_, super::model::StatusConfig>(v.clone()) {
-                Ok(s) => config.status = s,
+    if let Some(v) = map.get("status").filter(|v| !v.is_null()) {
+        // As with list entries: a bad key is reported and taken out, and the rest read again,
+        // so every error of the section is found in one run.
+        let mut value = v.clone();
+        for _ in 0..64 {
+            match serde_path_to_error::deserialize::<_, super::model::StatusConfig>(value.clone()) {
+                Ok(s) => {
+                    config.status = s;
+                    break;
+                }
                 Err(e) => {
+                    let segments: Vec<PathStep> =
+                        e.path().iter().filter_map(PathStep::of).collect();
                     let inner = e.path().to_string();
                     let path = if inner == "." || inner.is_empty() {
                         "status".to_owned()
@@ -192,6 +200,9 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                         join_key("status", &inner)
                     };
                     push(path, strip_location(&e.into_inner().to_string()));
+                    if remove_step(&mut value, &segments).is_none() {
+                        break;
+                    }
                 }
             }
         }
