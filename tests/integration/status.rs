@@ -209,7 +209,12 @@ fn status_board_follows_a_json_health_page() {
         .contains("<title>db: ok</title>"));
     assert_eq!(badge("?site=mars").0, 404);
 
-    // Items change state; one goes from the document and leaves the board.
+    // Items change state; one goes from the document and leaves the board. (History keeps
+    // whole seconds: a second passes first, so the first states have a length.)
+    let first = api["since"].as_u64().unwrap();
+    while unix_now() < first + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     upstream.route("/health", doc(&[("eu", "db", "down"), ("us", "api", "ok")]));
     let board = wait_board(&exporter, "db down, api ok, cache gone", |b| {
         state_of(b, DB).as_deref() == Some("down")
@@ -429,4 +434,41 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// A reload replaces what the board shows (here its title and metrics), and the history of a
+/// metric kept by the reload goes on.
+#[test]
+fn status_board_follows_a_reload() {
+    let upstream = Upstream::start();
+    upstream.route(
+        "/health",
+        Reply::Ok("application/json", health_doc(&[("eu", "db", "down")])),
+    );
+    let dir = tempdir();
+    let config = health_config(&upstream.url("http", "/health"), "");
+    let exporter = Exporter::start(dir.path(), &config);
+    let board = wait_board(&exporter, "db", |b| state_of(b, DB).is_some());
+    let since = board["groups"][0]["metrics"][0]["components"][0]["since"].clone();
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        config.replace("title: Test board", "title: Renamed"),
+    )
+    .unwrap();
+    sighup(&exporter);
+    let board = wait_board(&exporter, "the new title", |b| b["title"] == "Renamed");
+    assert_eq!(
+        board["groups"][0]["metrics"][0]["components"][0]["since"],
+        since
+    );
+    // A metric taken off the board leaves it.
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        config.replace("  group_by: site\n", "  group_by: site\n  metrics: []\n"),
+    )
+    .unwrap();
+    sighup(&exporter);
+    wait_board(&exporter, "no components", |b| components(b).is_empty());
+    let (_, _, svg) = exporter.get("/status/badge.svg", &[]);
+    assert!(String::from_utf8(svg).unwrap().contains(">none</text>"));
 }
