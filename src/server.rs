@@ -280,7 +280,8 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     }
     let head = req.method() == Method::HEAD;
     let mut r = if path.starts_with("/status") && path != state.telemetry_path {
-        status_board(path, req.uri().query(), state).await
+        let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
+        status_board(path, req.uri().query(), gzip, state).await
     } else if path == "/probe" && path != state.telemetry_path {
         let probes = state
             .probes
@@ -387,6 +388,7 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
 async fn status_board(
     path: &str,
     query: Option<&str>,
+    gzip: bool,
     state: &Arc<WebState>,
 ) -> Response<Full<Bytes>> {
     let path = path.to_owned();
@@ -424,22 +426,37 @@ async fn status_board(
             .clone();
         let health = crate::board::health(&statuses);
         let board = crate::board::snapshot(&plan, &families, &health, &state.history, now);
-        let mut r = if path == "/status.json" {
+        let (content_type, mut body) = if path == "/status.json" {
             let mut body = serde_json::to_vec(&board).unwrap_or_default();
             body.push(b'\n');
-            response(StatusCode::OK, "application/json", body)
+            ("application/json", body)
         } else {
-            let mut r = response(
-                StatusCode::OK,
+            (
                 "text/html; charset=utf-8",
-                crate::board::page::render(&board),
-            );
+                crate::board::page::render(&board).into_bytes(),
+            )
+        };
+        let mut zipped = false;
+        if gzip {
+            // A wall screen polls all day: the page and its JSON shrink to about a third.
+            use std::io::Write;
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            if let Ok(out) = z.write_all(&body).and_then(|()| z.finish()) {
+                body = out;
+                zipped = true;
+            }
+        }
+        let mut r = response(StatusCode::OK, content_type, body);
+        if zipped {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if path == "/status" {
             r.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_str(&crate::board::page::CSP).expect("ASCII policy"),
             );
-            r
-        };
+        }
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r

@@ -6,7 +6,9 @@
 //! reloads it every `status.refresh`); with scripts on, a small script polls `/status.json`
 //! and renders the same markup from it, so it updates without a reload. The two renderers
 //! write the same elements and classes (a browser test compares them). Tiles are a list of
-//! text: the state's name is written out, colour only repeats it.
+//! text: the state's name is written out, colour only repeats it. An update keeps the
+//! keyboard focus on the link it was on, and rewrites the summary (a live region) only when
+//! it changed, so a screen reader hears changes, not every refresh.
 
 use std::fmt::Write;
 use std::sync::LazyLock;
@@ -69,8 +71,8 @@ function spark(p){if(p.length<2)return"";const t0=p[0][0],t1=p[p.length-1][0],v=
 return`<svg class="spark" viewBox="0 0 100 20" preserveAspectRatio="none" aria-hidden="true"><polyline points="${p.filter(x=>x[1]!=null).map(x=>((x[0]-t0)*100/Math.max(1,t1-t0)).toFixed(1)+","+(hi>lo?19-(x[1]-lo)*18/(hi-lo):10).toFixed(1)).join(" ")}"/></svg>`}
 function render(j){
 let total=0;for(const c of j.summary)total+=c.count;
-$("summary").innerHTML=total?`<b>${total} component${total==1?"":"s"}:</b> `+j.summary.map(c=>`<span class="c t-${c.tone}">${c.count} ${e(c.state)}</span>`).join(""):"No components yet.";
-let b="";
+const sm=$("summary"),st=total?`<b>${total} component${total==1?"":"s"}:</b> `+j.summary.map(c=>`<span class="c t-${c.tone}">${c.count} ${e(c.state)}</span>`).join(""):"No components yet.";
+if(sm.innerHTML!==st)sm.innerHTML=st;let b="";
 if(j.headlines.length){b+=`<section aria-label="Headlines"><ul class="hl">`;
 for(const h of j.headlines)for(const s of h.series){const l=Object.values(s.labels).join(" · ");
 b+=`<li><span class="mute">${e(h.title)}${l?" "+e(l):""}</span> <b>${num(s.value)}</b>${spark(s.samples)}</li>`}
@@ -79,7 +81,9 @@ for(const g of j.groups){b+=`<section>`;const hn=g.group?"h3":"h2";
 if(g.group)b+=`<h2><span class="mute">${e(g.group.label)}</span> ${e(g.group.value)} <span class="c t-${g.verdict.tone}">${e(g.verdict.state)}</span></h2>`;
 for(const m of g.metrics)b+=`<${hn}>${e(m.metric)} <small>${e(m.help)}</small></${hn}><ul class="tiles">${m.components.map(c=>tile(c,m,j)).join("")}</ul>`;
 b+=`</section>`}
-$("board").innerHTML=b;const u=$("updated");u.textContent=time(j.now);u.className="";document.title=j.title+" — "+j.overall.state}
+const bd=$("board"),a=document.activeElement,li=a&&bd.contains(a)&&a.closest("li.tile"),fk=li&&[li.querySelector(".n").title,a.textContent];
+bd.innerHTML=b;if(fk)for(const t of bd.querySelectorAll("li.tile"))if(t.querySelector(".n").title===fk[0])for(const l of t.querySelectorAll("a"))if(l.textContent===fk[1])l.focus();
+const u=$("updated");u.textContent=time(j.now);u.className="";document.title=j.title+" — "+j.overall.state}
 async function poll(){try{const r=await fetch("status.json",{cache:"no-store",credentials:"same-origin"});if(!r.ok)throw new Error("HTTP "+r.status);render(await r.json())}
 catch(x){const u=$("updated");u.className="stale";u.textContent=u.textContent.replace(/ \(.*$/,"")+" (cannot update: "+x.message+")"}setTimeout(poll,R)}
 setTimeout(poll,R)})();"#;

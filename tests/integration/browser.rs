@@ -599,7 +599,20 @@ status:
         json!("24px")
     );
     browser.viewport(1280, 900, false);
-    // Keyboard and screen readers: tiles are list items of text; every link is focusable.
+    // Keyboard: a focused link keeps the focus across updates (the board is rewritten).
+    browser.eval(&format!(
+        "[...document.querySelectorAll('#board li.tile')].find(li => li.querySelector('.n').title === {}).querySelector('.links a:last-child').focus(); window.quarryUpdated = document.getElementById('updated').textContent; true",
+        json!(server("web2"))
+    ));
+    browser.wait_for(
+        "an update",
+        "document.getElementById('updated').textContent !== window.quarryUpdated",
+    );
+    assert_eq!(
+        browser.eval("document.activeElement.textContent + ' ' + document.activeElement.closest('li.tile').querySelector('.n').title"),
+        json!(format!("badge {}", server("web2")))
+    );
+    // Screen readers: tiles are list items of text; every link is focusable.
     assert_eq!(
         browser.eval(
             "[...document.querySelectorAll('#board a')].every(a => a.href && a.tabIndex === 0)"

@@ -183,6 +183,19 @@ fn status_board_follows_a_json_health_page() {
     assert!(page.contains("<noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript>"));
     assert!(page.contains("<span class=\"st\">down</span>"), "{page}");
     assert_no_external_requests(&page);
+    // Compressed when the client accepts it.
+    let (_, headers, zipped) = exporter.get("/status", &[("Accept-Encoding", "gzip")]);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-encoding" && v == "gzip"));
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    eprintln!("gzipped: {} bytes", zipped.len());
+    assert!(unzipped.contains("<main id=\"board\">"), "{unzipped}");
     // The landing page links to the board, and each tile's source link lands on its section.
     let (_, _, landing) = exporter.get("/", &[]);
     let landing = String::from_utf8(landing).unwrap();
