@@ -401,6 +401,13 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             Some(c)
         }
     };
+    let history = Arc::new(match &options.storage {
+        None => crate::board::History::default(),
+        Some(dir) => crate::board::History::load(dir).unwrap_or_else(|e| {
+            warn!("the status board's history is not read ({e}); it starts empty");
+            crate::board::History::default()
+        }),
+    });
     mark_loaded(&self_metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -427,7 +434,45 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             renders: Default::default(),
             checkpointer: checkpointer.clone(),
             probes: std::sync::RwLock::new(probes),
+            board: std::sync::RwLock::new(Arc::new(crate::board::Plan::build(&config))),
+            history: history.clone(),
         });
+        // The status board's history: every second the state families are read (a change is
+        // seen within a second), and with --storage.path the history is saved every minute
+        // it changed.
+        {
+            let state = state.clone();
+            let storage = options.storage.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut last_save = crate::board::unix_now();
+                loop {
+                    ticks.tick().await;
+                    let state = state.clone();
+                    let storage = storage.clone();
+                    let saved = tokio::task::spawn_blocking(move || {
+                        let plan = state.board.read().unwrap_or_else(|e| e.into_inner()).clone();
+                        let families = state.families.read().unwrap_or_else(|e| e.into_inner()).clone();
+                        let now = crate::board::unix_now();
+                        state.history.observe(now, &families, &plan.metrics, &plan.headline_metrics());
+                        match storage {
+                            Some(dir) if now >= last_save + 60 && state.history.dirty() => {
+                                if let Err(e) = state.history.save(&dir, now) {
+                                    warn!(path = %dir.display(), "cannot save the status board's history: {e}");
+                                }
+                                now
+                            }
+                            _ => last_save,
+                        }
+                    })
+                    .await;
+                    if let Ok(at) = saved {
+                        last_save = at;
+                    }
+                }
+            });
+        }
         // Idle series of metrics with `expire_after` go, checked every second.
         {
             let state = state.clone();
@@ -495,6 +540,15 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         let _ = stop_server.send(true);
         let _ = server.await;
         generation.stop().await;
+        if let Some(dir) = options.storage.clone() {
+            let history = history.clone();
+            let saved = tokio::task::spawn_blocking(move || history.save(&dir, crate::board::unix_now()));
+            match tokio::time::timeout(checkpoint::SHUTDOWN_WAIT, saved).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => warn!("cannot save the status board's history: {e}"),
+                _ => warn!("the status board's history was not saved within {:?}", checkpoint::SHUTDOWN_WAIT),
+            }
+        }
         if let Some(c) = checkpointer.clone() {
             // The last checkpoint: every line read so far, and where each file stands — waited
             // for within a bound (a hung volume must not hold the exit).
@@ -584,6 +638,8 @@ async fn reload(
     };
     *state.statuses.write().unwrap_or_else(|e| e.into_inner()) = built.statuses.clone();
     *state.families.write().unwrap_or_else(|e| e.into_inner()) = built.families.clone();
+    *state.board.write().unwrap_or_else(|e| e.into_inner()) =
+        Arc::new(crate::board::Plan::build(&config));
     {
         let mut current = state.probes.write().unwrap_or_else(|e| e.into_inner());
         current.forget_removed(&probes);

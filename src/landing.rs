@@ -1,6 +1,7 @@
 //! The landing page at `/`: every source, every file it reads, their state, counts and last
 //! error, and the probe modules with their counts, so an operator can see what the exporter is
-//! doing without reading logs.
+//! doing without reading logs. It links to the status board (`/status`), whose tiles link back
+//! to each source's section here (`#source-NAME`).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -38,7 +39,7 @@ pub fn render(state: &WebState) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>quarry_exporter</title>\
          <style>{STYLE}</style></head><body><h1>quarry_exporter</h1>\
          <p>Version {} &middot; config <code>{}</code> &middot; {}</p>\
-         <p><a href=\"{}\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; <a href=\"/-/ready\">Readiness</a></p>",
+         <p><a href=\"status\">Status board</a> &middot; <a href=\"{}\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; <a href=\"/-/ready\">Readiness</a></p>",
         env!("CARGO_PKG_VERSION"),
         esc(&state.config_file),
         if pending == 0 {
@@ -61,7 +62,8 @@ pub fn render(state: &WebState) -> String {
         let s = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let _ = write!(
             h,
-            "<h3>{} <small>({})</small></h3><p>Reads <code>{}</code>",
+            "<h3 id=\"source-{}\">{} <small>({})</small></h3><p>Reads <code>{}</code>",
+            crate::board::encode(&s.name),
             esc(&s.name),
             s.kind,
             s.targets

@@ -8,6 +8,7 @@
 
 pub mod allocator;
 pub mod app;
+pub mod board;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -252,6 +252,11 @@ impl Family {
         self.truncated.inc();
     }
 
+    /// The `# HELP` text.
+    pub fn help(&self) -> &str {
+        &self.declaration.help
+    }
+
     /// The state names of a state metric (empty for other types).
     pub fn state_names(&self) -> &[String] {
         &self.states

@@ -1,5 +1,5 @@
-//! The HTTP side: `/metrics`, `/probe`, the landing page, `/-/healthy` and `/-/ready`, on
-//! hyper 1.
+//! The HTTP side: `/metrics`, `/probe`, the landing page, the status board (`/status`,
+//! `/status.json`, `/status/badge.svg`), `/-/healthy` and `/-/ready`, on hyper 1.
 //!
 //! Rendering runs on the blocking pool so a large exposition never stalls the accept loop, and
 //! concurrent scrapes share one render ([`crate::scrape`]).
@@ -67,6 +67,10 @@ pub struct WebState {
     pub checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
     /// The probe modules behind `/probe` (replaced on reload).
     pub probes: std::sync::RwLock<Arc<crate::probe::Probes>>,
+    /// What the status board shows (replaced on reload).
+    pub board: std::sync::RwLock<Arc<crate::board::Plan>>,
+    /// The status board's history (kept across reloads).
+    pub history: Arc<crate::board::History>,
 }
 
 /// A reload request: the channel its outcome is sent back on.
@@ -196,7 +200,28 @@ async fn handle(
     let mut r = route(req, &state).await;
     if let Some(security) = &state.security {
         for (name, value) in security.headers() {
-            r.headers_mut().insert(name.clone(), value.clone());
+            // The status page has a policy of its own, stricter than a site-wide one can be
+            // (it allows its inline style and script by hash only): it stays, taking over
+            // only the configured `frame-ancestors`, which says where the page may be framed.
+            if name == header::CONTENT_SECURITY_POLICY {
+                if let Some(own) = r.headers().get(header::CONTENT_SECURITY_POLICY) {
+                    let framing = value.to_str().ok().and_then(|v| {
+                        v.split(';')
+                            .map(str::trim)
+                            .find(|d| d.to_ascii_lowercase().starts_with("frame-ancestors"))
+                    });
+                    if let Some(framing) = framing {
+                        let joined = format!("{}; {framing}", own.to_str().unwrap_or(""));
+                        if let Ok(v) = HeaderValue::from_str(&joined) {
+                            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+                        }
+                    }
+                    continue;
+                }
+                r.headers_mut().insert(name.clone(), value.clone());
+            } else {
+                r.headers_mut().insert(name.clone(), value.clone());
+            }
         }
     }
     Ok(r)
@@ -226,8 +251,16 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     if path == "/-/reload" {
         return reload(req.method(), state).await;
     }
-    let known =
-        path == state.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/probe");
+    let known = path == state.telemetry_path
+        || matches!(
+            path,
+            "/" | "/-/healthy"
+                | "/-/ready"
+                | "/probe"
+                | "/status"
+                | "/status.json"
+                | "/status/badge.svg"
+        );
     if !known {
         return response(
             StatusCode::NOT_FOUND,
@@ -246,7 +279,10 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
         return r;
     }
     let head = req.method() == Method::HEAD;
-    let mut r = if path == "/probe" && path != state.telemetry_path {
+    let mut r = if path.starts_with("/status") && path != state.telemetry_path {
+        let gzip = accepts_gzip(req.headers().get(header::ACCEPT_ENCODING));
+        status_board(path, req.uri().query(), gzip, state).await
+    } else if path == "/probe" && path != state.telemetry_path {
         let probes = state
             .probes
             .read()
@@ -344,6 +380,99 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
     if head {
         *r.body_mut() = Full::new(Bytes::new());
     }
+    r
+}
+
+/// `/status`, `/status.json` and `/status/badge.svg`: the board made now (its history
+/// brought up to date first), on the blocking pool (it copies the state families).
+async fn status_board(
+    path: &str,
+    query: Option<&str>,
+    gzip: bool,
+    state: &Arc<WebState>,
+) -> Response<Full<Bytes>> {
+    let path = path.to_owned();
+    let query = query.map(str::to_owned);
+    let state = state.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        let plan = state
+            .board
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let families = state
+            .families
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = crate::board::unix_now();
+        state
+            .history
+            .observe(now, &families, &plan.metrics, &plan.headline_metrics());
+        if path == "/status/badge.svg" {
+            let filter = crate::board::query_pairs(query.as_deref().unwrap_or(""));
+            let (status, svg) = crate::board::badge_for(&plan, &families, &filter);
+            let mut r = response(status, "image/svg+xml; charset=utf-8", svg);
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, max-age=0"),
+            );
+            return r;
+        }
+        let statuses = state
+            .statuses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let health = crate::board::health(&statuses);
+        let board = crate::board::snapshot(&plan, &families, &health, &state.history, now);
+        let (content_type, mut body) = if path == "/status.json" {
+            let mut body = serde_json::to_vec(&board).unwrap_or_default();
+            body.push(b'\n');
+            ("application/json", body)
+        } else {
+            (
+                "text/html; charset=utf-8",
+                crate::board::page::render(&board).into_bytes(),
+            )
+        };
+        let mut zipped = false;
+        if gzip {
+            // A wall screen polls all day: the page and its JSON shrink to about a third.
+            use std::io::Write;
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            if let Ok(out) = z.write_all(&body).and_then(|()| z.finish()) {
+                body = out;
+                zipped = true;
+            }
+        }
+        let mut r = response(StatusCode::OK, content_type, body);
+        if zipped {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if path == "/status" {
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_str(&crate::board::page::CSP).expect("ASCII policy"),
+            );
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    })
+    .await;
+    let mut r = made.unwrap_or_else(|e| {
+        response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("error making the status board: {e}\n"),
+        )
+    });
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 

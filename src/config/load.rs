@@ -14,7 +14,14 @@ use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
 use super::validate::{validate, ValidationContext};
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["version", "metrics", "sources", "modules", "grok_patterns"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "version",
+    "metrics",
+    "sources",
+    "modules",
+    "grok_patterns",
+    "status",
+];
 
 /// Reads and validates a config file. `Err` carries every error found, or a read error.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
@@ -144,7 +151,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         if !TOP_LEVEL_KEYS.contains(&name) {
             push(
                 name.to_owned(),
-                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`"),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`, `status`"),
             );
         }
     }
@@ -169,6 +176,35 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                 "grok_patterns".into(),
                 format!("grok_patterns is a mapping of pattern name to definition text: {e}"),
             ),
+        }
+    }
+    if let Some(v) = map.get("status").filter(|v| !v.is_null()) {
+        // As with list entries: a bad key is reported and taken out, and the rest read again,
+        // so every error of the section is found in one run.
+        let mut value = v.clone();
+        for _ in 0..64 {
+            match serde_path_to_error::deserialize::<_, super::model::StatusConfig>(value.clone()) {
+                Ok(s) => {
+                    config.status = s;
+                    break;
+                }
+                Err(e) => {
+                    let segments: Vec<PathStep> =
+                        e.path().iter().filter_map(PathStep::of).collect();
+                    let inner = e.path().to_string();
+                    let path = if inner == "." || inner.is_empty() {
+                        "status".to_owned()
+                    } else if inner.starts_with('[') {
+                        format!("status{inner}")
+                    } else {
+                        join_key("status", &inner)
+                    };
+                    push(path, strip_location(&e.into_inner().to_string()));
+                    if remove_step(&mut value, &segments).is_none() {
+                        break;
+                    }
+                }
+            }
         }
     }
     let metrics = deserialize_list(&map, "metrics", &mut push);

@@ -29,6 +29,9 @@ pub struct Config {
     /// Grok patterns of your own (name → definition, which may use `%{OTHER}`), for rules'
     /// `grok:`; they take precedence over the bundled ones of the same name.
     pub grok_patterns: BTreeMap<String, String>,
+    /// The status board at `/status` (optional: without it the board shows every state
+    /// metric with the defaults).
+    pub status: StatusConfig,
 }
 
 impl Config {
@@ -88,6 +91,65 @@ pub struct MetricConfig {
     /// State metrics only: the states, from best to worst.
     #[serde(default)]
     pub states: Option<Vec<String>>,
+}
+
+/// `status:` — the status board served at `/status` (and `/status.json`, badges).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// The page's heading and title (default `Status`).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The state metrics on the board, in this order when equally bad (default: every state
+    /// metric fed by a source).
+    #[serde(default)]
+    pub metrics: Option<Vec<String>>,
+    /// A label whose value groups components across metrics (e.g. `site`): one section per
+    /// value, the metrics within it. Components of metrics without this label go to a
+    /// section of their own.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// How often the page updates itself (default 10s; at least 1s). With scripts off, a
+    /// refresh of the whole page every this long.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
+    pub refresh: Option<Duration>,
+    /// How far back each tile's timeline strip goes (default 6h; 1m to 7d).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    #[schemars(schema_with = "duration_schema")]
+    pub timeline: Option<Duration>,
+    /// Links on every tile: URL templates with `$metric`, `$state` and the component's labels
+    /// (`$server`), each value URL-encoded.
+    #[serde(default)]
+    pub links: Vec<StatusLinkConfig>,
+    /// Gauges shown above the tiles with their current value and a sparkline of the last hour.
+    #[serde(default)]
+    pub headlines: Vec<HeadlineConfig>,
+}
+
+/// One link on the status board's tiles (a Grafana dashboard, a runbook).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusLinkConfig {
+    /// The link's text (`Grafana`, `Runbook`).
+    pub title: String,
+    /// An `http(s)://` URL (or a path on this exporter) with `$metric`, `$state` and label
+    /// references: `https://grafana.example/d/abc?var-server=$server`.
+    pub url: String,
+    /// Only on these metrics' tiles (default: every metric that has each label the URL uses).
+    #[serde(default)]
+    pub metrics: Option<Vec<String>>,
+}
+
+/// A headline gauge on the status board.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeadlineConfig {
+    /// A gauge or counter metric; each of its series (the first 8, in label order) is shown.
+    pub metric: String,
+    /// The text above it (default: the metric's name).
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// The closed set of metric types.

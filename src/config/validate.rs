@@ -162,7 +162,183 @@ pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
             }
         }
     }
+    check_status(
+        &mut c,
+        config,
+        &metrics,
+        &fed_by_sources,
+        &context.broken_metrics,
+    );
     c.problems
+}
+
+/// Shortest `status.refresh`: the page and its JSON are rendered per request.
+pub const MIN_STATUS_REFRESH: Duration = Duration::from_secs(1);
+/// Longest `status.timeline`: the history kept per component covers about a week at most.
+pub const MAX_STATUS_TIMELINE: Duration = Duration::from_secs(7 * 86_400);
+
+/// `status:`: the board's metrics are state metrics sources feed, headlines are gauges or
+/// counters, `group_by` is a label name, link templates name known variables and make URLs.
+fn check_status(
+    c: &mut Checker,
+    config: &Config,
+    metrics: &HashMap<&str, &MetricConfig>,
+    fed_by_sources: &BTreeSet<&str>,
+    broken: &[String],
+) {
+    let s = &config.status;
+    let known = |c: &mut Checker, path: String, name: &str| -> Option<&MetricConfig> {
+        if broken.iter().any(|b| b == name) {
+            return None;
+        }
+        let found = metrics.get(name).copied();
+        if found.is_none() {
+            c.report(
+                path,
+                format!("metric {name:?} is not declared under `metrics`"),
+            );
+        }
+        found
+    };
+    if let Some(title) = &s.title {
+        if title.trim().is_empty() {
+            c.report(
+                "status.title".into(),
+                "the title must not be empty (leave it out for `Status`)",
+            );
+        }
+    }
+    if let Some(list) = &s.metrics {
+        let mut seen = HashSet::new();
+        for (i, name) in list.iter().enumerate() {
+            let path = join_index("status.metrics", i);
+            if !seen.insert(name.as_str()) {
+                c.report(path, format!("metric {name:?} is listed twice"));
+                continue;
+            }
+            let Some(m) = known(c, path.clone(), name) else {
+                continue;
+            };
+            if m.kind != MetricKind::State {
+                c.report(
+                    path,
+                    format!("metric {name:?} is a {}; the board shows state metrics (put gauges under `headlines`)", m.kind.as_str()),
+                );
+            } else if !fed_by_sources.contains(name.as_str()) {
+                c.report(
+                    path,
+                    format!("metric {name:?} is fed by no source (only probe modules, or nothing), so it is not on /metrics and has nothing to show"),
+                );
+            }
+        }
+    }
+    if let Some(label) = &s.group_by {
+        if !is_label_name(label) || label == "state" {
+            c.report(
+                "status.group_by".into(),
+                format!("{label:?} is not a label name (letters, digits and `_`, not starting with a digit; not `state`)"),
+            );
+        }
+    }
+    if s.refresh.is_some_and(|r| r < MIN_STATUS_REFRESH) {
+        c.report(
+            "status.refresh".into(),
+            "refresh must be at least 1s (every open page asks this often)",
+        );
+    }
+    if s.timeline
+        .is_some_and(|t| t < Duration::from_secs(60) || t > MAX_STATUS_TIMELINE)
+    {
+        c.report(
+            "status.timeline".into(),
+            "timeline must be between 1m and 7d (the history kept per component is bounded)",
+        );
+    }
+    for (i, link) in s.links.iter().enumerate() {
+        let path = join_index("status.links", i);
+        if link.title.trim().is_empty() {
+            c.report(join_key(&path, "title"), "a link needs a non-empty title");
+        }
+        let url_path = join_key(&path, "url");
+        let pieces = match template::parse(&link.url) {
+            Ok(p) => p,
+            Err(e) => {
+                c.report(url_path, e);
+                continue;
+            }
+        };
+        let on: Vec<&MetricConfig> = match &link.metrics {
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(j, n)| known(c, join_index(&join_key(&path, "metrics"), j), n))
+                .collect(),
+            None => metrics
+                .values()
+                .copied()
+                .filter(|m| m.kind == MetricKind::State)
+                .collect(),
+        };
+        let mut sample = String::new();
+        for piece in &pieces {
+            match piece {
+                Piece::Literal(l) => sample.push_str(l),
+                Piece::Field(f) if f == "metric" || f == "state" => sample.push('x'),
+                Piece::Field(f) => {
+                    if !on.iter().any(|m| m.labels.iter().any(|l| l == f)) {
+                        c.report(
+                            url_path.clone(),
+                            format!(
+                                "`${f}` is neither `$metric`, `$state` nor a label of {}",
+                                if link.metrics.is_some() {
+                                    "the metrics listed"
+                                } else {
+                                    "any state metric"
+                                }
+                            ),
+                        );
+                    }
+                    sample.push('x');
+                }
+            }
+        }
+        let absolute = sample.starts_with('/') && !sample.starts_with("//");
+        let web =
+            reqwest::Url::parse(&sample).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !absolute && !web {
+            c.report(
+                url_path,
+                format!(
+                    "{:?} is not an http(s) URL or a path starting with `/`",
+                    link.url
+                ),
+            );
+        }
+    }
+    for (i, h) in s.headlines.iter().enumerate() {
+        let path = join_index("status.headlines", i);
+        let Some(m) = known(c, join_key(&path, "metric"), &h.metric) else {
+            continue;
+        };
+        if !matches!(m.kind, MetricKind::Gauge | MetricKind::Counter) {
+            c.report(
+                join_key(&path, "metric"),
+                format!(
+                    "metric {:?} is a {}; a headline is a gauge or a counter",
+                    h.metric,
+                    m.kind.as_str()
+                ),
+            );
+        } else if !fed_by_sources.contains(h.metric.as_str()) {
+            c.report(
+                join_key(&path, "metric"),
+                format!(
+                    "metric {:?} is fed by no source, so it is not on /metrics",
+                    h.metric
+                ),
+            );
+        }
+    }
 }
 
 /// A sample target that makes a module's URL template a URL, for validating it.

@@ -1,6 +1,7 @@
 //! One integration-test binary (as in ripgrep): the real `quarry_exporter` binary driven
 //! through its command line, its HTTP endpoints and real files.
 
+mod browser;
 mod common;
 mod config_errors;
 mod dashboards;
@@ -17,6 +18,7 @@ mod records;
 mod rotation;
 mod schema;
 mod server;
+mod status;
 mod stress;
 mod suggest;
 mod tail;
