@@ -1847,7 +1847,18 @@ impl<F: Fs> Tailer<F> {
             .map(|t| t.id)
             .collect();
         for id in shadows {
-            self.resolve_shadow(id, original, now, sink);
+            // A shadow made of an older content of the inode (truncated and written again
+            // while the exporter was down) is that content's copy, not this one's: it is
+            // resolved by what it holds.
+            let head = self
+                .files
+                .get(&id)
+                .map(|t| t.head.clone())
+                .unwrap_or_default();
+            let n = head.len().min(original.first.len());
+            let of_this = original.first.is_empty() || head[..n] == original.first[..n];
+            let held = (!of_this).then(|| self.furthest_known_in(id)).flatten();
+            self.resolve_shadow(id, held.as_ref().unwrap_or(original), now, sink);
         }
     }
 
