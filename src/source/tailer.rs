@@ -1254,31 +1254,18 @@ impl<F: Fs> Tailer<F> {
             let at = t.committed().min(size);
             if size < head.len() as u64 {
                 // Shorter than the original's head: a copy being written, or a new file that
-                // starts alike. Wait for it to grow (or for rotate_wait) when it starts alike;
-                // still all alike after that, it is a copy of the original's beginning (a
-                // small file copied whole).
+                // starts alike. Wait for it to grow (or for rotate_wait) when it starts alike.
                 let start = Digest::of(&head[..size as usize]);
-                if size == 0 || !identity::starts_with(h, size, &start).unwrap_or(false) {
-                    continue;
-                }
-                if patient {
+                if patient && size > 0 && identity::starts_with(h, size, &start).unwrap_or(false) {
                     return None;
                 }
-                // Only whole lines alike make a copy (a line being written that starts like
-                // the original's first is a new file's).
-                let bytes = identity::read_range(h, 0, size).unwrap_or_default();
-                if bytes.last() != Some(&b'\n') {
-                    continue;
-                }
-            } else {
-                // Nothing read from the original yet (a restart found both unknown, or its new
-                // content was just found): the whole head must be alike, or all it holds.
-                let whole_head = at > 0 || head.len() as u64 == HEAD_LEN || whole;
-                if !whole_head
-                    || !identity::starts_with(h, size, &Digest::of(head)).unwrap_or(false)
-                {
-                    continue;
-                }
+                continue;
+            }
+            // Nothing read from the original yet (a restart found both unknown, or its new
+            // content was just found): the whole head must be alike, or all it holds.
+            let whole_head = at > 0 || head.len() as u64 == HEAD_LEN || whole;
+            if !whole_head || !identity::starts_with(h, size, &Digest::of(head)).unwrap_or(false) {
+                continue;
             }
             // The original's bytes before `at`: known without reading when `at` is where it
             // was read to (it may be truncated already).
