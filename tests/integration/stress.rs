@@ -540,6 +540,48 @@ fn a_panic_in_a_file_source_is_contained_and_the_source_starts_again() {
     );
 }
 
+/// A log renamed away and a new one that starts with the same line (a service that writes
+/// the same banner at each start): the new file is a new file, read from its start, not taken
+/// for a copy of the old one's beginning — even after `rotate_wait`, when the old file has
+/// been drained and closed.
+#[test]
+fn a_new_log_that_starts_like_the_old_one_is_read() {
+    let dir = tempdir();
+    let d = dir.path();
+    let config = d.join("exporter.yaml");
+    std::fs::write(
+        &config,
+        r#"version: 1
+metrics:
+  - {name: requests_total, type: counter, help: Requests by status., labels: [status]}
+sources:
+  - name: app
+    file: {paths: [app.log], start_at: beginning, rotate_wait: 1s, poll_interval: 100ms}
+    rules:
+      - regex: 'status=(?P<status>\d+)'
+        update: [{metric: requests_total, labels: {status: $status}}]
+"#,
+    )
+    .unwrap();
+    let log = d.join("app.log");
+    let mut first = String::new();
+    for i in 1..=20 {
+        first.push_str(&format!("request {i} status=200\n"));
+    }
+    std::fs::write(&log, first).unwrap();
+    let exporter = Exporter::start_with(&config, &[]);
+    exporter.wait_value(r#"requests_total{status="200"}"#, 20.0);
+    append(&log, "request 21 status=500\n");
+    std::fs::rename(&log, d.join("app.log.1")).unwrap();
+    std::fs::write(&log, "request 1 status=200\n").unwrap();
+    exporter.wait_value(r#"requests_total{status="200"}"#, 21.0);
+    // Past rotate_wait: the old file is closed; the new one stays counted, and goes on.
+    std::thread::sleep(Duration::from_millis(2500));
+    append(&log, "request 2 status=200\n");
+    exporter.wait_value(r#"requests_total{status="200"}"#, 22.0);
+    exporter.wait_value(r#"requests_total{status="500"}"#, 1.0);
+}
+
 /// Debian's logrotate with `copytruncate`, forced every half second, the rotated copies in
 /// the globs, while a writer appends 2,000 lines a second — with every core kept busy and the
 /// exporter at `nice 19`, so its reader runs late (a copy seen while it is being written, the
