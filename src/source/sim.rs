@@ -792,7 +792,7 @@ impl Sim {
             65..=69
                 if self.reopen_in.is_none()
                     && !(self.records == Records::Multiline && self.half.is_some())
-                    && !self.copying.as_ref().is_some_and(|c| c.done.is_some()) =>
+                    && self.copying.as_ref().is_none_or(|c| c.done.is_none()) =>
             {
                 self.now += Duration::from_millis(200 + self.rng.below(3000));
             }
