@@ -372,10 +372,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                         restore(&mut built, snapshot);
                     } else {
                         metrics.restore_refused.inc();
-                        let Loaded::Unreadable(_, moved) = store.aside("refused", String::new())
-                        else {
-                            unreachable!("aside")
-                        };
+                        let moved = store.move_aside("refused");
                         error!(
                             "the checkpoint is refused: {}; it was moved to {} and the exporter starts afresh (counters from 0, files per start_at)",
                             checkpoint::verify::summary(&problems),

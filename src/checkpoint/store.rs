@@ -183,15 +183,20 @@ impl Store {
     }
 
     /// Moves the checkpoint aside as `<file>.<what>-<unix time>` (a FIFO or a symlink is moved
-    /// as it is, never opened); returns `why` and where it went.
-    pub fn aside(&self, what: &str, why: String) -> Loaded {
+    /// as it is, never opened); returns where it went.
+    pub fn move_aside(&self, what: &str) -> PathBuf {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let moved = self.dir.join(format!("{FILE_NAME}.{what}-{stamp}"));
         let _ = std::fs::rename(self.path(), &moved);
-        Loaded::Unreadable(why, moved)
+        moved
+    }
+
+    /// An unreadable checkpoint, moved aside.
+    fn aside(&self, what: &str, why: String) -> Loaded {
+        Loaded::Unreadable(why, self.move_aside(what))
     }
 
     /// Writes `bytes` as the checkpoint, atomically and durably.
