@@ -126,6 +126,18 @@ pub enum Command {
         /// Matches shown in full per rule (the others are counted).
         #[arg(long, default_value_t = 5)]
         matches: usize,
+        /// Show records whole (by default they are cut at 240 bytes): a traceback to its end.
+        #[arg(long)]
+        full: bool,
+        /// Show only matches with a failed update, and of them only the failed updates.
+        #[arg(long)]
+        failed: bool,
+        /// Show only matches whose field passes: `FIELD=VALUE`, `FIELD!=VALUE` or
+        /// `FIELD~REGEX` (a named group, JSON or logfmt field, derived or built-in field such
+        /// as `__stream__`); repeat for several, all must pass.
+        #[arg(long = "where", value_name = "FIELD=VALUE",
+              value_parser = crate::pipeline::FieldFilter::parse)]
+        filters: Vec<crate::pipeline::FieldFilter>,
         /// `text` for a terminal, `json` for tools.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         output: String,
@@ -229,9 +241,20 @@ pub fn main() -> ExitCode {
         Some(Command::Explain {
             source,
             matches,
+            full,
+            failed,
+            filters,
             output,
-        }) => crate::explain::explain(&cli.config_file, &config, source.as_deref(), matches)
-            .and_then(|sources| {
+        }) => {
+            let options = crate::pipeline::TraceOptions {
+                limit: matches,
+                full,
+                failed_only: failed,
+                filters,
+            };
+            crate::explain::explain(&cli.config_file, &config, source.as_deref(), &options)
+        }
+        .and_then(|sources| {
                 if output == "json" {
                     serde_json::to_string_pretty(&sources)
                         .map_err(anyhow::Error::from)

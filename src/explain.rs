@@ -6,6 +6,11 @@
 //! value or why it failed) and the first records no rule matched. For a page source the fetch
 //! is shown too (what was fetched, how it answered, its size, type and time). Readable on a
 //! terminal, or `--output json` for tools.
+//!
+//! Records are cut to a few lines' worth by default, so the output stays short; `--full` shows
+//! them whole (a multi-line record, such as a traceback, as its lines), `--failed` only the
+//! matches with a failed update (and only those updates), `--where FIELD=VALUE` (also `!=`,
+//! `~REGEX`) only the matches whose fields pass. The counts stay whole either way.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -15,7 +20,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Gate;
 use crate::config::Config;
-use crate::pipeline::Trace;
+use crate::pipeline::{Trace, TraceOptions};
 
 /// What one source did.
 #[derive(Debug, Clone, Serialize)]
@@ -49,12 +54,14 @@ pub struct FetchExplanation {
     pub error: Option<String>,
 }
 
-/// Explains every source (or only `only`), showing up to `limit` matches per rule.
+/// Explains every source (or only `only`), showing up to `options.limit` of the matches the
+/// options select per rule. A `--where` field no rule of those sources has is an error (with
+/// the closest name), not an empty answer.
 pub fn explain(
     config_file: &Path,
     config: &Config,
     only: Option<&str>,
-    limit: usize,
+    options: &TraceOptions,
 ) -> anyhow::Result<Vec<SourceExplanation>> {
     if let Some(name) = only {
         if !config.sources.iter().any(|s| s.name == name) {
@@ -66,7 +73,7 @@ pub fn explain(
         }
     }
     let (_, metrics) = crate::app::new_registry()?;
-    let built = crate::app::build(
+    let mut built = crate::app::build(
         config,
         &crate::app::base_dir(config_file),
         &metrics,
@@ -75,12 +82,39 @@ pub fn explain(
     )?;
     let families = built.families.clone();
     let wanted = |name: &str| only.is_none_or(|o| o == name);
+    if !options.filters.is_empty() {
+        let mut known: Vec<String> = built
+            .sources
+            .iter_mut()
+            .filter(|(name, _)| wanted(name))
+            .flat_map(|(_, s)| s.pipeline_mut().field_names())
+            .chain(
+                built
+                    .pages
+                    .iter_mut()
+                    .filter(|p| wanted(p.name()))
+                    .flat_map(|p| p.pipeline_mut().field_names()),
+            )
+            .collect();
+        known.sort();
+        known.dedup();
+        for f in &options.filters {
+            if !known.contains(&f.field) {
+                anyhow::bail!(
+                    "--where {f}: no rule has a field named {:?}{}; the fields are: {}",
+                    f.field,
+                    crate::config::did_you_mean(&f.field, known.iter().map(String::as_str)),
+                    known.join(", ")
+                );
+            }
+        }
+    }
     let mut out = Vec::new();
     for (name, mut source) in built.sources {
         if !wanted(&name) {
             continue;
         }
-        source.pipeline_mut().start_trace(limit);
+        source.pipeline_mut().start_trace(options);
         let mut files = source.read_everything_once();
         files.sort();
         let mut not_read = source.not_read();
@@ -112,7 +146,7 @@ pub fn explain(
             .build()?;
         runtime.block_on(async {
             for mut page in pages {
-                page.pipeline_mut().start_trace(limit);
+                page.pipeline_mut().start_trace(options);
                 page.run_once().await;
                 let kind = config
                     .sources
@@ -244,20 +278,45 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
             }
         }
         for r in &e.trace.rules {
+            let selected = match (r.selected, &e.trace.selected_by) {
+                (Some(n), Some(by)) => format!(", {n} {}", safe(by)),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 t,
-                "rule {}: {} match{} (showing {})",
+                "rule {}: {} match{}{selected} (showing {})",
                 safe(&r.rule),
                 r.matches,
                 if r.matches == 1 { "" } else { "es" },
                 r.shown.len()
             );
             for (i, m) in r.shown.iter().enumerate() {
-                match &m.record {
-                    Some(line) => {
+                match (&m.record, m.record_bytes) {
+                    (Some(record), cut) if record.contains('\n') => {
+                        // A multi-line record (a traceback) as its lines.
+                        let _ = writeln!(t, "  #{} record:", i + 1);
+                        for line in record.split('\n') {
+                            let _ = writeln!(t, "     | {}", safe(line));
+                        }
+                        if let Some(bytes) = cut {
+                            let _ = writeln!(
+                                t,
+                                "     (cut: {bytes} bytes in all, --full shows it whole)"
+                            );
+                        }
+                    }
+                    (Some(line), None) => {
                         let _ = writeln!(t, "  #{} line: {}", i + 1, safe(line));
                     }
-                    None => {
+                    (Some(line), Some(bytes)) => {
+                        let _ = writeln!(
+                            t,
+                            "  #{} line: {}  (cut: {bytes} bytes in all, --full shows it whole)",
+                            i + 1,
+                            safe(line)
+                        );
+                    }
+                    (None, _) => {
                         let _ = writeln!(t, "  #{} row", i + 1);
                     }
                 }
@@ -289,16 +348,33 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
                         }
                     }
                 }
+                if m.updates_not_shown > 0 {
+                    let n = m.updates_not_shown;
+                    let _ = writeln!(
+                        t,
+                        "     (and {n} update{} that did not fail)",
+                        if n == 1 { "" } else { "s" }
+                    );
+                }
             }
         }
         let _ = writeln!(
             t,
-            "no rule matched: {} record{}",
+            "no rule matched: {} record{}{}",
             e.trace.unmatched,
-            if e.trace.unmatched == 1 { "" } else { "s" }
+            if e.trace.unmatched == 1 { "" } else { "s" },
+            if e.trace.selected_by.is_some() && e.trace.unmatched > 0 {
+                " (not shown: only matches are selected)"
+            } else {
+                ""
+            }
         );
-        for line in &e.trace.unmatched_shown {
-            let _ = writeln!(t, "  {}", safe(line));
+        for record in &e.trace.unmatched_shown {
+            let mut lines = record.split('\n');
+            let _ = writeln!(t, "  {}", safe(lines.next().unwrap_or("")));
+            for line in lines {
+                let _ = writeln!(t, "  | {}", safe(line));
+            }
         }
         let _ = writeln!(t, "samples:");
         if e.samples.is_empty() {

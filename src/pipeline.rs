@@ -220,6 +220,26 @@ struct Rule {
     when: Vec<When>,
 }
 
+impl Rule {
+    /// The field `name` names in this rule's matches (`explain --where`), if it has one.
+    fn field_ref(&self, name: &str) -> Option<FieldRef> {
+        match name {
+            FILE_FIELD => return Some(FieldRef::File),
+            SOURCE_FIELD => return Some(FieldRef::Source),
+            STREAM_FIELD => return Some(FieldRef::Stream),
+            TIME_FIELD => return Some(FieldRef::Time),
+            _ => {}
+        }
+        if let Some(i) = self.derived_names.iter().position(|n| n == name) {
+            return Some(FieldRef::Derived(i));
+        }
+        self.field_names
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .map(FieldRef::Index)
+    }
+}
+
 /// The compiled rules of one source.
 pub struct Pipeline {
     source: String,
@@ -242,17 +262,128 @@ pub struct Pipeline {
     trace: Option<Trace>,
 }
 
-/// What `explain` shows of a pipeline's work: per rule its first matches in full, and the
-/// first records no rule matched.
+/// Which matches `explain` shows and how: how many per rule, whole records or cut ones, only
+/// those with a failed update, only those whose fields pass filters.
+#[derive(Debug, Clone, Default)]
+pub struct TraceOptions {
+    /// Matches recorded in full per rule (the rest are counted).
+    pub limit: usize,
+    /// Records shown whole (else cut to [`SHOWN_TEXT`] bytes).
+    pub full: bool,
+    /// Only matches with at least one failed update, and of them only the failed updates.
+    pub failed_only: bool,
+    /// Only matches whose fields pass every filter (`--where`).
+    pub filters: Vec<FieldFilter>,
+}
+
+impl TraceOptions {
+    /// Whether some matches are left out (`--failed`, `--where`).
+    pub fn selects(&self) -> bool {
+        self.failed_only || !self.filters.is_empty()
+    }
+
+    /// What is selected, in words (`with a failed update where level=error`); empty when all.
+    pub fn describe(&self) -> String {
+        let mut words = Vec::new();
+        if self.failed_only {
+            words.push("with a failed update".to_owned());
+        }
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(ToString::to_string).collect();
+            words.push(format!("where {}", filters.join(" and ")));
+        }
+        words.join(" ")
+    }
+}
+
+/// One `--where` filter: a field's text compared with a value, or searched with a regex.
+#[derive(Debug, Clone)]
+pub struct FieldFilter {
+    /// The field's name (a named group, a JSON or logfmt field, a derived field or a built-in
+    /// such as `__stream__`), without `$`.
+    pub field: String,
+    pub test: FieldTest,
+}
+
+/// How a [`FieldFilter`] tests a field's text. A field that selected nothing passes none.
+#[derive(Debug, Clone)]
+pub enum FieldTest {
+    /// `FIELD=VALUE`: the text is exactly the value.
+    Equals(String),
+    /// `FIELD!=VALUE`: the text is something else.
+    NotEquals(String),
+    /// `FIELD~REGEX`: the regex matches somewhere in the text.
+    Matches(Regex),
+}
+
+impl FieldFilter {
+    /// Parses `FIELD=VALUE`, `FIELD!=VALUE` or `FIELD~REGEX` (a leading `$` on the field is
+    /// allowed).
+    pub fn parse(text: &str) -> Result<FieldFilter, String> {
+        let body = text.strip_prefix('$').unwrap_or(text);
+        let end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let (field, rest) = body.split_at(end);
+        let usage = || {
+            format!("{text:?} is not a filter: write FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX")
+        };
+        if field.is_empty() {
+            return Err(usage());
+        }
+        let test = if let Some(v) = rest.strip_prefix("!=") {
+            FieldTest::NotEquals(v.to_owned())
+        } else if let Some(v) = rest.strip_prefix('=') {
+            FieldTest::Equals(v.to_owned())
+        } else if let Some(re) = rest.strip_prefix('~') {
+            FieldTest::Matches(Regex::new(re).map_err(|e| format!("{text:?}: {e}"))?)
+        } else {
+            return Err(usage());
+        };
+        Ok(FieldFilter {
+            field: field.to_owned(),
+            test,
+        })
+    }
+
+    /// Whether a field's text (`None`: it selected nothing) passes.
+    pub fn passes(&self, text: Option<&str>) -> bool {
+        match (&self.test, text) {
+            (_, None) => false,
+            (FieldTest::Equals(v), Some(t)) => t == v,
+            (FieldTest::NotEquals(v), Some(t)) => t != v,
+            (FieldTest::Matches(re), Some(t)) => re.is_match(t),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.test {
+            FieldTest::Equals(v) => write!(f, "{}={v}", self.field),
+            FieldTest::NotEquals(v) => write!(f, "{}!={v}", self.field),
+            FieldTest::Matches(re) => write!(f, "{}~{}", self.field, re.as_str()),
+        }
+    }
+}
+
+/// What `explain` shows of a pipeline's work: per rule its first matches in full (those the
+/// options select), and the first records no rule matched.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Trace {
     /// Matches recorded in full per rule (the rest are counted).
     pub limit: usize,
+    /// What the matches shown were selected by, in words (`with a failed update where
+    /// level=error`); absent when every match could be shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_by: Option<String>,
     pub rules: Vec<RuleTrace>,
     /// Records no rule matched, in all.
     pub unmatched: u64,
-    /// The first of them.
+    /// The first of them (none when matches are selected: they have no fields or updates).
     pub unmatched_shown: Vec<String>,
+    #[serde(skip)]
+    options: TraceOptions,
 }
 
 /// One rule's matches.
@@ -260,17 +391,34 @@ pub struct Trace {
 pub struct RuleTrace {
     pub rule: String,
     pub matches: u64,
+    /// Matches the options select (`--failed`, `--where`), when they select.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<u64>,
     pub shown: Vec<MatchTrace>,
+    /// The field each filter reads in this rule (`None`: the rule has no such field).
+    #[serde(skip)]
+    filter_fields: Vec<Option<FieldRef>>,
 }
 
 /// One match: the record (a line; none for a document's row), its fields, what each update
 /// did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct MatchTrace {
+    /// The record, cut to [`SHOWN_TEXT`] bytes (with `…`) unless whole records were asked for.
     pub record: Option<String>,
+    /// The record's whole length in bytes, when `record` is cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_bytes: Option<usize>,
     /// Field name and its text (`None`: the field selected nothing).
     pub fields: Vec<(String, Option<String>)>,
     pub updates: Vec<UpdateTrace>,
+    /// Updates not shown because they did not fail (with `--failed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub updates_not_shown: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One update of a match.
@@ -605,21 +753,46 @@ impl Pipeline {
         }
     }
 
-    /// Records, from now on, the first `limit` matches of each rule in full and the first
-    /// records no rule matched (`explain`).
-    pub fn start_trace(&mut self, limit: usize) {
+    /// Records, from now on, the first `options.limit` matches of each rule that the options
+    /// select in full, the others counted, and the first records no rule matched (`explain`).
+    pub fn start_trace(&mut self, options: &TraceOptions) {
+        let selects = options.selects();
         self.trace = Some(Trace {
-            limit,
+            limit: options.limit,
+            selected_by: selects.then(|| options.describe()),
             rules: self
                 .rules
                 .iter()
                 .map(|r| RuleTrace {
                     rule: r.name.clone(),
+                    selected: selects.then_some(0),
+                    filter_fields: options
+                        .filters
+                        .iter()
+                        .map(|f| r.field_ref(&f.field))
+                        .collect(),
                     ..Default::default()
                 })
                 .collect(),
+            options: options.clone(),
             ..Default::default()
         });
+    }
+
+    /// Every field name a rule of this source has (named groups, JSON and logfmt fields,
+    /// derived fields) and the built-in ones, for `explain --where` to check its fields.
+    pub fn field_names(&self) -> Vec<String> {
+        let builtins = [FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD];
+        let mut names: Vec<String> = self
+            .rules
+            .iter()
+            .flat_map(|r| r.field_names.iter().flatten().chain(&r.derived_names))
+            .cloned()
+            .chain(builtins.iter().map(|b| (*b).to_owned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// What was recorded since [`Pipeline::start_trace`].
@@ -740,9 +913,13 @@ impl Pipeline {
             self.unmatched.inc();
             if let Some(trace) = &mut self.trace {
                 trace.unmatched += 1;
-                if trace.unmatched_shown.len() < trace.limit {
+                if trace.unmatched_shown.len() < trace.limit && !trace.options.selects() {
                     let mut text = String::new();
-                    shown(line, &mut text);
+                    if trace.options.full {
+                        text.push_str(line);
+                    } else {
+                        shown(line, &mut text);
+                    }
                     trace.unmatched_shown.push(text);
                 }
             }
@@ -872,24 +1049,53 @@ fn count_record_error(
     }
 }
 
-/// Counts a failed update, keeps its text for the landing page and logs it at debug.
-/// Records one match of rule `index` in `trace` (the first `limit` in full, then counted):
-/// its fields, and what each update makes of them, computed without applying anything.
+/// Records one match of rule `index` in `trace`: counted, and, when the trace's options
+/// select it, counted as selected and (the first `limit`) kept with its fields and what each
+/// update makes of them, computed without applying anything.
 fn record(trace: &mut Trace, index: usize, line: Option<&str>, compiled: &Rule, fields: &Fields) {
     let names = &compiled.field_names;
     let updates = &compiled.updates;
     let limit = trace.limit;
+    let options = &trace.options;
     let Some(rule) = trace.rules.get_mut(index) else {
         return;
     };
     rule.matches += 1;
+    let passes = options
+        .filters
+        .iter()
+        .zip(&rule.filter_fields)
+        .all(|(filter, field)| filter.passes(field.and_then(|f| fields.get(f))));
+    if !passes {
+        return;
+    }
+    // With `--failed`, every match's updates are tried, to count those that fail.
+    let mut updates_shown = None;
+    if options.failed_only {
+        let traced: Vec<UpdateTrace> = updates.iter().map(|u| u.trace(fields)).collect();
+        let total = traced.len();
+        let failed: Vec<UpdateTrace> = traced.into_iter().filter(|u| u.error.is_some()).collect();
+        if failed.is_empty() {
+            return;
+        }
+        updates_shown = Some((total - failed.len(), failed));
+    }
+    if let Some(selected) = &mut rule.selected {
+        *selected += 1;
+    }
     if rule.shown.len() >= limit {
         return;
     }
-    let mut text = String::new();
+    let mut record_bytes = None;
     let record = line.map(|l| {
-        shown(l, &mut text);
-        text.clone()
+        let mut text = String::new();
+        if options.full {
+            text.push_str(l);
+        } else {
+            shown(l, &mut text);
+            record_bytes = (l.len() > SHOWN_TEXT).then_some(l.len());
+        }
+        text
     });
     let fields_shown = names
         .iter()
@@ -905,11 +1111,14 @@ fn record(trace: &mut Trace, index: usize, line: Option<&str>, compiled: &Rule, 
             )
         }))
         .collect();
-    let updates = updates.iter().map(|u| u.trace(fields)).collect();
+    let (updates_not_shown, updates) =
+        updates_shown.unwrap_or_else(|| (0, updates.iter().map(|u| u.trace(fields)).collect()));
     rule.shown.push(MatchTrace {
         record,
+        record_bytes,
         fields: fields_shown,
         updates,
+        updates_not_shown,
     });
 }
 

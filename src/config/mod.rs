@@ -17,7 +17,7 @@ pub use load::{load_file, load_str, load_web_config, read_text};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{
-    default_buckets, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
+    default_buckets, did_you_mean, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
     DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT, UNKNOWN_STATE,
 };
 

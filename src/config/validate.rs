@@ -1573,7 +1573,7 @@ fn list_or_none(items: &[String]) -> String {
 }
 
 /// ` (did you mean "x"?)` when a known name is within a small edit distance.
-fn did_you_mean<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> String {
+pub fn did_you_mean<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> String {
     closest(wanted, known)
         .map(|k| format!(" (did you mean {k:?}?)"))
         .unwrap_or_default()

@@ -194,3 +194,96 @@ sources:
         "{stderr}"
     );
 }
+
+/// Issue 24: a traceback longer than what `explain` shows by default had its end (the
+/// exception) never shown. By default it is cut and says so; `--full` shows it whole, as its
+/// lines; `--failed` only the matches with a failed update (and only those updates);
+/// `--where` only the matches whose fields pass. The counts stay whole.
+#[test]
+fn explain_shows_a_traceback_whole_only_failures_or_only_what_a_filter_selects() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/explain/traceback");
+    let end = "     | KeyError: 'user'\n";
+
+    let short = explain(&case, &[]);
+    assert!(!short.contains(end), "{short}");
+    assert!(
+        short.contains("     (cut: 411 bytes in all, --full shows it whole)\n"),
+        "{short}"
+    );
+
+    let full = explain(&case, &["--full"]);
+    assert!(full.contains(end), "{full}");
+    assert!(!full.contains("(cut: "), "{full}");
+    assert!(full.contains("rule request: 4 matches (showing 4)\n"), "{full}");
+
+    let failed = explain(&case, &["--failed", "--full"]);
+    assert!(
+        failed.contains("rule request: 4 matches, 1 with a failed update (showing 1)\n"),
+        "{failed}"
+    );
+    assert!(failed.contains(end), "{failed}");
+    assert!(
+        failed.contains(
+            "     observe app_request_duration_seconds: FAILED value_not_a_number: n/a\n     (and 1 update that did not fail)\n"
+        ),
+        "{failed}"
+    );
+    assert!(!failed.contains("add app_records_total"), "{failed}");
+    assert!(
+        failed.contains("rule exception: 1 match, 0 with a failed update (showing 0)\n"),
+        "{failed}"
+    );
+
+    let error = explain(&case, &["--where", "level=ERROR"]);
+    assert!(
+        error.contains("rule request: 4 matches, 1 where level=ERROR (showing 1)\n"),
+        "{error}"
+    );
+    assert_eq!(error.matches("  #").count(), 1, "{error}");
+    let not_info = explain(&case, &["--where=level!=INFO", "--where=logger~^bill"]);
+    assert!(
+        not_info.contains("rule request: 4 matches, 2 where level!=INFO and logger~^bill"),
+        "{not_info}"
+    );
+    let exception = explain(&case, &["--full", "--where=exception=KeyError"]);
+    assert!(
+        exception.contains("rule exception: 1 match, 1 where exception=KeyError (showing 1)\n"),
+        "{exception}"
+    );
+    assert!(exception.contains(end), "{exception}");
+
+    // JSON: the record whole or cut (with its length), and the selection.
+    let json: serde_json::Value =
+        serde_json::from_str(&explain(&case, &["--output=json"])).unwrap();
+    let shown = &json[0]["trace"]["rules"][0]["shown"][1];
+    assert_eq!(shown["record_bytes"], 411);
+    let json: serde_json::Value = serde_json::from_str(&explain(
+        &case,
+        &["--output=json", "--full", "--failed"],
+    ))
+    .unwrap();
+    let trace = &json[0]["trace"];
+    assert_eq!(trace["selected_by"], "with a failed update");
+    assert_eq!(trace["rules"][0]["selected"], 1);
+    let record = trace["rules"][0]["shown"][0]["record"].as_str().unwrap();
+    assert!(record.ends_with("KeyError: 'user'"), "{record}");
+    assert_eq!(record.len(), 411);
+    assert_eq!(trace["rules"][0]["shown"][0]["updates_not_shown"], 1);
+
+    // A field no rule has is an error with the closest name, not an empty answer.
+    let out = Command::new(binary())
+        .arg("explain")
+        .arg(format!(
+            "--config.file={}",
+            case.join("exporter.yaml").display()
+        ))
+        .arg("--where=levle=ERROR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(r#"no rule has a field named \"levle\" (did you mean \"level\"?)"#),
+        "{stderr}"
+    );
+}
