@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
 
+use super::activity::{is_routine, Activity};
 use super::discover::{Globs, Wake, Watcher};
 use super::fs::{not_read_counts, FileId, RealFs};
 use super::identity::Known;
@@ -98,6 +99,8 @@ struct Books {
     events: Vec<(EventKind, IntCounter)>,
     /// `quarry_source_panics_total{source}`.
     panics: IntCounter,
+    /// Routine file events since their last summary (logged at most once a minute).
+    activity: Activity,
 }
 
 /// The tailer's output, turned into counts, logs, metrics and checkpoint records.
@@ -207,12 +210,15 @@ impl Sink for SourceSink<'_> {
             c.inc();
         }
         let source = self.source;
+        // Routine events (a rotation, a rename, a file drained) each at debug, and in a
+        // summary at most once a minute; what may have cost data, each at info or warn.
         match kind {
-            EventKind::New | EventKind::Closed | EventKind::Shadowed => {
-                debug!(source, path, "{}: {detail}", kind.as_str())
-            }
             EventKind::Lost | EventKind::ReplacedWhileDraining => {
                 warn!(source, path, "{}: {detail}", kind.as_str())
+            }
+            _ if is_routine(kind) => {
+                debug!(source, path, "{}: {detail}", kind.as_str());
+                self.books.activity.note(kind, Instant::now());
             }
             _ => info!(source, path, "{}: {detail}", kind.as_str()),
         }
@@ -306,6 +312,7 @@ impl FileSource {
                 counters: HashMap::new(),
                 errors: HashMap::new(),
                 panics: self_metrics.source_panics.with_label_values(&[name]),
+                activity: Activity::default(),
                 events: EventKind::ALL
                     .iter()
                     .map(|k| {
@@ -444,6 +451,8 @@ impl FileSource {
                 self.follow(&wake_tx, &wake_rx, &mut ready)
             }));
             let Err(payload) = outcome else {
+                // Stopping (shutdown or reload): what was not summarised yet is said now.
+                self.log_activity(true);
                 return self;
             };
             if started.elapsed() >= PANIC_BACKOFF_LAST {
@@ -460,10 +469,14 @@ impl FileSource {
                 ready();
             }
             match wake_rx.recv_timeout(backoff) {
-                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return self,
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.log_activity(true);
+                    return self;
+                }
                 _ => {}
             }
             if self.stop.load(Ordering::Relaxed) || wake_rx.try_iter().any(|w| w == Wake::Stop) {
+                self.log_activity(true);
                 return self;
             }
             let state = self.share.state();
@@ -531,6 +544,21 @@ impl FileSource {
             crate::faults::panic_once();
             (more, flush_in) = self.read();
             self.publish_status(rescan || changed, watcher.is_active());
+            self.log_activity(false);
+        }
+    }
+
+    /// Logs the summary of routine file events when one is due (or, when `all`, whatever is
+    /// pending).
+    fn log_activity(&mut self, all: bool) {
+        let now = Instant::now();
+        let summary = if all {
+            self.books.activity.take(now)
+        } else {
+            self.books.activity.due(now)
+        };
+        if let Some(summary) = summary {
+            info!(source = %self.name, "{summary}");
         }
     }
 

@@ -4,6 +4,7 @@
 //! The set of kinds is closed: files (lines, on a thread each) and page sources (documents from
 //! HTTP, commands and status files, on tasks of the exporter's runtime).
 
+pub mod activity;
 pub mod discover;
 pub mod fetch;
 pub mod file;
