@@ -66,6 +66,60 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// Said of a YAML error inside `{ }` or `[ ]`, where most come from a value that needed quotes.
+const FLOW_HINT: &str = " (inside { } or [ ], a comma ends a value and `: `, brackets and braces \
+                         cannot be in one: quote the value, as in help: \"Requests, by method.\")";
+
+/// Whether `at` (1-based line and column) in `text` is inside a flow mapping or sequence
+/// (`{ }`, `[ ]`). A rough scan, enough for a hint: quoted text and comments are skipped, and a
+/// bracket opens a collection only where a value starts (so `\d{3}` in a plain regex does not).
+fn in_flow_collection(text: &str, at: Position) -> bool {
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate().take(at.line) {
+        let last = n + 1 == at.line;
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (i, c) in line.chars().enumerate() {
+            if last && i + 1 >= at.column {
+                break;
+            }
+            match quote {
+                Some('"') if c == '"' && prev != '\\' => quote = None,
+                Some('\'') if c == '\'' => quote = None,
+                Some(_) => {}
+                None => {
+                    let value_start = prev.is_whitespace() || matches!(prev, ':' | ',' | '-' | '[' | '{');
+                    match c {
+                        '"' | '\'' if value_start => quote = Some(c),
+                        '#' if prev.is_whitespace() => break,
+                        '{' | '[' if value_start || depth > 0 => depth += 1,
+                        '}' | ']' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+            }
+            prev = c;
+        }
+    }
+    depth > 0
+}
+
+/// An unknown field whose name holds a space is mostly the rest of a value cut at a comma
+/// inside `{ }` (`help: Requests, by method.` makes a key `by method.`): say so.
+fn with_cut_value_hint(message: String) -> String {
+    let name = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match name {
+        Some(name) if name.contains(' ') => format!(
+            "{message} (if it is the rest of a value cut at a comma inside {{ }}, quote that \
+             value, as in help: \"Requests, by method.\")"
+        ),
+        _ => message,
+    }
+}
+
 /// Where the second YAML document of `text` starts (`---` at the start of a line after some
 /// content), if there is one.
 fn second_document(text: &str) -> Option<Position> {
@@ -114,10 +168,14 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                 line: l.line(),
                 column: l.column(),
             });
+            let hint = match position {
+                Some(p) if in_flow_collection(text, p) => FLOW_HINT,
+                _ => "",
+            };
             return Err(fail(vec![ConfigError {
                 path: String::new(),
                 position,
-                message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+                message: format!("invalid YAML: {}{hint}", strip_location(&e.to_string())),
             }]));
         }
     };
@@ -134,7 +192,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         errors.push(ConfigError {
             position: index.find(&path),
             path,
-            message,
+            message: with_cut_value_hint(message),
         })
     };
 

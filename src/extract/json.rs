@@ -25,7 +25,36 @@ pub struct JsonExtractor {
 /// Parses a JSONPath query, after checking it against [`super::limits`].
 pub fn path(expr: &str) -> Result<JsonPath, String> {
     super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
-    JsonPath::parse(expr).map_err(|e| invalid(expr, &e.to_string()))
+    JsonPath::parse(expr).map_err(|e| {
+        let mut message = invalid(expr, &e.to_string());
+        match rooted(expr, '$') {
+            Some(fixed) if expr.starts_with('$') => {
+                message.push_str(&format!(" (did you mean {fixed:?}?)"));
+            }
+            Some(fixed) => message.push_str(&format!(
+                " (a JSONPath starts with `$`, the document: did you mean {fixed:?}?)"
+            )),
+            None => {}
+        }
+        message
+    })
+}
+
+/// `expr` made a valid query from `root` (`$` or `@`), when it lacks one and that is all it
+/// lacks: `items.*` → `$.items.*`, `.items` → `$.items`, `$items` → `$.items`.
+fn rooted(expr: &str, root: char) -> Option<String> {
+    let fixed = if expr.starts_with(['.', '[']) {
+        format!("{root}{expr}")
+    } else if let Some(rest) = expr.strip_prefix(root) {
+        format!("{root}.{rest}")
+    } else if expr.starts_with(['$', '@']) {
+        return None;
+    } else {
+        format!("{root}.{expr}")
+    };
+    let parse = format!("${}", &fixed[1..]);
+    (super::limits::check_jsonpath(&parse).is_ok() && JsonPath::parse(&parse).is_ok())
+        .then_some(fixed)
 }
 
 /// The message for a query that does not parse, with the bracket form when dotted keys hold
@@ -83,14 +112,26 @@ fn field(expr: &str) -> Result<Field, String> {
         super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
         return JsonPath::parse(&format!("${rest}"))
             .map(Field::Current)
-            .map_err(|e| invalid(expr, &e.to_string()));
+            .map_err(|e| {
+                let mut message = invalid(expr, &e.to_string());
+                if let Some(fixed) = rooted(expr, '@') {
+                    message.push_str(&format!(" (did you mean {fixed:?}?)"));
+                }
+                message
+            });
     }
     if expr.starts_with('$') {
         return path(expr).map(Field::Document);
     }
-    Err(format!(
+    let mut message = format!(
         "a JSON field starts with `@` (the current node), `$` (the document) or is `@key`, not {expr:?}"
-    ))
+    );
+    if let (Some(current), Some(document)) = (rooted(expr, '@'), rooted(expr, '$')) {
+        message.push_str(&format!(
+            " (did you mean {current:?}, or {document:?} for the whole document?)"
+        ));
+    }
+    Err(message)
 }
 
 impl JsonExtractor {
@@ -453,6 +494,27 @@ mod tests {
         assert_eq!(for_each, "");
         let e = JsonExtractor::new(None, [field]).err().unwrap();
         assert!(e.contains("may nest 10"), "{e}");
+    }
+
+    /// Issue 24: a query without its root did not suggest the `$.` form.
+    #[test]
+    fn a_query_without_its_root_suggests_it() {
+        let e = JsonExtractor::new(Some("items.*"), ["@.a"]).err().unwrap();
+        assert!(e.ends_with("did you mean \"$.items.*\"?)"), "{e}");
+        let e = JsonExtractor::new(Some(".items"), ["@.a"]).err().unwrap();
+        assert!(e.ends_with("did you mean \"$.items\"?)"), "{e}");
+        let e = JsonExtractor::new(Some("$items"), ["@.a"]).err().unwrap();
+        assert!(e.ends_with("did you mean \"$.items\"?)"), "{e}");
+        // Nothing to suggest when the root is not what is wrong.
+        let e = JsonExtractor::new(Some("$.items["), ["@.a"]).err().unwrap();
+        assert!(!e.contains("did you mean"), "{e}");
+        let e = JsonExtractor::check_field("status").unwrap_err();
+        assert!(
+            e.ends_with("(did you mean \"@.status\", or \"$.status\" for the whole document?)"),
+            "{e}"
+        );
+        let e = JsonExtractor::check_field("@status").unwrap_err();
+        assert!(e.ends_with("(did you mean \"@.status\"?)"), "{e}");
     }
 
     #[test]
