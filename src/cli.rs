@@ -115,6 +115,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of the config file (for editors: yaml-language-server).
     Schema,
+    /// List the bundled grok patterns (name and definition), or show one: its definition, the
+    /// fields it captures and its whole expansion (the regex a rule runs).
+    Grok {
+        /// The pattern to show (default: list them all).
+        name: Option<String>,
+    },
     /// Read every file source from its beginning and fetch every page source once, and show
     /// why each rule did what it did: the fetch, each rule's first matches with their fields
     /// and what each update made of them (or why it failed), the records no rule matched, the
@@ -205,6 +211,10 @@ pub fn main() -> ExitCode {
                 .and_then(|text| print_out(&text)),
         );
     }
+    if let Some(Command::Grok { name }) = &cli.command {
+        // The bundled patterns: no config is needed.
+        return finish(grok_text(name.as_deref()).and_then(|text| print_out(text.trim_end())));
+    }
     if let Some(Command::Suggest { sample, prefix }) = &cli.command {
         // A sample, not a config: nothing is loaded.
         return finish(read_sample(sample).and_then(|(text, origin)| {
@@ -237,7 +247,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Schema) | Some(Command::Suggest { .. }) => Ok(()),
+        Some(Command::Schema) | Some(Command::Suggest { .. }) | Some(Command::Grok { .. }) => {
+            Ok(())
+        }
         Some(Command::Explain {
             source,
             matches,
@@ -340,6 +352,37 @@ pub fn main() -> ExitCode {
         }),
     };
     finish(result)
+}
+
+/// What `quarry_exporter grok [NAME]` prints: every bundled pattern as `NAME  definition`, or
+/// one with its fields and expansion.
+fn grok_text(name: Option<&str>) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    match name {
+        None => {
+            let width = crate::grok::bundled_patterns()
+                .map(|(n, _)| n.len())
+                .max()
+                .unwrap_or(0);
+            for (n, d) in crate::grok::bundled_patterns() {
+                let _ = writeln!(t, "{n:width$}  {d}");
+            }
+        }
+        Some(name) => {
+            let p = crate::grok::describe(name).map_err(|e| anyhow::anyhow!(e))?;
+            let _ = writeln!(t, "name: {}", p.name);
+            let _ = writeln!(t, "definition: {}", p.definition);
+            let fields = if p.fields.is_empty() {
+                format!("(none: write %{{{}:field}} to capture it)", p.name)
+            } else {
+                p.fields.join(", ")
+            };
+            let _ = writeln!(t, "fields: {fields}");
+            let _ = writeln!(t, "regex: {}", p.regex);
+        }
+    }
+    Ok(t)
 }
 
 /// Most of a sample `suggest` reads (a log's first lines are what it looks at).

@@ -120,6 +120,53 @@ fn bundled() -> &'static BTreeMap<&'static str, &'static str> {
     })
 }
 
+/// The bundled patterns, sorted by name: each name and its definition as written
+/// (`quarry_exporter grok` lists them).
+pub fn bundled_patterns() -> impl Iterator<Item = (&'static str, &'static str)> {
+    bundled().iter().map(|(n, d)| (*n, *d))
+}
+
+/// One bundled pattern, as `quarry_exporter grok NAME` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternInfo {
+    pub name: &'static str,
+    /// The definition as written (`%{HTTPD_COMMONLOG} %{QS:referrer} %{QS:agent}`).
+    pub definition: &'static str,
+    /// The fields `%{NAME}` captures, in order (the named captures of nested patterns).
+    pub fields: Vec<String>,
+    /// `%{NAME}` fully expanded: the regex-crate pattern a rule runs.
+    pub regex: String,
+}
+
+/// The bundled pattern `name` (exact, or in other case) with its expansion; an unknown name is
+/// an error naming the closest one.
+pub fn describe(name: &str) -> Result<PatternInfo, String> {
+    let (name, definition) = bundled()
+        .get_key_value(name)
+        .or_else(|| {
+            bundled()
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
+        .map(|(n, d)| (*n, *d))
+        .ok_or_else(|| {
+            let none = BTreeMap::new();
+            match unknown(name, &none).split_once("; define it") {
+                Some((head, _)) => format!("{head}; `quarry_exporter grok` lists them all"),
+                None => unknown(name, &none),
+            }
+        })?;
+    let none = BTreeMap::new();
+    let reference = format!("%{{{name}}}");
+    let expansion = run(&reference, &none, None).map_err(|e| e.message)?;
+    Ok(PatternInfo {
+        name,
+        definition,
+        fields: expansion.fields,
+        regex: expansion.out,
+    })
+}
+
 fn is_pattern_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
@@ -779,6 +826,26 @@ mod tests {
             err("%{SELF}", &u).message,
             "recursive grok pattern: SELF -> SELF"
         );
+    }
+
+    #[test]
+    fn a_bundled_pattern_is_described_with_its_fields_and_expansion() {
+        let qs = describe("QS").unwrap();
+        assert_eq!(qs.definition, "%{QUOTEDSTRING}");
+        assert!(qs.regex.starts_with("(?:"), "{}", qs.regex);
+        assert!(regex::Regex::new(&qs.regex).is_ok());
+        let combined = describe("combinedapachelog").unwrap();
+        assert_eq!(combined.name, "COMBINEDAPACHELOG");
+        assert_eq!(combined.fields.first().map(String::as_str), Some("clientip"));
+        assert!(combined.fields.iter().any(|f| f == "agent"));
+        assert_eq!(
+            describe("COMBINEDAPACHE").unwrap_err(),
+            "unknown grok pattern COMBINEDAPACHE; did you mean COMBINEDAPACHELOG?"
+        );
+        assert!(describe("ZZZZZZZZZZZZ")
+            .unwrap_err()
+            .ends_with("`quarry_exporter grok` lists them all"));
+        assert_eq!(bundled_patterns().count(), bundled_names().len());
     }
 
     #[test]

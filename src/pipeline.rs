@@ -7,6 +7,7 @@
 //! document worker ([`crate::source::worker`]), and its rows go through
 //! [`Pipeline::process_rows`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -218,6 +219,8 @@ struct Rule {
     derived_names: Vec<String>,
     /// `when:`: the match counts only if each field's text matches its regex.
     when: Vec<When>,
+    /// `unquote:`: the fields (by index) read without their quotes.
+    unquote: Vec<usize>,
 }
 
 impl Rule {
@@ -591,6 +594,15 @@ impl Pipeline {
             let (extract, mut names) =
                 build_extract(rule, lines, &mut json_paths).with_context(context)?;
             names.container = container;
+            let unquote = rule
+                .unquote
+                .iter()
+                .map(|n| match names.resolve(n.strip_prefix('$').unwrap_or(n)) {
+                    Ok(FieldRef::Index(i)) => Ok(i),
+                    _ => Err(anyhow!("unquote: {n:?} is not a field of the rule")),
+                })
+                .collect::<anyhow::Result<Vec<usize>>>()
+                .with_context(context)?;
             let (derive, when) = build_derived(rule, &mut names).with_context(context)?;
             let updates = rule
                 .update
@@ -621,6 +633,7 @@ impl Pipeline {
                 derived_names: names.derived.clone(),
                 derive,
                 when,
+                unquote,
                 errors,
             });
         }
@@ -710,6 +723,7 @@ impl Pipeline {
                     .collect(),
                 derived_names: rule.derived_names.clone(),
                 when: rule.when.clone(),
+                unquote: rule.unquote.clone(),
             });
         }
         Some(Pipeline {
@@ -882,11 +896,13 @@ impl Pipeline {
             };
             let row_bases = rows.iter().flatten().map(Base::Row);
             for base in single.into_iter().chain(row_bases) {
+                let unquoted = base.unquoted(&rule.unquote);
                 let mut fields = Fields {
                     base,
                     source: &self.source,
                     ctx,
                     derived: Vec::new(),
+                    unquoted: &unquoted,
                 };
                 fields.derive(&rule.derive);
                 if !fields.passes(&rule.when) {
@@ -988,11 +1004,13 @@ impl Pipeline {
             }
             let ctx = RecordContext::default();
             for row in &rows {
+                let unquoted = Base::Row(row).unquoted(&rule.unquote);
                 let mut fields = Fields {
                     base: Base::Row(row),
                     source: &self.source,
                     ctx: &ctx,
                     derived: Vec::new(),
+                    unquoted: &unquoted,
                 };
                 fields.derive(&rule.derive);
                 if !fields.passes(&rule.when) {
@@ -1162,17 +1180,72 @@ struct Fields<'a> {
     source: &'a str,
     ctx: &'a RecordContext<'a>,
     derived: Vec<Option<&'a str>>,
+    /// `unquote:` fields (by index) without their quotes (empty for most rules: nothing made).
+    unquoted: &'a [(usize, Cow<'a, str>)],
+}
+
+impl<'a> Base<'a> {
+    /// Field `i` of the match as it is in the record.
+    fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            // A group that did not take part in the match is empty text, as in the regex crate.
+            Base::Line { line, matcher } => {
+                Some(matcher.group(i).map_or("", |(s, e)| &line[s..e]))
+            }
+            Base::Row(row) => row.get(i).and_then(|v| v.as_deref()),
+        }
+    }
+
+    /// The `unquote:` fields of a match, unquoted (allocating only for text with escapes).
+    fn unquoted(&self, fields: &[usize]) -> Vec<(usize, Cow<'a, str>)> {
+        fields
+            .iter()
+            .filter_map(|&i| Some((i, unquote(self.get(i)?))))
+            .collect()
+    }
+}
+
+/// `text` without its surrounding quotes (`"…"`, `'…'`, `` `…` ``), `\<quote>` and `\\`
+/// unescaped (other escapes are kept as written); text not quoted is returned as it is.
+pub fn unquote(text: &str) -> Cow<'_, str> {
+    let quote = match text.as_bytes() {
+        [q @ (b'"' | b'\'' | b'`'), .., last] if last == q => *q as char,
+        _ => return Cow::Borrowed(text),
+    };
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) if n == quote || n == '\\' => out.push(n),
+                Some(n) => {
+                    out.push(c);
+                    out.push(n);
+                }
+                None => out.push(c),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl<'a> Fields<'a> {
     /// The field's text; `None` when a document field selected nothing.
     fn get(&self, field: FieldRef) -> Option<&'a str> {
         match (&self.base, field) {
-            // A group that did not take part in the match is empty text, as in the regex crate.
-            (Base::Line { line, matcher }, FieldRef::Index(i)) => {
-                Some(matcher.group(i).map_or("", |(s, e)| &line[s..e]))
+            (_, FieldRef::Index(i)) if !self.unquoted.is_empty() => {
+                match self.unquoted.iter().find(|(j, _)| *j == i) {
+                    Some((_, text)) => Some(text.as_ref()),
+                    None => self.base.get(i),
+                }
             }
-            (Base::Row(row), FieldRef::Index(i)) => row.get(i).and_then(|v| v.as_deref()),
+            (base, FieldRef::Index(i)) => base.get(i),
             (_, FieldRef::File) => Some(self.ctx.file),
             (_, FieldRef::Source) => Some(self.source),
             (_, FieldRef::Stream) => self.ctx.stream,
@@ -1557,6 +1630,22 @@ fn build_update(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unquote_takes_off_the_quotes_and_unescapes_only_the_quote_and_backslash() {
+        use super::unquote;
+        assert_eq!(unquote(r#""curl/8""#), "curl/8");
+        assert_eq!(unquote("'a b'"), "a b");
+        assert_eq!(unquote("`x`"), "x");
+        assert_eq!(unquote(r#""say \"hi\" \\ \n""#), r#"say "hi" \ \n"#);
+        assert_eq!(unquote(r#"'it\'s'"#), "it's");
+        // Not quoted, or not closed by the same quote: kept.
+        for kept in ["-", "\"", "", r#""a'"#, "plain"] {
+            assert_eq!(unquote(kept), kept);
+        }
+        assert_eq!(unquote(r#""""#), "");
+        assert!(matches!(unquote(r#""no escapes""#), std::borrow::Cow::Borrowed(_)));
+    }
+
     use super::Scale;
 
     #[test]

@@ -474,6 +474,11 @@ pub struct RuleConfig {
     /// regex, unanchored; a field that selected nothing does not match).
     #[serde(default)]
     pub when: BTreeMap<String, String>,
+    /// Fields read without their surrounding quotes (`"…"`, `'…'` or `` `…` ``), with `\"`
+    /// (the escaped quote) and `\\` unescaped: grok's `%{QS:agent}` as the text between the
+    /// quotes. Applied before `derive`, `when` and the updates; text not quoted is kept.
+    #[serde(default)]
+    pub unquote: Vec<String>,
     /// The regex `grok:` expands to (set by the loader, never written).
     #[serde(skip)]
     #[schemars(skip)]

@@ -1143,6 +1143,26 @@ fn capture_fields(
 /// Checks `derive:` (each reads a known field; its regex compiles and names its groups) and
 /// `when:` (known fields, regexes that compile); adds the derived fields to `fields`.
 fn check_derived(c: &mut Checker, rp: &str, rule: &RuleConfig, fields: &mut BTreeSet<String>) {
+    // `unquote:` names the rule's own fields (not built-in or derived ones).
+    for (i, name) in rule.unquote.iter().enumerate() {
+        let name = name.strip_prefix('$').unwrap_or(name);
+        let builtin = [FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD].contains(&name);
+        if builtin || !fields.contains(name) {
+            let own = fields
+                .iter()
+                .map(String::as_str)
+                .filter(|f| ![FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD].contains(f));
+            let hint = did_you_mean(name, own.clone());
+            let list: Vec<&str> = own.collect();
+            c.report(
+                join_index(&join_key(rp, "unquote"), i),
+                format!(
+                    "unknown field {name:?}{hint}: unquote takes the rule's own fields ({})",
+                    list.join(", ")
+                ),
+            );
+        }
+    }
     for (i, d) in rule.derive.iter().enumerate() {
         let dp = join_index(&join_key(rp, "derive"), i);
         match template::parse(&d.from).ok().as_deref() {

@@ -8,6 +8,7 @@ mod dashboards;
 mod explain;
 mod exposition;
 mod golden;
+mod grok;
 mod hardening;
 mod lifecycle;
 mod pages;
