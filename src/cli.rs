@@ -267,14 +267,14 @@ pub fn main() -> ExitCode {
             crate::explain::explain(&cli.config_file, &config, source.as_deref(), &options)
         }
         .and_then(|sources| {
-                if output == "json" {
-                    serde_json::to_string_pretty(&sources)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|text| print_out(&text))
-                } else {
-                    print_out(crate::explain::render_text(&sources).trim_end())
-                }
-            }),
+            if output == "json" {
+                serde_json::to_string_pretty(&sources)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|text| print_out(&text))
+            } else {
+                print_out(crate::explain::render_text(&sources).trim_end())
+            }
+        }),
         Some(Command::Check) => {
             let rules: usize = config
                 .sources

@@ -143,11 +143,7 @@ pub struct PatternInfo {
 pub fn describe(name: &str) -> Result<PatternInfo, String> {
     let (name, definition) = bundled()
         .get_key_value(name)
-        .or_else(|| {
-            bundled()
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        })
+        .or_else(|| bundled().iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
         .map(|(n, d)| (*n, *d))
         .ok_or_else(|| {
             let none = BTreeMap::new();
@@ -836,7 +832,10 @@ mod tests {
         assert!(regex::Regex::new(&qs.regex).is_ok());
         let combined = describe("combinedapachelog").unwrap();
         assert_eq!(combined.name, "COMBINEDAPACHELOG");
-        assert_eq!(combined.fields.first().map(String::as_str), Some("clientip"));
+        assert_eq!(
+            combined.fields.first().map(String::as_str),
+            Some("clientip")
+        );
         assert!(combined.fields.iter().any(|f| f == "agent"));
         assert_eq!(
             describe("COMBINEDAPACHE").unwrap_err(),

@@ -328,9 +328,8 @@ impl FieldFilter {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(body.len());
         let (field, rest) = body.split_at(end);
-        let usage = || {
-            format!("{text:?} is not a filter: write FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX")
-        };
+        let usage =
+            || format!("{text:?} is not a filter: write FIELD=VALUE, FIELD!=VALUE or FIELD~REGEX");
         if field.is_empty() {
             return Err(usage());
         }
@@ -1189,9 +1188,7 @@ impl<'a> Base<'a> {
     fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             // A group that did not take part in the match is empty text, as in the regex crate.
-            Base::Line { line, matcher } => {
-                Some(matcher.group(i).map_or("", |(s, e)| &line[s..e]))
-            }
+            Base::Line { line, matcher } => Some(matcher.group(i).map_or("", |(s, e)| &line[s..e])),
             Base::Row(row) => row.get(i).and_then(|v| v.as_deref()),
         }
     }
@@ -1643,7 +1640,10 @@ mod tests {
             assert_eq!(unquote(kept), kept);
         }
         assert_eq!(unquote(r#""""#), "");
-        assert!(matches!(unquote(r#""no escapes""#), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            unquote(r#""no escapes""#),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     use super::Scale;

@@ -88,7 +88,8 @@ fn in_flow_collection(text: &str, at: Position) -> bool {
                 Some('\'') if c == '\'' => quote = None,
                 Some(_) => {}
                 None => {
-                    let value_start = prev.is_whitespace() || matches!(prev, ':' | ',' | '-' | '[' | '{');
+                    let value_start =
+                        prev.is_whitespace() || matches!(prev, ':' | ',' | '-' | '[' | '{');
                     match c {
                         '"' | '\'' if value_start => quote = Some(c),
                         '#' if prev.is_whitespace() => break,

@@ -17,8 +17,8 @@ pub use load::{load_file, load_str, load_web_config, read_text};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{
-    default_buckets, did_you_mean, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_SERIES,
-    DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT, UNKNOWN_STATE,
+    default_buckets, did_you_mean, DEFAULT_MAX_LABEL_VALUE_LENGTH, DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_SERIES, DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT, UNKNOWN_STATE,
 };
 
 /// The position of the node at a YAML `path` (or of its nearest ancestor) in config `text`.

@@ -214,7 +214,10 @@ fn explain_shows_a_traceback_whole_only_failures_or_only_what_a_filter_selects()
     let full = explain(&case, &["--full"]);
     assert!(full.contains(end), "{full}");
     assert!(!full.contains("(cut: "), "{full}");
-    assert!(full.contains("rule request: 4 matches (showing 4)\n"), "{full}");
+    assert!(
+        full.contains("rule request: 4 matches (showing 4)\n"),
+        "{full}"
+    );
 
     let failed = explain(&case, &["--failed", "--full"]);
     assert!(
@@ -257,11 +260,8 @@ fn explain_shows_a_traceback_whole_only_failures_or_only_what_a_filter_selects()
         serde_json::from_str(&explain(&case, &["--output=json"])).unwrap();
     let shown = &json[0]["trace"]["rules"][0]["shown"][1];
     assert_eq!(shown["record_bytes"], 411);
-    let json: serde_json::Value = serde_json::from_str(&explain(
-        &case,
-        &["--output=json", "--full", "--failed"],
-    ))
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&explain(&case, &["--output=json", "--full", "--failed"])).unwrap();
     let trace = &json[0]["trace"];
     assert_eq!(trace["selected_by"], "with a failed update");
     assert_eq!(trace["rules"][0]["selected"], 1);

@@ -784,7 +784,10 @@ for i in range(2000):
         .iter()
         .filter(|l| l.contains(" level=debug ") && l.contains("msg=\"renamed: "))
         .count();
-    assert!(debug as f64 >= renamed, "{debug} debug lines for {renamed} renames");
+    assert!(
+        debug as f64 >= renamed,
+        "{debug} debug lines for {renamed} renames"
+    );
     let summaries: Vec<&&String> = info
         .iter()
         .filter(|l| l.contains("msg=\"file events in the last "))
