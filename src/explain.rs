@@ -7,7 +7,7 @@
 //! is shown too (what was fetched, how it answered, its size, type and time). Readable on a
 //! terminal, or `--output json` for tools.
 //!
-//! Records are cut to a few lines' worth by default, so the output stays short; `--full` shows
+//! Records are cut at 240 bytes by default (saying so), so the output stays short; `--full` shows
 //! them whole (a multi-line record, such as a traceback, as its lines), `--failed` only the
 //! matches with a failed update (and only those updates), `--where FIELD=VALUE` (also `!=`,
 //! `~REGEX`) only the matches whose fields pass. The counts stay whole either way.
