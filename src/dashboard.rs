@@ -890,3 +890,103 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
     health_panels(&mut layout, Feeds::of(config));
     dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, the probed targets, then the exporter's own health.", layout.panels, probes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    /// A config of `metrics` (one counter `m_total`) and these `sources:`/`modules:` entries.
+    fn config(sections: &str) -> Config {
+        let text = format!(
+            "version: 1\nmetrics:\n  - {{name: m_total, type: counter, help: M.}}\n  - {{name: s, type: state, help: S., labels: [c], states: [up, down]}}\n{sections}"
+        );
+        load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn file_source(file: &str, rule: &str) -> String {
+        format!("sources:\n  - name: f\n    file: {{paths: [x.log]{file}}}\n    rules:\n      - {rule}\n        update: [{{metric: m_total}}]\n")
+    }
+
+    fn titles(board: &Value) -> Vec<String> {
+        board["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Issue 24, item 7: the unreadable-records panel only where a source reads records
+    /// (`format`, `multiline`, `json:`, `logfmt:`), never on plain lines read by a regex.
+    #[test]
+    fn the_records_panel_comes_only_with_record_reading_sources() {
+        let regex = "regex: 'x'";
+        for (file, rule, records) in [
+            ("", regex, false),
+            ("", "grok: '%{WORD:w}'", false),
+            (", format: cri", regex, true),
+            (", format: docker", regex, true),
+            (", multiline: {start: '^x'}", regex, true),
+            ("", "json: {fields: {a: $.a}}", true),
+            ("", "logfmt: {fields: {a: a}}", true),
+        ] {
+            let c = config(&file_source(file, rule));
+            assert_eq!(Feeds::of(&c).records, records, "{file} {rule}");
+            let has =
+                titles(&for_config(&c, "u", "t")).contains(&"Unreadable records by reason".into());
+            assert_eq!(has, records, "{file} {rule}");
+            assert!(Feeds::of(&c).files && !Feeds::of(&c).page_sources && !Feeds::of(&c).probes);
+        }
+        // The health board has every panel, whatever the config.
+        assert!(titles(&health()).contains(&"Unreadable records by reason".into()));
+    }
+
+    /// A probe-only config: no page-source, file or rule panels; the probe rows; the state
+    /// metric per target.
+    #[test]
+    fn a_probe_only_board_has_probe_rows_and_per_target_lanes() {
+        let c = config("modules:\n  - name: p\n    http: {url: 'http://$target/'}\n    rules:\n      - json: {for_each: '$.*', fields: {c: '@key', s: '@'}}\n        update: [{metric: s, labels: {c: $c}, state: $s}]\n");
+        let f = Feeds::of(&c);
+        assert_eq!(
+            (f.page_sources, f.probes, f.files, f.rules, f.records),
+            (false, true, false, false, false)
+        );
+        let board = for_config(&c, "u", "t");
+        let t = titles(&board);
+        for absent in [
+            "Page sources",
+            "Files",
+            "Rules",
+            "Source up",
+            "Matches per second",
+        ] {
+            assert!(!t.contains(&absent.into()), "{absent}: {t:?}");
+        }
+        for present in [
+            "Probes (/probe): capacity and errors",
+            "Targets failing",
+            "S over time",
+        ] {
+            assert!(t.contains(&present.into()), "{present}: {t:?}");
+        }
+        let lanes = board["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == "S over time")
+            .unwrap();
+        assert_eq!(lanes["targets"][0]["legendFormat"], "{{instance}} {{c}}");
+        let expr = lanes["targets"][0]["expr"].as_str().unwrap();
+        assert!(
+            expr.starts_with("sort_desc(max by (instance, c) (s_level{"),
+            "{expr}"
+        );
+        // A failing target: its last hour's series at unknown (2), or one `(not seen)` lane.
+        assert!(expr.contains("last_over_time(s_level{"), "{expr}");
+        assert!(
+            expr.contains(r#""c", "(not seen)""#) && expr.contains(") + 2)"),
+            "{expr}"
+        );
+    }
+}
