@@ -480,6 +480,8 @@ pub struct Feeds {
     /// File sources that read records (`format`, `multiline`, `json:` or `logfmt:` rules):
     /// `quarry_source_record_errors_total`.
     pub records: bool,
+    /// Metrics served on `/metrics` (not only fed by modules): `quarry_series`, drops.
+    pub served_metrics: bool,
 }
 
 impl Feeds {
@@ -490,6 +492,7 @@ impl Feeds {
         files: true,
         rules: true,
         records: true,
+        served_metrics: true,
     };
 
     /// What `config` can feed.
@@ -503,6 +506,7 @@ impl Feeds {
                 .sources
                 .iter()
                 .any(|s| !record_error_reasons(s).is_empty()),
+            served_metrics: !config.served_metrics().is_empty(),
         }
     }
 }
@@ -700,40 +704,42 @@ fn health_panels(layout: &mut Layout, feeds: Feeds) {
         }
     }
     layout.row("Series, config and process");
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Series per metric",
-            "Label sets each metric served on /metrics holds (capped by max_series; metrics fed by probe modules live only for a probe).",
-            "short",
-        )
-        .target(
-            or_none(
-                format!("sum by (metric) (quarry_series{{{sel}}})"),
-                "metric",
-                NONE,
-                0,
+    if feeds.served_metrics {
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Series per metric",
+                "Label sets each metric served on /metrics holds (capped by max_series; metrics fed by probe modules live only for a probe).",
+                "short",
+            )
+            .target(
+                or_none(
+                    format!("sum by (metric) (quarry_series{{{sel}}})"),
+                    "metric",
+                    NONE,
+                    0,
+                ),
+                "{{metric}}",
             ),
-            "{{metric}}",
-        ),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Dropped series updates",
-            "Updates dropped per second because the metric was at max_series.",
-            "ops",
-        )
-        .target(
-            or_none(
-                format!("sum by (metric) (rate(quarry_series_dropped_total{{{sel}}}[$__rate_interval]))"),
-                "metric",
-                NONE,
-                0,
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Dropped series updates",
+                "Updates dropped per second because the metric was at max_series.",
+                "ops",
+            )
+            .target(
+                or_none(
+                    format!("sum by (metric) (rate(quarry_series_dropped_total{{{sel}}}[$__rate_interval]))"),
+                    "metric",
+                    NONE,
+                    0,
+                ),
+                "{{metric}}",
             ),
-            "{{metric}}",
-        ),
-    );
+        );
+    }
     layout.add(Panel::new("stat", "Config loaded", "Whether the last configuration load succeeded.", "none").size(6, 5)
         .target(format!("min(quarry_config_last_reload_successful{{{sel}}})"), "loaded")
         .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "failed", "color": "red"}, "1": {"text": "OK", "color": "green"}}}], "color": {"mode": "thresholds"}}},
@@ -949,8 +955,16 @@ mod tests {
         let c = config("modules:\n  - name: p\n    http: {url: 'http://$target/'}\n    rules:\n      - json: {for_each: '$.*', fields: {c: '@key', s: '@'}}\n        update: [{metric: s, labels: {c: $c}, state: $s}]\n");
         let f = Feeds::of(&c);
         assert_eq!(
-            (f.page_sources, f.probes, f.files, f.rules, f.records),
-            (false, true, false, false, false)
+            (
+                f.page_sources,
+                f.probes,
+                f.files,
+                f.rules,
+                f.records,
+                f.served_metrics
+            ),
+            // `m_total` is fed by nothing, so it is served on /metrics (at 0).
+            (false, true, false, false, false, true)
         );
         let board = for_config(&c, "u", "t");
         let t = titles(&board);

@@ -290,7 +290,11 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         "generated (quarry_exporter dashboard)".into(),
         generate(STATUS_BOARD),
     ));
-    let (checked, failures) = query_every_target(&prometheus, &boards);
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
     assert!(checked > 50, "only {checked} targets");
     assert!(
         failures.is_empty(),
@@ -298,15 +302,32 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         failures.len(),
         failures.join("\n")
     );
+    // The shipped config has every kind of source, a module and a JSON-lines source: every
+    // query finds real series (error counters exported at 0), none needs its fallback.
+    assert!(fallbacks.is_empty(), "{fallbacks:?}");
     // The shipped config reads JSON lines: its board has the unreadable-records panel.
     assert!(titles(&generate(STATUS_BOARD)).contains(&"Unreadable records by reason".to_owned()));
 }
 
+/// What [`query_every_target`] found.
+struct Queried {
+    /// Queries run.
+    checked: usize,
+    /// Queries that failed or returned no data.
+    failures: Vec<String>,
+    /// Queries that returned only their "nothing of the kind" fallback (a series labelled
+    /// `(no page sources)`, `(none)`, ...), as `<board> / <title>`: none of them on a board made
+    /// for the config (it has only panels the config can feed), nor on any board on a config
+    /// that has every kind (the exporter exports its error counters at 0, so no fallback is
+    /// needed where something of the kind exists).
+    fallbacks: Vec<String>,
+}
+
 /// Runs every target of every panel of `boards` as an instant query (Grafana's variables
-/// substituted: all instances and targets); returns how many ran and those that failed or
-/// returned no data. Prints, per board, how many returned data.
-fn query_every_target(prometheus: &Prometheus, boards: &[(String, Value)]) -> (usize, Vec<String>) {
+/// substituted: all instances and targets). Prints, per board, how many returned data.
+fn query_every_target(prometheus: &Prometheus, boards: &[(String, Value)]) -> Queried {
     let mut failures = Vec::new();
+    let mut fallbacks = Vec::new();
     let mut checked = 0;
     for (file, d) in boards {
         let (mut ran, mut with_data) = (0, 0);
@@ -326,14 +347,30 @@ fn query_every_target(prometheus: &Prometheus, boards: &[(String, Value)]) -> (u
                     Ok(r) if r.is_empty() => {
                         failures.push(format!("{file} / {}: no data: {expr}", p["title"]))
                     }
-                    Ok(_) => with_data += 1,
+                    Ok(r) => {
+                        with_data += 1;
+                        let fallback = r.iter().any(|series| {
+                            series["metric"].as_object().unwrap().values().any(|v| {
+                                v.as_str()
+                                    .is_some_and(|v| v.starts_with("(no ") || v == "(none)")
+                            })
+                        });
+                        if fallback {
+                            fallbacks.push(format!("{file} / {}", p["title"]));
+                        }
+                    }
                     Err(e) => failures.push(format!("{file} / {}: {e}: {expr}", p["title"])),
                 }
             }
         }
         eprintln!("{file}: {with_data} of {ran} queries return data");
     }
-    (checked, failures)
+    eprintln!("fallbacks: {fallbacks:?}");
+    Queried {
+        checked,
+        failures,
+        fallbacks,
+    }
 }
 
 /// Every panel's title.
@@ -481,13 +518,23 @@ fn issue_24_dashboards_fit_a_probe_only_config_and_failed_probes_stay_unknown() 
         .filter(|(f, _)| f == "quarry-exporter-health.json")
         .collect();
     boards.push(("generated for probes.yaml".into(), board.clone()));
-    let (checked, failures) = query_every_target(&prometheus, &boards);
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
     assert!(
         failures.is_empty(),
         "{} of {checked} targets failed on a probe-only config:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    // The board made for it has only panels the config feeds: no fallback answers there.
+    let generated: Vec<&String> = fallbacks
+        .iter()
+        .filter(|f| f.starts_with("generated"))
+        .collect();
+    assert!(generated.is_empty(), "{generated:?}");
 
     // The state timeline: a lane per target and component; the flaky target's five
     // components and the dead target's one lane are unknown (level 4), the healthy target's
@@ -632,13 +679,22 @@ fn issue_24_dashboards_fit_a_config_without_records_pages_or_probes() {
         .filter(|(f, _)| f == "quarry-exporter-health.json")
         .collect();
     boards.push(("generated for lines.yaml".into(), board));
-    let (checked, failures) = query_every_target(&prometheus, &boards);
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
     assert!(
         failures.is_empty(),
         "{} of {checked} targets failed on a file-only config:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    let generated: Vec<&String> = fallbacks
+        .iter()
+        .filter(|f| f.starts_with("generated"))
+        .collect();
+    assert!(generated.is_empty(), "{generated:?}");
 }
 
 /// A board generated for another config never takes a bundled board's uid (an import would
