@@ -311,9 +311,10 @@ fn state_thresholds(states: &[String]) -> Vec<Value> {
 /// The lanes of a state metric, one per series: its level by its labels, worst first. For a
 /// metric fed by a probe module (`probed`), one lane per target and series (`instance` first),
 /// and a target whose last probe failed keeps its lanes as `unknown` (grey): a failed probe
-/// answers no series of its module (it keeps nothing between probes, so it cannot know them),
-/// so the query takes the series the target had in the last hour at the `unknown` level, and
-/// a target with none gives one lane, `(not seen)`, its first label says.
+/// answers only the series its state metrics pre-declare (it keeps nothing between probes, so
+/// it cannot know the others), so the query adds the series the target had in the last hour
+/// at the `unknown` level, and a target with none gets one lane whose first label reads
+/// `(not seen)`.
 fn state_lanes(m: &MetricConfig, probed: bool) -> String {
     let level = level_name(&m.name);
     if !probed {
