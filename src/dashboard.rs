@@ -6,10 +6,18 @@
 //! Conventions: a `datasource` variable used by every panel and target, `job` and `instance`
 //! variables in every selector (`probe_job` and `target` for what `/probe` serves), stable uids, tags, a unit and a description on every panel,
 //! `$__rate_interval` in rates.
+//!
+//! Every query shows something when nothing went wrong: a generated board has only the health
+//! panels its config can feed ([`Feeds`]), error counters are exported at 0 for every reason a
+//! source or module can have, and the health board's queries fall back to one series at 0
+//! labelled `(no page sources)`, `(no files)`, ... where the config has nothing of the kind.
+//! Metrics fed by probe modules are shown per target (`instance`), and a target whose probe
+//! fails keeps its state lanes, as `unknown`.
 
 use serde_json::{json, Value};
 
 use crate::config::{Config, MetricConfig, MetricKind, UNKNOWN_STATE};
+use crate::pipeline::record_error_reasons;
 use crate::registry::level_name;
 
 const DATASOURCE: &str = "${datasource}";
@@ -300,29 +308,93 @@ fn state_thresholds(states: &[String]) -> Vec<Value> {
     steps
 }
 
-fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
+/// The lanes of a state metric, one per series: its level by its labels, worst first. For a
+/// metric fed by a probe module (`probed`), one lane per target and series (`instance` first),
+/// and a target whose last probe failed keeps its lanes as `unknown` (grey): a failed probe
+/// answers only the series its state metrics pre-declare (it keeps nothing between probes, so
+/// it cannot know the others), so the query adds the series the target had in the last hour
+/// at the `unknown` level, and a target with none gets one lane whose first label reads
+/// `(not seen)`.
+fn state_lanes(m: &MetricConfig, probed: bool) -> String {
+    let level = level_name(&m.name);
+    if !probed {
+        return format!("max{}({level}{{{SELECTOR}}})", by(&m.labels));
+    }
+    let sel = PROBE_SELECTOR;
+    let unknown = m.states.as_ref().map_or(0, Vec::len);
+    let mut grouped = vec!["instance".to_owned()];
+    grouped.extend(m.labels.iter().cloned());
+    let by = grouped.join(", ");
+    let failing = format!("max by (instance) (quarry_probe_success{{{sel}}}) == 0");
+    let never_seen = match m.labels.first() {
+        Some(first) => format!(r#"label_replace({failing}, "{first}", "(not seen)", "", "")"#),
+        None => format!("({failing})"),
+    };
+    format!(
+        "max by ({by}) ({level}{{{sel}}}) \
+         or (max by ({by}) (last_over_time({level}{{{sel}}}[1h])) * 0 + {unknown} and on (instance) ({failing})) \
+         or on (instance) {never_seen} + {unknown}"
+    )
+}
+
+/// The legend of a metric's series: its labels, after the target for a probed metric.
+fn series_legend(m: &MetricConfig, probed: bool) -> String {
+    if probed {
+        format!("{{{{instance}}}} {}", legend(&m.labels))
+            .replace("{{instance}} {{instance}}", "{{instance}}")
+            .trim()
+            .to_owned()
+    } else {
+        legend(&m.labels)
+    }
+}
+
+/// The labels a metric's series are summed by: its own, after `instance` for a probed metric
+/// (each target apart).
+fn series_labels(m: &MetricConfig, probed: bool) -> Vec<String> {
+    let mut labels = Vec::new();
+    if probed {
+        labels.push("instance".to_owned());
+    }
+    labels.extend(m.labels.iter().cloned());
+    labels
+}
+
+fn metric_panels(layout: &mut Layout, m: &MetricConfig, probed: bool) {
+    let sel = if probed { PROBE_SELECTOR } else { SELECTOR };
     let help = m.help.trim();
+    let per_target = if probed {
+        " One series per target (`instance`) and label set."
+    } else {
+        ""
+    };
     match m.kind {
         MetricKind::State => {
             let states = m.states.clone().unwrap_or_default();
-            let level = level_name(&m.name);
             let mappings = state_mappings(&states);
             let unknown = states.len();
             let thresholds = state_thresholds(&states);
+            let lanes = state_lanes(m, probed);
+            let failed = if probed {
+                " A target whose probe fails shows its components of the last hour as unknown."
+            } else {
+                ""
+            };
             layout.add(
-                Panel::new("stat", format!("Worst {}", human(&m.name).to_lowercase()), format!("{help} (`{}`) The worst current state over all series (0 = {}, {} = {}, {unknown} = unknown: a source that cannot be seen counts as worse than any state it could report).", m.name, states.first().map(String::as_str).unwrap_or(""), unknown.saturating_sub(1), states.last().map(String::as_str).unwrap_or("")), "none")
+                Panel::new("stat", format!("Worst {}", human(&m.name).to_lowercase()), format!("{help} (`{}`) The worst current state over all series (0 = {}, {} = {}, {unknown} = unknown: a source that cannot be seen counts as worse than any state it could report).{failed}", m.name, states.first().map(String::as_str).unwrap_or(""), unknown.saturating_sub(1), states.last().map(String::as_str).unwrap_or("")), "none")
                     .size(6, 6)
-                    .target(format!("max({level}{{{sel}}})"), "worst")
+                    .target(format!("max({lanes})"), "worst")
                     .with(json!({
                         "fieldConfig": {"defaults": {"mappings": mappings, "min": 0, "max": unknown,
                             "thresholds": {"mode": "absolute", "steps": thresholds}, "color": {"mode": "thresholds"}}},
                         "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}
                     })),
             );
+            let lane_labels = series_labels(m, probed).len() as u32;
             layout.add(
-                Panel::new("state-timeline", format!("{} over time", human(&m.name)), format!("{help} (`{}`) One lane per series, coloured by state (grey: unknown, the source cannot be seen); worst first.", m.name), "none")
-                    .size(18, 6 + (m.labels.len() as u32).min(2) * 2)
-                    .target(format!("sort_desc(max{}({level}{{{sel}}}))", by(&m.labels)), legend(&m.labels))
+                Panel::new("state-timeline", format!("{} over time", human(&m.name)), format!("{help} (`{}`) One lane per series{}, coloured by state (grey: unknown, the source cannot be seen); worst first.{failed}", m.name, if probed { " of each target" } else { "" }), "none")
+                    .size(18, 6 + lane_labels.min(2) * 2)
+                    .target(format!("sort_desc({lanes})"), series_legend(m, probed))
                     .with(json!({
                         "fieldConfig": {"defaults": {"mappings": mappings, "color": {"mode": "thresholds"},
                             "thresholds": {"mode": "absolute", "steps": thresholds}}},
@@ -334,41 +406,46 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
             Panel::new(
                 "timeseries",
                 format!("{} per second", human(&m.name)),
-                format!("{help} Per-second rate of `{}`.", m.name),
+                format!("{help} Per-second rate of `{}`.{per_target}", m.name),
                 unit_for(&m.name, true),
             )
             .target(
                 format!(
                     "sum{}(rate({}{{{sel}}}[$__rate_interval]))",
-                    by(&m.labels),
+                    by(&series_labels(m, probed)),
                     m.name
                 ),
-                legend(&m.labels),
+                series_legend(m, probed),
             ),
         ),
         MetricKind::Gauge => layout.add(
             Panel::new(
                 "timeseries",
                 human(&m.name),
-                format!("{help} (`{}`)", m.name),
+                format!("{help} (`{}`){per_target}", m.name),
                 unit_for(&m.name, false),
             )
-            .target(format!("{}{{{sel}}}", m.name), legend(&m.labels)),
+            .target(format!("{}{{{sel}}}", m.name), series_legend(m, probed)),
         ),
         MetricKind::Histogram => {
+            let labels = series_labels(m, probed);
             let mut grouped = vec!["le".to_owned()];
-            grouped.extend(m.labels.iter().cloned());
+            grouped.extend(labels.iter().cloned());
             let mut p = Panel::new(
                 "timeseries",
                 format!("{} quantiles", human(&m.name)),
-                format!("{help} Median, 90th and 99th percentile of `{}`.", m.name),
+                format!(
+                    "{help} Median, 90th and 99th percentile of `{}`.{per_target}",
+                    m.name
+                ),
                 unit_for(&m.name, false),
             );
             for q in ["0.5", "0.9", "0.99"] {
-                let mut l = legend(&m.labels);
-                if m.labels.is_empty() {
-                    l = String::new();
-                }
+                let l = if labels.is_empty() {
+                    String::new()
+                } else {
+                    series_legend(m, probed)
+                };
                 p = p.target(
                     format!("histogram_quantile({q}, sum by ({}) (rate({}_bucket{{{sel}}}[$__rate_interval])))", grouped.join(", "), m.name),
                     format!("{} {l}", quantile_legend(q)).trim().to_owned(),
@@ -388,168 +465,282 @@ fn metric_panels(layout: &mut Layout, m: &MetricConfig, sel: &str) {
     }
 }
 
-fn health_panels(layout: &mut Layout) {
+/// Which exporter-health panels a config can feed: a panel whose self-metrics the config can
+/// never export could only say "No data", so a generated board leaves it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feeds {
+    /// Page sources (`http:`, `command:`, `status_file:`): `quarry_source_up`, errors, fetches.
+    pub page_sources: bool,
+    /// Probe modules: `quarry_probe_*` capacity and errors.
+    pub probes: bool,
+    /// File sources: `quarry_file_*`, `quarry_source_files`.
+    pub files: bool,
+    /// Sources with rules (modules' rules are not counted on `/metrics`): matches, failed
+    /// updates, unmatched records.
+    pub rules: bool,
+    /// File sources that read records (`format`, `multiline`, `json:` or `logfmt:` rules):
+    /// `quarry_source_record_errors_total`.
+    pub records: bool,
+    /// Metrics served on `/metrics` (not only fed by modules): `quarry_series`, drops.
+    pub served_metrics: bool,
+}
+
+impl Feeds {
+    /// Every panel: the bundled health board, for any config.
+    pub const ALL: Feeds = Feeds {
+        page_sources: true,
+        probes: true,
+        files: true,
+        rules: true,
+        records: true,
+        served_metrics: true,
+    };
+
+    /// What `config` can feed.
+    pub fn of(config: &Config) -> Feeds {
+        Feeds {
+            page_sources: config.sources.iter().any(|s| s.file.is_none()),
+            probes: !config.modules.is_empty(),
+            files: config.sources.iter().any(|s| s.file.is_some()),
+            rules: !config.sources.is_empty(),
+            records: config
+                .sources
+                .iter()
+                .any(|s| !record_error_reasons(s).is_empty()),
+            served_metrics: !config.served_metrics().is_empty(),
+        }
+    }
+}
+
+/// `expr`, or, when it has no series at all (nothing of its kind exists, or nothing has
+/// happened yet), one series at `value` labelled `label="text"`, so the panel reads 0 with a
+/// legend that says why instead of "No data". `or on()` adds it only when `expr` is empty.
+fn or_none(expr: impl AsRef<str>, label: &str, text: &str, value: i32) -> String {
+    format!(
+        r#"({}) or on() label_replace(vector({value}), "{label}", "{text}", "", "")"#,
+        expr.as_ref()
+    )
+}
+
+/// A fallback lane of a 0/1 state timeline: -1, shown grey as `none`.
+fn none_mapping() -> Value {
+    json!({"text": "none", "color": "text"})
+}
+
+fn health_panels(layout: &mut Layout, feeds: Feeds) {
     let sel = SELECTOR;
-    layout.row("Page sources");
-    layout.add(Panel::new("stat", "Page sources down", "Page sources whose last fetch failed or matched nothing.", "none").size(6, 6)
-        .target(format!("count(quarry_source_up{{{sel}}} == 0) or vector(0)"), "down")
-        .with(json!({"fieldConfig": {"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": 1}]}, "color": {"mode": "thresholds"}}},
-                     "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
-    layout.add(Panel::new("state-timeline", "Source up", "1 when the last fetch succeeded and some rule matched.", "none").size(18, 6)
-        .target(format!("max by (source) (quarry_source_up{{{sel}}})"), "{{source}}")
-        .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}], "color": {"mode": "thresholds"}}},
-                     "options": {"showValue": "never", "mergeValues": true}})));
-    layout.add(Panel::new("timeseries", "Source failures by reason", "Failed fetches or documents per second, by source and bounded reason.", "ops")
-        .target(format!("sum by (source, reason) (rate(quarry_source_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{reason}}"));
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Fetch duration",
-            "How long the last fetch and extraction of each page source took.",
-            "s",
-        )
-        .target(
-            format!("quarry_source_duration_seconds{{{sel}}}"),
-            "{{source}}",
-        ),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Time since last success",
-            "Seconds since each page source last succeeded: the age of the values it feeds.",
-            "s",
-        )
-        .target(
-            format!("time() - quarry_source_last_success_timestamp_seconds{{{sel}}}"),
-            "{{source}}",
-        ),
-    );
-    layout.row("Probes (/probe): capacity and errors");
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Probe slots",
-            "Probe slots held (a probe holds one from its fetch until its document is parsed), the bound (--probe.max-concurrent) and the probes in flight, those waiting for a slot of their target or over all targets included. A target holds at most --probe.max-per-target slots, so slots held near the bound mean many slow targets at once.",
-            "short",
-        )
-        .target(format!("quarry_probe_slots_in_use{{{sel}}}"), "{{instance}} in use")
-        .target(format!("quarry_probe_slots{{{sel}}}"), "{{instance}} slots")
-        .target(format!("quarry_probes_in_flight{{{sel}}}"), "{{instance}} in flight"),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Probe errors by reason",
-            "Failed probes per second, by module and reason: the target's (timeout, connect, http_status, parse, no_match, ...) or the exporter's own capacity (no_slot: no slot of the target, no slot over all targets, no room for the document, no turn to parse it, within the probe's budget).",
-            "ops",
-        )
-        .target(format!("sum by (module, reason) (rate(quarry_probe_errors_total{{{sel}}}[$__rate_interval]))"), "{{module}} {{reason}}")
-        .target(format!("sum by (module) (rate(quarry_probes_total{{{sel}}}[$__rate_interval]))"), "{{module}} probes"),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Probe documents in flight",
-            "Bytes of probed documents held now (taken as bodies arrive, given back once parsed) and the budget they share (--probe.max-body-bytes-in-flight).",
-            "bytes",
-        )
-        .target(format!("quarry_probe_body_bytes_in_flight{{{sel}}}"), "{{instance}} in flight")
-        .target(format!("quarry_probe_body_budget_bytes{{{sel}}}"), "{{instance}} budget"),
-    );
-    layout.row("Files");
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Lines read per second",
-            "Lines read from each file.",
-            "ops",
-        )
-        .target(
-            format!(
-                "sum by (source, path) (rate(quarry_file_lines_total{{{sel}}}[$__rate_interval]))"
+    const NO_PAGE: &str = "(no page sources)";
+    const NO_FILE: &str = "(no files)";
+    const NONE: &str = "(none)";
+    if feeds.page_sources {
+        layout.row("Page sources");
+        layout.add(Panel::new("stat", "Page sources down", "Page sources whose last fetch failed or matched nothing.", "none").size(6, 6)
+            .target(format!("count(quarry_source_up{{{sel}}} == 0) or vector(0)"), "down")
+            .with(json!({"fieldConfig": {"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": 1}]}, "color": {"mode": "thresholds"}}},
+                         "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false}}})));
+        layout.add(Panel::new("state-timeline", "Source up", "1 when the last fetch succeeded and some rule matched (grey `none`: the exporter has no page source).", "none").size(18, 6)
+            .target(or_none(format!("max by (source) (quarry_source_up{{{sel}}})"), "source", NO_PAGE, -1), "{{source}}")
+            .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"-1": none_mapping(), "0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}], "color": {"mode": "thresholds"}}},
+                         "options": {"showValue": "never", "mergeValues": true}})));
+        layout.add(Panel::new("timeseries", "Source failures by reason", "Failed fetches or documents per second, by source and bounded reason (every reason is exported at 0, so a healthy source reads 0).", "ops")
+            .target(or_none(format!("sum by (source, reason) (rate(quarry_source_errors_total{{{sel}}}[$__rate_interval]))"), "source", NO_PAGE, 0), "{{source}} {{reason}}"));
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Fetch duration",
+                "How long the last fetch and extraction of each page source took.",
+                "s",
+            )
+            .target(
+                or_none(
+                    format!("quarry_source_duration_seconds{{{sel}}}"),
+                    "source",
+                    NO_PAGE,
+                    0,
+                ),
+                "{{source}}",
             ),
-            "{{path}}",
-        ),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Bytes read per second",
-            "Bytes read from each file.",
-            "Bps",
-        )
-        .target(
-            format!(
-                "sum by (source, path) (rate(quarry_file_bytes_total{{{sel}}}[$__rate_interval]))"
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Time since last success",
+                "Seconds since each page source last succeeded: the age of the values it feeds.",
+                "s",
+            )
+            .target(
+                or_none(
+                    format!("time() - quarry_source_last_success_timestamp_seconds{{{sel}}}"),
+                    "source",
+                    NO_PAGE,
+                    0,
+                ),
+                "{{source}}",
             ),
-            "{{path}}",
-        ),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Lag",
-            "Bytes in each file after the read offset at the last check.",
-            "bytes",
-        )
-        .target(format!("quarry_file_lag_bytes{{{sel}}}"), "{{path}}"),
-    );
-    layout.add(Panel::new("timeseries", "Rotations and truncations", "Rotations (a new file at the path) and truncations (copytruncate) seen.", "short")
-        .target(format!("sum by (path) (increase(quarry_file_rotations_total{{{sel}}}[$__rate_interval]))"), "rotated {{path}}")
-        .target(format!("sum by (path) (increase(quarry_file_truncations_total{{{sel}}}[$__rate_interval]))"), "truncated {{path}}"));
-    layout.add(Panel::new("timeseries", "File problems", "Read errors, over-long lines skipped and lines that were not UTF-8.", "short")
-        .target(format!("sum by (path) (increase(quarry_file_read_errors_total{{{sel}}}[$__rate_interval]))"), "read errors {{path}}")
-        .target(format!("sum by (path) (increase(quarry_file_lines_too_long_total{{{sel}}}[$__rate_interval]))"), "too long {{path}}")
-        .target(format!("sum by (path) (increase(quarry_file_invalid_utf8_lines_total{{{sel}}}[$__rate_interval]))"), "invalid UTF-8 {{path}}"));
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Files followed",
-            "Files each file source reads now.",
-            "short",
-        )
-        .target(
-            format!("sum by (source) (quarry_source_files{{{sel}}})"),
-            "{{source}}",
-        ),
-    );
-    layout.row("Rules");
-    layout.add(Panel::new("timeseries", "Matches per second", "Matches of each rule.", "ops")
-        .target(format!("sum by (source, rule) (rate(quarry_rule_matches_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{rule}}"));
-    layout.add(Panel::new("timeseries", "Failed updates by reason", "Updates skipped per second, by rule and reason (value_not_a_number, unknown_state, duplicate_series, ...).", "ops")
-        .target(format!("sum by (source, rule, reason) (rate(quarry_rule_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{rule}} {{reason}}"));
-    layout.add(Panel::new("timeseries", "Unmatched records", "Lines or documents no rule matched, per second.", "ops")
-        .target(format!("sum by (source) (rate(quarry_source_unmatched_lines_total{{{sel}}}[$__rate_interval]))"), "{{source}}"));
-    layout.add(Panel::new("timeseries", "Unreadable records by reason", "Log records not in their format (not_json, not_logfmt, not_cri, not_docker_json: skipped) or cut at their cap (record_too_long), per second.", "ops")
-        .target(format!("sum by (source, reason) (rate(quarry_source_record_errors_total{{{sel}}}[$__rate_interval]))"), "{{source}} {{reason}}"));
+        );
+    }
+    if feeds.probes {
+        layout.row("Probes (/probe): capacity and errors");
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Probe slots",
+                "Probe slots held (a probe holds one from its fetch until its document is parsed), the bound (--probe.max-concurrent) and the probes in flight, those waiting for a slot of their target or over all targets included. A target holds at most --probe.max-per-target slots, so slots held near the bound mean many slow targets at once. Exported once the config has a probe module.",
+                "short",
+            )
+            .target(or_none(format!("quarry_probe_slots_in_use{{{sel}}}"), "instance", "(no probe modules)", 0), "{{instance}} in use")
+            .target(or_none(format!("quarry_probe_slots{{{sel}}}"), "instance", "(no probe modules)", 0), "{{instance}} slots")
+            .target(or_none(format!("quarry_probes_in_flight{{{sel}}}"), "instance", "(no probe modules)", 0), "{{instance}} in flight"),
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Probe errors by reason",
+                "Failed probes per second, by module and reason: the target's (timeout, connect, http_status, parse, no_match, ...) or the exporter's own capacity (no_slot: no slot of the target, no slot over all targets, no room for the document, no turn to parse it, within the probe's budget). Every reason is exported at 0 per module, so no failures read 0.",
+                "ops",
+            )
+            .target(or_none(format!("sum by (module, reason) (rate(quarry_probe_errors_total{{{sel}}}[$__rate_interval]))"), "module", "(no probe modules)", 0), "{{module}} {{reason}}")
+            .target(or_none(format!("sum by (module) (rate(quarry_probes_total{{{sel}}}[$__rate_interval]))"), "module", "(no probe modules)", 0), "{{module}} probes"),
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Probe documents in flight",
+                "Bytes of probed documents held now (taken as bodies arrive, given back once parsed) and the budget they share (--probe.max-body-bytes-in-flight).",
+                "bytes",
+            )
+            .target(or_none(format!("quarry_probe_body_bytes_in_flight{{{sel}}}"), "instance", "(no probe modules)", 0), "{{instance}} in flight")
+            .target(or_none(format!("quarry_probe_body_budget_bytes{{{sel}}}"), "instance", "(no probe modules)", 0), "{{instance}} budget"),
+        );
+    }
+    if feeds.files {
+        layout.row("Files");
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Lines read per second",
+                "Lines read from each file.",
+                "ops",
+            )
+            .target(
+                or_none(
+                    format!("sum by (source, path) (rate(quarry_file_lines_total{{{sel}}}[$__rate_interval]))"),
+                    "path",
+                    NO_FILE,
+                    0,
+                ),
+                "{{path}}",
+            ),
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Bytes read per second",
+                "Bytes read from each file.",
+                "Bps",
+            )
+            .target(
+                or_none(
+                    format!("sum by (source, path) (rate(quarry_file_bytes_total{{{sel}}}[$__rate_interval]))"),
+                    "path",
+                    NO_FILE,
+                    0,
+                ),
+                "{{path}}",
+            ),
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Lag",
+                "Bytes in each file after the read offset at the last check.",
+                "bytes",
+            )
+            .target(
+                or_none(
+                    format!("quarry_file_lag_bytes{{{sel}}}"),
+                    "path",
+                    NO_FILE,
+                    0,
+                ),
+                "{{path}}",
+            ),
+        );
+        layout.add(Panel::new("timeseries", "Rotations and truncations", "Rotations (a new file at the path) and truncations (copytruncate) seen.", "short")
+            .target(or_none(format!("sum by (path) (increase(quarry_file_rotations_total{{{sel}}}[$__rate_interval]))"), "path", NO_FILE, 0), "rotated {{path}}")
+            .target(or_none(format!("sum by (path) (increase(quarry_file_truncations_total{{{sel}}}[$__rate_interval]))"), "path", NO_FILE, 0), "truncated {{path}}"));
+        layout.add(Panel::new("timeseries", "File problems", "Read errors, over-long lines skipped and lines that were not UTF-8.", "short")
+            .target(or_none(format!("sum by (path) (increase(quarry_file_read_errors_total{{{sel}}}[$__rate_interval]))"), "path", NO_FILE, 0), "read errors {{path}}")
+            .target(or_none(format!("sum by (path) (increase(quarry_file_lines_too_long_total{{{sel}}}[$__rate_interval]))"), "path", NO_FILE, 0), "too long {{path}}")
+            .target(or_none(format!("sum by (path) (increase(quarry_file_invalid_utf8_lines_total{{{sel}}}[$__rate_interval]))"), "path", NO_FILE, 0), "invalid UTF-8 {{path}}"));
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Files followed",
+                "Files each file source reads now.",
+                "short",
+            )
+            .target(
+                or_none(
+                    format!("sum by (source) (quarry_source_files{{{sel}}})"),
+                    "source",
+                    "(no file sources)",
+                    0,
+                ),
+                "{{source}}",
+            ),
+        );
+    }
+    if feeds.rules {
+        layout.row("Rules");
+        layout.add(Panel::new("timeseries", "Matches per second", "Matches of each rule.", "ops")
+            .target(or_none(format!("sum by (source, rule) (rate(quarry_rule_matches_total{{{sel}}}[$__rate_interval]))"), "source", "(no sources)", 0), "{{source}} {{rule}}"));
+        layout.add(Panel::new("timeseries", "Failed updates by reason", "Updates skipped per second, by rule and reason (value_not_a_number, unknown_state, duplicate_series, ...; every reason is exported at 0 per rule).", "ops")
+            .target(or_none(format!("sum by (source, rule, reason) (rate(quarry_rule_errors_total{{{sel}}}[$__rate_interval]))"), "source", "(no sources)", 0), "{{source}} {{rule}} {{reason}}"));
+        layout.add(Panel::new("timeseries", "Unmatched records", "Lines or documents no rule matched, per second.", "ops")
+            .target(or_none(format!("sum by (source) (rate(quarry_source_unmatched_lines_total{{{sel}}}[$__rate_interval]))"), "source", "(no sources)", 0), "{{source}}"));
+        if feeds.records {
+            layout.add(Panel::new("timeseries", "Unreadable records by reason", "Log records not in their format (not_json, not_logfmt, not_cri, not_docker_json: skipped) or cut at their cap (record_too_long), per second. Each source exports the reasons it can have at 0; sources that read plain lines with regex: or grok: have none.", "ops")
+                .target(or_none(format!("sum by (source, reason) (rate(quarry_source_record_errors_total{{{sel}}}[$__rate_interval]))"), "source", "(no record-reading sources)", 0), "{{source}} {{reason}}"));
+        }
+    }
     layout.row("Series, config and process");
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Series per metric",
-            "Label sets each metric holds (capped by max_series).",
-            "short",
-        )
-        .target(
-            format!("sum by (metric) (quarry_series{{{sel}}})"),
-            "{{metric}}",
-        ),
-    );
-    layout.add(
-        Panel::new(
-            "timeseries",
-            "Dropped series updates",
-            "Updates dropped per second because the metric was at max_series.",
-            "ops",
-        )
-        .target(
-            format!(
-                "sum by (metric) (rate(quarry_series_dropped_total{{{sel}}}[$__rate_interval]))"
+    if feeds.served_metrics {
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Series per metric",
+                "Label sets each metric served on /metrics holds (capped by max_series; metrics fed by probe modules live only for a probe).",
+                "short",
+            )
+            .target(
+                or_none(
+                    format!("sum by (metric) (quarry_series{{{sel}}})"),
+                    "metric",
+                    NONE,
+                    0,
+                ),
+                "{{metric}}",
             ),
-            "{{metric}}",
-        ),
-    );
+        );
+        layout.add(
+            Panel::new(
+                "timeseries",
+                "Dropped series updates",
+                "Updates dropped per second because the metric was at max_series.",
+                "ops",
+            )
+            .target(
+                or_none(
+                    format!("sum by (metric) (rate(quarry_series_dropped_total{{{sel}}}[$__rate_interval]))"),
+                    "metric",
+                    NONE,
+                    0,
+                ),
+                "{{metric}}",
+            ),
+        );
+    }
     layout.add(Panel::new("stat", "Config loaded", "Whether the last configuration load succeeded.", "none").size(6, 5)
         .target(format!("min(quarry_config_last_reload_successful{{{sel}}})"), "loaded")
         .with(json!({"fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "failed", "color": "red"}, "1": {"text": "OK", "color": "green"}}}], "color": {"mode": "thresholds"}}},
@@ -644,10 +835,11 @@ fn probe_panels(layout: &mut Layout) {
         .target(format!("sum by (reason) (quarry_probe_failure_reason{{{sel}}})"), "{{reason}}"));
 }
 
-/// The exporter-health dashboard (the same for every config).
+/// The exporter-health dashboard (the same for every config): every row, each query falling
+/// back to one `(none)`-like series at 0 where its config has nothing of the kind.
 pub fn health() -> Value {
     let mut layout = Layout::new();
-    health_panels(&mut layout);
+    health_panels(&mut layout, Feeds::ALL);
     dashboard(
         "quarry-exporter-health",
         "quarry_exporter / Exporter health",
@@ -658,7 +850,8 @@ pub fn health() -> Value {
 }
 
 /// A status board for `config`: state metrics first (worst state, then timelines), then
-/// counters, histograms and gauges, then the exporter-health rows.
+/// counters, histograms and gauges, then the probes, then the exporter-health rows the config
+/// can feed ([`Feeds::of`]).
 pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
     let mut layout = Layout::new();
     let order = [
@@ -685,7 +878,7 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
         }
         layout.row(section(kind));
         for m in metrics {
-            metric_panels(&mut layout, m, SELECTOR);
+            metric_panels(&mut layout, m, false);
         }
     }
     let probes = !config.modules.is_empty();
@@ -697,10 +890,118 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
                 .iter()
                 .filter(|m| m.kind == kind && probed.contains(m.name.as_str()))
             {
-                metric_panels(&mut layout, m, PROBE_SELECTOR);
+                metric_panels(&mut layout, m, true);
             }
         }
     }
-    health_panels(&mut layout);
+    health_panels(&mut layout, Feeds::of(config));
     dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, the probed targets, then the exporter's own health.", layout.panels, probes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    /// A config of `metrics` (one counter `m_total`) and these `sources:`/`modules:` entries.
+    fn config(sections: &str) -> Config {
+        let text = format!(
+            "version: 1\nmetrics:\n  - {{name: m_total, type: counter, help: M.}}\n  - {{name: s, type: state, help: S., labels: [c], states: [up, down]}}\n{sections}"
+        );
+        load_str(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn file_source(file: &str, rule: &str) -> String {
+        format!("sources:\n  - name: f\n    file: {{paths: [x.log]{file}}}\n    rules:\n      - {rule}\n        update: [{{metric: m_total}}]\n")
+    }
+
+    fn titles(board: &Value) -> Vec<String> {
+        board["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Issue 24, item 7: the unreadable-records panel only where a source reads records
+    /// (`format`, `multiline`, `json:`, `logfmt:`), never on plain lines read by a regex.
+    #[test]
+    fn the_records_panel_comes_only_with_record_reading_sources() {
+        let regex = "regex: 'x'";
+        for (file, rule, records) in [
+            ("", regex, false),
+            ("", "grok: '%{WORD:w}'", false),
+            (", format: cri", regex, true),
+            (", format: docker", regex, true),
+            (", multiline: {start: '^x'}", regex, true),
+            ("", "json: {fields: {a: $.a}}", true),
+            ("", "logfmt: {fields: {a: a}}", true),
+        ] {
+            let c = config(&file_source(file, rule));
+            assert_eq!(Feeds::of(&c).records, records, "{file} {rule}");
+            let has =
+                titles(&for_config(&c, "u", "t")).contains(&"Unreadable records by reason".into());
+            assert_eq!(has, records, "{file} {rule}");
+            assert!(Feeds::of(&c).files && !Feeds::of(&c).page_sources && !Feeds::of(&c).probes);
+        }
+        // The health board has every panel, whatever the config.
+        assert!(titles(&health()).contains(&"Unreadable records by reason".into()));
+    }
+
+    /// A probe-only config: no page-source, file or rule panels; the probe rows; the state
+    /// metric per target.
+    #[test]
+    fn a_probe_only_board_has_probe_rows_and_per_target_lanes() {
+        let c = config("modules:\n  - name: p\n    http: {url: 'http://$target/'}\n    rules:\n      - json: {for_each: '$.*', fields: {c: '@key', s: '@'}}\n        update: [{metric: s, labels: {c: $c}, state: $s}]\n");
+        let f = Feeds::of(&c);
+        assert_eq!(
+            (
+                f.page_sources,
+                f.probes,
+                f.files,
+                f.rules,
+                f.records,
+                f.served_metrics
+            ),
+            // `m_total` is fed by nothing, so it is served on /metrics (at 0).
+            (false, true, false, false, false, true)
+        );
+        let board = for_config(&c, "u", "t");
+        let t = titles(&board);
+        for absent in [
+            "Page sources",
+            "Files",
+            "Rules",
+            "Source up",
+            "Matches per second",
+        ] {
+            assert!(!t.contains(&absent.into()), "{absent}: {t:?}");
+        }
+        for present in [
+            "Probes (/probe): capacity and errors",
+            "Targets failing",
+            "S over time",
+        ] {
+            assert!(t.contains(&present.into()), "{present}: {t:?}");
+        }
+        let lanes = board["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == "S over time")
+            .unwrap();
+        assert_eq!(lanes["targets"][0]["legendFormat"], "{{instance}} {{c}}");
+        let expr = lanes["targets"][0]["expr"].as_str().unwrap();
+        assert!(
+            expr.starts_with("sort_desc(max by (instance, c) (s_level{"),
+            "{expr}"
+        );
+        // A failing target: its last hour's series at unknown (2), or one `(not seen)` lane.
+        assert!(expr.contains("last_over_time(s_level{"), "{expr}");
+        assert!(
+            expr.contains(r#""c", "(not seen)""#) && expr.contains(") + 2)"),
+            "{expr}"
+        );
+    }
 }

@@ -575,6 +575,37 @@ fn build_extract(
     Ok((Extract::Document, names))
 }
 
+/// The reasons a source's records can be unreadable (`quarry_source_record_errors_total`),
+/// each exported at 0 from the start: `not_json`/`not_logfmt` for a file source with `json:`
+/// or `logfmt:` rules, `not_cri`/`not_docker_json`, `record_too_long` and `too_many_streams`
+/// with its `format` and `multiline`. Empty for a source that reads no records (page sources,
+/// plain lines read by `regex:` or `grok:`): the dashboards leave out what it cannot feed.
+pub fn record_error_reasons(source: &SourceConfig) -> Vec<RecordErrorReason> {
+    let Some(file) = source.file.as_ref() else {
+        return Vec::new();
+    };
+    let container = matches!(file.format, FileFormat::Cri | FileFormat::Docker);
+    let mut reasons = Vec::new();
+    if source.rules.iter().any(|r| r.json.is_some()) {
+        reasons.push(RecordErrorReason::NotJson);
+    }
+    if source.rules.iter().any(|r| r.logfmt.is_some()) {
+        reasons.push(RecordErrorReason::NotLogfmt);
+    }
+    match file.format {
+        FileFormat::Cri => reasons.push(RecordErrorReason::NotCri),
+        FileFormat::Docker => reasons.push(RecordErrorReason::NotDockerJson),
+        FileFormat::Plain => {}
+    }
+    if container || file.multiline.is_some() {
+        reasons.push(RecordErrorReason::RecordTooLong);
+    }
+    if container {
+        reasons.push(RecordErrorReason::TooManyStreams);
+    }
+    reasons
+}
+
 impl Pipeline {
     /// Compiles the rules of `source` against the declared `families`.
     pub fn build(
@@ -636,25 +667,7 @@ impl Pipeline {
                 errors,
             });
         }
-        let mut reasons = Vec::new();
-        if source.rules.iter().any(|r| r.json.is_some()) && lines {
-            reasons.push(RecordErrorReason::NotJson);
-        }
-        if source.rules.iter().any(|r| r.logfmt.is_some()) {
-            reasons.push(RecordErrorReason::NotLogfmt);
-        }
-        match format {
-            Some(FileFormat::Cri) => reasons.push(RecordErrorReason::NotCri),
-            Some(FileFormat::Docker) => reasons.push(RecordErrorReason::NotDockerJson),
-            _ => {}
-        }
-        if container || source.file.as_ref().is_some_and(|f| f.multiline.is_some()) {
-            reasons.push(RecordErrorReason::RecordTooLong);
-        }
-        if container {
-            reasons.push(RecordErrorReason::TooManyStreams);
-        }
-        let record_errors = reasons
+        let record_errors = record_error_reasons(source)
             .into_iter()
             .map(|r| {
                 let c = self_metrics

@@ -30,7 +30,7 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 
 use crate::config::template::{self, Piece};
-use crate::config::{Config, MetricConfig, SourceConfig};
+use crate::config::{Config, MetricConfig, MetricKind, SourceConfig};
 use crate::exposition::{self, header, sample};
 use crate::extract::{ExtractError, Row};
 use crate::pipeline::Pipeline;
@@ -143,6 +143,9 @@ struct ProbeModule {
     pipeline: Pipeline,
     /// The declared metrics the rules update: a probe makes fresh families of them.
     metrics: Vec<MetricConfig>,
+    /// Its state metrics with `label_values`: the series a probe knows without a document,
+    /// which a failed probe answers as `unknown` (it keeps nothing, so it knows no others).
+    known_states: Vec<MetricConfig>,
     url: Vec<Piece>,
     headers: Vec<(reqwest::header::HeaderName, Vec<Piece>)>,
     fetcher: HttpFetcher,
@@ -402,7 +405,7 @@ impl Probes {
             }
             *module.last_failure.lock() = text;
         }
-        let metrics = render(&outcome);
+        let metrics = render(&outcome, module);
         if debug {
             return ProbeResponse {
                 status: 200,
@@ -540,10 +543,19 @@ impl ProbeModule {
                 )
             })
             .collect();
+        let known_states = metrics
+            .iter()
+            .filter(|d| {
+                d.kind == MetricKind::State
+                    && d.label_values.as_ref().is_some_and(|v| !v.is_empty())
+            })
+            .cloned()
+            .collect();
         Ok(ProbeModule {
             config: m.clone(),
             pipeline,
             metrics,
+            known_states,
             url,
             headers,
             fetcher,
@@ -691,11 +703,16 @@ impl ProbeModule {
     }
 }
 
-/// The exposition of a probe: the module's metrics when it succeeded, then its own.
-fn render(outcome: &Outcome) -> Vec<u8> {
+/// The exposition of a probe: the module's metrics when it succeeded (when it failed, only its
+/// state metrics' pre-declared series, all `unknown`), then its own.
+fn render(outcome: &Outcome, module: &ProbeModule) -> Vec<u8> {
     let mut text = match &outcome.result {
         Ok((families, _, _)) => exposition::concat(families.render(), |_| true),
-        Err(_) => Vec::new(),
+        Err(_) if module.known_states.is_empty() => Vec::new(),
+        Err(_) => exposition::concat(
+            Families::build(&module.known_states, &module.scratch).render(),
+            |_| true,
+        ),
     };
     let failed = outcome.result.as_ref().err().map(|f| f.reason);
     header(

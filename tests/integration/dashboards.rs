@@ -290,9 +290,47 @@ fn every_panel_shows_data_from_a_real_prometheus() {
         "generated (quarry_exporter dashboard)".into(),
         generate(STATUS_BOARD),
     ));
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
+    assert!(checked > 50, "only {checked} targets");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} targets failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The shipped config has every kind of source, a module and a JSON-lines source: every
+    // query finds real series (error counters exported at 0), none needs its fallback.
+    assert!(fallbacks.is_empty(), "{fallbacks:?}");
+    // The shipped config reads JSON lines: its board has the unreadable-records panel.
+    assert!(titles(&generate(STATUS_BOARD)).contains(&"Unreadable records by reason".to_owned()));
+}
+
+/// What [`query_every_target`] found.
+struct Queried {
+    /// Queries run.
+    checked: usize,
+    /// Queries that failed or returned no data.
+    failures: Vec<String>,
+    /// Queries that returned only their "nothing of the kind" fallback (a series labelled
+    /// `(no page sources)`, `(none)`, ...), as `<board> / <title>`: none of them on a board made
+    /// for the config (it has only panels the config can feed), nor on any board on a config
+    /// that has every kind (the exporter exports its error counters at 0, so no fallback is
+    /// needed where something of the kind exists).
+    fallbacks: Vec<String>,
+}
+
+/// Runs every target of every panel of `boards` as an instant query (Grafana's variables
+/// substituted: all instances and targets). Prints, per board, how many returned data.
+fn query_every_target(prometheus: &Prometheus, boards: &[(String, Value)]) -> Queried {
     let mut failures = Vec::new();
+    let mut fallbacks = Vec::new();
     let mut checked = 0;
-    for (file, d) in &boards {
+    for (file, d) in boards {
+        let (mut ran, mut with_data) = (0, 0);
         for p in panels(d) {
             for t in p["targets"].as_array().into_iter().flatten() {
                 let expr = t["expr"]
@@ -304,23 +342,359 @@ fn every_panel_shows_data_from_a_real_prometheus() {
                     .replace("$instance", ".*")
                     .replace("$target", ".*");
                 checked += 1;
+                ran += 1;
                 match prometheus.query(&expr) {
                     Ok(r) if r.is_empty() => {
                         failures.push(format!("{file} / {}: no data: {expr}", p["title"]))
                     }
-                    Ok(_) => {}
+                    Ok(r) => {
+                        with_data += 1;
+                        let fallback = r.iter().any(|series| {
+                            series["metric"].as_object().unwrap().values().any(|v| {
+                                v.as_str()
+                                    .is_some_and(|v| v.starts_with("(no ") || v == "(none)")
+                            })
+                        });
+                        if fallback {
+                            fallbacks.push(format!("{file} / {}", p["title"]));
+                        }
+                    }
                     Err(e) => failures.push(format!("{file} / {}: {e}: {expr}", p["title"])),
                 }
             }
         }
+        eprintln!("{file}: {with_data} of {ran} queries return data");
     }
-    assert!(checked > 50, "only {checked} targets");
+    eprintln!("fallbacks: {fallbacks:?}");
+    Queried {
+        checked,
+        failures,
+        fallbacks,
+    }
+}
+
+/// Every panel's title.
+fn titles(d: &Value) -> Vec<String> {
+    panels(d)
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until Prometheus has scraped the exporter (job `quarry`) a dozen times in the last
+/// minute and at least `at_least` has passed, so rates and increases have samples.
+fn wait_for_scrapes(prometheus: &Prometheus, at_least: Duration) {
+    let start = Instant::now();
+    loop {
+        let ready = prometheus
+            .query(r#"count_over_time(up{job="quarry"}[1m]) >= 12"#)
+            .map(|r| !r.is_empty())
+            .unwrap_or(false);
+        if ready && start.elapsed() > at_least {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "Prometheus did not scrape: {}",
+            prometheus.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The config of `issue_24_*`'s probe-only test: the shipped `health_json` module, no sources.
+const PROBE_ONLY: &str = r#"version: 1
+metrics:
+  - {name: service_component_state, type: state, help: State of each component of a probed service., labels: [component], states: [up, degraded, maintenance, down]}
+  - {name: service_component_response_seconds, type: gauge, help: Response time each component reports., labels: [component]}
+modules:
+  - name: health_json
+    http: {url: "http://$target/components.json", timeout: 2s}
+    rules:
+      - name: component
+        json:
+          for_each: "$.components.*"
+          fields: {component: "@key", status: "@.status", response: "@.response_time"}
+        update:
+          - {metric: service_component_state, labels: {component: $component}, state: $status,
+             map: {"OK": up, "DEGRADED*": degraded, "MAINTENANCE*": maintenance, "DOWN*": down}}
+          - {metric: service_component_response_seconds, labels: {component: $component}, set: $response, as: duration}
+"#;
+
+/// Issue 24, items 7 and 9: on a probe-only config, the generated board has no panel the
+/// config cannot feed (no page-source, file, rule or record panels), and every query of it and
+/// of the bundled health board returns data; a target whose probe fails keeps its component
+/// lanes, as `unknown`, and one never seen gets one `unknown` lane; lanes and legends are per
+/// target and component.
+#[test]
+fn issue_24_dashboards_fit_a_probe_only_config_and_failed_probes_stay_unknown() {
+    if !prometheus_available() {
+        return;
+    }
+    let dir = tempdir();
+    let config = dir.path().join("probes.yaml");
+    std::fs::write(&config, PROBE_ONLY).unwrap();
+    let exporter = Exporter::start_with(&config, &[]);
+    let document = std::fs::read_to_string(root().join("examples/status/components.json")).unwrap();
+    let healthy = Upstream::start();
+    healthy.route(
+        "/components.json",
+        Reply::Ok("application/json", document.clone()),
+    );
+    // Healthy at first, then failing: its components were seen.
+    let flaky = Upstream::start();
+    flaky.route("/components.json", Reply::Ok("application/json", document));
+    // Never answers: a closed port, its components never seen.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prometheus = Prometheus::start_with(
+        dir.path(),
+        &format!(
+            r#"  - job_name: quarry
+    static_configs: [{{targets: ["127.0.0.1:{exporter}"]}}]
+  - job_name: probe
+    metrics_path: /probe
+    params: {{module: [health_json]}}
+    static_configs: [{{targets: ["127.0.0.1:{healthy}", "127.0.0.1:{flaky}", "127.0.0.1:{dead}"]}}]
+    relabel_configs:
+      - {{source_labels: [__address__], target_label: __param_target}}
+      - {{source_labels: [__param_target], target_label: instance}}
+      - {{target_label: __address__, replacement: "127.0.0.1:{exporter}"}}
+"#,
+            exporter = exporter.port,
+            healthy = healthy.port,
+            flaky = flaky.port,
+        ),
+    );
+    wait_for_scrapes(&prometheus, Duration::from_secs(6));
+    flaky.route("/components.json", Reply::Status(500));
+    let flaky_failing = format!(
+        r#"quarry_probe_success{{instance="127.0.0.1:{}"}} == 0"#,
+        flaky.port
+    );
+    let start = Instant::now();
+    while prometheus
+        .query(&flaky_failing)
+        .map(|r| r.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(start.elapsed() < WAIT, "the flaky target never failed");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    let board = generate(&[&format!("--config.file={}", config.display())]);
+    let names = titles(&board);
+    for absent in [
+        "Page sources down",
+        "Source up",
+        "Lines read per second",
+        "Matches per second",
+        "Unmatched records",
+        "Unreadable records by reason",
+    ] {
+        assert!(
+            !names.contains(&absent.to_owned()),
+            "{absent} on a probe-only board: {names:?}"
+        );
+    }
+    for present in [
+        "Targets failing",
+        "Probe slots",
+        "Service component state over time",
+        "Memory",
+    ] {
+        assert!(
+            names.contains(&present.to_owned()),
+            "{present} missing: {names:?}"
+        );
+    }
+    let mut boards: Vec<(String, Value)> = bundled()
+        .into_iter()
+        .filter(|(f, _)| f == "quarry-exporter-health.json")
+        .collect();
+    boards.push(("generated for probes.yaml".into(), board.clone()));
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
     assert!(
         failures.is_empty(),
-        "{} of {checked} targets failed:\n{}",
+        "{} of {checked} targets failed on a probe-only config:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    // The board made for it has only panels the config feeds: no fallback answers there.
+    let generated: Vec<&String> = fallbacks
+        .iter()
+        .filter(|f| f.starts_with("generated"))
+        .collect();
+    assert!(generated.is_empty(), "{generated:?}");
+
+    // The state timeline: a lane per target and component; the flaky target's five
+    // components and the dead target's one lane are unknown (level 4), the healthy target's
+    // have their states.
+    let panel = |title: &str| {
+        panels(&board)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"))
+            .clone()
+    };
+    let timeline = panel("Service component state over time");
+    let target = &timeline["targets"][0];
+    assert_eq!(target["legendFormat"], "{{instance}} {{component}}");
+    let expr = target["expr"]
+        .as_str()
+        .unwrap()
+        .replace("$probe_job", "probe")
+        .replace("$target", ".*");
+    let lanes: Vec<(String, String, f64)> = prometheus
+        .query(&expr)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["instance"].as_str().unwrap().to_owned(),
+                s["metric"]["component"].as_str().unwrap().to_owned(),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let of = |port: u16| {
+        let mut l: Vec<(String, f64)> = lanes
+            .iter()
+            .filter(|(i, _, _)| *i == format!("127.0.0.1:{port}"))
+            .map(|(_, c, v)| (c.clone(), *v))
+            .collect();
+        l.sort_by(|a, b| a.0.cmp(&b.0));
+        l
+    };
+    let states = |v: &[(&str, f64)]| {
+        v.iter()
+            .map(|(c, l)| (c.to_string(), *l))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(healthy.port),
+        states(&[
+            ("checkout-api", 0.0),
+            ("email", 3.0),
+            ("inventory", 0.0),
+            ("payments", 1.0),
+            ("search", 2.0)
+        ]),
+        "{lanes:?}"
+    );
+    assert_eq!(
+        of(flaky.port),
+        states(&[
+            ("checkout-api", 4.0),
+            ("email", 4.0),
+            ("inventory", 4.0),
+            ("payments", 4.0),
+            ("search", 4.0)
+        ]),
+        "{lanes:?}"
+    );
+    assert_eq!(of(dead), states(&[("(not seen)", 4.0)]), "{lanes:?}");
+    assert_eq!(lanes.len(), 11, "{lanes:?}");
+    let worst = panel("Worst service component state");
+    let expr = worst["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .replace("$probe_job", "probe")
+        .replace("$target", ".*");
+    assert_eq!(prometheus.scalar(&expr, None), 4.0, "{expr}");
+    // The response gauge: labelled by target and component.
+    let response = panel("Service component response");
+    assert_eq!(
+        response["targets"][0]["legendFormat"],
+        "{{instance}} {{component}}"
+    );
+}
+
+/// Issue 24, item 7: a config whose file sources read plain lines (no `format`, `multiline`,
+/// `json:` or `logfmt:`) and that has no page source or probe module: its board has no
+/// unreadable-records, page-source or probe panel, and every query of it and of the bundled
+/// health board returns data when nothing went wrong.
+#[test]
+fn issue_24_dashboards_fit_a_config_without_records_pages_or_probes() {
+    if !prometheus_available() {
+        return;
+    }
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let config = dir.path().join("lines.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nmetrics:\n  - {{name: app_messages_total, type: counter, help: Messages by level., labels: [level], label_values: {{level: [INFO, ERROR]}}}}\nsources:\n  - name: app\n    file: {{paths: [{}], start_at: beginning}}\n    rules:\n      - name: level\n        regex: '^(?P<level>[A-Z]+) '\n        update:\n          - {{metric: app_messages_total, labels: {{level: $level}}}}\n",
+            path_str(&log)
+        ),
+    )
+    .unwrap();
+    let exporter = Exporter::start_with(&config, &[]);
+    let prometheus = Prometheus::start(dir.path(), exporter.port);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        append(&log, "INFO started\n");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_for_scrapes(&prometheus, Duration::from_secs(12));
+
+    let board = generate(&[&format!("--config.file={}", config.display())]);
+    let names = titles(&board);
+    for absent in [
+        "Unreadable records by reason",
+        "Page sources down",
+        "Source failures by reason",
+        "Probe slots",
+        "Targets failing",
+    ] {
+        assert!(
+            !names.contains(&absent.to_owned()),
+            "{absent} on a file-only board: {names:?}"
+        );
+    }
+    for present in [
+        "App messages per second",
+        "Lines read per second",
+        "Failed updates by reason",
+        "Unmatched records",
+    ] {
+        assert!(
+            names.contains(&present.to_owned()),
+            "{present} missing: {names:?}"
+        );
+    }
+    let mut boards: Vec<(String, Value)> = bundled()
+        .into_iter()
+        .filter(|(f, _)| f == "quarry-exporter-health.json")
+        .collect();
+    boards.push(("generated for lines.yaml".into(), board));
+    let Queried {
+        checked,
+        failures,
+        fallbacks,
+    } = query_every_target(&prometheus, &boards);
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} targets failed on a file-only config:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let generated: Vec<&String> = fallbacks
+        .iter()
+        .filter(|f| f.starts_with("generated"))
+        .collect();
+    assert!(generated.is_empty(), "{generated:?}");
 }
 
 /// A board generated for another config never takes a bundled board's uid (an import would

@@ -942,3 +942,73 @@ fn memory_of_large_documents_is_given_back() {
         "resident {idle} KiB before, {after} KiB after (peak {peak} KiB)"
     );
 }
+
+/// Issue 24, item 9: a failed probe keeps nothing, so it cannot know the target's components,
+/// but it answers the series its state metrics pre-declare (`label_values`) as `unknown`
+/// (grey on the dashboards) instead of nothing; no other metric of the module, no stale
+/// value. A successful probe answers its document, the pre-declared series it lacks unknown.
+#[test]
+fn issue_24_a_failed_probe_answers_pre_declared_states_as_unknown() {
+    let dir = tempdir();
+    let config = CONFIG.replace(
+        "states: [idle, busy, dead]}",
+        "states: [idle, busy, dead], label_values: {worker: [w1, w2, w3]}}",
+    );
+    assert_ne!(config, CONFIG);
+    let exporter = Exporter::start(dir.path(), &config);
+    let failing = Upstream::start();
+    failing.route("/status.json", Reply::Status(500));
+    let (status, body, _) = probe(
+        &exporter,
+        &format!("module=app_status&target=127.0.0.1:{}", failing.port),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(value_in(&body, "quarry_probe_success"), Some(0.0), "{body}");
+    for w in ["w1", "w2", "w3"] {
+        let unknown = format!("app_worker_state{{state=\"unknown\",worker=\"{w}\"}}");
+        assert_eq!(value_in(&body, &unknown), Some(1.0), "{body}");
+        let idle = format!("app_worker_state{{state=\"idle\",worker=\"{w}\"}}");
+        assert_eq!(value_in(&body, &idle), Some(0.0), "{body}");
+        let level = format!("app_worker_state_level{{worker=\"{w}\"}}");
+        assert_eq!(value_in(&body, &level), Some(3.0), "{body}");
+    }
+    assert!(
+        !body.contains("app_requests"),
+        "a failed probe shows no stale or made-up value: {body}"
+    );
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        crate::common::assert_promtool_accepts(&body);
+    }
+    let healthy = json_target(7);
+    let (_, body, _) = probe(
+        &exporter,
+        &format!("module=app_status&target=127.0.0.1:{}", healthy.port),
+        None,
+    );
+    assert_eq!(value_in(&body, "quarry_probe_success"), Some(1.0), "{body}");
+    assert_eq!(
+        value_in(&body, "app_worker_state_level{worker=\"w2\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value_in(&body, "app_worker_state_level{worker=\"w3\"}"),
+        Some(3.0),
+        "{body}"
+    );
+    // Without label_values a failed probe answers no series of the module (the dashboards
+    // show its last hour's components as unknown instead).
+    let plain = tempdir();
+    let exporter = Exporter::start(plain.path(), CONFIG);
+    let (_, body, _) = probe(
+        &exporter,
+        &format!("module=app_status&target=127.0.0.1:{}", failing.port),
+        None,
+    );
+    assert!(!body.contains("app_worker_state"), "{body}");
+}
