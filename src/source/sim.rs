@@ -753,6 +753,18 @@ impl Sim {
     /// Shifts app.log.N → N+1 (the oldest deleted), as logrotate does before rotating.
     fn shift(&mut self) {
         let names = self.rotated_names();
+        // The oldest rotation is deleted: what the tailer does not hold open (it has not seen
+        // it since a restart: a listing error) and has not read goes with it, as with a delete.
+        let oldest = self.w().names.get(&names[2]).copied();
+        if let Some(ino) = oldest {
+            if !self
+                .tailer
+                .files()
+                .any(|t| t.id.ino == ino && !t.in_turns())
+            {
+                self.mark_unread(ino);
+            }
+        }
         let mut w = self.w();
         w.unlink(&names[2]);
         for i in (0..2).rev() {

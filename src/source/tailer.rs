@@ -1645,6 +1645,16 @@ impl<F: Fs> Tailer<F> {
             t.phase = Phase::Pending { since: now, free };
             return;
         }
+        // Still growing (a copy being written, however slowly the copier runs): the patience
+        // starts again from its last growth, so that a copy is never decided before the
+        // truncate that follows its end. Bounded: only a file that is still all alike and
+        // shorter than a head waits.
+        let mut since = since;
+        if meta.size != t.size && !free {
+            t.size = meta.size;
+            since = now;
+            t.phase = Phase::Pending { since, free };
+        }
         let t = &self.files[&id];
         let patient = !free && now.saturating_duration_since(since) < self.options.rotate_wait;
         let path = t.path.clone();
