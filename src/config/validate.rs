@@ -966,7 +966,20 @@ fn check_http_source(
                 "a client certificate needs both cert_file and key_file",
             );
         }
+        if let Some(name) = &tls.server_name {
+            if reqwest::Url::parse(&format!("https://{name}/"))
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.eq_ignore_ascii_case(name)))
+                != Some(true)
+            {
+                c.report(
+                    join_key(&join_key(path, "tls"), "server_name"),
+                    format!("{name:?} is not a host name or IP address"),
+                );
+            }
+        }
     }
+    check_client_settings(c, path, h);
     positive(c, path, "timeout", h.timeout);
     positive(c, path, "interval", h.interval);
     for (i, code) in h.accept_status.iter().flatten().enumerate() {
@@ -982,6 +995,78 @@ fn check_http_source(
             join_key(path, "max_body_bytes"),
             "max_body_bytes must be at least 1",
         );
+    }
+}
+
+/// The settings of Prometheus' HTTP client config: proxy, OAuth2, `http_headers`.
+fn check_client_settings(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
+    let http_url = |c: &mut Checker, at: String, url: &str, what: &str| match reqwest::Url::parse(
+        url,
+    ) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+        Ok(_) => c.report(at, format!("{what} must be an http or https URL with a host")),
+        Err(e) => c.report(at, format!("invalid {what} {url:?}: {e}")),
+    };
+    if let Some(proxy) = &h.proxy_url {
+        http_url(c, join_key(path, "proxy_url"), proxy, "proxy_url");
+    }
+    if let Some(o) = &h.oauth2 {
+        let op = join_key(path, "oauth2");
+        if h.basic_auth.is_some() || h.bearer_token_file.is_some() {
+            c.report(
+                op.clone(),
+                "give one of basic_auth, bearer_token_file and oauth2, not several",
+            );
+        }
+        if o.client_id.is_empty() {
+            c.report(join_key(&op, "client_id"), "client_id must not be empty");
+        }
+        if o.client_secret.is_some() {
+            c.report(
+                join_key(&op, "client_secret"),
+                "secrets come from files here: put the secret in a file and give client_secret_file",
+            );
+        } else if o.client_secret_file.is_none() {
+            c.report(op.clone(), "oauth2 needs client_secret_file");
+        }
+        http_url(c, join_key(&op, "token_url"), &o.token_url, "token_url");
+        for key in o.endpoint_params.keys() {
+            if matches!(key.as_str(), "grant_type" | "scope" | "client_id" | "client_secret") {
+                c.report(
+                    join_key(&join_key(&op, "endpoint_params"), key),
+                    format!("{key:?} is set by the exporter (use scopes for the scope)"),
+                );
+            }
+        }
+    }
+    for (name, header) in &h.http_headers {
+        let hp = join_key(&join_key(path, "http_headers"), name);
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.report(hp.clone(), format!("invalid header name {name:?}"));
+        }
+        if h.headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            c.report(
+                hp.clone(),
+                format!("header {name:?} is also in `headers`: give it in one of them"),
+            );
+        }
+        if !header.secrets.is_empty() {
+            c.report(
+                join_key(&hp, "secrets"),
+                "secrets come from files here: put each in a file and list it under files",
+            );
+        }
+        for (i, v) in header.values.iter().enumerate() {
+            if reqwest::header::HeaderValue::from_str(v).is_err() {
+                c.report(
+                    join_index(&join_key(&hp, "values"), i),
+                    "invalid header value (control characters?)",
+                );
+            }
+        }
+        if header.values.is_empty() && header.files.is_empty() && header.secrets.is_empty() {
+            c.report(hp, "a header needs values or files");
+        }
     }
 }
 

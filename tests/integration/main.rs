@@ -9,6 +9,7 @@ mod explain;
 mod exposition;
 mod golden;
 mod hardening;
+mod http_client;
 mod lifecycle;
 mod pages;
 mod probe;
