@@ -716,6 +716,10 @@ pub enum Conversion {
     Percent,
     /// true/false, yes/no, on/off, up/down, 1/0 → 1/0.
     Bool,
+    /// A number, or a boolean as `bool` reads it: json_exporter's reading of values, for
+    /// fields that hold either.
+    #[serde(rename = "number_or_bool")]
+    NumberOrBool,
     /// RFC 3339 / ISO 8601 date-time or Unix seconds → Unix seconds.
     Timestamp,
 }
@@ -729,6 +733,7 @@ impl Conversion {
             Conversion::Duration => "duration",
             Conversion::Percent => "percent",
             Conversion::Bool => "bool",
+            Conversion::NumberOrBool => "number_or_bool",
             Conversion::Timestamp => "timestamp",
         }
     }

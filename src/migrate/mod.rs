@@ -1,0 +1,265 @@
+//! `quarry_exporter migrate --from json_exporter|grok_exporter FILE`: another exporter's config
+//! turned into an `exporter.yaml` that passes `check`, with what could not be converted said
+//! in comments at its top (and, where it applies, beside the rule).
+//!
+//! Each converter reads the other program's YAML (through [`crate::config::read_foreign_yaml`],
+//! so serde_yaml stays in one file) into a [`Migrated`]: metrics, grok patterns, sources and
+//! modules as YAML blocks, and notes. [`migrate`] renders it and loads the result as `check`
+//! would: a config that would not load is never printed as if it were fine (its errors are
+//! added as comments, and the command fails).
+
+mod grok_exporter;
+mod json_exporter;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub(crate) use crate::suggest::draft::{dq, sanitize, sq};
+
+/// The programs whose configs `migrate` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// prometheus-community/json_exporter: `modules` of JSONPath metrics, probed with
+    /// `/probe?module=M&target=URL`.
+    JsonExporter,
+    /// fstab/grok_exporter (config versions 2 and 3): one input, grok metrics.
+    GrokExporter,
+}
+
+impl From {
+    /// The program's name as `--from` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            From::JsonExporter => "json_exporter",
+            From::GrokExporter => "grok_exporter",
+        }
+    }
+
+    /// From `--from`'s text.
+    pub fn parse(text: &str) -> Option<From> {
+        match text {
+            "json_exporter" => Some(From::JsonExporter),
+            "grok_exporter" => Some(From::GrokExporter),
+            _ => None,
+        }
+    }
+}
+
+/// A metric to declare.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Metric {
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    pub help: String,
+    pub labels: Vec<String>,
+    pub buckets: Option<Vec<f64>>,
+    pub expire_after: Option<String>,
+}
+
+/// A converted config before it is text.
+#[derive(Debug, Default)]
+pub(crate) struct Migrated {
+    pub metrics: Vec<Metric>,
+    pub grok_patterns: BTreeMap<String, String>,
+    /// Entries of `sources:`, each a YAML block starting with `- name:` (unindented).
+    pub sources: Vec<String>,
+    /// Entries of `modules:`, likewise.
+    pub modules: Vec<String>,
+    /// What was converted and how, for the header.
+    pub notes: Vec<String>,
+    /// What was not converted, for the header.
+    pub not_converted: Vec<String>,
+}
+
+impl Migrated {
+    /// Declares `m`, unless a metric of that name is declared: then the first declaration
+    /// stays, and a different one is noted as not converted.
+    pub fn metric(&mut self, m: Metric) -> bool {
+        match self.metrics.iter().find(|x| x.name == m.name) {
+            None => {
+                self.metrics.push(m);
+                true
+            }
+            Some(x) if x.kind == m.kind && x.labels == m.labels => true,
+            Some(_) => {
+                self.not_converted.push(format!(
+                    "metric {:?} is declared again with another type or other labels; the first declaration is kept, and the later metric left out",
+                    m.name
+                ));
+                false
+            }
+        }
+    }
+
+    fn render(&self, from: From, file: &str) -> String {
+        let mut y = String::new();
+        let _ = writeln!(
+            y,
+            "# Migrated from {} config {file} by `quarry_exporter migrate`.",
+            from.name()
+        );
+        y.push_str("# Check it (`quarry_exporter check`), then compare it with the old exporter on the same input.\n");
+        if !self.notes.is_empty() {
+            y.push_str("#\n# Converted:\n");
+            for n in &self.notes {
+                comment_item(&mut y, n);
+            }
+        }
+        y.push_str("#\n# Not converted:\n");
+        if self.not_converted.is_empty() {
+            comment_item(&mut y, "nothing: every setting read has an equivalent here");
+        }
+        for n in &self.not_converted {
+            comment_item(&mut y, n);
+        }
+        y.push_str("version: 1\n");
+        if !self.grok_patterns.is_empty() {
+            y.push_str("grok_patterns:\n");
+            for (name, definition) in &self.grok_patterns {
+                let _ = writeln!(y, "  {name}: {}", dq(definition));
+            }
+        }
+        y.push_str("metrics:\n");
+        if self.metrics.is_empty() {
+            y.push_str("  []\n");
+        }
+        for m in &self.metrics {
+            let _ = writeln!(y, "  - name: {}", m.name);
+            let _ = writeln!(y, "    type: {}", m.kind);
+            let _ = writeln!(y, "    help: {}", dq(&m.help));
+            if !m.labels.is_empty() {
+                let _ = writeln!(y, "    labels: [{}]", m.labels.join(", "));
+            }
+            if let Some(b) = &m.buckets {
+                let b: Vec<String> = b.iter().map(|v| v.to_string()).collect();
+                let _ = writeln!(y, "    buckets: [{}]", b.join(", "));
+            }
+            if let Some(e) = &m.expire_after {
+                let _ = writeln!(y, "    expire_after: {e}");
+            }
+        }
+        for (key, blocks) in [("sources", &self.sources), ("modules", &self.modules)] {
+            if blocks.is_empty() {
+                continue;
+            }
+            let _ = writeln!(y, "{key}:");
+            for b in blocks {
+                for line in b.lines() {
+                    let _ = writeln!(y, "  {line}");
+                }
+            }
+        }
+        // Lines of blocks that were empty got two trailing spaces.
+        y.lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+}
+
+/// A comment list item, wrapped at about 96 columns.
+fn comment_item(y: &mut String, text: &str) {
+    let mut line = String::from("#   - ");
+    for word in text.split(' ') {
+        if line.len() + word.len() > 98 && line.len() > 6 {
+            y.push_str(line.trim_end());
+            y.push('\n');
+            line = String::from("#     ");
+        }
+        line.push_str(word);
+        line.push(' ');
+    }
+    y.push_str(line.trim_end());
+    y.push('\n');
+}
+
+/// `name` as this exporter accepts it: a name ending in `_bucket`, `_sum` or `_count` (kept
+/// for histogram series here, whatever the metric's type) gets `_value` after it, a name in
+/// the `quarry_` or `process_` namespace (the exporter's own) `x_` before it; a note says so.
+pub(crate) fn acceptable_name(out: &mut Migrated, at: &str, name: String) -> String {
+    let mut fixed = name.clone();
+    if ["_bucket", "_sum", "_count"]
+        .iter()
+        .any(|s| fixed.ends_with(s))
+    {
+        fixed.push_str("_value");
+    }
+    if fixed.starts_with("quarry_") || fixed.starts_with("process_") {
+        fixed.insert_str(0, "x_");
+    }
+    if fixed != name {
+        out.notes.push(format!(
+            "{at}: {name} is named {fixed} here (names ending in _bucket, _sum or _count are kept for histograms, quarry_ and process_ for the exporter's own metrics): change queries and dashboards that use it"
+        ));
+    }
+    fixed
+}
+
+/// `text` as literal template text: `$` doubled.
+pub(crate) fn literal(text: &str) -> String {
+    text.replace('$', "$$")
+}
+
+/// The result of a migration: the config's text, and whether it loads as `check` loads it.
+pub struct Outcome {
+    /// The config, with comments.
+    pub yaml: String,
+    /// The errors `check` would report (empty when it passes).
+    pub errors: Vec<String>,
+}
+
+/// Converts the config in `text` (read from `file`, relative paths in it resolved from
+/// `cwd`, where the other exporter would have run, then from the file's directory).
+pub fn migrate(from: From, text: &str, file: &Path, cwd: &Path) -> Result<Outcome, String> {
+    let value = crate::config::read_foreign_yaml(text)?;
+    let dirs = [
+        cwd.to_path_buf(),
+        file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    ];
+    let migrated = match from {
+        From::JsonExporter => json_exporter::convert(&value)?,
+        From::GrokExporter => grok_exporter::convert(&value, &dirs)?,
+    };
+    let mut yaml = migrated.render(from, &file.display().to_string());
+    let errors: Vec<String> = match crate::config::load_str(&yaml, "migrated.yaml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect(),
+    };
+    if !errors.is_empty() {
+        let mut head = String::from(
+            "# NOT READY: `check` refuses this config as it is; fix these first:\n",
+        );
+        for e in &errors {
+            comment_item(&mut head, e);
+        }
+        yaml = head + &yaml;
+    }
+    Ok(Outcome { yaml, errors })
+}
+
+/// A YAML scalar of the other config as text (numbers and booleans as written).
+pub(crate) fn text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The keys of a mapping that are not in `known`, for "not converted" notes.
+pub(crate) fn unknown_keys(v: &serde_json::Value, known: &[&str]) -> Vec<String> {
+    v.as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
