@@ -417,6 +417,11 @@ fn metric_rule(out: &mut Migrated, at: &str, m: &Value) -> Result<Option<String>
         *metric = super::acceptable_name(out, &at, std::mem::take(metric));
     }
     let label_names: Vec<String> = labels.iter().map(|(l, _)| l.clone()).collect();
+    if missing_ok && label_names.is_empty() {
+        out.not_converted.push(format!(
+            "{at}.allow_missing_key: {name}: without labels, a metric is exported at 0 before its first value here, so a missing key reads 0 where json_exporter leaves the metric out"
+        ));
+    }
     let mut updates = Vec::new();
     for (metric, value) in &values {
         let declared = out.metric(Metric {

@@ -11,6 +11,7 @@ mod golden;
 mod hardening;
 mod http_client;
 mod lifecycle;
+mod migrate;
 mod pages;
 mod probe;
 mod prom;
