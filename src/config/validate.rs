@@ -383,9 +383,8 @@ fn sample_target(url_template: &str) -> &'static str {
     if !in_authority {
         return HOST_PORT;
     }
-    let joined = before.ends_with(host_char)
-        || after.starts_with(host_char)
-        || after.starts_with(':');
+    let joined =
+        before.ends_with(host_char) || after.starts_with(host_char) || after.starts_with(':');
     if joined {
         HOST
     } else {
@@ -1000,13 +999,15 @@ fn check_http_source(
 
 /// The settings of Prometheus' HTTP client config: proxy, OAuth2, `http_headers`.
 fn check_client_settings(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
-    let http_url = |c: &mut Checker, at: String, url: &str, what: &str| match reqwest::Url::parse(
-        url,
-    ) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
-        Ok(_) => c.report(at, format!("{what} must be an http or https URL with a host")),
-        Err(e) => c.report(at, format!("invalid {what} {url:?}: {e}")),
-    };
+    let http_url =
+        |c: &mut Checker, at: String, url: &str, what: &str| match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+            Ok(_) => c.report(
+                at,
+                format!("{what} must be an http or https URL with a host"),
+            ),
+            Err(e) => c.report(at, format!("invalid {what} {url:?}: {e}")),
+        };
     if let Some(proxy) = &h.proxy_url {
         http_url(c, join_key(path, "proxy_url"), proxy, "proxy_url");
     }
@@ -1031,7 +1032,10 @@ fn check_client_settings(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
         }
         http_url(c, join_key(&op, "token_url"), &o.token_url, "token_url");
         for key in o.endpoint_params.keys() {
-            if matches!(key.as_str(), "grant_type" | "scope" | "client_id" | "client_secret") {
+            if matches!(
+                key.as_str(),
+                "grant_type" | "scope" | "client_id" | "client_secret"
+            ) {
                 c.report(
                     join_key(&join_key(&op, "endpoint_params"), key),
                     format!("{key:?} is set by the exporter (use scopes for the scope)"),
@@ -1780,7 +1784,9 @@ mod tests {
             ("http://host/$target/status", "localhost:9"),
         ] {
             assert_eq!(sample_target(template), sample, "{template}");
-            let url = template.replace("${target}", sample).replace("$target", sample);
+            let url = template
+                .replace("${target}", sample)
+                .replace("$target", sample);
             assert!(reqwest::Url::parse(&url).is_ok(), "{template} → {url}");
         }
     }

@@ -41,7 +41,15 @@ pub(super) fn convert(config: &Value, dirs: &[PathBuf]) -> Result<Migrated, Stri
     let mut out = Migrated::default();
     for key in unknown_keys(
         config,
-        &["global", "input", "imports", "grok", "grok_patterns", "metrics", "server"],
+        &[
+            "global",
+            "input",
+            "imports",
+            "grok",
+            "grok_patterns",
+            "metrics",
+            "server",
+        ],
     ) {
         out.not_converted.push(format!("top-level `{key}`"));
     }
@@ -162,7 +170,14 @@ pub(super) fn convert(config: &Value, dirs: &[PathBuf]) -> Result<Migrated, Stri
     }
     for key in unknown_keys(
         &input,
-        &["type", "path", "paths", "readall", "poll_interval", "fail_on_missing_logfile"],
+        &[
+            "type",
+            "path",
+            "paths",
+            "readall",
+            "poll_interval",
+            "fail_on_missing_logfile",
+        ],
     ) {
         out.not_converted.push(format!("input.{key}"));
     }
@@ -205,8 +220,7 @@ pub(super) fn convert(config: &Value, dirs: &[PathBuf]) -> Result<Migrated, Stri
     let mut todo: Vec<String> = used.into_iter().collect();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     while let Some(name) = todo.pop() {
-        if !seen.insert(name.clone()) || own.contains_key(&name) || crate::grok::is_bundled(&name)
-        {
+        if !seen.insert(name.clone()) || own.contains_key(&name) || crate::grok::is_bundled(&name) {
             continue;
         }
         match imported.get(&name) {
@@ -327,7 +341,9 @@ fn value_template(t: &str) -> Result<(String, Option<f64>), String> {
             }
             Ok((field(f)?, Some(1.0 / d)))
         }
-        _ => Err(format!("value {t:?}: only {{{{.field}}}}, multiply and divide are converted")),
+        _ => Err(format!(
+            "value {t:?}: only {{{{.field}}}}, multiply and divide are converted"
+        )),
     }
 }
 
@@ -368,7 +384,12 @@ fn metric_rule(
     let metric = super::acceptable_name(out, &at, metric);
     let mut derive_logfile = false;
     let mut labels: Vec<(String, String)> = Vec::new();
-    for (label, v) in m.get("labels").and_then(Value::as_object).into_iter().flatten() {
+    for (label, v) in m
+        .get("labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let t = text(v).unwrap_or_default();
         match label_template(&t, &mut derive_logfile) {
             Ok(value) => labels.push((label.clone(), value)),
@@ -442,10 +463,16 @@ mod tests {
     #[test]
     fn go_templates_become_templates() {
         let mut d = false;
-        assert_eq!(label_template("{{.message}}", &mut d).unwrap(), "${message}");
+        assert_eq!(
+            label_template("{{.message}}", &mut d).unwrap(),
+            "${message}"
+        );
         assert_eq!(label_template("x-{{ .a }}$", &mut d).unwrap(), "x-${a}$$");
         assert!(!d);
-        assert_eq!(label_template("{{base .logfile}}", &mut d).unwrap(), "${logfile}");
+        assert_eq!(
+            label_template("{{base .logfile}}", &mut d).unwrap(),
+            "${logfile}"
+        );
         assert!(d);
         assert_eq!(
             label_template("{{.logfile}}", &mut d).unwrap(),

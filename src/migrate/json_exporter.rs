@@ -91,7 +91,11 @@ fn module_block(out: &mut Migrated, name: &str, module: &Value) -> String {
         }
     }
     if let Some(client) = module.get("http_client_config") {
-        http.extend(http_client(out, &format!("{at}.http_client_config"), client));
+        http.extend(http_client(
+            out,
+            &format!("{at}.http_client_config"),
+            client,
+        ));
     }
     let mut rules = Vec::new();
     for (i, m) in module
@@ -168,12 +172,19 @@ pub(super) fn http_client(out: &mut Migrated, at: &str, c: &Value) -> Vec<String
                 for (k, tv) in v.as_object().into_iter().flatten() {
                     match (k.as_str(), text(tv)) {
                         (
-                            "ca_file" | "cert_file" | "key_file" | "server_name"
+                            "ca_file"
+                            | "cert_file"
+                            | "key_file"
+                            | "server_name"
                             | "insecure_skip_verify",
                             Some(t),
                         ) => tls.push(format!(
                             "{k}: {}",
-                            if k == "insecure_skip_verify" { t } else { dq(&t) }
+                            if k == "insecure_skip_verify" {
+                                t
+                            } else {
+                                dq(&t)
+                            }
                         )),
                         _ => skip(out, &format!("tls_config.{k}"), "no equivalent"),
                     }
@@ -350,7 +361,7 @@ fn metric_rule(out: &mut Migrated, at: &str, m: &Value) -> Result<Option<String>
     // Fields: each label's queries, then each value's.
     let mut fields: Vec<(String, String)> = Vec::new();
     let field = |fields: &mut Vec<(String, String)>, base: &str, q: String| -> String {
-        let mut name = format!("{base}");
+        let mut name = base.to_owned();
         let mut n = 1;
         while fields.iter().any(|(f, _)| *f == name) {
             n += 1;
@@ -360,7 +371,12 @@ fn metric_rule(out: &mut Migrated, at: &str, m: &Value) -> Result<Option<String>
         name
     };
     let mut labels: Vec<(String, String)> = Vec::new();
-    for (label, v) in m.get("labels").and_then(Value::as_object).into_iter().flatten() {
+    for (label, v) in m
+        .get("labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let t = text(v).unwrap_or_default();
         let mut value = String::new();
         for p in template(&t, root).map_err(|e| format!("{at}.labels.{label}: {e}"))? {
@@ -384,7 +400,12 @@ fn metric_rule(out: &mut Migrated, at: &str, m: &Value) -> Result<Option<String>
         }
     };
     if object {
-        for (key, v) in m.get("values").and_then(Value::as_object).into_iter().flatten() {
+        for (key, v) in m
+            .get("values")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let t = text(v).unwrap_or_default();
             let metric = suffix(format!("{name}_{key}"));
             if t.contains('{') {
@@ -394,7 +415,11 @@ fn metric_rule(out: &mut Migrated, at: &str, m: &Value) -> Result<Option<String>
                         "{at}.values.{key}: a value is one JSONPath here, not text around one"
                     ));
                 };
-                let f = field(&mut fields, &format!("value_{}", super::sanitize(key)), q.clone());
+                let f = field(
+                    &mut fields,
+                    &format!("value_{}", super::sanitize(key)),
+                    q.clone(),
+                );
                 values.push((metric, Ok(f)));
             } else {
                 values.push((metric, Err(t)));

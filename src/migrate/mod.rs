@@ -152,11 +152,7 @@ impl Migrated {
             }
         }
         // Lines of blocks that were empty got two trailing spaces.
-        y.lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        y.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
     }
 }
 
@@ -233,9 +229,8 @@ pub fn migrate(from: From, text: &str, file: &Path, cwd: &Path) -> Result<Outcom
             .collect(),
     };
     if !errors.is_empty() {
-        let mut head = String::from(
-            "# NOT READY: `check` refuses this config as it is; fix these first:\n",
-        );
+        let mut head =
+            String::from("# NOT READY: `check` refuses this config as it is; fix these first:\n");
         for e in &errors {
             comment_item(&mut head, e);
         }
@@ -262,4 +257,64 @@ pub(crate) fn unknown_keys(v: &serde_json::Value, known: &[&str]) -> Vec<String>
         .filter(|k| !known.contains(&k.as_str()))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// json_exporter's `http_client_config` (Prometheus' HTTP client config) carries over
+    /// under the same names; inline secrets are said, not converted.
+    #[test]
+    fn http_client_config_carries_over_and_inline_secrets_are_said() {
+        let text = r#"
+modules:
+  api:
+    http_client_config:
+      basic_auth: {username: u, password_file: /run/p}
+      tls_config: {ca_file: ca.pem, server_name: api.internal, insecure_skip_verify: false}
+      proxy_url: "http://proxy:3128"
+      follow_redirects: false
+      http_headers: {X-Key: {files: [/run/key], secrets: [abc]}}
+      bearer_token: inline
+      enable_http2: true
+    valid_status_codes: [200, 203]
+    metrics:
+      - {name: up_total, path: '{.up}', valuetype: counter, help: Ups.}
+  oauth:
+    http_client_config:
+      oauth2: {client_id: me, client_secret_file: /run/s, token_url: "https://auth/token", scopes: [a, b]}
+      authorization: {type: Bearer, credentials_file: /run/t}
+    metrics:
+      - {name: v, path: '{.v}'}
+"#;
+        let out = migrate(
+            From::JsonExporter,
+            text,
+            Path::new("config.yml"),
+            Path::new("."),
+        )
+        .unwrap();
+        let y = &out.yaml;
+        for want in [
+            r#"basic_auth: {username: "u", password_file: "/run/p"}"#,
+            r#"tls: {ca_file: "ca.pem", insecure_skip_verify: false, server_name: "api.internal"}"#,
+            r#"proxy_url: "http://proxy:3128""#,
+            "follow_redirects: false",
+            r#"http_headers: {"X-Key": {values: [], files: ["/run/key"]}}"#,
+            "accept_status: [200, 203]",
+            r#"oauth2: {client_id: "me", client_secret_file: "/run/s", token_url: "https://auth/token", scopes: ["a", "b"]}"#,
+            "{metric: up_total, total: $value, as: number_or_bool}",
+            "modules.api.http_client_config.bearer_token: secrets come from files here",
+            "modules.api.http_client_config.http_headers.X-Key.secrets",
+        ] {
+            assert!(y.contains(want), "{want:?} not in:\n{y}");
+        }
+        // Basic auth and a bearer token file together are refused by `check`, and said.
+        assert_eq!(
+            out.errors,
+            ["modules[1].http.oauth2: give one of basic_auth, bearer_token_file and oauth2, not several"],
+            "{y}"
+        );
+    }
 }

@@ -132,9 +132,8 @@ impl HttpFetcher {
             .and_then(|t| Some((t, t.server_name.as_deref()?)));
         if let Some((tls, name)) = server_name {
             // Everything TLS is in the config built for the name (roots, CA, client cert).
-            builder = builder.use_preconfigured_tls(super::tls::with_server_name(
-                tls, name, base_dir,
-            )?);
+            builder =
+                builder.use_preconfigured_tls(super::tls::with_server_name(tls, name, base_dir)?);
         } else if let Some(tls) = &c.tls {
             if let Some(ca) = &tls.ca_file {
                 let path = resolve(base_dir, ca);

@@ -34,7 +34,8 @@ pub fn with_server_name(
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = &tls.ca_file {
         let path = resolve_path(base_dir, ca);
-        let pem = std::fs::read(&path).with_context(|| format!("tls.ca_file {}", path.display()))?;
+        let pem =
+            std::fs::read(&path).with_context(|| format!("tls.ca_file {}", path.display()))?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert
                 .with_context(|| format!("tls.ca_file {}: not PEM certificates", path.display()))?;
@@ -64,9 +65,9 @@ pub fn with_server_name(
                 .with_context(|| format!("tls.cert_file {}", cp.display()))?;
             let key = PrivateKeyDer::from_pem_file(&kp)
                 .with_context(|| format!("tls.key_file {}", kp.display()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .with_context(|| format!("tls.cert_file/key_file {} {}", cp.display(), kp.display()))?
+            builder.with_client_auth_cert(certs, key).with_context(|| {
+                format!("tls.cert_file/key_file {} {}", cp.display(), kp.display())
+            })?
         }
         _ => builder.with_no_client_auth(),
     };

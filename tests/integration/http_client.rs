@@ -43,7 +43,10 @@ fn value(name: &str) -> String {
 #[test]
 fn redirects_are_not_followed_with_follow_redirects_false() {
     let server = Upstream::start();
-    server.route("/data", Reply::Ok("application/json", r#"{"value": 3}"#.into()));
+    server.route(
+        "/data",
+        Reply::Ok("application/json", r#"{"value": 3}"#.into()),
+    );
     server.route("/old", Reply::Redirect("/data"));
     let dir = tempdir();
     let old = server.url("http", "/old");
@@ -69,14 +72,17 @@ fn redirects_are_not_followed_with_follow_redirects_false() {
 /// `Proxy-Authorization` headers it saw.
 struct Proxy {
     port: u16,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<ProxySeen>>>,
 }
+
+/// A request line the proxy saw, and its `Proxy-Authorization`.
+type ProxySeen = (String, Option<String>);
 
 impl Proxy {
     fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<ProxySeen>>> = Arc::default();
         let kept = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -90,12 +96,10 @@ impl Proxy {
     }
 }
 
-fn forward(
-    client: TcpStream,
-    seen: &Mutex<Vec<(String, Option<String>)>>,
-) -> std::io::Result<()> {
+/// Passes one request on, then closes the client's connection.
+fn forward(client: TcpStream, seen: &Mutex<Vec<ProxySeen>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
-    loop {
+    {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
@@ -124,7 +128,9 @@ fn forward(
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        seen.lock().unwrap().push((request_line.clone(), proxy_auth));
+        seen.lock()
+            .unwrap()
+            .push((request_line.clone(), proxy_auth));
         let mut parts = request_line.split(' ');
         let (method, uri) = (parts.next().unwrap(), parts.next().unwrap());
         let rest = uri.strip_prefix("http://").expect("an absolute-form URI");
@@ -141,20 +147,20 @@ fn forward(
         let mut answer = Vec::new();
         upstream.read_to_end(&mut answer)?;
         // The client's connection closes with the answer: one request each.
-        let text = String::from_utf8_lossy(&answer).replacen(
-            "\r\n",
-            "\r\nConnection: close\r\n",
-            1,
-        );
+        let text =
+            String::from_utf8_lossy(&answer).replacen("\r\n", "\r\nConnection: close\r\n", 1);
         (&client).write_all(text.as_bytes())?;
-        return Ok(());
     }
+    Ok(())
 }
 
 #[test]
 fn requests_go_through_proxy_url_with_its_credentials() {
     let server = Upstream::start();
-    server.route("/data", Reply::Ok("application/json", r#"{"value": 5}"#.into()));
+    server.route(
+        "/data",
+        Reply::Ok("application/json", r#"{"value": 5}"#.into()),
+    );
     let proxy = Proxy::start();
     let dir = tempdir();
     let data = server.url("http", "/data");
@@ -179,7 +185,12 @@ fn requests_go_through_proxy_url_with_its_credentials() {
     // scraper:s3cret
     assert_eq!(auth.as_deref(), Some("Basic c2NyYXBlcjpzM2NyZXQ="));
     // The upstream saw the request the proxy passed on.
-    assert!(server.seen.lock().unwrap().iter().any(|(p, _)| p == "/data"));
+    assert!(server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(p, _)| p == "/data"));
 }
 
 const OAUTH_MODULE: &str = r#"version: 1
@@ -235,7 +246,11 @@ fn oauth2_tokens_are_kept_until_they_expire_or_are_refused() {
         let body = probe();
         assert_eq!(value_in(&body, "got_value"), Some(1.0), "{body}");
     }
-    assert_eq!(issued.load(Ordering::SeqCst), 1, "one token for three probes");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        1,
+        "one token for three probes"
+    );
     let sent = form.lock().unwrap().clone();
     assert_eq!(
         sent,
@@ -256,7 +271,11 @@ fn oauth2_tokens_are_kept_until_they_expire_or_are_refused() {
     let body = probe();
     assert_eq!(value_in(&body, "got_value"), Some(2.0), "{body}");
     assert_eq!(issued.load(Ordering::SeqCst), 2);
-    assert_eq!(bearers("Bearer tok-1"), 4, "the refused token was sent once more");
+    assert_eq!(
+        bearers("Bearer tok-1"),
+        4,
+        "the refused token was sent once more"
+    );
 
     // Tokens that expire in 11 s are used for 1 s.
     auth.route("/token", token(11));
@@ -281,7 +300,10 @@ fn oauth2_tokens_are_kept_until_they_expire_or_are_refused() {
     api.route("/data", Reply::Bearer("tok-9", r#"{"value": 9}"#.into()));
     let body = probe();
     assert_eq!(
-        value_in(&body, r#"quarry_probe_failure_reason{reason="http_status"}"#),
+        value_in(
+            &body,
+            r#"quarry_probe_failure_reason{reason="http_status"}"#
+        ),
         Some(1.0),
         "{body}"
     );
@@ -291,14 +313,20 @@ fn oauth2_tokens_are_kept_until_they_expire_or_are_refused() {
     );
     let debug = String::from_utf8(debug).unwrap();
     assert!(debug.contains("invalid_client"), "{debug}");
-    assert!(!debug.contains("wrong"), "the secret is never shown: {debug}");
+    assert!(
+        !debug.contains("wrong"),
+        "the secret is never shown: {debug}"
+    );
 }
 
 #[test]
 fn the_certificate_is_verified_for_tls_server_name() {
     let (ca, tls) = test_tls_named("status.internal");
     let server = Upstream::start_with(Some(tls));
-    server.route("/data", Reply::Ok("application/json", r#"{"value": 7}"#.into()));
+    server.route(
+        "/data",
+        Reply::Ok("application/json", r#"{"value": 7}"#.into()),
+    );
     let dir = tempdir();
     std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
     // Served on 127.0.0.1, with a certificate for status.internal only.
@@ -310,7 +338,10 @@ fn the_certificate_is_verified_for_tls_server_name() {
             "named",
             &format!(r#"url: "{url}", tls: {{ca_file: ca.pem, server_name: status.internal}}"#),
         ),
-        &source("by_ip", &format!(r#"url: "{url}", tls: {{ca_file: ca.pem}}"#)),
+        &source(
+            "by_ip",
+            &format!(r#"url: "{url}", tls: {{ca_file: ca.pem}}"#),
+        ),
         &source(
             "wrong_name",
             &format!(r#"url: "{url}", tls: {{ca_file: ca.pem, server_name: other.internal}}"#),
@@ -328,7 +359,10 @@ fn the_certificate_is_verified_for_tls_server_name() {
 #[test]
 fn http_headers_values_and_files_are_sent_and_files_reread() {
     let server = Upstream::start();
-    server.route("/data", Reply::Ok("application/json", r#"{"value": 1}"#.into()));
+    server.route(
+        "/data",
+        Reply::Ok("application/json", r#"{"value": 1}"#.into()),
+    );
     let dir = tempdir();
     std::fs::write(dir.path().join("key"), "first-key\n").unwrap();
     let url = server.url("http", "/data");
@@ -361,7 +395,10 @@ fn http_headers_values_and_files_are_sent_and_files_reread() {
     std::fs::write(dir.path().join("key"), "second-key\n").unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while sent("x-key") != ["second-key"] {
-        assert!(std::time::Instant::now() < deadline, "the new key was never sent");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key was never sent"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

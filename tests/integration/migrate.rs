@@ -82,15 +82,18 @@ fn json_exporters_example_config_gives_its_readme_output() {
     // What could not be converted is said.
     assert!(yaml.contains("epochTimestamp"), "{yaml}");
     assert!(yaml.contains("example_value_count_value"), "{yaml}");
-    assert!(yaml.contains("(example_missing_key).allow_missing_key"), "{yaml}");
+    assert!(
+        yaml.contains("(example_missing_key).allow_missing_key"),
+        "{yaml}"
+    );
     let dir = tempdir();
     std::fs::write(dir.path().join("migrated.yaml"), &yaml).unwrap();
     check(dir.path(), "migrated.yaml");
 
     let server = Upstream::start();
     for file in ["data.json", "animal-data.json"] {
-        let body = std::fs::read_to_string(fixtures().join("json_exporter/examples").join(file))
-            .unwrap();
+        let body =
+            std::fs::read_to_string(fixtures().join("json_exporter/examples").join(file)).unwrap();
         server.route(
             &format!("/examples/{file}"),
             Reply::Ok("application/json", body),
@@ -174,13 +177,14 @@ fn grok_exporters_example_config_counts_the_exim_log_as_an_independent_count() {
         .args(["one-shot", "--config.file=migrated.yaml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = samples(&String::from_utf8(out.stdout).unwrap());
-    let log = std::fs::read_to_string(
-        dir.path()
-            .join("example/exim-rejected-RCPT-examples.log"),
-    )
-    .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("example/exim-rejected-RCPT-examples.log"))
+        .unwrap();
     let counted = count_exim(&log);
     let want: BTreeMap<String, f64> = counted
         .iter()

@@ -219,7 +219,11 @@ async fn answer(
                 .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                 .unwrap_or_default();
             *form.lock().unwrap() = body.clone();
-            if authorized && body.split('&').any(|p| p == "grant_type=client_credentials") {
+            if authorized
+                && body
+                    .split('&')
+                    .any(|p| p == "grant_type=client_credentials")
+            {
                 let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 reply(
                     200,
