@@ -153,13 +153,13 @@ pub enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// Convert another exporter's config (json_exporter's modules, grok_exporter's metrics)
-    /// into an equivalent config for this one, printed with comments saying what was
+    /// Convert another exporter's config (json_exporter's modules, grok_exporter's metrics,
+    /// what can be converted of an mtail program) into an equivalent config for this one, printed with comments saying what was
     /// converted and what could not be. Exits 1 when the result would not pass `check` (its
     /// errors are comments at its top).
     Migrate {
-        /// The exporter the config is for.
-        #[arg(long, value_name = "EXPORTER", value_parser = ["json_exporter", "grok_exporter"])]
+        /// The exporter the config (or program) is for.
+        #[arg(long, value_name = "EXPORTER", value_parser = ["json_exporter", "grok_exporter", "mtail"])]
         from: String,
         /// Its config file. Relative paths in it (grok pattern directories) are looked for
         /// from the current directory, then from the file's.

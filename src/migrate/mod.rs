@@ -10,6 +10,7 @@
 
 mod grok_exporter;
 mod json_exporter;
+mod mtail;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +26,8 @@ pub enum From {
     JsonExporter,
     /// fstab/grok_exporter (config versions 2 and 3): one input, grok metrics.
     GrokExporter,
+    /// google/mtail: a program (what can be converted of it).
+    Mtail,
 }
 
 impl From {
@@ -33,6 +36,7 @@ impl From {
         match self {
             From::JsonExporter => "json_exporter",
             From::GrokExporter => "grok_exporter",
+            From::Mtail => "mtail",
         }
     }
 
@@ -41,6 +45,7 @@ impl From {
         match text {
             "json_exporter" => Some(From::JsonExporter),
             "grok_exporter" => Some(From::GrokExporter),
+            "mtail" => Some(From::Mtail),
             _ => None,
         }
     }
@@ -97,8 +102,13 @@ impl Migrated {
         let mut y = String::new();
         let _ = writeln!(
             y,
-            "# Migrated from {} config {file} by `quarry_exporter migrate`.",
-            from.name()
+            "# Migrated from {} {} {file} by `quarry_exporter migrate`.",
+            from.name(),
+            if from == From::Mtail {
+                "program"
+            } else {
+                "config"
+            }
         );
         y.push_str("# Check it (`quarry_exporter check`), then compare it with the old exporter on the same input.\n");
         if !self.notes.is_empty() {
@@ -210,14 +220,22 @@ pub struct Outcome {
 /// Converts the config in `text` (read from `file`, relative paths in it resolved from
 /// `cwd`, where the other exporter would have run, then from the file's directory).
 pub fn migrate(from: From, text: &str, file: &Path, cwd: &Path) -> Result<Outcome, String> {
-    let value = crate::config::read_foreign_yaml(text)?;
     let dirs = [
         cwd.to_path_buf(),
         file.parent().unwrap_or(Path::new(".")).to_path_buf(),
     ];
     let migrated = match from {
-        From::JsonExporter => json_exporter::convert(&value)?,
-        From::GrokExporter => grok_exporter::convert(&value, &dirs)?,
+        From::JsonExporter => json_exporter::convert(&crate::config::read_foreign_yaml(text)?)?,
+        From::GrokExporter => {
+            grok_exporter::convert(&crate::config::read_foreign_yaml(text)?, &dirs)?
+        }
+        From::Mtail => {
+            let program = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "mtail".into());
+            mtail::convert(text, &program)?
+        }
     };
     let mut yaml = migrated.render(from, &file.display().to_string());
     let errors: Vec<String> = match crate::config::load_str(&yaml, "migrated.yaml") {
