@@ -1,9 +1,10 @@
-//! `quarry_exporter migrate --from json_exporter|grok_exporter FILE`: another exporter's config
-//! turned into an `exporter.yaml` that passes `check`, with what could not be converted said
-//! in comments at its top (and, where it applies, beside the rule).
+//! `quarry_exporter migrate --from json_exporter|grok_exporter|mtail FILE`: another exporter's
+//! config (or what maps directly of an mtail program) turned into an `exporter.yaml` that
+//! passes `check`, with what could not be converted said in comments at its top.
 //!
 //! Each converter reads the other program's YAML (through [`crate::config::read_foreign_yaml`],
-//! so serde_yaml stays in one file) into a [`Migrated`]: metrics, grok patterns, sources and
+//! so serde_yaml stays in one file; mtail's programs through their own tokenizer) into a
+//! [`Migrated`]: metrics, grok patterns, sources and
 //! modules as YAML blocks, and notes. [`migrate`] renders it and loads the result as `check`
 //! would: a config that would not load is never printed as if it were fine (its errors are
 //! added as comments, and the command fails).

@@ -293,7 +293,7 @@ fn join(cond: &[(usize, Tok)], consts: &BTreeMap<String, String>) -> Result<Stri
             (Tok::Regex(r), true) => re.push_str(r),
             (Tok::Word(w), true) if consts.contains_key(w) => re.push_str(&consts[w]),
             (Tok::Punct("+"), false) => {}
-            (other, _) => return Err(format!("{}", shown(other))),
+            (other, _) => return Err(shown(other)),
         }
         want_operand = !want_operand;
     }
