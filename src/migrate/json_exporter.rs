@@ -43,11 +43,22 @@ const METRIC_KEYS: &[&str] = &[
 
 /// Converts a json_exporter config.
 pub(super) fn convert(config: &Value) -> Result<Migrated, String> {
+    let mut out = Migrated::default();
+    // Before 0.5, a config was one module: `metrics` (and `headers`) at the top.
+    let wrapped;
+    let config = if config.get("modules").is_none() && config.get("metrics").is_some() {
+        out.notes.push(
+            "a config from before json_exporter 0.5 (no `modules`): its metrics are the module `default`".into(),
+        );
+        wrapped = serde_json::json!({"modules": {"default": config}});
+        &wrapped
+    } else {
+        config
+    };
     let modules = config
         .get("modules")
         .and_then(Value::as_object)
-        .ok_or("not a json_exporter config: no `modules` mapping (json_exporter 0.5 and later)")?;
-    let mut out = Migrated::default();
+        .ok_or("not a json_exporter config: no `modules` mapping and no `metrics` list")?;
     for key in unknown_keys(config, &["modules"]) {
         out.not_converted.push(format!("top-level `{key}`"));
     }
@@ -530,6 +541,13 @@ mod tests {
         assert_eq!(query(".id", '@').unwrap(), "@.id");
         assert_eq!(query("$.a.['b c']", '$').unwrap(), "$.a['b c']");
         assert!(query("range .items[*]", '$').is_err());
+        let old = serde_json::json!({"metrics": [{"name": "a", "path": "{.a}"}]});
+        let out = convert(&old).unwrap();
+        assert!(
+            out.modules[0].starts_with("- name: default\n"),
+            "{:?}",
+            out.modules
+        );
         assert_eq!(
             template("planet-{.location}", '$').unwrap(),
             vec![

@@ -1,4 +1,7 @@
 //! Getting a document: an HTTP(S) response body, a command's stdout, or a file read whole.
+//! HTTP takes the settings of Prometheus' HTTP client config that sources need (redirects,
+//! proxy, TLS with a server name, basic auth, bearer and OAuth2 tokens, headers from files);
+//! secrets are read from their files on every fetch.
 //!
 //! Every failure comes back as a [`FetchError`] with one of the bounded
 //! [`SourceErrorReason`]s and a message for the log and the landing page. Size caps hold for
