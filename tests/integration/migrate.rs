@@ -353,3 +353,52 @@ fn an_mtail_histogram_has_mtails_sums_and_counts() {
     assert_eq!(totals(&quarry).len(), 6);
     assert_eq!(totals(&quarry), totals(&mtail));
 }
+
+/// json_exporter's own end-to-end case (`test/config/good.yml` on `test/serve/good.json` must
+/// answer `test/response/good.txt`), with `valuetype: counter` metrics: the same samples, the
+/// counters named `…_total` (the header says so).
+#[test]
+fn json_exporters_own_end_to_end_case_gives_its_expected_response() {
+    let root = fixtures().join("json_exporter/test");
+    let (code, yaml, stderr) = migrate(&root, "json_exporter", "config/good.yml");
+    assert_eq!(code, Some(0), "{stderr}\n{yaml}");
+    let dir = tempdir();
+    std::fs::write(dir.path().join("migrated.yaml"), &yaml).unwrap();
+    check(dir.path(), "migrated.yaml");
+    let server = Upstream::start();
+    server.route(
+        "/good.json",
+        Reply::Ok(
+            "application/json",
+            std::fs::read_to_string(root.join("serve/good.json")).unwrap(),
+        ),
+    );
+    let exporter = Exporter::start_with(&dir.path().join("migrated.yaml"), &[]);
+    let target = server.url("http", "/good.json");
+    let (status, _, body) = exporter.get(&format!("/probe?module=default&target={target}"), &[]);
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let expected = std::fs::read_to_string(root.join("response/good.txt")).unwrap();
+    let counters: Vec<&str> = expected
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    assert_eq!(counters.len(), 3);
+    let mut want = samples(&expected);
+    for name in counters {
+        want = want
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.replacen(&format!("{name}{{"), &format!("{name}_total{{"), 1),
+                    v,
+                )
+            })
+            .collect();
+        assert!(
+            body.contains(&format!("# TYPE {name}_total counter")),
+            "{body}"
+        );
+    }
+    assert_eq!(samples(&body), want, "{body}");
+}
