@@ -171,6 +171,19 @@ pub enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
+    /// Convert another exporter's config (json_exporter's modules, grok_exporter's metrics,
+    /// what can be converted of an mtail program) into an equivalent config for this one, printed with comments saying what was
+    /// converted and what could not be. Exits 1 when the result would not pass `check` (its
+    /// errors are comments at its top).
+    Migrate {
+        /// The exporter the config (or program) is for.
+        #[arg(long, value_name = "EXPORTER", value_parser = ["json_exporter", "grok_exporter", "mtail"])]
+        from: String,
+        /// Its config file. Relative paths in it (grok pattern directories) are looked for
+        /// from the current directory, then from the file's.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
     /// Print a Grafana dashboard (JSON) for the config: a panel per metric by its type, then
     /// the exporter-health rows.
     Dashboard {
@@ -185,6 +198,39 @@ pub enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+}
+
+/// `migrate`: prints the converted config; exit 1 when it would not pass `check` (or the file
+/// cannot be read or converted).
+fn migrate(from: &str, file: &std::path::Path) -> ExitCode {
+    let from = crate::migrate::From::parse(from).expect("clap checked the value");
+    let result = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: {e}", file.display()))
+        .and_then(|text| {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            crate::migrate::migrate(from, &text, file, &cwd)
+                .map_err(|e| format!("{}: {e}", file.display()))
+        });
+    match result {
+        Err(e) => {
+            crate::logging::print_err(&e);
+            ExitCode::from(1)
+        }
+        Ok(outcome) => {
+            if print_out(outcome.yaml.trim_end()).is_err() {
+                return ExitCode::from(1);
+            }
+            if outcome.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                crate::logging::print_err(&format!(
+                    "the converted config does not pass check yet ({} error(s), listed at its top)",
+                    outcome.errors.len()
+                ));
+                ExitCode::from(1)
+            }
+        }
+    }
 }
 
 /// Writes a command's output to stdout; a closed stdout is an error, not a panic.
@@ -225,6 +271,10 @@ pub fn main() -> ExitCode {
             print_out(s.yaml.trim_end())
         }));
     }
+    if let Some(Command::Migrate { from, file }) = &cli.command {
+        // Another exporter's config, not ours: nothing is loaded.
+        return migrate(from, file);
+    }
     if let Some(Command::Dashboard { health: true, .. }) = &cli.command {
         // The health dashboard is the same for every config: none is needed.
         return finish(
@@ -247,9 +297,10 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Schema) | Some(Command::Suggest { .. }) | Some(Command::Grok { .. }) => {
-            Ok(())
-        }
+        Some(Command::Schema)
+        | Some(Command::Suggest { .. })
+        | Some(Command::Grok { .. })
+        | Some(Command::Migrate { .. }) => Ok(()),
         Some(Command::Explain {
             source,
             matches,

@@ -91,6 +91,28 @@ fn bundled_names() -> Vec<&'static str> {
     bundled().keys().copied().collect()
 }
 
+/// Whether `name` is a bundled pattern.
+pub fn is_bundled(name: &str) -> bool {
+    bundled().contains_key(name)
+}
+
+/// The names of the patterns `expression` refers to (`%{NAME}`, `%{NAME:field}`), in order,
+/// each once; not those their definitions refer to.
+pub fn references(expression: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("%{") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find('}') else { break };
+        let name = rest[..end].split(':').next().unwrap_or("").to_owned();
+        if is_pattern_name(&name) && !names.contains(&name) {
+            names.push(name);
+        }
+        rest = &rest[end + 1..];
+    }
+    names
+}
+
 /// Checks user-defined patterns on their own: names are letters, digits and underscores, and
 /// definitions expand (without cycles) to valid regexes. `Err((pattern name, error))` for the
 /// first bad one, the error's offset being into that pattern's definition (0 for a bad name).

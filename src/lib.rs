@@ -22,6 +22,7 @@ pub mod grok;
 pub mod landing;
 pub mod logging;
 pub mod matcher;
+pub mod migrate;
 pub mod pipeline;
 pub mod probe;
 pub mod process;

@@ -17,6 +17,7 @@ pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
         Conversion::Duration => duration(t),
         Conversion::Percent => number(t.strip_suffix('%').unwrap_or(t).trim()).map(|v| v / 100.0),
         Conversion::Bool => boolean(t),
+        Conversion::NumberOrBool => number(t).or_else(|_| boolean(t)),
         Conversion::Timestamp => timestamp(t),
     }
     .and_then(|v| {
@@ -342,6 +343,10 @@ mod tests {
         assert_eq!(convert("Up", Conversion::Bool), Ok(1.0));
         assert_eq!(convert("off", Conversion::Bool), Ok(0.0));
         assert!(convert("maybe", Conversion::Bool).is_err());
+        assert_eq!(convert("1,234", Conversion::NumberOrBool), Ok(1234.0));
+        assert_eq!(convert("true", Conversion::NumberOrBool), Ok(1.0));
+        assert_eq!(convert("false", Conversion::NumberOrBool), Ok(0.0));
+        assert!(convert("maybe", Conversion::NumberOrBool).is_err());
     }
 
     #[test]

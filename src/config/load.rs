@@ -498,6 +498,13 @@ fn render_scalar(v: &Value) -> String {
     }
 }
 
+/// Another program's YAML config (for `migrate`: json_exporter's, grok_exporter's) as a JSON
+/// value, or the YAML error with its position.
+pub fn read_foreign_yaml(text: &str) -> Result<serde_json::Value, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    serde_yaml::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())
+}
+
 /// serde_yaml appends " at line L column C" to messages; the position is printed separately.
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {

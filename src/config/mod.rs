@@ -13,7 +13,7 @@ pub mod template;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{load_file, load_str, load_web_config, read_text};
+pub use load::{load_file, load_str, load_web_config, read_foreign_yaml, read_text};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{

@@ -328,6 +328,62 @@ pub struct HttpSourceConfig {
     /// Largest body accepted, in bytes (default 10 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Follow redirects (default true, at most 5), as Prometheus' `follow_redirects`; when
+    /// false a 3xx answer is the response (a failure unless `accept_status` lists it).
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// Send requests (and OAuth2 token requests) through this HTTP proxy,
+    /// `http://[user:password@]host:port`, as Prometheus' `proxy_url`. https URLs go through
+    /// it with CONNECT.
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+    /// OAuth2 client credentials: a token fetched from `token_url`, kept until it expires and
+    /// sent as `Authorization: Bearer`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
+    /// Headers with values from the config or from files (Prometheus' `http_headers`); files
+    /// are re-read on every fetch.
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, HttpHeaderConfig>,
+}
+
+/// OAuth2 client credentials grant (RFC 6749 section 4.4), with Prometheus' field names.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The client's identifier.
+    pub client_id: String,
+    /// File holding the client's secret (a trailing newline is ignored); re-read for every
+    /// token.
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
+    /// Refused: secrets come from files here (`client_secret_file`). Known so that the
+    /// error can say so.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The token endpoint, http or https.
+    pub token_url: String,
+    /// Scopes asked for (sent space-separated as `scope`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// More form parameters of the token request (e.g. `audience`).
+    #[serde(default)]
+    pub endpoint_params: BTreeMap<String, String>,
+}
+
+/// One header of `http_headers`: its values, each sent as a header line of its own.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHeaderConfig {
+    /// Values as written.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Files whose content (without a trailing newline) is a value, read on every fetch.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Refused: secrets come from files here (`files`). Known so that the error can say so.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// Basic authentication; the password never sits in the config.
@@ -355,6 +411,10 @@ pub struct TlsConfig {
     /// Accept any server certificate. Only for testing.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// The name the server's certificate must be valid for, instead of the URL's host (a
+    /// server reached by its IP address, or through a name its certificate does not carry).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// `command:` — run a program (no shell).
@@ -661,6 +721,10 @@ pub enum Conversion {
     Percent,
     /// true/false, yes/no, on/off, up/down, 1/0 → 1/0.
     Bool,
+    /// A number, or a boolean as `bool` reads it: json_exporter's reading of values, for
+    /// fields that hold either.
+    #[serde(rename = "number_or_bool")]
+    NumberOrBool,
     /// RFC 3339 / ISO 8601 date-time or Unix seconds → Unix seconds.
     Timestamp,
 }
@@ -674,6 +738,7 @@ impl Conversion {
             Conversion::Duration => "duration",
             Conversion::Percent => "percent",
             Conversion::Bool => "bool",
+            Conversion::NumberOrBool => "number_or_bool",
             Conversion::Timestamp => "timestamp",
         }
     }

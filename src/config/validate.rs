@@ -341,13 +341,54 @@ fn check_status(
     }
 }
 
-/// A sample target that makes a module's URL template a URL, for validating it.
+/// A sample target that makes a module's URL template a URL, for validating it: one that fits
+/// where the template puts `$target`. At the start it is a whole URL (`$target`,
+/// `$target/metrics`: json_exporter's form); in the host, followed by a port or joined to more
+/// of the host name, a host name (`http://$target:8080/status`,
+/// `http://$target.svc.cluster.local/`); alone in the authority a host and port
+/// (`http://$target/status`); anywhere else (path, query) any text.
 fn sample_target(url_template: &str) -> &'static str {
-    let t = url_template.trim_start();
-    if t.starts_with("$target") || t.starts_with("${target}") {
-        "http://localhost:9"
+    const URL: &str = "http://localhost:9";
+    const URL_HOST: &str = "http://localhost";
+    const HOST: &str = "localhost";
+    const HOST_PORT: &str = "localhost:9";
+    let Ok(pieces) = template::parse(url_template) else {
+        return HOST_PORT;
+    };
+    let Some(at) = pieces
+        .iter()
+        .position(|p| matches!(p, Piece::Field(f) if f == TARGET_FIELD))
+    else {
+        return HOST_PORT;
+    };
+    let literal = |p: Option<&Piece>| match p {
+        Some(Piece::Literal(l)) => l.clone(),
+        _ => String::new(),
+    };
+    let before = literal(at.checked_sub(1).and_then(|i| pieces.get(i)));
+    let after = literal(pieces.get(at + 1));
+    let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if before.trim().is_empty() {
+        // A URL, or the start of one that the template goes on with (`$target:8080/x`).
+        return if after.starts_with(':') || after.starts_with(host_char) {
+            URL_HOST
+        } else {
+            URL
+        };
+    }
+    let Some(scheme_end) = before.find("://") else {
+        return HOST_PORT;
+    };
+    let in_authority = !before[scheme_end + 3..].contains(['/', '?', '#']);
+    if !in_authority {
+        return HOST_PORT;
+    }
+    let joined =
+        before.ends_with(host_char) || after.starts_with(host_char) || after.starts_with(':');
+    if joined {
+        HOST
     } else {
-        "localhost:9"
+        HOST_PORT
     }
 }
 
@@ -428,7 +469,7 @@ fn check_module(
             "a probe module's url or one of its headers must use $target (the `target` parameter of /probe), e.g. \"http://$target/status\"",
         );
     }
-    check_http_source(c, &hp, &checked);
+    check_http_source(c, &hp, &checked, Some((&h.url, sample)));
     check_rules(c, path, m, metrics, broken_metrics);
 }
 
@@ -771,7 +812,7 @@ fn check_source(
         check_file_source(c, &join_key(path, "file"), f);
     }
     if let Some(h) = &s.http {
-        check_http_source(c, &join_key(path, "http"), h);
+        check_http_source(c, &join_key(path, "http"), h, None);
     }
     if let Some(cmd) = &s.command {
         let cp = join_key(path, "command");
@@ -861,17 +902,28 @@ fn positive(c: &mut Checker, path: &str, key: &str, d: Option<Duration>) {
     }
 }
 
-fn check_http_source(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
+/// Checks an `http:` source, or a module's with `$target` already replaced by a sample:
+/// then `template` is the URL as written and the sample, so that a message shows what the
+/// user wrote rather than a URL they never did.
+fn check_http_source(
+    c: &mut Checker,
+    path: &str,
+    h: &HttpSourceConfig,
+    template: Option<(&str, &str)>,
+) {
+    let shown = |e: &dyn std::fmt::Display| match template {
+        Some((written, sample)) => {
+            format!("invalid URL {written:?}: {e} (checked with $target = {sample:?})")
+        }
+        None => format!("invalid URL {:?}: {e}", h.url),
+    };
     match reqwest::Url::parse(&h.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         Ok(u) => c.report(
             join_key(path, "url"),
             format!("the URL scheme must be http or https, not {:?}", u.scheme()),
         ),
-        Err(e) => c.report(
-            join_key(path, "url"),
-            format!("invalid URL {:?}: {e}", h.url),
-        ),
+        Err(e) => c.report(join_key(path, "url"), shown(&e)),
     }
     if let Some(m) = &h.method {
         if reqwest::Method::from_bytes(m.as_bytes()).is_err() || m.is_empty() {
@@ -913,7 +965,20 @@ fn check_http_source(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
                 "a client certificate needs both cert_file and key_file",
             );
         }
+        if let Some(name) = &tls.server_name {
+            if reqwest::Url::parse(&format!("https://{name}/"))
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.eq_ignore_ascii_case(name)))
+                != Some(true)
+            {
+                c.report(
+                    join_key(&join_key(path, "tls"), "server_name"),
+                    format!("{name:?} is not a host name or IP address"),
+                );
+            }
+        }
     }
+    check_client_settings(c, path, h);
     positive(c, path, "timeout", h.timeout);
     positive(c, path, "interval", h.interval);
     for (i, code) in h.accept_status.iter().flatten().enumerate() {
@@ -929,6 +994,83 @@ fn check_http_source(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
             join_key(path, "max_body_bytes"),
             "max_body_bytes must be at least 1",
         );
+    }
+}
+
+/// The settings of Prometheus' HTTP client config: proxy, OAuth2, `http_headers`.
+fn check_client_settings(c: &mut Checker, path: &str, h: &HttpSourceConfig) {
+    let http_url =
+        |c: &mut Checker, at: String, url: &str, what: &str| match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+            Ok(_) => c.report(
+                at,
+                format!("{what} must be an http or https URL with a host"),
+            ),
+            Err(e) => c.report(at, format!("invalid {what} {url:?}: {e}")),
+        };
+    if let Some(proxy) = &h.proxy_url {
+        http_url(c, join_key(path, "proxy_url"), proxy, "proxy_url");
+    }
+    if let Some(o) = &h.oauth2 {
+        let op = join_key(path, "oauth2");
+        if h.basic_auth.is_some() || h.bearer_token_file.is_some() {
+            c.report(
+                op.clone(),
+                "give one of basic_auth, bearer_token_file and oauth2, not several",
+            );
+        }
+        if o.client_id.is_empty() {
+            c.report(join_key(&op, "client_id"), "client_id must not be empty");
+        }
+        if o.client_secret.is_some() {
+            c.report(
+                join_key(&op, "client_secret"),
+                "secrets come from files here: put the secret in a file and give client_secret_file",
+            );
+        } else if o.client_secret_file.is_none() {
+            c.report(op.clone(), "oauth2 needs client_secret_file");
+        }
+        http_url(c, join_key(&op, "token_url"), &o.token_url, "token_url");
+        for key in o.endpoint_params.keys() {
+            if matches!(
+                key.as_str(),
+                "grant_type" | "scope" | "client_id" | "client_secret"
+            ) {
+                c.report(
+                    join_key(&join_key(&op, "endpoint_params"), key),
+                    format!("{key:?} is set by the exporter (use scopes for the scope)"),
+                );
+            }
+        }
+    }
+    for (name, header) in &h.http_headers {
+        let hp = join_key(&join_key(path, "http_headers"), name);
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            c.report(hp.clone(), format!("invalid header name {name:?}"));
+        }
+        if h.headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            c.report(
+                hp.clone(),
+                format!("header {name:?} is also in `headers`: give it in one of them"),
+            );
+        }
+        if !header.secrets.is_empty() {
+            c.report(
+                join_key(&hp, "secrets"),
+                "secrets come from files here: put each in a file and list it under files",
+            );
+        }
+        for (i, v) in header.values.iter().enumerate() {
+            if reqwest::header::HeaderValue::from_str(v).is_err() {
+                c.report(
+                    join_index(&join_key(&hp, "values"), i),
+                    "invalid header value (control characters?)",
+                );
+            }
+        }
+        if header.values.is_empty() && header.files.is_empty() && header.secrets.is_empty() {
+            c.report(hp, "a header needs values or files");
+        }
     }
 }
 
@@ -1644,5 +1786,28 @@ mod tests {
             " (did you mean \"web_requests_total\"?)"
         );
         assert_eq!(did_you_mean("zzz", ["web_requests_total"].into_iter()), "");
+    }
+
+    /// Issue 24, item 8: json_exporter users' templates put `$target` in the host.
+    #[test]
+    fn the_sample_target_fits_where_the_template_puts_it() {
+        for (template, sample) in [
+            ("$target", "http://localhost:9"),
+            ("${target}/metrics", "http://localhost:9"),
+            ("$target:8080/status", "http://localhost"),
+            ("http://$target/status", "localhost:9"),
+            ("https://user@${target}/status", "localhost:9"),
+            ("http://$target:8080/status", "localhost"),
+            ("http://$target.svc.cluster.local/status", "localhost"),
+            ("http://api-$target/status", "localhost"),
+            ("http://proxy:3128/probe?target=$target", "localhost:9"),
+            ("http://host/$target/status", "localhost:9"),
+        ] {
+            assert_eq!(sample_target(template), sample, "{template}");
+            let url = template
+                .replace("${target}", sample)
+                .replace("$target", sample);
+            assert!(reqwest::Url::parse(&url).is_ok(), "{template} → {url}");
+        }
     }
 }

@@ -1,4 +1,7 @@
 //! Getting a document: an HTTP(S) response body, a command's stdout, or a file read whole.
+//! HTTP takes the settings of Prometheus' HTTP client config that sources need (redirects,
+//! proxy, TLS with a server name, basic auth, bearer and OAuth2 tokens, headers from files);
+//! secrets are read from their files on every fetch.
 //!
 //! Every failure comes back as a [`FetchError`] with one of the bounded
 //! [`SourceErrorReason`]s and a message for the log and the landing page. Size caps hold for
@@ -93,22 +96,48 @@ pub struct HttpFetcher {
     body: Option<String>,
     basic_auth: Option<(String, PathBuf)>,
     bearer_token_file: Option<PathBuf>,
+    oauth2: Option<super::oauth2::OAuth2>,
+    /// `http_headers`: values as written, or files read on every fetch.
+    file_headers: Vec<(reqwest::header::HeaderName, HeaderValueFrom)>,
     accept_status: Option<Vec<u16>>,
     max_body_bytes: usize,
     timeout: Duration,
 }
 
+/// Where a value of `http_headers` comes from.
+enum HeaderValueFrom {
+    Text(reqwest::header::HeaderValue),
+    File(PathBuf),
+}
+
 impl HttpFetcher {
     /// Builds the client; files it needs at start (body, CA, client certificate) are read now.
     pub fn new(c: &HttpSourceConfig, base_dir: &Path) -> anyhow::Result<HttpFetcher> {
+        let redirects = if c.follow_redirects == Some(false) {
+            reqwest::redirect::Policy::none()
+        } else {
+            reqwest::redirect::Policy::limited(5)
+        };
         let mut builder = reqwest::Client::builder()
             .timeout(c.timeout.unwrap_or(DEFAULT_TIMEOUT))
             .user_agent(concat!("quarry_exporter/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirects)
             // A redirect target learns nothing about where it came from (the URL may carry
             // a token in its query).
             .referer(false);
-        if let Some(tls) = &c.tls {
+        if let Some(proxy) = &c.proxy_url {
+            builder = builder.proxy(reqwest::Proxy::all(proxy).context("proxy_url")?);
+        }
+        let server_name = c
+            .tls
+            .as_ref()
+            .filter(|t| !t.insecure_skip_verify)
+            .and_then(|t| Some((t, t.server_name.as_deref()?)));
+        if let Some((tls, name)) = server_name {
+            // Everything TLS is in the config built for the name (roots, CA, client cert).
+            builder =
+                builder.use_preconfigured_tls(super::tls::with_server_name(tls, name, base_dir)?);
+        } else if let Some(tls) = &c.tls {
             if let Some(ca) = &tls.ca_file {
                 let path = resolve(base_dir, ca);
                 let pem = std::fs::read(&path)
@@ -153,8 +182,27 @@ impl HttpFetcher {
                 reqwest::header::HeaderValue::from_str(v)?,
             );
         }
+        let mut file_headers = Vec::new();
+        for (name, h) in &c.http_headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())?;
+            for v in &h.values {
+                file_headers.push((
+                    name.clone(),
+                    HeaderValueFrom::Text(reqwest::header::HeaderValue::from_str(v)?),
+                ));
+            }
+            for f in &h.files {
+                file_headers.push((name.clone(), HeaderValueFrom::File(resolve(base_dir, f))));
+            }
+        }
         Ok(HttpFetcher {
             client: builder.build().context("building the HTTP client")?,
+            oauth2: c
+                .oauth2
+                .as_ref()
+                .map(|o| super::oauth2::OAuth2::new(o, base_dir))
+                .transpose()?,
+            file_headers,
             url: reqwest::Url::parse(&c.url)?,
             method: reqwest::Method::from_bytes(c.method.as_deref().unwrap_or("GET").as_bytes())?,
             headers,
@@ -192,24 +240,11 @@ impl HttpFetcher {
         headers: reqwest::header::HeaderMap,
         room: &mut impl BodyRoom,
     ) -> Result<Fetched, FetchError> {
-        let mut request = self
-            .client
-            .request(self.method.clone(), url.clone())
-            .headers(headers);
-        if let Some(body) = &self.body {
-            request = request.body(body.clone());
+        let (mut response, token) = self.send(url, headers.clone(), None).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED && token.is_some() {
+            // The token was revoked or expired early: one more try with a new one.
+            (response, _) = self.send(url, headers, token.as_deref()).await?;
         }
-        // Secrets are read on every fetch, so a rotated secret file takes effect.
-        if let Some((user, file)) = &self.basic_auth {
-            request = request.basic_auth(user, Some(read_secret(file)?));
-        }
-        if let Some(file) = &self.bearer_token_file {
-            request = request.bearer_auth(read_secret(file)?);
-        }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| fail(classify(&e, url), describe(&e, url)))?;
         let status = response.status();
         let content_type = response
             .headers()
@@ -263,6 +298,61 @@ impl HttpFetcher {
             detail: format!("HTTP {}", status.as_u16()),
             content_type,
         })
+    }
+}
+
+impl HttpFetcher {
+    /// Sends one request; with OAuth2, also the token it carried (`refused`: one the server
+    /// answered 401 to, not to be sent again).
+    async fn send(
+        &self,
+        url: &reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+        refused: Option<&str>,
+    ) -> Result<(reqwest::Response, Option<String>), FetchError> {
+        let mut request = self
+            .client
+            .request(self.method.clone(), url.clone())
+            .headers(headers);
+        for (name, value) in &self.file_headers {
+            let value = match value {
+                HeaderValueFrom::Text(v) => v.clone(),
+                HeaderValueFrom::File(path) => {
+                    let text = read_secret(path)?;
+                    reqwest::header::HeaderValue::from_str(&text).map_err(|_| {
+                        fail(
+                            SourceErrorReason::Read,
+                            format!(
+                                "header {name} from {}: not a header value (control characters?)",
+                                path.display()
+                            ),
+                        )
+                    })?
+                }
+            };
+            request = request.header(name.clone(), value);
+        }
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        // Secrets are read on every fetch, so a rotated secret file takes effect.
+        if let Some((user, file)) = &self.basic_auth {
+            request = request.basic_auth(user, Some(read_secret(file)?));
+        }
+        if let Some(file) = &self.bearer_token_file {
+            request = request.bearer_auth(read_secret(file)?);
+        }
+        let mut token = None;
+        if let Some(oauth2) = &self.oauth2 {
+            let t = oauth2.token(&self.client, refused).await?;
+            request = request.bearer_auth(&t);
+            token = Some(t);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(classify(&e, url), describe(&e, url)))?;
+        Ok((response, token))
     }
 }
 
@@ -366,7 +456,8 @@ fn too_large(max: usize) -> FetchError {
     )
 }
 
-fn read_secret(path: &Path) -> Result<String, FetchError> {
+/// A secret file's content without its trailing newline, read now.
+pub(crate) fn read_secret(path: &Path) -> Result<String, FetchError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
         .map_err(|e| {
@@ -391,6 +482,11 @@ fn describe(e: &reqwest::Error, url: &reqwest::Url) -> String {
         text = redact_text(text, named);
     }
     redact_text(text, url)
+}
+
+/// A failed request as a fetch error: its reason and its description without secrets.
+pub(crate) fn request_failure(e: &reqwest::Error, url: &reqwest::Url) -> FetchError {
+    fail(classify(e, url), describe(e, url))
 }
 
 /// Maps a reqwest error to a reason by what its chain says.

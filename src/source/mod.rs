@@ -11,12 +11,14 @@ pub mod file;
 pub mod fs;
 pub mod identity;
 pub mod lines;
+pub mod oauth2;
 pub mod page;
 pub mod reaper;
 pub mod records;
 #[cfg(test)]
 mod sim;
 pub mod tailer;
+pub mod tls;
 pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,7 +13,7 @@
 //! are comments at the top.
 
 mod documents;
-mod draft;
+pub(crate) mod draft;
 mod fields;
 mod logs;
 mod shapes;

@@ -1012,3 +1012,23 @@ fn issue_24_a_failed_probe_answers_pre_declared_states_as_unknown() {
     );
     assert!(!body.contains("app_worker_state"), "{body}");
 }
+
+/// Issue 24, item 8: json_exporter users write the port, or more of the host name, after
+/// `$target`; the target is then a host. Such a module passes `check` and probes.
+#[test]
+fn a_template_with_the_port_after_target_probes_the_host_given() {
+    let dir = tempdir();
+    let target = json_target(77);
+    let config = CONFIG.replace(
+        "http://$target/status.json",
+        &format!("http://$target:{}/status.json", target.port),
+    );
+    let exporter = Exporter::start(dir.path(), &config);
+    let (status, body, _) = probe(&exporter, "module=app_status&target=127.0.0.1", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(value_in(&body, "app_requests"), Some(77.0), "{body}");
+    // A target that brings its own port makes an invalid URL: refused with the URL it made.
+    let (status, body, _) = probe(&exporter, "module=app_status&target=127.0.0.1:9", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("which is not a URL"), "{body}");
+}

@@ -33,6 +33,18 @@ pub enum Reply {
     /// A SOAP service: POST with `SOAPAction: <action>` and `Content-Type: text/xml` gets the
     /// body; anything else gets a SOAP Fault (HTTP 500, as SOAP 1.1 servers answer).
     Soap(&'static str, String),
+    /// An OAuth2 token endpoint (client credentials): with Basic `id:secret` (as they are in
+    /// the header: form-encoded, RFC 6749 section 2.3.1) and
+    /// `grant_type=client_credentials` in the form, 200 with the token `tok-N` (N counts the
+    /// tokens issued, from 1) expiring in `expires_in` seconds; else 401 `invalid_client`.
+    /// The form of the last request is kept in `form`.
+    Token {
+        id: &'static str,
+        secret: &'static str,
+        expires_in: u64,
+        issued: Arc<std::sync::atomic::AtomicUsize>,
+        form: Arc<Mutex<String>>,
+    },
 }
 
 /// One request as the upstream saw it: path with query, and headers (lower-case names).
@@ -191,6 +203,39 @@ async fn answer(
                 reply(401, "text/plain", "unauthorized")
             }
         }
+        Some(Reply::Token {
+            id,
+            secret,
+            expires_in,
+            issued,
+            form,
+        }) => {
+            let want = format!("Basic {}", base64_encode(&format!("{id}:{secret}")));
+            let authorized = header("authorization").as_deref() == Some(want.as_str());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                .unwrap_or_default();
+            *form.lock().unwrap() = body.clone();
+            if authorized
+                && body
+                    .split('&')
+                    .any(|p| p == "grant_type=client_credentials")
+            {
+                let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                reply(
+                    200,
+                    "application/json",
+                    format!(
+                        r#"{{"access_token": "tok-{n}", "token_type": "Bearer", "expires_in": {expires_in}}}"#
+                    ),
+                )
+            } else {
+                reply(401, "application/json", r#"{"error": "invalid_client"}"#)
+            }
+        }
         Some(Reply::Soap(action, body)) => {
             let ok = req.method() == hyper::Method::POST
                 && header("soapaction")
@@ -239,7 +284,14 @@ pub fn base64_encode(text: &str) -> String {
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (CA PEM, server config).
 pub fn test_tls() -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
-    let (ca, config, _) = make_tls(false);
+    let (ca, config, _) = make_tls(false, &["localhost"], true);
+    (ca, config)
+}
+
+/// A CA and a server certificate for `name` only (not 127.0.0.1, where it is served):
+/// (CA PEM, server config).
+pub fn test_tls_named(name: &str) -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
+    let (ca, config, _) = make_tls(false, &[name], false);
     (ca, config)
 }
 
@@ -250,13 +302,15 @@ pub fn test_mtls() -> (
     Arc<tokio_rustls::rustls::ServerConfig>,
     (String, String),
 ) {
-    let (ca, config, client) = make_tls(true);
+    let (ca, config, client) = make_tls(true, &["localhost"], true);
     (ca, config, client.unwrap())
 }
 
 #[allow(clippy::type_complexity)]
 fn make_tls(
     require_client: bool,
+    names: &[&str],
+    loopback_ip: bool,
 ) -> (
     String,
     Arc<tokio_rustls::rustls::ServerConfig>,
@@ -270,10 +324,13 @@ fn make_tls(
         .push(DnType::CommonName, "quarry test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let mut server =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if loopback_ip {
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    }
     let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let builder = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.clone())
