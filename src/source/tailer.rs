@@ -1822,8 +1822,12 @@ impl<F: Fs> Tailer<F> {
             .filter(|k| {
                 k.has_content()
                     && identity::related(Path::new(&k.path), &t.path)
-                    && (k.head.len as usize) <= head.len()
-                    && Digest::of(&head[..k.head.len as usize]) == k.head
+                    && match head.get(..k.head.len as usize) {
+                        Some(start) => Digest::of(start) == k.head,
+                        // A copy shorter than the content's head (taken before it grew that
+                        // far): its first bytes are the content's first bytes.
+                        None => k.first.get(..head.len()) == Some(&head[..]),
+                    }
             })
             .filter(|k| k.continues_in(h, size) || k.copied_before_offset(h, size))
             .max_by_key(|k| (k.continues_in(h, size), k.offset))
