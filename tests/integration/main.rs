@@ -17,6 +17,7 @@ mod pages;
 mod probe;
 mod prom;
 mod real_servers;
+mod recipes;
 mod records;
 mod rotation;
 mod schema;
