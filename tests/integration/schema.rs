@@ -29,7 +29,7 @@ fn as_json(text: &str) -> serde_json::Value {
 }
 
 /// Every exporter config in the repository: the shipped one, the deploy examples (the
-/// Kubernetes one inside its ConfigMap), the golden cases.
+/// Kubernetes one inside its ConfigMap), the recipes, the golden cases.
 fn repo_configs() -> Vec<(String, String)> {
     let mut out = vec![
         ("exporter.yaml".into(), read(&root().join("exporter.yaml"))),
@@ -44,12 +44,19 @@ fn repo_configs() -> Vec<(String, String)> {
         "deploy/kubernetes/configmap.yaml".into(),
         cm["data"]["exporter.yaml"].as_str().unwrap().to_owned(),
     ));
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden"))
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    let mut golden: Vec<PathBuf> = std::fs::read_dir(root().join("tests/golden"))
         .unwrap()
         .map(|e| e.unwrap().path().join("exporter.yaml"))
         .filter(|p| p.exists())
         .collect();
     cases.sort();
+    golden.sort();
+    cases.extend(golden);
     for case in cases {
         let name = case.strip_prefix(root()).unwrap().display().to_string();
         out.push((name, read(&case)));
