@@ -1734,6 +1734,10 @@ impl<F: Fs> Tailer<F> {
                 return;
             }
             let original_size = original.size.max(original.read).max(now_size.unwrap_or(0));
+            // How far the original was read, and its marker there (known when it is where the
+            // original's lines end).
+            let committed = original.committed();
+            let original_marker = (original.marker_at == committed).then_some(original.marker);
             let Some(t) = self.files.get_mut(&id) else {
                 return;
             };
@@ -1742,6 +1746,32 @@ impl<F: Fs> Tailer<F> {
                 _ => t.size,
             };
             t.size = size;
+            // The copy's lines before where the original was read to were counted there, when
+            // it holds the same bytes up to that point: it stands there now (saved so), so that
+            // when it grows past its original or outlives it, it is read from there — found
+            // equal while neither was read (two files alike after an in-place copy), it stood
+            // at 0 and would count again what the original counted since.
+            let len = committed.min(MARKER_LEN);
+            let tail = match (original_marker, t.handle.as_ref()) {
+                (Some(marker), Some(h)) if committed > t.verified && committed <= size => {
+                    identity::read_range(h, committed - len, len)
+                        .ok()
+                        .filter(|b| b.len() as u64 == len && Digest::of(b) == marker)
+                }
+                _ => None,
+            };
+            if let Some(tail) = tail {
+                let marker = Digest::of(&tail);
+                t.verified = committed;
+                t.read = committed;
+                t.tail = tail;
+                t.marker = marker;
+                t.marker_at = committed;
+                t.line_marker = (committed, marker);
+                sink.begin();
+                sink.record(id, Some(&record(t)));
+                sink.end();
+            }
             if size > original_size {
                 // More than the original ever had: not a copy. Read it from where it was
                 // found equal.
