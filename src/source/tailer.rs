@@ -1062,9 +1062,13 @@ impl<F: Fs> Tailer<F> {
         // Nothing read from a file yet, nothing decided: an empty file waits for its first
         // bytes (a copy may be written into it, as copytruncate does into an old rotation).
         let restored_before = self.restored.len();
+        // Its checkpoint record at 0 says nothing of it — unless other streams' records after a
+        // held one were counted (a replay): then that content is looked for elsewhere (a copy
+        // taken before a truncate, below).
         if meta.size == 0 {
-            self.restored
-                .retain(|r| !(r.known.id == meta.id && r.known.offset == 0));
+            self.restored.retain(|r| {
+                !(r.known.id == meta.id && r.known.offset == 0 && !r.known.has_content())
+            });
         }
         let decision = (meta.size > 0)
             .then(|| self.decide(&path, &h, meta, initial, true))
@@ -1709,10 +1713,11 @@ impl<F: Fs> Tailer<F> {
         // The original by identity holds the content this is a copy of while its first bytes
         // are the copy's; other content under its inode (truncated and written again, found
         // so after a restart) is not the original any more: then it is gone (below).
+        // An original shorter than the copy's head is not intact (a copy is never larger than
+        // its intact original): new content after a truncate that starts alike is not it.
         let original = self.files.get(&of).filter(|o| {
             let (first, _) = o.first_bytes();
-            let n = first.len().min(shadow_head.len());
-            n > 0 && first[..n] == shadow_head[..n]
+            !shadow_head.is_empty() && first.starts_with(&shadow_head)
         });
         if let Some(original) = original {
             if let Phase::Shadow { of: next } = original.phase {
