@@ -450,7 +450,8 @@ fn malloc_heaps(pid: u32) -> usize {
 /// Reloads give back what they take. After 50 reloads of the shipped config (file sources with
 /// their threads and inotify watchers, status-file and command sources with their parse
 /// threads, a probe module) the exporter has, name by name, no more threads than before the
-/// first, and no more open descriptors. A reload's old threads end shortly after it answers,
+/// first (the runtime's blocking pool at most 2 more: idle threads kept warm by periodic
+/// fetches), and no more open descriptors. A reload's old threads end shortly after it answers,
 /// and the runtime's idle blocking threads (also `quarry-web`) 10 s after their last task, so
 /// this waits for the counts to come back. Memory itself is measured by
 /// `bench/reload_memory.py` (RSS is too noisy for an assertion); what kept it is checked here:
@@ -477,9 +478,16 @@ fn reloads_leave_no_threads_or_descriptors_behind() {
     loop {
         let now = threads_by_name(pid);
         let fds = open_descriptors(pid);
+        // The runtime's blocking pool (`quarry-web`) keeps an idle thread for 10 s after its
+        // last task, and the shipped sources' periodic fetches may keep one or two more than
+        // before warm on a loaded machine (CI saw 4 for 3): at most 2 more is allowed there —
+        // a thread kept per reload would be 50.
         let more: Vec<_> = now
             .iter()
-            .filter(|(name, n)| **n > threads.get(*name).copied().unwrap_or(0))
+            .filter(|(name, n)| {
+                let slack = if name.as_str() == "quarry-web" { 2 } else { 0 };
+                **n > threads.get(*name).copied().unwrap_or(0) + slack
+            })
             .collect();
         if more.is_empty() && fds <= descriptors {
             break;
