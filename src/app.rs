@@ -412,6 +412,13 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
         .thread_name("quarry-web")
         .build()?;
     runtime.block_on(async {
+        // The signals are taken before the exporter says it listens: a SIGHUP or SIGTERM sent
+        // as soon as it does reloads or stops it once it has started, never kills it by the
+        // signal's default action (without its last checkpoint).
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let listeners = server::bind(&options.listen).await?;
         let pending = Arc::new(AtomicUsize::new(0));
         let statuses = built.statuses.clone();
@@ -502,13 +509,10 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             let mut s = server_stopped;
             let _ = s.changed().await;
         }));
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
         loop {
             let reply = tokio::select! {
                 _ = term.recv() => { info!("received SIGTERM"); break; }
-                _ = tokio::signal::ctrl_c() => { info!("received SIGINT"); break; }
+                _ = int.recv() => { info!("received SIGINT"); break; }
                 _ = hup.recv() => { info!("received SIGHUP: reloading"); None }
                 Some(reply) = reload_rx.recv() => { info!("reload requested over HTTP"); Some(reply) }
             };
@@ -517,7 +521,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
             let prepared = tokio::select! {
                 p = prepare(&options, &self_metrics, state.probes.read().unwrap_or_else(|e| e.into_inner()).clone()) => Some(p),
                 _ = term.recv() => { info!("received SIGTERM during a reload: reload abandoned"); None }
-                _ = tokio::signal::ctrl_c() => { info!("received SIGINT during a reload: reload abandoned"); None }
+                _ = int.recv() => { info!("received SIGINT during a reload: reload abandoned"); None }
             };
             let Some(prepared) = prepared else {
                 if let Some(reply) = reply {

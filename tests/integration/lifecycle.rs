@@ -156,6 +156,38 @@ fn a_reload_of_label_values_past_every_bound_is_refused_and_the_exporter_keeps_s
     assert!(exporter.terminate().success());
 }
 
+/// A SIGHUP or SIGTERM sent as soon as the exporter says it listens is handled, never the
+/// signal's default action (which kills the process without its last checkpoint): the signal
+/// handlers are taken before the server starts. Started 20 times, each signalled at once.
+#[test]
+fn a_signal_right_after_listening_is_handled() {
+    for i in 0..20 {
+        let dir = tempdir();
+        std::fs::write(dir.path().join("app.log"), "").unwrap();
+        let exporter = Exporter::start(dir.path(), &config("", ""));
+        sighup(&exporter);
+        let started = std::time::Instant::now();
+        while !exporter
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("reload") && l.contains("SIGHUP"))
+        {
+            let log = exporter.log.lock().unwrap().join("\n");
+            assert!(
+                started.elapsed() < WAIT,
+                "start {i}: SIGHUP not handled\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = exporter.log.clone();
+        let status = exporter.terminate();
+        let log = log.lock().unwrap().join("\n");
+        assert!(status.success(), "start {i}: {status:?}\n{log}");
+    }
+}
+
 /// A reload that cannot finish loading (here the config file was replaced by a FIFO nobody
 /// writes: opening it blocks) does not hold up SIGTERM: the exporter stops, and the old
 /// config was never stopped for it.
