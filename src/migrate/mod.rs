@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::suggest::draft::comment_wrapped;
 pub(crate) use crate::suggest::draft::{dq, sanitize, sq};
 
 /// The programs whose configs `migrate` reads.
@@ -115,15 +116,15 @@ impl Migrated {
         if !self.notes.is_empty() {
             y.push_str("#\n# Converted:\n");
             for n in &self.notes {
-                comment_item(&mut y, n);
+                comment_wrapped(&mut y, n);
             }
         }
         y.push_str("#\n# Not converted:\n");
         if self.not_converted.is_empty() {
-            comment_item(&mut y, "nothing: every setting read has an equivalent here");
+            comment_wrapped(&mut y, "nothing: every setting read has an equivalent here");
         }
         for n in &self.not_converted {
-            comment_item(&mut y, n);
+            comment_wrapped(&mut y, n);
         }
         y.push_str("version: 1\n");
         if !self.grok_patterns.is_empty() {
@@ -165,22 +166,6 @@ impl Migrated {
         // Lines of blocks that were empty got two trailing spaces.
         y.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
     }
-}
-
-/// A comment list item, wrapped at about 96 columns.
-fn comment_item(y: &mut String, text: &str) {
-    let mut line = String::from("#   - ");
-    for word in text.split(' ') {
-        if line.len() + word.len() > 98 && line.len() > 6 {
-            y.push_str(line.trim_end());
-            y.push('\n');
-            line = String::from("#     ");
-        }
-        line.push_str(word);
-        line.push(' ');
-    }
-    y.push_str(line.trim_end());
-    y.push('\n');
 }
 
 /// `name` as this exporter accepts it: a name ending in `_bucket`, `_sum` or `_count` (kept
@@ -251,7 +236,7 @@ pub fn migrate(from: From, text: &str, file: &Path, cwd: &Path) -> Result<Outcom
         let mut head =
             String::from("# NOT READY: `check` refuses this config as it is; fix these first:\n");
         for e in &errors {
-            comment_item(&mut head, e);
+            comment_wrapped(&mut head, e);
         }
         yaml = head + &yaml;
     }

@@ -167,8 +167,8 @@ impl Draft {
     }
 }
 
-/// A comment item, wrapped at about 96 columns.
-fn comment_wrapped(y: &mut String, text: &str) {
+/// A comment list item (`#   - text`), wrapped at about 96 columns.
+pub(crate) fn comment_wrapped(y: &mut String, text: &str) {
     let mut line = String::from("#   - ");
     for word in text.split(' ') {
         if line.len() + word.len() > 98 && line.len() > 6 {
