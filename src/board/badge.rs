@@ -3,12 +3,8 @@
 //! text (a `<title>` and `aria-label` too), colour never the only signal; no font is loaded
 //! (the viewer's sans-serif), so widths are estimated from the character count.
 
+use super::page::esc;
 use super::palette::{Tone, BADGE_LABEL};
-
-/// Escapes text for XML.
-fn esc(text: &str) -> String {
-    super::page::esc(text)
-}
 
 /// Approximate width in pixels of `text` at 11px in a sans-serif font.
 fn width(text: &str) -> usize {

@@ -17,7 +17,7 @@ use base64::Engine;
 
 use super::{duration_text, Board, Component, MetricBlock, Tone};
 
-/// Escapes text for HTML and XML.
+/// Escapes text for HTML and XML (the landing page, the status board and its badges).
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
