@@ -489,21 +489,12 @@ fn structured_rules(d: &mut Draft, p: &str, s: &Structured, json: bool) {
                 ..Default::default()
             });
         }
-        None => {
-            d.metric(MetricDraft {
-                name: format!("{p}_log_records_total"),
-                kind: "counter",
-                help: "Log records.".into(),
-                ..Default::default()
-            });
-            d.rules.push(RuleDraft {
-                name: "records".into(),
-                comment: "no field holds a level: every record is counted".into(),
-                extractor: reader(&[]),
-                updates: vec![format!("{{metric: {p}_log_records_total}}")],
-                ..Default::default()
-            });
-        }
+        None => count_every_record(
+            d,
+            p,
+            "no field holds a level: every record is counted",
+            reader(&[]),
+        ),
     }
     if let Some(k) = &s.status {
         used.insert(k.clone());
@@ -602,6 +593,23 @@ fn structured_rules(d: &mut Draft, p: &str, s: &Structured, json: bool) {
     }
 }
 
+/// Without a level: one counter of every record, read by `extractor`.
+fn count_every_record(d: &mut Draft, p: &str, comment: &str, extractor: Vec<String>) {
+    d.metric(MetricDraft {
+        name: format!("{p}_log_records_total"),
+        kind: "counter",
+        help: "Log records.".into(),
+        ..Default::default()
+    });
+    d.rules.push(RuleDraft {
+        name: "records".into(),
+        comment: comment.into(),
+        extractor,
+        updates: vec![format!("{{metric: {p}_log_records_total}}")],
+        ..Default::default()
+    });
+}
+
 /// Plain text records: a level where most first lines (or second lines, as
 /// java.util.logging writes them) have one, else records counted.
 fn text_rules(d: &mut Draft, p: &str, records: &[Record]) {
@@ -627,19 +635,12 @@ fn text_rules(d: &mut Draft, p: &str, records: &[Record]) {
         }
     }
     let Some((line_no, found)) = best else {
-        d.metric(MetricDraft {
-            name: format!("{p}_log_records_total"),
-            kind: "counter",
-            help: "Log records.".into(),
-            ..Default::default()
-        });
-        d.rules.push(RuleDraft {
-            name: "records".into(),
-            comment: "no level found in the records: every record is counted".into(),
-            extractor: vec!["regex: ''".into()],
-            updates: vec![format!("{{metric: {p}_log_records_total}}")],
-            ..Default::default()
-        });
+        count_every_record(
+            d,
+            p,
+            "no level found in the records: every record is counted",
+            vec!["regex: ''".into()],
+        );
         d.not_understood.push(format!(
             "the records' format (not a known shape, no level in most of them); the first: {}",
             dq(&cut(first_line(&records[0].text), 160))
