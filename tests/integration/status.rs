@@ -125,7 +125,16 @@ fn status_board_follows_a_json_health_page() {
             "  links:\n    - {title: Runbook, url: \"https://runbooks.example/$name?state=$state\"}\n  headlines:\n    - {metric: items, title: Items}\n",
         ),
     );
-    let board = wait_board(&exporter, "three components", |b| components(b).len() == 3);
+    // `since` comes from the history, sampled every second: a board read in the first second
+    // after the components appear may not have it yet (CI saw `null` once), so wait for both.
+    let board = wait_board(
+        &exporter,
+        "three components, the first with its since",
+        |b| {
+            components(b).len() == 3
+                && b["groups"][0]["metrics"][0]["components"][0]["since"].is_u64()
+        },
+    );
     assert_eq!(board["version"], 1);
     assert_eq!(board["title"], "Test board");
     assert_eq!(board["overall"]["state"], "down");
@@ -411,7 +420,11 @@ fn status_history_survives_a_restart() {
     let flags = [format!("--storage.path={}", store.display())];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let exporter = Exporter::start_with(&config, &flags);
-    let board = wait_board(&exporter, "db", |b| state_of(b, DB).is_some());
+    // `since` comes from the history, sampled every second: wait for it too.
+    let has_since = |b: &serde_json::Value| {
+        state_of(b, DB).is_some() && b["groups"][0]["metrics"][0]["components"][0]["since"].is_u64()
+    };
+    let board = wait_board(&exporter, "db with its since", has_since);
     let since = |b: &serde_json::Value| -> u64 {
         b["groups"][0]["metrics"][0]["components"][0]["since"]
             .as_u64()
@@ -429,7 +442,7 @@ fn status_history_survives_a_restart() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let exporter = Exporter::start_with(&config, &flags);
-    let board = wait_board(&exporter, "db again", |b| state_of(b, DB).is_some());
+    let board = wait_board(&exporter, "db again with its since", has_since);
     assert_eq!(since(&board), first, "{board:#}");
     // The gap while the exporter was down is in the timeline, not counted as degraded.
     let timeline = &board["groups"][0]["metrics"][0]["components"][0]["timeline"];
@@ -461,7 +474,10 @@ fn status_board_follows_a_reload() {
     let dir = tempdir();
     let config = health_config(&upstream.url("http", "/health"), "");
     let exporter = Exporter::start(dir.path(), &config);
-    let board = wait_board(&exporter, "db", |b| state_of(b, DB).is_some());
+    // `since` comes from the history, sampled every second: wait for it too.
+    let board = wait_board(&exporter, "db with its since", |b| {
+        state_of(b, DB).is_some() && b["groups"][0]["metrics"][0]["components"][0]["since"].is_u64()
+    });
     let since = board["groups"][0]["metrics"][0]["components"][0]["since"].clone();
     std::fs::write(
         dir.path().join("exporter.yaml"),
