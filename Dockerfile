@@ -30,6 +30,8 @@ RUN mkdir -p src \
     && cargo build --release --locked \
     && rm -rf src
 COPY src ./src
+# The catalog's module files are embedded in the binary (src/catalog.rs).
+COPY catalog ./catalog
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && strip target/release/quarry_exporter
@@ -58,6 +60,7 @@ LABEL org.opencontainers.image.title="quarry_exporter (minimal)" \
 COPY --from=minimal-root /out/ /
 COPY exporter.yaml /etc/quarry/exporter.yaml
 COPY examples /etc/quarry/examples
+COPY catalog /etc/quarry/catalog
 USER 65532:65532
 EXPOSE 9847
 ENTRYPOINT ["/usr/local/bin/quarry_exporter"]
@@ -78,6 +81,7 @@ COPY --from=builder /src/target/release/quarry_exporter /usr/local/bin/quarry_ex
 # A config that works out of the box (the repository's examples); mount your own over it.
 COPY exporter.yaml /etc/quarry/exporter.yaml
 COPY examples /etc/quarry/examples
+COPY catalog /etc/quarry/catalog
 # Where checkpoints go with --storage.path=/var/lib/quarry (a named volume mounted there takes
 # this ownership, so the non-root user can write it).
 RUN mkdir -p /var/lib/quarry && chown 65532:65532 /var/lib/quarry

@@ -10,11 +10,13 @@ What it does:
 2. Runs `quarry_exporter one-shot` and `mtail --one_shot` on it with equivalent extraction
    (requests and bytes by method and status, a duration histogram by method with the same
    buckets), checks that both report the same numbers, and measures each child's user+sys CPU
-   time and peak RSS with GNU time. The same for three more seeded logs, each with a
+   time and peak RSS with GNU time. The same for more seeded logs, each with a
    quarry_exporter config and an equivalent mtail program in bench/extraction/: JSON lines
    (`json:` rules; mtail: a regex per field), logfmt (`logfmt:` rules; mtail: a regex per key)
    a mixed log read by nine regex rules (mtail: the same nine regexes) and a second mixed log of
-   other programs read by ten rules of other shapes, written apart from the first (`mixed2`).
+   other programs read by ten rules of other shapes, written apart from the first (`mixed2`);
+   and both mixed logs interleaved, read by their 19 rules and five more (`many`: 24 rules,
+   as a catalog module and a user's own rules add up to).
 3. Scrape cost: both tail a log of N distinct label values (10k and 100k series); the time of a
    `/metrics` GET is measured for each, plain and gzipped.
 4. Idle cost: CPU used while watching 1,000 files that do not change.
@@ -764,6 +766,29 @@ def generate_mixed2_log(path, lines):
     return {family: counts.get(family, 0) for family in families}
 
 
+# --- many: both mixed logs in one, read by 24 rules ---------------------------------------------
+
+def generate_many_log(path, lines):
+    """The records of the two mixed logs interleaved (one of each in turn, other seeds), ~135
+    bytes a line, for bench/extraction/many.yaml's 24 rules. Returns the counts the generators
+    know."""
+    first, second = _mixed_records(random.Random(20261202)), _mixed2_records(random.Random(20261203))
+    first_families = {"access": "http_requests_total", "app": "app_log_lines_total", "ssh": "ssh_logins_total"}
+
+    def records():
+        while True:
+            kind, record = next(first)
+            yield ((first_families[kind],) if kind in first_families else ()), record
+            yield next(second)
+
+    padding = lambda k: f"[worker-{k % 8}] progress: idle"
+    counts = write_records(path, records(), lines, padding)
+    families = list(first_families.values()) + [
+        "haproxy_http_responses_total", "apache_http_requests_total", "postgres_log_lines_total",
+        "nginx_error_lines_total", "kubelet_log_lines_total", "systemd_service_failures_total"]
+    return {family: counts.get(family, 0) for family in families}
+
+
 def run_measured(cmd, cwd):
     """Runs cmd to completion under GNU time; returns (stdout, user+sys seconds, peak RSS MiB).
 
@@ -951,6 +976,18 @@ EXTRACTION_ROWS = {
                 "postgres_statement_duration_seconds", "kubelet_log_lines_total", "kubelet_probe_failures_total",
                 "nginx_error_lines_total", "php_fpm_slow_request_duration_seconds", "connection_problem_lines_total",
                 "systemd_service_failures_total"]),
+    "many": ("many rules: both mixed logs interleaved, 24 regex rules (mtail: the same 24 regexes)",
+             generate_many_log, "many.log", "many",
+             ["http_requests_total", "http_response_bytes_total", "http_request_duration_seconds",
+              "http_api_server_errors_total", "app_log_lines_total", "app_operation_duration_seconds",
+              "app_exceptions_total", "ssh_logins_total", "oom_kills_total", "json_problem_lines_total",
+              "timeout_lines_total", "haproxy_http_responses_total", "haproxy_response_bytes_total",
+              "haproxy_request_duration_seconds", "apache_http_requests_total", "apache_http_response_bytes_total",
+              "postgres_log_lines_total", "postgres_statement_duration_seconds", "kubelet_log_lines_total",
+              "kubelet_probe_failures_total", "nginx_error_lines_total", "php_fpm_slow_request_duration_seconds",
+              "connection_problem_lines_total", "systemd_service_failures_total", "cron_jobs_total",
+              "firewall_blocked_packets_total", "sessions_started_total", "worker_lines_total",
+              "sudo_commands_total"]),
 }
 
 

@@ -18,8 +18,9 @@ use prometheus::Registry;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::checkpoint::{self, Checkpointer, Gate, Loaded, Store};
-use crate::config::{self, Config, ConfigErrors};
+use crate::checkpoint::{self, Checkpointer, Loaded, Store};
+use crate::config::{self, base_dir, Config, ConfigErrors, SourceKind};
+use crate::gate::Gate;
 use crate::pipeline::Pipeline;
 use crate::probe::{ProbeOptions, Probes};
 use crate::registry::Families;
@@ -46,33 +47,37 @@ pub struct Built {
 /// config error, placed at the example).
 pub fn load(config_file: &Path) -> Result<Config, ConfigErrors> {
     let config = config::load_file(config_file)?;
-    let failures = crate::examples::check(&config);
-    if failures.is_empty() {
+    let text = config::read_text(config_file).unwrap_or_default();
+    let mut errors: Vec<config::ConfigError> = crate::examples::check(&config)
+        .into_iter()
+        .map(|(path, message)| config::ConfigError {
+            position: config::locate(&text, &path),
+            path,
+            message,
+            file: None,
+        })
+        .collect();
+    // A used module's examples run on the module as written (its sources carry none once
+    // merged), and fail in the module's file.
+    for used in &config.uses {
+        errors.extend(
+            crate::examples::check(&used.config)
+                .into_iter()
+                .map(|(path, message)| config::ConfigError {
+                    position: config::locate(&used.text, &path),
+                    path,
+                    message: format!("{message} (in the module used at {})", used.used_at),
+                    file: Some(used.file.clone()),
+                }),
+        );
+    }
+    if errors.is_empty() {
         return Ok(config);
     }
-    let text = config::read_text(config_file).unwrap_or_default();
     Err(ConfigErrors {
         file: config_file.display().to_string(),
-        errors: failures
-            .into_iter()
-            .map(|(path, message)| config::ConfigError {
-                position: config::locate(&text, &path),
-                path,
-                message,
-            })
-            .collect(),
+        errors,
     })
-}
-
-/// The directory relative paths in `config_file` are resolved against.
-pub fn base_dir(config_file: &Path) -> PathBuf {
-    let dir = config_file.parent().unwrap_or(Path::new(""));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// The self-metrics, and a registry with the `process_*` collector ([`crate::process`]: the
@@ -98,7 +103,7 @@ pub fn build(
     let mut fed_by_files: Vec<&str> = config
         .sources
         .iter()
-        .filter(|s| s.file.is_some())
+        .filter(|s| s.reads_lines())
         .flat_map(|s| {
             s.rules
                 .iter()
@@ -125,13 +130,14 @@ pub fn build(
     let mut pages = Vec::new();
     let mut statuses = Vec::new();
     for s in &config.sources {
+        let kind = s.kind().with_context(|| format!("source {:?}", s.name))?;
         let mut pipeline = Pipeline::build(s, &families, self_metrics)?;
-        if s.file.is_none() {
+        if !kind.reads_lines() {
             pipeline.adopt_existing(|metric| feeders.get(metric) == Some(&1));
         }
         let status: SharedStatus = Arc::new(Mutex::new(SourceStatus::default()));
-        match &s.file {
-            Some(file) => {
+        match kind {
+            SourceKind::File(file) => {
                 let source = FileSource::new(
                     &s.name,
                     file,
@@ -143,7 +149,10 @@ pub fn build(
                 );
                 sources.push((s.name.clone(), source));
             }
-            None => pages.push(
+            SourceKind::Http(_)
+            | SourceKind::Command(_)
+            | SourceKind::StatusFile(_)
+            | SourceKind::Socket(_) => pages.push(
                 PageSource::new(
                     s,
                     base_dir,
@@ -192,12 +201,12 @@ pub fn restore(built: &mut Built, snapshot: crate::checkpoint::Snapshot) {
 }
 
 fn mark_loaded(self_metrics: &SelfMetrics) {
-    self_metrics.config_last_reload_successful.set(1.0);
+    self_metrics.config_last_reload_successful().set(1.0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    self_metrics.config_last_reload_success_timestamp.set(now);
+    self_metrics.config_last_reload_success_timestamp().set(now);
 }
 
 /// Parses `--web.listen-address` values: `host:port`, `[v6]:port` or `:port` (all interfaces).
@@ -620,7 +629,7 @@ async fn reload(
         Ok(p) => p,
         Err(message) => {
             error!("reload failed, keeping the running config: {message}");
-            self_metrics.config_last_reload_successful.set(0.0);
+            self_metrics.config_last_reload_successful().set(0.0);
             return (current, Err(message));
         }
     };
@@ -631,7 +640,7 @@ async fn reload(
         Err(e) => {
             // Cannot happen after the dry run unless files changed in between; run nothing
             // rather than half a config, and say so.
-            self_metrics.config_last_reload_successful.set(0.0);
+            self_metrics.config_last_reload_successful().set(0.0);
             let message = format!("{e:#}");
             error!("reload failed after stopping the old sources: {message}");
             return (Generation::idle(), Err(message));
@@ -653,7 +662,7 @@ async fn reload(
             (g, Ok(()))
         }
         Err(e) => {
-            self_metrics.config_last_reload_successful.set(0.0);
+            self_metrics.config_last_reload_successful().set(0.0);
             (
                 Generation::idle(),
                 Err(format!("cannot start sources: {e}")),
@@ -722,7 +731,7 @@ pub fn one_shot(
             }
         });
     }
-    let text = crate::exposition::render(&registry, &built_families, &metrics, |name| {
+    let text = crate::render::render(&registry, &built_families, &metrics, |name| {
         if name.starts_with("quarry_") {
             // Build, reload and logging facts say nothing about the data read.
             self_metrics

@@ -121,6 +121,15 @@ pub enum Command {
         /// The pattern to show (default: list them all).
         name: Option<String>,
     },
+    /// List the catalog's modules (name, description, the exporter each is a drop-in for), or
+    /// show one: what it reads, its parameters and metrics; `--yaml` prints its file to copy.
+    Catalog {
+        /// The module to show (default: list them all).
+        name: Option<String>,
+        /// Print the module file itself (to copy and change, then `use:` it by path).
+        #[arg(long, requires = "name")]
+        yaml: bool,
+    },
     /// Read every file source from its beginning and fetch every page source once, and show
     /// why each rule did what it did: the fetch, each rule's first matches with their fields
     /// and what each update made of them (or why it failed), the records no rule matched, the
@@ -261,6 +270,18 @@ pub fn main() -> ExitCode {
         // The bundled patterns: no config is needed.
         return finish(grok_text(name.as_deref()).and_then(|text| print_out(text.trim_end())));
     }
+    if let Some(Command::Catalog { name, yaml }) = &cli.command {
+        // The embedded catalog: no config is needed.
+        return finish(match (name, yaml) {
+            (None, _) => print_out(crate::catalog::list_text().trim_end()),
+            (Some(name), false) => {
+                crate::catalog::show_text(name).and_then(|text| print_out(text.trim_end()))
+            }
+            (Some(name), true) => {
+                crate::catalog::yaml_text(name).and_then(|text| print_out(text.trim_end()))
+            }
+        });
+    }
     if let Some(Command::Suggest { sample, prefix }) = &cli.command {
         // A sample, not a config: nothing is loaded.
         return finish(read_sample(sample).and_then(|(text, origin)| {
@@ -300,6 +321,7 @@ pub fn main() -> ExitCode {
         Some(Command::Schema)
         | Some(Command::Suggest { .. })
         | Some(Command::Grok { .. })
+        | Some(Command::Catalog { .. })
         | Some(Command::Migrate { .. }) => Ok(()),
         Some(Command::Explain {
             source,
@@ -333,11 +355,19 @@ pub fn main() -> ExitCode {
                 .chain(&config.modules)
                 .map(|s| s.rules.len())
                 .sum();
-            let modules = match config.modules.len() {
+            let mut modules = match config.modules.len() {
                 0 => String::new(),
                 1 => ", 1 probe module".to_owned(),
                 n => format!(", {n} probe modules"),
             };
+            if !config.uses.is_empty() {
+                let names: Vec<String> = config
+                    .uses
+                    .iter()
+                    .map(|u| format!("{} ({})", u.instance, u.file))
+                    .collect();
+                modules.push_str(&format!(", using {}", names.join(", ")));
+            }
             print_out(&format!(
                 "{}: OK ({} metrics, {} sources{modules}, {} rules)",
                 cli.config_file.display(),

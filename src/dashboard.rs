@@ -499,9 +499,9 @@ impl Feeds {
     /// What `config` can feed.
     pub fn of(config: &Config) -> Feeds {
         Feeds {
-            page_sources: config.sources.iter().any(|s| s.file.is_none()),
+            page_sources: config.sources.iter().any(|s| !s.reads_lines()),
             probes: !config.modules.is_empty(),
-            files: config.sources.iter().any(|s| s.file.is_some()),
+            files: config.sources.iter().any(|s| s.reads_lines()),
             rules: !config.sources.is_empty(),
             records: config
                 .sources

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{
     Config, FileFormat, FileSourceConfig, MetricConfig, RuleConfig, RuleExample, SourceConfig,
-    DEFAULT_MAX_LINE_LENGTH,
+    SourceKind, DEFAULT_MAX_LINE_LENGTH,
 };
 use crate::extract::document::DocumentExtractors;
 use crate::pipeline::{Pipeline, RecordContext};
@@ -257,29 +257,35 @@ fn produce_counted(
     alone.rules = vec![rule.clone()];
     let mut pipeline =
         Pipeline::build(&alone, &families, &scratch).map_err(|e| format!("{e:#}"))?;
-    if let Some(file) = &source.file {
-        let records = records_of(file, &example.input)?;
-        let mut matched = false;
-        for r in &records {
-            let ctx = RecordContext {
-                file: "example",
-                stream: r.stream.as_deref(),
-                time: r.time.as_deref(),
-            };
-            matched |= pipeline.process_line(&r.text, &ctx);
+    match source.kind().map_err(|e| e.to_string())? {
+        SourceKind::File(file) => {
+            let records = records_of(file, &example.input)?;
+            let mut matched = false;
+            for r in &records {
+                let ctx = RecordContext {
+                    file: "example",
+                    stream: r.stream.as_deref(),
+                    time: r.time.as_deref(),
+                };
+                matched |= pipeline.process_line(&r.text, &ctx);
+            }
+            if !matched {
+                return Err(no_record_matched(file, &records));
+            }
         }
-        if !matched {
-            return Err(no_record_matched(file, &records));
+        SourceKind::Http(_)
+        | SourceKind::Command(_)
+        | SourceKind::StatusFile(_)
+        | SourceKind::Socket(_) => {
+            let extractors = DocumentExtractors::build(std::slice::from_ref(rule))?;
+            let rows = extractors
+                .extract(&example.input)
+                .map_err(|e| format!("the input does not parse: {e}"))?;
+            if rows.iter().all(Vec::is_empty) {
+                return Err("the rule matches nothing in the input".into());
+            }
+            pipeline.process_rows(rows);
         }
-    } else {
-        let extractors = DocumentExtractors::build(std::slice::from_ref(rule))?;
-        let rows = extractors
-            .extract(&example.input)
-            .map_err(|e| format!("the input does not parse: {e}"))?;
-        if rows.iter().all(Vec::is_empty) {
-            return Err("the rule matches nothing in the input".into());
-        }
-        pipeline.process_rows(rows);
     }
     // Series that exist before any input (label-less metrics, pre-declared label values) are
     // produced only if the input changed them. Both sides hold only what the input touched.

@@ -16,17 +16,18 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::checkpoint::Gate;
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
+use crate::gate::Gate;
 use crate::pipeline::{Trace, TraceOptions};
 
 /// What one source did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceExplanation {
     pub source: String,
-    /// `file`, `http`, `command` or `status_file`.
+    /// `file`, `http`, `command`, `status_file` or `socket`.
     pub kind: &'static str,
     /// What it reads: its globs, URL (secrets hidden), command or file.
     pub reads: String,
@@ -75,7 +76,7 @@ pub fn explain(
     let (_, metrics) = crate::app::new_registry()?;
     let mut built = crate::app::build(
         config,
-        &crate::app::base_dir(config_file),
+        &crate::config::base_dir(config_file),
         &metrics,
         None,
         &Arc::new(Gate::default()),
@@ -119,14 +120,28 @@ pub fn explain(
         files.sort();
         let mut not_read = source.not_read();
         not_read.sort();
-        let config = config.sources.iter().find(|s| s.name == name);
+        let kind = config
+            .sources
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("source {name:?} is not in the config"))?
+            .kind()?;
+        let reads = match kind {
+            SourceKind::File(f) => f.paths.join(", "),
+            SourceKind::Http(_)
+            | SourceKind::Command(_)
+            | SourceKind::StatusFile(_)
+            | SourceKind::Socket(_) => {
+                anyhow::bail!(
+                    "source {name:?} is read as a file source but is `{}:`",
+                    kind.key()
+                )
+            }
+        };
         out.push(SourceExplanation {
-            reads: config
-                .and_then(|s| s.file.as_ref())
-                .map(|f| f.paths.join(", "))
-                .unwrap_or_default(),
+            reads,
             source: name,
-            kind: "file",
+            kind: kind.key(),
             files,
             not_read,
             fetch: None,
@@ -148,19 +163,7 @@ pub fn explain(
             for mut page in pages {
                 page.pipeline_mut().start_trace(options);
                 page.run_once().await;
-                let kind = config
-                    .sources
-                    .iter()
-                    .find(|s| s.name == page.name())
-                    .map_or("page", |s| {
-                        if s.http.is_some() {
-                            "http"
-                        } else if s.command.is_some() {
-                            "command"
-                        } else {
-                            "status_file"
-                        }
-                    });
+                let kind = page.kind();
                 let fetch = page.last_fetch().map(|f| FetchExplanation {
                     ok: f.ok,
                     detail: f.detail,
@@ -210,6 +213,30 @@ pub fn explain(
             })
             .map(str::to_owned)
             .collect();
+    }
+    // A used module's secret parameters (a token in a URL path, say) are shown nowhere.
+    let secrets: Vec<&str> = config
+        .uses
+        .iter()
+        .flat_map(|u| u.secrets.iter().map(String::as_str))
+        .collect();
+    if !secrets.is_empty() {
+        let hide = |text: &mut String| {
+            for secret in &secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "<secret>");
+                }
+            }
+        };
+        for e in &mut out {
+            hide(&mut e.reads);
+            if let Some(fetch) = &mut e.fetch {
+                hide(&mut fetch.detail);
+                if let Some(error) = &mut fetch.error {
+                    hide(error);
+                }
+            }
+        }
     }
     Ok(out)
 }

@@ -1,16 +1,15 @@
-//! The Prometheus text format (0.0.4): the writing primitives every family uses, and the
-//! assembly of one exposition from the user's families, the exporter's own and the process
-//! collector, in name order.
+//! The Prometheus text format (0.0.4): the writing primitives every family uses (headers,
+//! samples, values, escaping) and the joining of families' chunks in name order. It depends on
+//! nothing else in the crate; putting one exposition together from every family is
+//! [`crate::render`]'s.
 //!
 //! The bytes are those of the prometheus crate's text encoder (tests compare them), except
 //! that infinities are written `+Inf`/`-Inf` as the format specifies (the crate writes `inf`).
 
 use std::io::Write;
 
-use prometheus::{Encoder, Registry, TextEncoder};
-
-use crate::registry::Families;
-use crate::selfmetrics::SelfMetrics;
+/// The Content-Type of the Prometheus text format, exactly.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// One metric family's text, keyed by its name for ordering.
 pub type Chunk = (String, Vec<u8>);
@@ -90,44 +89,6 @@ pub fn escape(text: &mut Vec<u8>, value: &[u8], quotes: bool) {
             _ => text.push(c),
         }
     }
-}
-
-/// Renders every family whose name `include` accepts: the user's, the exporter's own, and
-/// what `registry` holds (the process collector), merged in name order.
-pub fn render(
-    registry: &Registry,
-    families: &Families,
-    self_metrics: &SelfMetrics,
-    include: impl Fn(&str) -> bool,
-) -> anyhow::Result<Vec<u8>> {
-    let mut chunks: Vec<Chunk> = families.render();
-    self_metrics.render(&mut chunks);
-    let encoder = TextEncoder::new();
-    for family in registry.gather() {
-        let mut text = Vec::new();
-        encoder.encode(std::slice::from_ref(&family), &mut text)?;
-        chunks.push((family.name().to_owned(), text));
-    }
-    Ok(concat(chunks, include))
-}
-
-/// Like [`render`] with everything included, but the families in `saved` are rendered from
-/// those copies (what a checkpoint just saved) instead of their live tables.
-pub fn render_saved(
-    registry: &Registry,
-    families: &Families,
-    self_metrics: &SelfMetrics,
-    saved: &[crate::checkpoint::FamilySnapshot],
-) -> anyhow::Result<Vec<u8>> {
-    let mut chunks: Vec<Chunk> = families.render_with(saved);
-    self_metrics.render(&mut chunks);
-    let encoder = TextEncoder::new();
-    for family in registry.gather() {
-        let mut text = Vec::new();
-        encoder.encode(std::slice::from_ref(&family), &mut text)?;
-        chunks.push((family.name().to_owned(), text));
-    }
-    Ok(concat(chunks, |_| true))
 }
 
 /// Joins chunks in name order, leaving out those `include` refuses.

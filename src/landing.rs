@@ -4,10 +4,10 @@
 //! to each source's section here (`#source-NAME`).
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use crate::board::page::esc;
-use crate::server::WebState;
+use crate::probe::ModuleSummary;
+use crate::status::SharedStatus;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
@@ -15,10 +15,24 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:14px}\
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .ok{color:#1a7f37}.warn{color:#9a6700}.err{color:#cf222e}code{background:#f6f8fa;padding:0 .2em}";
 
+/// What the landing page shows, gathered by the server from its state.
+pub struct Facts<'a> {
+    /// The config file, as named on the command line.
+    pub config_file: &'a str,
+    /// Where `/metrics` is served (`--web.telemetry-path`).
+    pub telemetry_path: &'a str,
+    /// Sources that have not finished their first scan.
+    pub pending_sources: usize,
+    /// One status per source.
+    pub statuses: &'a [SharedStatus],
+    /// The probe modules' counts and last failures (empty without modules).
+    pub probe_modules: &'a [ModuleSummary],
+}
+
 /// Renders the page from the latest status snapshots.
-pub fn render(state: &WebState) -> String {
+pub fn render(facts: &Facts<'_>) -> String {
     let mut h = String::with_capacity(8 << 10);
-    let pending = state.pending_sources.load(Ordering::SeqCst);
+    let pending = facts.pending_sources;
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>quarry_exporter</title>\
@@ -26,24 +40,19 @@ pub fn render(state: &WebState) -> String {
          <p>Version {} &middot; config <code>{}</code> &middot; {}</p>\
          <p><a href=\"status\">Status board</a> &middot; <a href=\"{}\">Metrics</a> &middot; <a href=\"/-/healthy\">Health</a> &middot; <a href=\"/-/ready\">Readiness</a></p>",
         env!("CARGO_PKG_VERSION"),
-        esc(&state.config_file),
+        esc(facts.config_file),
         if pending == 0 {
             "<span class=\"ok\">ready</span>".to_owned()
         } else {
             format!("<span class=\"warn\">{pending} source(s) starting</span>")
         },
-        esc(&state.telemetry_path),
+        esc(facts.telemetry_path),
     );
     h.push_str("<h2>Sources</h2>");
-    let statuses = state
-        .statuses
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if statuses.is_empty() {
+    if facts.statuses.is_empty() {
         h.push_str("<p>No sources are configured.</p>");
     }
-    for status in &statuses {
+    for status in facts.statuses {
         let s = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let _ = write!(
             h,
@@ -151,18 +160,13 @@ pub fn render(state: &WebState) -> String {
         }
         h.push_str("</table>");
     }
-    let probes = state
-        .probes
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if !probes.is_empty() {
+    if !facts.probe_modules.is_empty() {
         h.push_str(
             "<h2>Probe modules</h2><p>Run by <code>/probe?module=NAME&amp;target=TARGET</code> \
              (add <code>&amp;debug=true</code> to see what a probe does).</p>\
              <table><tr><th>module</th><th>fetches</th><th>probes</th><th>failed</th><th>last failure</th></tr>",
         );
-        for m in probes.summaries() {
+        for m in facts.probe_modules {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
@@ -177,4 +181,63 @@ pub fn render(state: &WebState) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::SourceStatus;
+    use std::sync::{Arc, Mutex};
+
+    /// The page is made from its facts alone (no server needed): readiness, each source and
+    /// each probe module, everything they name escaped.
+    #[test]
+    fn page_shows_its_facts_escaped() {
+        let source = SourceStatus {
+            name: "web<1>".into(),
+            kind: "http",
+            targets: vec!["http://a/?q=<x>".into()],
+            last_error: Some("status 500 & more".into()),
+            ..SourceStatus::default()
+        };
+        let module = ModuleSummary {
+            name: "health\"json".into(),
+            fetches: "GET http://$target/health".into(),
+            probes: 7,
+            failed: 2,
+            last_failure: "t: timeout <slow>".into(),
+        };
+        let statuses = [Arc::new(Mutex::new(source))];
+        let page = render(&Facts {
+            config_file: "conf/<exporter>.yaml",
+            telemetry_path: "/metrics",
+            pending_sources: 1,
+            statuses: &statuses,
+            probe_modules: std::slice::from_ref(&module),
+        });
+        for expected in [
+            "config <code>conf/&lt;exporter&gt;.yaml</code>",
+            "1 source(s) starting",
+            "<a href=\"/metrics\">Metrics</a>",
+            "web&lt;1&gt; <small>(http)</small>",
+            "<code>http://a/?q=&lt;x&gt;</code>",
+            "Last error: status 500 &amp; more",
+            "<h2>Probe modules</h2>",
+            "<tr><td>health&quot;json</td><td><code>GET http://$target/health</code></td><td class=\"num\">7</td><td class=\"num\">2</td><td>t: timeout &lt;slow&gt;</td></tr>",
+        ] {
+            assert!(page.contains(expected), "{expected}\nnot in\n{page}");
+        }
+        assert!(!page.contains("<exporter>") && !page.contains("web<1>"));
+
+        let empty = render(&Facts {
+            config_file: "exporter.yaml",
+            telemetry_path: "/metrics",
+            pending_sources: 0,
+            statuses: &[],
+            probe_modules: &[],
+        });
+        assert!(empty.contains("<span class=\"ok\">ready</span>"));
+        assert!(empty.contains("No sources are configured."));
+        assert!(!empty.contains("Probe modules"));
+    }
 }

@@ -1,8 +1,11 @@
 //! The multi-target pattern: `GET /probe?module=NAME&target=T` runs the probe module `NAME` (an
-//! `http:` page-source template whose URL or headers use `$target`) against `T` while
+//! `http:` page-source template whose URL or headers use `$target`, or a `socket:` one whose
+//! address does) against `T` while
 //! Prometheus waits, and answers with the module's metrics for that target plus
 //! `quarry_probe_success`, `quarry_probe_duration_seconds` and
-//! `quarry_probe_failure_reason{reason}`, as blackbox_exporter and json_exporter do.
+//! `quarry_probe_failure_reason{reason}`, as blackbox_exporter and json_exporter do (those
+//! three are declared with the other self-metrics and written by
+//! `selfmetrics::render_probe_result`).
 //!
 //! A probe keeps nothing: its metric families are made for the request and dropped with the
 //! response, so replicas are interchangeable behind a Service. Its time is bounded by the
@@ -30,15 +33,19 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 
 use crate::config::template::{self, Piece};
-use crate::config::{Config, MetricConfig, MetricKind, SourceConfig};
-use crate::exposition::{self, header, sample};
+use crate::config::{Config, MetricConfig, MetricKind, SourceConfig, SourceKind};
+use crate::exposition;
 use crate::extract::{ExtractError, Row};
 use crate::pipeline::Pipeline;
 use crate::registry::Families;
-use crate::selfmetrics::{IntCounter, IntGauge, SelfMetrics, SourceErrorReason};
+use crate::selfmetrics::{
+    probe_failure_reasons, render_probe_result, IntCounter, IntGauge, SelfMetrics,
+    SourceErrorReason,
+};
 use crate::source::fetch::{
     redact_text, redacted, FetchError, Fetched, HttpFetcher, DEFAULT_TIMEOUT,
 };
+use crate::source::socket::{Endpoint, SocketFetcher};
 use crate::source::worker::{DocumentWorker, WorkerError};
 pub use limits::VIA_HEADER;
 use limits::{Held, Limits, Shortage};
@@ -80,23 +87,6 @@ impl Default for ProbeOptions {
             timeout_offset: Duration::from_millis(500),
         }
     }
-}
-
-/// The reasons a probe can fail, each exported by every probe as 0 or 1: the page-source
-/// reasons that apply to an HTTP fetch (not a command's, not the partial `conversion`), and
-/// `no_slot`.
-pub fn failure_reasons() -> impl Iterator<Item = SourceErrorReason> {
-    SourceErrorReason::ALL
-        .into_iter()
-        .filter(|r| {
-            !matches!(
-                r,
-                SourceErrorReason::Spawn
-                    | SourceErrorReason::ExitCode
-                    | SourceErrorReason::Conversion
-            )
-        })
-        .chain(SourceErrorReason::PROBE_ONLY)
 }
 
 /// The answer to a `/probe` request.
@@ -146,9 +136,7 @@ struct ProbeModule {
     /// Its state metrics with `label_values`: the series a probe knows without a document,
     /// which a failed probe answers as `unknown` (it keeps nothing, so it knows no others).
     known_states: Vec<MetricConfig>,
-    url: Vec<Piece>,
-    headers: Vec<(reqwest::header::HeaderName, Vec<Piece>)>,
-    fetcher: HttpFetcher,
+    fetch: ModuleFetch,
     timeout: Duration,
     parsers: Arc<ParserPool>,
     /// Self-metrics the per-probe families report into (their series counts mean nothing
@@ -157,6 +145,22 @@ struct ProbeModule {
     probes: IntCounter,
     errors: Vec<(SourceErrorReason, IntCounter)>,
     last_failure: parking_lot::Mutex<String>,
+}
+
+/// How a module fetches: its templates and the fetcher that carries the rest.
+enum ModuleFetch {
+    /// `http:`: the method, the URL and header templates.
+    Http {
+        method: String,
+        url: Vec<Piece>,
+        headers: Vec<(reqwest::header::HeaderName, Vec<Piece>)>,
+        fetcher: Box<HttpFetcher>,
+    },
+    /// `socket:`: the address template (host:port).
+    Socket {
+        address: Vec<Piece>,
+        fetcher: Box<SocketFetcher>,
+    },
 }
 
 /// What the landing page shows of a module.
@@ -255,14 +259,18 @@ impl Probes {
         self.modules
             .iter()
             .map(|(name, m)| {
-                let http = m.config.http.as_ref();
+                let fetches = match &m.fetch {
+                    ModuleFetch::Http { method, url, .. } => {
+                        format!("{method} {}", shown_template(url))
+                    }
+                    ModuleFetch::Socket { address, .. } => format!(
+                        "socket tcp://{}",
+                        template::substitute_target(address, "$target")
+                    ),
+                };
                 ModuleSummary {
                     name: name.clone(),
-                    fetches: format!(
-                        "{} {}",
-                        http.and_then(|h| h.method.as_deref()).unwrap_or("GET"),
-                        shown_template(&m.url)
-                    ),
+                    fetches,
                     probes: m.probes.get(),
                     failed: m.errors.iter().map(|(_, c)| c.get()).sum(),
                     last_failure: m.last_failure.lock().clone(),
@@ -284,7 +292,7 @@ impl Probes {
             .filter(|n| !next.modules.contains_key(*n))
         {
             self.self_metrics.probes.remove_label_values(&[name]);
-            for r in failure_reasons() {
+            for r in probe_failure_reasons() {
                 self.self_metrics
                     .probe_errors
                     .remove_label_values(&[name, r.as_str()]);
@@ -379,11 +387,19 @@ impl Probes {
             marks.push_str(", ");
         }
         marks.push_str(limits.mark());
-        request.headers.insert(
-            VIA_HEADER,
-            reqwest::header::HeaderValue::from_str(&marks).expect("marks are visible ASCII"),
-        );
-        let shown = shown_target(target, &request.url);
+        let shown = match &mut request.kind {
+            RequestKind::Http { url, headers } => {
+                headers.insert(
+                    VIA_HEADER,
+                    reqwest::header::HeaderValue::from_str(&marks)
+                        .expect("marks are visible ASCII"),
+                );
+                shown_target(target, url)
+            }
+            // host:port: nothing secret in it, and no header to carry a mark (a socket
+            // cannot lead back to /probe's HTTP).
+            RequestKind::Socket(_) => target.to_owned(),
+        };
         let debug = matches!(param("debug"), Some("true" | "1"));
         let budget = budget(module.timeout, scrape_timeout, self.options.timeout_offset);
         let in_flight = InFlight::new(self.in_flight.clone());
@@ -415,7 +431,7 @@ impl Probes {
         }
         ProbeResponse {
             status: 200,
-            content_type: crate::server::TEXT_CONTENT_TYPE,
+            content_type: exposition::TEXT_CONTENT_TYPE,
             body: metrics,
         }
     }
@@ -486,12 +502,22 @@ impl Drop for InFlight {
     }
 }
 
-/// The URL and headers of one probe.
+/// What one probe fetches.
 struct ProbeRequest {
-    url: reqwest::Url,
-    headers: reqwest::header::HeaderMap,
-    /// Whose slots it takes: the URL's scheme, host and port.
+    kind: RequestKind,
+    /// Whose slots it takes: the URL's scheme, host and port, or the socket's address.
     target_key: String,
+}
+
+/// A probe's request by kind.
+enum RequestKind {
+    /// The URL and headers.
+    Http {
+        url: reqwest::Url,
+        headers: reqwest::header::HeaderMap,
+    },
+    /// Where the conversation goes.
+    Socket(Endpoint),
 }
 
 impl ProbeModule {
@@ -501,27 +527,50 @@ impl ProbeModule {
         base_dir: &Path,
         self_metrics: &SelfMetrics,
     ) -> anyhow::Result<ProbeModule> {
-        let http = m
-            .http
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("a probe module needs `http:`"))?;
-        // The client carries what does not depend on the target; URL and headers are made
-        // per probe.
-        let mut fixed = http.clone();
-        fixed.url = "http://probe.invalid/".into();
-        fixed.headers.clear();
-        let fetcher = HttpFetcher::new(&fixed, base_dir)?;
-        let url = template::parse(&http.url).map_err(anyhow::Error::msg)?;
-        let headers = http
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    reqwest::header::HeaderName::from_bytes(k.as_bytes())?,
-                    template::parse(v).map_err(anyhow::Error::msg)?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (fetch, timeout) = match m.kind()? {
+            SourceKind::Http(http) => {
+                // The client carries what does not depend on the target; URL and headers are
+                // made per probe.
+                let mut fixed = http.clone();
+                fixed.url = "http://probe.invalid/".into();
+                fixed.headers.clear();
+                let fetcher = Box::new(HttpFetcher::new(&fixed, base_dir)?);
+                let url = template::parse(&http.url).map_err(anyhow::Error::msg)?;
+                let headers = http
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            reqwest::header::HeaderName::from_bytes(k.as_bytes())?,
+                            template::parse(v).map_err(anyhow::Error::msg)?,
+                        ))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let fetch = ModuleFetch::Http {
+                    method: http.method.clone().unwrap_or_else(|| "GET".to_owned()),
+                    url,
+                    headers,
+                    fetcher,
+                };
+                (fetch, http.timeout.unwrap_or(DEFAULT_TIMEOUT))
+            }
+            SourceKind::Socket(socket) => {
+                let template = socket.address.as_deref().ok_or_else(|| {
+                    anyhow::anyhow!("a socket probe module needs `address` with $target")
+                })?;
+                // The fetcher carries the steps, TLS and limits; the address is made per probe.
+                let mut fixed = socket.clone();
+                fixed.address = Some("probe.invalid:9".into());
+                let fetch = ModuleFetch::Socket {
+                    address: template::parse(template).map_err(anyhow::Error::msg)?,
+                    fetcher: Box::new(SocketFetcher::new(&fixed, base_dir)?),
+                };
+                (fetch, socket.timeout.unwrap_or(DEFAULT_TIMEOUT))
+            }
+            SourceKind::File(_) | SourceKind::Command(_) | SourceKind::StatusFile(_) => {
+                anyhow::bail!("a probe module needs `http:` or `socket:`")
+            }
+        };
         let fed = Config::metrics_fed_by(std::slice::from_ref(m));
         let metrics: Vec<MetricConfig> = config
             .metrics
@@ -533,7 +582,7 @@ impl ProbeModule {
         // Built once here: a rule that cannot be compiled fails the config, not a probe.
         let pipeline = Pipeline::build(m, &Families::build(&metrics, &scratch), &scratch)?;
         let parsers = Arc::new(ParserPool::new(&m.name, m.rules.clone())?);
-        let errors = failure_reasons()
+        let errors = probe_failure_reasons()
             .map(|r| {
                 (
                     r,
@@ -556,10 +605,8 @@ impl ProbeModule {
             pipeline,
             metrics,
             known_states,
-            url,
-            headers,
-            fetcher,
-            timeout: http.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            fetch,
+            timeout,
             parsers,
             scratch,
             probes: self_metrics.probes.with_label_values(&[&m.name]),
@@ -573,7 +620,19 @@ impl ProbeModule {
         if target.chars().any(char::is_control) {
             return Err("the target holds control characters".into());
         }
-        let text = template::substitute_target(&self.url, target);
+        let (url, header_templates) = match &self.fetch {
+            ModuleFetch::Http { url, headers, .. } => (url, headers),
+            ModuleFetch::Socket { address, .. } => {
+                let address = template::substitute_target(address, target);
+                crate::source::socket::check_address(&address)
+                    .map_err(|e| format!("target {target:?}: {e}"))?;
+                return Ok(ProbeRequest {
+                    target_key: format!("tcp://{address}"),
+                    kind: RequestKind::Socket(Endpoint::Tcp(address)),
+                });
+            }
+        };
+        let text = template::substitute_target(url, target);
         let url = reqwest::Url::parse(&text).map_err(|e| {
             format!("target {target:?} makes the URL {text:?}, which is not a URL: {e}")
         })?;
@@ -587,7 +646,7 @@ impl ProbeModule {
             return Err(format!("target {target:?} makes a URL without a host"));
         }
         let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &self.headers {
+        for (name, value) in header_templates {
             let value = template::substitute_target(value, target);
             let value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
                 format!("target {target:?} makes an invalid value for header {name}")
@@ -596,8 +655,7 @@ impl ProbeModule {
         }
         Ok(ProbeRequest {
             target_key: url.origin().ascii_serialization(),
-            url,
-            headers,
+            kind: RequestKind::Http { url, headers },
         })
     }
 
@@ -605,7 +663,10 @@ impl ProbeModule {
     async fn run(&self, request: ProbeRequest, budget: Duration, limits: &Limits) -> Outcome {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
-        let url = redacted(&request.url);
+        let url = match &request.kind {
+            RequestKind::Http { url, .. } => redacted(url),
+            RequestKind::Socket(endpoint) => endpoint.to_string(),
+        };
         let mut detail = String::new();
         let timed_out = |what: &str| Failure {
             reason: SourceErrorReason::Timeout,
@@ -627,11 +688,19 @@ impl ProbeModule {
                         ),
                     })
                 })?;
-            let fetched = tokio::time::timeout_at(
-                deadline,
-                self.fetcher
-                    .fetch_into(&request.url, request.headers, &mut held.room),
-            )
+            let fetched = tokio::time::timeout_at(deadline, async {
+                match (&self.fetch, request.kind) {
+                    (ModuleFetch::Http { fetcher, .. }, RequestKind::Http { url, headers }) => {
+                        fetcher.fetch_into(&url, headers, &mut held.room).await
+                    }
+                    (ModuleFetch::Socket { fetcher, .. }, RequestKind::Socket(endpoint)) => {
+                        // What the conversation holds counts against the budget as it
+                        // comes, like a body (and is bounded by the module's max_bytes).
+                        fetcher.fetch_from(&endpoint, &mut held.room).await
+                    }
+                    _ => unreachable!("a module's requests are of its own kind"),
+                }
+            })
             .await;
             let Fetched {
                 body, detail: d, ..
@@ -715,51 +784,7 @@ fn render(outcome: &Outcome, module: &ProbeModule) -> Vec<u8> {
         ),
     };
     let failed = outcome.result.as_ref().err().map(|f| f.reason);
-    header(
-        &mut text,
-        "quarry_probe_duration_seconds",
-        "How long the probe took: waiting for a slot, fetching, parsing and applying the rules.",
-        "gauge",
-    );
-    sample(
-        &mut text,
-        "quarry_probe_duration_seconds",
-        "",
-        &[],
-        None,
-        outcome.duration.as_secs_f64(),
-    );
-    header(
-        &mut text,
-        "quarry_probe_failure_reason",
-        "Why the probe failed: 1 for the reason, 0 for the others (all 0 on success).",
-        "gauge",
-    );
-    for r in failure_reasons() {
-        let value = if failed == Some(r) { 1.0 } else { 0.0 };
-        sample(
-            &mut text,
-            "quarry_probe_failure_reason",
-            "",
-            &[("reason", r.as_str().as_bytes())],
-            None,
-            value,
-        );
-    }
-    header(
-        &mut text,
-        "quarry_probe_success",
-        "Whether the probe fetched and parsed the target and a rule matched (1) or not (0).",
-        "gauge",
-    );
-    sample(
-        &mut text,
-        "quarry_probe_success",
-        "",
-        &[],
-        None,
-        if failed.is_none() { 1.0 } else { 0.0 },
-    );
+    render_probe_result(&mut text, outcome.duration, failed);
     text
 }
 

@@ -1,5 +1,5 @@
 //! The user's metric families, built from the `metrics:` declarations: their series, caps and
-//! exposition.
+//! exposition, and the copies of their series a checkpoint saves ([`FamilySnapshot`]).
 //!
 //! Each family owns a [`SeriesTable`] behind one lock: every update takes it, finds its series
 //! by the whole key (label values joined by [`KEY_SEPARATOR`], in exposition order) and changes
@@ -415,7 +415,9 @@ impl Family {
             }
             MetricKind::Histogram => {
                 header(&mut text, &self.name, help, "histogram");
-                let bounds: Vec<String> = self.buckets.iter().map(f64::to_string).collect();
+                let le_format = self.declaration.le_format.unwrap_or_default();
+                let bounds: Vec<String> =
+                    self.buckets.iter().map(|b| le_format.write(*b)).collect();
                 let nb = self.buckets.len();
                 for &i in &order {
                     fill(&mut labels, i);
@@ -516,6 +518,43 @@ impl Family {
             self.states.first().map(String::as_str).unwrap_or("first"),
             self.states.len()
         )
+    }
+}
+
+/// One family's series as a checkpoint saves them (and `/metrics` shows them while that
+/// checkpoint is the last written), with the declaration they were counted under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilySnapshot {
+    pub name: String,
+    pub kind: MetricKind,
+    /// Label names in key order.
+    pub labels: Vec<String>,
+    pub buckets: Vec<f64>,
+    pub states: Vec<String>,
+    pub series: TableCopy,
+}
+
+impl FamilySnapshot {
+    /// A family's series now (its declaration with them).
+    pub fn of(family: &Family) -> FamilySnapshot {
+        FamilySnapshot {
+            name: family.name.clone(),
+            kind: family.kind,
+            labels: family.key_labels().to_vec(),
+            buckets: family.buckets().to_vec(),
+            states: family.state_names().to_vec(),
+            series: family.copy(),
+        }
+    }
+
+    /// Whether these series fit `family` (same type, labels, buckets, states).
+    pub fn fits(&self, family: &Family) -> bool {
+        self.name == family.name
+            && self.kind == family.kind
+            && self.labels == family.key_labels()
+            && self.buckets == family.buckets()
+            && self.states == family.state_names()
+            && self.series.width() == family.width()
     }
 }
 
@@ -724,7 +763,7 @@ impl Families {
     }
 
     /// Like [`Families::render`], with the families in `saved` rendered from those copies.
-    pub fn render_with(&self, saved: &[crate::checkpoint::FamilySnapshot]) -> Vec<Chunk> {
+    pub fn render_with(&self, saved: &[FamilySnapshot]) -> Vec<Chunk> {
         let mut out = Vec::new();
         for family in self.by_name.values() {
             // A copy that no longer fits the family (it changed since) is not shown.

@@ -1,6 +1,10 @@
 //! The exporter's own metrics (`quarry_` prefix): what it read, matched, dropped and failed.
 //!
-//! All of them live here, so the README's table and the code have one place to agree on.
+//! All of them are declared here, once, in the `self_metrics!` list: the families `/metrics`
+//! shows (each a field of [`Families`], all rendered by construction) and the three a `/probe`
+//! answer ends with (written by [`render_probe_result`]). [`DECLARED`] lists them all, so the
+//! README's table, the dashboards and the alerts have one place to agree with (a test holds
+//! them to it).
 //! Handles are resolved once per file, rule or metric and kept by their owners; nothing on
 //! the hot path looks a metric up by name. A handle is an atomic behind an `Arc`.
 //!
@@ -129,6 +133,13 @@ pub enum SourceErrorReason {
     NoMatch,
     /// Some values did not convert; the others were applied (`up` stays 1).
     Conversion,
+    /// Socket sources: the peer closed the connection before a reply's end (its terminator,
+    /// its length, its prompt), or before a request could be sent.
+    ClosedEarly,
+    /// Socket sources: a reply did not say what its step expects (`expect:`), or did not start
+    /// with its length header (Redis' `-NOAUTH` instead of `$<n>`): the peer answered, but
+    /// not what the conversation needs.
+    UnexpectedReply,
     /// Probes only: the probe never got the capacity it needed (a slot over all targets, a
     /// slot of its target, room for its document, a parse worker) within its budget. The
     /// exporter's limit, not the target's failure: a distinct reason, so it is never taken
@@ -139,7 +150,7 @@ pub enum SourceErrorReason {
 impl SourceErrorReason {
     /// Every reason a page source can have, exported at 0 from the start (probes add
     /// [`SourceErrorReason::PROBE_ONLY`]).
-    pub const ALL: [SourceErrorReason; 13] = [
+    pub const ALL: [SourceErrorReason; 15] = [
         SourceErrorReason::Timeout,
         SourceErrorReason::Dns,
         SourceErrorReason::Connect,
@@ -153,6 +164,8 @@ impl SourceErrorReason {
         SourceErrorReason::ExitCode,
         SourceErrorReason::NoMatch,
         SourceErrorReason::Conversion,
+        SourceErrorReason::ClosedEarly,
+        SourceErrorReason::UnexpectedReply,
     ];
 
     /// Reasons only a probe can have: page sources fetch one document at a time each and
@@ -175,6 +188,8 @@ impl SourceErrorReason {
             SourceErrorReason::ExitCode => "exit_code",
             SourceErrorReason::NoMatch => "no_match",
             SourceErrorReason::Conversion => "conversion",
+            SourceErrorReason::ClosedEarly => "closed_early",
+            SourceErrorReason::UnexpectedReply => "unexpected_reply",
             SourceErrorReason::NoSlot => "no_slot",
         }
     }
@@ -332,6 +347,222 @@ impl<C: Cell> Labeled<C> {
     }
 }
 
+/// Where a self-metric is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// On `/metrics` (and `one-shot --self-metrics`), from [`SelfMetrics::render`].
+    Exporter,
+    /// In each `/probe` answer, from [`render_probe_result`].
+    Probe,
+}
+
+/// One self-metric as the exposition shows it, apart from its values.
+#[derive(Debug, Clone, Copy)]
+pub struct Declaration {
+    /// The family name (`quarry_…`).
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// The `# TYPE`: `counter` or `gauge`.
+    pub kind: &'static str,
+    /// Label names, in the order handles are asked for them.
+    pub labels: &'static [&'static str],
+    /// Where it is exported.
+    pub scope: Scope,
+}
+
+const SP: &[&str] = &["source", "path"];
+const S: &[&str] = &["source"];
+const M: &[&str] = &["metric"];
+const NONE: &[&str] = &[];
+
+/// Declares every self-metric once. The exporter's families become fields of [`Families`]
+/// (made by `Families::new`, all rendered by `Families::render_all`: a family cannot be declared
+/// and left out of `/metrics`); the probe's become [`Declaration`] constants, which
+/// [`render_probe_result`] writes (a unit test holds it to every one of them). Both are listed,
+/// in declaration order, in [`DECLARED`].
+macro_rules! self_metrics {
+    (
+        exporter {
+            $( $(#[$doc:meta])* $vis:vis $field:ident: $cell:ty = $name:literal, $labels:expr, $help:literal; )*
+        }
+        probe {
+            $( $(#[$pdoc:meta])* $constant:ident: $pkind:literal = $pname:literal, $plabels:expr, $phelp:literal; )*
+        }
+    ) => {
+        /// The self-metric families exported on `/metrics`, by field.
+        pub struct Families {
+            $( $(#[$doc])* $vis $field: Labeled<$cell>, )*
+        }
+
+        impl Families {
+            fn new() -> Families {
+                Families {
+                    $( $field: Labeled::new($name, $help, $labels), )*
+                }
+            }
+
+            /// Appends every family that has a series: all of them, by construction.
+            fn render_all(&self, out: &mut Vec<Chunk>) {
+                $( self.$field.render(out); )*
+            }
+
+            /// Gives every family a series (label values `x`), so that all are rendered.
+            #[cfg(test)]
+            fn give_every_family_a_series(&self) {
+                $( self.$field.with_label_values(&vec!["x"; self.$field.labels.len()]); )*
+            }
+        }
+
+        $( $(#[$pdoc])* pub const $constant: Declaration = Declaration {
+            name: $pname,
+            help: $phelp,
+            kind: $pkind,
+            labels: $plabels,
+            scope: Scope::Probe,
+        }; )*
+
+        /// Every self-metric the exporter has, on `/metrics` and in `/probe` answers.
+        pub const DECLARED: &[Declaration] = &[
+            $( Declaration {
+                name: $name,
+                help: $help,
+                kind: <$cell as Cell>::KIND,
+                labels: $labels,
+                scope: Scope::Exporter,
+            }, )*
+            $( $constant, )*
+        ];
+    };
+}
+
+self_metrics! {
+    exporter {
+        /// `quarry_build_info{version,revision,rustversion}`
+        pub build_info: Gauge = "quarry_build_info", &["version", "revision", "rustversion"],
+            "A metric with a constant '1' value labeled by version, revision and rustversion from which quarry_exporter was built.";
+        /// `quarry_file_lines_total{source,path}`
+        pub file_lines: IntCounter = "quarry_file_lines_total", SP,
+            "Lines read from a file, including skipped over-long lines.";
+        /// `quarry_file_bytes_total{source,path}`
+        pub file_bytes: IntCounter = "quarry_file_bytes_total", SP, "Bytes read from a file.";
+        /// `quarry_file_rotations_total{source,path}`
+        pub file_rotations: IntCounter = "quarry_file_rotations_total", SP,
+            "Times the path was found to be a new file (rename rotation, delete and recreate).";
+        /// `quarry_file_truncations_total{source,path}`
+        pub file_truncations: IntCounter = "quarry_file_truncations_total", SP,
+            "Times a file was found shorter than the read offset (copytruncate) and was read again from its start.";
+        /// `quarry_file_read_errors_total{source,path}`
+        pub file_read_errors: IntCounter = "quarry_file_read_errors_total", SP,
+            "Errors opening, checking or reading a file.";
+        /// `quarry_file_lines_too_long_total{source,path}`
+        pub file_lines_too_long: IntCounter = "quarry_file_lines_too_long_total", SP,
+            "Lines longer than max_line_length, skipped.";
+        /// `quarry_file_invalid_utf8_lines_total{source,path}`
+        pub file_invalid_utf8: IntCounter = "quarry_file_invalid_utf8_lines_total", SP,
+            "Lines that were not valid UTF-8; invalid bytes were replaced by U+FFFD before matching.";
+        /// `quarry_file_lag_bytes{source,path}`
+        pub file_lag: IntGauge = "quarry_file_lag_bytes", SP,
+            "Bytes in the file after the read offset at the last check.";
+        /// `quarry_source_files{source}`
+        pub source_files: IntGauge = "quarry_source_files", S, "Files a source is reading now.";
+        /// `quarry_source_files_in_turns{source}`
+        pub source_files_in_turns: IntGauge = "quarry_source_files_in_turns", S,
+            "Files a source reads without holding their descriptor (opened, read and closed each pass) because the open-file budget is used up.";
+        /// `quarry_source_file_events_total{source,event}`
+        pub source_file_events: IntCounter = "quarry_source_file_events_total", &["source", "event"],
+            "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.";
+        /// `quarry_source_listing_errors_total{source,reason}`
+        pub source_listing_errors: IntCounter = "quarry_source_listing_errors_total", &["source", "reason"],
+            "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.";
+        /// `quarry_source_paths_not_read{source,reason}`
+        pub source_paths_not_read: IntGauge = "quarry_source_paths_not_read", &["source", "reason"],
+            "Paths a file source's globs match that it does not read, by reason: directory, fifo, socket, device, special_filesystem, other.";
+        /// `quarry_source_unmatched_lines_total{source}`
+        pub source_unmatched: IntCounter = "quarry_source_unmatched_lines_total", S,
+            "Records of a source that no rule matched.";
+        /// `quarry_source_record_errors_total{source,reason}`
+        pub source_record_errors: IntCounter = "quarry_source_record_errors_total", &["source", "reason"],
+            "Log records that could not be read as their format says, by reason: not_json, not_logfmt, not_cri, not_docker_json (skipped), record_too_long (cut at the cap).";
+        /// `quarry_rule_matches_total{source,rule}`
+        pub rule_matches: IntCounter = "quarry_rule_matches_total", &["source", "rule"],
+            "Matches of a rule.";
+        /// `quarry_rule_errors_total{source,rule,reason}`
+        pub rule_errors: IntCounter = "quarry_rule_errors_total", &["source", "rule", "reason"],
+            "Matches of a rule whose update failed, by reason.";
+        /// `quarry_series{metric}`
+        pub series: IntGauge = "quarry_series", M, "Label sets a metric holds.";
+        /// `quarry_series_dropped_total{metric}`
+        pub series_dropped: IntCounter = "quarry_series_dropped_total", M,
+            "Updates dropped because their metric already holds max_series label sets.";
+        /// `quarry_label_values_truncated_total{metric}`
+        pub label_values_truncated: IntCounter = "quarry_label_values_truncated_total", M,
+            "Label values cut to the metric's max_label_value_length.";
+        /// `quarry_source_up{source}`
+        pub source_up: IntGauge = "quarry_source_up", S,
+            "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).";
+        /// `quarry_source_panics_total{source}`
+        pub source_panics: IntCounter = "quarry_source_panics_total", S,
+            "Panics (bugs) contained in a file source: a record skipped, or the source started again from its last committed state.";
+        /// `quarry_source_duration_seconds{source}`
+        pub source_duration: Gauge = "quarry_source_duration_seconds", S,
+            "How long the last fetch and extraction of a page source took.";
+        /// `quarry_source_last_success_timestamp_seconds{source}`
+        pub source_last_success: Gauge = "quarry_source_last_success_timestamp_seconds", S,
+            "When a page source last succeeded (Unix time).";
+        /// `quarry_source_errors_total{source,reason}`
+        pub source_errors: IntCounter = "quarry_source_errors_total", &["source", "reason"],
+            "Failed fetches or documents of a page source, by reason.";
+        /// `quarry_probes_total{module}`
+        pub probes: IntCounter = "quarry_probes_total", &["module"],
+            "Probes run (/probe requests with a valid module and target), by module.";
+        /// `quarry_probe_errors_total{module,reason}`
+        pub probe_errors: IntCounter = "quarry_probe_errors_total", &["module", "reason"],
+            "Probes that failed, by module and reason.";
+        probes_in_flight_family: IntGauge = "quarry_probes_in_flight", NONE,
+            "Probes (/probe requests) running now, waiting for a slot included.";
+        probe_slots: IntGauge = "quarry_probe_slots", NONE,
+            "Probes that may fetch and parse at once over all targets (--probe.max-concurrent).";
+        probe_slots_in_use: IntGauge = "quarry_probe_slots_in_use", NONE,
+            "Probe slots held now (a probe holds one from its fetch until its document is parsed or abandoned).";
+        probe_body_budget: IntGauge = "quarry_probe_body_budget_bytes", NONE,
+            "Bytes of probed documents that may be held at once over all probes (--probe.max-body-bytes-in-flight).";
+        probe_body_in_flight: IntGauge = "quarry_probe_body_bytes_in_flight", NONE,
+            "Bytes of probed documents held now: reserved as a body arrives, released once it is parsed.";
+        config_reload: Gauge = "quarry_config_last_reload_successful", NONE,
+            "Whether the last configuration load succeeded (1) or not (0).";
+        config_reload_timestamp: Gauge = "quarry_config_last_reload_success_timestamp_seconds", NONE,
+            "Timestamp of the last successful configuration load.";
+        log_dropped_family: IntCounter = "quarry_log_messages_dropped_total", NONE,
+            "Log messages that could not be written to stderr (full disk, closed pipe) and were dropped.";
+        checkpoint_writes: IntCounter = "quarry_checkpoint_writes_total", NONE,
+            "Checkpoints written to --storage.path.";
+        checkpoint_errors: IntCounter = "quarry_checkpoint_errors_total", NONE,
+            "Checkpoints that could not be taken or written (see the log).";
+        checkpoint_bytes: IntGauge = "quarry_checkpoint_bytes", NONE,
+            "Size of the last checkpoint written.";
+        checkpoint_duration: Gauge = "quarry_checkpoint_duration_seconds", NONE,
+            "How long writing the last checkpoint took (including fsync).";
+        checkpoint_last_success: Gauge = "quarry_checkpoint_last_success_timestamp_seconds", NONE,
+            "When the last checkpoint written was taken (Unix time).";
+        checkpoint_last_write_successful: Gauge = "quarry_checkpoint_last_write_successful", NONE,
+            "Whether the last checkpoint was written (1), or could not be (0: /metrics then shows values the disk does not hold, and a restart would go back to the last checkpoint written).";
+        checkpoint_restore_errors: IntCounter = "quarry_checkpoint_restore_errors_total", &["reason"],
+            "Checkpoints not restored at start: unreadable (corrupt, truncated, foreign, not a regular file) or refused (values or file offsets that cannot be right); the exporter started afresh.";
+    }
+    probe {
+        /// `quarry_probe_duration_seconds`, in each `/probe` answer.
+        PROBE_DURATION: "gauge" = "quarry_probe_duration_seconds", NONE,
+            "How long the probe took: waiting for a slot, fetching, parsing and applying the rules.";
+        /// `quarry_probe_failure_reason{reason}`, in each `/probe` answer.
+        PROBE_FAILURE_REASON: "gauge" = "quarry_probe_failure_reason", &["reason"],
+            "Why the probe failed: 1 for the reason, 0 for the others (all 0 on success).";
+        /// `quarry_probe_success`, in each `/probe` answer.
+        PROBE_SUCCESS: "gauge" = "quarry_probe_success", NONE,
+            "Whether the probe fetched and parsed the target and a rule matched (1) or not (0).";
+    }
+}
+
 /// Every self-metric family.
 #[derive(Clone)]
 pub struct SelfMetrics(Arc<Families>);
@@ -341,86 +572,6 @@ impl std::ops::Deref for SelfMetrics {
     fn deref(&self) -> &Families {
         &self.0
     }
-}
-
-/// The self-metric families, by field.
-pub struct Families {
-    /// `quarry_build_info{version,revision,rustversion}`
-    pub build_info: Labeled<Gauge>,
-    /// `quarry_file_lines_total{source,path}`
-    pub file_lines: Labeled<IntCounter>,
-    /// `quarry_file_bytes_total{source,path}`
-    pub file_bytes: Labeled<IntCounter>,
-    /// `quarry_file_rotations_total{source,path}`
-    pub file_rotations: Labeled<IntCounter>,
-    /// `quarry_file_truncations_total{source,path}`
-    pub file_truncations: Labeled<IntCounter>,
-    /// `quarry_file_read_errors_total{source,path}`
-    pub file_read_errors: Labeled<IntCounter>,
-    /// `quarry_file_lines_too_long_total{source,path}`
-    pub file_lines_too_long: Labeled<IntCounter>,
-    /// `quarry_file_invalid_utf8_lines_total{source,path}`
-    pub file_invalid_utf8: Labeled<IntCounter>,
-    /// `quarry_file_lag_bytes{source,path}`
-    pub file_lag: Labeled<IntGauge>,
-    /// `quarry_source_files{source}`
-    pub source_files: Labeled<IntGauge>,
-    /// `quarry_source_files_in_turns{source}`
-    pub source_files_in_turns: Labeled<IntGauge>,
-    /// `quarry_source_file_events_total{source,event}`
-    pub source_file_events: Labeled<IntCounter>,
-    /// `quarry_source_listing_errors_total{source,reason}`
-    pub source_listing_errors: Labeled<IntCounter>,
-    /// `quarry_source_paths_not_read{source,reason}`
-    pub source_paths_not_read: Labeled<IntGauge>,
-    /// `quarry_source_unmatched_lines_total{source}`
-    pub source_unmatched: Labeled<IntCounter>,
-    /// `quarry_source_record_errors_total{source,reason}`
-    pub source_record_errors: Labeled<IntCounter>,
-    /// `quarry_rule_matches_total{source,rule}`
-    pub rule_matches: Labeled<IntCounter>,
-    /// `quarry_rule_errors_total{source,rule,reason}`
-    pub rule_errors: Labeled<IntCounter>,
-    /// `quarry_series{metric}`
-    pub series: Labeled<IntGauge>,
-    /// `quarry_series_dropped_total{metric}`
-    pub series_dropped: Labeled<IntCounter>,
-    /// `quarry_label_values_truncated_total{metric}`
-    pub label_values_truncated: Labeled<IntCounter>,
-    /// `quarry_source_up{source}`
-    pub source_up: Labeled<IntGauge>,
-    /// `quarry_source_panics_total{source}`
-    pub source_panics: Labeled<IntCounter>,
-    /// `quarry_source_duration_seconds{source}`
-    pub source_duration: Labeled<Gauge>,
-    /// `quarry_source_last_success_timestamp_seconds{source}`
-    pub source_last_success: Labeled<Gauge>,
-    /// `quarry_source_errors_total{source,reason}`
-    pub source_errors: Labeled<IntCounter>,
-    /// `quarry_probes_total{module}`
-    pub probes: Labeled<IntCounter>,
-    /// `quarry_probe_errors_total{module,reason}`
-    pub probe_errors: Labeled<IntCounter>,
-    probes_in_flight_family: Labeled<IntGauge>,
-    probe_slots: Labeled<IntGauge>,
-    probe_slots_in_use: Labeled<IntGauge>,
-    probe_body_budget: Labeled<IntGauge>,
-    probe_body_in_flight: Labeled<IntGauge>,
-    /// `quarry_config_last_reload_successful`
-    pub config_last_reload_successful: Gauge,
-    /// `quarry_config_last_reload_success_timestamp_seconds`
-    pub config_last_reload_success_timestamp: Gauge,
-    config_reload: Labeled<Gauge>,
-    config_reload_timestamp: Labeled<Gauge>,
-    log_dropped_family: Labeled<IntCounter>,
-    log_dropped: IntCounter,
-    checkpoint_writes: Labeled<IntCounter>,
-    checkpoint_errors: Labeled<IntCounter>,
-    checkpoint_bytes: Labeled<IntGauge>,
-    checkpoint_duration: Labeled<Gauge>,
-    checkpoint_last_success: Labeled<Gauge>,
-    checkpoint_last_write_successful: Labeled<Gauge>,
-    checkpoint_restore_errors: Labeled<IntCounter>,
 }
 
 /// Handles of the probes' capacity gauges.
@@ -439,10 +590,15 @@ pub struct ProbeCapacityMetrics {
 /// Handles of the checkpoint's self-metrics.
 #[derive(Clone)]
 pub struct CheckpointMetrics {
+    /// `quarry_checkpoint_writes_total`
     pub writes: IntCounter,
+    /// `quarry_checkpoint_errors_total`
     pub errors: IntCounter,
+    /// `quarry_checkpoint_bytes`
     pub bytes: IntGauge,
+    /// `quarry_checkpoint_duration_seconds`
     pub duration: Gauge,
+    /// `quarry_checkpoint_last_success_timestamp_seconds`
     pub last_success: Gauge,
     /// `quarry_checkpoint_last_write_successful`
     pub last_write_successful: Gauge,
@@ -452,90 +608,34 @@ pub struct CheckpointMetrics {
     pub restore_refused: IntCounter,
 }
 
-const SP: &[&str] = &["source", "path"];
-const S: &[&str] = &["source"];
-const M: &[&str] = &["metric"];
-
 impl SelfMetrics {
-    /// Creates every self-metric, including `quarry_build_info`.
+    /// Creates every self-metric; `quarry_build_info`, the configuration's and the log's are
+    /// exported from the start.
     #[allow(clippy::new_without_default)]
     pub fn new() -> SelfMetrics {
-        let build_info: Labeled<Gauge> = Labeled::new(
-            "quarry_build_info",
-            "A metric with a constant '1' value labeled by version, revision and rustversion from which quarry_exporter was built.",
-            &["version", "revision", "rustversion"],
-        );
-        build_info
+        let families = Families::new();
+        families
+            .build_info
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
                 env!("QUARRY_REVISION"),
                 env!("QUARRY_RUSTC_VERSION"),
             ])
             .set(1.0);
-        let log_dropped_family = Labeled::new("quarry_log_messages_dropped_total", "Log messages that could not be written to stderr (full disk, closed pipe) and were dropped.", &[]);
-        let config_reload = Labeled::new(
-            "quarry_config_last_reload_successful",
-            "Whether the last configuration load succeeded (1) or not (0).",
-            &[],
-        );
-        let config_reload_timestamp = Labeled::new(
-            "quarry_config_last_reload_success_timestamp_seconds",
-            "Timestamp of the last successful configuration load.",
-            &[],
-        );
-        let probes_in_flight_family = Labeled::new(
-            "quarry_probes_in_flight",
-            "Probes (/probe requests) running now, waiting for a slot included.",
-            &[],
-        );
-        SelfMetrics(Arc::new(Families {
-            build_info,
-            probes: Labeled::new("quarry_probes_total", "Probes run (/probe requests with a valid module and target), by module.", &["module"]),
-            probe_errors: Labeled::new("quarry_probe_errors_total", "Probes that failed, by module and reason.", &["module", "reason"]),
-            probes_in_flight_family,
-            probe_slots: Labeled::new("quarry_probe_slots", "Probes that may fetch and parse at once over all targets (--probe.max-concurrent).", &[]),
-            probe_slots_in_use: Labeled::new("quarry_probe_slots_in_use", "Probe slots held now (a probe holds one from its fetch until its document is parsed or abandoned).", &[]),
-            probe_body_budget: Labeled::new("quarry_probe_body_budget_bytes", "Bytes of probed documents that may be held at once over all probes (--probe.max-body-bytes-in-flight).", &[]),
-            probe_body_in_flight: Labeled::new("quarry_probe_body_bytes_in_flight", "Bytes of probed documents held now: reserved as a body arrives, released once it is parsed.", &[]),
-            file_lines: Labeled::new("quarry_file_lines_total", "Lines read from a file, including skipped over-long lines.", SP),
-            file_bytes: Labeled::new("quarry_file_bytes_total", "Bytes read from a file.", SP),
-            file_rotations: Labeled::new("quarry_file_rotations_total", "Times the path was found to be a new file (rename rotation, delete and recreate).", SP),
-            file_truncations: Labeled::new("quarry_file_truncations_total", "Times a file was found shorter than the read offset (copytruncate) and was read again from its start.", SP),
-            file_read_errors: Labeled::new("quarry_file_read_errors_total", "Errors opening, checking or reading a file.", SP),
-            file_lines_too_long: Labeled::new("quarry_file_lines_too_long_total", "Lines longer than max_line_length, skipped.", SP),
-            file_invalid_utf8: Labeled::new("quarry_file_invalid_utf8_lines_total", "Lines that were not valid UTF-8; invalid bytes were replaced by U+FFFD before matching.", SP),
-            file_lag: Labeled::new("quarry_file_lag_bytes", "Bytes in the file after the read offset at the last check.", SP),
-            source_files: Labeled::new("quarry_source_files", "Files a source is reading now.", S),
-            source_files_in_turns: Labeled::new("quarry_source_files_in_turns", "Files a source reads without holding their descriptor (opened, read and closed each pass) because the open-file budget is used up.", S),
-            source_file_events: Labeled::new("quarry_source_file_events_total", "What happened to a source's files: new, rotated, renamed, resumed, recognised, shadowed, tail_recovered, truncated, draining, closed, replaced_while_draining, lost, skipped_compressed.", &["source", "event"]),
-            source_listing_errors: Labeled::new("quarry_source_listing_errors_total", "Scans in which a directory of a source's globs could not be listed, by reason; its files keep their state.", &["source", "reason"]),
-            source_paths_not_read: Labeled::new("quarry_source_paths_not_read", "Paths a file source's globs match that it does not read, by reason: directory, fifo, socket, device, special_filesystem, other.", &["source", "reason"]),
-            source_unmatched: Labeled::new("quarry_source_unmatched_lines_total", "Records of a source that no rule matched.", S),
-            source_record_errors: Labeled::new("quarry_source_record_errors_total", "Log records that could not be read as their format says, by reason: not_json, not_logfmt, not_cri, not_docker_json (skipped), record_too_long (cut at the cap).", &["source", "reason"]),
-            rule_matches: Labeled::new("quarry_rule_matches_total", "Matches of a rule.", &["source", "rule"]),
-            rule_errors: Labeled::new("quarry_rule_errors_total", "Matches of a rule whose update failed, by reason.", &["source", "rule", "reason"]),
-            series: Labeled::new("quarry_series", "Label sets a metric holds.", M),
-            series_dropped: Labeled::new("quarry_series_dropped_total", "Updates dropped because their metric already holds max_series label sets.", M),
-            label_values_truncated: Labeled::new("quarry_label_values_truncated_total", "Label values cut to the metric's max_label_value_length.", M),
-            source_up: Labeled::new("quarry_source_up", "Whether the last fetch of a page source succeeded and yielded matches (1) or not (0).", S),
-            source_panics: Labeled::new("quarry_source_panics_total", "Panics (bugs) contained in a file source: a record skipped, or the source started again from its last committed state.", S),
-            source_duration: Labeled::new("quarry_source_duration_seconds", "How long the last fetch and extraction of a page source took.", S),
-            source_last_success: Labeled::new("quarry_source_last_success_timestamp_seconds", "When a page source last succeeded (Unix time).", S),
-            source_errors: Labeled::new("quarry_source_errors_total", "Failed fetches or documents of a page source, by reason.", &["source", "reason"]),
-            config_last_reload_successful: config_reload.with_label_values(&[]),
-            config_last_reload_success_timestamp: config_reload_timestamp.with_label_values(&[]),
-            config_reload,
-            config_reload_timestamp,
-            log_dropped: log_dropped_family.with_label_values(&[]),
-            log_dropped_family,
-            checkpoint_writes: Labeled::new("quarry_checkpoint_writes_total", "Checkpoints written to --storage.path.", &[]),
-            checkpoint_errors: Labeled::new("quarry_checkpoint_errors_total", "Checkpoints that could not be taken or written (see the log).", &[]),
-            checkpoint_bytes: Labeled::new("quarry_checkpoint_bytes", "Size of the last checkpoint written.", &[]),
-            checkpoint_duration: Labeled::new("quarry_checkpoint_duration_seconds", "How long writing the last checkpoint took (including fsync).", &[]),
-            checkpoint_last_success: Labeled::new("quarry_checkpoint_last_success_timestamp_seconds", "When the last checkpoint written was taken (Unix time).", &[]),
-            checkpoint_last_write_successful: Labeled::new("quarry_checkpoint_last_write_successful", "Whether the last checkpoint was written (1), or could not be (0: /metrics then shows values the disk does not hold, and a restart would go back to the last checkpoint written).", &[]),
-            checkpoint_restore_errors: Labeled::new("quarry_checkpoint_restore_errors_total", "Checkpoints not restored at start: unreadable (corrupt, truncated, foreign, not a regular file) or refused (values or file offsets that cannot be right); the exporter started afresh.", &["reason"]),
-        }))
+        families.config_reload.with_label_values(&[]);
+        families.config_reload_timestamp.with_label_values(&[]);
+        families.log_dropped_family.with_label_values(&[]);
+        SelfMetrics(Arc::new(families))
+    }
+
+    /// `quarry_config_last_reload_successful`.
+    pub fn config_last_reload_successful(&self) -> Gauge {
+        self.config_reload.with_label_values(&[])
+    }
+
+    /// `quarry_config_last_reload_success_timestamp_seconds`.
+    pub fn config_last_reload_success_timestamp(&self) -> Gauge {
+        self.config_reload_timestamp.with_label_values(&[])
     }
 
     /// Handles of the checkpoint metrics (exported from the first call: only with storage).
@@ -573,64 +673,57 @@ impl SelfMetrics {
 
     /// Appends the exposition of every self-metric family that has a series.
     pub fn render(&self, out: &mut Vec<Chunk>) {
-        let f = &self.0;
-        f.log_dropped.set(crate::logging::dropped());
-        f.build_info.render(out);
-        for c in [
-            &f.file_lines,
-            &f.file_bytes,
-            &f.file_rotations,
-            &f.file_truncations,
-            &f.file_read_errors,
-            &f.file_lines_too_long,
-            &f.file_invalid_utf8,
-            &f.source_unmatched,
-            &f.source_record_errors,
-            &f.rule_matches,
-            &f.rule_errors,
-            &f.series_dropped,
-            &f.label_values_truncated,
-            &f.source_errors,
-            &f.probes,
-            &f.probe_errors,
-            &f.log_dropped_family,
-            &f.source_file_events,
-            &f.source_listing_errors,
-            &f.checkpoint_writes,
-            &f.checkpoint_errors,
-            &f.checkpoint_restore_errors,
-            &f.source_panics,
-        ] {
-            c.render(out);
-        }
-        for g in [
-            &f.file_lag,
-            &f.source_files,
-            &f.source_files_in_turns,
-            &f.source_paths_not_read,
-            &f.series,
-            &f.source_up,
-            &f.checkpoint_bytes,
-            &f.probes_in_flight_family,
-            &f.probe_slots,
-            &f.probe_slots_in_use,
-            &f.probe_body_budget,
-            &f.probe_body_in_flight,
-        ] {
-            g.render(out);
-        }
-        for g in [
-            &f.source_duration,
-            &f.source_last_success,
-            &f.config_reload,
-            &f.config_reload_timestamp,
-            &f.checkpoint_duration,
-            &f.checkpoint_last_success,
-            &f.checkpoint_last_write_successful,
-        ] {
-            g.render(out);
-        }
+        self.log_dropped_family
+            .with_label_values(&[])
+            .set(crate::logging::dropped());
+        self.0.render_all(out);
     }
+}
+
+/// The reasons a probe can fail, each exported by every probe as 0 or 1: the page-source
+/// reasons that apply to an HTTP fetch (not a command's, not the partial `conversion`), and
+/// `no_slot`.
+pub fn probe_failure_reasons() -> impl Iterator<Item = SourceErrorReason> {
+    SourceErrorReason::ALL
+        .into_iter()
+        .filter(|r| {
+            !matches!(
+                r,
+                SourceErrorReason::Spawn
+                    | SourceErrorReason::ExitCode
+                    | SourceErrorReason::Conversion
+            )
+        })
+        .chain(SourceErrorReason::PROBE_ONLY)
+}
+
+/// Appends a probe's own metrics ([`Scope::Probe`]) to its answer: how long it took, why it
+/// failed (`failed`: `None` on success) and whether it succeeded.
+pub fn render_probe_result(
+    text: &mut Vec<u8>,
+    duration: std::time::Duration,
+    failed: Option<SourceErrorReason>,
+) {
+    let d = &PROBE_DURATION;
+    header(text, d.name, d.help, d.kind);
+    sample(text, d.name, "", &[], None, duration.as_secs_f64());
+    let d = &PROBE_FAILURE_REASON;
+    header(text, d.name, d.help, d.kind);
+    for r in probe_failure_reasons() {
+        let value = if failed == Some(r) { 1.0 } else { 0.0 };
+        sample(
+            text,
+            d.name,
+            "",
+            &[(d.labels[0], r.as_str().as_bytes())],
+            None,
+            value,
+        );
+    }
+    let d = &PROBE_SUCCESS;
+    header(text, d.name, d.help, d.kind);
+    let success = if failed.is_none() { 1.0 } else { 0.0 };
+    sample(text, d.name, "", &[], None, success);
 }
 
 /// Per-file handles, resolved once when the file is first seen.
@@ -698,5 +791,88 @@ mod tests {
         assert!(text.ends_with(
             "quarry_file_lines_total{path=\"bc\",source=\"a\"} 1\nquarry_file_lines_total{path=\"c\",source=\"ab\"} 2\n"
         ), "{text}");
+    }
+
+    /// The `# HELP`/`# TYPE` pairs of an exposition, and the label names of its samples, by
+    /// family name.
+    fn families_in(text: &str) -> BTreeMap<String, (String, String, Vec<String>)> {
+        let mut found: BTreeMap<String, (String, String, Vec<String>)> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap();
+                found.entry(name.into()).or_default().0 = help.into();
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                found.entry(name.into()).or_default().1 = kind.into();
+            } else {
+                let name_end = line.find(['{', ' ']).unwrap();
+                let labels = line[name_end..]
+                    .strip_prefix('{')
+                    .map(|l| {
+                        l.split(',')
+                            .filter_map(|pair| pair.split_once('=').map(|(n, _)| n.to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.entry(line[..name_end].into()).or_default().2 = labels;
+            }
+        }
+        found
+    }
+
+    /// What a declaration says the exposition shows: help, type, label names alphabetically.
+    fn expected(d: &Declaration) -> (String, String, Vec<String>) {
+        let mut labels: Vec<String> = d.labels.iter().map(|l| l.to_string()).collect();
+        labels.sort();
+        (d.help.into(), d.kind.into(), labels)
+    }
+
+    /// Names are unique and in the exporter's namespace.
+    #[test]
+    fn every_declaration_has_its_own_quarry_name() {
+        let mut names: Vec<&str> = DECLARED.iter().map(|d| d.name).collect();
+        assert!(names.iter().all(|n| n.starts_with("quarry_")), "{names:?}");
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "a name is declared twice");
+    }
+
+    /// `/metrics` shows exactly the exporter's declarations (once each has a series), with
+    /// their help, type and labels.
+    #[test]
+    fn metrics_render_every_exporter_declaration_and_nothing_else() {
+        let m = SelfMetrics::new();
+        m.give_every_family_a_series();
+        let mut out = Vec::new();
+        m.render(&mut out);
+        let text: String = out
+            .iter()
+            .map(|(_, t)| String::from_utf8(t.clone()).unwrap())
+            .collect();
+        let rendered = families_in(&text);
+        let declared: BTreeMap<String, (String, String, Vec<String>)> = DECLARED
+            .iter()
+            .filter(|d| d.scope == Scope::Exporter)
+            .map(|d| (d.name.to_owned(), expected(d)))
+            .collect();
+        assert_eq!(rendered, declared);
+    }
+
+    /// A probe's answer shows exactly the probe's declarations, with their help, type and
+    /// labels, on success and on failure.
+    #[test]
+    fn probe_results_render_every_probe_declaration_and_nothing_else() {
+        let declared: BTreeMap<String, (String, String, Vec<String>)> = DECLARED
+            .iter()
+            .filter(|d| d.scope == Scope::Probe)
+            .map(|d| (d.name.to_owned(), expected(d)))
+            .collect();
+        for failed in [None, Some(SourceErrorReason::NoSlot)] {
+            let mut text = Vec::new();
+            render_probe_result(&mut text, std::time::Duration::from_millis(5), failed);
+            let rendered = families_in(&String::from_utf8(text).unwrap());
+            assert_eq!(rendered, declared, "failed: {failed:?}");
+        }
     }
 }

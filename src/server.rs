@@ -29,11 +29,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::exposition::TEXT_CONTENT_TYPE;
 use crate::landing;
 use crate::status::SharedStatus;
-
-/// The Content-Type of the Prometheus text format, exactly.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +69,27 @@ pub struct WebState {
     pub board: std::sync::RwLock<Arc<crate::board::Plan>>,
     /// The status board's history (kept across reloads).
     pub history: Arc<crate::board::History>,
+}
+
+/// The landing page from the current statuses and probe modules.
+fn landing_page(state: &WebState) -> String {
+    let statuses = state
+        .statuses
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let probes = state
+        .probes
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    landing::render(&landing::Facts {
+        config_file: &state.config_file,
+        telemetry_path: &state.telemetry_path,
+        pending_sources: state.pending_sources.load(Ordering::SeqCst),
+        statuses: &statuses,
+        probe_modules: &probes.summaries(),
+    })
 }
 
 /// A reload request: the channel its outcome is sent back on.
@@ -318,7 +337,7 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
                 // What a scrape shows is on disk first: after a restart no counter is lower
                 // than Prometheus saw.
                 let saved = checkpointer.as_ref().and_then(|c| c.for_scrape());
-                crate::exposition::render_saved(
+                crate::render::render_saved(
                     &registry,
                     &families,
                     &self_metrics,
@@ -371,7 +390,7 @@ async fn route(req: Request<Incoming>, state: &Arc<WebState>) -> Response<Full<B
             _ => response(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                landing::render(state),
+                landing_page(state),
             ),
         }
     };

@@ -63,7 +63,7 @@ pub struct FetchStatus {
 #[derive(Debug, Clone, Default)]
 pub struct SourceStatus {
     pub name: String,
-    /// `file`, `http`, `command` or `status_file`.
+    /// `file`, `http`, `command`, `status_file` or `socket`.
     pub kind: &'static str,
     /// What the source reads (its globs).
     pub targets: Vec<String>,

@@ -51,7 +51,7 @@ impl WebSecurity {
     /// Loads and checks `path`; relative file names in it are relative to it.
     pub fn load(path: &Path) -> anyhow::Result<WebSecurity> {
         let file: WebConfigFile = config::load_web_config(path).map_err(|e| anyhow!("{e}"))?;
-        let base = crate::app::base_dir(path);
+        let base = config::base_dir(path);
         let mut headers = Vec::new();
         for (name, value) in file.http_server_config.iter().flat_map(|h| &h.headers) {
             let Some(canonical) = ALLOWED_HEADERS

@@ -13,9 +13,9 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use quarry_exporter::checkpoint::codec::frame;
-use quarry_exporter::checkpoint::{decode, encode, verify, FamilySnapshot, Snapshot};
+use quarry_exporter::checkpoint::{decode, encode, verify, Snapshot};
 use quarry_exporter::config::load_str;
-use quarry_exporter::registry::Families;
+use quarry_exporter::registry::{Families, FamilySnapshot};
 use quarry_exporter::selfmetrics::SelfMetrics;
 use quarry_exporter::series::TableCopy;
 

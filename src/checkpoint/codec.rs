@@ -8,13 +8,14 @@
 //! against the bytes left before anything is made of it.
 
 use crate::config::{FileFormat, MetricKind};
+use crate::registry::FamilySnapshot;
 use crate::series::TableCopy;
 use crate::source::fs::FileId;
 use crate::source::identity::{Digest, Known, HEAD_LEN};
 use crate::source::records::Replay;
-use crate::source::tailer::{FileRecord, TailState};
+use crate::source::tailer::{FileRecord, SavedPhase, TailState};
 
-use super::{FamilySnapshot, Snapshot};
+use super::Snapshot;
 
 const MAGIC: &[u8; 8] = b"QRYCKPT\0";
 /// The format written. Version 1 (before file records carried their replay) is still read.
@@ -174,6 +175,11 @@ impl<'a> Reader<'a> {
             replay: self.replay()?,
         })
     }
+    fn phase(&mut self) -> Result<SavedPhase, DecodeError> {
+        let code = self.u8()?;
+        SavedPhase::from_code(code).ok_or_else(|| DecodeError(format!("unknown file phase {code}")))
+    }
+
     fn replay(&mut self) -> Result<Option<Replay>, DecodeError> {
         if self.version < 2 {
             return Ok(None);
@@ -254,7 +260,7 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
         w.u32(state.files.len() as u32);
         for r in &state.files {
             w.known(&r.known);
-            w.u8(r.phase);
+            w.u8(r.phase.code());
             w.id(r.of);
             w.u8(u8::from(r.skipping));
         }
@@ -360,7 +366,7 @@ pub fn decode(data: &[u8]) -> Result<Snapshot, DecodeError> {
         for _ in 0..r.count(100)? {
             files.push(FileRecord {
                 known: r.known()?,
-                phase: r.u8()?,
+                phase: r.phase()?,
                 of: r.id()?,
                 skipping: r.u8()? != 0,
             });
@@ -425,7 +431,7 @@ mod tests {
                 TailState {
                     files: vec![FileRecord {
                         known: known.clone(),
-                        phase: 2,
+                        phase: SavedPhase::Shadow,
                         of: FileId {
                             dev: 2049,
                             ino: 78,
@@ -447,6 +453,38 @@ mod tests {
         // NaN is not equal to itself: compare the encodings.
         assert_eq!(encode(&back), bytes);
         assert_eq!(back.sources, s.sources);
+    }
+
+    /// A file record's phase is the byte checkpoints have always held for it; a byte no
+    /// version wrote (under a valid checksum) is refused like any corrupt checkpoint.
+    #[test]
+    fn file_phases_read_back_and_an_unknown_one_is_an_error() {
+        let with_phase = |phase| {
+            let mut s = sample();
+            s.sources[0].1.files[0].phase = phase;
+            s
+        };
+        for phase in [
+            SavedPhase::Following,
+            SavedPhase::Draining,
+            SavedPhase::Shadow,
+        ] {
+            let back = decode(&encode(&with_phase(phase))).unwrap();
+            assert_eq!(back.sources[0].1.files[0].phase, phase);
+        }
+        // The one payload byte where a shadow's record and a draining one's differ.
+        let shadow = encode(&with_phase(SavedPhase::Shadow));
+        let draining = encode(&with_phase(SavedPhase::Draining));
+        let differing: Vec<usize> = (52..shadow.len())
+            .filter(|&i| shadow[i] != draining[i])
+            .collect();
+        assert_eq!(differing.len(), 1);
+        let at = differing[0];
+        assert_eq!((shadow[at], draining[at]), (2, 1));
+        let mut payload = shadow[52..].to_vec();
+        payload[at - 52] = 3;
+        let error = decode(&frame(&payload)).unwrap_err();
+        assert!(error.0.contains("unknown file phase 3"), "{error}");
     }
 
     /// Every truncation and every single-byte change is an error, never a panic or a wrong

@@ -2,10 +2,11 @@
 //! by file sources, saved together, so that a restart neither loses nor counts twice.
 //!
 //! **Consistency.** Every change of counts and offsets happens inside a *section* of the
-//! [`Gate`] (a read lock, taken by file sources per chunk of lines and by page sources per
-//! document). A checkpoint pauses the gate (the write lock: no section runs), copies the
-//! families' series and the records the sources published in their sections, and resumes.
-//! So the offsets saved are exactly the ends of the lines the values saved have counted.
+//! [`Gate`] (in [`crate::gate`]: a read lock, taken by file sources per chunk of lines and by
+//! page sources per document). A checkpoint pauses the gate (the write lock: no section
+//! runs), copies the families' series and the records the sources published in their
+//! sections, and resumes. So the offsets saved are exactly the ends of the lines the values
+//! saved have counted.
 //!
 //! **Off the serving path.** Checkpoints are written by one thread of their own
 //! ([`Checkpointer`]); nothing else waits on the disk longer than a bound. `/metrics` shows,
@@ -31,13 +32,11 @@ pub mod store;
 pub mod verify;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::MetricKind;
-use crate::registry::Family;
-use crate::series::TableCopy;
+use crate::gate::{CheckpointRequests, Gate};
+use crate::registry::{Family, FamilySnapshot};
 use crate::source::fs::FileId;
 use crate::source::identity::Known;
 use crate::source::tailer::{FileRecord, TailState};
@@ -58,58 +57,6 @@ pub const DURABLE_WAIT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// A write that has not returned for this long is stuck: `/-/healthy` says so.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
-
-/// The lock every change of counts and offsets holds for reading (a *section*), and a
-/// checkpoint for writing; it counts sections, so a checkpoint knows whether anything changed.
-#[derive(Default)]
-pub struct Gate {
-    lock: parking_lot::RwLock<()>,
-    /// Sections begun (or changes marked): unchanged between two checkpoints means nothing
-    /// changed.
-    sections: AtomicU64,
-    /// The checkpointer, once there is one (with `--storage.path`): sources ask it for a
-    /// checkpoint before reading a new file (see [`crate::source::tailer::Sink::durable`]).
-    checkpointer: std::sync::OnceLock<std::sync::Weak<Checkpointer>>,
-}
-
-impl Gate {
-    /// Registers the checkpointer sources may ask for checkpoints.
-    pub fn set_checkpointer(&self, checkpointer: &Arc<Checkpointer>) {
-        let _ = self.checkpointer.set(Arc::downgrade(checkpointer));
-    }
-
-    /// The checkpointer, if checkpoints are on.
-    pub fn checkpointer(&self) -> Option<Arc<Checkpointer>> {
-        self.checkpointer.get().and_then(std::sync::Weak::upgrade)
-    }
-
-    /// A section: counts and offsets may change while it is held.
-    pub fn section(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.sections.fetch_add(1, Ordering::SeqCst);
-        self.lock.read()
-    }
-
-    /// A section that changes nothing unless [`Gate::mark_changed`] says so (the expiry of
-    /// idle series, which mostly finds none).
-    pub fn quiet_section(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.lock.read()
-    }
-
-    /// Something changed in a quiet section.
-    pub fn mark_changed(&self) {
-        self.sections.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Sections begun so far.
-    fn sections(&self) -> u64 {
-        self.sections.load(Ordering::SeqCst)
-    }
-
-    /// No section runs while this is held; `None` if sections did not end within `timeout`.
-    pub fn pause(&self, timeout: Duration) -> Option<parking_lot::RwLockWriteGuard<'_, ()>> {
-        self.lock.try_write_for(timeout)
-    }
-}
 
 /// The records one file source publishes in its sections, for checkpoints to read.
 #[derive(Default)]
@@ -175,18 +122,6 @@ impl SourceShare {
     }
 }
 
-/// One family's series as saved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FamilySnapshot {
-    pub name: String,
-    pub kind: MetricKind,
-    /// Label names in key order.
-    pub labels: Vec<String>,
-    pub buckets: Vec<f64>,
-    pub states: Vec<String>,
-    pub series: TableCopy,
-}
-
 /// Everything a checkpoint holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -194,30 +129,6 @@ pub struct Snapshot {
     pub taken_at_ms: u64,
     pub families: Vec<FamilySnapshot>,
     pub sources: Vec<(String, TailState)>,
-}
-
-impl FamilySnapshot {
-    /// A family's series now (its declaration with them).
-    pub fn of(family: &Family) -> FamilySnapshot {
-        FamilySnapshot {
-            name: family.name.clone(),
-            kind: family.kind,
-            labels: family.key_labels().to_vec(),
-            buckets: family.buckets().to_vec(),
-            states: family.state_names().to_vec(),
-            series: family.copy(),
-        }
-    }
-
-    /// Whether these series fit `family` (same type, labels, buckets, states).
-    pub fn fits(&self, family: &Family) -> bool {
-        self.name == family.name
-            && self.kind == family.kind
-            && self.labels == family.key_labels()
-            && self.buckets == family.buckets()
-            && self.states == family.state_names()
-            && self.series.width() == family.width()
-    }
 }
 
 /// What the persisted families looked like in the last checkpoint written: what `/metrics`
@@ -396,6 +307,12 @@ impl Checkpointer {
                 since.elapsed().as_secs()
             )
         })
+    }
+}
+
+impl CheckpointRequests for Checkpointer {
+    fn checkpoint_within(&self, wait: Duration) -> bool {
+        Checkpointer::checkpoint_within(self, wait)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::registry::Family;
 use crate::series::split_key;
 use crate::source::fs::Fs;
 use crate::source::identity;
+use crate::source::tailer::SavedPhase;
 
 use super::Snapshot;
 
@@ -149,7 +150,11 @@ pub fn files<F: Fs>(snapshot: &Snapshot, fs: &F) -> Vec<String> {
             // Followed or draining (a shadow's offset is where it was found equal), read
             // somewhat. Without birth times (some filesystems keep none) an inode number may
             // name another file by now: the same first bytes tell it is the same file.
-            if r.phase > 1 || k.offset == 0 || k.head.len == 0 || k.marker.len == 0 {
+            if r.phase == SavedPhase::Shadow
+                || k.offset == 0
+                || k.head.len == 0
+                || k.marker.len == 0
+            {
                 continue;
             }
             let Ok(meta) = fs.stat(Path::new(&k.path)) else {

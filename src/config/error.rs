@@ -14,6 +14,9 @@ pub struct ConfigError {
     pub position: Option<Position>,
     /// What is wrong and what was expected.
     pub message: String,
+    /// The file the position is in when it is not the config file itself: a catalog module's
+    /// (`catalog/nginx.yaml`) or a module file's, for errors inside a module a config `use:`s.
+    pub file: Option<String>,
 }
 
 /// Every problem found in one config file, in file order.
@@ -33,7 +36,8 @@ impl fmt::Display for ConfigErrors {
             }
             // Every error is placed; where nothing better is known, at the start of the file.
             let p = e.position.unwrap_or(Position { line: 1, column: 1 });
-            write!(f, "{}:{}:{}", self.file, p.line, p.column)?;
+            let file = e.file.as_deref().unwrap_or(&self.file);
+            write!(f, "{file}:{}:{}", p.line, p.column)?;
             if e.path.is_empty() {
                 write!(f, ": {}", e.message)?;
             } else {

@@ -14,7 +14,8 @@ use super::model::Config;
 use super::positions::{join_index, join_key, Position, PositionIndex};
 use super::validate::{validate, ValidationContext};
 
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "use",
     "version",
     "metrics",
     "sources",
@@ -27,7 +28,7 @@ const TOP_LEVEL_KEYS: [&str; 6] = [
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     match read_text(path) {
-        Ok(text) => load_str(&text, &name),
+        Ok(text) => load_str_in(&text, &name, &super::base_dir(path)),
         Err(error) => Err(ConfigErrors {
             file: name,
             errors: vec![error],
@@ -41,6 +42,7 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
         path: String::new(),
         position: None,
         message: format!("cannot read config file: {e}"),
+        file: None,
     })?;
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
@@ -62,6 +64,7 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
                 "the file is not UTF-8 text (byte 0x{:02X} here); save it as UTF-8",
                 bytes[at]
             ),
+            file: None,
         }
     })
 }
@@ -146,8 +149,15 @@ fn second_document(text: &str) -> Option<Position> {
     None
 }
 
-/// Parses and validates config text; `file` names it in error messages.
+/// Parses and validates config text; `file` names it in error messages. Module files a
+/// `use:` names by path are read relative to the current directory (see [`load_file`]).
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    load_str_in(text, file, Path::new("."))
+}
+
+/// Parses and validates config text, composing the modules its `use:` names (module files
+/// relative to `base_dir`).
+fn load_str_in(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         file: file.to_owned(),
         errors,
@@ -155,15 +165,73 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     // A byte-order mark is not content (editors on Windows write one); columns are counted
     // after it, as editors show them.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut root = parse_document(text).map_err(|e| fail(vec![e]))?;
+    let uses = match &mut root {
+        Value::Mapping(map) => map.remove("use"),
+        _ => None,
+    };
+    let index = PositionIndex::build(text);
+    let metric_paths = own_metric_paths(&root);
+    let (mut config, mut errors) = read_config(root, &index, false);
+    if let Some(uses) = uses {
+        let site = super::compose::UseSite {
+            file,
+            index: &index,
+            base_dir,
+            metric_paths,
+        };
+        errors.extend(super::compose::compose(&mut config, &uses, &site));
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        // The config file's errors first, in file order; then each module file's.
+        errors.sort_by(|a, b| {
+            let place = |e: &ConfigError| (e.file.clone(), e.position.map(|p| (p.line, p.column)));
+            place(a).cmp(&place(b))
+        });
+        Err(fail(errors))
+    }
+}
+
+/// The YAML path of each metric name the config declares (`metrics[3].name`), for clashes
+/// with modules' metrics.
+fn own_metric_paths(root: &Value) -> std::collections::BTreeMap<String, String> {
+    let Some(Value::Sequence(metrics)) = root.get("metrics") else {
+        return Default::default();
+    };
+    metrics
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let name = m.get("name")?.as_str()?;
+            Some((name.to_owned(), join_key(&join_index("metrics", i), "name")))
+        })
+        .collect()
+}
+
+/// A parameter's value as YAML reads it, when it is a number or a boolean (so `${port}`
+/// alone can stand where a number is expected).
+pub(super) fn number_or_bool(text: &str) -> Option<Value> {
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(scalar @ (Value::Number(_) | Value::Bool(_))) => Some(scalar),
+        _ => None,
+    }
+}
+
+/// Parses YAML text to a value with merge keys applied; the error, placed, if it does not.
+pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
+    let error = |position, message| ConfigError {
+        path: String::new(),
+        position,
+        message,
+        file: None,
+    };
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             if let (None, Some(position)) = (e.location(), second_document(text)) {
-                return Err(fail(vec![ConfigError {
-                    path: String::new(),
-                    position: Some(position),
-                    message: "a config file holds one YAML document; a second one starts here (remove this `---` and what follows, or merge them)".into(),
-                }]));
+                return Err(error(Some(position), "a config file holds one YAML document; a second one starts here (remove this `---` and what follows, or merge them)".into()));
             }
             let position = e.location().map(|l| Position {
                 line: l.line(),
@@ -173,27 +241,33 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
                 Some(p) if in_flow_collection(text, p) => FLOW_HINT,
                 _ => "",
             };
-            return Err(fail(vec![ConfigError {
-                path: String::new(),
+            return Err(error(
                 position,
-                message: format!("invalid YAML: {}{hint}", strip_location(&e.to_string())),
-            }]));
+                format!("invalid YAML: {}{hint}", strip_location(&e.to_string())),
+            ));
         }
     };
     if let Err(e) = root.apply_merge() {
-        return Err(fail(vec![ConfigError {
-            path: String::new(),
-            position: None,
-            message: format!("invalid YAML merge key: {e}"),
-        }]));
+        return Err(error(None, format!("invalid YAML merge key: {e}")));
     }
-    let index = PositionIndex::build(text);
+    Ok(root)
+}
+
+/// Deserializes and validates a parsed config (without its `use:`); `index` places the
+/// errors. The config is complete only when the errors are none.
+/// `drop_in`: a module copying a dedicated exporter's names (see [`ValidationContext`]).
+pub(super) fn read_config(
+    root: Value,
+    index: &PositionIndex,
+    drop_in: bool,
+) -> (Config, Vec<ConfigError>) {
     let mut errors = Vec::new();
     let mut push = |path: String, message: String| {
         errors.push(ConfigError {
             position: index.find(&path),
             path,
             message: with_cut_value_hint(message),
+            file: None,
         })
     };
 
@@ -203,14 +277,14 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             String::new(),
             "the config must be a mapping with version, metrics and sources".into(),
         );
-        return Err(fail(errors));
+        return (config, errors);
     };
     for key in map.keys() {
         let name = key.as_str().unwrap_or("<non-text key>");
         if !TOP_LEVEL_KEYS.contains(&name) {
             push(
                 name.to_owned(),
-                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `grok_patterns`, `status`"),
+                format!("unknown field `{name}`, expected one of `version`, `metrics`, `sources`, `modules`, `use`, `grok_patterns`, `status`"),
             );
         }
     }
@@ -277,6 +351,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
         source_indexes: sources.indexes,
         module_indexes: modules.indexes,
         broken_metrics: metrics.broken_names,
+        drop_in,
     };
     let repaired: Vec<String> = [&metrics.repaired, &sources.repaired, &modules.repaired]
         .into_iter()
@@ -304,11 +379,8 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             }
         }
         config.grok_patterns = grok;
-        Ok(config)
-    } else {
-        errors.sort_by_key(|e| e.position.map(|p| (p.line, p.column)));
-        Err(fail(errors))
     }
+    (config, errors)
 }
 
 /// The entries of a list that deserialized, and what is known of those that did not.
@@ -333,6 +405,7 @@ pub fn load_web_config(path: &Path) -> Result<super::model::WebConfigFile, Confi
             path,
             position,
             message,
+            file: None,
         }],
     };
     let text = read_text(path).map_err(|mut e| {

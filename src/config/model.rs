@@ -14,6 +14,9 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+mod socket;
+pub use socket::*;
+
 /// The whole `exporter.yaml`.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -32,6 +35,86 @@ pub struct Config {
     /// The status board at `/status` (optional: without it the board shows every state
     /// metric with the defaults).
     pub status: StatusConfig,
+    /// The catalog modules this config `use:`s, each as loaded (parameters substituted, before
+    /// its sources and metrics were merged into the lists above): what their rules' examples
+    /// are checked against, and what `check` counts.
+    pub uses: Vec<UsedModule>,
+}
+
+/// One `use:` of a module, kept after composition.
+#[derive(Debug, Clone, Default)]
+pub struct UsedModule {
+    /// The instance name (`use[i].name`, else the module's name): the prefix of its sources.
+    pub instance: String,
+    /// The module file as errors name it (`catalog/nginx.yaml`, or the path the config gave).
+    pub file: String,
+    /// The module file's text (for the positions of its examples' failures).
+    pub text: String,
+    /// Where the `use:` entry stands in the config file, as `file:line:column`.
+    pub used_at: String,
+    /// The module's header: description, what it reads, parameters.
+    pub header: ModuleHeader,
+    /// The values of this use's secret parameters, never to be shown.
+    pub secrets: Vec<String>,
+    /// The module's own config, parameters substituted, sources not yet renamed.
+    pub config: Box<Config>,
+}
+
+/// One entry of `use:` — a catalog module (or a module file) with its parameters.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UseConfig {
+    /// A catalog module's name (`nginx`; `quarry_exporter catalog` lists them), or the path of
+    /// a module file, relative to this config file (`modules/my-nginx.yaml`).
+    pub module: String,
+    /// The instance name (default: the module's name): its sources are named
+    /// `<name>/<source>`. Two uses of one module need different names.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The module's parameters (`quarry_exporter catalog NAME` prints them).
+    #[serde(default, rename = "with")]
+    pub with: BTreeMap<String, LabelValue>,
+    /// Constant labels added to every series of this use (and to the module's metrics): how
+    /// two instances of one module stay apart. Without them the series are exactly the
+    /// dedicated exporter's.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The `module:` header of a module file: what it is, what it reads, its parameters.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleHeader {
+    /// The module's name, as `use: [{module: NAME}]` spells it.
+    pub name: String,
+    /// One line: what the module watches.
+    pub description: String,
+    /// The server versions and output formats the module understands.
+    #[serde(default)]
+    pub reads: Vec<String>,
+    /// The dedicated exporter (and version) whose series the module reproduces, if any.
+    #[serde(default)]
+    pub parity: Option<String>,
+    /// The parameters, by name, referenced as `${name}` in the module's string values.
+    #[serde(default)]
+    pub params: BTreeMap<String, ModuleParam>,
+}
+
+/// One parameter of a module.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleParam {
+    /// What the value is, with an example.
+    pub description: String,
+    /// The value when the use gives none.
+    #[serde(default)]
+    pub default: Option<LabelValue>,
+    /// Whether a use must give it (a parameter without a default is required anyway).
+    #[serde(default)]
+    pub required: bool,
+    /// A value that is never shown: not in errors, `explain`, logs or pages.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 impl Config {
@@ -72,6 +155,10 @@ pub struct MetricConfig {
     /// Histogram bucket upper bounds (histograms only; default: Prometheus' default buckets).
     #[serde(default)]
     pub buckets: Option<Vec<f64>>,
+    /// How the `le` label of a histogram's buckets is written (histograms only; default
+    /// `plain`; `go` for a drop-in copy of a Go exporter's histograms).
+    #[serde(default)]
+    pub le_format: Option<LeFormat>,
     /// Most label sets this metric may hold; new ones beyond it are dropped and counted.
     #[serde(default)]
     pub max_series: Option<usize>,
@@ -152,6 +239,81 @@ pub struct HeadlineConfig {
     pub title: Option<String>,
 }
 
+/// How a histogram bucket's upper bound is written in its `le` label. Prometheus compares
+/// label values as text, so a drop-in for a Go exporter must write `1e+06` where the default
+/// writes `1000000`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LeFormat {
+    /// The shortest decimal that reads back exactly, never an exponent: `0.00001`, `1000000`.
+    #[default]
+    Plain,
+    /// As Go's client library (`strconv.FormatFloat(v, 'g', -1, 64)`): an exponent from
+    /// 1e+06 up and below 0.0001 (`1e-05`, `1e+06`, `2.5e+07`), plain otherwise.
+    Go,
+}
+
+impl LeFormat {
+    /// `bound` written in this format.
+    pub fn write(self, bound: f64) -> String {
+        match self {
+            LeFormat::Plain => bound.to_string(),
+            LeFormat::Go => {
+                if bound == 0.0 || !bound.is_finite() {
+                    return bound.to_string();
+                }
+                // `{:e}` gives the shortest digits that read back exactly (`1.5e6`); Go picks
+                // the exponent form for exponents below -4 or from 6 on, with a sign and at
+                // least two exponent digits.
+                let scientific = format!("{bound:e}");
+                let (mantissa, exponent) = scientific
+                    .split_once('e')
+                    .expect("a finite float in {:e} has an exponent");
+                let exponent: i32 = exponent.parse().expect("{:e} writes a decimal exponent");
+                if (-4..6).contains(&exponent) {
+                    bound.to_string()
+                } else {
+                    let sign = if exponent < 0 { '-' } else { '+' };
+                    format!("{mantissa}e{sign}{:02}", exponent.abs())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod le_format_tests {
+    use super::LeFormat;
+
+    #[test]
+    fn go_writes_bounds_as_strconv_format_float_g() {
+        // Expected texts are what Go 1.19's strconv.FormatFloat(v, 'g', -1, 64) printed in
+        // prometheus-postfix-exporter's buckets and Go's documented %g rule.
+        let cases = [
+            (0.001, "0.001"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.0, "1"),
+            (10.0, "10"),
+            (172800.0, "172800"),
+            (100000.0, "100000"),
+            (1e6, "1e+06"),
+            (1e9, "1e+09"),
+            (2.5e7, "2.5e+07"),
+            (1234567.0, "1.234567e+06"),
+            (1e21, "1e+21"),
+            (1e100, "1e+100"),
+            (0.0, "0"),
+            (-2e6, "-2e+06"),
+        ];
+        for (bound, text) in cases {
+            assert_eq!(LeFormat::Go.write(bound), text, "{bound}");
+        }
+        assert_eq!(LeFormat::Plain.write(1e6), "1000000");
+        assert_eq!(LeFormat::Plain.write(0.00001), "0.00001");
+    }
+}
+
 /// The closed set of metric types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +341,8 @@ impl MetricKind {
     }
 }
 
+// Read the kind with `SourceConfig::kind` (config/kinds.rs), not the fields. (A `//`
+// comment: the `///` text is the schema's description.)
 /// One source: a name, exactly one kind sub-object, and its rules.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +361,10 @@ pub struct SourceConfig {
     /// Read a whole file on an interval (status files written by cron jobs).
     #[serde(default)]
     pub status_file: Option<StatusFileSourceConfig>,
+    /// Talk to a TCP or Unix socket on an interval (Redis, memcached, HAProxy's runtime
+    /// API); the replies are one document.
+    #[serde(default)]
+    pub socket: Option<SocketSourceConfig>,
     /// Rules tried on every record of this source.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
@@ -499,6 +667,7 @@ pub struct HtmlRuleConfig {
     pub fields: BTreeMap<String, String>,
 }
 
+// Read the extractor with `RuleConfig::extractor` (config/kinds.rs), not the fields.
 /// One rule: an extractor and the updates each match makes.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -554,13 +723,6 @@ pub struct RuleConfig {
     /// loaded (`check`, start, reload, `one-shot`).
     #[serde(default)]
     pub examples: Vec<RuleExample>,
-}
-
-impl RuleConfig {
-    /// The regex of a `regex:` rule, or of a `grok:` rule once the loader expanded it.
-    pub fn regex_pattern(&self) -> Option<&str> {
-        self.regex.as_deref().or(self.grok_expanded.as_deref())
-    }
 }
 
 /// `logfmt:` — the record read as `key=value` pairs.
@@ -644,6 +806,14 @@ pub struct UpdateConfig {
     /// taken as the value (`0`; not scaled). Without it such a value is an error.
     #[serde(default)]
     pub none: Option<NoneValue>,
+    /// Page sources, `set:` only: the value the series this update set from the last
+    /// document take while the source fails (`0` for a dedicated exporter's `*_up` gauge).
+    #[serde(default)]
+    pub on_failure: Option<f64>,
+    /// The value is how many characters of the field's text are among these (Apache's
+    /// scoreboard `_SRW..`: `count: "_"` for idle workers) instead of the text read as a number.
+    #[serde(default)]
+    pub count: Option<String>,
 }
 
 /// `none:` — what an update does with a value that means "none".

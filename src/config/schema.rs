@@ -8,7 +8,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
 
-use super::model::{MetricConfig, SourceConfig, StatusConfig};
+use super::model::{MetricConfig, SourceConfig, StatusConfig, UseConfig};
 
 /// The schema, draft-07 (what yaml-language-server reads best).
 pub fn schema() -> Value {
@@ -16,6 +16,7 @@ pub fn schema() -> Value {
     let metric = generator.subschema_for::<MetricConfig>();
     let source = generator.subschema_for::<SourceConfig>();
     let status = generator.subschema_for::<StatusConfig>();
+    let use_entry = generator.subschema_for::<UseConfig>();
     let definitions: serde_json::Map<String, Value> =
         generator.take_definitions(true).into_iter().collect();
     json!({
@@ -30,6 +31,7 @@ pub fn schema() -> Value {
             "metrics": {"description": "Every metric the rules may update, each declared once.", "type": "array", "items": metric},
             "sources": {"description": "Where records come from, each with its rules.", "type": "array", "items": source},
             "modules": {"description": "Probe modules: `http:` sources whose url or headers use $target, run by /probe?module=NAME&target=T.", "type": "array", "items": source},
+            "use": {"description": "Catalog modules (or module files) used with their parameters: `quarry_exporter catalog` lists them.", "type": "array", "items": use_entry},
             "grok_patterns": {"description": "Grok patterns of your own (name → definition, which may use %{OTHER}), for rules' `grok:`; they take precedence over the bundled ones.", "type": "object", "additionalProperties": {"type": "string"}},
             "status": status
         },

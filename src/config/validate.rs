@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
+use super::kinds::{Extractor, KindError, SourceKind};
 use super::model::*;
 use super::positions::{join_index, join_key};
 use super::template::{
@@ -47,6 +48,8 @@ pub struct Problem {
 
 struct Checker {
     problems: Vec<Problem>,
+    /// See [`ValidationContext::drop_in`].
+    drop_in: bool,
     /// The config's own grok patterns, for rules' `grok:`.
     grok_patterns: std::collections::BTreeMap<String, String>,
 }
@@ -73,12 +76,16 @@ pub struct ValidationContext {
     /// Names of metric entries that failed to deserialize: references to them are not errors
     /// of their own.
     pub broken_metrics: Vec<String>,
+    /// A drop-in catalog module (one with `parity:`): it copies its dedicated exporter's
+    /// metric names, so counters need not end in `_total` and gauges may.
+    pub drop_in: bool,
 }
 
 /// Returns every problem in `config`.
 pub fn validate(config: &Config, context: &ValidationContext) -> Vec<Problem> {
     let mut c = Checker {
         problems: Vec::new(),
+        drop_in: context.drop_in,
         grok_patterns: config.grok_patterns.clone(),
     };
     if let Err((name, e)) = crate::grok::check_user_patterns(&config.grok_patterns) {
@@ -401,22 +408,41 @@ fn check_module(
     metrics: &HashMap<&str, &MetricConfig>,
     broken_metrics: &[String],
 ) {
-    let others = present_keys(&[
-        ("file", m.file.is_some()),
-        ("command", m.command.is_some()),
-        ("status_file", m.status_file.is_some()),
-    ]);
-    for other in &others {
-        c.report(
-            join_key(path, other),
-            format!("a probe module fetches over HTTP only: `{other}:` cannot be probed (declare it under `sources:`)"),
-        );
+    let mut http = None;
+    let mut socket = None;
+    let mut others = 0;
+    for kind in m.kinds_present() {
+        match kind {
+            SourceKind::Http(h) => http = Some(h),
+            SourceKind::Socket(s) => socket = Some(s),
+            SourceKind::File(_) | SourceKind::Command(_) | SourceKind::StatusFile(_) => {
+                let other = kind.key();
+                others += 1;
+                c.report(
+                    join_key(path, other),
+                    format!("a probe module fetches over HTTP or a socket only: `{other}:` cannot be probed (declare it under `sources:`)"),
+                );
+            }
+        }
     }
-    let Some(h) = &m.http else {
-        if others.is_empty() {
+    if let Some(s) = socket {
+        if http.is_some() {
+            c.report(
+                join_key(path, "socket"),
+                "a module has one kind; this one has http and socket",
+            );
+        }
+        check_socket_module(c, &join_key(path, "socket"), s);
+        if http.is_none() {
+            check_rules(c, path, m, metrics, broken_metrics);
+            return;
+        }
+    }
+    let Some(h) = http else {
+        if others == 0 {
             c.report(
                 path.to_owned(),
-                "a probe module needs `http:` with `$target` in its url or in a header, e.g. url: \"http://$target/status\"",
+                "a probe module needs `http:` with `$target` in its url or in a header, e.g. url: \"http://$target/status\", or `socket:` with address: \"$target\"",
             );
         }
         return;
@@ -471,6 +497,51 @@ fn check_module(
     }
     check_http_source(c, &hp, &checked, Some((&h.url, sample)));
     check_rules(c, path, m, metrics, broken_metrics);
+}
+
+/// A `socket:` probe module: its address is a template of `$target` (host:port once the
+/// target is in), no interval, and the rest as in sources.
+fn check_socket_module(c: &mut Checker, sp: &str, s: &crate::config::SocketSourceConfig) {
+    if s.interval.is_some() {
+        c.report(
+            join_key(sp, "interval"),
+            "a probe module runs when Prometheus scrapes /probe: `interval` does not apply (the scrape_interval decides)",
+        );
+    }
+    let Some(address) = &s.address else {
+        c.report(
+            sp.to_owned(),
+            "a socket probe module connects to `address` made of the target (`$target` for host:port, `$target:6379` for a host); a Unix `path` cannot be probed",
+        );
+        return;
+    };
+    let ap = join_key(sp, "address");
+    match template::parse(address) {
+        Err(e) => c.report(ap, e),
+        Ok(pieces) => {
+            let mut uses_target = false;
+            for p in &pieces {
+                match p {
+                    Piece::Field(f) if f == TARGET_FIELD => uses_target = true,
+                    Piece::Field(f) => c.report(
+                        ap.clone(),
+                        format!("unknown field ${f}: a module's address knows only $target"),
+                    ),
+                    Piece::Literal(_) => {}
+                }
+            }
+            if !uses_target {
+                c.report(
+                    ap,
+                    "a probe module's address must use $target (the `target` parameter of /probe), e.g. \"$target\" or \"$target:6379\"",
+                );
+            }
+        }
+    }
+    let mut checked = s.clone();
+    checked.address = Some("localhost:9".into());
+    checked.interval = None;
+    check_socket_source(c, sp, &checked);
 }
 
 fn is_metric_name(name: &str) -> bool {
@@ -577,10 +648,13 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig, declared_bytes: &
             }
         }
         match (m.kind, name.ends_with("_total")) {
-            (MetricKind::Counter, false) => c.report(
+            (MetricKind::Counter, false) if !c.drop_in => c.report(
                 name_path.clone(),
                 format!("counter names end in `_total` by Prometheus convention: rename {name:?} to \"{name}_total\""),
             ),
+            // A drop-in keeps its exporter's gauges named `_total` too (redis_exporter's
+            // `redis_migrate_cached_sockets_total`); histograms and states are never copies.
+            (MetricKind::Gauge, true) if c.drop_in => {}
             (MetricKind::Gauge | MetricKind::Histogram | MetricKind::State, true) => c.report(
                 name_path.clone(),
                 format!(
@@ -654,6 +728,15 @@ fn check_metric(c: &mut Checker, path: &str, m: &MetricConfig, declared_bytes: &
             }
         }
         _ => {}
+    }
+    if m.le_format.is_some() && m.kind != MetricKind::Histogram {
+        c.report(
+            join_key(path, "le_format"),
+            format!(
+                "le_format is for histograms; {name:?} is a {}",
+                m.kind.as_str()
+            ),
+        );
     }
     if m.max_series == Some(0) {
         c.report(
@@ -788,61 +871,63 @@ fn check_source(
     metrics: &HashMap<&str, &MetricConfig>,
     broken_metrics: &[String],
 ) {
-    let kinds = present_keys(&[
-        ("file", s.file.is_some()),
-        ("http", s.http.is_some()),
-        ("command", s.command.is_some()),
-        ("status_file", s.status_file.is_some()),
-    ]);
-    match kinds.as_slice() {
-        [] => c.report(
-            path.to_owned(),
-            "a source needs a kind: one of `file:`, `http:`, `command:`, `status_file:`",
-        ),
-        [_] => {}
-        [_, second, ..] => c.report(
-            join_key(path, second),
-            format!(
-                "a source has one kind; this one has {}",
-                kinds.join(" and ")
-            ),
-        ),
+    if let Err(e) = s.kind() {
+        report_kind_error(c, path, &e);
     }
-    if let Some(f) = &s.file {
-        check_file_source(c, &join_key(path, "file"), f);
-    }
-    if let Some(h) = &s.http {
-        check_http_source(c, &join_key(path, "http"), h, None);
-    }
-    if let Some(cmd) = &s.command {
-        let cp = join_key(path, "command");
-        if cmd.argv.is_empty() || cmd.argv[0].trim().is_empty() {
-            c.report(
-                join_key(&cp, "argv"),
-                "argv needs the program to run, e.g. [\"/usr/bin/stat\", \"-c\", \"%s\", \"file\"]",
-            );
-        }
-        positive(c, &cp, "timeout", cmd.timeout);
-        positive(c, &cp, "interval", cmd.interval);
-        if cmd.max_output_bytes == Some(0) {
-            c.report(
-                join_key(&cp, "max_output_bytes"),
-                "max_output_bytes must be at least 1",
-            );
-        }
-    }
-    if let Some(f) = &s.status_file {
-        let fp = join_key(path, "status_file");
-        if f.path.trim().is_empty() {
-            c.report(join_key(&fp, "path"), "path needs the file to read");
-        }
-        positive(c, &fp, "interval", f.interval);
-        positive(c, &fp, "timeout", f.timeout);
-        if f.max_bytes == Some(0) {
-            c.report(join_key(&fp, "max_bytes"), "max_bytes must be at least 1");
+    // Each kind present is checked, even beside another (all errors at once).
+    for kind in s.kinds_present() {
+        let kp = join_key(path, kind.key());
+        match kind {
+            SourceKind::File(f) => check_file_source(c, &kp, f),
+            SourceKind::Http(h) => check_http_source(c, &kp, h, None),
+            SourceKind::Command(cmd) => check_command_source(c, &kp, cmd),
+            SourceKind::StatusFile(f) => check_status_file_source(c, &kp, f),
+            SourceKind::Socket(sock) => check_socket_source(c, &kp, sock),
         }
     }
     check_rules(c, path, s, metrics, broken_metrics);
+}
+
+/// A `socket:` source at `sp`: what [`crate::source::socket::problems`] finds, each at its key.
+fn check_socket_source(c: &mut Checker, sp: &str, s: &crate::config::SocketSourceConfig) {
+    for (key, message) in crate::source::socket::problems(s) {
+        let at = if key.is_empty() {
+            sp.to_owned()
+        } else {
+            join_key(sp, &key)
+        };
+        c.report(at, message);
+    }
+}
+
+/// A `command:` source at `cp`.
+fn check_command_source(c: &mut Checker, cp: &str, cmd: &CommandSourceConfig) {
+    if cmd.argv.is_empty() || cmd.argv[0].trim().is_empty() {
+        c.report(
+            join_key(cp, "argv"),
+            "argv needs the program to run, e.g. [\"/usr/bin/stat\", \"-c\", \"%s\", \"file\"]",
+        );
+    }
+    positive(c, cp, "timeout", cmd.timeout);
+    positive(c, cp, "interval", cmd.interval);
+    if cmd.max_output_bytes == Some(0) {
+        c.report(
+            join_key(cp, "max_output_bytes"),
+            "max_output_bytes must be at least 1",
+        );
+    }
+}
+
+/// A `status_file:` source at `fp`.
+fn check_status_file_source(c: &mut Checker, fp: &str, f: &StatusFileSourceConfig) {
+    if f.path.trim().is_empty() {
+        c.report(join_key(fp, "path"), "path needs the file to read");
+    }
+    positive(c, fp, "interval", f.interval);
+    positive(c, fp, "timeout", f.timeout);
+    if f.max_bytes == Some(0) {
+        c.report(join_key(fp, "max_bytes"), "max_bytes must be at least 1");
+    }
 }
 
 /// Checks the rules of a source or module: names, extractors, updates.
@@ -853,11 +938,12 @@ fn check_rules(
     metrics: &HashMap<&str, &MetricConfig>,
     broken_metrics: &[String],
 ) {
-    let lines = s.file.is_some();
-    let container = s
-        .file
-        .as_ref()
-        .is_some_and(|f| f.format != crate::config::FileFormat::Plain);
+    // With several kinds (already an error), the rules are read as the file kind's.
+    let kinds = s.kinds_present();
+    let lines = kinds.iter().any(SourceKind::reads_lines);
+    let container = kinds
+        .iter()
+        .any(|k| matches!(k, SourceKind::File(f) if f.format != crate::config::FileFormat::Plain));
     let mut rule_names = HashSet::new();
     for (i, rule) in s.rules.iter().enumerate() {
         let rp = join_index(&join_key(path, "rules"), i);
@@ -888,12 +974,13 @@ fn check_rules(
     }
 }
 
-/// The keys of a keyed choice (`file:`/`http:`…, `regex:`/`json:`…) that are present.
-fn present_keys(keys: &[(&'static str, bool)]) -> Vec<&'static str> {
-    keys.iter()
-        .filter(|(_, present)| *present)
-        .map(|(k, _)| *k)
-        .collect()
+/// Reports a source or rule without exactly one kind: at the entry when it has none, at the
+/// second kind's key when it has several.
+fn report_kind_error(c: &mut Checker, path: &str, e: &KindError) {
+    match e {
+        KindError::Missing { .. } => c.report(path.to_owned(), e.to_string()),
+        KindError::Several { present, .. } => c.report(join_key(path, present[1]), e.to_string()),
+    }
 }
 
 fn positive(c: &mut Checker, path: &str, key: &str, d: Option<Duration>) {
@@ -1085,178 +1172,182 @@ fn check_extractor(
     rule: &RuleConfig,
     lines: bool,
 ) -> Option<BTreeSet<String>> {
-    let kinds = present_keys(&[
-        ("regex", rule.regex.is_some()),
-        ("grok", rule.grok.is_some()),
-        ("json", rule.json.is_some()),
-        ("logfmt", rule.logfmt.is_some()),
-        ("xml", rule.xml.is_some()),
-        ("html", rule.html.is_some()),
-    ]);
-    match kinds.as_slice() {
-        [] => {
-            c.report(
-                rp.to_owned(),
-                "a rule needs an extractor: one of `regex:`, `grok:`, `json:`, `logfmt:`, `xml:`, `html:`",
-            );
+    let extractor = match rule.extractor() {
+        Ok(extractor) => extractor,
+        Err(e) => {
+            report_kind_error(c, rp, &e);
             return None;
         }
-        [_] => {}
-        [_, second, ..] => {
-            c.report(
-                join_key(rp, second),
-                format!(
-                    "a rule has one extractor; this one has {}",
-                    kinds.join(" and ")
-                ),
-            );
-            return None;
-        }
-    }
+    };
     if lines && rule.keep_absent {
         c.report(
             join_key(rp, "keep_absent"),
             "a log has no document for a series to be absent from: `keep_absent` is for page sources (to let idle log-fed series go, give the metric `expire_after`)",
         );
     }
-    if lines && matches!(kinds[0], "xml" | "html") {
-        c.report(
-            join_key(rp, kinds[0]),
-            format!("a file source reads log records: its rules use `regex:`, `grok:`, `json:` or `logfmt:`, not `{}:` (read whole documents with `status_file:`)", kinds[0]),
-        );
-        return None;
-    }
-    if !lines && kinds[0] == "logfmt" {
-        c.report(
-            join_key(rp, "logfmt"),
-            "`logfmt:` reads log records: it is for file sources (a page source's text is read with `regex:` or `grok:`)",
-        );
-        return None;
-    }
-    if let Some(expression) = &rule.grok {
-        let pattern = match crate::grok::compile(expression, &c.grok_patterns) {
-            Ok(p) => p,
+    let key = extractor.key();
+    let kp = join_key(rp, key);
+    match extractor {
+        Extractor::Regex(pattern) => match crate::extract::limits::regex(pattern) {
+            Ok(re) => Some(capture_fields(c, rp, key, &re, lines)),
             Err(e) => {
-                c.report(join_key(rp, "grok"), e.in_expression(expression));
-                return None;
-            }
-        };
-        return match crate::extract::limits::regex(&pattern) {
-            Ok(re) => Some(capture_fields(c, rp, "grok", &re, lines)),
-            Err(e) => {
-                c.report(join_key(rp, "grok"), format!("the expanded pattern: {e}"));
+                c.report(kp, e);
                 None
             }
-        };
-    }
-    if let Some(l) = &rule.logfmt {
-        let kp = join_key(rp, "logfmt");
-        if l.fields.is_empty() {
-            c.report(
-                join_key(&kp, "fields"),
-                "fields needs at least one `name: key`",
+        },
+        Extractor::Grok { expression, .. } => {
+            let pattern = match crate::grok::compile(expression, &c.grok_patterns) {
+                Ok(p) => p,
+                Err(e) => {
+                    c.report(kp, e.in_expression(expression));
+                    return None;
+                }
+            };
+            match crate::extract::limits::regex(&pattern) {
+                Ok(re) => Some(capture_fields(c, rp, key, &re, lines)),
+                Err(e) => {
+                    c.report(kp, format!("the expanded pattern: {e}"));
+                    None
+                }
+            }
+        }
+        // File sources read each record; page sources each line of the document.
+        Extractor::Logfmt(l) => check_logfmt(c, &kp, l),
+        Extractor::Json(j) => Some(check_query_fields(
+            c,
+            &kp,
+            lines,
+            j.for_each.as_deref(),
+            &j.fields,
+            |fe| crate::extract::json::path(fe).map(|_| ()),
+            crate::extract::json::JsonExtractor::check_field,
+        )),
+        Extractor::Xml(x) => {
+            if lines {
+                return document_only(c, kp, key);
+            }
+            let declared = || x.namespaces.keys().map(String::as_str);
+            let check = |expr: &str| crate::extract::xml::XmlExtractor::check(expr, declared());
+            let fields = check_query_fields(
+                c,
+                &kp,
+                lines,
+                x.for_each.as_deref(),
+                &x.fields,
+                check,
+                check,
             );
-        }
-        for (name, key) in &l.fields {
-            let fp = join_key(&join_key(&kp, "fields"), name);
-            if !is_field_name(name) {
-                c.report(
-                    fp.clone(),
-                    format!("invalid field name {name:?}: use letters, digits and `_`"),
-                );
+            for prefix in x.namespaces.keys() {
+                if !is_field_name(prefix) {
+                    c.report(
+                        join_key(&join_key(&kp, "namespaces"), prefix),
+                        format!("invalid namespace prefix {prefix:?}"),
+                    );
+                }
             }
-            if key.is_empty()
-                || key
-                    .chars()
-                    .any(|ch| ch.is_whitespace() || ch == '=' || ch == '"')
-            {
-                c.report(
-                    fp,
-                    format!("{key:?} is not a logfmt key (no spaces, `=` or quotes)"),
-                );
-            }
+            Some(fields)
         }
-        let mut names: BTreeSet<String> = l.fields.keys().cloned().collect();
-        names.insert(FILE_FIELD.to_owned());
-        return Some(names);
-    }
-    if let Some(pattern) = &rule.regex {
-        return match crate::extract::limits::regex(pattern) {
-            Ok(re) => Some(capture_fields(c, rp, "regex", &re, lines)),
-            Err(e) => {
-                c.report(join_key(rp, "regex"), e);
-                None
+        Extractor::Html(h) => {
+            if lines {
+                return document_only(c, kp, key);
             }
-        };
-    }
-    let (kind, for_each, fields): (
-        &str,
-        &Option<String>,
-        &std::collections::BTreeMap<String, String>,
-    ) = if let Some(j) = &rule.json {
-        ("json", &j.for_each, &j.fields)
-    } else if let Some(x) = &rule.xml {
-        ("xml", &x.for_each, &x.fields)
-    } else {
-        let h = rule.html.as_ref().expect("one extractor");
-        ("html", &h.for_each, &h.fields)
-    };
-    let kp = join_key(rp, kind);
-    let declared: Vec<&str> = rule
-        .xml
-        .iter()
-        .flat_map(|x| x.namespaces.keys().map(String::as_str))
-        .collect();
-    let check = |expr: &str| -> Result<(), String> {
-        match kind {
-            "json" => crate::extract::json::JsonExtractor::check_field(expr),
-            "xml" => crate::extract::xml::XmlExtractor::check(expr, declared.iter().copied()),
-            _ => crate::extract::html::HtmlExtractor::check_field(expr),
-        }
-    };
-    if let Some(fe) = for_each {
-        let result = match kind {
-            "json" => crate::extract::json::path(fe).map(|_| ()),
-            "xml" => crate::extract::xml::XmlExtractor::check(fe, declared.iter().copied()),
-            _ => crate::extract::html::selector(fe).map(|_| ()),
-        };
-        if let Err(e) = result {
-            c.report(join_key(&kp, "for_each"), e);
+            Some(check_query_fields(
+                c,
+                &kp,
+                lines,
+                h.for_each.as_deref(),
+                &h.fields,
+                |fe| crate::extract::html::selector(fe).map(|_| ()),
+                crate::extract::html::HtmlExtractor::check_field,
+            ))
         }
     }
-    if fields.is_empty() {
+}
+
+/// Reports a document extractor (`xml:`, `html:`) in a file source's rule.
+fn document_only(c: &mut Checker, kp: String, key: &str) -> Option<BTreeSet<String>> {
+    c.report(
+        kp,
+        format!("a file source reads log records: its rules use `regex:`, `grok:`, `json:` or `logfmt:`, not `{key}:` (read whole documents with `status_file:`)"),
+    );
+    None
+}
+
+/// Checks a `logfmt:` extractor at `kp`; returns its fields.
+fn check_logfmt(
+    c: &mut Checker,
+    kp: &str,
+    l: &crate::config::LogfmtRuleConfig,
+) -> Option<BTreeSet<String>> {
+    if l.fields.is_empty() {
         c.report(
-            join_key(&kp, "fields"),
-            "fields needs at least one `name: expression`",
+            join_key(kp, "fields"),
+            "fields needs at least one `name: key`",
         );
     }
-    for (name, expr) in fields {
-        let fp = join_key(&join_key(&kp, "fields"), name);
+    for (name, key) in &l.fields {
+        let fp = join_key(&join_key(kp, "fields"), name);
         if !is_field_name(name) {
             c.report(
                 fp.clone(),
                 format!("invalid field name {name:?}: use letters, digits and `_`"),
             );
         }
-        if let Err(e) = check(expr) {
-            c.report(fp, e);
+        if key.is_empty()
+            || key
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch == '=' || ch == '"')
+        {
+            c.report(
+                fp,
+                format!("{key:?} is not a logfmt key (no spaces, `=` or quotes)"),
+            );
         }
     }
-    if let Some(x) = &rule.xml {
-        for prefix in x.namespaces.keys() {
-            if !is_field_name(prefix) {
-                c.report(
-                    join_key(&join_key(&kp, "namespaces"), prefix),
-                    format!("invalid namespace prefix {prefix:?}"),
-                );
-            }
+    let mut names: BTreeSet<String> = l.fields.keys().cloned().collect();
+    names.insert(FILE_FIELD.to_owned());
+    Some(names)
+}
+
+/// Checks a query extractor (`json:`, `xml:`, `html:`) at `kp`: its `for_each` with
+/// `check_for_each`, each field's name and expression (`check_field`); returns its fields.
+fn check_query_fields(
+    c: &mut Checker,
+    kp: &str,
+    lines: bool,
+    for_each: Option<&str>,
+    fields: &std::collections::BTreeMap<String, String>,
+    check_for_each: impl Fn(&str) -> Result<(), String>,
+    check_field: impl Fn(&str) -> Result<(), String>,
+) -> BTreeSet<String> {
+    if let Some(fe) = for_each {
+        if let Err(e) = check_for_each(fe) {
+            c.report(join_key(kp, "for_each"), e);
+        }
+    }
+    if fields.is_empty() {
+        c.report(
+            join_key(kp, "fields"),
+            "fields needs at least one `name: expression`",
+        );
+    }
+    for (name, expr) in fields {
+        let fp = join_key(&join_key(kp, "fields"), name);
+        if !is_field_name(name) {
+            c.report(
+                fp.clone(),
+                format!("invalid field name {name:?}: use letters, digits and `_`"),
+            );
+        }
+        if let Err(e) = check_field(expr) {
+            c.report(fp, e);
         }
     }
     let mut names: BTreeSet<String> = fields.keys().cloned().collect();
     if lines {
         names.insert(FILE_FIELD.to_owned());
     }
-    Some(names)
+    names
 }
 
 /// The fields of a regex (or expanded grok) rule: its capture names, and `$__file__` on files.
@@ -1474,6 +1565,19 @@ fn check_update(
         );
         return;
     };
+    if u.on_failure.is_some() && (lines || u.set.is_none()) {
+        c.report(
+            join_key(path, "on_failure"),
+            "`on_failure` is the value a `set:` of a page source (http, command, status_file) takes while the source fails".to_owned(),
+        );
+    }
+    if u.count.is_some() && (u.map.is_some() || u.convert.is_some()) {
+        c.report(
+            join_key(path, "count"),
+            "`count` makes the value a number of characters; it does not go with `map` or `as`"
+                .to_owned(),
+        );
+    }
     let allowed: &[&str] = match (metric.kind, lines) {
         (MetricKind::Counter, true) => &["inc", "add"],
         (MetricKind::Counter, false) => &["inc", "add", "total"],

@@ -11,7 +11,7 @@ use super::html::HtmlExtractor;
 use super::json::JsonExtractor;
 use super::xml::XmlExtractor;
 use super::{ExtractError, Row};
-use crate::config::RuleConfig;
+use crate::config::{Extractor, RuleConfig};
 
 enum RuleExtractor {
     /// A regex over the whole document: every match.
@@ -19,6 +19,9 @@ enum RuleExtractor {
     Json(JsonExtractor),
     Xml(XmlExtractor),
     Html(HtmlExtractor),
+    /// `logfmt:` keys, in field-name order: a row per line of the document that is logfmt
+    /// and has one of them (a text protocol's `key=value` lines).
+    Logfmt(Vec<String>),
 }
 
 /// The compiled extractors of a page source's rules, in rule order.
@@ -38,21 +41,35 @@ impl DocumentExtractors {
             .enumerate()
             .map(|(i, rule)| {
                 let name = rule.name.clone().unwrap_or_else(|| i.to_string());
-                let built = if let Some(pattern) = rule.regex_pattern() {
-                    super::limits::regex(pattern).map(RuleExtractor::Text)
-                } else if let Some(j) = &rule.json {
-                    JsonExtractor::new(j.for_each.as_deref(), exprs(&j.fields))
-                        .map(RuleExtractor::Json)
-                } else if let Some(x) = &rule.xml {
-                    let ns = x.namespaces.iter().map(|(p, u)| (p.as_str(), u.as_str()));
-                    XmlExtractor::new(ns, x.for_each.as_deref(), exprs(&x.fields))
-                        .map(RuleExtractor::Xml)
-                } else if let Some(h) = &rule.html {
-                    HtmlExtractor::new(h.for_each.as_deref(), exprs(&h.fields))
-                        .map(RuleExtractor::Html)
-                } else {
-                    Err("a rule needs an extractor".to_owned())
-                };
+                let built = rule
+                    .extractor()
+                    .map_err(|e| e.to_string())
+                    .and_then(|extractor| match extractor {
+                        Extractor::Regex(pattern)
+                        | Extractor::Grok {
+                            expanded: Some(pattern),
+                            ..
+                        } => super::limits::regex(pattern).map(RuleExtractor::Text),
+                        Extractor::Grok { expanded: None, .. } => {
+                            Err("its grok expression did not expand".to_owned())
+                        }
+                        Extractor::Json(j) => {
+                            JsonExtractor::new(j.for_each.as_deref(), exprs(&j.fields))
+                                .map(RuleExtractor::Json)
+                        }
+                        Extractor::Xml(x) => {
+                            let ns = x.namespaces.iter().map(|(p, u)| (p.as_str(), u.as_str()));
+                            XmlExtractor::new(ns, x.for_each.as_deref(), exprs(&x.fields))
+                                .map(RuleExtractor::Xml)
+                        }
+                        Extractor::Html(h) => {
+                            HtmlExtractor::new(h.for_each.as_deref(), exprs(&h.fields))
+                                .map(RuleExtractor::Html)
+                        }
+                        Extractor::Logfmt(l) => {
+                            Ok(RuleExtractor::Logfmt(l.fields.values().cloned().collect()))
+                        }
+                    });
                 built.map_err(|e| format!("rule {name}: {e}"))
             })
             .collect::<Result<_, _>>()?;
@@ -62,19 +79,21 @@ impl DocumentExtractors {
     /// The rows each rule extracts from `text`, in rule order. A parse error (or a SOAP Fault)
     /// fails the whole document.
     pub fn extract(&self, text: &str) -> Result<Vec<Vec<Row>>, ExtractError> {
-        let mut json = None;
-        let mut xml = None;
-        let mut html = None;
+        // Every format any rule needs is parsed before a rule runs: a broken document
+        // yields nothing.
+        let mut parsed = Parsed::new(text);
         for rule in &self.rules {
             match rule {
-                RuleExtractor::Json(_) if json.is_none() => {
-                    json = Some(JsonExtractor::parse(text)?)
+                RuleExtractor::Text(_) | RuleExtractor::Logfmt(_) => {}
+                RuleExtractor::Json(_) => {
+                    parsed.json()?;
                 }
-                RuleExtractor::Xml(_) if xml.is_none() => xml = Some(XmlExtractor::parse(text)?),
-                RuleExtractor::Html(_) if html.is_none() => {
-                    html = Some(HtmlExtractor::parse(text)?)
+                RuleExtractor::Xml(_) => {
+                    parsed.xml()?;
                 }
-                _ => {}
+                RuleExtractor::Html(_) => {
+                    parsed.html()?;
+                }
             }
         }
         let mut out = Vec::with_capacity(self.rules.len());
@@ -90,19 +109,71 @@ impl DocumentExtractors {
                         );
                     }
                 }
-                RuleExtractor::Json(x) => {
-                    x.extract(json.as_ref().expect("parsed above"), &mut rows)
+                RuleExtractor::Logfmt(keys) => {
+                    let mut pairs = Vec::new();
+                    for line in text.lines() {
+                        if !crate::extract::logfmt::parse(line, &mut pairs) {
+                            continue;
+                        }
+                        let row: Row = keys
+                            .iter()
+                            .map(|k| crate::extract::logfmt::value(line, &pairs, k))
+                            .collect();
+                        if row.iter().any(Option::is_some) {
+                            rows.push(row);
+                        }
+                    }
                 }
-                RuleExtractor::Xml(x) => x.extract(
-                    &xml.as_ref().expect("parsed above").as_document(),
-                    &mut rows,
-                )?,
-                RuleExtractor::Html(x) => {
-                    x.extract(html.as_ref().expect("parsed above"), &mut rows)
-                }
+                RuleExtractor::Json(x) => x.extract(parsed.json()?, &mut rows),
+                RuleExtractor::Xml(x) => x.extract(&parsed.xml()?.as_document(), &mut rows)?,
+                RuleExtractor::Html(x) => x.extract(parsed.html()?, &mut rows),
             }
             out.push(rows);
         }
         Ok(out)
+    }
+}
+
+/// A document parsed in each format asked for, once (the first call parses, later calls
+/// return the same tree).
+struct Parsed<'t> {
+    text: &'t str,
+    json: Option<serde_json::Value>,
+    xml: Option<sxd_document::Package>,
+    html: Option<scraper::Html>,
+}
+
+impl<'t> Parsed<'t> {
+    fn new(text: &'t str) -> Parsed<'t> {
+        Parsed {
+            text,
+            json: None,
+            xml: None,
+            html: None,
+        }
+    }
+
+    fn json(&mut self) -> Result<&serde_json::Value, ExtractError> {
+        let tree = match self.json.take() {
+            Some(tree) => tree,
+            None => JsonExtractor::parse(self.text)?,
+        };
+        Ok(self.json.insert(tree))
+    }
+
+    fn xml(&mut self) -> Result<&sxd_document::Package, ExtractError> {
+        let tree = match self.xml.take() {
+            Some(tree) => tree,
+            None => XmlExtractor::parse(self.text)?,
+        };
+        Ok(self.xml.insert(tree))
+    }
+
+    fn html(&mut self) -> Result<&scraper::Html, ExtractError> {
+        let tree = match self.html.take() {
+            Some(tree) => tree,
+            None => HtmlExtractor::parse(self.text)?,
+        };
+        Ok(self.html.insert(tree))
     }
 }

@@ -202,15 +202,44 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
 /// escape as U+FFFD, see [`replace_lone_surrogates`]), numbers and booleans as JSON writes
 /// them, `null` as nothing, objects and arrays as compact JSON.
 pub fn value_text(raw: &str) -> Option<String> {
-    match raw.as_bytes().first()? {
-        b'"' => lossy::<String>(raw),
+    let mut text = String::new();
+    value_text_into(raw, &mut text).then_some(text)
+}
+
+/// [`value_text`] appended to `out` (a buffer reused from record to record); `false`, and
+/// `out` unchanged, for `null` or a value that does not read.
+pub fn value_text_into(raw: &str, out: &mut String) -> bool {
+    let Some(first) = raw.as_bytes().first() else {
+        return false;
+    };
+    let text = match first {
+        // Without an escape, a string's text is what stands between its quotes (the reader
+        // refused control characters): no second parse.
+        b'"' if !raw.contains('\\') => {
+            out.push_str(&raw[1..raw.len() - 1]);
+            return true;
+        }
+        _ if is_plain_integer(raw) || matches!(first, b't' | b'f') => {
+            out.push_str(raw);
+            return true;
+        }
         b'n' => None,
-        b't' | b'f' => Some(raw.to_owned()),
+        b'"' => lossy::<String>(raw),
         b'{' | b'[' => lossy::<serde_json::Value>(raw).map(|v| v.to_string()),
         _ => serde_json::from_str::<serde_json::Number>(raw)
             .ok()
             .map(|n| n.to_string()),
-    }
+    };
+    text.map(|t| out.push_str(&t)).is_some()
+}
+
+/// Whether `raw` is an integer serde_json writes back as it is: digits, maybe after a minus,
+/// no leading zero (nor `-0`, which it reads as a float), few enough to fit in 64 bits.
+fn is_plain_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw).as_bytes();
+    matches!(digits.first(), Some(b'1'..=b'9'))
+        && digits.len() <= 18
+        && digits.iter().all(u8::is_ascii_digit)
 }
 
 /// `raw` deserialized, a lone surrogate escape read as U+FFFD. The one-pass reader skips
@@ -279,6 +308,10 @@ mod tests {
             // without checking their escapes).
             r#"{"level":"a\ud800","http":{"status":"b\udc00x"},"user id":"\ud83d\ude00\ud800"}"#,
             r#"{"obj":{"x":"\udfff"},"arr":["\ud800\ud800"],"a":{"b":"\\ud800"}}"#,
+            // Integers written back as they are, and those that are not.
+            r#"{"n":-0,"t":0,"a":-7,"level":123456789012345678,"arr":-99999999999999999}"#,
+            r#"{"n":18446744073709551616,"t":-9223372036854775809,"a":1234567890123456789}"#,
+            r#"{"n":0.0,"t":10,"a":"-5","level":"","obj":" spaced é \u00e9 "}"#,
         ];
         let mut trie = PathTrie::default();
         let slots: Vec<usize> = fields

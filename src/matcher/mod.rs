@@ -10,6 +10,7 @@
 //! lines. Callers see one interface either way.
 
 pub mod fast;
+pub mod set;
 
 use memchr::memmem;
 use regex::{CaptureLocations, Regex};

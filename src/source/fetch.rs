@@ -1,4 +1,5 @@
-//! Getting a document: an HTTP(S) response body, a command's stdout, or a file read whole.
+//! Getting a document: an HTTP(S) response body, a command's stdout, a file read whole, or a
+//! socket conversation's replies ([`super::socket`]).
 //! HTTP takes the settings of Prometheus' HTTP client config that sources need (redirects,
 //! proxy, TLS with a server name, basic auth, bearer and OAuth2 tokens, headers from files);
 //! secrets are read from their files on every fetch.
@@ -54,6 +55,7 @@ pub enum Fetcher {
     Http(Box<HttpFetcher>),
     Command(CommandFetcher),
     StatusFile(StatusFileFetcher),
+    Socket(Box<super::socket::SocketFetcher>),
 }
 
 impl Fetcher {
@@ -63,6 +65,7 @@ impl Fetcher {
             Fetcher::Http(h) => h.fetch().await,
             Fetcher::Command(c) => c.fetch().await,
             Fetcher::StatusFile(f) => f.fetch().await,
+            Fetcher::Socket(s) => s.fetch().await,
         }
     }
 
@@ -72,6 +75,7 @@ impl Fetcher {
             Fetcher::Http(h) => h.timeout,
             Fetcher::Command(c) => c.timeout,
             Fetcher::StatusFile(f) => f.timeout,
+            Fetcher::Socket(s) => s.timeout,
         }
     }
 
@@ -81,6 +85,7 @@ impl Fetcher {
             Fetcher::Http(h) => format!("{} {}", h.method, redacted(&h.url)),
             Fetcher::Command(c) => c.argv.join(" "),
             Fetcher::StatusFile(f) => f.path.display().to_string(),
+            Fetcher::Socket(s) => s.target(),
         }
     }
 }
@@ -457,16 +462,49 @@ fn too_large(max: usize) -> FetchError {
 }
 
 /// A secret file's content without its trailing newline, read now.
+///
+/// Only a regular file (symlinks followed: Kubernetes mounts secrets through them) of at most
+/// [`SECRET_MAX_BYTES`] is read, opened non-blocking: a FIFO or a device at the path would
+/// otherwise hold the fetch past every timeout, or read without end.
 pub(crate) fn read_secret(path: &Path) -> Result<String, FetchError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|e| {
-            fail(
-                SourceErrorReason::Read,
-                format!("cannot read secret file {}: {e}", path.display()),
-            )
-        })
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_error = |e: String| {
+        fail(
+            SourceErrorReason::Read,
+            format!("cannot read secret file {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| read_error(e.to_string()))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| read_error(e.to_string()))?
+        .file_type();
+    if !kind.is_file() {
+        return Err(read_error(format!(
+            "it is not a regular file ({})",
+            describe_file_type(&kind)
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(SECRET_MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(e.to_string()))?;
+    if bytes.len() > SECRET_MAX_BYTES {
+        return Err(read_error(format!(
+            "it is longer than {SECRET_MAX_BYTES} bytes"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| read_error("it is not UTF-8".into()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
+
+/// The longest secret file read (a password, a token or a key; not a document).
+pub const SECRET_MAX_BYTES: usize = 64 << 10;
 
 /// The error and its causes, one line, without the secrets of `url` (the source's) or of the
 /// URL the error names (a redirect target).
@@ -732,6 +770,27 @@ pub fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_is_read_only_when_it_is_a_short_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "hunter2\r\n").unwrap();
+        assert_eq!(read_secret(&file).unwrap(), "hunter2");
+        // A FIFO nobody writes to: refused at once (a blocking open or read would hang).
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_secret(&fifo).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{}", e.message);
+        // A device without end.
+        let e = read_secret(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{}", e.message);
+        std::fs::write(&file, vec![b'a'; SECRET_MAX_BYTES + 1]).unwrap();
+        let e = read_secret(&file).unwrap_err();
+        assert!(e.message.contains("longer than"), "{}", e.message);
+    }
 
     #[test]
     fn passwords_in_urls_are_not_shown() {

@@ -23,10 +23,12 @@ use super::identity::Known;
 use super::lines::LineStats;
 use super::records::Framing;
 use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
-use crate::checkpoint::{Gate, SourceShare};
+use crate::checkpoint::SourceShare;
 use crate::config::{
-    FileSourceConfig, StartAt, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
+    FileSourceConfig, SourceKind, StartAt, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL,
+    DEFAULT_ROTATE_WAIT,
 };
+use crate::gate::Gate;
 use crate::pipeline::{Pipeline, RecordContext};
 use crate::selfmetrics::{FileCounters, IntCounter, IntGauge, SelfMetrics};
 use crate::status::{FileState, FileStatus, SharedStatus};
@@ -299,7 +301,7 @@ impl FileSource {
         {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             s.name = name.to_owned();
-            s.kind = "file";
+            s.kind = SourceKind::File(config).key();
             s.targets = globs.patterns().to_vec();
         }
         let options = FileOptions::from_config(config);

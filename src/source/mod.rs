@@ -17,6 +17,7 @@ pub mod reaper;
 pub mod records;
 #[cfg(test)]
 mod sim;
+pub mod socket;
 pub mod tailer;
 pub mod tls;
 pub mod worker;

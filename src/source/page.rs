@@ -1,5 +1,5 @@
-//! Page sources: fetch a document on an interval (HTTP, command, status file), run every rule
-//! of the source on it, and keep the source's health.
+//! Page sources: fetch a document on an interval (HTTP, command, status file, socket), run
+//! every rule of the source on it, and keep the source's health.
 //!
 //! Each source is a task on the exporter's runtime; `/metrics` never waits for it. The first
 //! fetch starts after a short jitter, later ones every `interval`, each bounded by its timeout.
@@ -17,9 +17,9 @@ use super::fetch::{
     CommandFetcher, FetchError, Fetcher, HttpFetcher, StatusFileFetcher, DEFAULT_INTERVAL,
 };
 use super::worker::{DocumentWorker, WorkerError};
-use crate::checkpoint::Gate;
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, SourceKind};
 use crate::extract::ExtractError;
+use crate::gate::Gate;
 use crate::pipeline::Pipeline;
 use crate::selfmetrics::{Gauge, IntCounter, IntGauge, SelfMetrics, SourceErrorReason};
 use crate::status::{FetchStatus, SharedStatus};
@@ -27,6 +27,8 @@ use crate::status::{FetchStatus, SharedStatus};
 /// One page source with its pipeline and health handles.
 pub struct PageSource {
     name: String,
+    /// The kind's YAML key (`http`, `command`, `status_file`).
+    kind: &'static str,
     fetcher: Fetcher,
     interval: Duration,
     worker: DocumentWorker,
@@ -51,38 +53,40 @@ impl PageSource {
         status: SharedStatus,
         gate: Arc<Gate>,
     ) -> anyhow::Result<PageSource> {
-        let (fetcher, interval, kind) = if let Some(h) = &config.http {
-            (
+        let kind = config.kind()?;
+        let (fetcher, interval) = match kind {
+            SourceKind::Http(h) => (
                 Fetcher::Http(Box::new(HttpFetcher::new(h, base_dir)?)),
                 h.interval,
-                "http",
-            )
-        } else if let Some(c) = &config.command {
-            (
+            ),
+            SourceKind::Command(c) => (
                 Fetcher::Command(CommandFetcher::new(c, base_dir)),
                 c.interval,
-                "command",
-            )
-        } else if let Some(f) = &config.status_file {
-            (
+            ),
+            SourceKind::StatusFile(f) => (
                 Fetcher::StatusFile(StatusFileFetcher::new(f, base_dir)),
                 f.interval,
-                "status_file",
-            )
-        } else {
-            anyhow::bail!("source {:?} is not a page source", config.name);
+            ),
+            SourceKind::Socket(s) => (
+                Fetcher::Socket(Box::new(super::socket::SocketFetcher::new(s, base_dir)?)),
+                s.interval,
+            ),
+            SourceKind::File(_) => {
+                anyhow::bail!("source {:?} is not a page source", config.name)
+            }
         };
         let name = config.name.as_str();
         {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             s.name = name.to_owned();
-            s.kind = kind;
+            s.kind = kind.key();
             s.targets = vec![fetcher.target()];
         }
         let up = self_metrics.source_up.with_label_values(&[name]);
         up.set(0);
         Ok(PageSource {
             name: name.to_owned(),
+            kind: kind.key(),
             interval: interval.unwrap_or(DEFAULT_INTERVAL),
             worker: DocumentWorker::start(name, config.rules.clone())?,
             fetcher,
@@ -281,5 +285,10 @@ impl PageSource {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The source's kind, as its YAML key (`http`, `command`, `status_file`).
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 }

@@ -519,7 +519,10 @@ impl Sim {
             .map(|r| {
                 format!(
                     "#{}@{} head {} ph {}",
-                    r.known.id.ino, r.known.offset, r.known.head.len, r.phase
+                    r.known.id.ino,
+                    r.known.offset,
+                    r.known.head.len,
+                    r.phase.code()
                 )
             })
             .collect::<Vec<_>>()
@@ -1212,7 +1215,11 @@ impl Sim {
                 });
                 format!(
                     "#{}@{} head {} ph {} fits {fits:?} {:?}",
-                    r.known.id.ino, r.known.offset, r.known.head.len, r.phase, r.known.replay
+                    r.known.id.ino,
+                    r.known.offset,
+                    r.known.head.len,
+                    r.phase.code(),
+                    r.known.replay
                 )
             })
             .collect();

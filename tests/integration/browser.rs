@@ -112,6 +112,7 @@ impl Browser {
             libc::close(from_write);
             std::fs::File::from_raw_fd(to_write)
         };
+        // SAFETY: from_read is the pipe's read end, opened above, owned by nothing else.
         let from = unsafe { std::fs::File::from_raw_fd(from_read) };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

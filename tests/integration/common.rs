@@ -354,3 +354,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Reads an HTTP request's head (up to the empty line) from `stream`, or what came before the
+/// peer closed: what the small test servers need to route a request.
+pub fn read_request_head(stream: &mut impl std::io::Read) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    request
+}

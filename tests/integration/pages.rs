@@ -507,3 +507,105 @@ fn secret_files_are_read_on_every_fetch_and_redirects_are_followed() {
     exporter.wait_value(r#"auth_value{how="bearer"}"#, 2.0);
     exporter.wait_value(&up("bearer"), 1.0);
 }
+
+/// `on_failure`: an `*_up` series made at 0 because the page failed from the start is the
+/// update's own, so a page that is then read but has no line for it retires it (it does not
+/// stay at 0 while the source is up); a page with the line sets 1, and a failure 0 again.
+/// (A constant label, as a catalog use's `labels:` gives: an unlabelled series is pre-declared
+/// and was already right.)
+#[test]
+fn an_up_series_made_by_a_failure_does_not_stay_after_recovery() {
+    let dir = tempdir();
+    let page = dir.path().join("status.txt");
+    let exporter = Exporter::start(
+        dir.path(),
+        r#"version: 1
+metrics:
+  - {name: thing_up, type: gauge, help: Could the page be read., labels: [site]}
+  - {name: thing_queue, type: gauge, help: Queue length.}
+sources:
+  - name: thing
+    status_file: {path: status.txt, interval: 200ms}
+    rules:
+      - regex: '(?m)^ready$'
+        update: [{metric: thing_up, labels: {site: a}, set: "1", on_failure: 0}]
+      - regex: '(?m)^queue (?P<n>\d+)$'
+        update: [{metric: thing_queue, set: $n}]
+"#,
+    );
+    exporter.wait_value(r#"thing_up{site="a"}"#, 0.0);
+    std::fs::write(&page, "queue 7\n").unwrap();
+    exporter.wait_value("thing_queue", 7.0);
+    let start = Instant::now();
+    while exporter.value(r#"thing_up{site="a"}"#).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "thing_up stayed while the page was read without its line:\n{}",
+            exporter.scrape()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&page, "ready\nqueue 8\n").unwrap();
+    exporter.wait_value(r#"thing_up{site="a"}"#, 1.0);
+    std::fs::remove_file(&page).unwrap();
+    exporter.wait_value(r#"thing_up{site="a"}"#, 0.0);
+}
+
+/// `logfmt:` on a page source reads each line of the document that is logfmt and has one of
+/// its keys as a row (a text protocol's `key=value` lines); other lines are skipped.
+#[test]
+fn a_page_is_read_line_by_line_with_logfmt() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("status.txt"),
+        "# pool status\nname=web active=3 idle=\"7\"\nnot logfmt at all ===\nname=api active=0\nversion=1.2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        r#"version: 1
+metrics:
+  - {name: pool_active, type: gauge, help: Active workers., labels: [pool]}
+  - {name: pool_idle, type: gauge, help: Idle workers., labels: [pool]}
+sources:
+  - name: pools
+    status_file: {path: status.txt}
+    rules:
+      - logfmt: {fields: {pool: name, active: active, idle: idle}}
+        update:
+          - {metric: pool_active, labels: {pool: $pool}, set: $active}
+          - {metric: pool_idle, labels: {pool: $pool}, set: $idle, none: skip}
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(binary())
+        .arg("one-shot")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("exporter.yaml").display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        value_in(&text, r#"pool_active{pool="web"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value_in(&text, r#"pool_idle{pool="web"}"#),
+        Some(7.0),
+        "{text}"
+    );
+    assert_eq!(
+        value_in(&text, r#"pool_active{pool="api"}"#),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(value_in(&text, r#"pool_idle{pool="api"}"#), None, "{text}");
+}

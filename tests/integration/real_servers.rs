@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A server process, killed when dropped.
-pub(crate) struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     /// SIGTERM first, so a server stops its own workers (Apache's outlive a SIGKILLed parent),
@@ -74,6 +74,8 @@ pub(crate) fn start(program: &str, args: &[&str], port: u16, dir: &Path) -> Serv
     server
 }
 
+/// nginx with stub_status at `/stub_status`, `/missing` a 404, and at `/frozen` the file
+/// `frozen` of `dir` (a status page taken earlier, served by nginx itself; 404 until written).
 pub(crate) fn start_nginx(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let d = dir.display();
@@ -86,6 +88,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location = /stub_status {{ stub_status; }}
+    location = /frozen {{ default_type text/plain; alias {d}/frozen; }}
     location = /missing {{ return 404; }}
     location / {{ return 200 \"ok\\n\"; }}
   }}

@@ -54,9 +54,16 @@ fn repo_configs() -> Vec<(String, String)> {
         .map(|e| e.unwrap().path().join("exporter.yaml"))
         .filter(|p| p.exists())
         .collect();
+    let mut sockets: Vec<PathBuf> = std::fs::read_dir(root().join("examples/socket"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     cases.sort();
     golden.sort();
+    sockets.sort();
     cases.extend(golden);
+    cases.extend(sockets);
     for case in cases {
         let name = case.strip_prefix(root()).unwrap().display().to_string();
         out.push((name, read(&case)));

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use quarry_exporter::checkpoint::{decode, encode, FamilySnapshot, Snapshot};
+use quarry_exporter::checkpoint::{decode, encode, Snapshot};
+use quarry_exporter::registry::FamilySnapshot;
 use quarry_exporter::series::TableCopy;
 
 use crate::common::*;

@@ -35,6 +35,12 @@
 //! - **Offsets are line boundaries.** The offset kept for a file (and checkpointed) is the end
 //!   of its last complete line; the partial line after it is read again after a restart.
 
+mod phase;
+mod record;
+mod sink;
+mod state;
+mod tracked;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -43,10 +49,16 @@ use std::time::{Duration, Instant};
 use super::discover::{Found, Globs, Listing};
 use super::fs::{FileId, Fs, Handle, Meta};
 use super::identity::{self, Digest, Known, HEAD_LEN, MARKER_LEN};
-use super::lines::{LineSplitter, LineStats};
-use super::records::{Assembled, Assembler, Framing, Replay};
+use super::lines::LineSplitter;
+use super::records::{Assembler, Framing, Replay};
 use crate::config::{FileFormat, StartAt};
-use crate::selfmetrics::RecordErrorReason;
+
+pub use phase::Phase;
+pub use record::{FileRecord, SavedPhase};
+pub use sink::{EventKind, Section, Sink};
+pub use state::TailState;
+pub use tracked::Tracked;
+use tracked::{deliver, known, record};
 
 /// Most bytes read from one file in one pass, so one busy file cannot starve the others.
 pub const READ_BUDGET_PER_PASS: u64 = 16 << 20;
@@ -57,22 +69,6 @@ pub const GONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Most records of gone content kept per source.
 pub const GONE_KEPT: usize = 512;
 
-/// Where a followed file stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Matched by the globs and read as it grows.
-    Following,
-    /// No longer matched (renamed away, deleted): read to its end, then closed.
-    Draining { since: Instant },
-    /// A copy of a file that is still intact: not read (its lines come from the original)
-    /// until the original is truncated, replaced or gone.
-    Shadow { of: FileId },
-    /// Too short yet to tell whether it is a copy of a followed file (a copy being written, or
-    /// a new file whose first bytes look alike): held open, not read, decided once it grows,
-    /// after `rotate_wait`, or when it leaves the globs (`free`).
-    Pending { since: Instant, free: bool },
-}
-
 /// The settings the tailer needs.
 #[derive(Debug, Clone)]
 pub struct TailOptions {
@@ -81,448 +77,6 @@ pub struct TailOptions {
     pub rotate_wait: Duration,
     /// How lines become records (container formats, multiline); `None`: each line is one.
     pub framing: Option<std::sync::Arc<Framing>>,
-}
-
-/// What happened to a file, for the log and the self-metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// A file appeared and is read from its beginning (or end, at start).
-    New,
-    /// A file appeared at a path another file had: a rotation.
-    Rotated,
-    /// A followed file moved to another matched path.
-    Renamed,
-    /// Resumed where a checkpoint left it.
-    Resumed,
-    /// A file holds content already read (a copy, or the same file elsewhere): read from where
-    /// that content was read to.
-    Recognised,
-    /// A copy of a live file: not read while the original is intact.
-    Shadowed,
-    /// A shadow's original was truncated or went away: the shadow is read from there.
-    TailRecovered,
-    /// The file shrank below the read offset, or its head changed: its content was replaced.
-    Truncated,
-    /// No longer matched: read to its end, then closed.
-    Draining,
-    /// Drained and closed.
-    Closed,
-    /// A draining file shrank or was replaced: closed without reading the new content.
-    ReplacedWhileDraining,
-    /// A checkpointed file was not found again after a restart: its unread rest is lost.
-    Lost,
-    /// A compressed file (gzip, zstd, bzip2, xz) matched by the globs: never read as text.
-    SkippedCompressed,
-}
-
-impl EventKind {
-    /// The label value in `quarry_source_file_events_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::New => "new",
-            EventKind::Rotated => "rotated",
-            EventKind::Renamed => "renamed",
-            EventKind::Resumed => "resumed",
-            EventKind::Recognised => "recognised",
-            EventKind::Shadowed => "shadowed",
-            EventKind::TailRecovered => "tail_recovered",
-            EventKind::Truncated => "truncated",
-            EventKind::Draining => "draining",
-            EventKind::Closed => "closed",
-            EventKind::ReplacedWhileDraining => "replaced_while_draining",
-            EventKind::Lost => "lost",
-            EventKind::SkippedCompressed => "skipped_compressed",
-        }
-    }
-
-    /// Every kind, so each can be exported at 0 from the start.
-    pub const ALL: [EventKind; 13] = [
-        EventKind::New,
-        EventKind::Rotated,
-        EventKind::Renamed,
-        EventKind::Resumed,
-        EventKind::Recognised,
-        EventKind::Shadowed,
-        EventKind::TailRecovered,
-        EventKind::Truncated,
-        EventKind::Draining,
-        EventKind::Closed,
-        EventKind::ReplacedWhileDraining,
-        EventKind::Lost,
-        EventKind::SkippedCompressed,
-    ];
-}
-
-/// Where the tailer's output goes: lines, read statistics, events, and the records a checkpoint
-/// keeps. Every change of lines counted and offsets kept happens between `begin` and `end` (a
-/// checkpoint is taken only outside such sections, so it always pairs offsets with the counts
-/// of exactly the lines before them); no read of file data happens inside one.
-pub trait Sink {
-    /// A section of changes starts.
-    fn begin(&mut self) {}
-    /// The section ends.
-    fn end(&mut self) {}
-    /// The checkpoint record of a file changed (`None`: the file is no longer followed).
-    fn record(&mut self, _id: FileId, _record: Option<&FileRecord>) {}
-    /// The remembered gone content (and checkpoint records still unmatched) changed.
-    fn remembered(&mut self, _gone: &[Known], _restored: &[FileRecord]) {}
-    /// A checkpoint should be written now, before going on (called outside sections): a new
-    /// file is about to be read (so a restart knows it even if it is renamed away before the
-    /// next checkpoint), or lines were counted from a file that nothing but this tailer's
-    /// descriptor keeps (deleted), whose content a crash would take with it.
-    fn durable(&mut self) {}
-    /// A complete record of `path` (a line, or lines joined), with the container's stream and
-    /// time when its format has them.
-    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, time: Option<&str>);
-    /// A line could not be read as the file's format says, or a record outgrew its cap.
-    fn record_error(&mut self, _reason: RecordErrorReason) {}
-    /// `bytes` were read from `path`, giving `stats`.
-    fn read(&mut self, path: &str, bytes: u64, stats: LineStats);
-    /// Something happened to a file.
-    fn event(&mut self, kind: EventKind, path: &str, detail: &str);
-    /// A file could not be opened or read (`None` clears the file's error).
-    fn error(&mut self, path: &str, error: Option<&str>);
-}
-
-/// One followed file.
-pub struct Tracked<H> {
-    pub id: FileId,
-    pub path: PathBuf,
-    /// The path is a symlink (another path to the same file is preferred for naming it).
-    symlink: bool,
-    /// `None`: read in turns (opened for each pass: over the descriptor budget).
-    handle: Option<H>,
-    /// Bytes handed to the splitter.
-    read: u64,
-    lines: LineSplitter,
-    /// Lines into records, when the source frames them (container formats, multiline).
-    records: Option<Assembler>,
-    /// Reading again from a committed offset behind which some streams' records were counted
-    /// (a restart or reload while another stream held a record): only the held lines of the
-    /// region are read again.
-    replay: Option<Replay>,
-    /// With records: the marker at the end of the last complete line (which may be past the
-    /// committed offset while a record is held), and that offset.
-    line_marker: (u64, Digest),
-    /// With records: the marker at the start of each partial line or record held, taken
-    /// when it started. With several streams the committed offset can move to a record held
-    /// since an earlier chunk (another stream's record ended); its marker is here.
-    held_markers: Vec<(u64, Digest)>,
-    /// The first `min(size, HEAD_LEN)` bytes, as far as known.
-    head: Vec<u8>,
-    /// The last `min(read, MARKER_LEN)` bytes before `read`.
-    tail: Vec<u8>,
-    /// Digest of the bytes before `committed()`, and the offset it was taken at.
-    marker: Digest,
-    marker_at: u64,
-    pub size: u64,
-    pub phase: Phase,
-    last_data: Instant,
-    /// For a shadow: how far its content was checked to equal the original's.
-    verified: u64,
-    /// Under a directory that could not be listed in the last scan.
-    pub unseen: bool,
-    /// (size, ctime, read) when the content was last found not replaced: while they stay the
-    /// same the head is not read again (an idle file costs one fstat per scan).
-    checked: std::cell::Cell<Option<(u64, u64, u64)>>,
-}
-
-impl<H> Tracked<H> {
-    /// The end of the last complete record read: where reading resumes after a restart (a
-    /// record still being assembled is read again then).
-    pub fn committed(&self) -> u64 {
-        let lines = self.read.saturating_sub(self.lines.pending());
-        match self.records.as_ref().and_then(Assembler::held_from) {
-            Some(held) => held.min(lines),
-            None => lines,
-        }
-    }
-
-    /// The file's first bytes (up to a head): as read, or — when it was not read that far
-    /// yet — as it holds them now (through its descriptor); and whether they are all it holds
-    /// (it is shorter than a head).
-    fn first_bytes(&self) -> (std::borrow::Cow<'_, [u8]>, bool)
-    where
-        H: Handle,
-    {
-        if (self.head.len() as u64) < HEAD_LEN && self.phase == Phase::Following {
-            let now = self
-                .handle
-                .as_ref()
-                .and_then(|h| identity::read_range(h, 0, HEAD_LEN).ok())
-                .filter(|b| b.len() >= self.head.len() && b.starts_with(&self.head));
-            if let Some(b) = now {
-                let whole = (b.len() as u64) < HEAD_LEN;
-                return (b.into(), whole);
-            }
-        }
-        ((&self.head[..]).into(), false)
-    }
-
-    /// The end of the last complete line read.
-    fn lines_end(&self) -> u64 {
-        self.read.saturating_sub(self.lines.pending())
-    }
-
-    /// The format the file's streams are named in.
-    fn format(&self) -> FileFormat {
-        self.records
-            .as_ref()
-            .map_or(FileFormat::Plain, Assembler::format)
-    }
-
-    /// Which lines after the committed offset a restart must read again (`None`: all of
-    /// them): the held streams' from their first held line — those of the assembler and,
-    /// during a replay, those not reached yet. Plain lines are one stream: all are held.
-    fn replay_now(&self) -> Option<Replay> {
-        let format = self.format();
-        if format == FileFormat::Plain {
-            return None;
-        }
-        let lines = self.lines_end();
-        let mut held = self
-            .records
-            .as_ref()
-            .map(Assembler::held_streams)
-            .unwrap_or_default();
-        let mut until = lines;
-        if let Some(r) = self.replay.as_ref().filter(|r| r.until > lines) {
-            until = r.until;
-            for (stream, first) in &r.held {
-                if *first >= lines && !held.iter().any(|(s, _)| s == stream) {
-                    held.push((stream.clone(), *first));
-                }
-            }
-        }
-        (until > self.committed()).then_some(Replay {
-            until,
-            format,
-            held,
-        })
-    }
-
-    /// Reads again from the committed offset under `replay` (from a checkpoint, a copy's
-    /// original, or a reload). Held lines named in another format than this file's now (the
-    /// config changed) cannot be told apart: the region is skipped, as counted.
-    fn set_replay(&mut self, replay: Option<&Replay>) {
-        self.replay = replay.map(|r| {
-            let mut r = r.clone();
-            if r.format != self.format() {
-                r.held.clear();
-                r.format = self.format();
-            }
-            r
-        });
-    }
-
-    /// Emits every record held (the file ends: closed, replaced, or one-shot). In a section.
-    fn finish_records(&mut self, sink: &mut impl Sink) {
-        let path = self.path_str();
-        let stats = match &mut self.records {
-            Some(records) => {
-                let stats = self.lines.finish(|line| {
-                    records.push(line, 0, &mut |a| deliver(a, &path, sink));
-                });
-                records.finish(&mut |a| deliver(a, &path, sink));
-                stats
-            }
-            None => self.lines.finish(|line| sink.line(line, &path, None, None)),
-        };
-        sink.read(&path, 0, stats);
-    }
-
-    /// Whether no descriptor is held (read in turns).
-    pub fn in_turns(&self) -> bool {
-        self.handle.is_none()
-    }
-
-    fn path_str(&self) -> String {
-        self.path.to_string_lossy().into_owned()
-    }
-
-    /// The marker at `offset` (at or after `start`, where `chunk` was read): the end of the
-    /// old tail, then the chunk's start. Called before the tail takes the chunk in.
-    fn digest_before(&self, offset: u64, start: u64, chunk: &[u8]) -> Digest {
-        let in_chunk = (offset - start) as usize;
-        let want = offset.min(MARKER_LEN) as usize;
-        let from_chunk = in_chunk.min(want);
-        let from_tail = want - from_chunk;
-        let mut bytes = Vec::with_capacity(want);
-        bytes.extend_from_slice(&self.tail[self.tail.len() - from_tail..]);
-        bytes.extend_from_slice(&chunk[in_chunk - from_chunk..in_chunk]);
-        Digest::of(&bytes)
-    }
-
-    /// Emits the multi-line record held (complete: the writer paused, or the content ends);
-    /// the marker follows the committed offset. In a section.
-    fn flush_record(&mut self, sink: &mut impl Sink) {
-        let path = self.path_str();
-        let Some(records) = &mut self.records else {
-            return;
-        };
-        records.flush_record(&mut |a| deliver(a, &path, sink));
-        self.advance_marker();
-    }
-
-    /// Records held were emitted: the committed offset moved to the end of the lines, whose
-    /// marker was kept for this.
-    fn advance_marker(&mut self) {
-        self.keep_held_markers(None);
-        let committed = self.committed();
-        if committed == self.marker_at {
-            return;
-        }
-        let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
-        if let Some((_, d)) = kept {
-            self.marker = *d;
-            self.marker_at = committed;
-        } else if committed == self.line_marker.0 {
-            self.marker = self.line_marker.1;
-            self.marker_at = committed;
-        }
-    }
-
-    /// Takes the marker of each record held that started in `chunk` (read at `start`) or,
-    /// when it started before, at the end of the lines before it; forgets those of records
-    /// no longer held. Called before `line_marker` moves on.
-    fn keep_held_markers(&mut self, chunk: Option<(u64, &[u8])>) {
-        let Some(records) = &self.records else {
-            self.held_markers.clear();
-            return;
-        };
-        let starts: Vec<u64> = records.held_starts().collect();
-        self.held_markers.retain(|(at, _)| starts.contains(at));
-        for at in starts {
-            if self.held_markers.iter().any(|(a, _)| *a == at) {
-                continue;
-            }
-            let digest = match chunk {
-                Some((start, chunk)) if at >= start => Some(self.digest_before(at, start, chunk)),
-                _ if at == self.line_marker.0 => Some(self.line_marker.1),
-                _ if at == self.marker_at => Some(self.marker),
-                _ => None,
-            };
-            if let Some(d) = digest {
-                self.held_markers.push((at, d));
-            }
-        }
-    }
-
-    /// Hands `chunk` (read at `self.read`) to the splitter and keeps head, tail and marker in
-    /// step, from the bytes in memory.
-    fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
-        let start = self.read;
-        let path = self.path_str();
-        // Each line starts where the one before it ended.
-        let mut line_start = start.saturating_sub(self.lines.pending());
-        let replay = &mut self.replay;
-        // Lines and bytes read again (counted as read before).
-        let mut again = (0u64, 0u64);
-        // Whether the line starting at `from` is read (not a counted line of a replay).
-        let mut admit = |line: &str, from: u64, end: u64| match replay {
-            Some(r) if from < r.until => {
-                again.0 += 1;
-                again.1 += end.min(r.until).saturating_sub(from.max(start));
-                r.rereads(line, from)
-            }
-            Some(_) => {
-                *replay = None;
-                true
-            }
-            None => true,
-        };
-        let mut stats = match &mut self.records {
-            None => self.lines.push(chunk, |line, end| {
-                let (from, end) = (line_start, start + end as u64);
-                line_start = end;
-                if admit(line, from, end) {
-                    sink.line(line, &path, None, None);
-                }
-            }),
-            Some(records) => self.lines.push(chunk, |line, end| {
-                let (from, end) = (line_start, start + end as u64);
-                line_start = end;
-                if admit(line, from, end) {
-                    records.push(line, from, &mut |a| deliver(a, &path, sink));
-                }
-            }),
-        };
-        stats.lines = stats.lines.saturating_sub(again.0);
-        sink.read(&path, (chunk.len() as u64).saturating_sub(again.1), stats);
-        self.read += chunk.len() as u64;
-        self.last_data = now;
-        // The head grows with what is read until it is HEAD_LEN long.
-        let have = self.head.len() as u64;
-        if have < HEAD_LEN && have >= start && have < start + chunk.len() as u64 {
-            let from = (have - start) as usize;
-            let to = ((HEAD_LEN - start) as usize).min(chunk.len());
-            self.head.extend_from_slice(&chunk[from..to]);
-        }
-        self.keep_held_markers(Some((start, chunk)));
-        let committed = self.committed();
-        if committed != self.marker_at {
-            let kept = self.held_markers.iter().find(|(at, _)| *at == committed);
-            if let Some((_, d)) = kept {
-                // A record held since an earlier chunk (another stream's record ended).
-                self.marker = *d;
-                self.marker_at = committed;
-            } else if committed >= start {
-                self.marker = self.digest_before(committed, start, chunk);
-                self.marker_at = committed;
-            } else if committed == self.line_marker.0 {
-                // A record held from the line that was partial when this chunk came: it
-                // starts at the end of the lines before, whose marker was kept.
-                self.marker = self.line_marker.1;
-                self.marker_at = committed;
-            }
-        }
-        if self.records.is_some() {
-            // Kept for when the record held is emitted: the marker at the end of the lines.
-            let lines = self.read.saturating_sub(self.lines.pending());
-            if lines == committed {
-                self.line_marker = (committed, self.marker);
-            } else if lines >= start && lines != self.line_marker.0 {
-                self.line_marker = (lines, self.digest_before(lines, start, chunk));
-            }
-        }
-        let keep = MARKER_LEN as usize;
-        if chunk.len() >= keep {
-            self.tail.clear();
-            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
-        } else {
-            self.tail.extend_from_slice(chunk);
-            let excess = self.tail.len().saturating_sub(keep);
-            self.tail.drain(..excess);
-        }
-    }
-}
-
-/// Hands what the assembler made to the sink.
-fn deliver(a: Assembled, path: &str, sink: &mut impl Sink) {
-    match a {
-        Assembled::Record { text, stream, time } => sink.line(text, path, stream, time),
-        Assembled::Error(reason) => sink.record_error(reason),
-    }
-}
-
-/// A file's state as a checkpoint keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRecord {
-    pub known: Known,
-    /// 0 following, 1 draining, 2 shadow.
-    pub phase: u8,
-    /// For a shadow, the original.
-    pub of: FileId,
-    /// The line at `offset` is not to be counted (it started before the reader, or is over
-    /// the length cap).
-    pub skipping: bool,
-}
-
-/// What a source's files look like at a line boundary: what a checkpoint saves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TailState {
-    pub files: Vec<FileRecord>,
-    pub gone: Vec<Known>,
 }
 
 /// The tailer of one source.
@@ -615,14 +169,14 @@ impl<F: Fs> Tailer<F> {
                 // Streams are named otherwise now: what was held is emitted as it was framed.
                 if t.records.is_some() {
                     let path = t.path_str();
-                    sink.begin();
+                    let mut section = Section::open(sink);
                     if let Some(records) = &mut t.records {
-                        records.finish(&mut |a| deliver(a, &path, sink));
+                        records.finish(&mut |a| deliver(a, &path, &mut *section));
                     }
                     t.advance_marker();
                     t.records = None;
-                    sink.record(t.id, Some(&record(t)));
-                    sink.end();
+                    section.record(t.id, Some(&record(t)));
+                    drop(section);
                 }
                 // A replay under the old format: its held lines cannot be named any more.
                 if let Some(r) = &mut t.replay {
@@ -799,18 +353,18 @@ impl<F: Fs> Tailer<F> {
                 let renamed = !paths_of(&listing, *id).any(|p| *p == t.path);
                 let back = matches!(t.phase, Phase::Draining { .. });
                 if renamed || back {
-                    sink.begin();
+                    let mut section = Section::open(sink);
                     if renamed {
                         let from = t.path_str();
                         t.path = found.path.clone();
                         t.symlink = found.symlink;
-                        sink.event(EventKind::Renamed, &t.path_str(), &format!("from {from}"));
+                        section.event(EventKind::Renamed, &t.path_str(), &format!("from {from}"));
                     }
                     if back {
                         t.phase = Phase::Following;
                     }
-                    sink.record(*id, Some(&record(t)));
-                    sink.end();
+                    section.record(*id, Some(&record(t)));
+                    drop(section);
                 }
                 self.paths.insert(found.path.clone(), *id);
                 continue;
@@ -840,39 +394,39 @@ impl<F: Fs> Tailer<F> {
                 // A copy that went away while its original is intact: nothing to read.
                 Phase::Shadow { .. } => {
                     let t = self.files.remove(&id).expect("listed");
-                    sink.begin();
-                    sink.record(id, None);
-                    sink.event(
+                    let mut section = Section::open(sink);
+                    section.record(id, None);
+                    section.event(
                         EventKind::Closed,
                         &t.path_str(),
                         "a copy, gone while its original is intact",
                     );
-                    sink.end();
+                    drop(section);
                 }
                 Phase::Following if t.in_turns() => {
                     // Nothing holds it open: what it has beyond the offset cannot be read.
                     let t = self.files.remove(&id).expect("listed");
                     let k = known(&t);
-                    sink.begin();
-                    sink.record(id, None);
-                    sink.event(
+                    let mut section = Section::open(sink);
+                    section.record(id, None);
+                    section.event(
                         EventKind::Lost,
                         &k.path,
                         "renamed away or deleted while read in turns (over the open-file limit)",
                     );
-                    self.remember(k, now, sink);
-                    sink.end();
+                    self.remember(k, now, &mut *section);
+                    drop(section);
                 }
                 Phase::Following => {
                     t.phase = Phase::Draining { since: now };
-                    sink.begin();
-                    sink.record(id, Some(&record(t)));
-                    sink.event(
+                    let mut section = Section::open(sink);
+                    section.record(id, Some(&record(t)));
+                    section.event(
                         EventKind::Draining,
                         &t.path_str(),
                         "renamed away or deleted; reading it to its end",
                     );
-                    sink.end();
+                    drop(section);
                 }
                 Phase::Draining { .. } => {}
             }
@@ -900,9 +454,9 @@ impl<F: Fs> Tailer<F> {
             if !r.known.has_content() && r.known.id.birth == 0 {
                 // Nothing was read from it and its inode number may name another file by now
                 // (no birth time to tell): nothing to resume safely.
-                sink.begin();
-                sink.event(EventKind::Lost, &r.known.path, "in the checkpoint before its first read, not found again; this filesystem keeps no birth times to find it by inode safely");
-                sink.end();
+                let mut section = Section::open(sink);
+                section.event(EventKind::Lost, &r.known.path, "in the checkpoint before its first read, not found again; this filesystem keeps no birth times to find it by inode safely");
+                drop(section);
                 continue;
             }
             let dir = super::fs::parent(Path::new(&r.known.path));
@@ -951,32 +505,32 @@ impl<F: Fs> Tailer<F> {
             let resumed = by_inode
                 .and_then(resume)
                 .or_else(|| by_content().and_then(resume));
-            sink.begin();
+            let mut section = Section::open(sink);
             match resumed {
                 Some((path, h, m)) => {
                     let mut t =
                         self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
                     t.set_replay(r.known.replay.as_ref());
                     t.phase = Phase::Draining { since: now };
-                    sink.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
-                    sink.record(m.id, Some(&record(&t)));
+                    section.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
+                    section.record(m.id, Some(&record(&t)));
                     self.files.insert(m.id, t);
                 }
                 None => {
-                    sink.event(
+                    section.event(
                         EventKind::Lost,
                         &r.known.path,
                         "in the checkpoint, not found again (deleted while the exporter was down?)",
                     );
-                    self.remember(r.known, now, sink);
+                    self.remember(r.known, now, &mut *section);
                 }
             }
-            sink.end();
+            drop(section);
         }
         self.restored = keep;
-        sink.begin();
-        self.publish_remembered(sink);
-        sink.end();
+        let mut section = Section::open(sink);
+        self.publish_remembered(&mut *section);
+        drop(section);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1094,7 +648,7 @@ impl<F: Fs> Tailer<F> {
         if !hold {
             t.handle = None;
         }
-        sink.begin();
+        let mut section = Section::open(sink);
         if let Some(i) = decision.consumed_restored {
             self.restored.swap_remove(i);
         }
@@ -1116,12 +670,12 @@ impl<F: Fs> Tailer<F> {
             || decision.consumed_gone.is_some()
             || self.restored.len() != restored_before
         {
-            self.publish_remembered(sink);
+            self.publish_remembered(&mut *section);
         }
-        sink.event(kind, &shown, &decision.detail);
-        sink.record(meta.id, Some(&record(&t)));
+        section.event(kind, &shown, &decision.detail);
+        section.record(meta.id, Some(&record(&t)));
         self.files.insert(meta.id, t);
-        sink.end();
+        drop(section);
         true
     }
 
@@ -1152,7 +706,7 @@ impl<F: Fs> Tailer<F> {
             r.known.id == meta.id && r.known.has_content() && r.known.continues_in(h, size)
         }) {
             let r = &self.restored[i];
-            let phase = if r.phase == 2 {
+            let phase = if r.phase == SavedPhase::Shadow {
                 Phase::Shadow { of: r.of }
             } else {
                 Phase::Following
@@ -1412,10 +966,10 @@ impl<F: Fs> Tailer<F> {
                     break;
                 }
             };
-            sink.begin();
-            t.consume(&self.buffer[..n], now, sink);
-            sink.record(id, Some(&record(&t)));
-            sink.end();
+            let mut section = Section::open(sink);
+            t.consume(&self.buffer[..n], now, &mut *section);
+            section.record(id, Some(&record(&t)));
+            drop(section);
             budget = budget.saturating_sub(n as u64);
             if budget == 0 {
                 more = true;
@@ -1464,17 +1018,17 @@ impl<F: Fs> Tailer<F> {
         let path = t.path_str();
         self.resolve_shadows(t.id, &old, now, sink);
         if let Phase::Draining { .. } = t.phase {
-            sink.begin();
-            sink.record(t.id, None);
-            sink.event(
+            let mut section = Section::open(sink);
+            section.record(t.id, None);
+            section.event(
                 EventKind::ReplacedWhileDraining,
                 &path,
                 &format!("shrank or was replaced after {} bytes; closed", old.offset),
             );
             if !remembered {
-                self.remember(old, now, sink);
+                self.remember(old, now, &mut *section);
             }
-            sink.end();
+            drop(section);
             return false;
         }
         let Tracked {
@@ -1489,12 +1043,12 @@ impl<F: Fs> Tailer<F> {
             None => self.fs.open(&fs_path).ok(),
         };
         let Some(h) = reopened else {
-            sink.begin();
-            sink.record(id, None);
+            let mut section = Section::open(sink);
+            section.record(id, None);
             if !remembered {
-                self.remember(old, now, sink);
+                self.remember(old, now, &mut *section);
             }
-            sink.end();
+            drop(section);
             return false;
         };
         // The new content may be a copy still being written (copytruncate writing over an
@@ -1516,8 +1070,8 @@ impl<F: Fs> Tailer<F> {
         if !self.fs.may_hold_open() {
             n.handle = None;
         }
-        sink.begin();
-        sink.event(
+        let mut section = Section::open(sink);
+        section.event(
             EventKind::Truncated,
             &path,
             &format!(
@@ -1532,11 +1086,11 @@ impl<F: Fs> Tailer<F> {
             self.gone.remove(i);
         }
         if !remembered {
-            self.remember(old, now, sink);
+            self.remember(old, now, &mut *section);
         }
-        sink.record(id, Some(&record(&n)));
+        section.record(id, Some(&record(&n)));
         self.files.insert(id, n);
-        sink.end();
+        drop(section);
         // New content: saved before its lines are counted, as a new file's.
         sink.durable();
         true
@@ -1564,15 +1118,15 @@ impl<F: Fs> Tailer<F> {
             })
             .collect();
         if !replaced.is_empty() {
-            sink.begin();
+            let mut section = Section::open(sink);
             for (id, _) in &replaced {
                 let old = Known {
                     truncated: true,
                     ..known(&self.files[id])
                 };
-                self.remember(old, now, sink);
+                self.remember(old, now, &mut *section);
             }
-            sink.end();
+            drop(section);
         }
         self.decide_pending(now, sink);
         for (id, meta) in replaced {
@@ -1685,7 +1239,7 @@ impl<F: Fs> Tailer<F> {
             other => other,
         };
         n.set_replay(decision.replay.as_ref());
-        sink.begin();
+        let mut section = Section::open(sink);
         if let Some(i) = decision.consumed_restored {
             self.restored.swap_remove(i);
         }
@@ -1693,12 +1247,12 @@ impl<F: Fs> Tailer<F> {
             self.gone.remove(i);
         }
         if decision.consumed_restored.is_some() || decision.consumed_gone.is_some() {
-            self.publish_remembered(sink);
+            self.publish_remembered(&mut *section);
         }
-        sink.event(decision.kind, &n.path_str(), &decision.detail);
-        sink.record(id, Some(&record(&n)));
+        section.event(decision.kind, &n.path_str(), &decision.detail);
+        section.record(id, Some(&record(&n)));
         self.files.insert(id, n);
-        sink.end();
+        drop(section);
         sink.durable();
     }
 
@@ -1773,26 +1327,26 @@ impl<F: Fs> Tailer<F> {
                 t.marker = marker;
                 t.marker_at = committed;
                 t.line_marker = (committed, marker);
-                sink.begin();
-                sink.record(id, Some(&record(t)));
-                sink.end();
+                let mut section = Section::open(sink);
+                section.record(id, Some(&record(t)));
+                drop(section);
             }
             if size > original_size {
                 // More than the original ever had: not a copy. Read it from where it was
                 // found equal.
-                sink.begin();
+                let mut section = Section::open(sink);
                 t.phase = Phase::Following;
                 t.lines.reset();
                 if let Some(r) = &mut t.records {
                     r.abandon();
                 }
-                sink.event(
+                section.event(
                     EventKind::New,
                     &t.path_str(),
                     &format!("grew past its original; read from {}", t.verified),
                 );
-                sink.record(id, Some(&record(t)));
-                sink.end();
+                section.record(id, Some(&record(t)));
+                drop(section);
             }
             return;
         }
@@ -1823,14 +1377,14 @@ impl<F: Fs> Tailer<F> {
                 let Some(t) = self.files.get_mut(&id) else {
                     return;
                 };
-                sink.begin();
+                let mut section = Section::open(sink);
                 t.phase = Phase::Following;
                 t.lines.reset();
                 if let Some(r) = &mut t.records {
                     r.abandon();
                 }
-                sink.record(id, Some(&record(t)));
-                sink.end();
+                section.record(id, Some(&record(t)));
+                drop(section);
             }
         }
     }
@@ -1963,19 +1517,19 @@ impl<F: Fs> Tailer<F> {
         if !self.fs.may_hold_open() {
             n.handle = None;
         }
-        sink.begin();
-        sink.event(kind, &n.path_str(), &detail);
-        sink.record(id, Some(&record(&n)));
+        let mut section = Section::open(sink);
+        section.event(kind, &n.path_str(), &detail);
+        section.record(id, Some(&record(&n)));
         self.files.insert(id, n);
-        sink.end();
+        drop(section);
     }
 
     /// Stops reading a drained file: its last unterminated line counts, and its content is
     /// remembered.
     fn close(&mut self, mut t: Tracked<F::File>, now: Instant, sink: &mut impl Sink) {
         let path = t.path_str();
-        sink.begin();
-        t.finish_records(sink);
+        let mut section = Section::open(sink);
+        t.finish_records(&mut *section);
         let end = Known {
             offset: t.read,
             marker: t
@@ -1987,10 +1541,10 @@ impl<F: Fs> Tailer<F> {
             replay: None,
             ..known(&t)
         };
-        sink.record(t.id, None);
-        sink.event(EventKind::Closed, &path, "drained");
-        self.remember(end.clone(), now, sink);
-        sink.end();
+        section.record(t.id, None);
+        section.event(EventKind::Closed, &path, "drained");
+        self.remember(end.clone(), now, &mut *section);
+        drop(section);
         self.paths.retain(|_, id| *id != t.id);
         self.resolve_shadows(t.id, &end, now, sink);
         // Saved before the descriptor goes: after it, a deleted file's content is gone.
@@ -2021,10 +1575,10 @@ impl<F: Fs> Tailer<F> {
                 next = Some(next.map_or(left, |n| n.min(left)));
                 continue;
             }
-            sink.begin();
-            t.flush_record(sink);
-            sink.record(*id, Some(&record(t)));
-            sink.end();
+            let mut section = Section::open(sink);
+            t.flush_record(&mut *section);
+            section.record(*id, Some(&record(t)));
+            drop(section);
         }
         next
     }
@@ -2080,46 +1634,6 @@ struct Decision {
     /// The checkpoint record or gone record this content was recognised as (used up).
     consumed_restored: Option<usize>,
     consumed_gone: Option<usize>,
-}
-
-fn known<H>(t: &Tracked<H>) -> Known {
-    let offset = match t.phase {
-        Phase::Shadow { .. } => t.verified,
-        Phase::Pending { .. } => 0,
-        _ => t.committed(),
-    };
-    Known {
-        path: t.path_str(),
-        id: t.id,
-        head: Digest::of(&t.head),
-        first: t.head.clone(),
-        truncated: false,
-        offset,
-        marker: if t.marker_at == offset {
-            t.marker
-        } else {
-            Digest::default()
-        },
-        replay: match t.phase {
-            Phase::Following | Phase::Draining { .. } => t.replay_now(),
-            Phase::Shadow { .. } | Phase::Pending { .. } => None,
-        },
-    }
-}
-
-fn record<H>(t: &Tracked<H>) -> FileRecord {
-    let (phase, of) = match t.phase {
-        // A pending file is saved as followed from its start (nothing read yet).
-        Phase::Following | Phase::Pending { .. } => (0, FileId::default()),
-        Phase::Draining { .. } => (1, FileId::default()),
-        Phase::Shadow { of } => (2, of),
-    };
-    FileRecord {
-        known: known(t),
-        phase,
-        of,
-        skipping: t.lines.is_skipping(),
-    }
 }
 
 /// Whether `a` names a file better than `b`: a real path over a symlink, then the shorter,

@@ -1,0 +1,258 @@
+//! Which of a source's line rules can match a line, in one pass over it.
+//!
+//! With several regex rules, every rule used to be tried on every line, so a line cost the sum
+//! of what each rule's matcher spends to refuse it. A [`Candidates`] holds the rules' patterns
+//! as one [`RegexSet`] (the regex crate's multi-pattern lazy DFA): one scan of the line tells
+//! which patterns match somewhere in it, and only those rules run their own matcher for the
+//! captures. A pattern the set reports as not matching cannot match, so skipping its rule
+//! changes nothing: rule order, `when`, `derive` and several rules matching one line all stay
+//! as they were.
+//!
+//! Not every rule is worth a place in the set. A pattern anchored at the start of the line is
+//! refused by its own matcher at the first bytes, cheaper than any scan; a pattern with a
+//! Unicode word boundary makes the lazy DFA give up on non-ASCII lines (the set would then fall
+//! back to a slow engine for all its patterns). Those rules keep running on every line. Below
+//! [`MIN_MEMBERS`] members the scan costs more than the matchers it would spare.
+
+use regex::RegexSet;
+use regex_syntax::hir::Look;
+
+/// Fewest patterns a set is built for. The set's scan (an overlapping search of the lazy DFA)
+/// costs about 35 instructions per byte, while each rule's own prefilter or fast path refuses
+/// most lines with a memchr-speed search. Measured with callgrind on bench/bench.py's logs:
+/// with 9 rules (mixed) a line cost 19% more with the set, with 10 (mixed2) 31% more, with
+/// 19 (both mixed logs interleaved) 6% less, with 24 (many) 12% less; so only configs with
+/// many rules get one.
+pub const MIN_MEMBERS: usize = 16;
+
+/// The line rules (by their index among a source's rules) that can match the current line.
+pub struct Candidates {
+    set: RegexSet,
+    /// The rule index of each set pattern, in pattern order.
+    members: Vec<usize>,
+    /// Per rule index: whether it is decided by the set.
+    is_member: Vec<bool>,
+    /// Per set pattern: whether it matched the last line scanned (reused).
+    hits: Vec<bool>,
+    /// Per rule index: whether the rule may match the last line scanned.
+    possible: Vec<bool>,
+}
+
+impl Candidates {
+    /// A set over `rules` (rule index, pattern) among `rule_count` rules, leaving out the
+    /// patterns the set would not speed up; `None` when fewer than [`MIN_MEMBERS`] remain or
+    /// the set does not compile within the regex crate's size limits.
+    pub fn build<'p>(
+        rules: impl IntoIterator<Item = (usize, &'p str)>,
+        rule_count: usize,
+    ) -> Option<Candidates> {
+        Candidates::with_minimum(rules, rule_count, MIN_MEMBERS)
+    }
+
+    /// [`Candidates::build`] with another least number of members (tests).
+    fn with_minimum<'p>(
+        rules: impl IntoIterator<Item = (usize, &'p str)>,
+        rule_count: usize,
+        minimum: usize,
+    ) -> Option<Candidates> {
+        let (members, patterns): (Vec<usize>, Vec<&str>) =
+            rules.into_iter().filter(|(_, p)| worth_a_place(p)).unzip();
+        if members.len() < minimum.max(1) {
+            return None;
+        }
+        // Each pattern passed the limits on its own; a set past the regex crate's size limit
+        // is simply not built.
+        let set = RegexSet::new(&patterns).ok()?;
+        let mut is_member = vec![false; rule_count];
+        for &m in &members {
+            is_member[m] = true;
+        }
+        Some(Candidates {
+            set,
+            hits: vec![false; members.len()],
+            possible: vec![true; rule_count],
+            members,
+            is_member,
+        })
+    }
+
+    /// Scans `line` once; afterwards [`Candidates::may_match`] answers for each rule.
+    pub fn scan(&mut self, line: &str) {
+        self.hits.iter_mut().for_each(|h| *h = false);
+        self.set.matches_read_at(&mut self.hits, line, 0);
+        for (&rule, &hit) in self.members.iter().zip(&self.hits) {
+            self.possible[rule] = hit;
+        }
+    }
+
+    /// Whether rule `rule` may match the line last scanned (always, for a rule not in the set).
+    pub fn may_match(&self, rule: usize) -> bool {
+        self.possible.get(rule).copied().unwrap_or(true)
+    }
+
+    /// How many rules the set decides.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the set decides no rule (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Whether rule `rule` is decided by the set.
+    pub fn decides(&self, rule: usize) -> bool {
+        self.is_member.get(rule).copied().unwrap_or(false)
+    }
+}
+
+/// Whether a pattern gains from the set: not anchored at the start (its matcher refuses a line
+/// at once) and without Unicode word boundaries (on which the lazy DFA gives up).
+fn worth_a_place(pattern: &str) -> bool {
+    let Ok(hir) = regex_syntax::ParserBuilder::new().build().parse(pattern) else {
+        return false;
+    };
+    let props = hir.properties();
+    let unicode_words = [
+        Look::WordUnicode,
+        Look::WordUnicodeNegate,
+        Look::WordStartUnicode,
+        Look::WordEndUnicode,
+        Look::WordStartHalfUnicode,
+        Look::WordEndHalfUnicode,
+    ];
+    !props.look_set_prefix().contains(Look::Start)
+        && !unicode_words.iter().any(|l| props.look_set().contains(*l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+
+    /// Patterns of the bench's mixed rows and others: some in the set, some left out.
+    const PATTERNS: &[&str] = &[
+        r#""(?P<method>GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS) \S+ HTTP\/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+) "[^"]*" "[^"]*" (?P<seconds>[\d.]+)$"#,
+        r#""(?:GET|POST|PUT|DELETE|PATCH) (?P<endpoint>\/api\/[a-z]+)[^" ]* HTTP\/1\.[01]" 5\d\d "#,
+        r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} +(?P<level>TRACE|DEBUG|INFO|WARN|ERROR) +\[(?P<thread>[^\]]+)\] (?P<logger>\S+) - ",
+        r"\] (?P<logger>\S+) - .* in (?P<ms>\d+) ?ms$",
+        r"(?P<exception>(?:[a-z]+\.)+[A-Z][A-Za-z]*(?:Exception|Error))(?::|$)",
+        r"sshd\[\d+\]: (?P<result>Accepted|Failed) (?P<auth>password|publickey) for (?:invalid user )?\S+ from (?P<ip>[\d.]+) port \d+",
+        r"kernel: .*Out of memory: Killed process \d+ \((?P<process>[^)]+)\)",
+        r#"^\{.*"level": ?"(?P<level>error|warn)".*"status": ?(?P<status>\d{3})"#,
+        r"(?i)timed? ?out",
+        r"(?i)\b(?P<p>timed? ?out|connection (?:refused|reset))\b",
+        r"(?m)a$",
+        r"x(?P<w>\w+)",
+        r"",
+        r"é(?P<r>.{2,4})x",
+    ];
+
+    #[test]
+    fn anchored_and_unicode_word_patterns_stay_out() {
+        let set = every_pattern();
+        for (i, p) in PATTERNS.iter().enumerate() {
+            let out = p.starts_with('^') || p.contains(r"\b");
+            assert_eq!(set.decides(i), !out, "{p}");
+            if out {
+                assert!(set.may_match(i), "{p}");
+            }
+        }
+        // Too few members for the set to pay.
+        assert!(Candidates::build(PATTERNS.iter().copied().enumerate(), PATTERNS.len()).is_none());
+    }
+
+    /// A set over every pattern of [`PATTERNS`] that gains from one, however few.
+    fn every_pattern() -> Candidates {
+        Candidates::with_minimum(PATTERNS.iter().copied().enumerate(), PATTERNS.len(), 1).unwrap()
+    }
+
+    /// A small deterministic PRNG (xorshift), so the test repeats.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 as usize
+        }
+    }
+
+    /// Differential: on lines made of pieces of the patterns' own literals and the bench's log
+    /// shapes, the set says a rule may match exactly when its matcher matches.
+    #[test]
+    fn the_set_admits_exactly_the_rules_whose_matcher_matches() {
+        let mut set = every_pattern();
+        let mut matchers: Vec<Matcher> =
+            PATTERNS.iter().map(|p| Matcher::new(p).unwrap()).collect();
+        let pieces = [
+            "\"GET ",
+            "/api/orders",
+            " HTTP/1.1\" ",
+            "503 ",
+            "200 ",
+            "512 ",
+            "\"-\" ",
+            "\"curl/8\" ",
+            "0.042",
+            "] ",
+            "c.e.Shop",
+            " - ",
+            "in 35 ms",
+            " ms",
+            "java.io.IOException",
+            ": ",
+            "sshd[42]: ",
+            "Accepted ",
+            "Failed ",
+            "password ",
+            "for ",
+            "invalid user ",
+            "root ",
+            "from 10.0.0.1 ",
+            "port 22",
+            "kernel: ",
+            "Out of memory: Killed process 7 (java)",
+            "{\"level\":\"warn\",\"status\":502}",
+            "Timed out",
+            "time out",
+            "a",
+            "x",
+            "é",
+            "zoë",
+            "\n",
+            " ",
+            "xyz",
+            "éabcx",
+            // Whole matches, so that every pattern matches some lines.
+            r#""GET /api/orders HTTP/1.1" 503 512 "-" "curl/8" 0.042"#,
+            "[main] c.e.Shop - done in 35 ms",
+            "sshd[42]: Failed password for invalid user zoë from 10.0.0.1 port 22",
+            "kernel: x Out of memory: Killed process 7 (java)",
+        ];
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut admitted = vec![0usize; PATTERNS.len()];
+        for _ in 0..20_000 {
+            let n = rng.next() % 10;
+            let line: String = (0..n).map(|_| pieces[rng.next() % pieces.len()]).collect();
+            set.scan(&line);
+            for (i, m) in matchers.iter_mut().enumerate() {
+                let matched = m.matches(&line, line.is_ascii());
+                if set.decides(i) {
+                    assert_eq!(set.may_match(i), matched, "{} on {line:?}", PATTERNS[i]);
+                    admitted[i] += usize::from(matched);
+                } else {
+                    assert!(set.may_match(i));
+                }
+            }
+        }
+        for (i, p) in PATTERNS.iter().enumerate() {
+            if set.decides(i) {
+                assert!(
+                    admitted[i] > 0,
+                    "{p} never matched: the test shows nothing for it"
+                );
+            }
+        }
+    }
+}

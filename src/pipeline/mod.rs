@@ -1,0 +1,298 @@
+//! The compiled plan of one source: its rules, and what each match does to which metric.
+//!
+//! Built once from the validated config: line regexes compiled, templates resolved to field
+//! indexes, metric families looked up, self-metric handles resolved. A line goes through
+//! [`Pipeline::process_line`], which allocates nothing once its label sets have been seen; a
+//! document (HTTP body, command output, status file) is parsed and extracted by the source's
+//! document worker ([`crate::source::worker`]), and its rows go through
+//! [`Pipeline::process_rows`].
+//!
+//! One idea per file: `build.rs` compiles the plan, `records.rs` runs a record through the
+//! rules, `update.rs` applies what a match makes, `trace.rs` keeps what `explain` shows. The
+//! plan's types are here, their fields private to this module and its files.
+
+mod build;
+mod records;
+mod trace;
+mod update;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use regex::Regex;
+
+use crate::config::template::{FILE_FIELD, SOURCE_FIELD, STREAM_FIELD, TIME_FIELD};
+use crate::config::{Conversion, NoneValue};
+use crate::extract::json::JsonExtractor;
+use crate::extract::json_record::PathTrie;
+use crate::extract::Row;
+use crate::matcher::set::Candidates;
+use crate::matcher::Matcher;
+use crate::registry::Family;
+use crate::selfmetrics::{IntCounter, RecordErrorReason, RuleErrorReason};
+use crate::value::ValueMap;
+
+pub use build::record_error_reasons;
+pub use records::unquote;
+pub use trace::{FieldFilter, FieldTest, MatchTrace, RuleTrace, Trace, TraceOptions, UpdateTrace};
+
+/// What a record carries besides its text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordContext<'a> {
+    /// The path of the file a line came from (the `$__file__` field).
+    pub file: &'a str,
+    /// Container formats: the stream the line was written to (`$__stream__`).
+    pub stream: Option<&'a str>,
+    /// Container formats: the runtime's time of the line, as written (`$__time__`).
+    pub time: Option<&'a str>,
+}
+
+/// Counts of one rule, as the landing page shows them.
+#[derive(Debug, Clone)]
+pub struct RuleStats {
+    /// The rule's name (or index).
+    pub name: String,
+    /// Matches so far.
+    pub matches: u64,
+    /// Updates that failed, all reasons.
+    pub errors: u64,
+    /// Per reason that occurred: the reason and the text of its last failure (bounded).
+    pub last_failures: Vec<(&'static str, String)>,
+}
+
+/// Longest text kept to show why an update failed or what a record no rule matched was.
+pub const SHOWN_TEXT: usize = 240;
+
+/// Records no rule matched kept per source, the latest last.
+pub const UNMATCHED_KEPT: usize = 5;
+
+/// What one document did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentOutcome {
+    /// Matches over all rules.
+    pub matches: u64,
+    /// Updates whose value did not convert (not a number, unmapped, unknown state, missing).
+    pub conversion_errors: u64,
+}
+
+/// Where a field's text comes from.
+#[derive(Debug, Clone, Copy)]
+enum FieldRef {
+    /// A regex capture group, or a document rule's field, by index.
+    Index(usize),
+    /// The path of the file.
+    File,
+    /// The source's name.
+    Source,
+    /// A container log's stream.
+    Stream,
+    /// A container log's time.
+    Time,
+    /// A field made by the rule's `derive:`, by index.
+    Derived(usize),
+}
+
+/// One `when:` entry: the field and the regex its text must match.
+type When = (FieldRef, Regex);
+
+/// One `derive:` entry, compiled.
+struct Derive {
+    from: FieldRef,
+    regex: Regex,
+    /// The capture indexes of its named groups, in the order of `Rule::derived_names`.
+    groups: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Field(FieldRef),
+}
+
+/// How an update's value is read.
+#[derive(Debug, Clone)]
+enum ValueSource {
+    Constant(f64),
+    /// A state, by position.
+    ConstantState(usize),
+    Field {
+        field: FieldRef,
+        map: Option<ValueMap>,
+        convert: Conversion,
+        scale: Option<Scale>,
+        /// What `-`, empty text or a field that selected nothing does (`none:`).
+        none: Option<NoneValue>,
+        /// `count:` — the value is how many of the text's characters are among these.
+        count: Option<Box<str>>,
+    },
+}
+
+/// `scale:` as applied: a division for 10^-k (exact, 42 × 0.001 = 0.042), else a product.
+#[derive(Debug, Clone, Copy)]
+enum Scale {
+    Divide(f64),
+    Multiply(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Sub,
+    Set,
+    Observe,
+    State,
+    /// A counter takes an upstream running total.
+    Total,
+}
+
+struct Update {
+    family: Arc<Family>,
+    /// One template per label, in the family's key order.
+    labels: Vec<Vec<Part>>,
+    op: Op,
+    value: ValueSource,
+    /// Keys set in the current document (`set`, `state`, `total`): the first match wins.
+    seen_in_document: foldhash::HashSet<Box<[u8]>>,
+    /// Keys set from the last successful document: those absent from the next one are removed
+    /// (unless the rule keeps absent series), a state one goes unknown while the source fails.
+    owned: foldhash::HashSet<Box<[u8]>>,
+    keep_absent: bool,
+    /// `on_failure:` — what the owned series are set to while the source fails.
+    on_failure: Option<f64>,
+}
+
+enum Extract {
+    /// A regex (or expanded grok) on records: the first match of each.
+    Lines(Matcher),
+    /// A record read as JSON, once per record for all such rules: in one pass into the
+    /// source's path trie when every field is a member path (the slots of its fields), else
+    /// as a document for JSONPath.
+    JsonRecord(JsonExtractor, Option<Vec<usize>>),
+    /// A record read as logfmt (parsed once per record): the key of each field.
+    Logfmt(Vec<String>),
+    /// Rows extracted from documents by the source's document worker
+    /// ([`crate::extract::document`]).
+    Document,
+}
+
+struct Rule {
+    name: String,
+    extract: Extract,
+    updates: Vec<Update>,
+    matches: IntCounter,
+    errors: Vec<(RuleErrorReason, IntCounter)>,
+    /// The text of the last failure per reason, in `errors` order (empty: none yet).
+    last_failures: Vec<String>,
+    /// The rule's field names by index (unnamed regex groups are `None`), for traces.
+    field_names: Vec<Option<String>>,
+    /// `derive:`, in order.
+    derive: Vec<Derive>,
+    /// The names of the derived fields, by `FieldRef::Derived` index.
+    derived_names: Vec<String>,
+    /// `when:`: the match counts only if each field's text matches its regex.
+    when: Vec<When>,
+    /// `unquote:`: the fields (by index) read without their quotes.
+    unquote: Vec<usize>,
+}
+
+impl Rule {
+    /// The field `name` names in this rule's matches (`explain --where`), if it has one.
+    fn field_ref(&self, name: &str) -> Option<FieldRef> {
+        match name {
+            FILE_FIELD => return Some(FieldRef::File),
+            SOURCE_FIELD => return Some(FieldRef::Source),
+            STREAM_FIELD => return Some(FieldRef::Stream),
+            TIME_FIELD => return Some(FieldRef::Time),
+            _ => {}
+        }
+        if let Some(i) = self.derived_names.iter().position(|n| n == name) {
+            return Some(FieldRef::Derived(i));
+        }
+        self.field_names
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .map(FieldRef::Index)
+    }
+}
+
+/// The compiled rules of one source.
+pub struct Pipeline {
+    source: String,
+    rules: Vec<Rule>,
+    /// With several line rules: one pass per line over their patterns says which can match,
+    /// and only those run their matcher.
+    candidates: Option<Candidates>,
+    unmatched: IntCounter,
+    /// Records that could not be read as their format says, by reason (only the reasons the
+    /// source can have are exported).
+    record_errors: Vec<(RecordErrorReason, IntCounter)>,
+    /// Reused per record: logfmt pairs as byte spans, and rows of record rules.
+    logfmt: Vec<crate::extract::logfmt::Pair>,
+    rows: Vec<Row>,
+    /// The member paths of the source's JSON rules, read in one pass per record, and the
+    /// spans of their values in the record being read.
+    json_paths: Arc<PathTrie>,
+    json_spans: Vec<Option<(usize, usize)>>,
+    /// The latest records no rule matched (bounded), for the landing page.
+    unmatched_samples: std::collections::VecDeque<String>,
+    key: Vec<u8>,
+    /// `explain`: what each rule did with the first records it matched.
+    trace: Option<Trace>,
+}
+
+/// What the landing page shows of a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineStats {
+    /// Per rule: matches, failed updates, last failing texts.
+    pub rules: Vec<RuleStats>,
+    /// Records no rule matched.
+    pub unmatched: u64,
+    /// The latest of them (bounded), oldest first.
+    pub unmatched_samples: Vec<String>,
+}
+
+impl Pipeline {
+    /// Matches, failed updates and their last texts per rule, and records no rule matched,
+    /// for the landing page.
+    pub fn stats(&self) -> PipelineStats {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| RuleStats {
+                name: r.name.clone(),
+                matches: r.matches.get(),
+                errors: r.errors.iter().map(|(_, c)| c.get()).sum(),
+                last_failures: r
+                    .errors
+                    .iter()
+                    .zip(&r.last_failures)
+                    .filter(|((_, c), _)| c.get() > 0)
+                    .map(|((reason, _), text)| (reason.as_str(), text.clone()))
+                    .collect(),
+            })
+            .collect();
+        PipelineStats {
+            rules,
+            unmatched: self.unmatched.get(),
+            unmatched_samples: self.unmatched_samples.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Where a match's own fields are.
+enum Base<'a> {
+    /// Capture groups of a regex match on a line.
+    Line { line: &'a str, matcher: &'a Matcher },
+    /// Fields an extractor made (a document's row, a JSON or logfmt record).
+    Row(&'a Row),
+}
+
+/// The fields of one match: its own, the built-in ones, the derived ones.
+struct Fields<'a> {
+    base: Base<'a>,
+    source: &'a str,
+    ctx: &'a RecordContext<'a>,
+    derived: Vec<Option<&'a str>>,
+    /// `unquote:` fields (by index) without their quotes (empty for most rules: nothing made).
+    unquoted: &'a [(usize, Cow<'a, str>)],
+}

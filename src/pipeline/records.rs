@@ -1,0 +1,383 @@
+//! Per-record extraction: a line (or a document's rows) through every rule — the matcher,
+//! JSON (the one-pass reader, else the record parsed once as a document) or logfmt — then
+//! the match's fields (own, built-in, unquoted, derived) and the `when` filters.
+
+use std::borrow::Cow;
+
+use super::trace::{record, shown};
+use super::update::failed;
+use super::{
+    Base, Derive, DocumentOutcome, Extract, FieldRef, Fields, Pipeline, RecordContext, When,
+    UNMATCHED_KEPT,
+};
+use crate::extract::json::JsonExtractor;
+use crate::extract::json_record::value_text_into;
+use crate::extract::Row;
+use crate::selfmetrics::{IntCounter, RecordErrorReason};
+
+impl Pipeline {
+    /// Counts a record that could not be read as its format says (the record assemblers of
+    /// file sources report here too).
+    pub fn record_error(&mut self, reason: RecordErrorReason) {
+        count_record_error(&self.record_errors, reason);
+    }
+
+    /// Runs every rule on one record (a line, or lines joined); returns whether any matched.
+    pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
+        let mut matched = false;
+        let ascii = line.is_ascii();
+        // Parsed on first use, once per record, whatever number of rules read them.
+        let mut json: Option<Option<serde_json::Value>> = None;
+        let mut json_fast: Option<bool> = None;
+        let mut logfmt_read: Option<bool> = None;
+        if let Some(candidates) = &mut self.candidates {
+            candidates.scan(line);
+        }
+        for (index, rule) in self.rules.iter_mut().enumerate() {
+            let rows = match &mut rule.extract {
+                Extract::Document => continue,
+                Extract::Lines(matcher) => {
+                    // A rule the set rules out cannot match: its matcher is not asked.
+                    let ruled_out = self
+                        .candidates
+                        .as_ref()
+                        .is_some_and(|c| !c.may_match(index));
+                    if ruled_out || !matcher.matches(line, ascii) {
+                        continue;
+                    }
+                    None
+                }
+                Extract::JsonRecord(extractor, slots) => {
+                    // Plain member paths: the one-pass reader, unless it refuses the record;
+                    // then (and for other queries) the record parsed as a document.
+                    let one_pass = slots.as_ref().filter(|_| {
+                        *json_fast
+                            .get_or_insert_with(|| self.json_paths.read(line, &mut self.json_spans))
+                    });
+                    if let Some(slots) = one_pass {
+                        // One row, its text written into the buffers of the last record's.
+                        let mut rows = std::mem::take(&mut self.rows);
+                        rows.truncate(1);
+                        if rows.is_empty() {
+                            rows.push(Row::new());
+                        }
+                        one_pass_row(line, slots, &self.json_spans, &mut rows[0]);
+                        Some(rows)
+                    } else {
+                        let rows = json_document_rows(
+                            line,
+                            &mut json,
+                            extractor,
+                            &self.record_errors,
+                            &mut self.rows,
+                        );
+                        let Some(rows) = rows else { continue };
+                        Some(rows)
+                    }
+                }
+                Extract::Logfmt(keys) => {
+                    let ok = *logfmt_read.get_or_insert_with(|| {
+                        let ok = crate::extract::logfmt::parse(line, &mut self.logfmt);
+                        if !ok {
+                            count_record_error(&self.record_errors, RecordErrorReason::NotLogfmt);
+                        }
+                        ok
+                    });
+                    if !ok {
+                        continue;
+                    }
+                    let row: Row = keys
+                        .iter()
+                        .map(|k| crate::extract::logfmt::value(line, &self.logfmt, k))
+                        .collect();
+                    Some(vec![row])
+                }
+            };
+            // A regex's one match, or the rows of a JSON/logfmt rule (no allocation for the
+            // former: the hot path of plain logs).
+            let single = match &rule.extract {
+                Extract::Lines(matcher) => Some(Base::Line { line, matcher }),
+                _ => None,
+            };
+            let row_bases = rows.iter().flatten().map(Base::Row);
+            for base in single.into_iter().chain(row_bases) {
+                let unquoted = base.unquoted(&rule.unquote);
+                let mut fields = Fields {
+                    base,
+                    source: &self.source,
+                    ctx,
+                    derived: Vec::new(),
+                    unquoted: &unquoted,
+                };
+                fields.derive(&rule.derive);
+                if !fields.passes(&rule.when) {
+                    continue;
+                }
+                matched = true;
+                rule.matches.inc();
+                if let Some(trace) = &mut self.trace {
+                    record(trace, index, Some(line), rule, &fields);
+                }
+                for update in &mut rule.updates {
+                    if let Err(reason) = update.apply(&fields, &mut self.key, false) {
+                        let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                        failed(&self.source, books, update, &fields, reason);
+                    }
+                }
+            }
+            if let Some(rows) = rows {
+                // Kept with their buffers: each use begins by emptying or overwriting them.
+                self.rows = rows;
+            }
+        }
+        if !matched {
+            self.unmatched.inc();
+            if let Some(trace) = &mut self.trace {
+                trace.unmatched += 1;
+                if trace.unmatched_shown.len() < trace.limit && !trace.options.selects() {
+                    let mut text = String::new();
+                    if trace.options.full {
+                        text.push_str(line);
+                    } else {
+                        shown(line, &mut text);
+                    }
+                    trace.unmatched_shown.push(text);
+                }
+            }
+            // Kept for the landing page: the oldest buffer is reused.
+            let mut slot = if self.unmatched_samples.len() >= UNMATCHED_KEPT {
+                self.unmatched_samples.pop_front().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            shown(line, &mut slot);
+            self.unmatched_samples.push_back(slot);
+        }
+        matched
+    }
+
+    /// Applies the rows the document worker extracted, one `Vec<Row>` per rule in rule order.
+    pub fn process_rows(&mut self, per_rule: Vec<Vec<Row>>) -> DocumentOutcome {
+        let mut outcome = DocumentOutcome::default();
+        for (index, (rule, rows)) in self.rules.iter_mut().zip(per_rule).enumerate() {
+            if !matches!(rule.extract, Extract::Document) {
+                continue;
+            }
+            for update in &mut rule.updates {
+                update.seen_in_document.clear();
+            }
+            let ctx = RecordContext::default();
+            for row in &rows {
+                let unquoted = Base::Row(row).unquoted(&rule.unquote);
+                let mut fields = Fields {
+                    base: Base::Row(row),
+                    source: &self.source,
+                    ctx: &ctx,
+                    derived: Vec::new(),
+                    unquoted: &unquoted,
+                };
+                fields.derive(&rule.derive);
+                if !fields.passes(&rule.when) {
+                    continue;
+                }
+                outcome.matches += 1;
+                rule.matches.inc();
+                if let Some(trace) = &mut self.trace {
+                    record(trace, index, None, rule, &fields);
+                }
+                for update in &mut rule.updates {
+                    if let Err(reason) = update.apply(&fields, &mut self.key, true) {
+                        let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                        failed(&self.source, books, update, &fields, reason);
+                        if reason.is_conversion() {
+                            outcome.conversion_errors += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if outcome.matches == 0 {
+            self.unmatched.inc();
+            if let Some(trace) = &mut self.trace {
+                trace.unmatched += 1;
+            }
+        }
+        outcome
+    }
+}
+
+/// The row of a rule read by the one-pass JSON reader: per field slot, the text of the value
+/// at its span (`None`: absent or `null`), written into `row`'s own strings where it has them.
+fn one_pass_row(line: &str, slots: &[usize], spans: &[Option<(usize, usize)>], row: &mut Row) {
+    row.resize(slots.len(), None);
+    for (cell, slot) in row.iter_mut().zip(slots) {
+        let Some((start, end)) = spans[*slot] else {
+            *cell = None;
+            continue;
+        };
+        let text = cell.get_or_insert_with(String::new);
+        text.clear();
+        if !value_text_into(&line[start..end], text) {
+            *cell = None;
+        }
+    }
+}
+
+/// A record parsed as a JSON document (leniently, as page documents are); `None`, counted as
+/// `not_json`, when it is not JSON.
+fn parse_json_record(
+    line: &str,
+    record_errors: &[(RecordErrorReason, IntCounter)],
+) -> Option<serde_json::Value> {
+    let parsed = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .or_else(|| JsonExtractor::parse(line).ok());
+    if parsed.is_none() {
+        count_record_error(record_errors, RecordErrorReason::NotJson);
+    }
+    parsed
+}
+
+/// The rows `extractor` selects in a record read as a JSON document, parsed on first use
+/// (`doc` keeps it for the record's other rules); `None` when it is not JSON.
+fn json_document_rows(
+    line: &str,
+    doc: &mut Option<Option<serde_json::Value>>,
+    extractor: &JsonExtractor,
+    record_errors: &[(RecordErrorReason, IntCounter)],
+    rows: &mut Vec<Row>,
+) -> Option<Vec<Row>> {
+    let doc = doc
+        .get_or_insert_with(|| parse_json_record(line, record_errors))
+        .as_ref()?;
+    rows.clear();
+    extractor.extract(doc, rows);
+    Some(std::mem::take(rows))
+}
+
+/// Counts a record refused for `reason` (its counter exists when the source can have it).
+fn count_record_error(
+    record_errors: &[(RecordErrorReason, IntCounter)],
+    reason: RecordErrorReason,
+) {
+    if let Some((_, c)) = record_errors.iter().find(|(r, _)| *r == reason) {
+        c.inc();
+    }
+}
+
+impl<'a> Base<'a> {
+    /// Field `i` of the match as it is in the record.
+    pub(super) fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            // A group that did not take part in the match is empty text, as in the regex crate.
+            Base::Line { line, matcher } => Some(matcher.group(i).map_or("", |(s, e)| &line[s..e])),
+            Base::Row(row) => row.get(i).and_then(|v| v.as_deref()),
+        }
+    }
+
+    /// The `unquote:` fields of a match, unquoted (allocating only for text with escapes).
+    fn unquoted(&self, fields: &[usize]) -> Vec<(usize, Cow<'a, str>)> {
+        fields
+            .iter()
+            .filter_map(|&i| Some((i, unquote(self.get(i)?))))
+            .collect()
+    }
+}
+
+/// `text` without its surrounding quotes (`"…"`, `'…'`, `` `…` ``), `\<quote>` and `\\`
+/// unescaped (other escapes are kept as written); text not quoted is returned as it is.
+pub fn unquote(text: &str) -> Cow<'_, str> {
+    let quote = match text.as_bytes() {
+        [q @ (b'"' | b'\'' | b'`'), .., last] if last == q => *q as char,
+        _ => return Cow::Borrowed(text),
+    };
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) if n == quote || n == '\\' => out.push(n),
+                Some(n) => {
+                    out.push(c);
+                    out.push(n);
+                }
+                None => out.push(c),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl<'a> Fields<'a> {
+    /// The field's text; `None` when a document field selected nothing.
+    pub(super) fn get(&self, field: FieldRef) -> Option<&'a str> {
+        match (&self.base, field) {
+            (_, FieldRef::Index(i)) if !self.unquoted.is_empty() => {
+                match self.unquoted.iter().find(|(j, _)| *j == i) {
+                    Some((_, text)) => Some(text.as_ref()),
+                    None => self.base.get(i),
+                }
+            }
+            (base, FieldRef::Index(i)) => base.get(i),
+            (_, FieldRef::File) => Some(self.ctx.file),
+            (_, FieldRef::Source) => Some(self.source),
+            (_, FieldRef::Stream) => self.ctx.stream,
+            (_, FieldRef::Time) => self.ctx.time,
+            (_, FieldRef::Derived(i)) => self.derived.get(i).copied().flatten(),
+        }
+    }
+
+    /// Computes the derived fields, in order (a later one may read an earlier one). A regex
+    /// that does not match, or a group that did not take part, gives empty text; a field that
+    /// selected nothing gives nothing.
+    fn derive(&mut self, derive: &[Derive]) {
+        for d in derive {
+            match self.get(d.from) {
+                Some(text) => match d.regex.captures(text) {
+                    Some(caps) => {
+                        for &g in &d.groups {
+                            self.derived
+                                .push(Some(caps.get(g).map_or("", |m| m.as_str())));
+                        }
+                    }
+                    None => self.derived.extend(d.groups.iter().map(|_| Some(""))),
+                },
+                None => self.derived.extend(d.groups.iter().map(|_| None)),
+            }
+        }
+    }
+
+    /// Whether every `when:` field has text its regex matches.
+    fn passes(&self, when: &[When]) -> bool {
+        when.iter()
+            .all(|(f, re)| self.get(*f).is_some_and(|t| re.is_match(t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unquote_takes_off_the_quotes_and_unescapes_only_the_quote_and_backslash() {
+        use super::unquote;
+        assert_eq!(unquote(r#""curl/8""#), "curl/8");
+        assert_eq!(unquote("'a b'"), "a b");
+        assert_eq!(unquote("`x`"), "x");
+        assert_eq!(unquote(r#""say \"hi\" \\ \n""#), r#"say "hi" \ \n"#);
+        assert_eq!(unquote(r#"'it\'s'"#), "it's");
+        // Not quoted, or not closed by the same quote: kept.
+        for kept in ["-", "\"", "", r#""a'"#, "plain"] {
+            assert_eq!(unquote(kept), kept);
+        }
+        assert_eq!(unquote(r#""""#), "");
+        assert!(matches!(
+            unquote(r#""no escapes""#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}
