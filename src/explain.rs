@@ -29,6 +29,10 @@ pub struct SourceExplanation {
     pub source: String,
     /// `file`, `http`, `command`, `status_file` or `socket`.
     pub kind: &'static str,
+    /// Whether it reads log records line by line (a file source) rather than a fetched
+    /// document.
+    #[serde(skip)]
+    pub reads_lines: bool,
     /// What it reads: its globs, URL (secrets hidden), command or file.
     pub reads: String,
     /// File sources: the files read.
@@ -142,6 +146,7 @@ pub fn explain(
             reads,
             source: name,
             kind: kind.key(),
+            reads_lines: kind.reads_lines(),
             files,
             not_read,
             fetch: None,
@@ -175,6 +180,7 @@ pub fn explain(
                 out.push(SourceExplanation {
                     source: page.name().to_owned(),
                     kind,
+                    reads_lines: false,
                     reads: page.target(),
                     files: Vec::new(),
                     not_read: Vec::new(),
@@ -269,7 +275,7 @@ pub fn render_text(sources: &[SourceExplanation]) -> String {
     for e in sources {
         let _ = writeln!(t, "== source {} ({}) ==", safe(&e.source), e.kind);
         let _ = writeln!(t, "reads: {}", safe(&e.reads));
-        if e.kind == "file" {
+        if e.reads_lines {
             if e.files.is_empty() {
                 let _ = writeln!(
                     t,

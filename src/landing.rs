@@ -66,7 +66,7 @@ pub fn render(facts: &Facts<'_>) -> String {
                 .collect::<Vec<_>>()
                 .join("</code>, <code>"),
         );
-        if s.kind == "file" {
+        if s.reads_lines {
             let _ = write!(
                 h,
                 " &middot; {} &middot; {} file(s)",
@@ -93,7 +93,7 @@ pub fn render(facts: &Facts<'_>) -> String {
                 f.duration.as_secs_f64(),
                 f.matches,
             );
-        } else if s.kind != "file" {
+        } else if !s.reads_lines {
             h.push_str("<p class=\"warn\">Not fetched yet.</p>");
         }
         if let Some(e) = &s.last_error {
@@ -131,7 +131,7 @@ pub fn render(facts: &Facts<'_>) -> String {
             "<tr><td><em>no rule matched</em></td><td class=\"num\">{}</td><td></td><td>{samples}</td></tr></table>",
             s.unmatched
         );
-        if s.kind != "file" {
+        if !s.reads_lines {
             continue;
         }
         if s.files.is_empty() {

@@ -388,7 +388,7 @@ impl Probes {
         }
         marks.push_str(limits.mark());
         let shown = match &mut request.kind {
-            RequestKind::Http { url, headers } => {
+            RequestKind::Http { url, headers, .. } => {
                 headers.insert(
                     VIA_HEADER,
                     reqwest::header::HeaderValue::from_str(&marks)
@@ -398,7 +398,7 @@ impl Probes {
             }
             // host:port: nothing secret in it, and no header to carry a mark (a socket
             // cannot lead back to /probe's HTTP).
-            RequestKind::Socket(_) => target.to_owned(),
+            RequestKind::Socket { .. } => target.to_owned(),
         };
         let debug = matches!(param("debug"), Some("true" | "1"));
         let budget = budget(module.timeout, scrape_timeout, self.options.timeout_offset);
@@ -502,22 +502,27 @@ impl Drop for InFlight {
     }
 }
 
-/// What one probe fetches.
-struct ProbeRequest {
-    kind: RequestKind,
+/// What one probe fetches, and with which of its module's fetchers.
+struct ProbeRequest<'m> {
+    kind: RequestKind<'m>,
     /// Whose slots it takes: the URL's scheme, host and port, or the socket's address.
     target_key: String,
 }
 
-/// A probe's request by kind.
-enum RequestKind {
+/// A probe's request by kind, holding the module's fetcher of that kind (so a request can
+/// only be fetched the way its module fetches).
+enum RequestKind<'m> {
     /// The URL and headers.
     Http {
+        fetcher: &'m HttpFetcher,
         url: reqwest::Url,
         headers: reqwest::header::HeaderMap,
     },
     /// Where the conversation goes.
-    Socket(Endpoint),
+    Socket {
+        fetcher: &'m SocketFetcher,
+        endpoint: Endpoint,
+    },
 }
 
 impl ProbeModule {
@@ -616,19 +621,27 @@ impl ProbeModule {
     }
 
     /// The URL and headers for `target`, or why the target cannot be probed.
-    fn request(&self, target: &str) -> Result<ProbeRequest, String> {
+    fn request(&self, target: &str) -> Result<ProbeRequest<'_>, String> {
         if target.chars().any(char::is_control) {
             return Err("the target holds control characters".into());
         }
-        let (url, header_templates) = match &self.fetch {
-            ModuleFetch::Http { url, headers, .. } => (url, headers),
-            ModuleFetch::Socket { address, .. } => {
+        let (url, header_templates, fetcher) = match &self.fetch {
+            ModuleFetch::Http {
+                url,
+                headers,
+                fetcher,
+                ..
+            } => (url, headers, fetcher),
+            ModuleFetch::Socket { address, fetcher } => {
                 let address = template::substitute_target(address, target);
                 crate::source::socket::check_address(&address)
                     .map_err(|e| format!("target {target:?}: {e}"))?;
                 return Ok(ProbeRequest {
                     target_key: format!("tcp://{address}"),
-                    kind: RequestKind::Socket(Endpoint::Tcp(address)),
+                    kind: RequestKind::Socket {
+                        fetcher,
+                        endpoint: Endpoint::Tcp(address),
+                    },
                 });
             }
         };
@@ -655,17 +668,21 @@ impl ProbeModule {
         }
         Ok(ProbeRequest {
             target_key: url.origin().ascii_serialization(),
-            kind: RequestKind::Http { url, headers },
+            kind: RequestKind::Http {
+                fetcher,
+                url,
+                headers,
+            },
         })
     }
 
     /// Waits for capacity, fetches, parses and applies the rules, all within `budget`.
-    async fn run(&self, request: ProbeRequest, budget: Duration, limits: &Limits) -> Outcome {
+    async fn run(&self, request: ProbeRequest<'_>, budget: Duration, limits: &Limits) -> Outcome {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
         let url = match &request.kind {
             RequestKind::Http { url, .. } => redacted(url),
-            RequestKind::Socket(endpoint) => endpoint.to_string(),
+            RequestKind::Socket { endpoint, .. } => endpoint.to_string(),
         };
         let mut detail = String::new();
         let timed_out = |what: &str| Failure {
@@ -689,16 +706,17 @@ impl ProbeModule {
                     })
                 })?;
             let fetched = tokio::time::timeout_at(deadline, async {
-                match (&self.fetch, request.kind) {
-                    (ModuleFetch::Http { fetcher, .. }, RequestKind::Http { url, headers }) => {
-                        fetcher.fetch_into(&url, headers, &mut held.room).await
-                    }
-                    (ModuleFetch::Socket { fetcher, .. }, RequestKind::Socket(endpoint)) => {
+                match request.kind {
+                    RequestKind::Http {
+                        fetcher,
+                        url,
+                        headers,
+                    } => fetcher.fetch_into(&url, headers, &mut held.room).await,
+                    RequestKind::Socket { fetcher, endpoint } => {
                         // What the conversation holds counts against the budget as it
                         // comes, like a body (and is bounded by the module's max_bytes).
                         fetcher.fetch_from(&endpoint, &mut held.room).await
                     }
-                    _ => unreachable!("a module's requests are of its own kind"),
                 }
             })
             .await;

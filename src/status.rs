@@ -65,6 +65,9 @@ pub struct SourceStatus {
     pub name: String,
     /// `file`, `http`, `command`, `status_file` or `socket`.
     pub kind: &'static str,
+    /// Whether it reads log records line by line (a file source: files, no fetch) rather
+    /// than fetched documents ([`crate::config::SourceKind::reads_lines`]).
+    pub reads_lines: bool,
     /// What the source reads (its globs).
     pub targets: Vec<String>,
     /// Whether change notifications are on (else polling only).

@@ -143,7 +143,7 @@ pub fn health(statuses: &[SharedStatus]) -> HashMap<String, SourceHealth> {
         .iter()
         .map(|s| {
             let s = s.lock().unwrap_or_else(|e| e.into_inner());
-            let (up, error) = if s.kind == "file" {
+            let (up, error) = if s.reads_lines {
                 (Some(s.last_error.is_none()), s.last_error.clone())
             } else {
                 match &s.fetch {

@@ -302,6 +302,7 @@ impl FileSource {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             s.name = name.to_owned();
             s.kind = SourceKind::File(config).key();
+            s.reads_lines = SourceKind::File(config).reads_lines();
             s.targets = globs.patterns().to_vec();
         }
         let options = FileOptions::from_config(config);

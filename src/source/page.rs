@@ -80,6 +80,7 @@ impl PageSource {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             s.name = name.to_owned();
             s.kind = kind.key();
+            s.reads_lines = kind.reads_lines();
             s.targets = vec![fetcher.target()];
         }
         let up = self_metrics.source_up.with_label_values(&[name]);
