@@ -1446,6 +1446,20 @@ fn every_line_exactly_once_with_the_rotated_copies_in_the_globs() {
     run_many(Kind::WithCopies, 0..600, 400);
 }
 
+/// Schedules that once failed, found by deeper runs (`SIM_SCALE`), kept whatever the ranges
+/// above become.
+#[test]
+fn schedules_that_once_failed() {
+    // 15258: a copytruncate copy saved as the shadow of its original; after a crash the
+    // original's inode held new content and the copy was deleted (compressed) before any read:
+    // it was closed as "a copy of an intact original" and the lines only it held were lost.
+    for (seed, kind) in [(15258, Kind::WithCopies)] {
+        if let Err(e) = run(seed, kind, 400, Records::Lines) {
+            panic!("{e}");
+        }
+    }
+}
+
 /// copytruncate with only the live file in the globs: lines not read before the truncation
 /// may be lost (no tailer can read them), none is ever counted twice.
 #[test]

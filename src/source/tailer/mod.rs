@@ -387,6 +387,15 @@ impl<F: Fs> Tailer<F> {
                 t.unseen = true;
                 continue;
             }
+            // A copy is checked against its original first, as a read would: an original
+            // whose inode holds other content now (replaced while the exporter was down, and
+            // not read since) is not intact, and the copy holds what it lost.
+            if let Phase::Shadow { of } = t.phase {
+                self.check_shadow(id, of, now, sink);
+            }
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
             match t.phase {
                 Phase::Pending { since, .. } => {
                     t.phase = Phase::Pending { since, free: true };
