@@ -11,7 +11,7 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::framing::{shown, FrameError, Framer, Framing, Progress};
+use super::framing::{FrameError, Framer, Framing, Progress};
 use super::request::{Request, SecretValues};
 use crate::selfmetrics::SourceErrorReason;
 use crate::source::fetch::{fail, BodyRoom, FetchError};
@@ -64,8 +64,8 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// Runs `steps` on `stream` within `limits`. The caller redacts secrets from the error's
-/// message.
+/// Runs `steps` on `stream` within `limits`. Reply bytes in an error's message are shown
+/// with `secrets` redacted before they are cut; the caller redacts the whole message again.
 ///
 /// What it holds (the replies not yet taken and the document) is accounted in `budget` as it
 /// grows, as an HTTP body is: a probe's conversation counts against the budget all probes
@@ -130,7 +130,9 @@ pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         let frame = loop {
             match framer.check(&pending, closed) {
                 Progress::Complete(frame) => break frame,
-                Progress::Failed(e) => return Err(frame_failure(e, &step.named(index), max_bytes)),
+                Progress::Failed(e) => {
+                    return Err(frame_failure(e, &step.named(index), max_bytes, secrets))
+                }
                 Progress::NeedMore => {}
             }
             // One byte past the cap is enough to know it is past.
@@ -151,7 +153,7 @@ pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                                 "{}: no complete reply within {within} ({} bytes received{})",
                                 step.named(index),
                                 pending.len(),
-                                started(&pending),
+                                started(&pending, secrets),
                             ),
                         ))
                     }
@@ -180,7 +182,7 @@ pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                         "{}: the reply does not match expect {:?}: {}",
                         step.named(index),
                         expect.as_str(),
-                        shown(reply)
+                        secrets.shown(reply)
                     ),
                 ));
             }
@@ -199,24 +201,33 @@ pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// `, starting "…"` for a timeout's message when something came.
-fn started(pending: &[u8]) -> String {
+fn started(pending: &[u8], secrets: &SecretValues) -> String {
     if pending.is_empty() {
         String::new()
     } else {
-        format!(", starting {}", shown(pending))
+        format!(", starting {}", secrets.shown(pending))
     }
 }
 
-fn frame_failure(e: FrameError, step: &str, max_bytes: usize) -> FetchError {
+fn frame_failure(
+    e: FrameError,
+    step: &str,
+    max_bytes: usize,
+    secrets: &SecretValues,
+) -> FetchError {
     match e {
         FrameError::ClosedEarly { .. } => fail(SourceErrorReason::ClosedEarly, format!("{step}: {e}")),
         FrameError::TooLarge { .. } => fail(
             SourceErrorReason::TooLarge,
             format!("{step}: the conversation received more than its cap of {max_bytes} bytes (max_bytes)"),
         ),
-        FrameError::BadHeader { .. } => {
-            fail(SourceErrorReason::UnexpectedReply, format!("{step}: {e}"))
-        }
+        FrameError::BadHeader { start } => fail(
+            SourceErrorReason::UnexpectedReply,
+            format!(
+                "{step}: the reply does not start with its length header: {}",
+                secrets.shown(&start)
+            ),
+        ),
     }
 }
 

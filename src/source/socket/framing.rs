@@ -19,6 +19,9 @@ pub const PROMPT_WINDOW: usize = 4096;
 pub const HEADER_MAX: usize = 256;
 /// How much of a reply an error message shows.
 const SHOWN_MAX: usize = 120;
+/// How much of a reply's first line a [`FrameError::BadHeader`] keeps: more than is shown, so
+/// that a secret crossing the cut is still whole when it is redacted.
+pub const BAD_HEADER_KEPT: usize = 64 * 1024;
 
 /// How a step's reply ends.
 #[derive(Debug, Clone)]
@@ -88,8 +91,10 @@ pub enum FrameError {
     ClosedEarly { received: usize },
     /// The reply is (or says it will be) longer than the cap.
     TooLarge { max: usize },
-    /// The reply does not start with its length header; `start` is its beginning, shown.
-    BadHeader { start: String },
+    /// The reply does not start with its length header; `start` is its first line (at most
+    /// [`BAD_HEADER_KEPT`] bytes), raw: whoever shows it redacts secrets first, then cuts
+    /// it with [`shown`].
+    BadHeader { start: Vec<u8> },
 }
 
 impl std::fmt::Display for FrameError {
@@ -105,7 +110,8 @@ impl std::fmt::Display for FrameError {
             FrameError::BadHeader { start } => {
                 write!(
                     f,
-                    "the reply does not start with its length header: {start}"
+                    "the reply does not start with its length header: {}",
+                    shown(start)
                 )
             }
         }
@@ -254,7 +260,7 @@ impl<'a> Framer<'a> {
             let first_line_done = received[..received.len().min(HEADER_MAX)].contains(&b'\n');
             if first_line_done || received.len() > HEADER_MAX || (closed && !received.is_empty()) {
                 return Err(FrameError::BadHeader {
-                    start: shown(received),
+                    start: first_line(received, BAD_HEADER_KEPT).to_vec(),
                 });
             }
             return Ok(None);
@@ -265,7 +271,7 @@ impl<'a> Framer<'a> {
             .and_then(|g| std::str::from_utf8(g.as_bytes()).ok())
             .and_then(|text| text.trim().parse::<u64>().ok())
             .ok_or_else(|| FrameError::BadHeader {
-                start: shown(received),
+                start: first_line(received, BAD_HEADER_KEPT).to_vec(),
             })?;
         let body_end = (whole.end() as u64).saturating_add(length);
         let consumed = body_end.saturating_add(trailer as u64);
@@ -283,12 +289,19 @@ impl<'a> Framer<'a> {
 
 /// The start of a reply for an error message: its first line, at most [`SHOWN_MAX`] bytes,
 /// quoted with control and non-ASCII bytes escaped.
+/// Secrets are redacted before, not after: see `SecretValues::shown`.
 pub fn shown(received: &[u8]) -> String {
-    let line = received.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = first_line(received, usize::MAX);
     let cut = &line[..line.len().min(SHOWN_MAX)];
     let more = if line.len() > SHOWN_MAX { "…" } else { "" };
     format!("\"{}{more}\"", cut.escape_ascii())
+}
+
+/// The first line of `received` (without its `\r\n`), at most `max` bytes of it.
+pub fn first_line(received: &[u8], max: usize) -> &[u8] {
+    let line = received.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    &line[..line.len().min(max)]
 }
 
 #[cfg(test)]
@@ -465,7 +478,7 @@ mod tests {
             )
             .0,
             Progress::Failed(FrameError::BadHeader {
-                start: "\"-NOAUTH Authentication required.\"".into()
+                start: b"-NOAUTH Authentication required.".to_vec()
             })
         );
         // A header still arriving is waited for.
@@ -474,7 +487,7 @@ mod tests {
         let junk = vec![0xffu8; HEADER_MAX + 1];
         assert!(matches!(
             feed(&framing, 1000, &[&junk], false).0,
-            Progress::Failed(FrameError::BadHeader { start }) if start.starts_with("\"\\xff\\xff")
+            Progress::Failed(FrameError::BadHeader { start }) if start.starts_with(b"\xff\xff")
         ));
         // A length that overflows is not a length.
         assert!(matches!(

@@ -152,6 +152,19 @@ impl SecretValues {
         self.values.get(name).map(String::as_str)
     }
 
+    /// The start of a reply for a message ([`framing::shown`](super::framing::shown)), every
+    /// secret value in it replaced by `***` before it is cut: a secret crossing the cut
+    /// leaves no part of itself.
+    pub fn shown(&self, reply: &[u8]) -> String {
+        let mut line = super::framing::first_line(reply, usize::MAX).to_vec();
+        let mut values: Vec<&String> = self.values.values().filter(|v| !v.is_empty()).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values {
+            line = replace_bytes(&line, value.as_bytes(), b"***");
+        }
+        super::framing::shown(&line)
+    }
+
     /// `text` with every secret value replaced by `***`, longest first.
     pub fn redact(&self, mut text: String) -> String {
         let mut values: Vec<&String> = self.values.values().filter(|v| !v.is_empty()).collect();
@@ -163,18 +176,22 @@ impl SecretValues {
             if escaped != *value {
                 text = text.replace(&escaped, "***");
             }
-            // A reply shown cut (`framing::shown` ends it with `…`) may end in the first part
-            // of a secret; that part goes too. The escaped form is ASCII, so any cut is a char
-            // boundary.
-            for cut in (1..escaped.len()).rev() {
-                let part = format!("{}…", &escaped[..cut]);
-                if text.contains(&part) {
-                    text = text.replace(&part, "***…");
-                }
-            }
         }
         text
     }
+}
+
+/// `haystack` with every `needle` (not empty) replaced by `with`.
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 #[cfg(test)]
@@ -200,19 +217,27 @@ mod tests {
         let values = SecretValues {
             values: BTreeMap::from([("pw".to_owned(), "hunter2-long-secret".to_owned())]),
         };
-        // What `shown` makes of a reply whose 120-byte cut falls inside the secret.
+        // A reply whose 120-byte cut falls inside the secret: shown plainly, a part shows.
         let reply = format!("-ERR args: '{}' hunter2-long-secret", "x".repeat(95));
-        let message = format!(
-            "step 1: {}",
-            crate::source::socket::framing::shown(reply.as_bytes())
-        );
+        let plain = crate::source::socket::framing::shown(reply.as_bytes());
         assert!(
-            message.contains("hunter2-lo"),
-            "the cut must fall inside: {message}"
+            plain.contains("hunter2-lo"),
+            "the cut must fall inside: {plain}"
         );
-        let redacted = values.redact(message);
-        assert!(!redacted.contains("hunter"), "{redacted}");
-        assert!(redacted.ends_with("***…\""), "{redacted}");
+        // Redacted before the cut: nothing of it, and what follows the secret moves up.
+        let shown = values.shown(reply.as_bytes());
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.ends_with("' ***\""), "{shown}");
+        // Escaped bytes in a secret are matched as bytes, before escaping.
+        let values = SecretValues {
+            values: BTreeMap::from([("pw".to_owned(), "p\u{1}w".to_owned())]),
+        };
+        assert_eq!(
+            values.shown(b"-ERR p\x01w p\x01w\r\nmore"),
+            "\"-ERR *** ***\""
+        );
+        // A text that only starts like a secret is left alone.
+        assert_eq!(values.shown(b"-ERR p and p\x01"), "\"-ERR p and p\\x01\"");
     }
 
     #[test]
