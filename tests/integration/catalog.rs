@@ -508,9 +508,29 @@ http {{
     for _ in 0..5 {
         get_text(port, "/status");
     }
-    let json = get_text(port, "/status?json");
-    let openmetrics = get_text(port, "/status?openmetrics");
-    let page: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // The JSON page, then the OpenMetrics one, taken while nothing else moved: a JSON page
+    // after it that differs only by the two requests' `accepted conn` (and `start since`)
+    // proves it. On a busy machine a worker can still be marked active from the request
+    // before (`active processes`, `max active processes` then differ): taken again.
+    let steady = |a: &serde_json::Value, b: &serde_json::Value| {
+        let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+        a.len() == b.len()
+            && a.iter().all(|(k, v)| match k.as_str() {
+                "start since" => true,
+                "accepted conn" => b[k].as_f64() == v.as_f64().map(|n| n + 2.0),
+                _ => b.get(k) == Some(v),
+            })
+    };
+    let (json, openmetrics, page) = (0..20)
+        .find_map(|_| {
+            let json = get_text(port, "/status?json");
+            let openmetrics = get_text(port, "/status?openmetrics");
+            let page: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let after: serde_json::Value =
+                serde_json::from_str(&get_text(port, "/status?json")).unwrap();
+            steady(&page, &after).then_some((json, openmetrics, page))
+        })
+        .expect("php-fpm's pages held still across three requests in one of 20 tries");
     std::fs::write(dir.path().join("frozen"), &json).unwrap();
     let frozen_url = format!("http://127.0.0.1:{port}/frozen");
     let config = format!("version: 1\nuse:\n  - module: php-fpm\n    with: {{url: '{frozen_url}', interval: 200ms}}\n");
