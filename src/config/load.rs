@@ -74,16 +74,34 @@ const FLOW_HINT: &str = " (inside { } or [ ], a comma ends a value and `: `, bra
                          cannot be in one: quote the value, as in help: \"Requests, by method.\")";
 
 /// Whether `at` (1-based line and column) in `text` is inside a flow mapping or sequence
-/// (`{ }`, `[ ]`). A rough scan, enough for a hint: quoted text and comments are skipped, and a
-/// bracket opens a collection only where a value starts (so `\d{3}` in a plain regex does not).
+/// (`{ }`, `[ ]`). A rough scan, enough for a hint: see [`scan_flow`].
 fn in_flow_collection(text: &str, at: Position) -> bool {
+    scan_flow(text, Some(at), usize::MAX).0 > 0
+}
+
+/// How deep `{ }` and `[ ]` may nest. The YAML parser refuses more than 128 levels anyway, but
+/// only after scanning ahead in time that grows with the square of the depth (a file of
+/// 100,000 `[` took minutes): deeper text is refused before it is parsed.
+const MAX_FLOW_DEPTH: usize = 256;
+
+/// Where `text` first nests `{ }` / `[ ]` deeper than [`MAX_FLOW_DEPTH`], if it does.
+fn too_deep(text: &str) -> Option<Position> {
+    scan_flow(text, None, MAX_FLOW_DEPTH).1
+}
+
+/// Scans `text` (up to `until`, 1-based, if given) for flow collections: the depth of `{ }`
+/// and `[ ]` there, and where it first went past `max`. A rough scan: quoted text and
+/// comments are skipped, and a bracket opens a collection only where a value starts (so
+/// `\d{3}` in a plain regex does not).
+fn scan_flow(text: &str, until: Option<Position>, max: usize) -> (usize, Option<Position>) {
     let mut depth = 0usize;
-    for (n, line) in text.lines().enumerate().take(at.line) {
-        let last = n + 1 == at.line;
+    let lines = until.map_or(usize::MAX, |at| at.line);
+    for (n, line) in text.lines().enumerate().take(lines) {
+        let last = n + 1 == lines;
         let mut quote: Option<char> = None;
         let mut prev = ' ';
         for (i, c) in line.chars().enumerate() {
-            if last && i + 1 >= at.column {
+            if last && until.is_some_and(|at| i + 1 >= at.column) {
                 break;
             }
             match quote {
@@ -91,12 +109,23 @@ fn in_flow_collection(text: &str, at: Position) -> bool {
                 Some('\'') if c == '\'' => quote = None,
                 Some(_) => {}
                 None => {
-                    let value_start =
-                        prev.is_whitespace() || matches!(prev, ':' | ',' | '-' | '[' | '{');
+                    // After `[` or `{` only inside a collection: `a[[b` is one plain value.
+                    let value_start = prev.is_whitespace()
+                        || matches!(prev, ':' | ',' | '-')
+                        || (depth > 0 && matches!(prev, '[' | '{'));
                     match c {
                         '"' | '\'' if value_start => quote = Some(c),
                         '#' if prev.is_whitespace() => break,
-                        '{' | '[' if value_start || depth > 0 => depth += 1,
+                        '{' | '[' if value_start || depth > 0 => {
+                            depth += 1;
+                            if depth > max {
+                                let at = Position {
+                                    line: n + 1,
+                                    column: i + 1,
+                                };
+                                return (depth, Some(at));
+                            }
+                        }
                         '}' | ']' => depth = depth.saturating_sub(1),
                         _ => {}
                     }
@@ -105,7 +134,7 @@ fn in_flow_collection(text: &str, at: Position) -> bool {
             prev = c;
         }
     }
-    depth > 0
+    (depth, None)
 }
 
 /// An unknown field whose name holds a space is mostly the rest of a value cut at a comma
@@ -213,6 +242,9 @@ fn own_metric_paths(root: &Value) -> std::collections::BTreeMap<String, String> 
 /// A parameter's value as YAML reads it, when it is a number or a boolean (so `${port}`
 /// alone can stand where a number is expected).
 pub(super) fn number_or_bool(text: &str) -> Option<Value> {
+    if too_deep(text).is_some() {
+        return None;
+    }
     match serde_yaml::from_str::<Value>(text) {
         Ok(scalar @ (Value::Number(_) | Value::Bool(_))) => Some(scalar),
         _ => None,
@@ -227,6 +259,15 @@ pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
         message,
         file: None,
     };
+    if let Some(at) = too_deep(text) {
+        return Err(error(
+            Some(at),
+            format!(
+                "invalid YAML: `{{ }}` and `[ ]` nest deeper than {MAX_FLOW_DEPTH} levels here; \
+                 a config needs a few"
+            ),
+        ));
+    }
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -575,6 +616,12 @@ fn render_scalar(v: &Value) -> String {
 /// value, or the YAML error with its position.
 pub fn read_foreign_yaml(text: &str) -> Result<serde_json::Value, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(at) = too_deep(text) {
+        return Err(format!(
+            "`{{ }}` and `[ ]` nest deeper than {MAX_FLOW_DEPTH} levels at line {} column {}",
+            at.line, at.column
+        ));
+    }
     serde_yaml::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())
 }
 
@@ -609,6 +656,40 @@ sources:
         let two = config.sources[1].file.as_ref().unwrap();
         assert_eq!(two.paths, ["b.log"]);
         assert_eq!(two.start_at, crate::config::StartAt::Beginning);
+    }
+
+    /// Hostile nesting is refused before the parser's quadratic scan-ahead, with where it
+    /// went too deep; nesting a config could use still parses (or fails as YAML would).
+    #[test]
+    fn flow_collections_nested_too_deep_are_refused_at_once() {
+        let deep = format!(
+            "version: 1\nmetrics: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let shown = load_str(&deep, "t.yaml").unwrap_err().to_string();
+        assert!(
+            shown.starts_with("t.yaml:2:266: invalid YAML: `{ }` and `[ ]` nest deeper than 256"),
+            "{shown}"
+        );
+        // Brackets in quotes, comments and plain regexes do not count.
+        let many = "x".repeat(300);
+        let quoted = format!(
+            "version: 1\n# {}\nmetrics: []\nsources: []\nx: '{}' # {}\ny: a\\d{{3}}{}\n",
+            "[".repeat(300),
+            "[".repeat(300),
+            "{".repeat(300),
+            many.replace('x', "[")
+        );
+        let shown = load_str(&quoted, "t.yaml").unwrap_err().to_string();
+        assert!(!shown.contains("nest deeper"), "{shown}");
+        // 100 levels: under the limit, refused by the parser's own (128) only past it.
+        let fine = format!("version: 1\nx: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let shown = load_str(&fine, "t.yaml").unwrap_err().to_string();
+        assert!(
+            !shown.contains("nest deeper") && !shown.contains("recursion"),
+            "{shown}"
+        );
     }
 
     #[test]
