@@ -192,6 +192,38 @@ struct DockerLine<'a> {
     time: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// A Docker json-file `log` string: its text without the newline (and a `\r` before it), and
+/// whether it is a partial line (no newline: the rest comes in the next object).
+fn docker_text(log: &str) -> (&str, bool) {
+    match log.strip_suffix('\n') {
+        Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
+        None => (log, true),
+    }
+}
+
+/// A line of a container log in `format` unwrapped exactly as a file source does it (for
+/// `suggest`, which merges the partial lines itself to know which sample lines a record
+/// came from): its text, its stream, and whether it is partial. `None` for a line that is
+/// not in `format` (and for [`FileFormat::Plain`]).
+pub fn unwrap_container_line(format: FileFormat, line: &str) -> Option<(String, String, bool)> {
+    match format {
+        FileFormat::Plain => None,
+        FileFormat::Cri => {
+            unwrap_cri(line).map(|u| (u.text.into_owned(), u.stream.to_owned(), u.partial))
+        }
+        FileFormat::Docker => {
+            let mut repaired = None;
+            let d = crate::extract::json::from_str_lossy::<DockerLine>(line, &mut repaired).ok()?;
+            let (text, partial) = docker_text(&d.log);
+            Some((
+                text.to_owned(),
+                d.stream.as_deref().unwrap_or("").to_owned(),
+                partial,
+            ))
+        }
+    }
+}
+
 fn unwrap_cri(line: &str) -> Option<Unwrapped<'_>> {
     let mut parts = line.splitn(4, ' ');
     let time = parts.next().filter(|t| !t.is_empty())?;
@@ -281,10 +313,7 @@ impl Assembler {
                 match crate::extract::json::from_str_lossy::<DockerLine>(line, &mut repaired) {
                     Ok(d) => {
                         owned = d;
-                        let (text, partial) = match owned.log.strip_suffix('\n') {
-                            Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
-                            None => (owned.log.as_ref(), true),
-                        };
+                        let (text, partial) = docker_text(&owned.log);
                         Unwrapped {
                             text: text.into(),
                             stream: owned.stream.as_deref().unwrap_or(""),

@@ -8,6 +8,8 @@ use std::ops::Range;
 
 use regex::Regex;
 
+use crate::config::FileFormat;
+
 use super::draft::{dq, sanitize, sq, Draft, MetricDraft, RuleDraft};
 use super::fields::{self, Structured};
 use super::shapes::{self, LineFormat, Shapes};
@@ -29,13 +31,6 @@ pub struct Record {
     pub lines: Range<usize>,
 }
 
-/// A line unwrapped from its container format.
-struct Unwrapped {
-    text: String,
-    stream: String,
-    partial: bool,
-}
-
 /// The container format a sample's lines are in, when most are: `cri` or `docker`.
 fn container_format(lines: &[&str]) -> Option<&'static str> {
     let cri = Regex::new(r"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF](?::\S*)?(?: |$)")
@@ -49,41 +44,21 @@ fn container_format(lines: &[&str]) -> Option<&'static str> {
     if share(cri_lines) >= CONTAINER_SHARE {
         return Some("cri");
     }
-    let docker_lines = nonempty.iter().filter(|l| docker_line(l).is_some()).count();
+    let docker_lines = nonempty
+        .iter()
+        .filter(|l| unwrap_line("docker", l).is_some())
+        .count();
     (share(docker_lines) >= CONTAINER_SHARE).then_some("docker")
 }
 
-fn docker_line(line: &str) -> Option<Unwrapped> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let log = v.get("log")?.as_str()?;
-    let stream = v.get("stream").and_then(|s| s.as_str()).unwrap_or("");
-    let (text, partial) = match log.strip_suffix('\n') {
-        Some(t) => (t.strip_suffix('\r').unwrap_or(t), false),
-        None => (log, true),
+/// A sample line unwrapped as the file source would (`format` is `cri` or `docker`).
+fn unwrap_line(format: &str, line: &str) -> Option<(String, String, bool)> {
+    let format = if format == "cri" {
+        FileFormat::Cri
+    } else {
+        FileFormat::Docker
     };
-    Some(Unwrapped {
-        text: text.to_owned(),
-        stream: stream.to_owned(),
-        partial,
-    })
-}
-
-fn cri_line(line: &str) -> Option<Unwrapped> {
-    let mut parts = line.splitn(4, ' ');
-    let _time = parts.next()?;
-    let stream = parts.next()?;
-    let tag = parts.next()?;
-    let text = parts.next().unwrap_or("");
-    let partial = match tag.split(':').next() {
-        Some("P") => true,
-        Some("F") => false,
-        _ => return None,
-    };
-    Some(Unwrapped {
-        text: text.to_owned(),
-        stream: stream.to_owned(),
-        partial,
-    })
+    crate::source::records::unwrap_container_line(format, line)
 }
 
 /// The sample's lines as the container stage makes them (partial lines merged per stream),
@@ -103,22 +78,19 @@ fn unwrap_lines(lines: &[&str], format: Option<&str>) -> Vec<Record> {
     let mut out = Vec::new();
     let mut pending: BTreeMap<String, Record> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
-        let u = if format == "cri" {
-            cri_line(line)
-        } else {
-            docker_line(line)
+        let Some((text, stream, partial)) = unwrap_line(format, line) else {
+            continue;
         };
-        let Some(u) = u else { continue };
-        let held = pending.remove(&u.stream);
+        let held = pending.remove(&stream);
         let mut r = held.unwrap_or(Record {
             text: String::new(),
-            stream: u.stream.clone(),
+            stream: stream.clone(),
             lines: i..i + 1,
         });
-        r.text.push_str(&u.text);
+        r.text.push_str(&text);
         r.lines.end = i + 1;
-        if u.partial {
-            pending.insert(u.stream, r);
+        if partial {
+            pending.insert(stream, r);
         } else {
             out.push(r);
         }
@@ -232,13 +204,7 @@ pub fn draft(
             share(
                 lines
                     .iter()
-                    .filter(|l| {
-                        if format == "cri" {
-                            cri_line(l).is_some()
-                        } else {
-                            docker_line(l).is_some()
-                        }
-                    })
+                    .filter(|l| unwrap_line(format, l).is_some())
                     .count(),
                 lines.len()
             ),
