@@ -18,6 +18,16 @@ pub fn binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_quarry_exporter").to_owned())
 }
 
+/// Runs `quarry_exporter one-shot` on `config` (every source read once, the samples
+/// printed) and returns what it did.
+pub fn one_shot(config: &Path) -> std::process::Output {
+    std::process::Command::new(binary())
+        .arg("one-shot")
+        .arg(format!("--config.file={}", config.display()))
+        .output()
+        .expect("the binary runs")
+}
+
 /// A running exporter; killed when dropped.
 pub struct Exporter {
     child: Child,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::binary;
+use crate::common::{binary, one_shot};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/explain");
@@ -178,14 +178,7 @@ sources:
         assert!(text.contains(expected), "{expected:?} not in\n{text}");
     }
     // `one-shot` says it too (it said "its paths matched no file").
-    let out = Command::new(binary())
-        .arg("one-shot")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("exporter.yaml").display()
-        ))
-        .output()
-        .unwrap();
+    let out = one_shot(&dir.path().join("exporter.yaml"));
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(

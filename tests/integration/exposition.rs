@@ -3,8 +3,6 @@
 //! values. Values are generated (seeded, so a failure repeats), carried by a JSON status
 //! document through the real binary.
 
-use std::process::Command;
-
 use crate::common::*;
 
 /// xorshift64*: enough randomness for test data, no dependency.
@@ -114,14 +112,7 @@ sources:
         ),
     )
     .unwrap();
-    let out = Command::new(binary())
-        .arg("one-shot")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("exporter.yaml").display()
-        ))
-        .output()
-        .unwrap();
+    let out = one_shot(&dir.path().join("exporter.yaml"));
     assert!(
         out.status.success(),
         "{}",

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::binary;
+use crate::common::{binary, one_shot};
 use crate::upstream::{Reply, Upstream};
 
 fn content_type(name: &str) -> &'static str {
@@ -163,14 +163,7 @@ fn one_shot_exit_codes_say_whether_every_source_worked() {
     };
     let run = |text: String| {
         std::fs::write(d.join("exporter.yaml"), text).unwrap();
-        Command::new(binary())
-            .arg("one-shot")
-            .arg(format!(
-                "--config.file={}",
-                d.join("exporter.yaml").display()
-            ))
-            .output()
-            .unwrap()
+        one_shot(&d.join("exporter.yaml"))
     };
     let ok = run(config("status.json", "*.log"));
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::binary;
+use crate::common::{binary, one_shot};
 
 fn grok(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(binary())
@@ -96,14 +96,7 @@ sources:
 "#,
     )
     .unwrap();
-    let out = Command::new(binary())
-        .arg("one-shot")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("exporter.yaml").display()
-        ))
-        .output()
-        .unwrap();
+    let out = one_shot(&dir.path().join("exporter.yaml"));
     assert!(
         out.status.success(),
         "{}",

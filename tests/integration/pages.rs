@@ -578,14 +578,7 @@ sources:
 "#,
     )
     .unwrap();
-    let out = std::process::Command::new(binary())
-        .arg("one-shot")
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("exporter.yaml").display()
-        ))
-        .output()
-        .unwrap();
+    let out = one_shot(&dir.path().join("exporter.yaml"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
