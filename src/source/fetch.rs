@@ -582,6 +582,8 @@ impl CommandFetcher {
 
     async fn fetch(&self) -> Result<Fetched, FetchError> {
         let marker = super::reaper::new_marker();
+        // No sweep looks at the processes until the child is registered (the guard below).
+        let spawning = super::reaper::spawning();
         let mut child = tokio::process::Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .env(super::reaper::MARKER_VAR, &marker)
@@ -600,6 +602,7 @@ impl CommandFetcher {
         // Whatever happens from here (success, failure, timeout, the fetch abandoned), the run
         // is cleaned up when this guard goes: nothing the command started outlives the fetch.
         let _run = super::reaper::Run::new(marker, child.id());
+        drop(spawning);
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let max = self.max_output_bytes;

@@ -22,6 +22,12 @@ pub const MARKER_VAR: &str = "QUARRY_FETCH";
 
 /// Children tokio spawned and still waits for: never reaped here.
 static DIRECT: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+/// Held while a command is spawned until its pid is in [`DIRECT`], and while a sweep looks at
+/// the processes and acts: a sweep never sees a direct child before it is protected (it
+/// reaped a command that had already exited, so tokio's wait failed with ECHILD, or killed
+/// one whose environment it could not read yet, seen under load as "No child processes" and
+/// "exited with signal 9" from commands that had succeeded).
+static SPAWN_OR_SWEEP: Mutex<()> = Mutex::new(());
 static RUNS: AtomicU64 = AtomicU64::new(1);
 static SUBREAPER: Once = Once::new();
 
@@ -41,6 +47,11 @@ pub fn become_subreaper() {
             );
         }
     });
+}
+
+/// Held across spawning a command and [`Run::new`] with its pid (see [`SPAWN_OR_SWEEP`]).
+pub fn spawning() -> std::sync::MutexGuard<'static, ()> {
+    SPAWN_OR_SWEEP.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A new marker value for one command run.
@@ -149,6 +160,7 @@ fn sweep(marker: &str, direct_pid: Option<u32>) {
     let me = std::process::id();
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
+        let looking = spawning();
         let procs = processes();
         let protected: HashSet<u32> = direct().as_ref().cloned().unwrap_or_default();
         let mut left = 0;
@@ -177,6 +189,7 @@ fn sweep(marker: &str, direct_pid: Option<u32>) {
                 }
             }
         }
+        drop(looking);
         if left == 0 || Instant::now() >= deadline {
             return;
         }
