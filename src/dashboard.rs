@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::config::{Config, MetricConfig, MetricKind, UNKNOWN_STATE};
+use crate::config::{Config, MetricConfig, MetricKind, ModuleDashboard, UsedModule, UNKNOWN_STATE};
 use crate::pipeline::record_error_reasons;
 use crate::registry::level_name;
 
@@ -854,9 +854,10 @@ pub fn health() -> Value {
 
 /// The rows of the catalog modules `config` uses: one per module file, titled by its
 /// instances (`nginx`; `front (nginx)` for an instance named otherwise; `front, back (nginx)`
-/// for two uses of one module, which share its metrics), with the names of its metrics.
-fn module_rows(config: &Config) -> Vec<(String, BTreeSet<&str>)> {
-    let mut rows: Vec<(&str, &str, Vec<&str>, BTreeSet<&str>)> = Vec::new();
+/// for two uses of one module, which share its metrics), with the names of its metrics and
+/// its header's `dashboard:` (the counters to show as values, not rates).
+fn module_rows(config: &Config) -> Vec<ModuleRow<'_>> {
+    let mut rows: Vec<(&str, &UsedModule, Vec<&str>, BTreeSet<&str>)> = Vec::new();
     for used in &config.uses {
         let names = used.config.metrics.iter().map(|m| m.name.as_str());
         match rows.iter_mut().find(|(file, ..)| *file == used.file) {
@@ -866,22 +867,34 @@ fn module_rows(config: &Config) -> Vec<(String, BTreeSet<&str>)> {
             }
             None => rows.push((
                 used.file.as_str(),
-                used.header.name.as_str(),
+                used,
                 vec![used.instance.as_str()],
                 names.collect(),
             )),
         }
     }
     rows.into_iter()
-        .map(|(_, module, instances, metrics)| {
+        .map(|(_, used, instances, metrics)| {
+            let module = used.header.name.as_str();
             let title = if instances == [module] {
                 module.to_owned()
             } else {
                 format!("{} ({module})", instances.join(", "))
             };
-            (title, metrics)
+            ModuleRow {
+                title,
+                metrics,
+                dashboard: &used.header.dashboard,
+            }
         })
         .collect()
+}
+
+/// A used module's row: its title, its metrics and how its header says to show them.
+struct ModuleRow<'a> {
+    title: String,
+    metrics: BTreeSet<&'a str>,
+    dashboard: &'a ModuleDashboard,
 }
 
 /// A status board for `config`: its own state metrics first (worst state, then timelines),
@@ -905,17 +918,26 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
     };
     let probed = Config::metrics_fed_by(&config.modules);
     let modules = module_rows(config);
-    let in_module = |name: &str| modules.iter().any(|(_, names)| names.contains(name));
-    // Metrics of the rows `rows`, by kind; each probed or not as it is fed.
-    let module_panels = |layout: &mut Layout, rows: &[&(String, BTreeSet<&str>)]| {
-        for (title, names) in rows {
-            layout.row(title);
+    let in_module = |name: &str| modules.iter().any(|r| r.metrics.contains(name));
+    // Metrics of the rows `rows`, by kind (a counter the module shows as a value, as a
+    // gauge); each probed or not as it is fed.
+    let module_panels = |layout: &mut Layout, rows: &[&ModuleRow]| {
+        for row in rows {
+            layout.row(&row.title);
+            let shown: Vec<MetricConfig> = config
+                .metrics
+                .iter()
+                .filter(|m| row.metrics.contains(m.name.as_str()))
+                .map(|m| {
+                    let mut m = m.clone();
+                    if m.kind == MetricKind::Counter && row.dashboard.shows_value(&m.name) {
+                        m.kind = MetricKind::Gauge;
+                    }
+                    m
+                })
+                .collect();
             for kind in order {
-                for m in config
-                    .metrics
-                    .iter()
-                    .filter(|m| m.kind == kind && names.contains(m.name.as_str()))
-                {
+                for m in shown.iter().filter(|m| m.kind == kind) {
                     metric_panels(layout, m, probed.contains(m.name.as_str()));
                 }
             }
@@ -937,7 +959,7 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
     }
     let (probed_rows, served_rows): (Vec<_>, Vec<_>) = modules
         .iter()
-        .partition(|(_, names)| names.iter().any(|n| probed.contains(n)));
+        .partition(|r| r.metrics.iter().any(|n| probed.contains(n)));
     module_panels(&mut layout, &served_rows);
     let probes = !config.modules.is_empty();
     if probes {
@@ -986,7 +1008,7 @@ mod tests {
     /// metrics under the kind rows; a module fed by probe modules has its row after the probes.
     #[test]
     fn a_used_module_has_a_row_of_its_own() {
-        let c = config("use:\n  - {module: nginx}\n  - {module: apache, name: front, labels: {site: front}}\n  - {module: apache, name: back, labels: {site: back}}\n  - {module: redis-probe}\n");
+        let c = config("use:\n  - {module: nginx}\n  - {module: apache, name: front, labels: {site: front}}\n  - {module: apache, name: back, labels: {site: back}}\n  - {module: redis-probe}\n  - {module: squid}\n");
         let board = for_config(&c, "u", "t");
         let panels = board["panels"].as_array().unwrap();
         // Each row's panels: those after it, up to the next row.
@@ -1036,6 +1058,15 @@ mod tests {
             row("redis-probe").contains(r#"redis_up{job="$probe_job""#),
             "{}",
             row("redis-probe")
+        );
+        // A counter the module's header shows as a value (a percentile typed as a counter by
+        // the exporter the module copies): its value, not its rate; a true counter's rate.
+        let squid = row("squid");
+        assert!(squid.contains("\nsquid_Cache_Hits_5{job="), "{squid}");
+        assert!(!squid.contains("rate(squid_Cache_Hits_5{"), "{squid}");
+        assert!(
+            squid.contains("rate(squid_client_http_requests_total{"),
+            "{squid}"
         );
         // The config's own metrics stay in the kind rows.
         assert!(row("States").contains("s_level{"));
