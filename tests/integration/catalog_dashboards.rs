@@ -130,7 +130,7 @@ fn dashboard(config: &Path) -> Value {
 }
 
 /// What the modules read: the `use:` entries of each exporter, the servers (kept until the
-/// end), the traffic to make while Prometheus scrapes, and the modules skipped.
+/// end), the traffic to make while Prometheus scrapes, and the targets to probe.
 #[derive(Default)]
 struct Fleet {
     /// `use:` entries (YAML list items) of the first exporter and of the second.
