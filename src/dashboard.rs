@@ -1,6 +1,7 @@
 //! Grafana dashboards made from a config: a panel per metric chosen by its type (state →
 //! worst-state stat and state timeline, counter → rate by its labels, histogram → quantiles
-//! and heatmap, gauge → time series), then the exporter-health rows. The bundled dashboards in
+//! and heatmap, gauge → time series; a catalog module's metrics under a row titled by its
+//! instances), then the exporter-health rows. The bundled dashboards in
 //! `dashboards/` are this module's output (a test keeps them in step).
 //!
 //! Conventions: a `datasource` variable used by every panel and target, `job` and `instance`
@@ -14,9 +15,11 @@
 //! Metrics fed by probe modules are shown per target (`instance`), and a target whose probe
 //! fails keeps its state lanes, as `unknown`.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 
-use crate::config::{Config, MetricConfig, MetricKind, UNKNOWN_STATE};
+use crate::config::{Config, MetricConfig, MetricKind, ModuleDashboard, UsedModule, UNKNOWN_STATE};
 use crate::pipeline::record_error_reasons;
 use crate::registry::level_name;
 
@@ -849,9 +852,56 @@ pub fn health() -> Value {
     )
 }
 
-/// A status board for `config`: state metrics first (worst state, then timelines), then
-/// counters, histograms and gauges, then the probes, then the exporter-health rows the config
-/// can feed ([`Feeds::of`]).
+/// The rows of the catalog modules `config` uses: one per module file, titled by its
+/// instances (`nginx`; `front (nginx)` for an instance named otherwise; `front, back (nginx)`
+/// for two uses of one module, which share its metrics), with the names of its metrics and
+/// its header's `dashboard:` (the counters to show as values, not rates).
+fn module_rows(config: &Config) -> Vec<ModuleRow<'_>> {
+    let mut rows: Vec<(&str, &UsedModule, Vec<&str>, BTreeSet<&str>)> = Vec::new();
+    for used in &config.uses {
+        let names = used.config.metrics.iter().map(|m| m.name.as_str());
+        match rows.iter_mut().find(|(file, ..)| *file == used.file) {
+            Some((_, _, instances, metrics)) => {
+                instances.push(used.instance.as_str());
+                metrics.extend(names);
+            }
+            None => rows.push((
+                used.file.as_str(),
+                used,
+                vec![used.instance.as_str()],
+                names.collect(),
+            )),
+        }
+    }
+    rows.into_iter()
+        .map(|(_, used, instances, metrics)| {
+            let module = used.header.name.as_str();
+            let title = if instances == [module] {
+                module.to_owned()
+            } else {
+                format!("{} ({module})", instances.join(", "))
+            };
+            ModuleRow {
+                title,
+                metrics,
+                dashboard: &used.header.dashboard,
+            }
+        })
+        .collect()
+}
+
+/// A used module's row: its title, its metrics and how its header says to show them.
+struct ModuleRow<'a> {
+    title: String,
+    metrics: BTreeSet<&'a str>,
+    dashboard: &'a ModuleDashboard,
+}
+
+/// A status board for `config`: its own state metrics first (worst state, then timelines),
+/// then counters, histograms and gauges, then a row per catalog module it uses (titled by the
+/// module's instances, its metrics by kind in the same order), then the probes (a module
+/// whose metrics probe modules feed has its row there), then the exporter-health rows the
+/// config can feed ([`Feeds::of`]).
 pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
     let mut layout = Layout::new();
     let order = [
@@ -867,11 +917,37 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
         MetricKind::Gauge => "Values",
     };
     let probed = Config::metrics_fed_by(&config.modules);
+    let modules = module_rows(config);
+    let in_module = |name: &str| modules.iter().any(|r| r.metrics.contains(name));
+    // Metrics of the rows `rows`, by kind (a counter the module shows as a value, as a
+    // gauge); each probed or not as it is fed.
+    let module_panels = |layout: &mut Layout, rows: &[&ModuleRow]| {
+        for row in rows {
+            layout.row(&row.title);
+            let shown: Vec<MetricConfig> = config
+                .metrics
+                .iter()
+                .filter(|m| row.metrics.contains(m.name.as_str()))
+                .map(|m| {
+                    let mut m = m.clone();
+                    if m.kind == MetricKind::Counter && row.dashboard.shows_value(&m.name) {
+                        m.kind = MetricKind::Gauge;
+                    }
+                    m
+                })
+                .collect();
+            for kind in order {
+                for m in shown.iter().filter(|m| m.kind == kind) {
+                    metric_panels(layout, m, probed.contains(m.name.as_str()));
+                }
+            }
+        }
+    };
     for kind in order {
         let metrics: Vec<&MetricConfig> = config
             .metrics
             .iter()
-            .filter(|m| m.kind == kind && !probed.contains(m.name.as_str()))
+            .filter(|m| m.kind == kind && !probed.contains(m.name.as_str()) && !in_module(&m.name))
             .collect();
         if metrics.is_empty() {
             continue;
@@ -881,18 +957,21 @@ pub fn for_config(config: &Config, uid: &str, title: &str) -> Value {
             metric_panels(&mut layout, m, false);
         }
     }
+    let (probed_rows, served_rows): (Vec<_>, Vec<_>) = modules
+        .iter()
+        .partition(|r| r.metrics.iter().any(|n| probed.contains(n)));
+    module_panels(&mut layout, &served_rows);
     let probes = !config.modules.is_empty();
     if probes {
         probe_panels(&mut layout);
         for kind in order {
-            for m in config
-                .metrics
-                .iter()
-                .filter(|m| m.kind == kind && probed.contains(m.name.as_str()))
-            {
+            for m in config.metrics.iter().filter(|m| {
+                m.kind == kind && probed.contains(m.name.as_str()) && !in_module(&m.name)
+            }) {
                 metric_panels(&mut layout, m, true);
             }
         }
+        module_panels(&mut layout, &probed_rows);
     }
     health_panels(&mut layout, Feeds::of(config));
     dashboard(uid, title, "What is up, what is degraded and why: every metric of the configuration by its type, the probed targets, then the exporter's own health.", layout.panels, probes)
@@ -922,6 +1001,76 @@ mod tests {
             .iter()
             .map(|p| p["title"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Issue 22: each used catalog module's metrics sit under a row titled by its instances
+    /// (two uses of one module share a row, as they share its metrics), the config's own
+    /// metrics under the kind rows; a module fed by probe modules has its row after the probes.
+    #[test]
+    fn a_used_module_has_a_row_of_its_own() {
+        let c = config("use:\n  - {module: nginx}\n  - {module: apache, name: front, labels: {site: front}}\n  - {module: apache, name: back, labels: {site: back}}\n  - {module: redis-probe}\n  - {module: squid}\n");
+        let board = for_config(&c, "u", "t");
+        let panels = board["panels"].as_array().unwrap();
+        // Each row's panels: those after it, up to the next row.
+        let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+        for p in panels {
+            let title = p["title"].as_str().unwrap().to_owned();
+            if p["type"] == "row" {
+                rows.push((title, Vec::new()));
+            } else {
+                let exprs = p["targets"].as_array().unwrap().iter();
+                rows.last_mut()
+                    .unwrap()
+                    .1
+                    .extend(exprs.map(|t| t["expr"].as_str().unwrap().to_owned()));
+            }
+        }
+        let row = |title: &str| {
+            let found = rows.iter().find(|(t, _)| t == title);
+            found
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no row {title}: {:?}",
+                        rows.iter().map(|r| &r.0).collect::<Vec<_>>()
+                    )
+                })
+                .1
+                .join("\n")
+        };
+        let titles: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        let at = |t: &str| titles.iter().position(|x| *x == t).unwrap();
+        assert!(
+            at("States") < at("nginx") && at("nginx") < at("front, back (apache)"),
+            "{titles:?}"
+        );
+        assert!(
+            at("Probes (/probe, one instance per target)") < at("redis-probe"),
+            "{titles:?}"
+        );
+        assert!(
+            row("nginx").contains("nginx_connections_accepted{job="),
+            "{}",
+            row("nginx")
+        );
+        assert!(!row("nginx").contains("apache_"));
+        assert!(row("front, back (apache)").contains("apache_up{job="));
+        assert!(
+            row("redis-probe").contains(r#"redis_up{job="$probe_job""#),
+            "{}",
+            row("redis-probe")
+        );
+        // A counter the module's header shows as a value (a percentile typed as a counter by
+        // the exporter the module copies): its value, not its rate; a true counter's rate.
+        let squid = row("squid");
+        assert!(squid.contains("\nsquid_Cache_Hits_5{job="), "{squid}");
+        assert!(!squid.contains("rate(squid_Cache_Hits_5{"), "{squid}");
+        assert!(
+            squid.contains("rate(squid_client_http_requests_total{"),
+            "{squid}"
+        );
+        // The config's own metrics stay in the kind rows.
+        assert!(row("States").contains("s_level{"));
+        assert!(row("Rates").contains("m_total{"));
     }
 
     /// Issue 24, item 7: the unreadable-records panel only where a source reads records

@@ -133,6 +133,10 @@ struct ProbeModule {
     pipeline: Pipeline,
     /// The declared metrics the rules update: a probe makes fresh families of them.
     metrics: Vec<MetricConfig>,
+    /// The metrics one update alone of the module sets: their series a document lacks (an
+    /// unlabelled metric's 0 from the start, a pre-declared label value) are not answered, as
+    /// a page source retires them after its first document.
+    sole_fed: std::collections::HashSet<String>,
     /// Its state metrics with `label_values`: the series a probe knows without a document,
     /// which a failed probe answers as `unknown` (it keeps nothing, so it knows no others).
     known_states: Vec<MetricConfig>,
@@ -605,10 +609,20 @@ impl ProbeModule {
             })
             .cloned()
             .collect();
+        let mut feeders: std::collections::HashMap<&str, usize> = Default::default();
+        for u in m.rules.iter().flat_map(|r| r.update.iter()) {
+            *feeders.entry(u.metric.as_str()).or_default() += 1;
+        }
+        let sole_fed = feeders
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(metric, _)| metric.to_owned())
+            .collect();
         Ok(ProbeModule {
             config: m.clone(),
             pipeline,
             metrics,
+            sole_fed,
             known_states,
             fetch,
             timeout,
@@ -770,6 +784,9 @@ impl ProbeModule {
                     message: "the module's rules do not fit its metrics (a bug: please report it)"
                         .into(),
                 })?;
+            // As a page source does: the series the fresh families start with are the
+            // updates' own, and those the document does not set are not answered.
+            pipeline.adopt_existing(|metric| self.sole_fed.contains(metric));
             let outcome = pipeline.process_rows(rows);
             if outcome.matches == 0 {
                 return Err(Failure {
@@ -777,6 +794,7 @@ impl ProbeModule {
                     message: "no rule matched anything in the document".into(),
                 });
             }
+            pipeline.retire_absent();
             Ok((families, outcome.matches, outcome.conversion_errors))
         }
         .await;

@@ -318,6 +318,27 @@ fn load_module(
             })
             .collect());
     }
+    // Each `dashboard.values` entry is a glob that names some of the module's metrics.
+    let dashboard_errors: Vec<ConfigError> = header
+        .dashboard
+        .values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, pattern)| {
+            let at = format!("module.dashboard.values[{i}]");
+            let problem = match glob::Pattern::new(pattern) {
+                Err(e) => format!("{pattern:?} is not a glob pattern: {e}"),
+                Ok(p) if !module_config.metrics.iter().any(|m| p.matches(&m.name)) => {
+                    format!("{pattern:?} names none of the module's metrics")
+                }
+                Ok(_) => return None,
+            };
+            Some(in_module(at, Some(&index), problem))
+        })
+        .collect();
+    if !dashboard_errors.is_empty() {
+        return Err(dashboard_errors);
+    }
     Ok(UsedModule {
         instance: spec.name.clone().unwrap_or_else(|| header.name.clone()),
         file: module.file.clone(),
@@ -908,6 +929,46 @@ use:
             shown.ends_with("(in the module used at u.yaml:3:14)"),
             "{shown}"
         );
+    }
+
+    /// Issue 22: a module's `dashboard.values` are globs naming some of its metrics; one that
+    /// is not a glob, or names none, is an error at its place in the module file.
+    #[test]
+    fn dashboard_values_must_name_some_of_the_modules_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |values: &str| {
+            let text = REDIS_LIKE.replace(
+                "  params:\n",
+                &format!("  dashboard: {{values: {values}}}\n  params:\n"),
+            );
+            let file = module_file(&dir, "kv.yaml", &text);
+            (
+                file.clone(),
+                load_str(
+                    &format!("version: 1\nuse:\n  - {{module: {file}, with: {{path: /tmp/kv}}}}\n"),
+                    "u.yaml",
+                ),
+            )
+        };
+        let (_, ok) = with("[kv_*]");
+        let ok = ok.unwrap_or_else(|e| panic!("{e}"));
+        assert!(ok.uses[0].header.dashboard.shows_value("kv_keys"));
+        assert!(!ok.uses[0].header.dashboard.shows_value("other"));
+        for (values, problem) in [
+            (
+                "[kv_keys, nothing_*]",
+                "values[1]: \"nothing_*\" names none of the module's metrics",
+            ),
+            ("['kv_[']", "values[0]: \"kv_[\" is not a glob pattern"),
+        ] {
+            let (file, result) = with(values);
+            let shown = result.unwrap_err().to_string();
+            assert!(shown.starts_with(&format!("{file}:5:")), "{shown}");
+            assert!(
+                shown.contains(&format!("module.dashboard.{problem}")),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

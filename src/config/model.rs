@@ -98,6 +98,32 @@ pub struct ModuleHeader {
     /// The parameters, by name, referenced as `${name}` in the module's string values.
     #[serde(default)]
     pub params: BTreeMap<String, ModuleParam>,
+    /// How `quarry_exporter dashboard` shows the module's metrics.
+    #[serde(default)]
+    pub dashboard: ModuleDashboard,
+}
+
+/// The `module.dashboard:` part of a module's header.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleDashboard {
+    /// Metrics shown as their value, never as a rate, whatever their type: names or glob
+    /// patterns (`squid_Cache_Hits_*`) of counters that are not counts (a percentile, a
+    /// serial number), typed so by the dedicated exporter whose series the module copies.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+impl ModuleDashboard {
+    /// Whether `metric` is one of [`ModuleDashboard::values`] (a pattern that is not a glob
+    /// matches nothing; loading the module reports it).
+    pub fn shows_value(&self, metric: &str) -> bool {
+        self.values.iter().any(|p| {
+            glob::Pattern::new(p)
+                .map(|p| p.matches(metric))
+                .unwrap_or(false)
+        })
+    }
 }
 
 /// One parameter of a module.

@@ -311,7 +311,7 @@ fn the_dashboard_generator_makes_a_panel_per_module_metric() {
 
 /// Apache with mod_status at `/server-status` (ExtendedStatus as given) and files from `dir`
 /// (the frozen page) at `/`.
-fn start_apache(dir: &Path, extended: bool) -> (Server, u16) {
+pub(crate) fn start_apache(dir: &Path, extended: bool) -> (Server, u16) {
     let port = free_port();
     let d = dir.display();
     let modules = "/usr/lib/apache2/modules";
@@ -446,38 +446,31 @@ fn the_schema_accepts_use_entries() {
     assert!(!validator.is_valid(&bad));
 }
 
-/// The php-fpm module against PHP-FPM's own `?openmetrics` page. The module reads `?json`, a
-/// second page: the two are taken one after the other, so the second counts the first among
-/// its accepted connections (one more), and its `start since` may have ticked once; the
-/// `phpfpm_up` help of PHP-FPM names the pool and its process manager, which a module's fixed
-/// help cannot. Those three are accounted for, and every other sample must match exactly.
-#[test]
-fn php_fpm_module_matches_php_fpm_openmetrics() {
-    if !installed("php-fpm8.2") || !installed("nginx") {
-        return;
-    }
-    let dir = tempdir();
-    let d = dir.path().display();
+/// PHP-FPM (a static pool of two, status page `/status`, as www-data when root) behind an
+/// nginx that passes `/status` to it and serves the file `frozen` of `dir` at `/frozen`.
+/// Returns both and nginx's port.
+pub(crate) fn start_php_fpm(dir: &Path) -> (Server, Server, u16) {
+    let d = dir.display();
     let fpm_port = free_port();
     // SAFETY: geteuid has no preconditions and cannot fail.
     let as_root = unsafe { libc::geteuid() } == 0;
     std::fs::write(
-        dir.path().join("fpm.conf"),
+        dir.join("fpm.conf"),
         format!(
             "[global]\npid = {d}/fpm.pid\nerror_log = {d}/fpm.log\ndaemonize = no\n[www]\n{}listen = 127.0.0.1:{fpm_port}\npm = static\npm.max_children = 2\npm.status_path = /status\n",
             if as_root { "user = www-data\ngroup = www-data\n" } else { "" }
         ),
     )
     .unwrap();
-    let fpm_conf = dir.path().join("fpm.conf");
+    let fpm_conf = dir.join("fpm.conf");
     let mut fpm_args = vec!["-y", fpm_conf.to_str().unwrap(), "-F"];
     if as_root {
         fpm_args.push("-R");
     }
-    let _fpm = start("php-fpm8.2", &fpm_args, fpm_port, dir.path());
+    let fpm = start("php-fpm8.2", &fpm_args, fpm_port, dir);
     let port = free_port();
     std::fs::write(
-        dir.path().join("nginx.conf"),
+        dir.join("nginx.conf"),
         format!(
             "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx-error.log;
 events {{ worker_connections 64; }}
@@ -498,13 +491,28 @@ http {{
         ),
     )
     .unwrap();
-    let nginx_conf = dir.path().join("nginx.conf");
-    let _nginx = start(
+    let nginx_conf = dir.join("nginx.conf");
+    let nginx = start(
         "nginx",
         &["-c", nginx_conf.to_str().unwrap(), "-p", &d.to_string()],
         port,
-        dir.path(),
+        dir,
     );
+    (fpm, nginx, port)
+}
+
+/// The php-fpm module against PHP-FPM's own `?openmetrics` page. The module reads `?json`, a
+/// second page: the two are taken one after the other, so the second counts the first among
+/// its accepted connections (one more), and its `start since` may have ticked once; the
+/// `phpfpm_up` help of PHP-FPM names the pool and its process manager, which a module's fixed
+/// help cannot. Those three are accounted for, and every other sample must match exactly.
+#[test]
+fn php_fpm_module_matches_php_fpm_openmetrics() {
+    if !installed("php-fpm8.2") || !installed("nginx") {
+        return;
+    }
+    let dir = tempdir();
+    let (_fpm, _nginx, port) = start_php_fpm(dir.path());
     for _ in 0..5 {
         get_text(port, "/status");
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::parity::*;
-use crate::real_servers::{free_port, installed, start};
+use crate::real_servers::{free_port, installed, start, Server};
 
 /// The pages prometheus-bind-exporter 0.6 reads with its default groups (status: the version
 /// probe of `--bind.stats-version=auto`).
@@ -43,7 +43,7 @@ fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 
 /// Sends one query to named on `port` and returns the answer's RCODE (retrying while named
 /// is still loading).
-fn ask(port: u16, id: u16, name: &str, qtype: u16) -> u8 {
+pub(crate) fn ask(port: u16, id: u16, name: &str, qtype: u16) -> u8 {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -136,26 +136,28 @@ fn is_rtt_histogram(missing: &str) -> bool {
     missing.starts_with("bind_resolver_query_duration_seconds_")
 }
 
+/// `named -g` with [`write_named_config`]'s config in `dir`; returns it, its DNS port and its
+/// statistics channel's port once its zone is loaded.
+pub(crate) fn start_named(dir: &Path) -> (Server, u16, u16) {
+    let (dns_port, stats_port) = (free_port(), free_port());
+    let conf = write_named_config(dir, dns_port, stats_port);
+    let named = start("named", &["-g", "-c", &path_str(&conf)], stats_port, dir);
+    // The statistics channel listens before the zone is loaded: wait for named's "running".
+    wait_until("named running", || {
+        std::fs::read_to_string(dir.join("named.out"))
+            .unwrap_or_default()
+            .contains(" running\n")
+    });
+    (named, dns_port, stats_port)
+}
+
 #[test]
 fn bind_module_is_a_drop_in_for_prometheus_bind_exporter() {
     if !installed("named") || !dedicated_installed("prometheus-bind-exporter") {
         return;
     }
     let dir = tempdir();
-    let (dns_port, stats_port) = (free_port(), free_port());
-    let conf = write_named_config(dir.path(), dns_port, stats_port);
-    let _named = start(
-        "named",
-        &["-g", "-c", &path_str(&conf)],
-        stats_port,
-        dir.path(),
-    );
-    // The statistics channel listens before the zone is loaded: wait for named's "running".
-    wait_until("named running", || {
-        std::fs::read_to_string(dir.path().join("named.out"))
-            .unwrap_or_default()
-            .contains(" running\n")
-    });
+    let (_named, dns_port, stats_port) = start_named(dir.path());
     // A little traffic: an answer, a name that does not exist, a name with no AAAA (nxrrset),
     // a zone named does not serve (REFUSED).
     assert_eq!(ask(dns_port, 1, "www.example.test", 1), 0);

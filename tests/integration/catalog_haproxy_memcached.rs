@@ -29,7 +29,7 @@ const EXPORTER_OWN: &[&str] = &[
 /// frontend whose backend `app` has `s1` (health-checked, up) and `s2` (no check, pointing at
 /// a closed port: connection errors, retries and 503s), and a stats socket. Returns it, the
 /// stats port, the web port and the socket's path.
-fn start_haproxy(dir: &Path) -> (Server, u16, u16, std::path::PathBuf) {
+pub(crate) fn start_haproxy(dir: &Path) -> (Server, u16, u16, std::path::PathBuf) {
     let (stats, web, closed) = (free_port(), free_port(), free_port());
     let d = dir.display();
     let socket = dir.join("admin.sock");
@@ -64,7 +64,7 @@ backend app
 }
 
 /// Requests through the `web` frontend: answered by s1 (`/ok`) or failing on s2.
-fn traffic(web: u16) {
+pub(crate) fn traffic(web: u16) {
     for _ in 0..6 {
         let _ = http_get(web, "/ok", &[]);
     }
@@ -267,19 +267,24 @@ fn haproxy_twins_share_metrics_and_rules() {
     assert_eq!(socket_metrics.replacen(&version, "", 1), metrics);
 }
 
-#[test]
-fn memcached_module_gives_memcached_own_stats() {
-    if !Path::new("/usr/bin/memcached").exists() {
+/// Whether memcached is installed (required in CI); says so when not.
+pub(crate) fn memcached_installed() -> bool {
+    let found = Path::new("/usr/bin/memcached").exists();
+    if !found {
         assert!(
             std::env::var_os("CI").is_none(),
             "memcached is required in CI"
         );
         eprintln!("memcached not installed; skipping");
-        return;
     }
-    let dir = tempdir();
+    found
+}
+
+/// memcached on a free loopback port (TCP only, as nobody); returns it and its port once it
+/// listens.
+pub(crate) fn start_memcached() -> (Server, u16) {
     let port = free_port();
-    let _memcached = Server(
+    let memcached = Server(
         Command::new("/usr/bin/memcached")
             .args([
                 "-l",
@@ -302,6 +307,16 @@ fn memcached_module_gives_memcached_own_stats() {
         assert!(start.elapsed() < WAIT, "memcached did not listen");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (memcached, port)
+}
+
+#[test]
+fn memcached_module_gives_memcached_own_stats() {
+    if !memcached_installed() {
+        return;
+    }
+    let dir = tempdir();
+    let (_memcached, port) = start_memcached();
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut reply = [0u8; 256];
     for command in [

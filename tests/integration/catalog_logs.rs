@@ -204,24 +204,37 @@ fn ssh(port: u16, user: &str, password: Option<&str>, options: &[&str]) -> bool 
         .success()
 }
 
-#[test]
-fn openssh_module_counts_a_real_sshds_logins() {
-    use crate::real_servers::{free_port, installed, start};
-    // sshd checks passwords (and changes user) only as root; the client tools must be there.
+/// Whether a real sshd can be tested here: as root (sshd checks passwords, and changes user,
+/// only as root), with sshd and sshpass installed (required in CI). Says why not.
+pub(crate) fn sshd_testable() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("not root: sshd cannot check passwords; skipping");
-        return;
+        return false;
     }
-    if !installed("sshd") || !Path::new("/usr/bin/sshpass").exists() {
+    if !crate::real_servers::installed("sshd") || !Path::new("/usr/bin/sshpass").exists() {
         assert!(
             std::env::var_os("CI").is_none(),
             "sshpass is required in CI"
         );
-        return;
+        return false;
     }
-    let dir = tempdir();
-    let d = dir.path();
+    true
+}
+
+/// A real sshd on loopback (see [`sshd_testable`]), logging to a file at LogLevel VERBOSE,
+/// with PAM, `MaxAuthTries 3`, one authorized key and four others; stopped when dropped.
+pub(crate) struct Sshd {
+    _server: crate::real_servers::Server,
+    /// Its port.
+    pub(crate) port: u16,
+    good: String,
+    bad: Vec<String>,
+}
+
+/// Starts [`Sshd`] with its keys and config in `d`, logging to `log` (`sshd -E`).
+pub(crate) fn start_sshd(d: &Path, log: &Path) -> Sshd {
+    use crate::real_servers::{free_port, start};
     let keygen = |name: &str| {
         let ok = std::process::Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -239,7 +252,6 @@ fn openssh_module_counts_a_real_sshds_logins() {
     // Its privilege-separation directory, which Debian's package makes at boot.
     std::fs::create_dir_all("/run/sshd").unwrap();
     let port = free_port();
-    let log = d.join("auth.log");
     // VERBOSE, so that failed publickey attempts are logged too; PAM, so that
     // keyboard-interactive exists (as on Debian). Root's password is not known to anyone
     // here: password logins can only fail.
@@ -252,6 +264,87 @@ fn openssh_module_counts_a_real_sshds_logins() {
         ),
     )
     .unwrap();
+    let config = path_str(&d.join("sshd_config"));
+    let server = start(
+        "sshd",
+        &["-D", "-f", &config, "-E", &path_str(log)],
+        port,
+        d,
+    );
+    Sshd {
+        _server: server,
+        port,
+        good,
+        bad,
+    }
+}
+
+impl Sshd {
+    /// The attempts the openssh test counts: two logins with the authorized key; one with a
+    /// key that is not (one failed publickey, then the client closes); two wrong passwords,
+    /// one for a user that does not exist, one keyboard-interactive; four unauthorized keys
+    /// against MaxAuthTries 3 (three failures, then sshd drops it).
+    pub(crate) fn attempts(&self) {
+        let port = self.port;
+        let key_only = [
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            "IdentitiesOnly=yes",
+        ];
+        let password_only = |method: &str| {
+            [
+                "-o".to_owned(),
+                "PubkeyAuthentication=no".to_owned(),
+                "-o".to_owned(),
+                format!("PreferredAuthentications={method}"),
+                "-o".to_owned(),
+                "NumberOfPasswordPrompts=1".to_owned(),
+            ]
+        };
+        let run = |user: &str, password: Option<&str>, options: &[String]| {
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            ssh(port, user, password, &options)
+        };
+        let with_keys = |keys: &[&str]| {
+            let mut o: Vec<String> = key_only.iter().map(|s| (*s).to_owned()).collect();
+            for k in keys {
+                o.push("-i".to_owned());
+                o.push((*k).to_owned());
+            }
+            o
+        };
+        for _ in 0..2 {
+            assert!(
+                run("root", None, &with_keys(&[&self.good])),
+                "the good key logs in"
+            );
+        }
+        assert!(!run("root", None, &with_keys(&[&self.bad[0]])));
+        let password = password_only("password");
+        assert!(!run("root", Some("wrong"), &password));
+        assert!(!run("root", Some("wrong"), &password));
+        assert!(!run("nosuch", Some("wrong"), &password));
+        assert!(!run(
+            "root",
+            Some("wrong"),
+            &password_only("keyboard-interactive")
+        ));
+        let four: Vec<&str> = self.bad.iter().map(String::as_str).collect();
+        assert!(!run("root", None, &with_keys(&four)));
+    }
+}
+
+#[test]
+fn openssh_module_counts_a_real_sshds_logins() {
+    if !sshd_testable() {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let log = d.join("auth.log");
     let exporter = Exporter::start(
         d,
         &format!(
@@ -259,66 +352,8 @@ fn openssh_module_counts_a_real_sshds_logins() {
             path_str(&log)
         ),
     );
-    let config = path_str(&d.join("sshd_config"));
-    let _sshd = start(
-        "sshd",
-        &["-D", "-f", &config, "-E", &path_str(&log)],
-        port,
-        d,
-    );
-
-    let key_only = [
-        "-o",
-        "PasswordAuthentication=no",
-        "-o",
-        "KbdInteractiveAuthentication=no",
-        "-o",
-        "IdentitiesOnly=yes",
-    ];
-    let password_only = |method: &str| {
-        [
-            "-o".to_owned(),
-            "PubkeyAuthentication=no".to_owned(),
-            "-o".to_owned(),
-            format!("PreferredAuthentications={method}"),
-            "-o".to_owned(),
-            "NumberOfPasswordPrompts=1".to_owned(),
-        ]
-    };
-    let run = |user: &str, password: Option<&str>, options: &[String]| {
-        let options: Vec<&str> = options.iter().map(String::as_str).collect();
-        ssh(port, user, password, &options)
-    };
-    let with_keys = |keys: &[&str]| {
-        let mut o: Vec<String> = key_only.iter().map(|s| (*s).to_owned()).collect();
-        for k in keys {
-            o.push("-i".to_owned());
-            o.push((*k).to_owned());
-        }
-        o
-    };
-    // Two logins with the authorized key.
-    for _ in 0..2 {
-        assert!(
-            run("root", None, &with_keys(&[&good])),
-            "the good key logs in"
-        );
-    }
-    // One key that is not authorized: one failed publickey, then the client closes.
-    assert!(!run("root", None, &with_keys(&[&bad[0]])));
-    // Two wrong passwords, one for a user that does not exist, one keyboard-interactive.
-    let password = password_only("password");
-    assert!(!run("root", Some("wrong"), &password));
-    assert!(!run("root", Some("wrong"), &password));
-    assert!(!run("nosuch", Some("wrong"), &password));
-    assert!(!run(
-        "root",
-        Some("wrong"),
-        &password_only("keyboard-interactive")
-    ));
-    // Four unauthorized keys against MaxAuthTries 3: three failures, then sshd drops it.
-    let four: Vec<&str> = bad.iter().map(String::as_str).collect();
-    assert!(!run("root", None, &with_keys(&four)));
+    let sshd = start_sshd(d, &log);
+    sshd.attempts();
 
     let expected = [
         (
@@ -406,20 +441,33 @@ fn postgresql_bin() -> Option<std::path::PathBuf> {
     bin.join("postgres").exists().then_some(bin)
 }
 
-#[test]
-fn postgresql_module_counts_what_a_real_server_logged() {
-    use crate::real_servers::{free_port, Server};
-    let Some(bin) = postgresql_bin() else {
+/// A real PostgreSQL on loopback; stopped when dropped.
+pub(crate) struct Postgres {
+    _server: crate::real_servers::Server,
+    /// Its port.
+    pub(crate) port: u16,
+}
+
+/// The newest installed PostgreSQL's programs, or `None` (saying so; required in CI).
+pub(crate) fn postgresql_installed() -> Option<std::path::PathBuf> {
+    let bin = postgresql_bin();
+    if bin.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "postgresql is required in CI"
         );
         eprintln!("postgresql not installed; skipping");
-        return;
-    };
-    let dir = tempdir();
-    let d = dir.path();
-    // initdb and postgres refuse to run as root: as root, they run as the postgres user.
+    }
+    bin
+}
+
+/// initdb in `d`, then the server of `bin` on a free loopback port, logging to `log` with
+/// Debian's `log_line_prefix` and the settings the module's header asks for
+/// (`log_connections`, `log_min_duration_statement = 100`, `log_error_verbosity = verbose`);
+/// returns once a first connection (`select 1`, which the log counts) works. As root, both
+/// run as the postgres user (they refuse root).
+pub(crate) fn start_postgresql(bin: &Path, d: &Path, log: &Path) -> Postgres {
+    use crate::real_servers::{free_port, Server};
     // SAFETY: geteuid(2) has no preconditions.
     let as_root = unsafe { libc::geteuid() } == 0;
     let command = |program: &str| {
@@ -447,17 +495,8 @@ fn postgresql_module_counts_what_a_real_server_logged() {
         .output()
         .unwrap();
     assert!(out.status.success(), "initdb: {out:?}");
-    let log = d.join("postgresql.log");
-    let exporter = Exporter::start(
-        d,
-        &format!(
-            "version: 1\nuse:\n  - {{module: postgresql, with: {{log: '{}'}}}}\n",
-            path_str(&log)
-        ),
-    );
     let port = free_port();
-    let stderr = std::fs::File::create(&log).unwrap();
-    // Debian's log_line_prefix, and the settings the module's header asks for.
+    let stderr = std::fs::File::create(log).unwrap();
     let child = command("postgres")
         .args([
             "-D",
@@ -480,26 +519,51 @@ fn postgresql_module_counts_what_a_real_server_logged() {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let _server = Server(child);
+    let server = Server(child);
     let start = Instant::now();
-    let psql = |database: &str, sql: &str| {
-        std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-            .args(["-X", "-q", "-d", database, "-c", sql])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
     // Ready when a first connection works (it counts: one more received and authorized).
-    while !psql("postgres", "select 1") {
+    while !psql(port, "postgres", "select 1") {
         assert!(
             start.elapsed() < WAIT,
             "postgres did not start: {}",
-            std::fs::read_to_string(&log).unwrap()
+            std::fs::read_to_string(log).unwrap()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    Postgres {
+        _server: server,
+        port,
+    }
+}
+
+/// Runs `sql` on `database` as postgres through psql; whether it succeeded.
+pub(crate) fn psql(port: u16, database: &str, sql: &str) -> bool {
+    std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(["-X", "-q", "-d", database, "-c", sql])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn postgresql_module_counts_what_a_real_server_logged() {
+    let Some(bin) = postgresql_installed() else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let log = d.join("postgresql.log");
+    let exporter = Exporter::start(
+        d,
+        &format!(
+            "version: 1\nuse:\n  - {{module: postgresql, with: {{log: '{}'}}}}\n",
+            path_str(&log)
+        ),
+    );
+    let server = start_postgresql(&bin, d, &log);
+    let psql = |database: &str, sql: &str| psql(server.port, database, sql);
     let refused = count(
         &std::fs::read_to_string(&log).unwrap(),
         &["connection received: "],
@@ -553,7 +617,7 @@ fn postgresql_module_counts_what_a_real_server_logged() {
 }
 
 /// A Postfix instance with its own config, queue and log directories; stopped when dropped.
-struct Postfix {
+pub(crate) struct Postfix {
     config: std::path::PathBuf,
 }
 
@@ -568,7 +632,7 @@ impl Drop for Postfix {
 }
 
 /// One SMTP transaction on `port`: from a local sender to `recipient`.
-fn send_mail(port: u16, recipient: &str) {
+pub(crate) fn send_mail(port: u16, recipient: &str) {
     use std::io::{BufRead, BufReader, Write};
     let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
@@ -602,19 +666,23 @@ fn send_mail(port: u16, recipient: &str) {
     }
 }
 
-#[test]
-fn postfix_module_reads_a_real_postfixs_log_and_showq() {
-    // Postfix's master runs as root only; its programs must be there.
+/// Whether a real Postfix can be run here: as root (its master runs as root only), with
+/// postfix installed. Says why not.
+pub(crate) fn postfix_runnable() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0
-        || !Path::new("/usr/sbin/postfix").exists()
-        || !dedicated_installed("prometheus-postfix-exporter")
-    {
+    let ok = unsafe { libc::geteuid() } == 0 && Path::new("/usr/sbin/postfix").exists();
+    if !ok {
         eprintln!("not root, or postfix missing: skipping the live postfix test");
-        return;
     }
-    let dir = tempdir();
-    let d = dir.path();
+    ok
+}
+
+/// A Postfix instance's config in `d` (`conf/`, queue in `spool/`, `data/`): SMTP on a free
+/// loopback port (returned, with the log's path), its own `maillog_file` (`mail.log`, created
+/// empty); mail to quarry.test is discarded, mail to deferred.test goes to port 1, where
+/// nothing listens, so it stays in the deferred queue, for showq to list. The showq socket
+/// is `spool/public/showq`.
+pub(crate) fn write_postfix_config(d: &Path) -> (u16, std::path::PathBuf) {
     // Postfix's unprivileged processes walk into the queue directory.
     std::fs::set_permissions(
         d,
@@ -655,6 +723,41 @@ fn postfix_module_reads_a_real_postfixs_log_and_showq() {
         })
         .collect();
     std::fs::write(d.join("conf/master.cf"), master).unwrap();
+    (port, log)
+}
+
+/// Starts the Postfix configured in `d` by [`write_postfix_config`] and waits until it
+/// listens on `port` (its log, `log`, shown if not).
+pub(crate) fn start_postfix(d: &Path, port: u16, log: &Path) -> Postfix {
+    let config = d.join("conf");
+    let out = std::process::Command::new("postfix")
+        .arg("-c")
+        .arg(&config)
+        .arg("start")
+        .output()
+        .unwrap();
+    let postfix = Postfix { config };
+    assert!(out.status.success(), "postfix start: {out:?}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < WAIT,
+            "postfix did not listen: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    postfix
+}
+
+#[test]
+fn postfix_module_reads_a_real_postfixs_log_and_showq() {
+    if !postfix_runnable() || !dedicated_installed("prometheus-postfix-exporter") {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let (port, log) = write_postfix_config(d);
     let showq = d.join("spool/public/showq");
     let exporter = Exporter::start(
         d,
@@ -676,24 +779,7 @@ fn postfix_module_reads_a_real_postfixs_log_and_showq() {
         d,
     );
     std::thread::sleep(Duration::from_millis(500));
-    let config = d.join("conf");
-    let out = std::process::Command::new("postfix")
-        .arg("-c")
-        .arg(&config)
-        .arg("start")
-        .output()
-        .unwrap();
-    let postfix = Postfix { config };
-    assert!(out.status.success(), "postfix start: {out:?}");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < WAIT,
-            "postfix did not listen: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let postfix = start_postfix(d, port, &log);
     send_mail(port, "root@quarry.test");
     send_mail(port, "someone@deferred.test");
     // Still once the deferred one is in the deferred queue and the discarded one is gone.

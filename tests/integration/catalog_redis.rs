@@ -19,11 +19,11 @@ use crate::common::*;
 use crate::parity::*;
 use crate::real_servers::{free_port, Server};
 
-const PASSWORD: &str = "s3cret-redis";
+pub(crate) const PASSWORD: &str = "s3cret-redis";
 
 /// Starts `redis-server` on a free loopback port with a password, without persistence, and
 /// with every command in the slowlog (so `SLOWLOG GET 1` has an entry to compare).
-fn start_redis(dir: &Path) -> (Server, u16) {
+pub(crate) fn start_redis(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let log = std::fs::File::create(dir.join("redis.out")).unwrap();
     let child = Command::new("/usr/bin/redis-server")
@@ -178,7 +178,7 @@ fn serve(
 }
 
 /// `redis-cli` on the real server, for the test's traffic.
-fn redis_cli(port: u16, db: u8, args: &[&str]) -> String {
+pub(crate) fn redis_cli(port: u16, db: u8, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string(), "-n", &db.to_string()])
         .env("REDISCLI_AUTH", PASSWORD)

@@ -18,7 +18,7 @@ use crate::real_servers::{free_port, installed, start, Server};
 const EXPORTER_OWN: &[&str] = &["go_", "process_", "promhttp_", "squid_exporter_", "quarry_"];
 
 /// A Squid proxy on a free loopback port whose cache manager answers localhost.
-fn start_squid(dir: &Path) -> (Server, u16) {
+pub(crate) fn start_squid(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let conf = format!(
         "http_port 127.0.0.1:{port}
@@ -41,7 +41,10 @@ http_access deny all
 
 /// Serves `respond(path)` (status and body) on a free loopback port, one HTTP/1.0 request per
 /// connection, until `stop` is set; then closes each connection without an answer.
-fn serve(stop: Arc<AtomicBool>, respond: impl Fn(&str) -> (u16, String) + Send + 'static) -> u16 {
+pub(crate) fn serve(
+    stop: Arc<AtomicBool>,
+    respond: impl Fn(&str) -> (u16, String) + Send + 'static,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -65,7 +68,7 @@ fn serve(stop: Arc<AtomicBool>, respond: impl Fn(&str) -> (u16, String) + Send +
 }
 
 /// A request for `url` through the proxy on `proxy`; returns the status.
-fn through_proxy(proxy: u16, url: &str) -> u16 {
+pub(crate) fn through_proxy(proxy: u16, url: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     write!(stream, "GET {url} HTTP/1.0\r\n\r\n").unwrap();

@@ -12,7 +12,7 @@ use std::net::TcpListener;
 
 use crate::common::*;
 use crate::parity::*;
-use crate::real_servers::{free_port, installed, start};
+use crate::real_servers::{free_port, installed, start, Server};
 
 /// Series of the dedicated exporter that are about itself, not Varnish.
 const EXPORTER_OWN: &[&str] = &["go_", "process_", "promhttp_", "quarry_"];
@@ -60,15 +60,13 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|family| family.samples.get(series).copied())
 }
 
-#[test]
-fn varnish_module_matches_prometheus_varnish_exporter() {
-    if !installed("varnishd") || !dedicated_installed("prometheus-varnish-exporter") {
-        return;
-    }
-    let dir = tempdir();
+/// `varnishd -F` on a free loopback port (`-s malloc,16m`, its working directory
+/// `dir/instance`) in front of [`start_backend`]'s backend. Returns it, its port and the
+/// instance directory (varnishstat's `-n`).
+pub(crate) fn start_varnish(dir: &std::path::Path) -> (Server, u16, String) {
     let backend = start_backend();
     let port = free_port();
-    let instance = dir.path().join("instance");
+    let instance = dir.join("instance");
     let instance_text = path_str(&instance);
     let listen = format!("127.0.0.1:{port}");
     let backend_address = format!("127.0.0.1:{backend}");
@@ -86,9 +84,18 @@ fn varnish_module_matches_prometheus_varnish_exporter() {
             "malloc,16m",
         ],
         port,
-        dir.path(),
+        dir,
     );
+    (varnishd, port, instance_text)
+}
 
+#[test]
+fn varnish_module_matches_prometheus_varnish_exporter() {
+    if !installed("varnishd") || !dedicated_installed("prometheus-varnish-exporter") {
+        return;
+    }
+    let dir = tempdir();
+    let (varnishd, port, instance_text) = start_varnish(dir.path());
     // Traffic: a miss then hits on one page, and a 404 (another miss).
     for path in ["/", "/", "/", "/missing", "/"] {
         let (status, _, _) = http_get(port, path, &[]);

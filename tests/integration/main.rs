@@ -7,6 +7,7 @@
 mod browser;
 mod catalog;
 mod catalog_bind;
+mod catalog_dashboards;
 mod catalog_haproxy_memcached;
 mod catalog_logs;
 mod catalog_redis;
