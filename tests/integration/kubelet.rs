@@ -420,6 +420,19 @@ fn check_exact(exporter: &Exporter, w: &Written) {
     );
 }
 
+/// Waits until `n` ids are counted.
+fn wait_counted(exporter: &Exporter, n: usize) {
+    let start = Instant::now();
+    while series(&exporter.scrape(), "line_total").len() < n {
+        assert!(
+            start.elapsed() < WAIT * 2,
+            "{n} records never counted\n--- log ---\n{}",
+            exporter.log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The files under `dir` the exporter holds open.
 fn held_under(pid: u32, dir: &Path) -> Vec<String> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -553,8 +566,11 @@ fn kubelet_rotation_restarts_and_pod_churn_count_every_record_once() {
                 deleted.push((ns.into(), name.into(), p.dir));
             }
             4 => {
-                // kill -9 mid-run (records begun in parts held), then while it is down: more
-                // lines, a rotation of a container never rotated, a restart, a new pod.
+                // kill -9 mid-run (records begun in parts held, lines not read yet), then
+                // while it is down: more lines, a rotation of a container never rotated, a
+                // restart, a new pod. The deleted pods' files are read first: what a deleted
+                // file held that was not read before the kill is gone with its descriptor.
+                wait_counted(&exporter, w.ids.len());
                 write_all(&mut pods, 10, &mut rng, &mut w);
                 kill9(exporter);
                 write_all(&mut pods, 10, &mut rng, &mut w);
