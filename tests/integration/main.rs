@@ -22,6 +22,7 @@ mod golden;
 mod grok;
 mod hardening;
 mod http_client;
+mod kubelet;
 mod layers;
 mod lifecycle;
 mod migrate;
