@@ -163,6 +163,10 @@ struct Held {
     cut: bool,
 }
 
+/// Partial container lines taken from one file's assembler for another's.
+#[derive(Debug)]
+pub struct Partials(Vec<Held>);
+
 /// The record state of one file.
 #[derive(Debug)]
 pub struct Assembler {
@@ -288,6 +292,35 @@ impl Assembler {
     /// Whether a multi-line record is held (the flush timeout applies).
     pub fn holds_record(&self) -> bool {
         !self.records.is_empty()
+    }
+
+    /// Whether a container line is held whose end is not read yet (a `P` line, a Docker
+    /// `log` without its newline).
+    pub fn holds_partial(&self) -> bool {
+        !self.partials.is_empty()
+    }
+
+    /// Takes the partial lines held out of this file's assembler: a rotation (kubelet's, or
+    /// Docker's own) put their ends in the file that replaced this one, whose assembler
+    /// inherits them ([`Assembler::inherit_partials`]).
+    pub fn take_partials(&mut self) -> Partials {
+        Partials(std::mem::take(&mut self.partials))
+    }
+
+    /// Holds the partial lines of the file this one replaced, as if read at `at` (this
+    /// file's offset: a restart before their record ends reads it again from there, without
+    /// the part the other file held, and counts it once). A stream already held here, or
+    /// one over the stream bound, keeps its own.
+    pub fn inherit_partials(&mut self, partials: Partials, at: u64) {
+        for mut held in partials.0 {
+            if self.partials.len() >= MAX_STREAMS
+                || self.partials.iter().any(|p| p.stream == held.stream)
+            {
+                continue;
+            }
+            held.from = at;
+            self.partials.push(held);
+        }
     }
 
     /// Takes one line of the file that starts at offset `from`.

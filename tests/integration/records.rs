@@ -411,3 +411,140 @@ sources:
     );
     assert_eq!(keys.len() as u64, next);
 }
+
+/// A container line cut by a kubelet rotation: its first parts (`P`) end the rotated
+/// `0.log.<time>`, its end (`F`) starts the new `0.log`. Before, the two halves were two
+/// records (the line counted twice, neither half whole); now the new file's assembler takes
+/// over what the rotated one held, and every line is one record, whole, with stderr lines
+/// interleaved and some lines cut inside one file too.
+#[test]
+fn a_container_line_cut_by_a_kubelet_rotation_is_one_record() {
+    use crate::common::{tempdir, Exporter};
+    use std::io::Write;
+    let dir = tempdir();
+    let d = dir.path();
+    let config = r#"version: 1
+metrics:
+  - {name: records_total, type: counter, help: Records by the numbers at both ends., labels: [key, cont, stream], max_series: 100000}
+sources:
+  - name: pod
+    file: {paths: ["*.log"], format: cri, start_at: beginning, rotate_wait: 1s, poll_interval: 100ms}
+    rules:
+      - regex: '^(?P<key>\d+)a x* (?P<cont>\d+)b$'
+        update: [{metric: records_total, labels: {key: $key, cont: $cont, stream: $__stream__}}]
+"#;
+    std::fs::write(d.join("exporter.yaml"), config).unwrap();
+    let exporter = Exporter::start_with(&d.join("exporter.yaml"), &[]);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("0.log"))
+            .unwrap()
+    };
+    let line = |stream: &str, tag: &str, text: &str| {
+        format!("2026-12-05T17:15:00.000000000Z {stream} {tag} {text}\n")
+    };
+    let mut file = open();
+    let mut next = 0u64;
+    let mut expected = Vec::new();
+    for round in 0..10u64 {
+        for i in 0..20u64 {
+            let stream = if i % 3 == 0 { "stderr" } else { "stdout" };
+            let x = "x".repeat(((next * 7) % 30) as usize);
+            if i % 7 == 3 {
+                // Cut inside the file, another stream's line between the parts.
+                file.write_all(line(stream, "P", &format!("{next}a {x}")).as_bytes())
+                    .unwrap();
+                let other = if stream == "stdout" {
+                    "stderr"
+                } else {
+                    "stdout"
+                };
+                file.write_all(
+                    line(other, "F", &format!("{}a  {}b", next + 1, next + 1)).as_bytes(),
+                )
+                .unwrap();
+                expected.push((next + 1, other));
+                file.write_all(line(stream, "F", &format!(" {next}b")).as_bytes())
+                    .unwrap();
+                expected.push((next, stream));
+                next += 2;
+            } else {
+                file.write_all(line(stream, "F", &format!("{next}a {x} {next}b")).as_bytes())
+                    .unwrap();
+                expected.push((next, stream));
+                next += 1;
+            }
+        }
+        // The kubelet rotates while a stdout line is half written (and, every other round,
+        // a stderr line too): rename, then the runtime reopens 0.log and writes the ends.
+        let cut = if round % 2 == 0 {
+            vec!["stdout", "stderr"]
+        } else {
+            vec!["stdout"]
+        };
+        for (k, stream) in cut.iter().enumerate() {
+            file.write_all(line(stream, "P", &format!("{}a x", next + k as u64)).as_bytes())
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(if round % 3 == 0 { 300 } else { 0 }));
+        std::fs::rename(
+            d.join("0.log"),
+            d.join(format!("0.log.20261205-1715{round:02}")),
+        )
+        .unwrap();
+        file = open();
+        for (k, stream) in cut.iter().enumerate().rev() {
+            let n = next + k as u64;
+            file.write_all(line(stream, "F", &format!(" {n}b")).as_bytes())
+                .unwrap();
+            expected.push((n, stream));
+        }
+        next += cut.len() as u64;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let series = |text: &str| -> Vec<(u64, u64, String, f64)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("records_total{cont=\""))
+            .filter_map(|l| {
+                let (cont, rest) = l.split_once("\",key=\"")?;
+                let (key, rest) = rest.split_once("\",stream=\"")?;
+                let (stream, value) = rest.split_once("\"} ")?;
+                Some((
+                    key.parse().ok()?,
+                    cont.parse().ok()?,
+                    stream.to_owned(),
+                    value.trim().parse().ok()?,
+                ))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut got = series(&exporter.scrape());
+    while got.iter().map(|s| s.3).sum::<f64>() < expected.len() as f64
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        got = series(&exporter.scrape());
+    }
+    // Past every rotate_wait: the rotated files are closed, what they held was not counted
+    // again.
+    std::thread::sleep(Duration::from_millis(1500));
+    got = series(&exporter.scrape());
+    let mut want: Vec<(u64, u64, String, f64)> = expected
+        .iter()
+        .map(|(n, s)| (*n, *n, (*s).to_owned(), 1.0))
+        .collect();
+    want.sort_by_key(|a| a.0);
+    got.sort_by_key(|a| a.0);
+    let text = exporter.scrape();
+    let unmatched = text
+        .lines()
+        .find(|l| {
+            l.starts_with("quarry_source_unmatched_records_total")
+                || l.starts_with("quarry_source_records_unmatched")
+        })
+        .unwrap_or("");
+    assert_eq!(got, want, "{unmatched}");
+}

@@ -877,12 +877,60 @@ impl<F: Fs> Tailer<F> {
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
         self.handle_replaced_and_pending(now, sink);
-        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        // Draining files first: what a rotation left in a file comes before the first lines
+        // of the file that replaced it (see `inherit_partials`).
+        let mut ids: Vec<(bool, FileId)> = self
+            .files
+            .values()
+            .map(|t| (!matches!(t.phase, Phase::Draining { .. }), t.id))
+            .collect();
+        ids.sort_unstable_by_key(|(later, _)| *later);
         let mut more = false;
-        for id in ids {
+        for (_, id) in ids {
             more |= self.read_file(id, now, sink);
         }
         more
+    }
+
+    /// A container line cut by a rotation: its first parts (`P`) ended the rotated file, its
+    /// end starts the file that replaced it at the same path. Before the new file's first
+    /// read, the partial lines its predecessor holds (read to its end, nothing pending) are
+    /// moved to it, so the line is one record, counted once, rather than two. Both records
+    /// move in one section. Only once the new file has lines (`size`): the writer moved to
+    /// it, so the old one is complete. After a restart the predecessor is found again only
+    /// under its old name (not renamed while the exporter was down).
+    fn inherit_partials(&mut self, t: &mut Tracked<F::File>, size: u64, sink: &mut impl Sink) {
+        if t.read != 0 || size == 0 || t.phase != Phase::Following {
+            return;
+        }
+        let Some(into) = t.records.as_mut() else {
+            return;
+        };
+        let Some(p) = self.files.values_mut().find(|p| {
+            matches!(p.phase, Phase::Draining { .. })
+                && p.path == t.path
+                && p.records.as_ref().is_some_and(|r| r.holds_partial())
+        }) else {
+            return;
+        };
+        let size = p
+            .handle
+            .as_ref()
+            .and_then(|h| h.meta().ok())
+            .map(|m| m.size);
+        if size.is_none_or(|s| s > p.read) || p.lines.pending() > 0 {
+            return;
+        }
+        let Some(from) = p.records.as_mut() else {
+            return;
+        };
+        into.inherit_partials(from.take_partials(), t.read);
+        p.advance_marker();
+        t.keep_held_markers(None);
+        let mut section = Section::open(sink);
+        section.record(p.id, Some(&record(p)));
+        section.record(t.id, Some(&record(t)));
+        drop(section);
     }
 
     fn read_file(&mut self, id: FileId, now: Instant, sink: &mut impl Sink) -> bool {
@@ -957,6 +1005,7 @@ impl<F: Fs> Tailer<F> {
             }
             return self.replaced(t, meta, now, sink, false);
         }
+        self.inherit_partials(&mut t, meta.size, sink);
         let mut more = false;
         let mut budget = READ_BUDGET_PER_PASS;
         let mut error = None;
