@@ -428,6 +428,7 @@ impl<F: Fs> Tailer<F> {
                 }
                 Phase::Following => {
                     t.phase = Phase::Draining { since: now };
+                    t.left = Some(t.path.clone());
                     let mut section = Section::open(sink);
                     section.record(id, Some(&record(t)));
                     section.event(
@@ -521,6 +522,7 @@ impl<F: Fs> Tailer<F> {
                         self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
                     t.set_replay(r.known.replay.as_ref());
                     t.phase = Phase::Draining { since: now };
+                    t.left = Some(PathBuf::from(&r.known.path));
                     section.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
                     section.record(m.id, Some(&record(&t)));
                     self.files.insert(m.id, t);
@@ -586,6 +588,7 @@ impl<F: Fs> Tailer<F> {
             last_data: now,
             verified: offset,
             unseen: false,
+            left: None,
             checked: Default::default(),
         }
     }
@@ -897,8 +900,8 @@ impl<F: Fs> Tailer<F> {
     /// read, the partial lines its predecessor holds (read to its end, nothing pending) are
     /// moved to it, so the line is one record, counted once, rather than two. Both records
     /// move in one section. Only once the new file has lines (`size`): the writer moved to
-    /// it, so the old one is complete. After a restart the predecessor is found again only
-    /// under its old name (not renamed while the exporter was down).
+    /// it, so the old one is complete. After a restart, a file renamed out of the globs while
+    /// the exporter was down is the predecessor of the one at its checkpointed path.
     fn inherit_partials(&mut self, t: &mut Tracked<F::File>, size: u64, sink: &mut impl Sink) {
         if t.read != 0 || size == 0 || t.phase != Phase::Following {
             return;
@@ -908,7 +911,7 @@ impl<F: Fs> Tailer<F> {
         };
         let Some(p) = self.files.values_mut().find(|p| {
             matches!(p.phase, Phase::Draining { .. })
-                && p.path == t.path
+                && p.left.as_ref() == Some(&t.path)
                 && p.records.as_ref().is_some_and(|r| r.holds_partial())
         }) else {
             return;
