@@ -548,3 +548,82 @@ sources:
         .unwrap_or("");
     assert_eq!(got, want, "{unmatched}");
 }
+
+/// The same cut, with the rotation while the exporter is down: killed (-9) while the rotated
+/// file's first parts were held, restarted after the kubelet renamed it and the runtime wrote
+/// the line's end to the new `0.log`. The renamed file is found again by its inode, read from
+/// the checkpoint, and the new file at its old path takes over its parts: one record, whole.
+#[test]
+fn a_container_line_cut_by_a_rotation_while_down_is_one_record() {
+    use crate::common::{tempdir, Exporter};
+    let dir = tempdir();
+    let d = dir.path();
+    let store = d.join("store");
+    let config = r#"version: 1
+metrics:
+  - {name: records_total, type: counter, help: Records by the numbers at both ends., labels: [key, cont]}
+sources:
+  - name: pod
+    file: {paths: ["*.log"], format: cri, start_at: beginning, rotate_wait: 1s, poll_interval: 100ms}
+    rules:
+      - regex: '^(?P<key>\d+)a x* (?P<cont>\d+)b$'
+        update: [{metric: records_total, labels: {key: $key, cont: $cont}}]
+"#;
+    std::fs::write(d.join("exporter.yaml"), config).unwrap();
+    let line =
+        |tag: &str, text: &str| format!("2026-12-05T17:15:00.000000000Z stdout {tag} {text}\n");
+    std::fs::write(
+        d.join("0.log"),
+        format!("{}{}", line("F", "1a x 1b"), line("P", "2a xx")),
+    )
+    .unwrap();
+    let start = || {
+        Exporter::start_with(
+            &d.join("exporter.yaml"),
+            &["--storage.path", store.to_str().unwrap()],
+        )
+    };
+    let exporter = start();
+    exporter.wait_value(r#"records_total{cont="1",key="1"}"#, 1.0);
+    exporter.wait_at_least("quarry_checkpoint_writes_total", 1.0);
+    // A scrape a second after the last change has the checkpoint written with what was read
+    // (the held part is not committed: it is read again after the restart).
+    std::thread::sleep(Duration::from_millis(1200));
+    exporter.scrape();
+    let pid = exporter.pid();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    drop(exporter);
+    std::fs::rename(d.join("0.log"), d.join("0.log.20261205-171500")).unwrap();
+    std::fs::write(
+        d.join("0.log"),
+        format!("{}{}", line("F", " 2b"), line("F", "3a x 3b")),
+    )
+    .unwrap();
+    let exporter = start();
+    exporter.wait_value(r#"records_total{cont="3",key="3"}"#, 1.0);
+    // Past rotate_wait: the rotated file is closed; nothing it held is counted again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = exporter.scrape();
+    let got: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("records_total{"))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            r#"records_total{cont="1",key="1"} 1"#,
+            r#"records_total{cont="2",key="2"} 1"#,
+            r#"records_total{cont="3",key="3"} 1"#,
+        ],
+        "{text}"
+    );
+    let unmatched = value_of(&text, "quarry_source_unmatched_lines_total{source=\"pod\"}");
+    assert_eq!(unmatched, Some(0.0), "{text}");
+}
+
+fn value_of(text: &str, series: &str) -> Option<f64> {
+    crate::common::value_in(text, series)
+}
