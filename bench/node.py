@@ -453,52 +453,47 @@ def run(args, files, churn, label):
         result["churned"] = counts["churned"]
         exp = expected_samples(counts, root)
         exp[("node_markers_total", ())] = args.markers
-        # Wait until both have read everything (each total reaches what was written).
-        total = counts["written"]
-
-        def caught_up(port):
-            s = scrape(port)
-            return sum(v for k, v in s.items() if k[0] == "node_log_records_total") >= total + args.markers \
-                or (churn and s.get(("node_markers_total", ()), 0) >= args.markers and
-                    all(s.get(k) == v for k, v in exp.items() if k[0] == "node_log_errors_total"))
-
-        # A tool that never catches up is not waited for forever: its counts are compared
-        # as they are, and the difference fails the run.
-        deadline = time.time() + 180
-        pending = {"quarry_exporter": qp, "mtail": mp}
-        while pending and time.time() < deadline:
-            for who, port in list(pending.items()):
-                try:
-                    if caught_up(port):
-                        del pending[who]
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        result["not_caught_up"] = sorted(pending)
-        time.sleep(1)
-        q, m = scrape(qp), scrape(mp)
         # The probe's marker lines are records of the probe pod too.
         probe_key = ("node_log_records_total", (("container", "probe"), ("namespace", "bench"),
                                                 ("pod", "latency-probe"), ("stream", "stdout")))
         exp[probe_key] = args.markers
+        live = {"/" + os.path.relpath(d, root) for d in counts["live"]}
+
+        def problems_of(who, samples):
+            if who == "mtail" or not churn:
+                return check_against(who, samples, exp, {"node_log_records_total"})
+            # Records of deleted pods expire from quarry_exporter (expire_after), not from
+            # mtail: every record series it still has, and every live pod's, must be exact.
+            def kept(k):
+                if k[0] != "node_log_records_total" or k in samples:
+                    return True
+                lab = dict(k[1])
+                return lab["namespace"] == "bench" or any(f"/{lab['namespace']}_{lab['pod']}_" in d for d in live)
+            return check_against(who, samples, {k: v for k, v in exp.items() if kept(k)}, set())
+
+        # Each tool is waited for until its counts are exact, at most 180 s: then its counts
+        # are compared as they are, and the difference fails the run.
+        deadline = time.time() + 180
+        pending = {"quarry_exporter": qp, "mtail": mp}
+        texts = {}
+        while pending and time.time() < deadline:
+            for who, port in list(pending.items()):
+                try:
+                    texts[who] = bench.get(port).decode()
+                except OSError:
+                    continue
+                if not problems_of(who, bench.parse_exposition(texts[who], FAMILIES)):
+                    del pending[who]
+            time.sleep(0.5)
+        result["not_caught_up"] = sorted(pending)
+        # Each tool is judged on its exposition when it was found exact (or at the deadline):
+        # quarry_exporter's series of idle pods expire while mtail is waited for.
         problems = []
-        if churn:
-            # Records of deleted pods expire from quarry_exporter (expire_after), not from mtail:
-            # compare every record series quarry_exporter still has, and every live pod's.
-            live = {"/" + os.path.relpath(d, root) for d in counts["live"]}
-            live_keys = set()
-            for k in exp:
-                if k[0] == "node_log_records_total":
-                    lab = dict(k[1])
-                    if any(f"/{lab['namespace']}_{lab['pod']}_" in d for d in live) or lab["namespace"] == "bench":
-                        live_keys.add(k)
-            exp_q = {k: v for k, v in exp.items() if k[0] != "node_log_records_total" or k in live_keys
-                     or k in q}
-            problems += check_against("quarry_exporter", q, exp_q, set())
-            problems += check_against("mtail", m, exp, {"node_log_records_total"})
-        else:
-            problems += check_against("quarry_exporter", q, exp, {"node_log_records_total"})
-            problems += check_against("mtail", m, exp, {"node_log_records_total"})
+        for who in ("quarry_exporter", "mtail"):
+            text = texts.get(who, "")
+            with open(os.path.join(root, f"{who}.prom"), "w") as f:
+                f.write(text)
+            problems += problems_of(who, bench.parse_exposition(text, FAMILIES))
         result["samples_checked"] = len(exp)
         result["end_rss"] = {"q": bench.rss_mib(quarry.pid), "m": bench.rss_mib(mtail.pid)}
         result["hwm"] = {"q": status_kib(quarry.pid, "VmHWM") / 1024, "m": status_kib(mtail.pid, "VmHWM") / 1024}
@@ -589,11 +584,12 @@ def main():
             failed = True
             print(f"FAILED: the counts disagree ({len(r['problems'])} samples):\n" + "\n".join(r["problems"][:40]))
         sys.stdout.flush()
-    big = [r for r in results if r["files"] > args.compare_files and not r["churn"]]
-    small = [r for r in results if r["files"] <= args.compare_files and not r["churn"]]
+    big = [r for r in results if r["label"].startswith(f"files{args.files}-")]
+    small = [r for r in results if r["label"] == f"files{args.compare_files}"]
     if big and small:
         b, s = big[-1], small[-1]
-        for key, what in (("end_rss", "at the end"), ("idle_rss", "idle, before the generator")):
+        for key, what in (("end_rss", "at the end"), ("idle_rss", "idle, before the generator"),
+                          ("peak_rss", "peak of the window")):
             per = {k: (b[key][k] - s[key][k]) * 1024 / (b["files"] - s["files"]) for k in ("q", "m")}
             print(f"memory per followed file ({what}, RSS at {b['files']} files minus at {s['files']}, divided): "
                   f"quarry_exporter {per['q']:.1f} KiB, mtail {per['m']:.1f} KiB")
