@@ -561,7 +561,9 @@ def main():
     args.binary = os.path.abspath(args.binary)
     if args.smoke:
         args.files, args.compare_files, args.rate, args.warmup, args.window, args.markers = 20, 0, 500, 1, 3, 5
-        args.rotations_per_second = 2
+        # No rotations: mtail loses a few lines at some rotations (BENCHMARKS.md, "Node
+        # scale"), which would make scripts/test fail at random; the full runs rotate.
+        args.rotations_per_second = 0
         if args.churn:
             args.churn = min(args.churn, 5)
     if shutil.which("mtail") is None:
