@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 pub use super::fs::FileId;
 use super::fs::{Fs, Meta};
@@ -283,6 +284,24 @@ fn is_glob(component: Component) -> bool {
 pub struct Watcher {
     inner: Option<notify::RecommendedWatcher>,
     watched: HashSet<(PathBuf, bool)>,
+    /// A [`Wake::Data`] was sent and no pass has started since: more data events send
+    /// nothing (hundreds of busy files make thousands a second; one wake reads them all).
+    data_pending: Arc<AtomicBool>,
+}
+
+/// The wake an event asks for, if any. A data event asks for one only when none is pending
+/// (`pending`, cleared by [`Watcher::pass_starts`]); events about names always ask.
+fn wake_for(event: &notify::Result<notify::Event>, pending: &AtomicBool) -> Option<Wake> {
+    match event {
+        Ok(e) => match e.kind {
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => None,
+            EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
+                (!pending.swap(true, Ordering::AcqRel)).then_some(Wake::Data)
+            }
+            _ => Some(Wake::Rescan),
+        },
+        Err(_) => Some(Wake::Rescan),
+    }
 }
 
 impl Watcher {
@@ -293,31 +312,26 @@ impl Watcher {
             let w = Watcher {
                 inner: None,
                 watched: HashSet::new(),
+                data_pending: Arc::new(AtomicBool::new(false)),
             };
             (w, problem)
         };
         if !enabled {
             return polling(None);
         }
+        let data_pending = Arc::new(AtomicBool::new(false));
+        let pending = data_pending.clone();
         let handler = move |event: notify::Result<notify::Event>| {
-            let wake_kind = match event {
-                Ok(e) => match e.kind {
-                    EventKind::Access(_) => return,
-                    EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
-                        Wake::Data
-                    }
-                    EventKind::Modify(ModifyKind::Metadata(_)) => return,
-                    _ => Wake::Rescan,
-                },
-                Err(_) => Wake::Rescan,
-            };
-            let _ = wake.send(wake_kind);
+            if let Some(w) = wake_for(&event, &pending) {
+                let _ = wake.send(w);
+            }
         };
         match notify::recommended_watcher(handler) {
             Ok(w) => (
                 Watcher {
                     inner: Some(w),
                     watched: HashSet::new(),
+                    data_pending,
                 },
                 None,
             ),
@@ -325,6 +339,12 @@ impl Watcher {
                 "file notifications unavailable, polling only: {e}"
             ))),
         }
+    }
+
+    /// Called before a pass reads the files: a data event from now on wakes the source again
+    /// (what came before is read by this pass).
+    pub fn pass_starts(&self) {
+        self.data_pending.store(false, Ordering::Release);
     }
 
     /// Whether notifications are on.
@@ -367,6 +387,31 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind};
+
+    #[test]
+    fn one_data_wake_until_a_pass_starts_names_always_wake() {
+        let pending = AtomicBool::new(false);
+        let data = Ok(notify::Event::new(EventKind::Modify(ModifyKind::Data(
+            DataChange::Any,
+        ))));
+        let create = Ok(notify::Event::new(EventKind::Create(CreateKind::File)));
+        let meta = Ok(notify::Event::new(EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any,
+        ))));
+        assert_eq!(wake_for(&data, &pending), Some(Wake::Data));
+        assert_eq!(wake_for(&data, &pending), None);
+        assert_eq!(wake_for(&meta, &pending), None);
+        assert_eq!(wake_for(&create, &pending), Some(Wake::Rescan));
+        assert_eq!(wake_for(&create, &pending), Some(Wake::Rescan));
+        assert_eq!(
+            wake_for(&Err(notify::Error::generic("overflow")), &pending),
+            Some(Wake::Rescan)
+        );
+        // A pass started (Watcher::pass_starts): the next data event wakes again.
+        pending.store(false, Ordering::Release);
+        assert_eq!(wake_for(&data, &pending), Some(Wake::Data));
+    }
 
     #[test]
     fn watches_the_glob_free_prefix() {

@@ -545,6 +545,7 @@ impl FileSource {
                 self.update_watches(&mut watcher);
             }
             crate::faults::panic_once();
+            watcher.pass_starts();
             (more, flush_in) = self.read();
             self.publish_status(rescan || changed, watcher.is_active());
             self.log_activity(false);

@@ -80,6 +80,15 @@ pub fn starts_with<H: Handle>(h: &H, size: u64, head: &Digest) -> io::Result<boo
     Ok(Digest::of(&read_range(h, 0, head.len as u64)?) == *head)
 }
 
+/// Whether the file (of `size` bytes) starts with `head`: the same answer as [`starts_with`]
+/// on `head`'s digest, without hashing (a followed file is checked each time it grows).
+pub fn starts_with_bytes<H: Handle>(h: &H, size: u64, head: &[u8]) -> io::Result<bool> {
+    if size < head.len() as u64 {
+        return Ok(false);
+    }
+    Ok(read_range(h, 0, head.len() as u64)? == head)
+}
+
 /// Content read up to `offset`: enough to recognise it in another file (a copy, the same file
 /// after a restart) and to go on reading there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +182,47 @@ pub fn related(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::fs::Meta;
+
+    /// Bytes in memory, read 7 at a time (short reads, as `pread` may return).
+    struct Bytes(Vec<u8>);
+
+    impl Handle for Bytes {
+        fn meta(&self) -> io::Result<Meta> {
+            Err(io::Error::other("not used"))
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let from = (offset as usize).min(self.0.len());
+            let n = buf.len().min(7).min(self.0.len() - from);
+            buf[..n].copy_from_slice(&self.0[from..from + n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn starts_with_bytes_answers_as_the_digest_does() {
+        let file = Bytes(b"2026-12-05T10:00:00Z stdout F first line\nsecond\n".to_vec());
+        let size = file.0.len() as u64;
+        for head in [
+            &b""[..],
+            b"2",
+            b"2026-12-05T10:00:00Z stdout F first line\n",
+            b"2026-12-05T10:00:00Z stdout F first line\nsecond\n",
+            b"2026-12-05T10:00:00Z stdout F first line\nsecond\nmore",
+            b"2026-12-05T10:00:00Z stderr F",
+            b"x",
+        ] {
+            assert_eq!(
+                starts_with_bytes(&file, size, head).unwrap(),
+                starts_with(&file, size, &Digest::of(head)).unwrap(),
+                "{head:?}"
+            );
+        }
+        // A size smaller than the head (the file was truncated meanwhile): no.
+        assert!(!starts_with_bytes(&file, 1, b"20").unwrap());
+        assert!(starts_with_bytes(&file, size, b"2026-12").unwrap());
+        assert!(!starts_with_bytes(&file, size, b"2026-11").unwrap());
+    }
 
     #[test]
     fn rotation_bases() {

@@ -1657,7 +1657,7 @@ fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
     }
     let replaced = meta.size < t.read
         || (!t.head.is_empty()
-            && !identity::starts_with(h, meta.size, &Digest::of(&t.head)).unwrap_or(true));
+            && !identity::starts_with_bytes(h, meta.size, &t.head).unwrap_or(true));
     if !replaced {
         t.checked.set(Some(stamp));
     }
