@@ -522,12 +522,7 @@ impl<F: Fs> Tailer<F> {
                         self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
                     t.set_replay(r.known.replay.as_ref());
                     t.phase = Phase::Draining { since: now };
-                    // Followed at that path when the checkpoint was taken: the file there now
-                    // replaced it. (One already draining then was replaced by a file that may
-                    // itself have moved on since: no successor is known.)
-                    if r.phase == SavedPhase::Following {
-                        t.left = Some(PathBuf::from(&r.known.path));
-                    }
+                    t.left = Some(PathBuf::from(&r.known.path));
                     section.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
                     section.record(m.id, Some(&record(&t)));
                     self.files.insert(m.id, t);
