@@ -18,6 +18,19 @@ pub fn binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_quarry_exporter").to_owned())
 }
 
+/// `name{labels} value` for every labelled series of `name` in an exposition: the label
+/// text (`a="1",b="x"`) → value.
+pub fn series(text: &str, name: &str) -> std::collections::BTreeMap<String, f64> {
+    let prefix = format!("{name}{{");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|l| {
+            let (labels, value) = l.rsplit_once("} ")?;
+            Some((labels.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// Runs `quarry_exporter one-shot` on `config` (every source read once, the samples
 /// printed) and returns what it did.
 pub fn one_shot(config: &Path) -> std::process::Output {

@@ -315,18 +315,6 @@ fn pod(root: &Path, namespace: &str, name: &str, uid: &str, containers: &[&str])
     }
 }
 
-/// `name{labels} value` for every series of `name`: the label text → value.
-fn series(text: &str, name: &str) -> BTreeMap<String, f64> {
-    let prefix = format!("{name}{{");
-    text.lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|l| {
-            let (labels, value) = l.rsplit_once("} ")?;
-            Some((labels.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
 fn group_labels((namespace, pod, container, stream): &Group) -> String {
     format!(r#"container="{container}",namespace="{namespace}",pod="{pod}",stream="{stream}""#)
 }

@@ -504,47 +504,26 @@ sources:
         next += cut.len() as u64;
         std::thread::sleep(Duration::from_millis(150));
     }
-    let series = |text: &str| -> Vec<(u64, u64, String, f64)> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("records_total{cont=\""))
-            .filter_map(|l| {
-                let (cont, rest) = l.split_once("\",key=\"")?;
-                let (key, rest) = rest.split_once("\",stream=\"")?;
-                let (stream, value) = rest.split_once("\"} ")?;
-                Some((
-                    key.parse().ok()?,
-                    cont.parse().ok()?,
-                    stream.to_owned(),
-                    value.trim().parse().ok()?,
-                ))
-            })
-            .collect()
-    };
+    let records = |text: &str| crate::common::series(text, "records_total");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut got = series(&exporter.scrape());
-    while got.iter().map(|s| s.3).sum::<f64>() < expected.len() as f64
-        && std::time::Instant::now() < deadline
+    let mut got = records(&exporter.scrape());
+    while got.values().sum::<f64>() < expected.len() as f64 && std::time::Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
-        got = series(&exporter.scrape());
+        got = records(&exporter.scrape());
     }
     // Past every rotate_wait: the rotated files are closed, what they held was not counted
     // again.
     std::thread::sleep(Duration::from_millis(1500));
-    got = series(&exporter.scrape());
-    let mut want: Vec<(u64, u64, String, f64)> = expected
-        .iter()
-        .map(|(n, s)| (*n, *n, (*s).to_owned(), 1.0))
-        .collect();
-    want.sort_by_key(|a| a.0);
-    got.sort_by_key(|a| a.0);
     let text = exporter.scrape();
+    got = records(&text);
+    let want: BTreeMap<String, f64> = expected
+        .iter()
+        .map(|(n, s)| (format!("cont=\"{n}\",key=\"{n}\",stream=\"{s}\""), 1.0))
+        .collect();
     let unmatched = text
         .lines()
-        .find(|l| {
-            l.starts_with("quarry_source_unmatched_records_total")
-                || l.starts_with("quarry_source_records_unmatched")
-        })
+        .find(|l| l.starts_with("quarry_source_unmatched_lines_total"))
         .unwrap_or("");
     assert_eq!(got, want, "{unmatched}");
 }
@@ -620,10 +599,7 @@ sources:
         ],
         "{text}"
     );
-    let unmatched = value_of(&text, "quarry_source_unmatched_lines_total{source=\"pod\"}");
+    let unmatched =
+        crate::common::value_in(&text, "quarry_source_unmatched_lines_total{source=\"pod\"}");
     assert_eq!(unmatched, Some(0.0), "{text}");
-}
-
-fn value_of(text: &str, series: &str) -> Option<f64> {
-    crate::common::value_in(text, series)
 }
