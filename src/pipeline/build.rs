@@ -81,11 +81,7 @@ fn build_derived(
                 names.derived.push(n.to_owned());
             }
         }
-        derive.push(Derive {
-            from,
-            regex,
-            groups,
-        });
+        derive.push(Derive::new(from, regex, groups));
     }
     let when = rule
         .when
@@ -343,11 +339,7 @@ impl Pipeline {
                 derive: rule
                     .derive
                     .iter()
-                    .map(|d| Derive {
-                        from: d.from,
-                        regex: d.regex.clone(),
-                        groups: d.groups.clone(),
-                    })
+                    .map(|d| Derive::new(d.from, d.regex.clone(), d.groups.clone()))
                     .collect(),
                 derived_names: rule.derived_names.clone(),
                 when: rule.when.clone(),

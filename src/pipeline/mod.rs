@@ -17,6 +17,7 @@ mod trace;
 mod update;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -101,6 +102,90 @@ struct Derive {
     regex: Regex,
     /// The capture indexes of its named groups, in the order of `Rule::derived_names`.
     groups: Vec<usize>,
+    /// From a field that is the same for every record of a file (its path, the source's
+    /// name): the last text matched and its groups' texts, so that the regex runs once per
+    /// file rather than once per record (a node's pod labels come from the path).
+    memo: Option<DeriveMemo>,
+}
+
+/// The groups' texts of a [`Derive`] per input seen (a file's path), up to
+/// [`DERIVE_MEMO_MAX`] inputs (then forgotten all at once and learnt again).
+#[derive(Default)]
+struct DeriveMemo {
+    /// Input → index in `groups`.
+    index: HashMap<Box<str>, usize, foldhash::fast::FixedState>,
+    groups: Vec<Vec<String>>,
+    /// The last record's input and its index: a file's records in a row cost one comparison.
+    last: (String, usize),
+}
+
+/// Inputs a [`DeriveMemo`] keeps: more files than a node has.
+const DERIVE_MEMO_MAX: usize = 16_384;
+
+impl Derive {
+    fn new(from: FieldRef, regex: Regex, groups: Vec<usize>) -> Derive {
+        let memo = matches!(from, FieldRef::File | FieldRef::Source).then(DeriveMemo::default);
+        let mut d = Derive {
+            from,
+            regex,
+            groups,
+            memo,
+        };
+        // Primed with the empty text, so that the memo always holds a computed answer.
+        d.learn(String::new());
+        d
+    }
+
+    /// Brings the memo up to the record's file and source: a comparison when they are the
+    /// last record's, a lookup when the file was seen, else the regex.
+    fn refresh(&mut self, file: &str, source: &str) {
+        let Some(memo) = self.memo.as_mut() else {
+            return;
+        };
+        let input = match self.from {
+            FieldRef::File => file,
+            _ => source,
+        };
+        if memo.last.0 == input {
+            return;
+        }
+        if let Some(&i) = memo.index.get(input) {
+            memo.last.0.clear();
+            memo.last.0.push_str(input);
+            memo.last.1 = i;
+            return;
+        }
+        self.learn(input.to_owned());
+    }
+
+    fn learn(&mut self, input: String) {
+        let Some(memo) = self.memo.as_mut() else {
+            return;
+        };
+        if memo.groups.len() >= DERIVE_MEMO_MAX {
+            memo.index.clear();
+            memo.groups.clear();
+        }
+        let caps = self.regex.captures(&input);
+        let texts = self
+            .groups
+            .iter()
+            .map(|&g| {
+                let text = caps.as_ref().and_then(|c| c.get(g));
+                text.map_or(String::new(), |m| m.as_str().to_owned())
+            })
+            .collect();
+        let i = memo.groups.len();
+        memo.groups.push(texts);
+        memo.index.insert(input.clone().into_boxed_str(), i);
+        memo.last = (input, i);
+    }
+
+    /// The groups' texts for the input of the last [`Self::refresh`], when memoized.
+    fn memoized(&self) -> Option<&[String]> {
+        let memo = self.memo.as_ref()?;
+        memo.groups.get(memo.last.1).map(Vec::as_slice)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -295,4 +380,56 @@ struct Fields<'a> {
     derived: Vec<Option<&'a str>>,
     /// `unquote:` fields (by index) without their quotes (empty for most rules: nothing made).
     unquoted: &'a [(usize, Cow<'a, str>)],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Derive, FieldRef, DERIVE_MEMO_MAX};
+    use regex::Regex;
+
+    /// The groups' texts as the regex gives them for `input`.
+    fn direct(re: &Regex, groups: &[usize], input: &str) -> Vec<String> {
+        let caps = re.captures(input);
+        groups
+            .iter()
+            .map(|&g| {
+                let m = caps.as_ref().and_then(|c| c.get(g));
+                m.map_or(String::new(), |m| m.as_str().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_derive_from_the_path_answers_as_the_regex_whatever_the_order_of_files() {
+        let re = Regex::new(r"pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_[^/]+/(?P<c>[^/]+)/").unwrap();
+        let groups = vec![1, 2, 3];
+        let mut d = Derive::new(FieldRef::File, re.clone(), groups.clone());
+        let inputs: Vec<String> = (0..DERIVE_MEMO_MAX + 300)
+            .map(|i| match i % 7 {
+                // Not matching: every group empty.
+                0 => format!("/var/log/other/{i}.log"),
+                _ => format!("/var/log/pods/ns{}_pod{i}_uid/c{}/0.log", i % 3, i % 2),
+            })
+            .collect();
+        // Files interleaved, seen again after others, and more of them than the memo keeps
+        // (it forgets and learns again).
+        let order = (0..inputs.len())
+            .flat_map(|i| [i, i / 2, i, (i * 7919) % inputs.len()])
+            .chain(0..50);
+        for i in order {
+            d.refresh(&inputs[i], "source");
+            let got: Vec<String> = d.memoized().unwrap().to_vec();
+            assert_eq!(got, direct(&re, &groups, &inputs[i]), "input {}", inputs[i]);
+        }
+        // From the source's name: one input, whatever the file.
+        let re = Regex::new(r"^(?P<team>[a-z]+)-").unwrap();
+        let mut d = Derive::new(FieldRef::Source, re, vec![1]);
+        for f in ["/a", "/b", "/a"] {
+            d.refresh(f, "search-logs");
+            assert_eq!(d.memoized().unwrap(), ["search".to_owned()]);
+        }
+        // From a match's own field: never memoized.
+        let d = Derive::new(FieldRef::Index(1), Regex::new("(x)").unwrap(), vec![1]);
+        assert!(d.memoized().is_none());
+    }
 }

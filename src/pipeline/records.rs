@@ -100,6 +100,9 @@ impl Pipeline {
                 _ => None,
             };
             let row_bases = rows.iter().flatten().map(Base::Row);
+            for d in &mut rule.derive {
+                d.refresh(ctx.file, &self.source);
+            }
             for base in single.into_iter().chain(row_bases) {
                 let unquoted = base.unquoted(&rule.unquote);
                 let mut fields = Fields {
@@ -167,6 +170,9 @@ impl Pipeline {
                 update.seen_in_document.clear();
             }
             let ctx = RecordContext::default();
+            for d in &mut rule.derive {
+                d.refresh(ctx.file, &self.source);
+            }
             for row in &rows {
                 let unquoted = Base::Row(row).unquoted(&rule.unquote);
                 let mut fields = Fields {
@@ -336,8 +342,13 @@ impl<'a> Fields<'a> {
     /// Computes the derived fields, in order (a later one may read an earlier one). A regex
     /// that does not match, or a group that did not take part, gives empty text; a field that
     /// selected nothing gives nothing.
-    fn derive(&mut self, derive: &[Derive]) {
+    fn derive(&mut self, derive: &'a [Derive]) {
         for d in derive {
+            if let Some(groups) = d.memoized() {
+                // Brought up to this record's file and source by `Derive::refresh`.
+                self.derived.extend(groups.iter().map(|g| Some(g.as_str())));
+                continue;
+            }
             match self.get(d.from) {
                 Some(text) => match d.regex.captures(text) {
                     Some(caps) => {

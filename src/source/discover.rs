@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use super::fs::FileId;
 use super::fs::{Fs, Meta};
@@ -65,6 +66,7 @@ impl Listing {
 }
 
 /// One component of a pattern.
+#[derive(Clone)]
 enum Part {
     Literal(String),
     Glob(glob::Pattern),
@@ -82,6 +84,7 @@ const MATCH: glob::MatchOptions = glob::MatchOptions {
 const MAX_DIRS_PER_EXPANSION: usize = 100_000;
 
 /// The compiled globs of one source.
+#[derive(Clone)]
 pub struct Globs {
     include: Vec<String>,
     parts: Vec<Vec<Part>>,
@@ -127,6 +130,21 @@ impl Globs {
     /// The patterns as given.
     pub fn patterns(&self) -> &[String] {
         &self.include
+    }
+
+    /// Whether a change at `path` can change what the globs match: the path matches a
+    /// pattern, or is a directory on the way to matches (a prefix of a pattern). A name no
+    /// pattern can reach (a rotated `0.log.20261205-…`, its `.gz`) cannot; excludes are not
+    /// applied (a needless rescan costs only time).
+    pub fn concerns(&self, path: &Path) -> bool {
+        let names: Vec<&std::ffi::OsStr> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        self.parts.iter().any(|parts| may_lead_to(&names, parts))
     }
 
     /// Every regular file the patterns match now, each path once, with the directories that
@@ -276,6 +294,23 @@ impl Globs {
     }
 }
 
+/// Whether `names` (a path's components) match the first parts of `parts`, all of them or
+/// fewer (a directory on the way).
+fn may_lead_to(names: &[&std::ffi::OsStr], parts: &[Part]) -> bool {
+    let Some((name, rest)) = names.split_first() else {
+        return true;
+    };
+    let Some((part, later)) = parts.split_first() else {
+        return false;
+    };
+    match part {
+        Part::Literal(l) => **name == **l && may_lead_to(rest, later),
+        Part::Glob(g) => g.matches_with(&name.to_string_lossy(), MATCH) && may_lead_to(rest, later),
+        // `**`: no directory, or this one and maybe more.
+        Part::Any => may_lead_to(names, later) || may_lead_to(rest, parts),
+    }
+}
+
 fn is_glob(component: Component) -> bool {
     matches!(component, Component::Normal(s) if s.to_string_lossy().contains(['*', '?', '[']))
 }
@@ -287,17 +322,98 @@ pub struct Watcher {
     /// A [`Wake::Data`] was sent and no pass has started since: more data events send
     /// nothing (hundreds of busy files make thousands a second; one wake reads them all).
     data_pending: Arc<AtomicBool>,
+    /// The paths data events named since the last pass started.
+    named: Arc<Mutex<Named>>,
+    /// Relative directories watched, with the absolute form their events come with.
+    relative: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The files data events named since a pass started: a pass with no reason to look at every
+/// file (no rescan, no poll) reads only these (and the files that are not simply followed).
+#[derive(Debug, Default)]
+pub struct Named {
+    /// The paths, as the events gave them (the watched directory joined with the name); a
+    /// path repeats when events for other files came between.
+    pub paths: Vec<PathBuf>,
+    /// Too many to keep, or an event without a path: the pass reads every file.
+    pub all: bool,
+}
+
+/// More named paths than this between two passes: the pass reads every file instead (a set
+/// this large costs more to keep than a full pass).
+const NAMED_MAX: usize = 4096;
+
+impl Named {
+    fn note(&mut self, paths: &[PathBuf]) {
+        if self.all {
+            return;
+        }
+        if paths.is_empty() || self.paths.len() + paths.len() > NAMED_MAX {
+            self.all = true;
+            self.paths = Vec::new();
+            return;
+        }
+        for p in paths {
+            // A busy file's writes in a row are one entry.
+            if self.paths.last() != Some(p) {
+                self.paths.push(p.clone());
+            }
+        }
+    }
+}
+
+/// When data events come this close together, the watcher's thread waits [`DATA_PACE`] before
+/// it takes the next ones: the kernel queues them meanwhile and they come in one read, instead of
+/// one thread wake-up (and context switch) per write on a node of busy files. An event after a
+/// quiet spell is passed on at once, so a quiet file's latency is unchanged.
+const DATA_PACE: Duration = Duration::from_millis(2);
+
+/// The watcher thread's pacing (see [`DATA_PACE`]): at most one pause per `DATA_PACE` of
+/// events handled, so the events of one read that follow a pause pass without waiting.
+#[derive(Default)]
+struct Pace {
+    last_data: Option<Instant>,
+    last_pause: Option<Instant>,
+}
+
+impl Pace {
+    fn data_event(&mut self, now: Instant) {
+        let dense = self
+            .last_data
+            .is_some_and(|t| now.duration_since(t) < DATA_PACE);
+        let paused_lately = self
+            .last_pause
+            .is_some_and(|t| now.duration_since(t) < DATA_PACE);
+        self.last_data = Some(now);
+        if dense && !paused_lately {
+            std::thread::sleep(DATA_PACE);
+            self.last_pause = Some(Instant::now());
+        }
+    }
 }
 
 /// The wake an event asks for, if any. A data event asks for one only when none is pending
-/// (`pending`, cleared by [`Watcher::pass_starts`]); events about names always ask.
-fn wake_for(event: &notify::Result<notify::Event>, pending: &AtomicBool) -> Option<Wake> {
+/// (`pending`, cleared by [`Watcher::pass_starts`]), and its paths are noted first (`named`);
+/// events about names always ask.
+fn wake_for(
+    event: &notify::Result<notify::Event>,
+    pending: &AtomicBool,
+    named: &Mutex<Named>,
+    globs: &Globs,
+) -> Option<Wake> {
     match event {
         Ok(e) => match e.kind {
             EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => None,
             EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
+                named
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note(&e.paths);
                 (!pending.swap(true, Ordering::AcqRel)).then_some(Wake::Data)
             }
+            // A name changed where no pattern reaches: nothing to rescan for (a rotated file
+            // being compressed, say). An event without a path (a queue overflow) rescans.
+            _ if !e.paths.is_empty() && !e.paths.iter().any(|p| globs.concerns(p)) => None,
             _ => Some(Wake::Rescan),
         },
         Err(_) => Some(Wake::Rescan),
@@ -305,25 +421,38 @@ fn wake_for(event: &notify::Result<notify::Event>, pending: &AtomicBool) -> Opti
 }
 
 impl Watcher {
-    /// A watcher that sends to `wake`; when notifications are unavailable (or `enabled` is
+    /// A watcher of the directories of `globs` that sends to `wake` (a name change only when
+    /// the globs can see it); when notifications are unavailable (or `enabled` is
     /// false) it watches nothing and the source relies on polling.
-    pub fn new(wake: Sender<Wake>, enabled: bool) -> (Watcher, Option<String>) {
+    pub fn new(wake: Sender<Wake>, enabled: bool, globs: Globs) -> (Watcher, Option<String>) {
+        let data_pending = Arc::new(AtomicBool::new(false));
+        let named = Arc::new(Mutex::new(Named::default()));
         let polling = |problem| {
             let w = Watcher {
                 inner: None,
                 watched: HashSet::new(),
-                data_pending: Arc::new(AtomicBool::new(false)),
+                data_pending: data_pending.clone(),
+                named: named.clone(),
+                relative: Vec::new(),
             };
             (w, problem)
         };
         if !enabled {
             return polling(None);
         }
-        let data_pending = Arc::new(AtomicBool::new(false));
-        let pending = data_pending.clone();
+        let (pending, noted) = (data_pending.clone(), named.clone());
+        let mut pace = Pace::default();
         let handler = move |event: notify::Result<notify::Event>| {
-            if let Some(w) = wake_for(&event, &pending) {
+            let asked = wake_for(&event, &pending, &noted, &globs);
+            let data = matches!(
+                &event,
+                Ok(e) if matches!(e.kind, EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any))
+            );
+            if let Some(w) = asked {
                 let _ = wake.send(w);
+            }
+            if data {
+                pace.data_event(Instant::now());
             }
         };
         match notify::recommended_watcher(handler) {
@@ -332,6 +461,8 @@ impl Watcher {
                     inner: Some(w),
                     watched: HashSet::new(),
                     data_pending,
+                    named,
+                    relative: Vec::new(),
                 },
                 None,
             ),
@@ -342,9 +473,31 @@ impl Watcher {
     }
 
     /// Called before a pass reads the files: a data event from now on wakes the source again
-    /// (what came before is read by this pass).
-    pub fn pass_starts(&self) {
+    /// (what came before is read by this pass). Returns the paths named since the last pass
+    /// (taken after the flag is cleared, so that no path is left without a wake).
+    pub fn pass_starts(&self) -> Named {
         self.data_pending.store(false, Ordering::Release);
+        let mut named = std::mem::take(&mut *self.named.lock().unwrap_or_else(|p| p.into_inner()));
+        if !self.relative.is_empty() && !named.paths.is_empty() {
+            named.paths = named
+                .paths
+                .into_iter()
+                .map(|p| self.as_globbed(p))
+                .collect();
+        }
+        named
+    }
+
+    /// An event's path as the globs spell it: inotify reports a relative watch under the
+    /// working directory (notify joins them), while the globs, and so the files' paths, keep
+    /// the relative form.
+    fn as_globbed(&self, path: PathBuf) -> PathBuf {
+        for (absolute, given) in &self.relative {
+            if let Ok(rest) = path.strip_prefix(absolute) {
+                return given.join(rest);
+            }
+        }
+        path
     }
 
     /// Whether notifications are on.
@@ -379,6 +532,15 @@ impl Watcher {
                 Err(e) => errors.push(format!("cannot watch {}: {e}", dir.display())),
             }
         }
+        let cwd = std::env::current_dir().ok();
+        self.relative = now
+            .iter()
+            .filter(|(dir, _)| dir.is_relative())
+            .filter_map(|(dir, _)| Some((cwd.as_ref()?.join(dir), dir.clone())))
+            .collect();
+        // The longest first: a path under a nested watched directory keeps its own spelling.
+        self.relative
+            .sort_by_key(|(absolute, _)| std::cmp::Reverse(absolute.components().count()));
         self.watched = now;
         errors
     }
@@ -392,25 +554,92 @@ mod tests {
     #[test]
     fn one_data_wake_until_a_pass_starts_names_always_wake() {
         let pending = AtomicBool::new(false);
-        let data = Ok(notify::Event::new(EventKind::Modify(ModifyKind::Data(
-            DataChange::Any,
-        ))));
-        let create = Ok(notify::Event::new(EventKind::Create(CreateKind::File)));
+        let named = Mutex::new(Named::default());
+        let globs = Globs::new(vec!["/x/*.log".into()], &[]);
+        let data = Ok(
+            notify::Event::new(EventKind::Modify(ModifyKind::Data(DataChange::Any)))
+                .add_path(PathBuf::from("/x/a.log")),
+        );
+        let create = Ok(notify::Event::new(EventKind::Create(CreateKind::File))
+            .add_path(PathBuf::from("/x/b.log")));
+        let elsewhere = Ok(notify::Event::new(EventKind::Create(CreateKind::File))
+            .add_path(PathBuf::from("/x/b.log.1.gz")));
+        let overflow = Ok(notify::Event::new(EventKind::Other));
         let meta = Ok(notify::Event::new(EventKind::Modify(ModifyKind::Metadata(
             MetadataKind::Any,
         ))));
-        assert_eq!(wake_for(&data, &pending), Some(Wake::Data));
-        assert_eq!(wake_for(&data, &pending), None);
-        assert_eq!(wake_for(&meta, &pending), None);
-        assert_eq!(wake_for(&create, &pending), Some(Wake::Rescan));
-        assert_eq!(wake_for(&create, &pending), Some(Wake::Rescan));
+        assert_eq!(wake_for(&data, &pending, &named, &globs), Some(Wake::Data));
+        assert_eq!(wake_for(&data, &pending, &named, &globs), None);
+        assert_eq!(wake_for(&meta, &pending, &named, &globs), None);
         assert_eq!(
-            wake_for(&Err(notify::Error::generic("overflow")), &pending),
+            wake_for(&create, &pending, &named, &globs),
             Some(Wake::Rescan)
+        );
+        assert_eq!(
+            wake_for(&create, &pending, &named, &globs),
+            Some(Wake::Rescan)
+        );
+        assert_eq!(
+            wake_for(
+                &Err(notify::Error::generic("overflow")),
+                &pending,
+                &named,
+                &globs
+            ),
+            Some(Wake::Rescan)
+        );
+        // A name no glob reaches: no rescan; an event without paths (an overflow): a rescan.
+        assert_eq!(wake_for(&elsewhere, &pending, &named, &globs), None);
+        assert_eq!(
+            wake_for(&overflow, &pending, &named, &globs),
+            Some(Wake::Rescan)
+        );
+        assert_eq!(
+            named.lock().unwrap().paths,
+            [PathBuf::from("/x/a.log")],
+            "the data events' path, once"
         );
         // A pass started (Watcher::pass_starts): the next data event wakes again.
         pending.store(false, Ordering::Release);
-        assert_eq!(wake_for(&data, &pending), Some(Wake::Data));
+        assert_eq!(wake_for(&data, &pending, &named, &globs), Some(Wake::Data));
+    }
+
+    #[test]
+    fn a_change_concerns_the_globs_on_the_way_to_a_match_only() {
+        let globs = Globs::new(
+            vec![
+                "/var/log/pods/*/*/*.log".into(),
+                "/srv/**/app.log".into(),
+                "/etc/plain.log".into(),
+            ],
+            &[],
+        );
+        for yes in [
+            "/var/log/pods/ns_pod_uid/app/0.log",
+            "/var/log/pods/ns_pod_uid/app",
+            "/var/log/pods/ns_pod_uid",
+            "/var/log/pods",
+            "/var",
+            "/srv/a/b/c/app.log",
+            "/srv/app.log",
+            "/srv/a/b",
+            // Under `**` any name may be a directory on the way.
+            "/srv/a/app.log.1",
+            "/etc/plain.log",
+            "/etc",
+        ] {
+            assert!(globs.concerns(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "/var/log/pods/ns_pod_uid/app/0.log.20261205-101010",
+            "/var/log/pods/ns_pod_uid/app/0.log.20261205-101010.gz",
+            "/var/log/pods/ns_pod_uid/app/0.log/deeper",
+            "/var/log/other",
+            "/etc/other.log",
+            "/tmp/x.log",
+        ] {
+            assert!(!globs.concerns(Path::new(no)), "{no}");
+        }
     }
 
     #[test]

@@ -496,7 +496,8 @@ impl FileSource {
         wake_rx: &Receiver<Wake>,
         ready: &mut Option<F>,
     ) {
-        let (mut watcher, problem) = Watcher::new(wake_tx.clone(), self.options.watch);
+        let globs = self.tailer.globs().clone();
+        let (mut watcher, problem) = Watcher::new(wake_tx.clone(), self.options.watch, globs);
         if let Some(p) = problem {
             warn!(source = %self.name, "{p}");
             self.source_error = Some(p);
@@ -506,7 +507,7 @@ impl FileSource {
         if let Some(ready) = ready.take() {
             ready();
         }
-        let (mut more, mut flush_in) = self.read();
+        let (mut more, mut flush_in) = self.read(None);
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         loop {
@@ -545,8 +546,10 @@ impl FileSource {
                 self.update_watches(&mut watcher);
             }
             crate::faults::panic_once();
-            watcher.pass_starts();
-            (more, flush_in) = self.read();
+            let named = watcher.pass_starts();
+            // A rescan or a poll looks at every file; a data wake only at the files named.
+            let full = rescan || named.all || !watcher.is_active();
+            (more, flush_in) = self.read((!full).then_some(&named.paths[..]));
             self.publish_status(rescan || changed, watcher.is_active());
             self.log_activity(false);
         }
@@ -579,13 +582,18 @@ impl FileSource {
         changed
     }
 
-    /// Reads what is new, then emits the multi-line records whose writer paused; returns
+    /// Reads what is new (in every file, or in the files at `named` and those not simply
+    /// followed: see [`Tailer::read_named`]), then emits the multi-line records whose writer paused; returns
     /// whether there is more to read right away, and when a held record is due.
-    fn read(&mut self) -> (bool, Option<Duration>) {
+    fn read(&mut self, named: Option<&[PathBuf]>) -> (bool, Option<Duration>) {
         let now = Instant::now();
         let (mut sink, tailer) = self.sink();
-        let more = tailer.read_all(now, &mut sink);
-        let flush_in = tailer.flush_idle(Instant::now(), &mut sink);
+        let more = match named {
+            Some(named) => tailer.read_named(now, &mut sink, named),
+            None => tailer.read_all(now, &mut sink),
+        };
+        // The same instant as the read: a file whose record comes due is read first (`in_pass`).
+        let flush_in = tailer.flush_idle(now, &mut sink);
         (more, flush_in)
     }
 

@@ -718,14 +718,34 @@ impl Sim {
     }
 
     fn tail(&mut self) {
-        if self.rng.chance(60) || self.stale.is_some() {
+        let scanned = self.rng.chance(60) || self.stale.is_some();
+        if scanned {
             self.scan();
         }
+        // Without a scan, half the passes read only some files, as a pass woken by file
+        // notifications does: any subset (notifications are lost, or name a file written
+        // long ago), now and then with a path no file has. Which files a pass reads must
+        // never change what is counted, only when.
+        let named: Option<Vec<PathBuf>> = (!scanned && self.rng.chance(50)).then(|| {
+            let paths: Vec<PathBuf> = self.tailer.files().map(|t| t.path.clone()).collect();
+            let mut named: Vec<PathBuf> =
+                paths.into_iter().filter(|_| self.rng.chance(50)).collect();
+            if self.rng.chance(5) {
+                named.push(PathBuf::from("/nowhere/x.log"));
+            }
+            named
+        });
         self.counter.events.push(format!(
-            "TAILER read ({} files)",
-            self.tailer.files().count()
+            "TAILER read ({} files{})",
+            self.tailer.files().count(),
+            named
+                .as_ref()
+                .map_or(String::new(), |n| format!(", named {n:?}"))
         ));
-        self.tailer.read_all(self.now, &mut self.counter);
+        match &named {
+            Some(named) => self.tailer.read_named(self.now, &mut self.counter, named),
+            None => self.tailer.read_all(self.now, &mut self.counter),
+        };
         self.tailer.flush_idle(self.now, &mut self.counter);
         self.honour_durable();
         let files: Vec<String> = self

@@ -41,7 +41,7 @@ mod sink;
 mod state;
 mod tracked;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -100,6 +100,11 @@ pub struct Tailer<F: Fs> {
     pub listing_errors: Vec<(PathBuf, String, &'static str)>,
     /// Matched paths that are not read, and why.
     pub skipped: Vec<(PathBuf, &'static str)>,
+    /// Files whose last read stopped at the pass's budget: the next pass reads them, named
+    /// or not.
+    behind: BTreeSet<FileId>,
+    /// This pass's fstat of each followed file found unchanged in content, for its read.
+    pass_meta: HashMap<FileId, Meta>,
 }
 
 fn compressed(head: &[u8]) -> bool {
@@ -126,6 +131,8 @@ impl<F: Fs> Tailer<F> {
             buffer: vec![0; READ_BUFFER],
             listing_errors: Vec::new(),
             skipped: Vec::new(),
+            behind: BTreeSet::new(),
+            pass_meta: HashMap::new(),
         }
     }
 
@@ -231,6 +238,8 @@ impl<F: Fs> Tailer<F> {
         self.scans = 0;
         self.listing_errors.clear();
         self.skipped.clear();
+        self.behind.clear();
+        self.pass_meta.clear();
         self.restore(state, now);
     }
 
@@ -325,7 +334,7 @@ impl<F: Fs> Tailer<F> {
         // Content replaced in a followed file, and files waiting, are decided on before new
         // files: a copy of the old content (copytruncate's) then matches the old content's
         // record, and an original is followed before its copies are decided on.
-        self.handle_replaced_and_pending(now, sink);
+        self.handle_replaced_and_pending(now, sink, None);
         let mut adopted = false;
         // Files new to the tailer are decided on the largest first: a copy is never larger
         // than its intact original, so an original (after a restart, both unknown) is followed
@@ -879,20 +888,75 @@ impl<F: Fs> Tailer<F> {
     /// Reads what is new in every file; closes drained files. Returns true when some file has
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
-        self.handle_replaced_and_pending(now, sink);
+        self.read_pass(now, sink, None)
+    }
+
+    /// Reads what is new in the followed files at `named` (the paths file notifications named
+    /// since the last pass) and in every file that is not simply followed (draining, pending,
+    /// shadows, read in turns) or that had more to read; the rest are not even looked at. A
+    /// named path no file is known by makes it a pass over every file, as [`Self::read_all`].
+    /// Which files a pass reads never decides what is counted, only when: every pass reads a
+    /// file from its offset, and a notification that was lost is made up for by the next full
+    /// pass (a rescan or the poll).
+    pub fn read_named(&mut self, now: Instant, sink: &mut impl Sink, named: &[PathBuf]) -> bool {
+        let ids: Option<BTreeSet<FileId>> =
+            named.iter().map(|p| self.paths.get(p).copied()).collect();
+        self.read_pass(now, sink, ids.as_ref())
+    }
+
+    /// Whether a pass reading the files `named` (all when `None`) looks at `t`. A file holding
+    /// a multi-line record due to be emitted ([`Self::flush_idle`]) is always read first: the
+    /// record's next line may be written and its notification not yet come.
+    fn in_pass(
+        &self,
+        t: &Tracked<F::File>,
+        named: Option<&BTreeSet<FileId>>,
+        now: Instant,
+    ) -> bool {
+        named.is_none_or(|named| {
+            t.phase != Phase::Following
+                || t.in_turns()
+                || self.behind.contains(&t.id)
+                || named.contains(&t.id)
+                || self.flush_due(t, now)
+        })
+    }
+
+    /// Whether `t` holds a multi-line record whose writer was quiet for `flush_after` (as far
+    /// as its last read saw).
+    fn flush_due(&self, t: &Tracked<F::File>, now: Instant) -> bool {
+        let Some(after) = self.options.framing.as_ref().and_then(|f| f.flush_after()) else {
+            return false;
+        };
+        t.records.as_ref().is_some_and(Assembler::holds_record)
+            && now.saturating_duration_since(t.last_data) >= after
+    }
+
+    fn read_pass(
+        &mut self,
+        now: Instant,
+        sink: &mut impl Sink,
+        named: Option<&BTreeSet<FileId>>,
+    ) -> bool {
+        self.pass_meta.clear();
+        self.handle_replaced_and_pending(now, sink, named);
         // Draining files first: what a rotation left in a file comes before the first lines
         // of the file that replaced it (see `inherit_partials`).
         let mut ids: Vec<(bool, FileId)> = self
             .files
             .values()
+            .filter(|t| self.in_pass(t, named, now))
             .map(|t| (!matches!(t.phase, Phase::Draining { .. }), t.id))
             .collect();
         ids.sort_unstable_by_key(|(later, _)| *later);
-        let mut more = false;
+        self.behind.clear();
         for (_, id) in ids {
-            more |= self.read_file(id, now, sink);
+            if self.read_file(id, now, sink) {
+                self.behind.insert(id);
+            }
         }
-        more
+        self.pass_meta.clear();
+        !self.behind.is_empty()
     }
 
     /// A container line cut by a rotation: its first parts (`P`) ended the rotated file, its
@@ -991,7 +1055,7 @@ impl<F: Fs> Tailer<F> {
                 }
             },
         };
-        let meta = match h.meta() {
+        let meta = match self.pass_meta.remove(&id).map_or_else(|| h.meta(), Ok) {
             Ok(m) => m,
             Err(e) => {
                 sink.error(&path, Some(&format!("cannot stat {path}: {e}")));
@@ -1163,21 +1227,31 @@ impl<F: Fs> Tailer<F> {
     /// rotation did: a copy written into a file that was waiting (copytruncate into an emptied
     /// rotation) finds the truncated original's content; a copy written over an older
     /// rotation in place finds its original followed, even one that was waiting itself.
-    fn handle_replaced_and_pending(&mut self, now: Instant, sink: &mut impl Sink) {
+    fn handle_replaced_and_pending(
+        &mut self,
+        now: Instant,
+        sink: &mut impl Sink,
+        named: Option<&BTreeSet<FileId>>,
+    ) {
         let followed: Vec<FileId> = self
             .files
-            .iter()
-            .filter(|(_, t)| t.phase == Phase::Following && !t.in_turns())
-            .map(|(id, _)| *id)
+            .values()
+            .filter(|t| t.phase == Phase::Following && !t.in_turns() && self.in_pass(t, named, now))
+            .map(|t| t.id)
             .collect();
-        let replaced: Vec<(FileId, Meta)> = followed
-            .into_iter()
-            .filter_map(|id| {
-                let t = &self.files[&id];
-                let meta = t.handle.as_ref()?.meta().ok()?;
-                content_replaced(t, t.handle.as_ref()?, meta).then_some((id, meta))
-            })
-            .collect();
+        let mut replaced: Vec<(FileId, Meta)> = Vec::new();
+        for id in followed {
+            let t = &self.files[&id];
+            let Some(h) = t.handle.as_ref() else { continue };
+            let Ok(meta) = h.meta() else { continue };
+            if content_replaced(t, h, meta) {
+                replaced.push((id, meta));
+            } else {
+                // The file's read in this pass uses this fstat (one per file per pass): what
+                // is written after it wakes another pass.
+                self.pass_meta.insert(id, meta);
+            }
+        }
         if !replaced.is_empty() {
             let mut section = Section::open(sink);
             for (id, _) in &replaced {
