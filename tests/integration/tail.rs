@@ -324,3 +324,59 @@ fn a_rename_within_the_globs_is_followed_and_counted_as_a_rotation() {
         Some(2.0)
     );
 }
+
+/// With polling out of the picture (an hour), notifications alone find what a rename or a
+/// directory moved into the globs brings, while the churn of names no glob reaches (a rotated
+/// file compressed and deleted, again and again) wakes no rescan and costs no line: the
+/// filter on name changes must never drop one that matters.
+#[test]
+fn names_moved_into_the_globs_are_found_by_notifications_alone() {
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    fs::create_dir_all(logs.join("a")).unwrap();
+    let config = r#"version: 1
+metrics:
+  - {name: events_total, type: counter, help: Events by kind., labels: [kind]}
+sources:
+  - name: logs
+    file:
+      paths: ["logs/*/app.log"]
+      start_at: beginning
+      rotate_wait: 1s
+      poll_interval: 1h
+    rules:
+      - name: event
+        regex: '^(?P<kind>\S+) \d+$'
+        update: [{metric: events_total, labels: {kind: $kind}}]
+"#;
+    let exporter = Exporter::start(dir.path(), config);
+    exporter.wait_value(r#"quarry_source_files{source="logs"}"#, 0.0);
+    // A file written under a name no glob matches, then renamed to one.
+    let staged = logs.join("a/app.log.tmp");
+    append(&staged, lines("renamed", 0, 5));
+    fs::rename(&staged, logs.join("a/app.log")).unwrap();
+    exporter.wait_value(r#"events_total{kind="renamed"}"#, 5.0);
+    // A directory filled outside the watched tree, then moved into it.
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    append(&outside.join("app.log"), lines("moved_dir", 0, 4));
+    fs::rename(&outside, logs.join("b")).unwrap();
+    exporter.wait_value(r#"events_total{kind="moved_dir"}"#, 4.0);
+    // Names no glob reaches come and go beside a file being written: every line is read.
+    let live = logs.join("a/app.log");
+    for i in 0..200 {
+        let gz = logs.join(format!("a/app.log.{}.gz", i % 3));
+        fs::write(&gz, b"\x1f\x8b").unwrap();
+        append(&live, lines("beside_churn", i, 1));
+        fs::remove_file(&gz).unwrap();
+    }
+    exporter.wait_value(r#"events_total{kind="beside_churn"}"#, 200.0);
+    // And a new directory created in place, then its file: found without a poll.
+    fs::create_dir(logs.join("c")).unwrap();
+    append(&logs.join("c/app.log"), lines("new_dir", 0, 3));
+    exporter.wait_value(r#"events_total{kind="new_dir"}"#, 3.0);
+    assert_eq!(
+        exporter.value(r#"quarry_source_files{source="logs"}"#),
+        Some(3.0)
+    );
+}
