@@ -374,7 +374,7 @@ pub fn run(options: RunOptions, config: Config) -> anyhow::Result<()> {
                     let mut problems = checkpoint::verify::values(&snapshot, &built.persisted);
                     problems.extend(checkpoint::verify::files(
                         &snapshot,
-                        &crate::source::fs::RealFs,
+                        &crate::source::fs::RealFs::new(),
                     ));
                     if problems.is_empty() {
                         info!(path = %store.path().display(), families = snapshot.families.len(), sources = snapshot.sources.len(), "resuming from the checkpoint");

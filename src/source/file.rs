@@ -329,7 +329,7 @@ impl FileSource {
                     .collect(),
             },
             name: name.to_owned(),
-            tailer: Tailer::new(RealFs, globs, options.tail()),
+            tailer: Tailer::new(RealFs::new(), globs, options.tail()),
             options,
             pipeline,
             self_metrics,
@@ -502,6 +502,7 @@ impl FileSource {
             warn!(source = %self.name, "{p}");
             self.source_error = Some(p);
         }
+        self.tailer.fs().reuse_listings(false);
         self.scan();
         self.update_watches(&mut watcher);
         if let Some(ready) = ready.take() {
@@ -536,12 +537,18 @@ impl FileSource {
                 return;
             }
             let now = Instant::now();
-            if now >= next_poll {
+            let polled = now >= next_poll;
+            if polled {
                 rescan = true;
                 next_poll = now + self.options.poll_interval;
             }
             let mut changed = false;
             if rescan {
+                // A scan woken by a notification may reuse the listings of directories that
+                // provably did not change; the poll lists every directory afresh.
+                self.tailer
+                    .fs()
+                    .reuse_listings(!polled && watcher.is_active());
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }

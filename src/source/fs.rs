@@ -7,6 +7,8 @@
 //! their files report size 0 and change under every read) and counts the descriptors it holds
 //! against a budget derived from `RLIMIT_NOFILE`, which it raises to the hard limit first.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,8 +130,82 @@ pub fn not_read_reason(why: &str) -> &'static str {
 }
 
 /// The real filesystem.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RealFs;
+///
+/// Listings of directories are kept while a directory provably did not change (see
+/// [`RealFs::reuse_listings`]): on a node, a rotation in one pod's directory then costs one
+/// `statx` per other directory instead of listing hundreds of them.
+#[derive(Debug, Default)]
+pub struct RealFs {
+    listings: RefCell<HashMap<PathBuf, (DirStamp, Vec<Entry>)>>,
+    reuse: Cell<bool>,
+}
+
+/// What says a directory's entries are what they were: its identity and its times. Any entry
+/// added, removed or renamed moves both mtime and ctime (and ctime cannot be set back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirStamp {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+/// A directory whose last change is more recent than this is listed again at every look:
+/// file times come from a coarse clock (a few milliseconds), so a change right after the
+/// listing could leave the times as they were.
+const LISTING_SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RealFs {
+    /// A real filesystem, listing every directory afresh until told otherwise.
+    pub fn new() -> RealFs {
+        RealFs::default()
+    }
+
+    /// Whether the listings that follow may be the ones kept for directories that provably
+    /// did not change (a scan woken by a notification), or must all be taken afresh (the
+    /// poll: the safety net for what notifications and file times could miss, which also
+    /// forgets the directories no longer reached).
+    pub fn reuse_listings(&self, reuse: bool) {
+        if !reuse {
+            self.listings.borrow_mut().clear();
+        }
+        self.reuse.set(reuse);
+    }
+
+    fn dir_stamp(dir: &Path) -> io::Result<DirStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir)?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Ok(DirStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    fn list_fresh(dir: &Path) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let is_symlink = kind.is_symlink();
+            let is_dir = if is_symlink {
+                std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
+            } else {
+                kind.is_dir()
+            };
+            out.push(Entry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir,
+                is_symlink,
+            });
+        }
+        Ok(out)
+    }
+}
 
 /// An open real file; counts against the descriptor budget while it lives.
 #[derive(Debug)]
@@ -270,25 +346,43 @@ impl Fs for RealFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let is_symlink = kind.is_symlink();
-            let is_dir = if is_symlink {
-                std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
-            } else {
-                kind.is_dir()
-            };
-            out.push(Entry {
-                name: entry.file_name().to_string_lossy().into_owned(),
-                is_dir,
-                is_symlink,
-            });
+        // The stamp is taken before the listing: a change during it moves the stamp, so the
+        // listing is not trusted next time.
+        let stamp = RealFs::dir_stamp(dir);
+        if self.reuse.get() {
+            if let (Ok(stamp), Some((kept, entries))) = (&stamp, self.listings.borrow().get(dir)) {
+                if kept == stamp {
+                    return Ok(entries.clone());
+                }
+            }
         }
-        Ok(out)
+        let entries = match RealFs::list_fresh(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.listings.borrow_mut().remove(dir);
+                return Err(e);
+            }
+        };
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let settled = |s: &DirStamp| {
+            let last_change = s.mtime_ns.max(s.ctime_ns);
+            now_ns - last_change > LISTING_SETTLED.as_nanos() as i128
+        };
+        // A symlink's target may turn from a directory into a file with no change here: a
+        // listing with one is never kept.
+        match stamp {
+            Ok(stamp) if settled(&stamp) && !entries.iter().any(|e| e.is_symlink) => {
+                self.listings
+                    .borrow_mut()
+                    .insert(dir.to_path_buf(), (stamp, entries.clone()));
+            }
+            _ => {
+                self.listings.borrow_mut().remove(dir);
+            }
+        }
+        Ok(entries)
     }
 
     fn open(&self, path: &Path) -> io::Result<RealFile> {
@@ -339,6 +433,64 @@ pub fn parent(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn names(fs: &RealFs, dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs.list(dir).unwrap().into_iter().map(|e| e.name).collect();
+        n.sort();
+        n
+    }
+
+    /// A kept listing is given again only while its directory provably did not change: every
+    /// name added, renamed or removed is seen at the next look, kept or not.
+    #[test]
+    fn a_kept_listing_never_hides_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.log"), "x").unwrap();
+        let fs = RealFs::new();
+        fs.reuse_listings(true);
+        assert_eq!(names(&fs, d), ["a.log"]);
+        // Changed a moment ago: not kept (file times are coarse), so a change right after is
+        // seen.
+        assert!(!fs.listings.borrow().contains_key(d));
+        std::fs::write(d.join("b.log"), "x").unwrap();
+        assert_eq!(names(&fs, d), ["a.log", "b.log"]);
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, d), ["a.log", "b.log"]);
+        assert!(fs.listings.borrow().contains_key(d), "settled: kept");
+        assert_eq!(names(&fs, d), ["a.log", "b.log"]);
+        // Each kind of change, right after a look that gave the kept listing.
+        std::fs::write(d.join("c.log"), "x").unwrap();
+        assert_eq!(names(&fs, d), ["a.log", "b.log", "c.log"]);
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, d), ["a.log", "b.log", "c.log"]);
+        std::fs::rename(d.join("c.log"), d.join("d.log")).unwrap();
+        assert_eq!(names(&fs, d), ["a.log", "b.log", "d.log"]);
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, d), ["a.log", "b.log", "d.log"]);
+        std::fs::remove_file(d.join("a.log")).unwrap();
+        assert_eq!(names(&fs, d), ["b.log", "d.log"]);
+        // A directory replaced by another of the same name is another inode.
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, d), ["b.log", "d.log"]);
+        let sub = d.join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("x.log"), "x").unwrap();
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, &sub), ["x.log"]);
+        assert!(fs.listings.borrow().contains_key(&sub));
+        std::fs::rename(&sub, d.join("old")).unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(names(&fs, &sub), Vec::<String>::new());
+        // A listing with a symbolic link is never kept (its target may change kind).
+        std::os::unix::fs::symlink(d.join("b.log"), sub.join("link.log")).unwrap();
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, &sub), ["link.log"]);
+        assert!(!fs.listings.borrow().contains_key(&sub));
+        // The poll lists afresh and forgets what was kept.
+        fs.reuse_listings(false);
+        assert!(fs.listings.borrow().is_empty());
+    }
+
     /// A path that is not a regular file says what it is; its reason is bounded.
     #[test]
     fn what_a_path_that_is_not_read_is() {
@@ -347,7 +499,7 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo with a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let fs = RealFs;
+        let fs = RealFs::new();
         assert!(!fs.stat(&fifo).unwrap().is_file);
         assert_eq!(fs.not_regular(&fifo), "it is a FIFO, not a regular file");
         assert_eq!(not_read_reason(fs.not_regular(&fifo)), "fifo");

@@ -894,7 +894,9 @@ impl<F: Fs> Tailer<F> {
     /// Reads what is new in the followed files at `named` (the paths file notifications named
     /// since the last pass) and in every file that is not simply followed (draining, pending,
     /// shadows, read in turns) or that had more to read; the rest are not even looked at. A
-    /// named path no file is known by makes it a pass over every file, as [`Self::read_all`].
+    /// named path no file is known by makes it a pass over every file, as [`Self::read_all`];
+    /// so do files waiting for a decision, shadows, files read in turns, and a named file
+    /// whose content was replaced (those are decided against every file as it is now).
     /// Which files a pass reads never decides what is counted, only when: every pass reads a
     /// file from its offset, and a notification that was lost is made up for by the next full
     /// pass (a rescan or the poll).
@@ -938,8 +940,19 @@ impl<F: Fs> Tailer<F> {
         sink: &mut impl Sink,
         named: Option<&BTreeSet<FileId>>,
     ) -> bool {
+        // Files waiting to be decided on, copies being read as shadows of their original, and
+        // files read in turns are decided on or checked against other files: with any of
+        // them, the pass looks at every file.
+        let decisions = self.files.values().any(|t| {
+            t.in_turns() || matches!(t.phase, Phase::Pending { .. } | Phase::Shadow { .. })
+        });
+        let mut named = named.filter(|_| !decisions);
         self.pass_meta.clear();
-        self.handle_replaced_and_pending(now, sink, named);
+        if !self.handle_replaced_and_pending(now, sink, named) {
+            self.pass_meta.clear();
+            named = None;
+            self.handle_replaced_and_pending(now, sink, None);
+        }
         // Draining files first: what a rotation left in a file comes before the first lines
         // of the file that replaced it (see `inherit_partials`).
         let mut ids: Vec<(bool, FileId)> = self
@@ -1232,7 +1245,7 @@ impl<F: Fs> Tailer<F> {
         now: Instant,
         sink: &mut impl Sink,
         named: Option<&BTreeSet<FileId>>,
-    ) {
+    ) -> bool {
         let followed: Vec<FileId> = self
             .files
             .values()
@@ -1252,6 +1265,12 @@ impl<F: Fs> Tailer<F> {
                 self.pass_meta.insert(id, meta);
             }
         }
+        if named.is_some() && !replaced.is_empty() {
+            // What replaced content is (a copy of which file, read from where) is decided
+            // against every file as it is now: copytruncate writes the copy, then truncates the
+            // original, and a pass may know of the first only. The pass looks at every file.
+            return false;
+        }
         if !replaced.is_empty() {
             let mut section = Section::open(sink);
             for (id, _) in &replaced {
@@ -1268,6 +1287,7 @@ impl<F: Fs> Tailer<F> {
             let t = self.files.remove(&id).expect("listed");
             self.replaced(t, meta, now, sink, true);
         }
+        true
     }
 
     /// Checkpoint records whose inode is listed but holds other content now (truncated while
