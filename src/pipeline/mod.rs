@@ -108,19 +108,23 @@ struct Derive {
     memo: Option<DeriveMemo>,
 }
 
-/// The groups' texts of a [`Derive`] per input seen (a file's path), up to
-/// [`DERIVE_MEMO_MAX`] inputs (then forgotten all at once and learnt again).
+/// The groups' texts of a [`Derive`] per input seen (a file's path), in two generations of at
+/// most [`DERIVE_MEMO_GENERATION`] inputs each: when the current one is full it becomes the
+/// previous one (the one before is forgotten), and an input found in the previous one moves to
+/// the current one. The files of a node stay while they are written; those of deleted pods
+/// are forgotten within two generations, so memory stays bounded as pods come and go.
 #[derive(Default)]
 struct DeriveMemo {
-    /// Input → index in `groups`.
-    index: HashMap<Box<str>, usize, foldhash::fast::FixedState>,
-    groups: Vec<Vec<String>>,
-    /// The last record's input and its index: a file's records in a row cost one comparison.
-    last: (String, usize),
+    current: HashMap<Box<str>, Vec<String>, foldhash::fast::FixedState>,
+    previous: HashMap<Box<str>, Vec<String>, foldhash::fast::FixedState>,
+    /// The last record's input and its groups' texts: a file's records in a row cost one
+    /// comparison.
+    last: (String, Vec<String>),
 }
 
-/// Inputs a [`DeriveMemo`] keeps: more files than a node has.
-const DERIVE_MEMO_MAX: usize = 16_384;
+/// Inputs one generation of a [`DeriveMemo`] holds (up to twice as many files keep their
+/// answers; beyond that, the regex runs per record as without a memo).
+const DERIVE_MEMO_GENERATION: usize = 1024;
 
 impl Derive {
     fn new(from: FieldRef, regex: Regex, groups: Vec<usize>) -> Derive {
@@ -132,14 +136,30 @@ impl Derive {
             memo,
         };
         // Primed with the empty text, so that the memo always holds a computed answer.
-        d.learn(String::new());
+        let texts = d.texts("");
+        if let Some(memo) = d.memo.as_mut() {
+            memo.last = (String::new(), texts);
+        }
         d
     }
 
+    /// The groups' texts the regex gives for `input` (empty for a group that did not take
+    /// part, or when it does not match).
+    fn texts(&self, input: &str) -> Vec<String> {
+        let caps = self.regex.captures(input);
+        self.groups
+            .iter()
+            .map(|&g| {
+                let text = caps.as_ref().and_then(|c| c.get(g));
+                text.map_or(String::new(), |m| m.as_str().to_owned())
+            })
+            .collect()
+    }
+
     /// Brings the memo up to the record's file and source: a comparison when they are the
-    /// last record's, a lookup when the file was seen, else the regex.
+    /// last record's, a lookup when the file was seen lately, else the regex.
     fn refresh(&mut self, file: &str, source: &str) {
-        let Some(memo) = self.memo.as_mut() else {
+        let Some(memo) = self.memo.as_ref() else {
             return;
         };
         let input = match self.from {
@@ -149,42 +169,34 @@ impl Derive {
         if memo.last.0 == input {
             return;
         }
-        if let Some(&i) = memo.index.get(input) {
+        let known = memo.current.get(input).cloned();
+        let texts = match known {
+            Some(texts) => texts,
+            None => {
+                let texts = match self.memo.as_mut().and_then(|m| m.previous.remove(input)) {
+                    Some(texts) => texts,
+                    None => self.texts(input),
+                };
+                let Some(memo) = self.memo.as_mut() else {
+                    return;
+                };
+                if memo.current.len() >= DERIVE_MEMO_GENERATION {
+                    memo.previous = std::mem::take(&mut memo.current);
+                }
+                memo.current.insert(input.into(), texts.clone());
+                texts
+            }
+        };
+        if let Some(memo) = self.memo.as_mut() {
             memo.last.0.clear();
             memo.last.0.push_str(input);
-            memo.last.1 = i;
-            return;
+            memo.last.1 = texts;
         }
-        self.learn(input.to_owned());
-    }
-
-    fn learn(&mut self, input: String) {
-        let Some(memo) = self.memo.as_mut() else {
-            return;
-        };
-        if memo.groups.len() >= DERIVE_MEMO_MAX {
-            memo.index.clear();
-            memo.groups.clear();
-        }
-        let caps = self.regex.captures(&input);
-        let texts = self
-            .groups
-            .iter()
-            .map(|&g| {
-                let text = caps.as_ref().and_then(|c| c.get(g));
-                text.map_or(String::new(), |m| m.as_str().to_owned())
-            })
-            .collect();
-        let i = memo.groups.len();
-        memo.groups.push(texts);
-        memo.index.insert(input.clone().into_boxed_str(), i);
-        memo.last = (input, i);
     }
 
     /// The groups' texts for the input of the last [`Self::refresh`], when memoized.
     fn memoized(&self) -> Option<&[String]> {
-        let memo = self.memo.as_ref()?;
-        memo.groups.get(memo.last.1).map(Vec::as_slice)
+        self.memo.as_ref().map(|m| m.last.1.as_slice())
     }
 }
 
@@ -384,7 +396,7 @@ struct Fields<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Derive, FieldRef, DERIVE_MEMO_MAX};
+    use super::{Derive, FieldRef, DERIVE_MEMO_GENERATION};
     use regex::Regex;
 
     /// The groups' texts as the regex gives them for `input`.
@@ -404,7 +416,7 @@ mod tests {
         let re = Regex::new(r"pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_[^/]+/(?P<c>[^/]+)/").unwrap();
         let groups = vec![1, 2, 3];
         let mut d = Derive::new(FieldRef::File, re.clone(), groups.clone());
-        let inputs: Vec<String> = (0..DERIVE_MEMO_MAX + 300)
+        let inputs: Vec<String> = (0..3 * DERIVE_MEMO_GENERATION + 300)
             .map(|i| match i % 7 {
                 // Not matching: every group empty.
                 0 => format!("/var/log/other/{i}.log"),
@@ -421,6 +433,9 @@ mod tests {
             let got: Vec<String> = d.memoized().unwrap().to_vec();
             assert_eq!(got, direct(&re, &groups, &inputs[i]), "input {}", inputs[i]);
         }
+        // Bounded, however many files came and went.
+        let memo = d.memo.as_ref().unwrap();
+        assert!(memo.current.len() + memo.previous.len() <= 2 * DERIVE_MEMO_GENERATION);
         // From the source's name: one input, whatever the file.
         let re = Regex::new(r"^(?P<team>[a-z]+)-").unwrap();
         let mut d = Derive::new(FieldRef::Source, re, vec![1]);
