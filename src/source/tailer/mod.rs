@@ -940,11 +940,15 @@ impl<F: Fs> Tailer<F> {
         sink: &mut impl Sink,
         named: Option<&BTreeSet<FileId>>,
     ) -> bool {
-        // Files waiting to be decided on, copies being read as shadows of their original, and
-        // files read in turns are decided on or checked against other files: with any of
-        // them, the pass looks at every file.
+        // Files waiting to be decided on, copies being read as shadows of their original,
+        // files read in turns, and named files nothing was read from yet (their first bytes
+        // are decided on: copytruncate writing into an emptied rotation) are decided on or
+        // checked against other files as they are now: with any of them, the pass looks at
+        // every file.
         let decisions = self.files.values().any(|t| {
-            t.in_turns() || matches!(t.phase, Phase::Pending { .. } | Phase::Shadow { .. })
+            t.in_turns()
+                || matches!(t.phase, Phase::Pending { .. } | Phase::Shadow { .. })
+                || (t.read == 0 && t.head.is_empty() && named.is_some_and(|n| n.contains(&t.id)))
         });
         let mut named = named.filter(|_| !decisions);
         self.pass_meta.clear();
