@@ -146,6 +146,20 @@ const STRING_STOP: [bool; 256] = {
     t
 };
 
+/// The bytes of `word` (eight of a string, first byte lowest) that stop a plain run
+/// ([`STRING_STOP`]), each as its high bit: `"` and `\\` as zero bytes of `word` xor their
+/// value, control characters as bytes below 0x20. The lowest bit set is exact (a borrow only
+/// marks bytes above a true one), and only it is used.
+fn string_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control
+}
+
 /// A strict JSON reader over a record's bytes: members the trie names are descended into or
 /// kept as spans; everything else is checked as JSON and skipped without being decoded (a
 /// skipped string's escapes are checked for shape only, as serde_json's skipping does, so a
@@ -308,10 +322,18 @@ impl Reader<'_> {
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
-            let run = self.b[self.i..]
-                .iter()
-                .position(|&c| STRING_STOP[usize::from(c)])?;
-            self.i += run;
+            // The plain run: eight bytes at a time, then what is left byte by byte.
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let stops = string_stops(u64::from_le_bytes(chunk.try_into().ok()?));
+                if stops != 0 {
+                    self.i += (stops.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            while self.peek().is_some_and(|c| !STRING_STOP[usize::from(c)]) {
+                self.i += 1;
+            }
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
@@ -396,11 +418,11 @@ pub fn value_text_into(raw: &str, out: &mut String) -> bool {
     let text = match first {
         // Without an escape, a string's text is what stands between its quotes (the reader
         // refused control characters): no second parse.
-        b'"' if !raw.contains('\\') => {
+        b'"' if memchr::memchr(b'\\', raw.as_bytes()).is_none() => {
             out.push_str(&raw[1..raw.len() - 1]);
             return true;
         }
-        _ if is_plain_integer(raw) || matches!(first, b't' | b'f') => {
+        _ if is_plain_integer(raw) || is_plain_decimal(raw) || matches!(first, b't' | b'f') => {
             out.push_str(raw);
             return true;
         }
@@ -426,6 +448,30 @@ fn is_plain_integer(raw: &str) -> bool {
     matches!(digits.first(), Some(b'1'..=b'9'))
         && digits.len() <= 18
         && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Whether `raw` is a decimal serde_json writes back as it is: `-`, digits with no leading
+/// zero, a fraction that does not end in `0`, at most 15 digits in all, no exponent, and not
+/// below 0.0001 (where its writer turns to `1e-5`). Parsed exactly (at most 15 digits and a
+/// power of ten up to 15: one correctly rounded division) and written back by ryu as the
+/// shortest text that reads back to the same double, which for 15 digits or fewer is the
+/// text itself, the tests check this against serde_json.
+fn is_plain_decimal(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw).as_bytes();
+    let Some(dot) = digits.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (whole, fraction) = (&digits[..dot], &digits[dot + 1..]);
+    let whole_ok = match whole {
+        [b'0'] => fraction.iter().take_while(|&&c| c == b'0').count() <= 3,
+        [b'1'..=b'9', ..] => true,
+        _ => false,
+    };
+    whole_ok
+        && whole.iter().all(u8::is_ascii_digit)
+        && fraction.iter().all(u8::is_ascii_digit)
+        && fraction.last().is_some_and(|&c| c != b'0')
+        && whole.len() + fraction.len() <= 15
 }
 
 /// `raw` deserialized, a lone surrogate escape read as U+FFFD. The one-pass reader skips
@@ -894,5 +940,94 @@ mod tests {
         // Not vacuous: both outcomes, and valid JSON refused for its depth, were seen.
         assert!(accepted > 10_000 && refused > 5_000, "{accepted} {refused}");
         assert!(deep > 0, "{deep}");
+    }
+
+    /// The eight-byte scan finds the first byte that stops a plain run, as the table does:
+    /// every byte value at every position among plain bytes, and seeded random words.
+    #[test]
+    fn eight_byte_scan_agrees_with_the_table() {
+        let first = |w: [u8; 8]| w.iter().position(|&c| STRING_STOP[usize::from(c)]);
+        let scanned = |w: [u8; 8]| {
+            let stops = string_stops(u64::from_le_bytes(w));
+            (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize)
+        };
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                for fill in [b'a', 0xc3, 0xff, 0x20, 0x7f] {
+                    let mut w = [fill; 8];
+                    w[at] = c;
+                    assert_eq!(scanned(w), first(w), "{w:?}");
+                }
+            }
+        }
+        let mut gen = Gen(7);
+        for _ in 0..100_000 {
+            let w = gen.next().to_le_bytes();
+            assert_eq!(scanned(w), first(w), "{w:?}");
+            // Mostly plain bytes, some stops among them.
+            let w = gen.next().to_le_bytes().map(|c| match c % 16 {
+                0 => b'"',
+                1 => b'\\',
+                2 => c % 0x20,
+                _ => 0x20 + c % 0x60,
+            });
+            assert_eq!(scanned(w), first(w), "{w:?}");
+        }
+    }
+
+    /// Decimals taken as written are what serde_json writes back; those it writes otherwise
+    /// are not taken (a seeded sweep of shapes and lengths).
+    #[test]
+    fn plain_decimals_are_written_back_as_serde_json_writes_them() {
+        let serde = |raw: &str| {
+            serde_json::from_str::<serde_json::Number>(raw)
+                .unwrap()
+                .to_string()
+        };
+        for raw in [
+            "12.5",
+            "0.042",
+            "-3.25",
+            "0.0001",
+            "999999999999.999",
+            "0.1",
+        ] {
+            assert!(is_plain_decimal(raw), "{raw}");
+            assert_eq!(serde(raw), raw);
+        }
+        for raw in [
+            "12.50",
+            "0.00001",
+            "1.0",
+            "01.5",
+            "1e3",
+            "1.5e3",
+            "12",
+            ".5",
+            "5.",
+            "1234567890123.456",
+            "-",
+            "0.0",
+        ] {
+            assert!(!is_plain_decimal(raw), "{raw}");
+        }
+        let mut gen = Gen(42);
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let whole = match gen.below(4) {
+                0 => "0".to_owned(),
+                _ => (gen.next() % 10u64.pow(gen.below(14) as u32 + 1)).to_string(),
+            };
+            let zeros = "0".repeat(gen.below(6));
+            let width = gen.below(12) + 1;
+            let fraction = format!("{zeros}{:0width$}", gen.next() % 10u64.pow(width as u32));
+            let sign = if gen.below(4) == 0 { "-" } else { "" };
+            let raw = format!("{sign}{whole}.{fraction}");
+            if is_plain_decimal(&raw) {
+                taken += 1;
+                assert_eq!(serde(&raw), raw);
+            }
+        }
+        assert!(taken > 50_000, "{taken}");
     }
 }
