@@ -177,6 +177,7 @@ impl Reader<'_> {
     }
 
     /// Skips JSON whitespace (space, tab, line feed, carriage return: nothing else).
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.i += 1;
@@ -219,10 +220,21 @@ impl Reader<'_> {
             self.expect(b':')?;
             self.ws();
             match child {
-                None => self.skip_value(depth)?,
+                // The usual values first, without the container bookkeeping.
+                None => match self.peek()? {
+                    b'"' => {
+                        self.i += 1;
+                        self.string()?;
+                    }
+                    b'-' | b'0'..=b'9' => self.number()?,
+                    _ => self.skip_value(depth)?,
+                },
                 Some(child) => {
-                    // A key given twice: the last one wins, as in a parsed document.
-                    child.clear(spans);
+                    // A key given twice: the last one wins, as in a parsed document (a
+                    // leaf's own span is set below; only paths under it need forgetting).
+                    if !child.children.is_empty() {
+                        child.clear(spans);
+                    }
                     let start = self.i;
                     if !child.children.is_empty() && self.peek() == Some(b'{') {
                         self.i += 1;
@@ -319,36 +331,39 @@ impl Reader<'_> {
     }
 
     /// The rest of a string whose `"` was just read; whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
+        let b = self.b;
+        let mut i = self.i;
         let mut escaped = false;
         loop {
             // The plain run: eight bytes at a time, then what is left byte by byte.
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let stops = string_stops(u64::from_le_bytes(chunk.try_into().ok()?));
+            while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                let stops = string_stops(u64::from_le_bytes(*chunk));
                 if stops != 0 {
-                    self.i += (stops.trailing_zeros() / 8) as usize;
+                    i += (stops.trailing_zeros() / 8) as usize;
                     break;
                 }
-                self.i += 8;
+                i += 8;
             }
-            while self.peek().is_some_and(|c| !STRING_STOP[usize::from(c)]) {
-                self.i += 1;
+            while b.get(i).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
+                i += 1;
             }
-            match self.peek()? {
+            match b.get(i)? {
                 b'"' => {
-                    self.i += 1;
+                    self.i = i + 1;
                     return Some(escaped);
                 }
                 b'\\' => {
                     escaped = true;
-                    match self.b.get(self.i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                    match b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                         b'u' => {
-                            let hex = self.b.get(self.i + 2..self.i + 6)?;
+                            let hex = b.get(i + 2..i + 6)?;
                             if !hex.iter().all(u8::is_ascii_hexdigit) {
                                 return None;
                             }
-                            self.i += 6;
+                            i += 6;
                         }
                         _ => return None,
                     }
@@ -418,7 +433,8 @@ pub fn value_text_into(raw: &str, out: &mut String) -> bool {
     let text = match first {
         // Without an escape, a string's text is what stands between its quotes (the reader
         // refused control characters): no second parse.
-        b'"' if memchr::memchr(b'\\', raw.as_bytes()).is_none() => {
+        // (A plain loop: kept strings are short, where memchr's set-up costs more.)
+        b'"' if !raw.bytes().any(|c| c == b'\\') => {
             out.push_str(&raw[1..raw.len() - 1]);
             return true;
         }
