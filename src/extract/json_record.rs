@@ -713,6 +713,29 @@ mod tests {
         }
     }
 
+    /// Nesting: up to [`MAX_DEPTH`] levels read here; deeper ones go to the document reader,
+    /// which reads them up to serde_json's limit (127) and refuses them past it, so such a
+    /// record counts as `not_json` whatever its rules' paths (serde_json's walk skipped a
+    /// deep value no rule read without a limit, and took the record).
+    #[test]
+    fn deep_records_go_to_the_document_reader() {
+        let mut trie = PathTrie::default();
+        let slot = trie.insert(&["a".into()]);
+        let mut spans = Vec::new();
+        let nested =
+            |n: usize| format!("{{\"x\":{}1{},\"a\":\"v\"}}", "[".repeat(n), "]".repeat(n));
+        let deepest = nested(MAX_DEPTH - 1);
+        assert!(trie.read(&deepest, &mut spans));
+        assert_eq!(spans[slot].map(|(a, b)| &deepest[a..b]), Some("\"v\""));
+        for n in [MAX_DEPTH, 126, 200] {
+            assert!(!trie.read(&nested(n), &mut spans), "{n}");
+        }
+        let doc = JsonExtractor::parse(&nested(126)).unwrap();
+        assert_eq!(doc["a"], "v");
+        assert!(JsonExtractor::parse(&nested(127)).is_err());
+        assert!(serde_walk::read(&trie, &nested(200), &mut spans));
+    }
+
     /// A seeded generator of JSON records and near-records: keys from a small pool (some the
     /// trie names, some escaped forms of them, some with lone surrogates), strings with every
     /// escape and raw UTF-8, numbers of every shape (including out of a double's range),
