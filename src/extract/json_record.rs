@@ -3,11 +3,12 @@
 //!
 //! Building a `serde_json::Value` per record allocates a map per object and a string per
 //! value, and the JSONPath engine then walks it per field. Here the paths of every such rule of
-//! a source form one trie; a record is deserialized once against it: keys the trie does not
-//! name are skipped without allocation (`IgnoredAny`), and the values it names are kept as spans
-//! of the record's text (`RawValue`), turned into text only when a rule reads them. A record
-//! this reader refuses (not JSON, or numbers only the lenient reader of page documents takes,
-//! like `1e400` or `NaN`) goes the slow way, so the two agree.
+//! a source form one trie; a small strict reader goes over a record's bytes once against it:
+//! members the trie does not name are checked as JSON and skipped without being decoded, and
+//! the values it names are kept as spans of the record's text, turned into text only when a
+//! rule reads them. A record this reader refuses (not strict JSON — `NaN` is not —, nested
+//! deeper than [`MAX_DEPTH`], or a key with a lone surrogate escape) goes the slow way, the
+//! document reader, so the two agree; a differential test holds the reader to serde_json.
 
 use super::json::{replace_lone_surrogates, JsonExtractor};
 
