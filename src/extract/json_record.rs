@@ -3,18 +3,14 @@
 //!
 //! Building a `serde_json::Value` per record allocates a map per object and a string per
 //! value, and the JSONPath engine then walks it per field. Here the paths of every such rule of
-//! a source form one trie; a record is deserialized once against it: keys the trie does not
-//! name are skipped without allocation (`IgnoredAny`), and the values it names are kept as spans
-//! of the record's text (`RawValue`), turned into text only when a rule reads them. A record
-//! this reader refuses (not JSON, or numbers only the lenient reader of page documents takes,
-//! like `1e400` or `NaN`) goes the slow way, so the two agree.
+//! a source form one trie; a small strict reader goes over a record's bytes once against it:
+//! members the trie does not name are checked as JSON and skipped without being decoded, and
+//! the values it names are kept as spans of the record's text, turned into text only when a
+//! rule reads them. A record this reader refuses (not strict JSON — `NaN` is not —, nested
+//! deeper than [`MAX_DEPTH`], or a key with a lone surrogate escape) goes the slow way, the
+//! document reader, so the two agree; a differential test holds the reader to serde_json.
 
-use std::fmt;
-
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use super::json::replace_lone_surrogates;
+use super::json::{replace_lone_surrogates, JsonExtractor};
 
 /// The member path of a field expression (`$.a.b`, `$['a b'].c`, `@.a`), or `None` when it
 /// is anything else (wildcards, filters, indexes, `@key`, the root itself).
@@ -101,100 +97,323 @@ impl PathTrie {
     }
 
     /// Reads `text`, setting each slot to the span of its value (the last occurrence of a
-    /// key, as a parsed document keeps); `false` when this reader refuses the text.
+    /// key, as a parsed document keeps); `false` when this reader refuses the text: not
+    /// strict JSON, nested deeper than [`MAX_DEPTH`], or a key with a lone surrogate escape.
+    /// The document reader then decides, so what is refused here is read (or counted as an
+    /// error) as it always was.
     pub fn read(&self, text: &str, spans: &mut Vec<Option<(usize, usize)>>) -> bool {
         spans.clear();
         spans.resize(self.slots, None);
-        let mut de = serde_json::Deserializer::from_str(text);
-        let walk = Walk {
-            node: self,
-            base: text.as_ptr() as usize,
-            spans,
+        let mut r = Reader {
+            text,
+            b: text.as_bytes(),
+            i: 0,
         };
-        walk.deserialize(&mut de).is_ok() && de.end().is_ok()
+        r.ws();
+        let read = if r.peek() == Some(b'{') {
+            r.i += 1;
+            r.object(self, spans, 1)
+        } else {
+            r.skip_value(0)
+        };
+        r.ws();
+        read.is_some() && r.i == r.b.len()
+    }
+
+    /// The child named by a key's bytes as written (no escapes in them).
+    fn child(&self, key: &[u8]) -> Option<&PathTrie> {
+        self.children
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key)
+            .map(|(_, child)| child)
     }
 }
 
-struct Walk<'t, 's> {
-    node: &'t PathTrie,
-    base: usize,
-    spans: &'s mut Vec<Option<(usize, usize)>>,
+/// The deepest nesting of objects and arrays the one-pass reader reads; deeper records go to
+/// the document reader, whose parser (serde_json) refuses 128 levels and more.
+pub const MAX_DEPTH: usize = 100;
+
+/// Bytes that end the plain run of a string: its closing quote, an escape, a control
+/// character (which JSON refuses inside strings).
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// The bytes of `word` (eight of a string, first byte lowest) that stop a plain run
+/// ([`STRING_STOP`]), each as its high bit: `"` and `\\` as zero bytes of `word` xor their
+/// value, control characters as bytes below 0x20. The lowest bit set is exact (a borrow only
+/// marks bytes above a true one), and only it is used.
+fn string_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
+/// A strict JSON reader over a record's bytes: members the trie names are descended into or
+/// kept as spans; everything else is checked as JSON and skipped without being decoded (a
+/// skipped string's escapes are checked for shape only, as serde_json's skipping does, so a
+/// lone surrogate escape in a value is kept, and read as U+FFFD by [`value_text`]). Every
+/// method returns `None` where the text is not what JSON allows there.
+struct Reader<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
 }
 
-impl<'de> Visitor<'de> for Walk<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some((_, child)) = self.node.children.iter().find(|(k, _)| *k == key) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+
+    /// Skips JSON whitespace (space, tab, line feed, carriage return: nothing else).
+    #[inline(always)]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.i += 1)
+    }
+
+    /// The members of an object whose `{` was just read, at nesting `depth`.
+    fn object(
+        &mut self,
+        node: &PathTrie,
+        spans: &mut [Option<(usize, usize)>],
+        depth: usize,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            self.expect(b'"')?;
+            let key_start = self.i;
+            let escaped = self.string()?;
+            let child = if escaped {
+                // Compared as text: the key decoded (a lone surrogate refuses the record,
+                // as the document reader reads it as U+FFFD).
+                let key: String = serde_json::from_str(&self.text[key_start - 1..self.i]).ok()?;
+                node.child(key.as_bytes())
+            } else {
+                node.child(&self.b[key_start..self.i - 1])
             };
-            // A key given twice: the last one wins, as in a parsed document.
-            child.clear(self.spans);
-            match child.slot {
-                Some(slot) => {
-                    let raw = map.next_value::<&'de RawValue>()?;
-                    let start = raw.get().as_ptr() as usize - self.base;
-                    self.spans[slot] = Some((start, start + raw.get().len()));
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            match child {
+                // The usual values first, without the container bookkeeping.
+                None => match self.peek()? {
+                    b'"' => {
+                        self.i += 1;
+                        self.string()?;
+                    }
+                    b'-' | b'0'..=b'9' => self.number()?,
+                    _ => self.skip_value(depth)?,
+                },
+                Some(child) => {
+                    // A key given twice: the last one wins, as in a parsed document (a
+                    // leaf's own span is set below; only paths under it need forgetting).
                     if !child.children.is_empty() {
-                        // Both a value and a parent of others (`$.a` and `$.a.b`): read inside.
-                        let mut de = serde_json::Deserializer::from_str(raw.get());
-                        let inner = Walk {
-                            node: child,
-                            base: self.base,
-                            spans: &mut *self.spans,
-                        };
-                        inner
-                            .deserialize(&mut de)
-                            .map_err(serde::de::Error::custom)?;
+                        child.clear(spans);
+                    }
+                    let start = self.i;
+                    if !child.children.is_empty() && self.peek() == Some(b'{') {
+                        self.i += 1;
+                        self.object(child, spans, depth + 1)?;
+                    } else {
+                        self.skip_value(depth)?;
+                    }
+                    if let Some(slot) = child.slot {
+                        spans[slot] = Some((start, self.i));
                     }
                 }
-                None => map.next_value_seed(Walk {
-                    node: child,
-                    base: self.base,
-                    spans: &mut *self.spans,
-                })?,
+            }
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
             }
         }
-        Ok(())
     }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
+
+    /// Checks and skips one value inside `depth` levels of nesting. Iterative: one bit per
+    /// open container (1 for an object) says which bracket closes it.
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        let mut stack: u128 = 0;
+        let mut level = 0;
+        loop {
+            self.ws();
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    self.string()?;
+                }
+                open @ (b'{' | b'[') => {
+                    self.i += 1;
+                    level += 1;
+                    if depth + level > MAX_DEPTH {
+                        return None;
+                    }
+                    let object = open == b'{';
+                    stack = stack << 1 | u128::from(object);
+                    self.ws();
+                    if self.peek() != Some(if object { b'}' } else { b']' }) {
+                        if object {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                    self.i += 1;
+                    level -= 1;
+                    stack >>= 1;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.number()?,
+            }
+            // After a value: close what ends here, or go on to the next element or member.
+            loop {
+                if level == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let object = stack & 1 == 1;
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        if object {
+                            self.ws();
+                            self.member_key()?;
+                        }
+                        break;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                self.i += 1;
+                level -= 1;
+                stack >>= 1;
+            }
+        }
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
+
+    /// A member's key (not decoded) and its colon.
+    fn member_key(&mut self) -> Option<()> {
+        self.expect(b'"')?;
+        self.string()?;
+        self.ws();
+        self.expect(b':')
     }
-    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
-        Ok(())
+
+    /// The rest of a string whose `"` was just read; whether it has escapes.
+    #[inline(always)]
+    fn string(&mut self) -> Option<bool> {
+        let b = self.b;
+        let mut i = self.i;
+        let mut escaped = false;
+        loop {
+            // The plain run: eight bytes at a time, then what is left byte by byte.
+            while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                let stops = string_stops(u64::from_le_bytes(*chunk));
+                if stops != 0 {
+                    i += (stops.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            while b.get(i).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
+                i += 1;
+            }
+            match b.get(i)? {
+                b'"' => {
+                    self.i = i + 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    match b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            let hex = b.get(i + 2..i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
     }
-    fn visit_string<E>(self, _: String) -> Result<(), E> {
-        Ok(())
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+
+    /// A number as JSON writes it: `-`, then `0` or digits not starting with `0`, then maybe
+    /// a fraction and an exponent, each with at least one digit.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
     }
 }
 
@@ -215,20 +434,26 @@ pub fn value_text_into(raw: &str, out: &mut String) -> bool {
     let text = match first {
         // Without an escape, a string's text is what stands between its quotes (the reader
         // refused control characters): no second parse.
-        b'"' if !raw.contains('\\') => {
+        // (A plain loop: kept strings are short, where memchr's set-up costs more.)
+        b'"' if !raw.bytes().any(|c| c == b'\\') => {
             out.push_str(&raw[1..raw.len() - 1]);
             return true;
         }
-        _ if is_plain_integer(raw) || matches!(first, b't' | b'f') => {
+        _ if is_plain_integer(raw) || is_plain_decimal(raw) || matches!(first, b't' | b'f') => {
             out.push_str(raw);
             return true;
         }
         b'n' => None,
         b'"' => lossy::<String>(raw),
-        b'{' | b'[' => lossy::<serde_json::Value>(raw).map(|v| v.to_string()),
-        _ => serde_json::from_str::<serde_json::Number>(raw)
-            .ok()
-            .map(|n| n.to_string()),
+        // Read as the document reader reads a record (numbers out of a double's range as
+        // the strings they are written as, lone surrogates as U+FFFD), so the two agree.
+        b'{' | b'[' => JsonExtractor::parse(raw).ok().map(|v| v.to_string()),
+        // A number out of a double's range (`1e400`): the document reader reads it as the
+        // string it is written as.
+        _ => Some(
+            serde_json::from_str::<serde_json::Number>(raw)
+                .map_or_else(|_| raw.to_owned(), |n| n.to_string()),
+        ),
     };
     text.map(|t| out.push_str(&t)).is_some()
 }
@@ -240,6 +465,30 @@ fn is_plain_integer(raw: &str) -> bool {
     matches!(digits.first(), Some(b'1'..=b'9'))
         && digits.len() <= 18
         && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Whether `raw` is a decimal serde_json writes back as it is: `-`, digits with no leading
+/// zero, a fraction that does not end in `0`, at most 15 digits in all, no exponent, and not
+/// below 0.0001 (where its writer turns to `1e-5`). Parsed exactly (at most 15 digits and a
+/// power of ten up to 15: one correctly rounded division) and written back by ryu as the
+/// shortest text that reads back to the same double, which for 15 digits or fewer is the
+/// text itself, the tests check this against serde_json.
+fn is_plain_decimal(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw).as_bytes();
+    let Some(dot) = digits.iter().position(|&c| c == b'.') else {
+        return false;
+    };
+    let (whole, fraction) = (&digits[..dot], &digits[dot + 1..]);
+    let whole_ok = match whole {
+        [b'0'] => fraction.iter().take_while(|&&c| c == b'0').count() <= 3,
+        [b'1'..=b'9', ..] => true,
+        _ => false,
+    };
+    whole_ok
+        && whole.iter().all(u8::is_ascii_digit)
+        && fraction.iter().all(u8::is_ascii_digit)
+        && fraction.last().is_some_and(|&c| c != b'0')
+        && whole.len() + fraction.len() <= 15
 }
 
 /// `raw` deserialized, a lone surrogate escape read as U+FFFD. The one-pass reader skips
@@ -255,6 +504,114 @@ fn lossy<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
 mod tests {
     use super::*;
     use crate::extract::json::JsonExtractor;
+
+    /// Today's reader before the hand-written one: serde_json's deserializer walked against
+    /// the trie (`IgnoredAny` for what no rule reads, `RawValue` for what one does). The
+    /// differential tests hold the new reader to it.
+    mod serde_walk {
+        use std::fmt;
+
+        use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+        use serde_json::value::RawValue;
+
+        use super::super::PathTrie;
+
+        pub fn read(trie: &PathTrie, text: &str, spans: &mut Vec<Option<(usize, usize)>>) -> bool {
+            spans.clear();
+            spans.resize(trie.slots, None);
+            let mut de = serde_json::Deserializer::from_str(text);
+            let walk = Walk {
+                node: trie,
+                base: text.as_ptr() as usize,
+                spans,
+            };
+            walk.deserialize(&mut de).is_ok() && de.end().is_ok()
+        }
+
+        struct Walk<'t, 's> {
+            node: &'t PathTrie,
+            base: usize,
+            spans: &'s mut Vec<Option<(usize, usize)>>,
+        }
+
+        impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for Walk<'_, '_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let Some((_, child)) = self.node.children.iter().find(|(k, _)| *k == key)
+                    else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    // A key given twice: the last one wins, as in a parsed document.
+                    child.clear(self.spans);
+                    match child.slot {
+                        Some(slot) => {
+                            let raw = map.next_value::<&'de RawValue>()?;
+                            let start = raw.get().as_ptr() as usize - self.base;
+                            self.spans[slot] = Some((start, start + raw.get().len()));
+                            if !child.children.is_empty() {
+                                // Both a value and a parent of others (`$.a` and `$.a.b`): read inside.
+                                let mut de = serde_json::Deserializer::from_str(raw.get());
+                                let inner = Walk {
+                                    node: child,
+                                    base: self.base,
+                                    spans: &mut *self.spans,
+                                };
+                                inner
+                                    .deserialize(&mut de)
+                                    .map_err(serde::de::Error::custom)?;
+                            }
+                        }
+                        None => map.next_value_seed(Walk {
+                            node: child,
+                            base: self.base,
+                            spans: &mut *self.spans,
+                        })?,
+                    }
+                }
+                Ok(())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_string<E>(self, _: String) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_unit<E>(self) -> Result<(), E> {
+                Ok(())
+            }
+        }
+    }
 
     #[test]
     fn member_paths_are_recognised_and_others_are_not() {
@@ -355,5 +712,362 @@ mod tests {
         for bad in ["not json", "{\"a\":1", "{\"a\":1} x", "{\"a\":NaN}", ""] {
             assert!(!trie.read(bad, &mut spans), "{bad}");
         }
+    }
+
+    /// Nesting: up to [`MAX_DEPTH`] levels read here; deeper ones go to the document reader,
+    /// which reads them up to serde_json's limit (127) and refuses them past it, so such a
+    /// record counts as `not_json` whatever its rules' paths (serde_json's walk skipped a
+    /// deep value no rule read without a limit, and took the record).
+    #[test]
+    fn deep_records_go_to_the_document_reader() {
+        let mut trie = PathTrie::default();
+        let slot = trie.insert(&["a".into()]);
+        let mut spans = Vec::new();
+        let nested =
+            |n: usize| format!("{{\"x\":{}1{},\"a\":\"v\"}}", "[".repeat(n), "]".repeat(n));
+        let deepest = nested(MAX_DEPTH - 1);
+        assert!(trie.read(&deepest, &mut spans));
+        assert_eq!(spans[slot].map(|(a, b)| &deepest[a..b]), Some("\"v\""));
+        for n in [MAX_DEPTH, 126, 200] {
+            assert!(!trie.read(&nested(n), &mut spans), "{n}");
+        }
+        let doc = JsonExtractor::parse(&nested(126)).unwrap();
+        assert_eq!(doc["a"], "v");
+        assert!(JsonExtractor::parse(&nested(127)).is_err());
+        assert!(serde_walk::read(&trie, &nested(200), &mut spans));
+    }
+
+    /// A seeded generator of JSON records and near-records: keys from a small pool (some the
+    /// trie names, some escaped forms of them, some with lone surrogates), strings with every
+    /// escape and raw UTF-8, numbers of every shape (including out of a double's range),
+    /// duplicate keys, deep nesting, random whitespace; then, for some, one mutation of the
+    /// text (a byte dropped or inserted, the text cut, garbage after it).
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+        fn ws(&mut self, out: &mut String) {
+            if self.below(4) == 0 {
+                out.push_str(self.pick(&[" ", "  ", "\n", "\t", "\r\n ", " \t"]));
+            }
+        }
+        fn value(&mut self, out: &mut String, depth: usize) {
+            let kind = if depth > 6 {
+                self.below(4)
+            } else {
+                self.below(7)
+            };
+            match kind {
+                0 => out.push_str(self.pick(&[
+                    r#""info""#,
+                    r#""""#,
+                    r#""a\"b\\c\/d\b\f\n\r\t""#,
+                    r#""Zo\u00eb \u00E9""#,
+                    r#""caf\u00e9 é ü 中文 😀""#,
+                    r#""\ud83d\ude00""#,
+                    r#""x\ud800y""#,
+                    r#""\udc00""#,
+                    r#""\\ud800""#,
+                    r#""request done""#,
+                    r#""1e400""#,
+                ])),
+                1 => out.push_str(self.pick(&[
+                    "0",
+                    "-0",
+                    "12",
+                    "-7",
+                    "200",
+                    "0.0",
+                    "12.50",
+                    "-0.042",
+                    "1e3",
+                    "1E-2",
+                    "2.5e+10",
+                    "1e400",
+                    "-1E+999",
+                    "123456789012345678",
+                    "18446744073709551616",
+                    "-9223372036854775809",
+                    "123456789012345678901234567890",
+                ])),
+                2 => out.push_str(self.pick(&["true", "false", "null"])),
+                3 if depth < 3 && self.below(8) == 0 => {
+                    // Deep nesting around the value: below, at and past the limits.
+                    let n = self.pick(&["90", "99", "100", "101", "126", "127", "128", "140"]);
+                    let n: usize = n.parse().unwrap();
+                    let (open, close) = if self.below(2) == 0 {
+                        ("[", "]")
+                    } else {
+                        ("{\"a\":", "}")
+                    };
+                    out.push_str(&open.repeat(n));
+                    self.value(out, 7);
+                    out.push_str(&close.repeat(n));
+                }
+                3 => out.push_str(self.pick(&["\"s\"", "1", "[]", "{}"])),
+                4 | 5 => {
+                    out.push('{');
+                    for i in 0..self.below(5) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.ws(out);
+                        out.push_str(self.pick(&[
+                            r#""level""#,
+                            r#""http""#,
+                            r#""status""#,
+                            r#""a""#,
+                            r#""b""#,
+                            r#""x""#,
+                            r#""user id""#,
+                            r#""lévél""#,
+                            r#""lev\u0065l""#,
+                            r#""user\u0020id""#,
+                            r#""l\u00e9v\u00e9l""#,
+                            r#""k\ud800""#,
+                            r#""\"q\"""#,
+                            r#""""#,
+                        ]));
+                        self.ws(out);
+                        out.push(':');
+                        self.ws(out);
+                        self.value(out, depth + 1);
+                        self.ws(out);
+                    }
+                    out.push('}');
+                }
+                _ => {
+                    out.push('[');
+                    for i in 0..self.below(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.ws(out);
+                        self.value(out, depth + 1);
+                        self.ws(out);
+                    }
+                    out.push(']');
+                }
+            }
+        }
+        fn record(&mut self) -> String {
+            let mut out = String::new();
+            self.ws(&mut out);
+            if self.below(10) == 0 {
+                self.value(&mut out, 0);
+            } else {
+                // Mostly objects, as log records are.
+                let mut inner = String::new();
+                while !inner.starts_with('{') {
+                    inner.clear();
+                    self.value(&mut inner, 0);
+                }
+                out.push_str(&inner);
+            }
+            self.ws(&mut out);
+            if self.below(3) == 0 {
+                self.mutate(&mut out);
+            }
+            out
+        }
+        fn mutate(&mut self, text: &mut String) {
+            let at = self.below(text.len() + 1);
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap();
+            match self.below(4) {
+                0 if at < text.len() => {
+                    text.remove(at);
+                }
+                0 | 1 => {
+                    let c = self.pick(&[
+                        "{", "}", "[", "]", ",", ":", "\"", "\\", " ", "0", "-", ".", "e", "a",
+                        "\u{1}", "\u{7f}", "é", "\\u", "\\x", "nul", "01",
+                    ]);
+                    text.insert_str(at, c);
+                }
+                2 => text.truncate(at),
+                _ => text.push_str(self.pick(&[" x", "}", "]", ",", "{}", " \u{0}", "\u{feff}"])),
+            }
+        }
+    }
+
+    /// The deepest nesting of brackets outside strings in a text (duplicate keys included,
+    /// which a parsed document drops).
+    fn depth(text: &str) -> usize {
+        let (mut level, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+        for c in text.bytes() {
+            match (in_string, escaped, c) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+                (false, _, b'[' | b'{') => {
+                    level += 1;
+                    deepest = deepest.max(level);
+                }
+                (false, _, b']' | b'}') => level = level.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    /// Differential: on 30,000 generated records, whatever the one-pass reader accepts, the
+    /// document reader parses to the same field texts; where serde_json's walk (the reader
+    /// before this one) also accepts, the spans are the same; and what both serde_json
+    /// readers accept, this one accepts too, unless it is nested deeper than [`MAX_DEPTH`].
+    #[test]
+    fn agrees_with_serde_json_on_generated_records() {
+        let fields = [
+            "$.level",
+            "$.http",
+            "$.http.status",
+            "$.a",
+            "$.a.b",
+            "$.a.a.a",
+            "$['user id']",
+            "$['lévél']",
+            "$['\"q\"']",
+            "$.x.missing",
+        ];
+        let mut trie = PathTrie::default();
+        let slots: Vec<usize> = fields
+            .iter()
+            .map(|f| trie.insert(&member_path(f).unwrap()))
+            .collect();
+        let slow = JsonExtractor::new(None, fields).unwrap();
+        let mut gen = Gen(0x5eed_2026_1205);
+        let (mut spans, mut old_spans) = (Vec::new(), Vec::new());
+        let (mut accepted, mut refused, mut deep) = (0, 0, 0);
+        for _ in 0..30_000 {
+            let line = gen.record();
+            let new = trie.read(&line, &mut spans);
+            let old = serde_walk::read(&trie, &line, &mut old_spans);
+            if new {
+                accepted += 1;
+                let doc = JsonExtractor::parse(&line).unwrap_or_else(|e| {
+                    panic!("accepted but the document reader refuses {line:?}: {e}")
+                });
+                let mut rows = Vec::new();
+                slow.extract(&doc, &mut rows);
+                let fast: Vec<Option<String>> = slots
+                    .iter()
+                    .map(|s| spans[*s].and_then(|(a, b)| value_text(&line[a..b])))
+                    .collect();
+                assert_eq!(fast, rows[0], "{line:?}");
+                if old {
+                    assert_eq!(spans, old_spans, "{line:?}");
+                }
+            } else {
+                refused += 1;
+                let strict = serde_json::from_str::<serde_json::Value>(&line);
+                if old && strict.is_ok() {
+                    assert!(depth(&line) > MAX_DEPTH, "refused {line:?}");
+                    deep += 1;
+                }
+            }
+        }
+        // Not vacuous: both outcomes, and valid JSON refused for its depth, were seen.
+        assert!(accepted > 10_000 && refused > 5_000, "{accepted} {refused}");
+        assert!(deep > 0, "{deep}");
+    }
+
+    /// The eight-byte scan finds the first byte that stops a plain run, as the table does:
+    /// every byte value at every position among plain bytes, and seeded random words.
+    #[test]
+    fn eight_byte_scan_agrees_with_the_table() {
+        let first = |w: [u8; 8]| w.iter().position(|&c| STRING_STOP[usize::from(c)]);
+        let scanned = |w: [u8; 8]| {
+            let stops = string_stops(u64::from_le_bytes(w));
+            (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize)
+        };
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                for fill in [b'a', 0xc3, 0xff, 0x20, 0x7f] {
+                    let mut w = [fill; 8];
+                    w[at] = c;
+                    assert_eq!(scanned(w), first(w), "{w:?}");
+                }
+            }
+        }
+        let mut gen = Gen(7);
+        for _ in 0..100_000 {
+            let w = gen.next().to_le_bytes();
+            assert_eq!(scanned(w), first(w), "{w:?}");
+            // Mostly plain bytes, some stops among them.
+            let w = gen.next().to_le_bytes().map(|c| match c % 16 {
+                0 => b'"',
+                1 => b'\\',
+                2 => c % 0x20,
+                _ => 0x20 + c % 0x60,
+            });
+            assert_eq!(scanned(w), first(w), "{w:?}");
+        }
+    }
+
+    /// Decimals taken as written are what serde_json writes back; those it writes otherwise
+    /// are not taken (a seeded sweep of shapes and lengths).
+    #[test]
+    fn plain_decimals_are_written_back_as_serde_json_writes_them() {
+        let serde = |raw: &str| {
+            serde_json::from_str::<serde_json::Number>(raw)
+                .unwrap()
+                .to_string()
+        };
+        for raw in [
+            "12.5",
+            "0.042",
+            "-3.25",
+            "0.0001",
+            "999999999999.999",
+            "0.1",
+        ] {
+            assert!(is_plain_decimal(raw), "{raw}");
+            assert_eq!(serde(raw), raw);
+        }
+        for raw in [
+            "12.50",
+            "0.00001",
+            "1.0",
+            "01.5",
+            "1e3",
+            "1.5e3",
+            "12",
+            ".5",
+            "5.",
+            "1234567890123.456",
+            "-",
+            "0.0",
+        ] {
+            assert!(!is_plain_decimal(raw), "{raw}");
+        }
+        let mut gen = Gen(42);
+        let mut taken = 0;
+        for _ in 0..200_000 {
+            let whole = match gen.below(4) {
+                0 => "0".to_owned(),
+                _ => (gen.next() % 10u64.pow(gen.below(14) as u32 + 1)).to_string(),
+            };
+            let zeros = "0".repeat(gen.below(6));
+            let width = gen.below(12) + 1;
+            let fraction = format!("{zeros}{:0width$}", gen.next() % 10u64.pow(width as u32));
+            let sign = if gen.below(4) == 0 { "-" } else { "" };
+            let raw = format!("{sign}{whole}.{fraction}");
+            if is_plain_decimal(&raw) {
+                taken += 1;
+                assert_eq!(serde(&raw), raw);
+            }
+        }
+        assert!(taken > 50_000, "{taken}");
     }
 }

@@ -89,7 +89,7 @@ fn build_derived(
         .map(|(field, pattern)| {
             let field = names.resolve(field.strip_prefix('$').unwrap_or(field))?;
             let regex = crate::extract::limits::regex(pattern).map_err(|e| anyhow!(e))?;
-            Ok((field, regex))
+            Ok((field, super::records::WhenPattern::new(regex)))
         })
         .collect::<anyhow::Result<_>>()?;
     Ok((derive, when))
@@ -296,6 +296,7 @@ impl Pipeline {
             rows: Vec::new(),
             json_paths: Arc::new(json_paths),
             json_spans: Vec::new(),
+            one_pass_rows: Vec::new(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -356,6 +357,7 @@ impl Pipeline {
             rows: Vec::new(),
             json_paths: self.json_paths.clone(),
             json_spans: Vec::new(),
+            one_pass_rows: Vec::new(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),

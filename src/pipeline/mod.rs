@@ -93,8 +93,8 @@ enum FieldRef {
     Derived(usize),
 }
 
-/// One `when:` entry: the field and the regex its text must match.
-type When = (FieldRef, Regex);
+/// One `when:` entry: the field and the pattern its text must match.
+type When = (FieldRef, records::WhenPattern);
 
 /// One `derive:` entry, compiled.
 struct Derive {
@@ -330,6 +330,8 @@ pub struct Pipeline {
     /// spans of their values in the record being read.
     json_paths: Arc<PathTrie>,
     json_spans: Vec<Option<(usize, usize)>>,
+    /// Per rule (by index, grown on first use), the row the one-pass reader last wrote.
+    one_pass_rows: Vec<Vec<Row>>,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,

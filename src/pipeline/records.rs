@@ -34,6 +34,7 @@ impl Pipeline {
             candidates.scan(line);
         }
         for (index, rule) in self.rules.iter_mut().enumerate() {
+            let mut one_pass_used = false;
             let rows = match &mut rule.extract {
                 Extract::Document => continue,
                 Extract::Lines(matcher) => {
@@ -55,13 +56,18 @@ impl Pipeline {
                             .get_or_insert_with(|| self.json_paths.read(line, &mut self.json_spans))
                     });
                     if let Some(slots) = one_pass {
-                        // One row, its text written into the buffers of the last record's.
-                        let mut rows = std::mem::take(&mut self.rows);
-                        rows.truncate(1);
+                        // One row, its text written into the buffers of this rule's row of
+                        // the last record (its own: a row shared with a rule of fewer fields
+                        // would lose them, and allocate them again, on every record).
+                        if self.one_pass_rows.len() <= index {
+                            self.one_pass_rows.resize_with(index + 1, Vec::new);
+                        }
+                        let mut rows = std::mem::take(&mut self.one_pass_rows[index]);
                         if rows.is_empty() {
                             rows.push(Row::new());
                         }
                         one_pass_row(line, slots, &self.json_spans, &mut rows[0]);
+                        one_pass_used = true;
                         Some(rows)
                     } else {
                         let rows = json_document_rows(
@@ -130,7 +136,11 @@ impl Pipeline {
             }
             if let Some(rows) = rows {
                 // Kept with their buffers: each use begins by emptying or overwriting them.
-                self.rows = rows;
+                if one_pass_used {
+                    self.one_pass_rows[index] = rows;
+                } else {
+                    self.rows = rows;
+                }
             }
         }
         if !matched {
@@ -371,8 +381,113 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The regex of a `when:` entry. One that is a single literal anchored at both ends
+/// (`^request done$`, the usual way to pick one message) is answered by comparing the text
+/// with the literal: the regex's answer without the cost of its search.
+#[derive(Clone, Debug)]
+pub(super) struct WhenPattern {
+    regex: regex::Regex,
+    exact: Option<String>,
+}
+
+impl WhenPattern {
+    /// The pattern of `regex` (compiled with the regex crate's default syntax).
+    pub(super) fn new(regex: regex::Regex) -> Self {
+        let exact = exact_literal(regex.as_str());
+        WhenPattern { regex, exact }
+    }
+
+    /// Whether `text` matches.
+    pub(super) fn is_match(&self, text: &str) -> bool {
+        match &self.exact {
+            Some(literal) => text == literal,
+            None => self.regex.is_match(text),
+        }
+    }
+}
+
+/// The literal `pattern` matches when it is `^literal$` (start and end of the text, as the
+/// regex crate reads `^` and `$` without the `m` flag) and nothing else.
+fn exact_literal(pattern: &str) -> Option<String> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    match parts
+        .iter()
+        .map(|h| h.kind())
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [HirKind::Look(Look::Start), HirKind::Literal(lit), HirKind::Look(Look::End)] => {
+            String::from_utf8(lit.0.to_vec()).ok()
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// A `when:` pattern compared as text answers as its regex does.
+    #[test]
+    fn anchored_literal_when_patterns_answer_as_their_regex() {
+        use super::{exact_literal, WhenPattern};
+        assert_eq!(
+            exact_literal("^request done$").as_deref(),
+            Some("request done")
+        );
+        assert_eq!(exact_literal(r"^a\.b \$1$").as_deref(), Some("a.b $1"));
+        assert_eq!(exact_literal("^é😀$").as_deref(), Some("é😀"));
+        for other in [
+            "request done",
+            "^request",
+            "done$",
+            "(?i)^a$",
+            "(?m)^a$",
+            "^a|b$",
+            "^a.$",
+            "^$",
+            "^a$|^b$",
+            "\\A^a$",
+        ] {
+            assert_eq!(exact_literal(other), None, "{other}");
+        }
+        let patterns = [
+            "^request done$",
+            r"^a\.b$",
+            "^é$",
+            "(?m)^x$",
+            "^x",
+            "(?i)^x$",
+            "^$",
+            "^ab?$",
+        ];
+        let texts = [
+            "request done",
+            "request done\n",
+            "request done ",
+            " request done",
+            "a.b",
+            "aXb",
+            "é",
+            "x",
+            "x\n",
+            "X",
+            "",
+            "a",
+            "ab",
+            "xy",
+        ];
+        for p in patterns {
+            let regex = regex::Regex::new(p).unwrap();
+            let when = WhenPattern::new(regex.clone());
+            for t in texts {
+                assert_eq!(when.is_match(t), regex.is_match(t), "{p:?} on {t:?}");
+            }
+        }
+    }
+
     #[test]
     fn unquote_takes_off_the_quotes_and_unescapes_only_the_quote_and_backslash() {
         use super::unquote;
