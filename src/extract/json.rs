@@ -22,11 +22,55 @@ pub struct JsonExtractor {
     fields: Vec<Field>,
 }
 
+/// `JsonPath::parse`, made total: `serde_json_path` panics on a query that ends inside an
+/// escape of a quoted name (`$.k["\u`), so quoted names are checked first (each closed, each
+/// escape whole), and any other panic of the parser is caught and said as an error.
+fn parse_query(expr: &str) -> Result<JsonPath, String> {
+    if let Some(problem) = unfinished_quote(expr) {
+        return Err(problem);
+    }
+    match std::panic::catch_unwind(|| JsonPath::parse(expr)) {
+        Ok(parsed) => parsed.map_err(|e| e.to_string()),
+        Err(_) => Err("the JSONPath parser failed on it".into()),
+    }
+}
+
+/// What is unfinished in the quoted names of `expr`: a quote not closed, or an escape cut
+/// short (`\u` needs four hex digits).
+fn unfinished_quote(expr: &str) -> Option<String> {
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        let quote = c;
+        loop {
+            match chars.next() {
+                None => return Some(format!("the name quoted with {quote} is not closed")),
+                Some(q) if q == quote => break,
+                Some('\\') => match chars.next() {
+                    None => return Some("an escape (\\) ends the query".into()),
+                    Some('u') => {
+                        for _ in 0..4 {
+                            if !chars.next().is_some_and(|h| h.is_ascii_hexdigit()) {
+                                return Some("\\u needs four hex digits".into());
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                },
+                Some(_) => {}
+            }
+        }
+    }
+    None
+}
+
 /// Parses a JSONPath query, after checking it against [`super::limits`].
 pub fn path(expr: &str) -> Result<JsonPath, String> {
     super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
-    JsonPath::parse(expr).map_err(|e| {
-        let mut message = invalid(expr, &e.to_string());
+    parse_query(expr).map_err(|e| {
+        let mut message = invalid(expr, &e);
         match rooted(expr, '$') {
             Some(fixed) if expr.starts_with('$') => {
                 message.push_str(&format!(" (did you mean {fixed:?}?)"));
@@ -53,8 +97,7 @@ fn rooted(expr: &str, root: char) -> Option<String> {
         format!("{root}.{expr}")
     };
     let parse = format!("${}", &fixed[1..]);
-    (super::limits::check_jsonpath(&parse).is_ok() && JsonPath::parse(&parse).is_ok())
-        .then_some(fixed)
+    (super::limits::check_jsonpath(&parse).is_ok() && parse_query(&parse).is_ok()).then_some(fixed)
 }
 
 /// The message for a query that does not parse, with the bracket form when dotted keys hold
@@ -110,10 +153,10 @@ fn field(expr: &str) -> Result<Field, String> {
     }
     if let Some(rest) = expr.strip_prefix('@') {
         super::limits::check_jsonpath(expr).map_err(|e| format!("JSONPath: {e}"))?;
-        return JsonPath::parse(&format!("${rest}"))
+        return parse_query(&format!("${rest}"))
             .map(Field::Current)
             .map_err(|e| {
-                let mut message = invalid(expr, &e.to_string());
+                let mut message = invalid(expr, &e);
                 if let Some(fixed) = rooted(expr, '@') {
                     message.push_str(&format!(" (did you mean {fixed:?}?)"));
                 }
@@ -346,6 +389,33 @@ mod tests {
         "db": {"status": "DEGRADED", "latency_ms": 80, "instances": []}
       }
     }"#;
+
+    /// `serde_json_path` panics on a query cut inside an escape (found by fuzzing, reachable
+    /// from a config): an error with what is unfinished, never a panic; whole escapes parse.
+    #[test]
+    fn a_query_cut_inside_an_escape_is_an_error_not_a_panic() {
+        for (expr, said) in [
+            (r#"$.k["\u"#, "four hex digits"),
+            (r#"$.k["\ud8"#, "four hex digits"),
+            (r#"$.k["\"#, "ends the query"),
+            (r#"$.k["abc"#, "not closed"),
+            (r#"$.k['abc"#, "not closed"),
+            (r#"$.k["\u\n$dc00"]"#, "four hex digits"),
+        ] {
+            let e = path(expr).err().unwrap_or_else(|| panic!("{expr} parsed"));
+            assert!(e.contains(said), "{expr}: {e}");
+            assert!(field(&expr.replacen('$', "@", 1)).is_err(), "{expr}");
+        }
+        for fine in [
+            r#"$["\u00e9t\u00e9"]"#,
+            r#"$['it\'s']"#,
+            r#"$["it's"]"#,
+            r#"$["\uD83D\uDE00"]"#,
+            r#"$[?@.name == 'a"b']"#,
+        ] {
+            assert!(path(fine).is_ok(), "{fine}: {:?}", path(fine).err());
+        }
+    }
 
     #[test]
     fn keys_that_are_not_names_get_the_bracket_form_in_the_error() {
