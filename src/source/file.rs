@@ -590,8 +590,8 @@ impl FileSource {
     }
 
     /// Reads what is new (in every file, or in the files at `named` and those not simply
-    /// followed: see [`Tailer::read_named`]), then emits the multi-line records whose writer paused; returns
-    /// whether there is more to read right away, and when a held record is due.
+    /// followed: see [`Tailer::read_named`]), then emits the multi-line records whose writer
+    /// paused; returns whether there is more to read right away, and when a held record is due.
     fn read(&mut self, named: Option<&[PathBuf]>) -> (bool, Option<Duration>) {
         let now = Instant::now();
         let (mut sink, tailer) = self.sink();
