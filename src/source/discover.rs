@@ -324,8 +324,6 @@ pub struct Watcher {
     data_pending: Arc<AtomicBool>,
     /// The paths data events named since the last pass started.
     named: Arc<Mutex<Named>>,
-    /// Relative directories watched, with the absolute form their events come with.
-    relative: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The files data events named since a pass started: a pass with no reason to look at every
@@ -433,7 +431,6 @@ impl Watcher {
                 watched: HashSet::new(),
                 data_pending: data_pending.clone(),
                 named: named.clone(),
-                relative: Vec::new(),
             };
             (w, problem)
         };
@@ -462,7 +459,6 @@ impl Watcher {
                     watched: HashSet::new(),
                     data_pending,
                     named,
-                    relative: Vec::new(),
                 },
                 None,
             ),
@@ -477,27 +473,9 @@ impl Watcher {
     /// (taken after the flag is cleared, so that no path is left without a wake).
     pub fn pass_starts(&self) -> Named {
         self.data_pending.store(false, Ordering::Release);
-        let mut named = std::mem::take(&mut *self.named.lock().unwrap_or_else(|p| p.into_inner()));
-        if !self.relative.is_empty() && !named.paths.is_empty() {
-            named.paths = named
-                .paths
-                .into_iter()
-                .map(|p| self.as_globbed(p))
-                .collect();
-        }
-        named
-    }
-
-    /// An event's path as the globs spell it: inotify reports a relative watch under the
-    /// working directory (notify joins them), while the globs, and so the files' paths, keep
-    /// the relative form.
-    fn as_globbed(&self, path: PathBuf) -> PathBuf {
-        for (absolute, given) in &self.relative {
-            if let Ok(rest) = path.strip_prefix(absolute) {
-                return given.join(rest);
-            }
-        }
-        path
+        // The globs are absolute (resolved against the config's canonical directory), as
+        // the paths of inotify's events are: they name the same files the same way.
+        std::mem::take(&mut *self.named.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Whether notifications are on.
@@ -532,15 +510,6 @@ impl Watcher {
                 Err(e) => errors.push(format!("cannot watch {}: {e}", dir.display())),
             }
         }
-        let cwd = std::env::current_dir().ok();
-        self.relative = now
-            .iter()
-            .filter(|(dir, _)| dir.is_relative())
-            .filter_map(|(dir, _)| Some((cwd.as_ref()?.join(dir), dir.clone())))
-            .collect();
-        // The longest first: a path under a nested watched directory keeps its own spelling.
-        self.relative
-            .sort_by_key(|(absolute, _)| std::cmp::Reverse(absolute.components().count()));
         self.watched = now;
         errors
     }
