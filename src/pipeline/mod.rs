@@ -115,11 +115,11 @@ struct Derive {
 /// are forgotten within two generations, so memory stays bounded as pods come and go.
 #[derive(Default)]
 struct DeriveMemo {
-    current: HashMap<Box<str>, Vec<String>, foldhash::fast::FixedState>,
-    previous: HashMap<Box<str>, Vec<String>, foldhash::fast::FixedState>,
-    /// The last record's input and its groups' texts: a file's records in a row cost one
-    /// comparison.
-    last: (String, Vec<String>),
+    current: HashMap<Box<str>, Arc<[String]>, foldhash::fast::FixedState>,
+    previous: HashMap<Box<str>, Arc<[String]>, foldhash::fast::FixedState>,
+    /// The last record's input and its groups' texts (shared with the map: a switch of
+    /// file allocates nothing): a file's records in a row cost one comparison.
+    last: (String, Arc<[String]>),
 }
 
 /// Inputs one generation of a [`DeriveMemo`] holds (up to twice as many files keep their
@@ -145,7 +145,7 @@ impl Derive {
 
     /// The groups' texts the regex gives for `input` (empty for a group that did not take
     /// part, or when it does not match).
-    fn texts(&self, input: &str) -> Vec<String> {
+    fn texts(&self, input: &str) -> Arc<[String]> {
         let caps = self.regex.captures(input);
         self.groups
             .iter()
@@ -196,7 +196,7 @@ impl Derive {
 
     /// The groups' texts for the input of the last [`Self::refresh`], when memoized.
     fn memoized(&self) -> Option<&[String]> {
-        self.memo.as_ref().map(|m| m.last.1.as_slice())
+        self.memo.as_ref().map(|m| &*m.last.1)
     }
 }
 
