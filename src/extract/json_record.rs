@@ -505,6 +505,18 @@ mod tests {
     use super::*;
     use crate::extract::json::JsonExtractor;
 
+    /// The one-pass reader's trie of `fields` with each field's slot, and the document
+    /// reader of the same fields: what the differential tests compare.
+    fn both_readers(fields: &[&str]) -> (PathTrie, Vec<usize>, JsonExtractor) {
+        let mut trie = PathTrie::default();
+        let slots = fields
+            .iter()
+            .map(|f| trie.insert(&member_path(f).unwrap()))
+            .collect();
+        let extractor = JsonExtractor::new(None, fields.iter().copied()).unwrap();
+        (trie, slots, extractor)
+    }
+
     /// Today's reader before the hand-written one: serde_json's deserializer walked against
     /// the trie (`IgnoredAny` for what no rule reads, `RawValue` for what one does). The
     /// differential tests hold the new reader to it.
@@ -670,12 +682,7 @@ mod tests {
             r#"{"n":18446744073709551616,"t":-9223372036854775809,"a":1234567890123456789}"#,
             r#"{"n":0.0,"t":10,"a":"-5","level":"","obj":" spaced é \u00e9 "}"#,
         ];
-        let mut trie = PathTrie::default();
-        let slots: Vec<usize> = fields
-            .iter()
-            .map(|f| trie.insert(&member_path(f).unwrap()))
-            .collect();
-        let slow = JsonExtractor::new(None, fields).unwrap();
+        let (trie, slots, slow) = both_readers(&fields);
         let mut spans = Vec::new();
         for line in lines {
             assert!(trie.read(line, &mut spans), "{line}");
@@ -940,12 +947,7 @@ mod tests {
             "$['\"q\"']",
             "$.x.missing",
         ];
-        let mut trie = PathTrie::default();
-        let slots: Vec<usize> = fields
-            .iter()
-            .map(|f| trie.insert(&member_path(f).unwrap()))
-            .collect();
-        let slow = JsonExtractor::new(None, fields).unwrap();
+        let (trie, slots, slow) = both_readers(&fields);
         let mut gen = Gen(0x5eed_2026_1205);
         let (mut spans, mut old_spans) = (Vec::new(), Vec::new());
         let (mut accepted, mut refused, mut deep) = (0, 0, 0);
