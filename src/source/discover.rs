@@ -26,7 +26,8 @@ use notify::{RecursiveMode, Watcher as _};
 pub enum Wake {
     /// File contents changed: read.
     Data,
-    /// Files or directories appeared, vanished or were renamed: expand the globs, then read.
+    /// Files or directories appeared, vanished or were renamed: expand the globs now (before
+    /// a new file can go again), then read.
     Rescan,
     /// Shut down.
     Stop,
@@ -366,6 +367,11 @@ impl Named {
 /// quiet spell is passed on at once, so a quiet file's latency is unchanged.
 const DATA_PACE: Duration = Duration::from_millis(2);
 
+/// The wait instead of [`DATA_PACE`] while a data wake is already pending: the source's next
+/// pass is coming (spaced by its own pace), so the events meanwhile only add paths to read.
+/// The kernel's queue holds 16,384 events by default, far more than this wait gathers.
+const PENDING_PACE: Duration = Duration::from_millis(20);
+
 /// The watcher thread's pacing (see [`DATA_PACE`]): at most one pause per `DATA_PACE` of
 /// events handled, so the events of one read that follow a pause pass without waiting.
 #[derive(Default)]
@@ -375,7 +381,8 @@ struct Pace {
 }
 
 impl Pace {
-    fn data_event(&mut self, now: Instant) {
+    /// A data event was handled at `now`; `pending`: a data wake is out and no pass started.
+    fn data_event(&mut self, now: Instant, pending: bool) {
         let dense = self
             .last_data
             .is_some_and(|t| now.duration_since(t) < DATA_PACE);
@@ -384,7 +391,7 @@ impl Pace {
             .is_some_and(|t| now.duration_since(t) < DATA_PACE);
         self.last_data = Some(now);
         if dense && !paused_lately {
-            std::thread::sleep(DATA_PACE);
+            std::thread::sleep(if pending { PENDING_PACE } else { DATA_PACE });
             self.last_pause = Some(Instant::now());
         }
     }
@@ -449,7 +456,7 @@ impl Watcher {
                 let _ = wake.send(w);
             }
             if data {
-                pace.data_event(Instant::now());
+                pace.data_event(Instant::now(), pending.load(Ordering::Acquire));
             }
         };
         match notify::recommended_watcher(handler) {

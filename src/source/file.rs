@@ -33,6 +33,45 @@ use crate::pipeline::{Pipeline, RecordContext};
 use crate::selfmetrics::{FileCounters, IntCounter, IntGauge, SelfMetrics};
 use crate::status::{FileState, FileStatus, SharedStatus};
 
+/// A pass (scan and read) waits, after the previous one started, this many times as long as the
+/// previous one took...
+const PASS_GAP_FACTOR: u32 = 50;
+/// ...but never longer than this.
+const PASS_GAP_MAX: Duration = Duration::from_millis(250);
+
+/// When the next pass may start while notifications keep coming. A pass reads every write
+/// since the last one, so passes spaced out read more per read, at a cost per pass that does
+/// not grow with the writes: on a node of hundreds of busy files, one read per file per pass
+/// instead of one per write. The space is [`PASS_GAP_FACTOR`] times the previous pass's time
+/// (at most [`PASS_GAP_MAX`]), so passes take at most about 2% of the source's time unless
+/// lines fill them; a wake after a quiet spell (a file written now and then) finds the gap long
+/// past and is read at once.
+#[derive(Debug)]
+struct PassPace {
+    last_start: Instant,
+    gap: Duration,
+}
+
+impl PassPace {
+    fn new(now: Instant) -> PassPace {
+        PassPace {
+            last_start: now,
+            gap: Duration::ZERO,
+        }
+    }
+
+    /// The earliest start of the next pass.
+    fn next_start(&self) -> Instant {
+        self.last_start + self.gap
+    }
+
+    /// A pass ran from `start` to `end`.
+    fn pass(&mut self, start: Instant, end: Instant) {
+        self.last_start = start;
+        self.gap = (end.saturating_duration_since(start) * PASS_GAP_FACTOR).min(PASS_GAP_MAX);
+    }
+}
+
 /// Least time between two status snapshots, unless files came or went.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// How long a source that panicked waits before it starts again, at first…
@@ -511,6 +550,7 @@ impl FileSource {
         let (mut more, mut flush_in) = self.read(None);
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
+        let mut pace = PassPace::new(Instant::now());
         loop {
             let timeout = if more {
                 Duration::ZERO
@@ -520,9 +560,11 @@ impl FileSource {
                 flush_in.map_or(poll, |f| f.min(poll))
             };
             let mut rescan = false;
+            let mut woken = false;
             match wake_rx.recv_timeout(timeout) {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(w) => {
+                    woken = true;
                     rescan |= w == Wake::Rescan;
                     for w in wake_rx.try_iter() {
                         if w == Wake::Stop {
@@ -532,6 +574,27 @@ impl FileSource {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if woken && !rescan && !more {
+                // Data wakes that come sooner than the pace allows wait for it (see
+                // `PassPace`); what they were for is read by the pass after the wait. A name
+                // that changed ends the wait: a file created now is opened and read before it
+                // can go again, as without the pace.
+                let due = pace.next_start();
+                while !rescan {
+                    let left = due.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match wake_rx.recv_timeout(left) {
+                        Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                        Ok(w) => rescan |= w == Wake::Rescan,
+                        Err(RecvTimeoutError::Timeout) => break,
+                    }
+                }
             }
             if self.stop.load(Ordering::Relaxed) {
                 return;
@@ -557,6 +620,7 @@ impl FileSource {
             // A rescan or a poll looks at every file; a data wake only at the files named.
             let full = rescan || named.all || !watcher.is_active();
             (more, flush_in) = self.read((!full).then_some(&named.paths[..]));
+            pace.pass(now, Instant::now());
             self.publish_status(rescan || changed, watcher.is_active());
             self.log_activity(false);
         }
@@ -748,5 +812,28 @@ impl FileSource {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_spaced_by_their_cost_up_to_a_bound() {
+        let t0 = Instant::now();
+        let mut pace = PassPace::new(t0);
+        assert_eq!(pace.next_start(), t0, "the first wake is read at once");
+        // A pass of 2 ms: the next one 100 ms after it began.
+        pace.pass(t0, t0 + Duration::from_millis(2));
+        assert_eq!(pace.next_start(), t0 + Duration::from_millis(100));
+        // A long pass: the bound.
+        let t1 = t0 + Duration::from_secs(1);
+        pace.pass(t1, t1 + Duration::from_secs(2));
+        assert_eq!(pace.next_start(), t1 + PASS_GAP_MAX);
+        // A cheap pass: the next is nearly due at once again.
+        let t2 = t1 + Duration::from_secs(3);
+        pace.pass(t2, t2 + Duration::from_micros(20));
+        assert_eq!(pace.next_start(), t2 + Duration::from_millis(1));
     }
 }
