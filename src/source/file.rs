@@ -39,6 +39,9 @@ const PASS_GAP_FACTOR: u32 = 50;
 /// ...but never longer than this.
 const PASS_GAP_MAX: Duration = Duration::from_millis(250);
 
+/// A rescan waits this long for the events that come with the one that woke it.
+const RESCAN_SETTLE: Duration = Duration::from_millis(5);
+
 /// When the next pass may start while notifications keep coming. A pass reads every write
 /// since the last one, so passes spaced out read more per read, at a cost per pass that does
 /// not grow with the writes: on a node of hundreds of busy files, one read per file per pass
@@ -592,6 +595,22 @@ impl FileSource {
                     match wake_rx.recv_timeout(left) {
                         Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                         Ok(w) => rescan |= w == Wake::Rescan,
+                        Err(RecvTimeoutError::Timeout) => break,
+                    }
+                }
+            }
+            if rescan {
+                // The names of one change come as several events (a rotation's rename, then
+                // its create): the ones that follow at once are taken into the same scan.
+                let settled = Instant::now() + RESCAN_SETTLE;
+                loop {
+                    let left = settled.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match wake_rx.recv_timeout(left) {
+                        Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                        Ok(_) => {}
                         Err(RecvTimeoutError::Timeout) => break,
                     }
                 }
