@@ -3,8 +3,10 @@
 //!
 //! Each family owns a [`SeriesTable`] behind one lock: every update takes it, finds its series
 //! by the whole key (label values joined by [`KEY_SEPARATOR`], in exposition order) and changes
-//! plain `f64` values. Nothing outside the family caches a series, so removing one (a reload, a
-//! restore, an expiry) can never leave an update pointing at the wrong series. `/metrics`
+//! plain `f64` values. A rule may remember where its series sat ([`SeriesAt`], see
+//! `pipeline/cache.rs`), but such a place is honoured only while the table's removal count is
+//! the one it was given with (checked under the lock), so removing a series (an expiry, an item
+//! gone from its document) can never leave an update pointing at the wrong series. `/metrics`
 //! copies a family's table under the lock (a memcpy of its arena) and renders outside it.
 //!
 //! Bounds: `max_series` caps the label sets (new ones beyond it are dropped and counted), and
@@ -41,6 +43,16 @@ pub enum Change {
     Observe(f64),
     /// State metric: make the state at this position the current one.
     State(usize),
+}
+
+/// Where a series sits in its family's table, as [`Family::apply_and_place`] found it: valid
+/// for [`Family::apply_at`] while no series of that family is removed (checked there, under
+/// the family's lock). Only the family that gave it may take it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesAt {
+    slot: u32,
+    /// The table's removal count when the place was given.
+    removals: u64,
 }
 
 /// The name of a state metric's level gauge.
@@ -297,6 +309,14 @@ impl Family {
     /// joined by [`KEY_SEPARATOR`]), creating it first. Returns false when the series is new
     /// and the family already holds `max_series` (the drop is counted).
     pub fn apply(&self, key: &[u8], change: Change) -> bool {
+        self.apply_and_place(key, change).is_some()
+    }
+
+    /// Like [`Family::apply`], and says where the series is: a place [`Family::apply_at`]
+    /// takes instead of the key while no series of the family is removed. `None` when the
+    /// series is new and the family is full (the drop is counted; nothing is kept, so the
+    /// next update of that key asks the cap again).
+    pub fn apply_and_place(&self, key: &[u8], change: Change) -> Option<SeriesAt> {
         let mut table = self.table();
         let hash = table.hash(key);
         let slot = match table.find(key, hash) {
@@ -321,12 +341,36 @@ impl Family {
                 let Some((slot, _)) = table.find_or_insert(key, hash, cap, &zeros) else {
                     drop(table);
                     self.dropped.inc();
-                    return false;
+                    return None;
                 };
                 self.series_count.set(table.len() as i64);
                 slot
             }
         };
+        self.change_slot(&mut table, slot, change);
+        Some(SeriesAt {
+            slot,
+            removals: table.removals(),
+        })
+    }
+
+    /// Applies `change` to the series at `at` (from [`Family::apply_and_place`] on this
+    /// family), unless a series of the family was removed since `at` was given (idle expiry, an
+    /// item gone from its document): then nothing changes and
+    /// false says to go by the key. Removal is the only way a slot can come to hold another
+    /// series or none ([`SeriesTable::removals`]), so an unchanged count means `at` still
+    /// names the series it named, whose existence already passed the family's limits.
+    pub fn apply_at(&self, at: SeriesAt, change: Change) -> bool {
+        let mut table = self.table();
+        if table.removals() != at.removals {
+            return false;
+        }
+        self.change_slot(&mut table, at.slot, change);
+        true
+    }
+
+    /// Changes the values of a held slot (and marks it changed, for idle expiry).
+    fn change_slot(&self, table: &mut SeriesTable, slot: u32, change: Change) {
         if self.expire_after.is_some() {
             let now = self.now();
             table.touch(slot, now);
@@ -348,7 +392,6 @@ impl Family {
                 values[n + 2] += 1.0;
             }
         }
-        true
     }
 
     /// A copy of the series, taken under the lock.
