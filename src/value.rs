@@ -10,7 +10,7 @@ pub struct NotConvertible;
 
 /// Reads `text` as a number the way `how` says.
 pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
-    let t = text.trim();
+    let t = trimmed(text);
     match how {
         Conversion::Number => number(t),
         Conversion::Bytes => bytes(t),
@@ -27,6 +27,19 @@ pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
             Ok(v)
         }
     })
+}
+
+/// `text.trim()`, without its walk when the text begins and ends with a printable ASCII
+/// character other than a space (`512`, `0.042`: what log lines carry), which is never
+/// whitespace.
+fn trimmed(text: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..=0x7E).contains(b));
+    let bytes = text.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
 }
 
 /// A plain number; `,` or `_` may separate thousands (`36,426,658`), only in groups of three.
@@ -344,6 +357,24 @@ fn wildcard_match(parts: &[String], text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut past `trim` answers as `trim` for every text: ends of every kind (ASCII
+    /// whitespace, the vertical tab, Unicode spaces, controls, multibyte text), short and long.
+    #[test]
+    fn trimmed_is_trim() {
+        let ends = [
+            "", " ", "\t", "\n", "\r", "\x0B", "\x0C", "\u{85}", "\u{A0}", "\u{2003}", "\u{3000}",
+            "\x7F", "\x01", "a", "7", "-", ".", "~", "!", "é", "字",
+        ];
+        for a in ends {
+            for mid in ["", "1", "0.042", "1 2", " ", "é"] {
+                for b in ends {
+                    let text = format!("{a}{mid}{b}");
+                    assert_eq!(trimmed(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+    }
 
     /// The short-decimal path gives the float parser's value, bit for bit, and declines what
     /// is not a short plain decimal.
