@@ -291,6 +291,7 @@ fn count_record_error(
 
 impl<'a> Base<'a> {
     /// Field `i` of the match as it is in the record.
+    #[inline]
     pub(super) fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             // A group that did not take part in the match is empty text, as in the regex crate.
@@ -340,6 +341,7 @@ pub fn unquote(text: &str) -> Cow<'_, str> {
 
 impl<'a> Fields<'a> {
     /// The field's text; `None` when a document field selected nothing.
+    #[inline]
     pub(super) fn get(&self, field: FieldRef) -> Option<&'a str> {
         match (&self.base, field) {
             (_, FieldRef::Index(i)) if !self.unquoted.is_empty() => {
