@@ -14,7 +14,7 @@
 //! and counted), so a family's memory is bounded by its caps.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::collections::HashSet;
@@ -47,13 +47,18 @@ pub enum Change {
 
 /// Where a series sits in its family's table, as [`Family::apply_and_place`] found it: valid
 /// for [`Family::apply_at`] while no series of that family is removed (checked there, under
-/// the family's lock). Only the family that gave it may take it back.
+/// the family's lock). Another family refuses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeriesAt {
+    /// The family that gave it ([`Family`]'s `id`).
+    family: u64,
     slot: u32,
     /// The table's removal count when the place was given.
     removals: u64,
 }
+
+/// The `id` of the next family made.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The name of a state metric's level gauge.
 pub fn level_name(metric: &str) -> String {
@@ -90,6 +95,8 @@ pub struct Family {
     /// Pre-declared series made so far, in a lazy family (changed under the table's lock).
     declared_made: AtomicUsize,
     table: Mutex<SeriesTable>,
+    /// Unique among the families of the process: a [`SeriesAt`] names the family it is of.
+    id: u64,
     series_count: IntGauge,
     dropped: IntCounter,
     truncated: IntCounter,
@@ -131,6 +138,7 @@ impl Family {
             lazy,
             declared_made: AtomicUsize::new(0),
             table: Mutex::new(SeriesTable::new(width)),
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
             dropped: self_metrics
                 .series_dropped
@@ -349,6 +357,7 @@ impl Family {
         };
         self.change_slot(&mut table, slot, change);
         Some(SeriesAt {
+            family: self.id,
             slot,
             removals: table.removals(),
         })
@@ -362,7 +371,7 @@ impl Family {
     /// names the series it named, whose existence already passed the family's limits.
     pub fn apply_at(&self, at: SeriesAt, change: Change) -> bool {
         let mut table = self.table();
-        if table.removals() != at.removals {
+        if at.family != self.id || table.removals() != at.removals {
             return false;
         }
         self.change_slot(&mut table, at.slot, change);
@@ -1003,6 +1012,38 @@ mod tests {
         assert!(cut_label_value(&mut k, 2, 5));
         assert_eq!(&k[2..], "aé".as_bytes());
         assert!(!cut_label_value(&mut k, 2, 5));
+    }
+
+    /// A place is honoured by the family that gave it until that family removes a series,
+    /// and never by another family (even one whose table has removed as many).
+    #[test]
+    fn a_place_holds_until_a_removal_and_only_in_its_family() {
+        let self_metrics = SelfMetrics::new();
+        let c = config(MetricKind::Gauge, &["k"]);
+        let (family, other) = (
+            Family::new(&c, &self_metrics, false),
+            Family::new(&c, &self_metrics, false),
+        );
+        let at = family.apply_and_place(b"a", Change::Set(1.0)).unwrap();
+        other.apply(b"x", Change::Set(5.0));
+        assert!(!other.apply_at(at, Change::Add(1.0)));
+        assert!(family.apply_at(at, Change::Add(1.0)));
+        // Another series made, none removed: still the place of `a`.
+        family.apply(b"b", Change::Set(7.0));
+        assert!(family.apply_at(at, Change::Add(1.0)));
+        assert_eq!(family.copy().values(0), [3.0]);
+        // `a` removed, `c` made in its slot: the place is refused, `c` untouched.
+        family.remove(b"a");
+        family.apply(b"c", Change::Set(9.0));
+        assert!(!family.apply_at(at, Change::Add(1.0)));
+        let copy = family.copy();
+        let values: Vec<(Vec<u8>, f64)> = (0..copy.len())
+            .map(|i| (copy.key(i).to_vec(), copy.values(i)[0]))
+            .collect();
+        assert!(values.contains(&(b"c".to_vec(), 9.0)), "{values:?}");
+        assert!(values.contains(&(b"b".to_vec(), 7.0)), "{values:?}");
+        assert_eq!(values.len(), 2);
+        assert_eq!(other.copy().values(0), [5.0]);
     }
 
     #[test]
