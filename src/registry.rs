@@ -3,8 +3,10 @@
 //!
 //! Each family owns a [`SeriesTable`] behind one lock: every update takes it, finds its series
 //! by the whole key (label values joined by [`KEY_SEPARATOR`], in exposition order) and changes
-//! plain `f64` values. Nothing outside the family caches a series, so removing one (a reload, a
-//! restore, an expiry) can never leave an update pointing at the wrong series. `/metrics`
+//! plain `f64` values. A rule may remember where its series sat ([`SeriesAt`], see
+//! `pipeline/cache.rs`), but such a place is honoured only while the table's removal count is
+//! the one it was given with (checked under the lock), so removing a series (an expiry, an item
+//! gone from its document) can never leave an update pointing at the wrong series. `/metrics`
 //! copies a family's table under the lock (a memcpy of its arena) and renders outside it.
 //!
 //! Bounds: `max_series` caps the label sets (new ones beyond it are dropped and counted), and
@@ -12,7 +14,7 @@
 //! and counted), so a family's memory is bounded by its caps.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::collections::HashSet;
@@ -42,6 +44,21 @@ pub enum Change {
     /// State metric: make the state at this position the current one.
     State(usize),
 }
+
+/// Where a series sits in its family's table, as [`Family::apply_and_place`] found it: valid
+/// for [`Family::apply_at`] while no series of that family is removed (checked there, under
+/// the family's lock). Another family refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesAt {
+    /// The family that gave it ([`Family`]'s `id`).
+    family: u64,
+    slot: u32,
+    /// The table's removal count when the place was given.
+    removals: u64,
+}
+
+/// The `id` of the next family made.
+static NEXT_FAMILY_ID: AtomicU64 = AtomicU64::new(0);
 
 /// The name of a state metric's level gauge.
 pub fn level_name(metric: &str) -> String {
@@ -78,6 +95,8 @@ pub struct Family {
     /// Pre-declared series made so far, in a lazy family (changed under the table's lock).
     declared_made: AtomicUsize,
     table: Mutex<SeriesTable>,
+    /// Unique among the families of the process: a [`SeriesAt`] names the family it is of.
+    id: u64,
     series_count: IntGauge,
     dropped: IntCounter,
     truncated: IntCounter,
@@ -119,6 +138,7 @@ impl Family {
             lazy,
             declared_made: AtomicUsize::new(0),
             table: Mutex::new(SeriesTable::new(width)),
+            id: NEXT_FAMILY_ID.fetch_add(1, Ordering::Relaxed),
             series_count: self_metrics.series.with_label_values(&[&config.name]),
             dropped: self_metrics
                 .series_dropped
@@ -297,6 +317,14 @@ impl Family {
     /// joined by [`KEY_SEPARATOR`]), creating it first. Returns false when the series is new
     /// and the family already holds `max_series` (the drop is counted).
     pub fn apply(&self, key: &[u8], change: Change) -> bool {
+        self.apply_and_place(key, change).is_some()
+    }
+
+    /// Like [`Family::apply`], and says where the series is: a place [`Family::apply_at`]
+    /// takes instead of the key while no series of the family is removed. `None` when the
+    /// series is new and the family is full (the drop is counted; nothing is kept, so the
+    /// next update of that key asks the cap again).
+    pub fn apply_and_place(&self, key: &[u8], change: Change) -> Option<SeriesAt> {
         let mut table = self.table();
         let hash = table.hash(key);
         let slot = match table.find(key, hash) {
@@ -321,12 +349,37 @@ impl Family {
                 let Some((slot, _)) = table.find_or_insert(key, hash, cap, &zeros) else {
                     drop(table);
                     self.dropped.inc();
-                    return false;
+                    return None;
                 };
                 self.series_count.set(table.len() as i64);
                 slot
             }
         };
+        self.change_slot(&mut table, slot, change);
+        Some(SeriesAt {
+            family: self.id,
+            slot,
+            removals: table.removals(),
+        })
+    }
+
+    /// Applies `change` to the series at `at` (from [`Family::apply_and_place`] on this
+    /// family), unless a series of the family was removed since `at` was given (idle expiry, an
+    /// item gone from its document): then nothing changes and
+    /// false says to go by the key. Removal is the only way a slot can come to hold another
+    /// series or none ([`SeriesTable::removals`]), so an unchanged count means `at` still
+    /// names the series it named, whose existence already passed the family's limits.
+    pub fn apply_at(&self, at: SeriesAt, change: Change) -> bool {
+        let mut table = self.table();
+        if at.family != self.id || table.removals() != at.removals {
+            return false;
+        }
+        self.change_slot(&mut table, at.slot, change);
+        true
+    }
+
+    /// Changes the values of a held slot (and marks it changed, for idle expiry).
+    fn change_slot(&self, table: &mut SeriesTable, slot: u32, change: Change) {
         if self.expire_after.is_some() {
             let now = self.now();
             table.touch(slot, now);
@@ -348,7 +401,6 @@ impl Family {
                 values[n + 2] += 1.0;
             }
         }
-        true
     }
 
     /// A copy of the series, taken under the lock.
@@ -960,6 +1012,38 @@ mod tests {
         assert!(cut_label_value(&mut k, 2, 5));
         assert_eq!(&k[2..], "aé".as_bytes());
         assert!(!cut_label_value(&mut k, 2, 5));
+    }
+
+    /// A place is honoured by the family that gave it until that family removes a series,
+    /// and never by another family (even one whose table has removed as many).
+    #[test]
+    fn a_place_holds_until_a_removal_and_only_in_its_family() {
+        let self_metrics = SelfMetrics::new();
+        let c = config(MetricKind::Gauge, &["k"]);
+        let (family, other) = (
+            Family::new(&c, &self_metrics, false),
+            Family::new(&c, &self_metrics, false),
+        );
+        let at = family.apply_and_place(b"a", Change::Set(1.0)).unwrap();
+        other.apply(b"x", Change::Set(5.0));
+        assert!(!other.apply_at(at, Change::Add(1.0)));
+        assert!(family.apply_at(at, Change::Add(1.0)));
+        // Another series made, none removed: still the place of `a`.
+        family.apply(b"b", Change::Set(7.0));
+        assert!(family.apply_at(at, Change::Add(1.0)));
+        assert_eq!(family.copy().values(0), [3.0]);
+        // `a` removed, `c` made in its slot: the place is refused, `c` untouched.
+        family.remove(b"a");
+        family.apply(b"c", Change::Set(9.0));
+        assert!(!family.apply_at(at, Change::Add(1.0)));
+        let copy = family.copy();
+        let values: Vec<(Vec<u8>, f64)> = (0..copy.len())
+            .map(|i| (copy.key(i).to_vec(), copy.values(i)[0]))
+            .collect();
+        assert!(values.contains(&(b"c".to_vec(), 9.0)), "{values:?}");
+        assert!(values.contains(&(b"b".to_vec(), 7.0)), "{values:?}");
+        assert_eq!(values.len(), 2);
+        assert_eq!(other.copy().values(0), [5.0]);
     }
 
     #[test]

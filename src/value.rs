@@ -10,7 +10,7 @@ pub struct NotConvertible;
 
 /// Reads `text` as a number the way `how` says.
 pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
-    let t = text.trim();
+    let t = trimmed(text);
     match how {
         Conversion::Number => number(t),
         Conversion::Bytes => bytes(t),
@@ -27,6 +27,19 @@ pub fn convert(text: &str, how: Conversion) -> Result<f64, NotConvertible> {
             Ok(v)
         }
     })
+}
+
+/// `text.trim()`, without its walk when the text begins and ends with a printable ASCII
+/// character other than a space (`512`, `0.042`: what log lines carry), which is never
+/// whitespace.
+fn trimmed(text: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..=0x7E).contains(b));
+    let bytes = text.as_bytes();
+    if printable(bytes.first()) && printable(bytes.last()) {
+        text
+    } else {
+        text.trim()
+    }
 }
 
 /// A plain number; `,` or `_` may separate thousands (`36,426,658`), only in groups of three.
@@ -59,30 +72,29 @@ const EXACT_POWERS_OF_TEN: [f64; 16] = [
 /// exact in an f64, so one division rounds once, as the parser does (Clinger's fast path) —
 /// the same value for the numbers log lines carry most (`512`, `0.042`). `None`: anything else.
 fn short_decimal(t: &str) -> Option<f64> {
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t),
+    let (negative, digits) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
     };
+    // More than 15 digits and a point: declined without reading them.
+    if digits.len() > 16 {
+        return None;
+    }
     let mut mantissa: u64 = 0;
-    let mut count = 0usize;
+    // Digits after the point, once one is seen.
     let mut fraction: Option<usize> = None;
-    for b in digits.bytes() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                count += 1;
-                if let Some(f) = &mut fraction {
-                    *f += 1;
-                }
-            }
-            b'.' if fraction.is_none() => fraction = Some(0),
-            _ => return None,
-        }
-        if count > 15 {
+    for (i, &b) in digits.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit < 10 {
+            mantissa = mantissa * 10 + u64::from(digit);
+        } else if b == b'.' && fraction.is_none() {
+            fraction = Some(digits.len() - i - 1);
+        } else {
             return None;
         }
     }
-    if count == 0 {
+    let count = digits.len() - usize::from(fraction.is_some());
+    if count == 0 || count > 15 {
         return None;
     }
     let v = mantissa as f64 / EXACT_POWERS_OF_TEN[fraction.unwrap_or(0)];
@@ -345,6 +357,24 @@ fn wildcard_match(parts: &[String], text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The shortcut past `trim` answers as `trim` for every text: ends of every kind (ASCII
+    /// whitespace, the vertical tab, Unicode spaces, controls, multibyte text), short and long.
+    #[test]
+    fn trimmed_is_trim() {
+        let ends = [
+            "", " ", "\t", "\n", "\r", "\x0B", "\x0C", "\u{85}", "\u{A0}", "\u{2003}", "\u{3000}",
+            "\x7F", "\x01", "a", "7", "-", ".", "~", "!", "é", "字",
+        ];
+        for a in ends {
+            for mid in ["", "1", "0.042", "1 2", " ", "é"] {
+                for b in ends {
+                    let text = format!("{a}{mid}{b}");
+                    assert_eq!(trimmed(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+    }
+
     /// The short-decimal path gives the float parser's value, bit for bit, and declines what
     /// is not a short plain decimal.
     #[test]
@@ -382,13 +412,33 @@ mod tests {
         }
         assert!(taken > 100_000, "only {taken} taken");
         for other in [
-            "", "-", ".", "-.", "1e3", "+5", "1,000", " 1", "1 ", "0x10", "1..2", "inf",
+            "",
+            "-",
+            ".",
+            "-.",
+            "1e3",
+            "+5",
+            "1,000",
+            " 1",
+            "1 ",
+            "0x10",
+            "1..2",
+            "inf",
+            "1.2.3",
+            "--5",
+            "5-",
+            "1234567890123456",
+            "12345678901234.56",
+            "é",
         ] {
             assert_eq!(short_decimal(other), None, "{other:?}");
         }
         assert_eq!(number("-0").map(f64::to_bits), Ok((-0.0f64).to_bits()));
         assert_eq!(number("1."), Ok(1.0));
         assert_eq!(number(".5"), Ok(0.5));
+        // Fifteen digits and a point: the longest text taken.
+        assert_eq!(short_decimal("123456789012.345"), Some(123456789012.345));
+        assert_eq!(short_decimal("-1234567890123.45"), Some(-1234567890123.45));
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl Matcher {
     }
 
     /// The span of group `index` in the last matched line, if it took part.
+    #[inline]
     pub fn group(&self, index: usize) -> Option<(usize, usize)> {
         self.slots.get(index).copied().filter(|s| *s != UNSET)
     }

@@ -253,7 +253,12 @@ impl Pipeline {
                     (*r, c)
                 })
                 .collect();
+            let cache = match extract {
+                Extract::Document => None,
+                _ => Rule::series_cache(&updates),
+            };
             rules.push(Rule {
+                cache,
                 matches: self_metrics
                     .rule_matches
                     .with_label_values(&[&source.name, &rule_name]),
@@ -345,6 +350,7 @@ impl Pipeline {
                 derived_names: rule.derived_names.clone(),
                 when: rule.when.clone(),
                 unquote: rule.unquote.clone(),
+                cache: None,
             });
         }
         Some(Pipeline {

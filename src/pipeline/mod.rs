@@ -12,6 +12,7 @@
 //! plan's types are here, their fields private to this module and its files.
 
 mod build;
+mod cache;
 mod records;
 mod trace;
 mod update;
@@ -77,7 +78,7 @@ pub struct DocumentOutcome {
 }
 
 /// Where a field's text comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldRef {
     /// A regex capture group, or a document rule's field, by index.
     Index(usize),
@@ -290,9 +291,25 @@ struct Rule {
     when: Vec<When>,
     /// `unquote:`: the fields (by index) read without their quotes.
     unquote: Vec<usize>,
+    /// Where the updates' series sat for recent label texts (record rules; `None` for
+    /// document rules and rules without updates).
+    cache: Option<cache::SeriesCache>,
 }
 
 impl Rule {
+    /// The memo of where a record rule's updates' series sit, keyed on the fields their labels
+    /// read.
+    fn series_cache(updates: &[Update]) -> Option<cache::SeriesCache> {
+        let fields = updates
+            .iter()
+            .flat_map(|u| u.labels.iter().flatten())
+            .filter_map(|p| match p {
+                Part::Field(f) => Some(*f),
+                Part::Literal(_) => None,
+            });
+        cache::SeriesCache::new(fields, updates.len())
+    }
+
     /// The field `name` names in this rule's matches (`explain --where`), if it has one.
     fn field_ref(&self, name: &str) -> Option<FieldRef> {
         match name {

@@ -127,8 +127,16 @@ impl Pipeline {
                 if let Some(trace) = &mut self.trace {
                     record(trace, index, Some(line), rule, &fields);
                 }
-                for update in &mut rule.updates {
-                    if let Err(reason) = update.apply(&fields, &mut self.key, false) {
+                // The same label texts as a recent match: the series where they were.
+                let entry = rule.cache.as_mut().and_then(|c| c.entry(&fields));
+                for (u, update) in rule.updates.iter_mut().enumerate() {
+                    let applied = match (entry, rule.cache.as_mut()) {
+                        (Some(e), Some(cache)) => {
+                            update.apply_remembered(&fields, &mut self.key, cache.remembered(e, u))
+                        }
+                        _ => update.apply(&fields, &mut self.key, false),
+                    };
+                    if let Err(reason) = applied {
                         let books = (&rule.name, &rule.errors, &mut rule.last_failures);
                         failed(&self.source, books, update, &fields, reason);
                     }
@@ -283,6 +291,7 @@ fn count_record_error(
 
 impl<'a> Base<'a> {
     /// Field `i` of the match as it is in the record.
+    #[inline]
     pub(super) fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             // A group that did not take part in the match is empty text, as in the regex crate.
@@ -332,6 +341,7 @@ pub fn unquote(text: &str) -> Cow<'_, str> {
 
 impl<'a> Fields<'a> {
     /// The field's text; `None` when a document field selected nothing.
+    #[inline]
     pub(super) fn get(&self, field: FieldRef) -> Option<&'a str> {
         match (&self.base, field) {
             (_, FieldRef::Index(i)) if !self.unquoted.is_empty() => {

@@ -2,6 +2,7 @@
 //! applied to the family; failed updates counted and kept for the landing page; page
 //! sources' absent series retired, adopted after a reload, or marked unknown.
 
+use super::cache::Remembered;
 use super::trace::shown;
 use super::{Fields, Op, Part, Pipeline, Scale, Update, ValueSource};
 use crate::config::{Conversion, MetricKind, NoneValue};
@@ -255,6 +256,38 @@ impl Update {
         Ok(())
     }
 
+    /// [`Update::apply`] of a record's match (not a document's) with what the rule's memo
+    /// remembers of this match's label texts: the series where it sat, if the family still
+    /// vouches for that place, else by the key (and remembered for the next match). The same
+    /// changes and counts as [`Update::apply`], in the same order.
+    pub(super) fn apply_remembered(
+        &mut self,
+        fields: &Fields,
+        key: &mut Vec<u8>,
+        remembered: &mut Remembered,
+    ) -> Result<(), RuleErrorReason> {
+        let Some(value) = self.value(fields).and_then(|v| self.refuse_negative(v))? else {
+            return Ok(());
+        };
+        let change = self.change(value);
+        if let Some(at) = remembered.at {
+            if self.family.apply_at(at, change) {
+                // Building the key would have cut these values again, and counted them.
+                for _ in 0..remembered.cut {
+                    self.family.count_truncated();
+                }
+                return Ok(());
+            }
+        }
+        let cut = self.build_key(fields, key);
+        // A full family drops the update (and counts it); nothing is remembered then.
+        *remembered = Remembered {
+            at: self.family.apply_and_place(key, change),
+            cut,
+        };
+        Ok(())
+    }
+
     /// A counter does not go down: a negative increment or total is refused.
     pub(super) fn refuse_negative(
         &self,
@@ -281,8 +314,6 @@ impl Update {
         }
     }
 
-    /// The series key of this match: label values in key order, each cut to the family's
-    /// `max_label_value_length` (counted).
     /// The series key when every label is constant text; `None` when one reads a field.
     fn constant_key(&self) -> Option<Vec<u8>> {
         let mut key = Vec::new();
@@ -303,8 +334,11 @@ impl Update {
         Some(key)
     }
 
-    pub(super) fn build_key(&self, fields: &Fields, key: &mut Vec<u8>) {
+    /// The series key of this match: label values in key order, each cut to the family's
+    /// `max_label_value_length` (counted); returns how many label values were cut.
+    pub(super) fn build_key(&self, fields: &Fields, key: &mut Vec<u8>) -> u32 {
         key.clear();
+        let mut cut = 0;
         let max = self.family.max_label_value_length();
         for (i, parts) in self.labels.iter().enumerate() {
             if i > 0 {
@@ -321,8 +355,10 @@ impl Update {
             }
             if cut_label_value(key, start, max) {
                 self.family.count_truncated();
+                cut += 1;
             }
         }
+        cut
     }
 }
 

@@ -503,3 +503,54 @@ sources:
     server.route("/health", json(&[("api", "critical", "5ms")]));
     wait_family(&exporter, &names, &states(&[("api", "critical")]));
 }
+
+/// A rule remembers where the series of recent label values sat (issue 25): after `a`
+/// expires, `c` is made in the slot `a` left, and the next `a` lines must make `a` again,
+/// not count into `c`. Counts differ per series (3, 1, 2), so a line counted into the wrong
+/// series cannot pass for a right one.
+#[test]
+fn a_series_made_again_after_expiry_is_not_the_one_that_took_its_place() {
+    let dir = tempdir();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let config = r#"version: 1
+metrics:
+  - {name: events_total, type: counter, help: Events by kind., labels: [kind], expire_after: 5s}
+sources:
+  - name: app
+    file: {paths: [app.log], start_at: beginning}
+    rules:
+      - regex: 'kind=(?P<kind>\w+)'
+        update: [{metric: events_total, labels: {kind: $kind}}]
+"#;
+    let exporter = Exporter::start(dir.path(), config);
+    append(&log, "kind=a\nkind=a\nkind=a\n");
+    exporter.wait_value(r#"events_total{kind="a"}"#, 3.0);
+    let start = Instant::now();
+    while exporter.value(r#"events_total{kind="a"}"#).is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60), "a never expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    append(&log, "kind=c\nkind=a\nkind=a\n");
+    // `a` at 2, and in the same scrape `c` at 1 (`c` was counted just before `a`, so it is
+    // still there whenever `a` is, but for a sweep falling between their touches' tenths
+    // of a second, five seconds after them: this scrape comes far sooner).
+    let start = Instant::now();
+    loop {
+        let text = exporter.scrape();
+        if value_in(&text, r#"events_total{kind="a"}"#) == Some(2.0) {
+            assert_eq!(
+                series(&text, "events_total"),
+                [
+                    ("kind=\"a\"".to_owned(), 2.0),
+                    ("kind=\"c\"".to_owned(), 1.0)
+                ]
+                .into(),
+                "{text}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
