@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// How long a condition may take before a test fails. Generous: CI machines are shared.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// How long [`Exporter::start_wrapped`] waits for `/-/ready` at most before it hands over.
+const READY_WAIT: Duration = Duration::from_secs(5);
+
 /// The binary under test: this build's, or another one named by `QUARRY_TEST_BINARY` (to run
 /// the same tests against an older build, and see which fail there).
 pub fn binary() -> String {
@@ -113,7 +116,16 @@ impl Exporter {
                 );
             }
         };
-        Exporter { child, port, log }
+        let exporter = Exporter { child, port, log };
+        // "Listening" comes before the sources' first scans: a line appended now to a file
+        // followed from its end (the default `start_at`) could be taken for what was there
+        // before. Wait (bounded) for `/-/ready`, which says every source has scanned; a test
+        // of an exporter that never gets ready goes on after the bound.
+        let start = Instant::now();
+        while start.elapsed() < READY_WAIT && exporter.get("/-/ready", &[]).0 != 200 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        exporter
     }
 
     /// GETs `path`; returns status, headers (lower-cased names) and body.
