@@ -75,6 +75,28 @@ impl PassPace {
     }
 }
 
+/// Takes the wakes that come until `until` (noting in `rescan` whether one asked for a rescan;
+/// with `end_at_rescan`, only until one does); false when the source is to stop.
+fn gather_wakes(
+    wake_rx: &Receiver<Wake>,
+    until: Instant,
+    rescan: &mut bool,
+    end_at_rescan: bool,
+) -> bool {
+    while !(end_at_rescan && *rescan) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match wake_rx.recv_timeout(left) {
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+            Ok(w) => *rescan |= w == Wake::Rescan,
+            Err(RecvTimeoutError::Timeout) => break,
+        }
+    }
+    true
+}
+
 /// Least time between two status snapshots, unless files came or went.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// How long a source that panicked waits before it starts again, at first…
@@ -586,34 +608,15 @@ impl FileSource {
                 // `PassPace`); what they were for is read by the pass after the wait. A name
                 // that changed ends the wait: a file created now is opened and read before it
                 // can go again, as without the pace.
-                let due = pace.next_start();
-                while !rescan {
-                    let left = due.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match wake_rx.recv_timeout(left) {
-                        Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                        Ok(w) => rescan |= w == Wake::Rescan,
-                        Err(RecvTimeoutError::Timeout) => break,
-                    }
+                if !gather_wakes(wake_rx, pace.next_start(), &mut rescan, true) {
+                    return;
                 }
             }
-            if rescan {
-                // The names of one change come as several events (a rotation's rename, then
-                // its create): the ones that follow at once are taken into the same scan.
-                let settled = Instant::now() + RESCAN_SETTLE;
-                loop {
-                    let left = settled.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match wake_rx.recv_timeout(left) {
-                        Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                        Ok(_) => {}
-                        Err(RecvTimeoutError::Timeout) => break,
-                    }
-                }
+            // The names of one change come as several events (a rotation's rename, then its
+            // create): the ones that follow at once are taken into the same scan.
+            if rescan && !gather_wakes(wake_rx, Instant::now() + RESCAN_SETTLE, &mut rescan, false)
+            {
+                return;
             }
             if self.stop.load(Ordering::Relaxed) {
                 return;
@@ -837,6 +840,37 @@ impl FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_for_the_pace_ends_at_a_rescan_or_a_stop() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let far = Instant::now() + Duration::from_secs(3600);
+        // Data wakes are taken while waiting; a rescan ends the wait at once.
+        for w in [Wake::Data, Wake::Data, Wake::Rescan, Wake::Data] {
+            tx.send(w).unwrap();
+        }
+        let mut rescan = false;
+        assert!(gather_wakes(&rx, far, &mut rescan, true));
+        assert!(rescan);
+        assert_eq!(
+            rx.try_iter().count(),
+            1,
+            "the wake after the rescan is left"
+        );
+        // Without ending at a rescan: every wake until the deadline, the rescan noted.
+        tx.send(Wake::Rescan).unwrap();
+        tx.send(Wake::Data).unwrap();
+        let mut rescan = false;
+        let soon = Instant::now() + Duration::from_millis(5);
+        assert!(gather_wakes(&rx, soon, &mut rescan, false));
+        assert!(rescan);
+        assert_eq!(rx.try_iter().count(), 0);
+        // A stop, or the sender gone: the source stops.
+        tx.send(Wake::Stop).unwrap();
+        assert!(!gather_wakes(&rx, far, &mut false, true));
+        drop(tx);
+        assert!(!gather_wakes(&rx, far, &mut false, false));
+    }
 
     #[test]
     fn passes_are_spaced_by_their_cost_up_to_a_bound() {
