@@ -37,5 +37,7 @@ pub mod server;
 pub mod source;
 pub mod status;
 pub mod suggest;
+#[cfg(test)]
+pub(crate) mod test_rng;
 pub mod value;
 pub mod webconfig;

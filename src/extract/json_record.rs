@@ -504,6 +504,7 @@ fn lossy<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
 mod tests {
     use super::*;
     use crate::extract::json::JsonExtractor;
+    use crate::test_rng::Rng;
 
     /// The one-pass reader's trie of `fields` with each field's slot, and the document
     /// reader of the same fields: what the differential tests compare.
@@ -749,21 +750,17 @@ mod tests {
     /// escape and raw UTF-8, numbers of every shape (including out of a double's range),
     /// duplicate keys, deep nesting, random whitespace; then, for some, one mutation of the
     /// text (a byte dropped or inserted, the text cut, garbage after it).
-    struct Gen(u64);
+    struct Gen(Rng);
 
     impl Gen {
         fn next(&mut self) -> u64 {
-            // xorshift64*
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            self.0.next()
         }
         fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
+            self.0.below(n as u64) as usize
         }
         fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
+            self.0.pick(items)
         }
         fn ws(&mut self, out: &mut String) {
             if self.below(4) == 0 {
@@ -948,7 +945,7 @@ mod tests {
             "$.x.missing",
         ];
         let (trie, slots, slow) = both_readers(&fields);
-        let mut gen = Gen(0x5eed_2026_1205);
+        let mut gen = Gen(Rng(0x5eed_2026_1205));
         let (mut spans, mut old_spans) = (Vec::new(), Vec::new());
         let (mut accepted, mut refused, mut deep) = (0, 0, 0);
         for _ in 0..30_000 {
@@ -1002,7 +999,7 @@ mod tests {
                 }
             }
         }
-        let mut gen = Gen(7);
+        let mut gen = Gen(Rng(7));
         for _ in 0..100_000 {
             let w = gen.next().to_le_bytes();
             assert_eq!(scanned(w), first(w), "{w:?}");
@@ -1053,7 +1050,7 @@ mod tests {
         ] {
             assert!(!is_plain_decimal(raw), "{raw}");
         }
-        let mut gen = Gen(42);
+        let mut gen = Gen(Rng(42));
         let mut taken = 0;
         for _ in 0..200_000 {
             let whole = match gen.below(4) {

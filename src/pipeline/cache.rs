@@ -228,6 +228,7 @@ mod tests {
     use crate::config::load_str;
     use crate::registry::Families;
     use crate::selfmetrics::SelfMetrics;
+    use crate::test_rng::Rng;
 
     const CONFIG: &str = r#"version: 1
 metrics:
@@ -260,20 +261,6 @@ sources:
         update:
           - {metric: req_total, labels: {method: FIVE, status: xx}}
 "#;
-
-    /// A small seeded generator (xorshift64*), the same sequence on every run.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-            from[(self.next() % from.len() as u64) as usize]
-        }
-    }
 
     fn pipeline(config: &crate::config::Config, cached: bool) -> (Pipeline, Families, SelfMetrics) {
         let self_metrics = SelfMetrics::new();

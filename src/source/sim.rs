@@ -27,6 +27,7 @@ use super::identity::Known;
 use super::lines::LineStats;
 use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
 use crate::config::StartAt;
+use crate::test_rng::Rng;
 
 struct Inode {
     data: Vec<u8>,
@@ -328,23 +329,6 @@ impl Counter {
             },
             self.counts.clone(),
         )
-    }
-}
-
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
     }
 }
 
