@@ -808,10 +808,15 @@ impl Sim {
             // Nor between the end of logrotate's copy and its truncate: steps pass there (the
             // tailer reads, the writer writes), but not seconds — logrotate truncates right
             // after it copied (a file still whole after rotate_wait is a new one, not a copy).
+            // Nor while the copy is shorter than a head: a copy that stalls there for longer
+            // than rotate_wait is taken for a new file that starts alike (documented).
             65..=69
                 if self.reopen_in.is_none()
                     && !(self.records == Records::Multiline && self.half.is_some())
-                    && self.copying.as_ref().is_none_or(|c| c.done.is_none()) =>
+                    && self
+                        .copying
+                        .as_ref()
+                        .is_none_or(|c| c.done.is_none() && self.copied_a_head(c.dst)) =>
             {
                 self.now += Duration::from_millis(200 + self.rng.below(3000));
             }
@@ -874,6 +879,14 @@ impl Sim {
         let old = std::mem::replace(&mut self.tailer, fresh);
         self.tailer.adopt_state_of(old, &mut self.counter);
         self.honour_durable();
+    }
+
+    /// The copy being written at `dst` holds at least a head's bytes.
+    fn copied_a_head(&self, dst: u64) -> bool {
+        let w = self.fs.0.borrow();
+        w.inodes
+            .get(&dst)
+            .is_some_and(|i| i.data.len() as u64 >= super::identity::HEAD_LEN)
     }
 
     /// logrotate's copy goes on: more bytes copied, or, once complete, the truncate comes
