@@ -1100,8 +1100,23 @@ impl<F: Fs> Tailer<F> {
             if nothing_new {
                 break;
             }
-            let n = match h.read_at(t.read, &mut self.buffer) {
-                Ok(0) => break,
+            // Each read takes the bytes before the offset again: content replaced since the
+            // check above (truncated and written past the offset while this thread was not
+            // running, as on a saturated machine) is told by them, not read from its middle.
+            let overlap = t.tail.len();
+            let n = match read_with_overlap(&h, t.read, overlap, &mut self.buffer) {
+                Ok(n) if n < overlap || self.buffer[..overlap] != t.tail[..] => {
+                    if held {
+                        t.handle = Some(h);
+                    }
+                    let meta = t
+                        .handle
+                        .as_ref()
+                        .and_then(|h| h.meta().ok())
+                        .unwrap_or(meta);
+                    return self.replaced(t, meta, now, sink, false);
+                }
+                Ok(n) if n == overlap => break,
                 Ok(n) => n,
                 Err(e) => {
                     error = Some(format!("cannot read {path}: {e}"));
@@ -1109,7 +1124,7 @@ impl<F: Fs> Tailer<F> {
                 }
             };
             let mut section = Section::open(sink);
-            t.consume(&self.buffer[..n], now, &mut *section);
+            t.consume(&self.buffer[overlap..n], now, &mut *section);
             section.record(id, Some(&record(&t)));
             drop(section);
             budget = budget.saturating_sub(n as u64);
@@ -1748,6 +1763,25 @@ impl<F: Fs> Tailer<F> {
 /// ctime and the offset are what they were at the last check that found it unchanged: a
 /// truncation moves ctime (a replacement of the same size within one ctime tick, about 4 ms,
 /// is found at the file's next change instead).
+/// Reads at `offset - overlap` into `buf` until it holds more than `overlap` bytes or the
+/// file ends (a read may give fewer bytes than asked); returns how many it holds.
+fn read_with_overlap<H: Handle>(
+    h: &H,
+    offset: u64,
+    overlap: usize,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let from = offset - overlap as u64;
+    let mut got = 0;
+    while got <= overlap {
+        match h.read_at(from + got as u64, &mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
 fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
     let stamp = (meta.size, meta.changed, t.read);
     if meta.changed != 0 && t.checked.get() == Some(stamp) {
