@@ -57,12 +57,28 @@ pub struct Listing {
     pub skipped: Vec<(PathBuf, &'static str)>,
     /// The expansion was stopped early (shutdown): it is incomplete.
     pub interrupted: bool,
+    /// Directories whose files were not looked at: their listing is the one kept from the
+    /// last scan and provably did not change since ([`Fs::list_kept`]), so every name in them
+    /// names the file it named then. A scan takes the files directly in them as it left them
+    /// (a rotation in one pod's directory then costs nothing for the other pods' files).
+    pub unchanged: HashSet<PathBuf>,
 }
 
 impl Listing {
     /// Whether `path` lies under a directory that could not be listed this time.
     pub fn unseen(&self, path: &Path) -> bool {
         self.interrupted || self.failed.iter().any(|(dir, _)| path.starts_with(dir))
+    }
+
+    /// Whether `path` is directly in a directory whose files were not looked at (unchanged
+    /// since the last scan).
+    pub fn is_unchanged(&self, path: &Path) -> bool {
+        !self.unchanged.is_empty() && path.parent().is_some_and(|d| self.unchanged.contains(d))
+    }
+
+    /// Whether the files of some directories were not looked at (see [`Self::unchanged`]).
+    pub fn is_partial(&self) -> bool {
+        !self.unchanged.is_empty()
     }
 }
 
@@ -154,6 +170,9 @@ impl Globs {
     pub fn expand<F: Fs>(&self, fs: &F, stop: &AtomicBool) -> Listing {
         let mut listing = Listing::default();
         let mut seen = HashSet::new();
+        // Directories whose files this expansion looked at: a second pattern listing one
+        // again gets the listing just kept, but its files were not left alone.
+        let mut looked_in: HashSet<PathBuf> = HashSet::new();
         let mut dirs_listed = 0usize;
         for parts in &self.parts {
             // Directories reached so far, each with the index of the next part to match.
@@ -188,7 +207,7 @@ impl Globs {
                             listing.interrupted = true;
                             return listing;
                         }
-                        let entries = match fs.list(&dir) {
+                        let (entries, kept) = match fs.list_kept(&dir) {
                             Ok(e) => e,
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => continue,
@@ -198,14 +217,30 @@ impl Globs {
                             }
                         };
                         match part {
-                            Part::Glob(p) => {
+                            Part::Glob(p) if i + 1 == parts.len() => {
+                                // The files of a directory that did not change since the last
+                                // scan are as that scan left them: not looked at again.
+                                if kept && !looked_in.contains(&dir) {
+                                    listing.unchanged.insert(dir);
+                                    continue;
+                                }
+                                looked_in.insert(dir.clone());
+                                let looked = (listing.failed.len(), listing.skipped.len());
                                 for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
                                     let next = dir.join(&e.name);
-                                    if i + 1 == parts.len() {
-                                        let symlink = Some(e.is_symlink);
-                                        self.consider(fs, next, symlink, &mut seen, &mut listing);
-                                    } else if e.is_dir {
-                                        todo.push((next, i + 1));
+                                    let symlink = Some(e.is_symlink);
+                                    self.consider(fs, next, symlink, &mut seen, &mut listing);
+                                }
+                                // What could not be looked at, or is not read, is looked at
+                                // again by every scan (its error or reason stays shown).
+                                if looked != (listing.failed.len(), listing.skipped.len()) {
+                                    fs.forget_listing(&dir);
+                                }
+                            }
+                            Part::Glob(p) => {
+                                for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
+                                    if e.is_dir {
+                                        todo.push((dir.join(&e.name), i + 1));
                                     }
                                 }
                             }
@@ -616,6 +651,82 @@ mod tests {
         ] {
             assert!(!globs.concerns(Path::new(no)), "{no}");
         }
+    }
+
+    /// A scan woken by a notification leaves the files of a directory whose kept listing
+    /// provably did not change alone, and looks at every file of one that changed; a
+    /// directory with something that is not read, or listed twice by one expansion, is never
+    /// left alone.
+    #[test]
+    fn unchanged_directories_are_left_alone_only_while_nothing_in_them_changed() {
+        use super::super::fs::RealFs;
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+        );
+        for d in [&a, &b, &c] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("1.log"), "x\n").unwrap();
+        }
+        let fifo = std::ffi::CString::new(c.join("2.log").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let base = tmp.path().to_str().unwrap();
+        let globs = Globs::new(
+            vec![format!("{base}/*/*.log"), format!("{base}/a/1.log")],
+            &[],
+        );
+        let fs = RealFs::new();
+        fs.reuse_listings(true);
+        let stop = AtomicBool::new(false);
+        let found = |l: &Listing| {
+            let mut f: Vec<PathBuf> = l.found.iter().map(|f| f.path.clone()).collect();
+            f.sort();
+            f
+        };
+        std::thread::sleep(Duration::from_millis(1200));
+        let first = globs.expand(&fs, &stop);
+        assert!(!first.is_partial(), "{:?}", first.unchanged);
+        assert_eq!(first.found.len(), 3);
+        assert_eq!(first.skipped.len(), 1, "the FIFO");
+        // Nothing changed: a and b are left alone; c (its FIFO is not read) is looked at.
+        let second = globs.expand(&fs, &stop);
+        assert_eq!(
+            second.unchanged,
+            HashSet::from([a.clone(), b.clone()]),
+            "{second:?}"
+        );
+        // a/1.log is also matched by the second pattern (a literal name, no listing).
+        assert_eq!(found(&second), [a.join("1.log"), c.join("1.log")]);
+        assert_eq!(second.skipped.len(), 1, "still said");
+        assert!(second.is_unchanged(&b.join("1.log")));
+        assert!(!second.is_unchanged(&c.join("1.log")));
+        // Content written: names unchanged, still left alone.
+        std::fs::write(b.join("1.log"), "x\ny\n").unwrap();
+        assert!(globs.expand(&fs, &stop).unchanged.contains(&b));
+        // A name added: b is looked at again, whole.
+        std::fs::write(b.join("2.log"), "z\n").unwrap();
+        let third = globs.expand(&fs, &stop);
+        assert!(!third.unchanged.contains(&b));
+        assert!(third.unchanged.contains(&a));
+        assert!(found(&third).contains(&b.join("2.log")));
+        assert!(found(&third).contains(&b.join("1.log")));
+        // The poll lists afresh: nothing is left alone.
+        fs.reuse_listings(false);
+        assert!(!globs.expand(&fs, &stop).is_partial());
+        // Two patterns listing one directory in one expansion: the second gets the listing
+        // the first just kept, but the files were looked at.
+        let twice = Globs::new(
+            vec![format!("{base}/a/*.log"), format!("{base}/a/1.l*")],
+            &[],
+        );
+        let fresh = RealFs::new();
+        fresh.reuse_listings(true);
+        let l = twice.expand(&fresh, &stop);
+        assert!(!l.is_partial(), "{:?}", l.unchanged);
+        assert_eq!(found(&l), [a.join("1.log")]);
     }
 
     #[test]

@@ -66,6 +66,16 @@ pub trait Fs {
     fn is_symlink(&self, path: &Path) -> bool;
     /// Lists a directory.
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
+    /// Lists a directory, and says whether the listing is one kept from an earlier look at a
+    /// directory that provably did not change since: no name in it was added, removed or
+    /// renamed, so each name still names the file it named then (none is a symbolic link).
+    /// A scan may then take the files under it as the last scan left them.
+    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
+        self.list(dir).map(|entries| (entries, false))
+    }
+    /// Forgets what is kept of `dir`'s listing: the next look lists it afresh and looks at
+    /// every file in it (something there could not be looked at, or was not taken).
+    fn forget_listing(&self, _dir: &Path) {}
     /// Opens a file for reading.
     fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// Whether another descriptor may be held open (the budget); when not, a file is read in
@@ -346,13 +356,17 @@ impl Fs for RealFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        self.list_kept(dir).map(|(entries, _)| entries)
+    }
+
+    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
         // The stamp is taken before the listing: a change during it moves the stamp, so the
         // listing is not trusted next time.
         let stamp = RealFs::dir_stamp(dir);
         if self.reuse.get() {
             if let (Ok(stamp), Some((kept, entries))) = (&stamp, self.listings.borrow().get(dir)) {
                 if kept == stamp {
-                    return Ok(entries.clone());
+                    return Ok((entries.clone(), true));
                 }
             }
         }
@@ -382,7 +396,11 @@ impl Fs for RealFs {
                 self.listings.borrow_mut().remove(dir);
             }
         }
-        Ok(entries)
+        Ok((entries, false))
+    }
+
+    fn forget_listing(&self, dir: &Path) {
+        self.listings.borrow_mut().remove(dir);
     }
 
     fn open(&self, path: &Path) -> io::Result<RealFile> {

@@ -53,6 +53,11 @@ struct World {
     no_birth: bool,
     /// Ticks at every change of a file's data: what ctime says.
     clock: u64,
+    /// What each directory held (names, and the inode of each file) at its last listing: a
+    /// listing that finds the same is "kept" ([`Fs::list_kept`]) while `reuse` is on, as the
+    /// real filesystem's kept listings are for scans woken by notifications.
+    kept: HashMap<PathBuf, Vec<(String, Option<u64>)>>,
+    reuse: bool,
 }
 
 impl World {
@@ -172,23 +177,9 @@ impl Handle for SimFile {
     }
 }
 
-impl Fs for SimFs {
-    type File = SimFile;
-    fn stat(&self, path: &Path) -> io::Result<Meta> {
-        let w = self.0.borrow();
-        match w.names.get(path) {
-            Some(ino) => Ok(meta(*ino, Some(&w.inodes[ino]))),
-            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta {
-                is_file: false,
-                ..meta(0, None)
-            }),
-            None => Err(io::ErrorKind::NotFound.into()),
-        }
-    }
-    fn is_symlink(&self, _: &Path) -> bool {
-        false
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+impl SimFs {
+    /// What `dir` holds now.
+    fn list_now(&self, dir: &Path) -> io::Result<Vec<Entry>> {
         let w = self.0.borrow();
         if w.failing_dirs.contains(dir) {
             return Err(io::Error::from_raw_os_error(libc::EACCES));
@@ -214,6 +205,55 @@ impl Fs for SimFs {
             }
         }
         Ok(out)
+    }
+
+    /// Whether listings found unchanged are kept (a scan woken by a notification) or taken
+    /// afresh (the poll, a new tailer); off also forgets what was kept, as the real one does.
+    fn reuse(&self, on: bool) {
+        let mut w = self.0.borrow_mut();
+        if !on {
+            w.kept.clear();
+        }
+        w.reuse = on;
+    }
+}
+
+impl Fs for SimFs {
+    type File = SimFile;
+    fn stat(&self, path: &Path) -> io::Result<Meta> {
+        let w = self.0.borrow();
+        match w.names.get(path) {
+            Some(ino) => Ok(meta(*ino, Some(&w.inodes[ino]))),
+            None if w.names.keys().any(|p| p.starts_with(path)) => Ok(Meta {
+                is_file: false,
+                ..meta(0, None)
+            }),
+            None => Err(io::ErrorKind::NotFound.into()),
+        }
+    }
+    fn is_symlink(&self, _: &Path) -> bool {
+        false
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        self.list_kept(dir).map(|(entries, _)| entries)
+    }
+    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
+        let entries = self.list_now(dir);
+        let mut w = self.0.borrow_mut();
+        let Ok(entries) = entries else {
+            w.kept.remove(dir);
+            return entries.map(|e| (e, false));
+        };
+        let held: Vec<(String, Option<u64>)> = entries
+            .iter()
+            .map(|e| (e.name.clone(), w.names.get(&dir.join(&e.name)).copied()))
+            .collect();
+        let kept = w.reuse && w.kept.get(dir) == Some(&held);
+        w.kept.insert(dir.to_path_buf(), held);
+        Ok((entries, kept))
+    }
+    fn forget_listing(&self, dir: &Path) {
+        self.0.borrow_mut().kept.remove(dir);
     }
     fn open(&self, path: &Path) -> io::Result<SimFile> {
         let mut w = self.0.borrow_mut();
@@ -367,6 +407,12 @@ enum Kind {
 
 struct Sim {
     rng: Rng,
+    /// How the tailer is driven (which scans may leave unchanged directories alone, which
+    /// reads follow a scan), apart from `rng`: the world's schedule of a seed stays the same.
+    side: Rng,
+    /// The live file is matched by a glob that lists its directory (`app.lo[g]`) rather than
+    /// by its plain path, so that scans can find the directory unchanged.
+    listed: bool,
     fs: SimFs,
     kind: Kind,
     tailer: Tailer<SimFs>,
@@ -443,9 +489,10 @@ fn options(records: Records) -> TailOptions {
     }
 }
 
-fn globs(kind: Kind) -> Globs {
+fn globs(kind: Kind, listed: bool) -> Globs {
     match kind {
         Kind::WithCopies => Globs::new(vec!["/logs/app.log*".into()], &[]),
+        _ if listed => Globs::new(vec!["/logs/app.lo[g]".into()], &[]),
         _ => Globs::new(vec!["/logs/app.log".into()], &[]),
     }
 }
@@ -464,9 +511,13 @@ impl Sim {
             w.hold(ino);
             ino
         };
+        let mut side = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let listed = side.chance(50);
         Sim {
             rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
-            tailer: Tailer::new(fs.clone(), globs(kind), options(records)),
+            side,
+            listed,
+            tailer: Tailer::new(fs.clone(), globs(kind, listed), options(records)),
             records,
             open: [None, None],
             copying: None,
@@ -681,7 +732,18 @@ impl Sim {
             return;
         }
         let stop = AtomicBool::new(false);
-        self.counter.events.push("TAILER scan".into());
+        // Most scans are woken by a notification and may leave unchanged directories alone;
+        // the others are the poll's, which lists every directory afresh.
+        let reuse = self.side.chance(70);
+        self.fs.reuse(reuse);
+        self.counter.events.push(format!(
+            "TAILER scan{}",
+            if reuse {
+                " (unchanged directories left alone)"
+            } else {
+                ""
+            }
+        ));
         if self.w().failing_dirs.is_empty() {
             self.seen_since_rotation = true;
         }
@@ -719,15 +781,24 @@ impl Sim {
             }
             named
         });
+        // After a scan, half the reads are the file source's: only the files of directories
+        // the scan did not leave alone (and those not simply followed).
+        let after_scan = scanned && self.side.chance(50);
         self.counter.events.push(format!(
-            "TAILER read ({} files{})",
+            "TAILER read ({} files{}{})",
             self.tailer.files().count(),
             named
                 .as_ref()
-                .map_or(String::new(), |n| format!(", named {n:?}"))
+                .map_or(String::new(), |n| format!(", named {n:?}")),
+            if after_scan && self.tailer.last_scan_was_partial() {
+                ", after a partial scan"
+            } else {
+                ""
+            }
         ));
         match &named {
             Some(named) => self.tailer.read_named(self.now, &mut self.counter, named),
+            None if after_scan => self.tailer.read_after_scan(self.now, &mut self.counter),
             None => self.tailer.read_all(self.now, &mut self.counter),
         };
         self.tailer.flush_idle(self.now, &mut self.counter);
@@ -875,10 +946,34 @@ impl Sim {
     fn reload(&mut self) {
         self.stale = None;
         self.note("reload");
-        let fresh = Tailer::new(self.fs.clone(), globs(self.kind), options(self.records));
+        // A new tailer lists every directory afresh (the file source's first scan does).
+        self.fs.reuse(false);
+        let fresh = Tailer::new(
+            self.fs.clone(),
+            globs(self.kind, self.listed),
+            options(self.records),
+        );
         let old = std::mem::replace(&mut self.tailer, fresh);
         self.tailer.adopt_state_of(old, &mut self.counter);
         self.honour_durable();
+    }
+
+    /// Whether the last checkpoint has a record of inode `ino` that its content (at `path`)
+    /// still continues: the restarted tailer finds the file by it, wherever it went.
+    fn record_fits(&self, ino: u64, path: &Path) -> bool {
+        let Some((state, _)) = &self.checkpoint else {
+            return false;
+        };
+        let Ok(h) = self.fs.open(path) else {
+            return false;
+        };
+        let Ok(size) = h.meta().map(|m| m.size) else {
+            return false;
+        };
+        state
+            .files
+            .iter()
+            .any(|r| r.known.id.ino == ino && r.known.continues_in(&h, size))
     }
 
     /// The copy being written at `dst` holds at least a head's bytes.
@@ -999,6 +1094,19 @@ impl Sim {
                     // Next to it, out of the glob (dateext-style names never repeat).
                     PathBuf::from(format!("/logs/app.log-{}", self.rotations))
                 };
+                // Out of the glob, a file the tailer does not hold (it has not seen it since a
+                // restart: a listing error) is found again only by its checkpoint record; with
+                // its content replaced since (a copytruncate), what it holds now is lost.
+                let ino = self.w().names.get(&live).copied();
+                if let Some(ino) = ino.filter(|_| self.kind != Kind::WithCopies) {
+                    let held = self
+                        .tailer
+                        .files()
+                        .any(|t| t.id.ino == ino && !t.in_turns());
+                    if !held && !self.record_fits(ino, &live) {
+                        self.mark_unread(ino);
+                    }
+                }
                 let mut w = self.w();
                 w.rename(&live, &to);
                 let ino = w.alloc();
@@ -1118,12 +1226,16 @@ impl Sim {
     /// [`Sim::mark_unread`] for the lines of `ino` at or after `from` only (those before it
     /// are in a copy).
     fn mark_unread_from(&mut self, ino: u64, from: u64) {
+        let data = self.w().inodes[&ino].data.clone();
+        // The offset read to is into the content the tailer last read; content that replaced
+        // it (truncated and written again before the tailer looked) was not read at all.
         let read = self
             .tailer
             .files()
             .find(|t| {
                 t.id.ino == ino && !matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. })
             })
+            .filter(|t| data.starts_with(t.head_bytes()))
             .map(|t| t.committed())
             .unwrap_or(0);
         let saved = self
@@ -1138,7 +1250,6 @@ impl Sim {
             })
             .unwrap_or(0);
         let read = if self.crashes { read.min(saved) } else { read };
-        let data = self.w().inodes[&ino].data.clone();
         let mut at = 0u64;
         for line in data.split_inclusive(|b| *b == b'\n') {
             if at + line.len() as u64 > read && at >= from {
@@ -1247,7 +1358,13 @@ impl Sim {
             detail.join(", ")
         ));
         // The old tailer's descriptors close with it.
-        let fresh = Tailer::new(self.fs.clone(), globs(self.kind), options(self.records));
+        // A new tailer lists every directory afresh (the file source's first scan does).
+        self.fs.reuse(false);
+        let fresh = Tailer::new(
+            self.fs.clone(),
+            globs(self.kind, self.listed),
+            options(self.records),
+        );
         drop(std::mem::replace(&mut self.tailer, fresh));
         self.stale = None;
         let (events, bad) = (
@@ -1318,6 +1435,14 @@ impl Sim {
         }
         self.finish_records();
         self.w().failing_dirs.clear();
+        // A walk in progress ends first (its listing is what the kept listings hold now);
+        // then every directory is listed afresh, as the poll does.
+        if let Some(listing) = self.stale.take() {
+            self.tailer
+                .apply_listing(listing, self.now, &mut self.counter);
+            self.honour_durable();
+        }
+        self.fs.reuse(false);
         let stop = AtomicBool::new(false);
         for _ in 0..6 {
             self.tailer.scan(self.now, &stop, &mut self.counter);

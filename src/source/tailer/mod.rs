@@ -105,6 +105,8 @@ pub struct Tailer<F: Fs> {
     behind: BTreeSet<FileId>,
     /// This pass's fstat of each followed file found unchanged in content, for its read.
     pass_meta: HashMap<FileId, Meta>,
+    /// The directories whose files the last scan did not look at ([`Listing::unchanged`]).
+    unchanged: std::collections::HashSet<PathBuf>,
 }
 
 fn compressed(head: &[u8]) -> bool {
@@ -133,6 +135,7 @@ impl<F: Fs> Tailer<F> {
             skipped: Vec::new(),
             behind: BTreeSet::new(),
             pass_meta: HashMap::new(),
+            unchanged: std::collections::HashSet::new(),
         }
     }
 
@@ -302,7 +305,7 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// The decisions of a scan, from its listing.
-    pub fn apply_listing(&mut self, listing: Listing, now: Instant, sink: &mut impl Sink) {
+    pub fn apply_listing(&mut self, mut listing: Listing, now: Instant, sink: &mut impl Sink) {
         let initial = self.scans == 0;
         self.scans += 1;
         self.listing_errors = listing
@@ -333,8 +336,20 @@ impl<F: Fs> Tailer<F> {
         self.mark_replaced_restored(&by_id);
         // Content replaced in a followed file, and files waiting, are decided on before new
         // files: a copy of the old content (copytruncate's) then matches the old content's
-        // record, and an original is followed before its copies are decided on.
-        self.handle_replaced_and_pending(now, sink, None);
+        // record, and an original is followed before its copies are decided on. A scan that
+        // left unchanged directories alone checks the files in the others (where new files
+        // come); the rest are checked by the reads, as content replaced after a scan is.
+        let looked_at: Option<BTreeSet<FileId>> = listing.is_partial().then(|| {
+            self.files
+                .values()
+                .filter(|t| !listing.is_unchanged(&t.path))
+                .map(|t| t.id)
+                .collect()
+        });
+        if !self.handle_replaced_and_pending(now, sink, looked_at.as_ref()) {
+            self.pass_meta.clear();
+            self.handle_replaced_and_pending(now, sink, None);
+        }
         let mut adopted = false;
         // Files new to the tailer are decided on the largest first: a copy is never larger
         // than its intact original, so an original (after a restart, both unknown) is followed
@@ -392,6 +407,9 @@ impl<F: Fs> Tailer<F> {
             .collect();
         for id in missing {
             let t = self.files.get_mut(&id).expect("listed");
+            if listing.is_unchanged(&t.path) {
+                continue;
+            }
             if listing.unseen(&t.path) {
                 t.unseen = true;
                 continue;
@@ -450,11 +468,17 @@ impl<F: Fs> Tailer<F> {
                 Phase::Draining { .. } => {}
             }
         }
-        self.compressed.retain(|id, _| by_id.contains_key(id));
+        self.compressed
+            .retain(|id, (path, _)| by_id.contains_key(id) || listing.is_unchanged(path));
         let files = &self.files;
         self.paths
             .retain(|_, id| by_id.contains_key(id) || files.contains_key(id));
-        if !listing.interrupted && listing.failed.is_empty() && !self.restored.is_empty() {
+        self.unchanged = std::mem::take(&mut listing.unchanged);
+        if !listing.interrupted
+            && listing.failed.is_empty()
+            && self.unchanged.is_empty()
+            && !self.restored.is_empty()
+        {
             self.settle_restored(now, sink);
             adopted = true;
         }
@@ -612,6 +636,8 @@ impl<F: Fs> Tailer<F> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
             Err(e) => {
                 sink.error(&shown, Some(&format!("cannot open {shown}: {e}")));
+                // Tried again at every scan, even while its directory does not change.
+                self.fs.forget_listing(&super::fs::parent(&path));
                 return false;
             }
         };
@@ -889,6 +915,29 @@ impl<F: Fs> Tailer<F> {
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
         self.read_pass(now, sink, None)
+    }
+
+    /// Whether the last scan left the files of unchanged directories alone
+    /// ([`Listing::unchanged`]).
+    pub fn last_scan_was_partial(&self) -> bool {
+        !self.unchanged.is_empty()
+    }
+
+    /// The read that follows a scan: every file, or, after a scan that left unchanged
+    /// directories alone, the files in the others and every file that is not simply followed
+    /// (as [`Self::read_named`] does with them named). What the others have is read by the
+    /// next pass, as when no name had changed.
+    pub fn read_after_scan(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
+        if self.unchanged.is_empty() {
+            return self.read_pass(now, sink, None);
+        }
+        let ids: BTreeSet<FileId> = self
+            .files
+            .values()
+            .filter(|t| !t.path.parent().is_some_and(|d| self.unchanged.contains(d)))
+            .map(|t| t.id)
+            .collect();
+        self.read_pass(now, sink, Some(&ids))
     }
 
     /// Reads what is new in the followed files at `named` (the paths file notifications named

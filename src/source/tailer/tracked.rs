@@ -61,6 +61,13 @@ pub struct Tracked<H> {
 }
 
 impl<H> Tracked<H> {
+    /// The first bytes as far as known (the simulation tells with them whether the file's
+    /// content is still the one the offsets are into).
+    #[cfg(test)]
+    pub fn head_bytes(&self) -> &[u8] {
+        &self.head
+    }
+
     /// The end of the last complete record read: where reading resumes after a restart (a
     /// record still being assembled is read again then).
     pub fn committed(&self) -> u64 {
