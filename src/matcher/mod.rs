@@ -223,6 +223,10 @@ mod tests {
         r#"key=(?P<k>\S+)"#,
         r"a\d{3}",
         r"a[0-9]{0,2}$",
+        // A bounded run is read no further than its longest: what follows it may be more of
+        // its class, or a one-byte literal.
+        r"x(?P<a>\d{2})(?P<b>\d*)y",
+        r"(?P<a>[a-z]{1,3})-(?P<b>[^ ]{2})",
         // Ordered alternatives, optional literals, small repetitions.
         r"(GET|POST) x",
         r"x(?P<a>a|ab)",
