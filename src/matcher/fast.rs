@@ -101,11 +101,6 @@ impl CharSet {
         set
     }
 
-    #[inline]
-    fn contains_byte(&self, b: u8) -> bool {
-        b < 128 && self.ascii[b as usize]
-    }
-
     fn contains_wide(&self, c: char) -> bool {
         match &self.wide {
             Wide::None => false,
@@ -192,6 +187,9 @@ enum RunEnd {
 
 struct Run {
     set: CharSet,
+    /// Per byte: whether it is a one-byte character of the set (no byte above 127 is), so an
+    /// ASCII scan is one lookup a byte.
+    table: [bool; 256],
     /// Set when the run stops at one of at most three ASCII bytes (memchr).
     stop: Option<Vec<u8>>,
     min: usize,
@@ -246,6 +244,8 @@ impl OneOf {
 
 /// One step of a compiled pattern (the large ones boxed: a small enum dispatches faster).
 enum Step {
+    /// A literal of one byte (most separators between fields): one comparison.
+    Byte(u8),
     Literal(Box<[u8]>),
     OneOf(Box<OneOf>),
     Run(Box<Run>),
@@ -745,6 +745,7 @@ impl FastPattern {
         let mut steps = Vec::with_capacity(raw.len());
         for (i, step) in raw.iter().enumerate() {
             steps.push(match step {
+                Raw::Literal(l) if l.len() == 1 => Step::Byte(l[0]),
                 Raw::Literal(l) => Step::Literal(l.clone()),
                 Raw::OneOf(strings) => Step::OneOf(Box::new(OneOf::new(strings))),
                 Raw::Open(g) => Step::Open(*g),
@@ -781,7 +782,10 @@ impl FastPattern {
                             _ => RunEnd::Every,
                         },
                     };
+                    let mut table = [false; 256];
+                    table[..128].copy_from_slice(&set.ascii);
                     Step::Run(Box::new(Run {
+                        table,
                         stop: set.missing(),
                         set: set.clone(),
                         min: *min,
@@ -796,7 +800,9 @@ impl FastPattern {
             Step::OneOf(one_of) => one_of.exclusive,
             Step::Run(run) => matches!(run.end, RunEnd::Fixed { .. }),
             Step::Alt(_) | Step::Jump(_) => false,
-            Step::Literal(_) | Step::Open(_) | Step::Close(_) | Step::Assert(_) => true,
+            Step::Byte(_) | Step::Literal(_) | Step::Open(_) | Step::Close(_) | Step::Assert(_) => {
+                true
+            }
         });
         Some(FastPattern {
             steps,
@@ -911,6 +917,12 @@ impl FastPattern {
         let mut pos = start;
         for step in &self.steps {
             match step {
+                Step::Byte(b) => {
+                    if bytes.get(pos) != Some(b) {
+                        return false;
+                    }
+                    pos += 1;
+                }
                 Step::Literal(l) => {
                     if !starts_with(&bytes[pos..], l) {
                         return false;
@@ -972,6 +984,12 @@ impl FastPattern {
                 return Outcome::Match;
             };
             match step {
+                Step::Byte(b) => {
+                    if bytes.get(pos) != Some(b) {
+                        return Outcome::Fail;
+                    }
+                    pos += 1;
+                }
                 Step::Literal(l) => {
                     if !starts_with(&bytes[pos..], l) {
                         return Outcome::Fail;
@@ -1171,21 +1189,20 @@ impl<'a> Search<'a> {
     fn extent(&self, run: &Run, pos: usize) -> Option<(usize, usize)> {
         let rest = &self.bytes[pos..];
         let (min_end, end) = if self.ascii || run.set.wide == Wide::None {
-            // A byte is a character (or, above 127, a non-member).
+            // A byte is a character (or, above 127, a non-member). Nothing past the run's
+            // longest is looked at (`\d{3}` reads three bytes, not the digits after them).
+            let window = &rest[..rest.len().min(run.max)];
             let available = match (run.stop.as_deref(), self.ascii) {
-                (Some([]), true) => rest.len(),
-                (Some([a]), true) => memchr(*a, rest).unwrap_or(rest.len()),
-                (Some([a, b]), true) => memchr2(*a, *b, rest).unwrap_or(rest.len()),
-                (Some([a, b, c]), true) => memchr3(*a, *b, *c, rest).unwrap_or(rest.len()),
-                _ => rest
-                    .iter()
-                    .position(|b| !run.set.contains_byte(*b))
-                    .unwrap_or(rest.len()),
+                (Some([]), true) => window.len(),
+                (Some([a]), true) => memchr(*a, window).unwrap_or(window.len()),
+                (Some([a, b]), true) => memchr2(*a, *b, window).unwrap_or(window.len()),
+                (Some([a, b, c]), true) => memchr3(*a, *b, *c, window).unwrap_or(window.len()),
+                _ => members(&run.table, window),
             };
             if available < run.min {
                 return None;
             }
-            (pos + run.min, pos + available.min(run.max))
+            (pos + run.min, pos + available)
         } else if run.set.wide == Wide::All && run.min <= 1 && run.max == usize::MAX {
             let available = match run.stop.as_deref() {
                 Some([]) => rest.len(),
@@ -1257,6 +1274,35 @@ impl<'a> Search<'a> {
             }
         }
     }
+}
+
+/// How many bytes `bytes` starts with that `table` holds (four looked up per step).
+#[inline(always)]
+fn members(table: &[bool; 256], bytes: &[u8]) -> usize {
+    let mut chunks = bytes.chunks_exact(4);
+    let mut n = 0;
+    for c in &mut chunks {
+        if !table[c[0] as usize] {
+            return n;
+        }
+        if !table[c[1] as usize] {
+            return n + 1;
+        }
+        if !table[c[2] as usize] {
+            return n + 2;
+        }
+        if !table[c[3] as usize] {
+            return n + 3;
+        }
+        n += 4;
+    }
+    for &b in chunks.remainder() {
+        if !table[b as usize] {
+            return n;
+        }
+        n += 1;
+    }
+    n
 }
 
 /// The length of the UTF-8 sequence a lead byte starts.

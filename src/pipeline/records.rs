@@ -25,7 +25,7 @@ impl Pipeline {
     /// Runs every rule on one record (a line, or lines joined); returns whether any matched.
     pub fn process_line(&mut self, line: &str, ctx: &RecordContext) -> bool {
         let mut matched = false;
-        let ascii = line.is_ascii();
+        let ascii = crate::matcher::is_ascii(line);
         // Parsed on first use, once per record, whatever number of rules read them.
         let mut json: Option<Option<serde_json::Value>> = None;
         let mut json_fast: Option<bool> = None;
