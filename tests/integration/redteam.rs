@@ -40,6 +40,32 @@ fn keyed(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Waits until every key of `0..n` is counted, then asserts each exactly once (a loss and a
+/// double count cannot cancel).
+fn exactly_once(exporter: &Exporter, n: usize) {
+    let start = Instant::now();
+    loop {
+        let text = exporter.scrape();
+        let got = keyed(&text);
+        let all = (0..n).all(|i| got.contains_key(&i.to_string()));
+        if all || start.elapsed() > WAIT {
+            let wrong: Vec<_> = (0..n)
+                .map(|i| (i, got.get(&i.to_string()).copied()))
+                .filter(|(_, v)| *v != Some(1.0))
+                .take(10)
+                .collect();
+            let extra = got.len().saturating_sub(n);
+            assert!(
+                wrong.is_empty() && extra == 0,
+                "not exactly once: {wrong:?}, {extra} extra keys\n--- log ---\n{}",
+                exporter.log.lock().unwrap().join("\n")
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
 fn start_stored(config: &Path, store: &Path) -> Exporter {
     Exporter::start_with(config, &[&format!("--storage.path={}", store.display())])
 }
@@ -183,4 +209,88 @@ fn a_checkpoint_with_an_impossible_offset_or_identity_counts_nothing_twice() {
             );
         }
     }
+}
+
+/// What the storage directory may hold that the exporter did not put there, or left: a
+/// directory at the temporary file's path is moved aside (it made every checkpoint fail
+/// with "Is a directory", for good); a write cut short by `ulimit -f` (as by a full disk)
+/// leaves no partial temporary file to keep the volume full (it left one of the limit's
+/// size); a `--storage.path` that is a file says so (it said "cannot create it: File exists").
+#[test]
+fn the_storage_directory_survives_what_is_left_in_it() {
+    let dir = tempdir();
+    let d = dir.path();
+    let config = d.join("exporter.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    write_lines(&d.join("app.log"), 0, 100);
+
+    // A directory (with a file in it) at the temporary file's path.
+    let store = d.join("store");
+    std::fs::create_dir_all(store.join("quarry.checkpoint.tmp")).unwrap();
+    std::fs::write(store.join("quarry.checkpoint.tmp/keep"), "mine").unwrap();
+    let exporter = start_stored(&config, &store);
+    exactly_once(&exporter, 100);
+    exporter.wait_at_least("quarry_checkpoint_writes_total", 1.0);
+    assert_eq!(exporter.value("quarry_checkpoint_errors_total"), Some(0.0));
+    assert!(exporter.terminate().success());
+    assert!(store.join("quarry.checkpoint").is_file());
+    let aside: Vec<_> = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("quarry.checkpoint.tmp.unreadable-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the directory is kept aside");
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path().join("keep")).unwrap(),
+        "mine"
+    );
+    // The checkpoint written holds: a restart counts nothing again.
+    write_lines(&d.join("app.log"), 100, 110);
+    let exporter = start_stored(&config, &store);
+    exactly_once(&exporter, 110);
+    assert!(exporter.terminate().success());
+
+    // A write over `ulimit -f` (4 KiB; the checkpoint of 2,000 series is larger).
+    let store = d.join("store-limited");
+    write_lines(&d.join("app.log"), 110, 2000);
+    let exporter = Exporter::start_wrapped(
+        &config,
+        &["prlimit", "--fsize=4096", "--"],
+        &[
+            &format!("--storage.path={}", store.display()),
+            "--storage.interval=1h",
+        ],
+    );
+    exactly_once(&exporter, 2000);
+    exporter.wait_at_least("quarry_checkpoint_errors_total", 1.0);
+    // The shutdown checkpoint fails the same way; then nothing writes. (The first checkpoint,
+    // before the file was read, was small enough.)
+    assert!(exporter.terminate().success());
+    let left: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("quarry.checkpoint.tmp"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A regular file as --storage.path.
+    let file = d.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = std::process::Command::new(binary())
+        .arg(format!("--config.file={}", config.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .arg(format!("--storage.path={}", file.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("it is a regular file, not a directory"),
+        "{stderr}"
+    );
 }
