@@ -251,6 +251,49 @@ pub(super) fn number_or_bool(text: &str) -> Option<Value> {
     }
 }
 
+/// The place and value of the first character YAML does not allow in a file (C0 and C1
+/// controls but tab, line feed, carriage return and U+0085; surrogates cannot occur in a
+/// `str`; U+FFFE and U+FFFF; a byte order mark only at the start).
+fn first_control_character(text: &str) -> Option<(Position, char)> {
+    for (i, line) in text.split('\n').enumerate() {
+        for (column, c) in line.chars().enumerate() {
+            let allowed = matches!(c, '\t' | '\r' | '\u{85}')
+                || ('\u{20}'..='\u{7e}').contains(&c)
+                || ('\u{a0}'..='\u{fffd}').contains(&c) && c != '\u{feff}'
+                || c >= '\u{10000}'
+                || (c == '\u{feff}' && i == 0 && column == 0);
+            if !allowed {
+                let position = Position {
+                    line: i + 1,
+                    column: column + 1,
+                };
+                return Some((position, c));
+            }
+        }
+    }
+    None
+}
+
+/// The place of the first alias (`*name` where a value starts), if any.
+fn first_alias(text: &str) -> Option<Position> {
+    for (i, line) in text.lines().enumerate() {
+        let mut prev = ' ';
+        for (column, c) in line.chars().enumerate() {
+            if c == '#' && (prev == ' ' || prev == '\t') {
+                break;
+            }
+            if c == '*' && matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-') {
+                return Some(Position {
+                    line: i + 1,
+                    column: column + 1,
+                });
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
 /// Parses YAML text to a value with merge keys applied; the error, placed, if it does not.
 pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
     let error = |position, message| ConfigError {
@@ -268,11 +311,38 @@ pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
             ),
         ));
     }
+    // The parser says "at position N" (a byte offset) of such a character, not its line.
+    if let Some((position, c)) = first_control_character(text) {
+        return Err(error(
+            Some(position),
+            format!(
+                "invalid YAML: a control character (U+{:04X}) is not allowed; YAML \
+                     takes tabs, line breaks and printable characters (in a double-quoted \
+                     string, write it escaped: \"{}\")",
+                c as u32,
+                if (c as u32) <= 0xff {
+                    format!("\\x{:02X}", c as u32)
+                } else {
+                    format!("\\u{:04X}", c as u32)
+                }
+            ),
+        ));
+    }
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             if let (None, Some(position)) = (e.location(), second_document(text)) {
                 return Err(error(Some(position), "a config file holds one YAML document; a second one starts here (remove this `---` and what follows, or merge them)".into()));
+            }
+            // The parser gives this one no place: the first alias is where to look.
+            if e.location().is_none() && e.to_string().contains("repetition limit exceeded") {
+                return Err(error(
+                    first_alias(text),
+                    "invalid YAML: its aliases expand to too many nodes (an alias `*name` \
+                     repeats all its anchor `&name` holds, and aliases of aliases multiply); \
+                     write the values out, or nest aliases less"
+                        .into(),
+                ));
             }
             let position = e.location().map(|l| Position {
                 line: l.line(),
@@ -636,6 +706,29 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_and_aliases_are_placed() {
+        let at = |line, column| Position { line, column };
+        assert_eq!(
+            first_control_character("a: 1\nb: \"x\u{1b}\"\n"),
+            Some((at(2, 6), '\u{1b}'))
+        );
+        assert_eq!(first_control_character("\u{feff}a: \"\tb\"\r\n"), None);
+        assert_eq!(
+            first_control_character("a: \u{feff}\n"),
+            Some((at(1, 4), '\u{feff}'))
+        );
+        assert_eq!(
+            first_control_character("a: \u{ffff}"),
+            Some((at(1, 4), '\u{ffff}'))
+        );
+        assert_eq!(
+            first_alias("a: &x [1]\n# *x\nb: 2*3 # *x\nc: [*x]\n"),
+            Some(at(4, 5))
+        );
+        assert_eq!(first_alias("a: 1\n"), None);
+    }
 
     #[test]
     fn anchors_and_merge_keys_are_applied() {
