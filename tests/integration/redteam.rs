@@ -294,3 +294,101 @@ fn the_storage_directory_survives_what_is_left_in_it() {
         "{stderr}"
     );
 }
+
+/// Runs `check` on `config` and returns its exit code and stderr, or fails the test if it
+/// has not exited within [`WAIT`] (it used to wait for ever on a FIFO).
+fn check_bounded(config: &Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(binary())
+        .arg("check")
+        .arg(format!("--config.file={}", config.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.code(), stderr);
+        }
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("check of {} did not exit", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A config path that is a link to `/dev/zero`, or a FIFO nobody writes: `check` says what it
+/// is and exits 1 (it read `/dev/zero` until memory ran out — 6.7 GB in 20 s — and waited for
+/// ever on the FIFO); a reload onto either keeps the running config and says why, and the
+/// exporter goes on counting; a good config after them reloads.
+#[test]
+fn a_config_path_that_is_a_device_or_a_fifo_is_refused_without_waiting_or_reading_for_ever() {
+    let dir = tempdir();
+    let d = dir.path();
+    let zero = d.join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let (code, stderr) = check_bounded(&zero);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config file: it is a device, not a regular file"),
+        "{stderr}"
+    );
+    let fifo = d.join("fifo.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, stderr) = check_bounded(&fifo);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config file: it is a FIFO, not a regular file"),
+        "{stderr}"
+    );
+
+    // Reloads onto them.
+    let config = d.join("exporter.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    write_lines(&d.join("app.log"), 0, 10);
+    let exporter = Exporter::start_with(&config, &[]);
+    exporter.wait_value(r#"lines_total{key="9"}"#, 1.0);
+    let mut n = 10;
+    for (target, what) in [(&zero, "a device"), (&fifo, "a FIFO")] {
+        std::fs::remove_file(&config).unwrap();
+        std::os::unix::fs::symlink(target, &config).unwrap();
+        sighup(&exporter);
+        exporter.wait_value("quarry_config_last_reload_successful", 0.0);
+        let start = Instant::now();
+        while !exporter
+            .log
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains(&format!("it is {what}, not a regular file"))
+        {
+            assert!(
+                start.elapsed() < WAIT,
+                "the reload onto {what} never failed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        write_lines(&d.join("app.log"), n, n + 10);
+        n += 10;
+        exactly_once(&exporter, n);
+        std::fs::remove_file(&config).unwrap();
+        std::fs::write(&config, CONFIG).unwrap();
+        sighup(&exporter);
+        exporter.wait_value("quarry_config_last_reload_successful", 1.0);
+    }
+    assert!(exporter.terminate().success());
+}
