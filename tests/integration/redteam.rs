@@ -392,3 +392,73 @@ fn a_config_path_that_is_a_device_or_a_fifo_is_refused_without_waiting_or_readin
     }
     assert!(exporter.terminate().success());
 }
+
+/// A CRI line cut by a kubelet rotation (its `P` parts end `0.log`, renamed
+/// `0.log.<time>`; its `F` starts the new `0.log`) with a glob that matches the rotated
+/// names too (`*.log*`, as CONFIG.md recommends for copytruncate): one record, whole — as
+/// with `*.log` (`records.rs`). It was not: the renamed file stayed followed (matched), so it
+/// was not the draining predecessor `Tailer::inherit_partials` looked for; its `P` parts were
+/// held for ever (never counted) and the `F` counted alone (here: unmatched). By hand, with
+/// 150,000 records and two CPU burners: 2,105 records missing, 445 unmatched fragments.
+#[test]
+fn a_container_line_cut_by_a_rotation_is_one_record_when_the_rotated_names_are_matched() {
+    let dir = tempdir();
+    let d = dir.path();
+    let config = r#"version: 1
+metrics:
+  - {name: records_total, type: counter, help: Records by key and end., labels: [key, end]}
+sources:
+  - name: pod
+    file: {paths: ["*.log*"], format: cri, start_at: beginning, poll_interval: 100ms}
+    rules:
+      - regex: '^(?P<key>k\d+) x* (?P<end>e\d+)$'
+        update: [{metric: records_total, labels: {key: $key, end: $end}}]
+"#;
+    std::fs::write(d.join("exporter.yaml"), config).unwrap();
+    let exporter = Exporter::start_with(&d.join("exporter.yaml"), &[]);
+    let live = d.join("0.log");
+    let line = |i: usize, stream: &str, tag: &str, text: &str| {
+        format!("2026-12-06T03:00:00.{i:09}Z {stream} {tag} {text}\n")
+    };
+    let mut n = 0;
+    for round in 0..5 {
+        let mut text = String::new();
+        for _ in 0..10 {
+            text.push_str(&line(n, "stdout", "F", &format!("k{n} x e{n}")));
+            n += 1;
+        }
+        // The cut: a stdout line's first part, then the rotation.
+        text.push_str(&line(n, "stdout", "P", &format!("k{n} xx")));
+        append(&live, text);
+        exporter.wait_value(
+            &format!(r#"records_total{{end="e{}",key="k{}"}}"#, n - 1, n - 1),
+            1.0,
+        );
+        std::fs::rename(&live, d.join(format!("0.log.20261206-03000{round}"))).unwrap();
+        append(&live, line(n + 1, "stdout", "F", &format!("x e{n}")));
+        n += 1;
+    }
+    // The last record of the last round: its end written, every cut line counted whole.
+    let start = Instant::now();
+    loop {
+        let text = exporter.scrape();
+        let got = series(&text, "records_total");
+        let whole = (0..n)
+            .filter(|i| got.get(&format!(r#"end="e{i}",key="k{i}""#)) == Some(&1.0))
+            .count();
+        if whole == n && got.len() == n {
+            break;
+        }
+        if start.elapsed() > WAIT {
+            let unmatched = text
+                .lines()
+                .find(|l| l.starts_with("quarry_source_unmatched_lines_total{"))
+                .unwrap_or("");
+            panic!(
+                "{whole} of {n} records whole ({} series); {unmatched}",
+                got.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
