@@ -221,6 +221,25 @@ impl Store {
     /// Writes `bytes` as the checkpoint, atomically and durably.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
         crate::faults::hang_checkpoint_write();
+        // The directory is named by its path: deleted and made again (or another volume
+        // mounted there), it may be another exporter's by now, under a lock of its own. Ours
+        // must still be the lock file at its path, or nothing is written there.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let held = self._lock.metadata()?;
+            let replaced = match std::fs::symlink_metadata(self.dir.join(".lock")) {
+                Ok(m) => (m.dev(), m.ino()) != (held.dev(), held.ino()),
+                Err(_) => true,
+            };
+            if replaced {
+                return Err(io::Error::other(format!(
+                    "{} was deleted or replaced since the exporter started (its lock file is not \
+                     this exporter's): nothing is written there; restart the exporter to use \
+                     the directory now at that path",
+                    self.dir.display()
+                )));
+            }
+        }
         let tmp = self.tmp_path();
         // Whatever is at the temporary path (a file left by a crash, or a FIFO or a link put
         // there) is removed, and the file created anew: nothing else is ever written into.

@@ -462,3 +462,40 @@ sources:
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A storage directory deleted and made again under a running exporter (by hand, or a volume
+/// mounted anew), then used by a second exporter: the first one's lock is on the old
+/// directory, so both run, and the first went on writing its checkpoints by path into the
+/// second's directory — a restart of the second then resumed from the first's offsets and
+/// counts. The first now writes nothing there and says why.
+#[test]
+fn a_storage_directory_made_again_is_not_written_by_the_exporter_that_lost_it() {
+    let dir = tempdir();
+    let d = dir.path();
+    let config = d.join("exporter.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    write_lines(&d.join("app.log"), 0, 10);
+    let store = d.join("store");
+    let first = start_stored(&config, &store);
+    exactly_once(&first, 10);
+    first.wait_at_least("quarry_checkpoint_writes_total", 1.0);
+    std::fs::remove_dir_all(&store).unwrap();
+    let second = start_stored(&config, &store);
+    exactly_once(&second, 10);
+    write_lines(&d.join("app.log"), 10, 20);
+    exactly_once(&first, 20);
+    exactly_once(&second, 20);
+    // The first one's shutdown checkpoint, and any before it, fail.
+    let log = first.log.clone();
+    assert!(first.terminate().success());
+    let text = log.lock().unwrap().join("\n");
+    assert!(
+        text.contains("was deleted or replaced since the exporter started"),
+        "{text}"
+    );
+    // The directory holds the second one's checkpoint only: it resumes where it was.
+    assert!(second.terminate().success());
+    write_lines(&d.join("app.log"), 20, 30);
+    let second = start_stored(&config, &store);
+    exactly_once(&second, 30);
+}
