@@ -104,10 +104,33 @@ fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<Option<Fil
     Ok(Some(file))
 }
 
+/// Seconds since the Unix epoch (0 before it): the stamp of what is moved aside.
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Store {
     /// Opens (creating it if needed) and locks `dir`; an error says what to do.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         use std::os::unix::io::AsRawFd;
+        // Something else at that path (a file, a FIFO, a link to a device) is named as such:
+        // "cannot create it: File exists" would not say what to do.
+        if let Ok(m) = std::fs::metadata(dir) {
+            if !m.is_dir() {
+                anyhow::bail!(
+                    "--storage.path {}: it is {}, not a directory; give a directory (it is created if missing)",
+                    dir.display(),
+                    if m.is_file() {
+                        "a regular file"
+                    } else {
+                        kind_of(m.file_type())
+                    }
+                );
+            }
+        }
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("--storage.path {}: cannot create it: {e}", dir.display())
         })?;
@@ -185,11 +208,7 @@ impl Store {
     /// Moves the checkpoint aside as `<file>.<what>-<unix time>` (a FIFO or a symlink is moved
     /// as it is, never opened); returns where it went.
     pub fn move_aside(&self, what: &str) -> PathBuf {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let moved = self.dir.join(format!("{FILE_NAME}.{what}-{stamp}"));
+        let moved = self.dir.join(format!("{FILE_NAME}.{what}-{}", unix_secs()));
         let _ = std::fs::rename(self.path(), &moved);
         moved
     }
@@ -202,22 +221,63 @@ impl Store {
     /// Writes `bytes` as the checkpoint, atomically and durably.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
         crate::faults::hang_checkpoint_write();
+        // The directory is named by its path: deleted and made again (or another volume
+        // mounted there), it may be another exporter's by now, under a lock of its own. Ours
+        // must still be the lock file at its path, or nothing is written there.
+        {
+            use std::os::unix::fs::MetadataExt;
+            let held = self._lock.metadata()?;
+            let replaced = match std::fs::symlink_metadata(self.dir.join(".lock")) {
+                Ok(m) => (m.dev(), m.ino()) != (held.dev(), held.ino()),
+                Err(_) => true,
+            };
+            if replaced {
+                return Err(io::Error::other(format!(
+                    "{} was deleted or replaced since the exporter started (its lock file is not \
+                     this exporter's): nothing is written there; restart the exporter to use \
+                     the directory now at that path",
+                    self.dir.display()
+                )));
+            }
+        }
         let tmp = self.tmp_path();
         // Whatever is at the temporary path (a file left by a crash, or a FIFO or a link put
         // there) is removed, and the file created anew: nothing else is ever written into.
+        // A directory there cannot be removed as a file: it is moved aside (as an unreadable
+        // checkpoint is), never deleted with what it holds, and never a reason to stop saving.
+        if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
+            let aside = self
+                .dir
+                .join(format!("{FILE_NAME}.tmp.unreadable-{}", unix_secs()));
+            std::fs::rename(&tmp, &aside).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is a directory and cannot be moved aside ({e}); remove it",
+                        tmp.display()
+                    ),
+                )
+            })?;
+        }
         match std::fs::remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        {
+        let written = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(&tmp)?;
             f.write_all(bytes)?;
-            f.sync_all()?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            // A write cut short (a full disk, `ulimit -f`) leaves no partial file behind to
+            // keep the volume full for the status board's history and the next attempt.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         std::fs::rename(&tmp, self.path())?;
         File::open(&self.dir)?.sync_all()

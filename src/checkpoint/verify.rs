@@ -141,7 +141,8 @@ fn value_problem(
 
 /// The problems of a checkpoint's file records against the files as they are now: a file that
 /// is still the one recorded (same identity, same first bytes) but does not hold, before the
-/// offset, what was read there — or where the offset does not end a line.
+/// offset, what was read there — or where the offset does not end a line, or is past the end of
+/// a file unchanged since the checkpoint, or of any file.
 pub fn files<F: Fs>(snapshot: &Snapshot, fs: &F) -> Vec<String> {
     let mut problems = Vec::new();
     for (source, state) in &snapshot.sources {
@@ -157,10 +158,19 @@ pub fn files<F: Fs>(snapshot: &Snapshot, fs: &F) -> Vec<String> {
             {
                 continue;
             }
+            // No file is longer than `i64::MAX` bytes (`off_t`): such an offset is a negative
+            // one written unsigned, or garbage, whatever the file is now.
+            if k.offset > i64::MAX as u64 {
+                problems.push(format!(
+                    "source {source}: offset {} of {} is past the end of any file",
+                    k.offset, k.path
+                ));
+                continue;
+            }
             let Ok(meta) = fs.stat(Path::new(&k.path)) else {
                 continue;
             };
-            if meta.id != k.id || !meta.is_file || meta.size < k.offset {
+            if meta.id != k.id || !meta.is_file {
                 continue;
             }
             let Ok(h) = fs.open(Path::new(&k.path)) else {
@@ -169,6 +179,21 @@ pub fn files<F: Fs>(snapshot: &Snapshot, fs: &F) -> Vec<String> {
             if !identity::starts_with(&h, meta.size, &k.head).unwrap_or(false) {
                 // Its beginning changed: new content (truncated and written again while the
                 // exporter was down); the tailer reads it as such.
+                continue;
+            }
+            if meta.size < k.offset {
+                // Shorter than what was read: truncated and written again (with the same
+                // first bytes) while the exporter was down — unless it has not changed since
+                // the checkpoint was taken (its ctime, which every write and truncation moves
+                // and `touch` cannot set back, is older): then the offset was never read there,
+                // and the tailer would take the file for another and read it again from 0, on
+                // top of the counts restored.
+                if meta.changed < snapshot.taken_at_ms.saturating_mul(1_000_000) {
+                    problems.push(format!(
+                        "source {source}: offset {} of {} is past its end ({} bytes), and the file has not changed since the checkpoint was taken",
+                        k.offset, k.path, meta.size
+                    ));
+                }
                 continue;
             }
             if identity::marker(&h, k.offset).is_ok_and(|m| m != k.marker) {

@@ -36,9 +36,58 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// Largest config file read (the largest config tried, 200,000 metrics, is 10 MB).
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+
+/// The bytes of a config file (or of a file it names: a CA, a key, a body): a regular file (symlinks followed, as Kubernetes mounts
+/// ConfigMaps) of at most [`MAX_CONFIG_BYTES`]. A FIFO is never opened in a way that waits for
+/// a writer, and a device (`/dev/zero`) never read until memory runs out.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::other(format!(
+            "it is {what}, not a regular file"
+        )));
+    }
+    let too_big = || {
+        std::io::Error::other(format!(
+            "it is more than {} MiB, larger than any config",
+            MAX_CONFIG_BYTES >> 20
+        ))
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A regular file never waits: blocking or not makes no difference to its reads.
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Reads a config file as UTF-8 text; an error names the first byte that is not UTF-8.
 pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+    let bytes = read_regular_file(path).map_err(|e| ConfigError {
         path: String::new(),
         position: None,
         message: format!("cannot read config file: {e}"),
@@ -251,6 +300,49 @@ pub(super) fn number_or_bool(text: &str) -> Option<Value> {
     }
 }
 
+/// The place and value of the first character YAML does not allow in a file (C0 and C1
+/// controls but tab, line feed, carriage return and U+0085; surrogates cannot occur in a
+/// `str`; U+FFFE and U+FFFF; a byte order mark only at the start).
+fn first_control_character(text: &str) -> Option<(Position, char)> {
+    for (i, line) in text.split('\n').enumerate() {
+        for (column, c) in line.chars().enumerate() {
+            let allowed = matches!(c, '\t' | '\r' | '\u{85}')
+                || ('\u{20}'..='\u{7e}').contains(&c)
+                || ('\u{a0}'..='\u{fffd}').contains(&c) && c != '\u{feff}'
+                || c >= '\u{10000}'
+                || (c == '\u{feff}' && i == 0 && column == 0);
+            if !allowed {
+                let position = Position {
+                    line: i + 1,
+                    column: column + 1,
+                };
+                return Some((position, c));
+            }
+        }
+    }
+    None
+}
+
+/// The place of the first alias (`*name` where a value starts), if any.
+fn first_alias(text: &str) -> Option<Position> {
+    for (i, line) in text.lines().enumerate() {
+        let mut prev = ' ';
+        for (column, c) in line.chars().enumerate() {
+            if c == '#' && (prev == ' ' || prev == '\t') {
+                break;
+            }
+            if c == '*' && matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':' | '-') {
+                return Some(Position {
+                    line: i + 1,
+                    column: column + 1,
+                });
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
 /// Parses YAML text to a value with merge keys applied; the error, placed, if it does not.
 pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
     let error = |position, message| ConfigError {
@@ -268,11 +360,38 @@ pub(super) fn parse_document(text: &str) -> Result<Value, ConfigError> {
             ),
         ));
     }
+    // The parser says "at position N" (a byte offset) of such a character, not its line.
+    if let Some((position, c)) = first_control_character(text) {
+        return Err(error(
+            Some(position),
+            format!(
+                "invalid YAML: a control character (U+{:04X}) is not allowed; YAML \
+                     takes tabs, line breaks and printable characters (in a double-quoted \
+                     string, write it escaped: \"{}\")",
+                c as u32,
+                if (c as u32) <= 0xff {
+                    format!("\\x{:02X}", c as u32)
+                } else {
+                    format!("\\u{:04X}", c as u32)
+                }
+            ),
+        ));
+    }
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
             if let (None, Some(position)) = (e.location(), second_document(text)) {
                 return Err(error(Some(position), "a config file holds one YAML document; a second one starts here (remove this `---` and what follows, or merge them)".into()));
+            }
+            // The parser gives this one no place: the first alias is where to look.
+            if e.location().is_none() && e.to_string().contains("repetition limit exceeded") {
+                return Err(error(
+                    first_alias(text),
+                    "invalid YAML: its aliases expand to too many nodes (an alias `*name` \
+                     repeats all its anchor `&name` holds, and aliases of aliases multiply); \
+                     write the values out, or nest aliases less"
+                        .into(),
+                ));
             }
             let position = e.location().map(|l| Position {
                 line: l.line(),
@@ -636,6 +755,29 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_and_aliases_are_placed() {
+        let at = |line, column| Position { line, column };
+        assert_eq!(
+            first_control_character("a: 1\nb: \"x\u{1b}\"\n"),
+            Some((at(2, 6), '\u{1b}'))
+        );
+        assert_eq!(first_control_character("\u{feff}a: \"\tb\"\r\n"), None);
+        assert_eq!(
+            first_control_character("a: \u{feff}\n"),
+            Some((at(1, 4), '\u{feff}'))
+        );
+        assert_eq!(
+            first_control_character("a: \u{ffff}"),
+            Some((at(1, 4), '\u{ffff}'))
+        );
+        assert_eq!(
+            first_alias("a: &x [1]\n# *x\nb: 2*3 # *x\nc: [*x]\n"),
+            Some(at(4, 5))
+        );
+        assert_eq!(first_alias("a: 1\n"), None);
+    }
 
     #[test]
     fn anchors_and_merge_keys_are_applied() {

@@ -17,7 +17,9 @@ mod validate;
 pub use compose::{describe_module, ModuleDescription};
 pub use error::{ConfigError, ConfigErrors};
 pub use kinds::{Extractor, KindError, SourceKind};
-pub use load::{load_file, load_str, load_web_config, read_foreign_yaml, read_text};
+pub use load::{
+    load_file, load_str, load_web_config, read_foreign_yaml, read_regular_file, read_text,
+};
 pub use model::*;
 pub use positions::Position;
 pub use validate::{

@@ -145,7 +145,7 @@ impl HttpFetcher {
         } else if let Some(tls) = &c.tls {
             if let Some(ca) = &tls.ca_file {
                 let path = resolve(base_dir, ca);
-                let pem = std::fs::read(&path)
+                let pem = crate::config::read_regular_file(&path)
                     .with_context(|| format!("tls.ca_file {}", path.display()))?;
                 for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
                     format!("tls.ca_file {}: not PEM certificates", path.display())
@@ -155,10 +155,11 @@ impl HttpFetcher {
             }
             if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
                 let (cp, kp) = (resolve(base_dir, cert), resolve(base_dir, key));
-                let mut pem = std::fs::read(&cp)
+                let mut pem = crate::config::read_regular_file(&cp)
                     .with_context(|| format!("tls.cert_file {}", cp.display()))?;
                 pem.extend(
-                    std::fs::read(&kp).with_context(|| format!("tls.key_file {}", kp.display()))?,
+                    crate::config::read_regular_file(&kp)
+                        .with_context(|| format!("tls.key_file {}", kp.display()))?,
                 );
                 let identity = reqwest::Identity::from_pem(&pem).with_context(|| {
                     format!("tls.cert_file/key_file {} {}", cp.display(), kp.display())
@@ -174,8 +175,11 @@ impl HttpFetcher {
             (None, Some(f)) => {
                 let path = resolve(base_dir, f);
                 Some(
-                    std::fs::read_to_string(&path)
-                        .with_context(|| format!("body_file {}", path.display()))?,
+                    String::from_utf8(
+                        crate::config::read_regular_file(&path)
+                            .with_context(|| format!("body_file {}", path.display()))?,
+                    )
+                    .with_context(|| format!("body_file {}: not UTF-8", path.display()))?,
                 )
             }
             (None, None) => None,

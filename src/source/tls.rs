@@ -73,8 +73,8 @@ fn roots(tls: &TlsConfig, base_dir: &Path) -> anyhow::Result<rustls::RootCertSto
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = &tls.ca_file {
         let path = resolve_path(base_dir, ca);
-        let pem =
-            std::fs::read(&path).with_context(|| format!("tls.ca_file {}", path.display()))?;
+        let pem = crate::config::read_regular_file(&path)
+            .with_context(|| format!("tls.ca_file {}", path.display()))?;
         for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert
                 .with_context(|| format!("tls.ca_file {}: not PEM certificates", path.display()))?;

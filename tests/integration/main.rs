@@ -33,6 +33,7 @@ mod prom;
 mod real_servers;
 mod recipes;
 mod records;
+mod redteam;
 mod rotation;
 mod schema;
 mod self_metric_names;

@@ -380,6 +380,10 @@ impl<F: Fs> Tailer<F> {
                     let mut section = Section::open(sink);
                     if renamed {
                         let from = t.path_str();
+                        // Renamed within the globs (a kubelet's `0.log` → `0.log.<time>`
+                        // with `*.log*`): the file now at the old path replaced it, as for a
+                        // rename out of the globs.
+                        t.left = Some(t.path.clone());
                         t.path = found.path.clone();
                         t.symlink = found.symlink;
                         section.event(EventKind::Renamed, &t.path_str(), &format!("from {from}"));
@@ -1012,7 +1016,10 @@ impl<F: Fs> Tailer<F> {
             .files
             .values()
             .filter(|t| self.in_pass(t, named, now))
-            .map(|t| (!matches!(t.phase, Phase::Draining { .. }), t.id))
+            .map(|t| {
+                let predecessor = matches!(t.phase, Phase::Draining { .. }) || t.left.is_some();
+                (!predecessor, t.id)
+            })
             .collect();
         ids.sort_unstable_by_key(|(later, _)| *later);
         self.behind.clear();
@@ -1040,7 +1047,7 @@ impl<F: Fs> Tailer<F> {
             return;
         };
         let Some(p) = self.files.values_mut().find(|p| {
-            matches!(p.phase, Phase::Draining { .. })
+            matches!(p.phase, Phase::Draining { .. } | Phase::Following)
                 && p.left.as_ref() == Some(&t.path)
                 && p.records.as_ref().is_some_and(|r| r.holds_partial())
         }) else {

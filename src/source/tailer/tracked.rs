@@ -52,8 +52,8 @@ pub struct Tracked<H> {
     pub(super) verified: u64,
     /// Under a directory that could not be listed in the last scan.
     pub unseen: bool,
-    /// The path it was followed under before it was renamed out of the globs (draining):
-    /// the file now at that path replaced it (see `Tailer::inherit_partials`).
+    /// The path it was followed under before it was renamed (out of the globs: draining; or
+    /// within them): the file now at that path replaced it (see `Tailer::inherit_partials`).
     pub(super) left: Option<PathBuf>,
     /// (size, ctime, read) when the content was last found not replaced: while they stay the
     /// same the head is not read again (an idle file costs one fstat per scan).
