@@ -576,26 +576,20 @@ impl FileSource {
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         let mut pace = PassPace::new(Instant::now());
-        // The data events' paths a pass after a partial scan left for the next pass (their
-        // wake was taken): that pass comes at the pace, as if they woke it.
-        let mut owed = false;
         loop {
             let timeout = if more {
                 Duration::ZERO
             } else {
                 let poll = next_poll.saturating_duration_since(Instant::now());
                 // A multi-line record held is emitted when its writer has paused long enough.
-                let wait = flush_in.map_or(poll, |f| f.min(poll));
-                if owed {
-                    wait.min(pace.next_start().saturating_duration_since(Instant::now()))
-                } else {
-                    wait
-                }
+                flush_in.map_or(poll, |f| f.min(poll))
             };
             let mut rescan = false;
-            let woken = match wake_rx.recv_timeout(timeout) {
+            let mut woken = false;
+            match wake_rx.recv_timeout(timeout) {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(w) => {
+                    woken = true;
                     rescan |= w == Wake::Rescan;
                     for w in wake_rx.try_iter() {
                         if w == Wake::Stop {
@@ -603,10 +597,9 @@ impl FileSource {
                         }
                         rescan |= w == Wake::Rescan;
                     }
-                    true
                 }
-                Err(RecvTimeoutError::Timeout) => owed,
-            };
+                Err(RecvTimeoutError::Timeout) => {}
+            }
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -645,21 +638,11 @@ impl FileSource {
                 self.update_watches(&mut watcher);
             }
             crate::faults::panic_once();
-            if rescan && self.tailer.last_scan_was_partial() && Instant::now() < pace.next_start() {
-                // A scan woken by a notification that left unchanged directories alone reads
-                // the files in the others at once (a file created there is read before it can
-                // go again); the files data events named are read by the next pass, when the
-                // pace allows it (this short read does not move the pace).
-                (more, flush_in) = self.read_after_scan();
-                owed = true;
-            } else {
-                let named = watcher.pass_starts();
-                owed = false;
-                // A rescan or a poll looks at every file; a data wake only at the files named.
-                let full = rescan || named.all || !watcher.is_active();
-                (more, flush_in) = self.read((!full).then_some(&named.paths[..]));
-                pace.pass(now, Instant::now());
-            }
+            let named = watcher.pass_starts();
+            // A rescan or a poll looks at every file; a data wake only at the files named.
+            let full = rescan || named.all || !watcher.is_active();
+            (more, flush_in) = self.read((!full).then_some(&named.paths[..]));
+            pace.pass(now, Instant::now());
             self.publish_status(rescan || changed, watcher.is_active());
             self.log_activity(false);
         }
@@ -703,16 +686,6 @@ impl FileSource {
             None => tailer.read_all(now, &mut sink),
         };
         // The same instant as the read: a file whose record comes due is read first (`in_pass`).
-        let flush_in = tailer.flush_idle(now, &mut sink);
-        (more, flush_in)
-    }
-
-    /// The read that follows a scan (see [`Tailer::read_after_scan`]), then what
-    /// [`Self::read`] does after its reads.
-    fn read_after_scan(&mut self) -> (bool, Option<Duration>) {
-        let now = Instant::now();
-        let (mut sink, tailer) = self.sink();
-        let more = tailer.read_after_scan(now, &mut sink);
         let flush_in = tailer.flush_idle(now, &mut sink);
         (more, flush_in)
     }

@@ -781,24 +781,15 @@ impl Sim {
             }
             named
         });
-        // After a scan, half the reads are the file source's: only the files of directories
-        // the scan did not leave alone (and those not simply followed).
-        let after_scan = scanned && self.side.chance(50);
         self.counter.events.push(format!(
-            "TAILER read ({} files{}{})",
+            "TAILER read ({} files{})",
             self.tailer.files().count(),
             named
                 .as_ref()
-                .map_or(String::new(), |n| format!(", named {n:?}")),
-            if after_scan && self.tailer.last_scan_was_partial() {
-                ", after a partial scan"
-            } else {
-                ""
-            }
+                .map_or(String::new(), |n| format!(", named {n:?}"))
         ));
         match &named {
             Some(named) => self.tailer.read_named(self.now, &mut self.counter, named),
-            None if after_scan => self.tailer.read_after_scan(self.now, &mut self.counter),
             None => self.tailer.read_all(self.now, &mut self.counter),
         };
         self.tailer.flush_idle(self.now, &mut self.counter);

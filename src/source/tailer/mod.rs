@@ -105,8 +105,6 @@ pub struct Tailer<F: Fs> {
     behind: BTreeSet<FileId>,
     /// This pass's fstat of each followed file found unchanged in content, for its read.
     pass_meta: HashMap<FileId, Meta>,
-    /// The directories whose files the last scan did not look at ([`Listing::unchanged`]).
-    unchanged: std::collections::HashSet<PathBuf>,
 }
 
 fn compressed(head: &[u8]) -> bool {
@@ -135,7 +133,6 @@ impl<F: Fs> Tailer<F> {
             skipped: Vec::new(),
             behind: BTreeSet::new(),
             pass_meta: HashMap::new(),
-            unchanged: std::collections::HashSet::new(),
         }
     }
 
@@ -305,7 +302,7 @@ impl<F: Fs> Tailer<F> {
     }
 
     /// The decisions of a scan, from its listing.
-    pub fn apply_listing(&mut self, mut listing: Listing, now: Instant, sink: &mut impl Sink) {
+    pub fn apply_listing(&mut self, listing: Listing, now: Instant, sink: &mut impl Sink) {
         let initial = self.scans == 0;
         self.scans += 1;
         self.listing_errors = listing
@@ -477,10 +474,9 @@ impl<F: Fs> Tailer<F> {
         let files = &self.files;
         self.paths
             .retain(|_, id| by_id.contains_key(id) || files.contains_key(id));
-        self.unchanged = std::mem::take(&mut listing.unchanged);
         if !listing.interrupted
             && listing.failed.is_empty()
-            && self.unchanged.is_empty()
+            && !listing.is_partial()
             && !self.restored.is_empty()
         {
             self.settle_restored(now, sink);
@@ -919,29 +915,6 @@ impl<F: Fs> Tailer<F> {
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
         self.read_pass(now, sink, None)
-    }
-
-    /// Whether the last scan left the files of unchanged directories alone
-    /// ([`Listing::unchanged`]).
-    pub fn last_scan_was_partial(&self) -> bool {
-        !self.unchanged.is_empty()
-    }
-
-    /// The read that follows a scan: every file, or, after a scan that left unchanged
-    /// directories alone, the files in the others and every file that is not simply followed
-    /// (as [`Self::read_named`] does with them named). What the others have is read by the
-    /// next pass, as when no name had changed.
-    pub fn read_after_scan(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
-        if self.unchanged.is_empty() {
-            return self.read_pass(now, sink, None);
-        }
-        let ids: BTreeSet<FileId> = self
-            .files
-            .values()
-            .filter(|t| !t.path.parent().is_some_and(|d| self.unchanged.contains(d)))
-            .map(|t| t.id)
-            .collect();
-        self.read_pass(now, sink, Some(&ids))
     }
 
     /// Reads what is new in the followed files at `named` (the paths file notifications named
