@@ -1787,11 +1787,6 @@ impl<F: Fs> Tailer<F> {
     }
 }
 
-/// Whether the content of `t` (open as `h`) was replaced: it is shorter now, or starts
-/// differently (truncated and written again past the offset). Not read again while size,
-/// ctime and the offset are what they were at the last check that found it unchanged: a
-/// truncation moves ctime (a replacement of the same size within one ctime tick, about 4 ms,
-/// is found at the file's next change instead).
 /// Reads at `offset - overlap` into `buf` until it holds more than `overlap` bytes or the
 /// file ends (a read may give fewer bytes than asked); returns how many it holds.
 fn read_with_overlap<H: Handle>(
@@ -1811,6 +1806,11 @@ fn read_with_overlap<H: Handle>(
     Ok(got)
 }
 
+/// Whether the content of `t` (open as `h`) was replaced: it is shorter now, or starts
+/// differently (truncated and written again past the offset). Not read again while size,
+/// ctime and the offset are what they were at the last check that found it unchanged: a
+/// truncation moves ctime (a replacement of the same size within one ctime tick, about 4 ms,
+/// is found at the file's next change instead).
 fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
     let stamp = (meta.size, meta.changed, t.read);
     if meta.changed != 0 && t.checked.get() == Some(stamp) {
