@@ -328,7 +328,8 @@ fn status_page_in_a_real_browser() {
             ("us", "queue", "ok"),
         ]),
     );
-    let (stats_port, closed_port) = (free_port(), free_port());
+    let closed = crate::real_servers::ClosedPort::new();
+    let (stats_port, closed_port) = (free_port(), closed.port);
     let socket = dir.path().join("haproxy.sock");
     let backend = upstream.port;
     std::fs::write(

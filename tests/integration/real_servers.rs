@@ -52,6 +52,56 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections for as long as this lives: a socket bound to it
+/// that never listens. A port from [`free_port`] is only free when asked, and another test's
+/// server may take it before it is used as a closed one.
+pub(crate) struct ClosedPort {
+    /// Held (closed when dropped): the port stays this socket's.
+    _fd: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub(crate) fn new() -> ClosedPort {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `fd` is a new descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: `addr` is a valid sockaddr_in of `len` bytes.
+        let bound = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::addr_of!(addr).cast::<libc::sockaddr>(),
+                len,
+            )
+        };
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        // SAFETY: as above.
+        let mut got: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut got_len = len;
+        // SAFETY: `got` has room for a sockaddr_in; `got_len` says so.
+        let named = unsafe {
+            libc::getsockname(
+                fd.as_raw_fd(),
+                std::ptr::addr_of_mut!(got).cast::<libc::sockaddr>(),
+                &mut got_len,
+            )
+        };
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        ClosedPort {
+            _fd: fd,
+            port: u16::from_be(got.sin_port),
+        }
+    }
+}
+
 pub(crate) fn start(program: &str, args: &[&str], port: u16, dir: &Path) -> Server {
     let log = std::fs::File::create(dir.join(format!("{program}.out"))).unwrap();
     let child = Command::new(Path::new("/usr/sbin").join(program))
@@ -195,7 +245,8 @@ fn haproxy_stats_page_and_csv() {
     }
     let dir = tempdir();
     let (_nginx, web_port) = start_nginx(dir.path());
-    let (stats_port, closed_port) = (free_port(), free_port());
+    let closed = ClosedPort::new();
+    let (stats_port, closed_port) = (free_port(), closed.port);
     std::fs::write(
         dir.path().join("haproxy.cfg"),
         format!(

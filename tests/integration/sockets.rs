@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::real_servers::{free_port, Server};
+use crate::real_servers::{free_port, ClosedPort, Server};
 
 /// `/usr/bin/<program>` exists (required in CI).
 fn installed(program: &str) -> bool {
@@ -457,7 +457,8 @@ fn haproxy_runtime_api_on_its_unix_socket() {
         return;
     }
     let dir = tempdir();
-    let (metrics_port, closed_port) = (free_port(), free_port());
+    let closed = ClosedPort::new();
+    let (metrics_port, closed_port) = (free_port(), closed.port);
     let socket = dir.path().join("admin.sock");
     std::fs::write(
         dir.path().join("haproxy.cfg"),
