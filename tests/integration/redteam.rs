@@ -2,7 +2,6 @@
 //! storage directory's leftovers, and config errors that must say where they are — each with
 //! the real binary and real files, counts keyed per line.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,44 +25,10 @@ fn write_lines(log: &Path, from: usize, to: usize) {
     append(log, text);
 }
 
-fn keyed(text: &str) -> BTreeMap<String, f64> {
-    series(text, "lines_total")
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k.trim_start_matches("key=\"")
-                    .trim_end_matches('"')
-                    .to_owned(),
-                v,
-            )
-        })
-        .collect()
-}
-
-/// Waits until every key of `0..n` is counted, then asserts each exactly once (a loss and a
-/// double count cannot cancel).
-fn exactly_once(exporter: &Exporter, n: usize) {
-    let start = Instant::now();
-    loop {
-        let text = exporter.scrape();
-        let got = keyed(&text);
-        let all = (0..n).all(|i| got.contains_key(&i.to_string()));
-        if all || start.elapsed() > WAIT {
-            let wrong: Vec<_> = (0..n)
-                .map(|i| (i, got.get(&i.to_string()).copied()))
-                .filter(|(_, v)| *v != Some(1.0))
-                .take(10)
-                .collect();
-            let extra = got.len().saturating_sub(n);
-            assert!(
-                wrong.is_empty() && extra == 0,
-                "not exactly once: {wrong:?}, {extra} extra keys\n--- log ---\n{}",
-                exporter.log.lock().unwrap().join("\n")
-            );
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(30));
-    }
+/// Every key of `0..n` of `lines_total` exactly once (see [`exactly_once`]).
+fn each_once(exporter: &Exporter, n: usize) {
+    let keys: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    exactly_once(exporter, "lines_total", &keys);
 }
 
 fn start_stored(config: &Path, store: &Path) -> Exporter {
@@ -176,7 +141,7 @@ fn a_checkpoint_with_an_impossible_offset_or_identity_counts_nothing_twice() {
         // Every line of both files once: 0..100 and 1000..1060.
         let start = Instant::now();
         loop {
-            let got = keyed(&exporter.scrape());
+            let got = keyed(&exporter.scrape(), "lines_total");
             let done = (0..100)
                 .chain(1000..1060)
                 .all(|i| got.contains_key(&i.to_string()));
@@ -229,7 +194,7 @@ fn the_storage_directory_survives_what_is_left_in_it() {
     std::fs::create_dir_all(store.join("quarry.checkpoint.tmp")).unwrap();
     std::fs::write(store.join("quarry.checkpoint.tmp/keep"), "mine").unwrap();
     let exporter = start_stored(&config, &store);
-    exactly_once(&exporter, 100);
+    each_once(&exporter, 100);
     exporter.wait_at_least("quarry_checkpoint_writes_total", 1.0);
     assert_eq!(exporter.value("quarry_checkpoint_errors_total"), Some(0.0));
     assert!(exporter.terminate().success());
@@ -251,7 +216,7 @@ fn the_storage_directory_survives_what_is_left_in_it() {
     // The checkpoint written holds: a restart counts nothing again.
     write_lines(&d.join("app.log"), 100, 110);
     let exporter = start_stored(&config, &store);
-    exactly_once(&exporter, 110);
+    each_once(&exporter, 110);
     assert!(exporter.terminate().success());
 
     // A write over `ulimit -f` (4 KiB; the checkpoint of 2,000 series is larger).
@@ -265,7 +230,7 @@ fn the_storage_directory_survives_what_is_left_in_it() {
             "--storage.interval=1h",
         ],
     );
-    exactly_once(&exporter, 2000);
+    each_once(&exporter, 2000);
     exporter.wait_at_least("quarry_checkpoint_errors_total", 1.0);
     // The shutdown checkpoint fails the same way; then nothing writes. (The first checkpoint,
     // before the file was read, was small enough.)
@@ -384,7 +349,7 @@ fn a_config_path_that_is_a_device_or_a_fifo_is_refused_without_waiting_or_readin
         }
         write_lines(&d.join("app.log"), n, n + 10);
         n += 10;
-        exactly_once(&exporter, n);
+        each_once(&exporter, n);
         std::fs::remove_file(&config).unwrap();
         std::fs::write(&config, CONFIG).unwrap();
         sighup(&exporter);
@@ -477,14 +442,14 @@ fn a_storage_directory_made_again_is_not_written_by_the_exporter_that_lost_it() 
     write_lines(&d.join("app.log"), 0, 10);
     let store = d.join("store");
     let first = start_stored(&config, &store);
-    exactly_once(&first, 10);
+    each_once(&first, 10);
     first.wait_at_least("quarry_checkpoint_writes_total", 1.0);
     std::fs::remove_dir_all(&store).unwrap();
     let second = start_stored(&config, &store);
-    exactly_once(&second, 10);
+    each_once(&second, 10);
     write_lines(&d.join("app.log"), 10, 20);
-    exactly_once(&first, 20);
-    exactly_once(&second, 20);
+    each_once(&first, 20);
+    each_once(&second, 20);
     // The first one's shutdown checkpoint, and any before it, fail.
     let log = first.log.clone();
     assert!(first.terminate().success());
@@ -497,5 +462,5 @@ fn a_storage_directory_made_again_is_not_written_by_the_exporter_that_lost_it() 
     assert!(second.terminate().success());
     write_lines(&d.join("app.log"), 20, 30);
     let second = start_stored(&config, &store);
-    exactly_once(&second, 30);
+    each_once(&second, 30);
 }

@@ -14,55 +14,6 @@ use quarry_exporter::series::TableCopy;
 
 use crate::common::*;
 
-/// `name{key="n"} v` for every key of `name` in an exposition.
-fn keyed(text: &str, name: &str) -> BTreeMap<String, f64> {
-    let prefix = format!("{name}{{key=\"");
-    text.lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|l| {
-            let (k, rest) = l.split_once("\"} ")?;
-            Some((k.to_owned(), rest.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-/// Waits until `name` has `n` keys, then checks that each of `keys` is exactly 1.
-fn exactly_once(exporter: &Exporter, name: &str, keys: &[String]) {
-    let start = Instant::now();
-    loop {
-        let text = exporter.scrape();
-        let got = keyed(&text, name);
-        let done = keys.iter().all(|k| got.contains_key(k));
-        if done || start.elapsed() > WAIT {
-            // A little longer: a double count may come late.
-            std::thread::sleep(Duration::from_millis(300));
-            let got = keyed(&exporter.scrape(), name);
-            let wrong: Vec<String> = keys
-                .iter()
-                .filter(|k| got.get(*k) != Some(&1.0))
-                .map(|k| format!("{k}={:?}", got.get(k)))
-                .collect();
-            assert!(
-                wrong.is_empty(),
-                "{} of {} keys not counted exactly once: {}\n--- log ---\n{}",
-                wrong.len(),
-                keys.len(),
-                wrong
-                    .iter()
-                    .take(20)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                exporter.log.lock().unwrap().join("\n")
-            );
-            let extra = got.len() - keys.iter().filter(|k| got.contains_key(*k)).count();
-            assert_eq!(extra, 0, "keys counted that were never written: {got:?}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(30));
-    }
-}
-
 fn reload_and_wait(exporter: &Exporter) {
     let reloads = "quarry_config_last_reload_success_timestamp_seconds";
     let before = exporter.value(reloads).unwrap();
