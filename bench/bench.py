@@ -877,8 +877,10 @@ def metric_value(port, series):
 def start_quarry(binary, config_dir, port):
     return subprocess.Popen(
         [binary, "--config.file=" + os.path.join(config_dir, "exporter.yaml"),
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=" + os.environ.get("QUARRY_BENCH_LOG_LEVEL", "warn")],
+        stdout=subprocess.DEVNULL,
+        # QUARRY_BENCH_LOG=FILE keeps the exporter's log (e.g. with QUARRY_BENCH_LOG_LEVEL=debug).
+        stderr=open(os.environ["QUARRY_BENCH_LOG"], "w") if os.environ.get("QUARRY_BENCH_LOG") else subprocess.DEVNULL)
 
 
 def start_mtail(program, logs_glob, port):

@@ -371,7 +371,7 @@ def run(args, files, churn, label):
     root = os.path.join(OUT, f"{label}")
     nfiles, probe = layout(root, files)
     with open(os.path.join(root, "exporter.yaml"), "w") as f:
-        f.write(quarry_config("2m" if churn else None))
+        f.write(quarry_config(args.expire if churn and args.expire != "none" else None))
     program = os.path.join(root, "node.mtail")
     with open(program, "w") as f:
         f.write(MTAIL_PROGRAM)
@@ -499,6 +499,8 @@ def run(args, files, churn, label):
         result["hwm"] = {"q": status_kib(quarry.pid, "VmHWM") / 1024, "m": status_kib(mtail.pid, "VmHWM") / 1024}
         result["peak_rss"] = peak
         result["problems"] = problems
+        with open(os.path.join(root, "problems.txt"), "w") as f:
+            f.write("\n".join(problems) + "\n")
         return result
     finally:
         if gen is not None:
@@ -550,6 +552,9 @@ def main():
     ap.add_argument("--churn", type=int, default=0,
                     help="seconds of churn (pods deleted and created) instead of the window")
     ap.add_argument("--churn-per-second", type=float, default=1.0)
+    ap.add_argument("--expire", default="5m",
+                    help="expire_after of the per-pod series in a churn run ('none': never); longer "
+                         "than the 180 s wait for the counts, so that live pods' series are judged")
     ap.add_argument("--sample-every", type=int, default=10, help="seconds between printed RSS samples")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the main size")
     ap.add_argument("--smoke", action="store_true", help="tiny, correctness only")

@@ -62,6 +62,9 @@ pub struct Listing {
     /// names the file it named then. A scan takes the files directly in them as it left them
     /// (a rotation in one pod's directory then costs nothing for the other pods' files).
     pub unchanged: HashSet<PathBuf>,
+    /// [`Fs::birth_clock`] when the expansion began: a file born after it cannot have been
+    /// looked at by it.
+    pub began: Option<u64>,
 }
 
 impl Listing {
@@ -168,7 +171,10 @@ impl Globs {
     /// could not be listed. Symlinked directories are not descended by `**` (no loops); `stop`
     /// ends the walk early (the listing then says it was interrupted).
     pub fn expand<F: Fs>(&self, fs: &F, stop: &AtomicBool) -> Listing {
-        let mut listing = Listing::default();
+        let mut listing = Listing {
+            began: fs.birth_clock(),
+            ..Listing::default()
+        };
         let mut seen = HashSet::new();
         // Directories whose files this expansion looked at: a second pattern listing one
         // again gets the listing just kept, but its files were not left alone.

@@ -78,6 +78,12 @@ pub trait Fs {
     fn forget_listing(&self, _dir: &Path) {}
     /// Opens a file for reading.
     fn open(&self, path: &Path) -> io::Result<Self::File>;
+    /// The birth time ([`FileId::birth`]'s unit) a file created now would be given at the
+    /// earliest: a file born later than this value was created after this call. `None` when
+    /// not known (then no file is taken to be born after anything).
+    fn birth_clock(&self) -> Option<u64> {
+        None
+    }
     /// Whether another descriptor may be held open (the budget); when not, a file is read in
     /// turns: opened, read and closed again.
     fn may_hold_open(&self) -> bool;
@@ -342,6 +348,16 @@ impl Handle for RealFile {
 
 impl Fs for RealFs {
     type File = RealFile;
+
+    fn birth_clock(&self) -> Option<u64> {
+        // The kernel stamps births from its coarse clock, which lags this one by up to a tick:
+        // a file created just after this call may look born a little before it (then it is
+        // not taken to be born after it: the safe side).
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_nanos() as u64)
+    }
 
     fn stat(&self, path: &Path) -> io::Result<Meta> {
         let m = std::fs::metadata(path)?;

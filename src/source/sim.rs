@@ -220,6 +220,10 @@ impl SimFs {
 
 impl Fs for SimFs {
     type File = SimFile;
+    fn birth_clock(&self) -> Option<u64> {
+        let w = self.0.borrow();
+        (!w.no_birth).then_some(w.births)
+    }
     fn stat(&self, path: &Path) -> io::Result<Meta> {
         let w = self.0.borrow();
         match w.names.get(path) {

@@ -39,6 +39,8 @@ mod phase;
 mod record;
 mod sink;
 mod state;
+#[cfg(test)]
+mod tests;
 mod tracked;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -68,6 +70,8 @@ const READ_BUFFER: usize = 256 << 10;
 pub const GONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Most records of gone content kept per source.
 pub const GONE_KEPT: usize = 512;
+/// How far back a file renamed away before its first listing is looked for (by its birth).
+const MISSED_WINDOW: Duration = Duration::from_secs(60);
 
 /// The settings the tailer needs.
 #[derive(Debug, Clone)]
@@ -105,6 +109,15 @@ pub struct Tailer<F: Fs> {
     behind: BTreeSet<FileId>,
     /// This pass's fstat of each followed file found unchanged in content, for its read.
     pass_meta: HashMap<FileId, Meta>,
+    /// When the last listing applied began ([`Listing::began`]): a file born after it and
+    /// not followed now was never looked at.
+    last_listing_began: Option<u64>,
+    /// When listings of the last [`MISSED_WINDOW`] began (one a second at most), with when
+    /// they were applied: a file born after the oldest, not followed now and not let go
+    /// since ([`Self::let_go`]), was never followed.
+    listings_began: VecDeque<(Instant, u64)>,
+    /// Files let go (closed, lost, replaced while draining) in the last [`MISSED_WINDOW`].
+    let_go: VecDeque<(FileId, Instant)>,
 }
 
 fn compressed(head: &[u8]) -> bool {
@@ -133,6 +146,9 @@ impl<F: Fs> Tailer<F> {
             skipped: Vec::new(),
             behind: BTreeSet::new(),
             pass_meta: HashMap::new(),
+            last_listing_began: None,
+            listings_began: VecDeque::new(),
+            let_go: VecDeque::new(),
         }
     }
 
@@ -236,6 +252,9 @@ impl<F: Fs> Tailer<F> {
         self.compressed.clear();
         self.paths.clear();
         self.scans = 0;
+        self.last_listing_began = None;
+        self.listings_began.clear();
+        self.let_go.clear();
         self.listing_errors.clear();
         self.skipped.clear();
         self.behind.clear();
@@ -278,6 +297,15 @@ impl<F: Fs> Tailer<F> {
     }
 
     fn remember(&mut self, k: Known, now: Instant, sink: &mut impl Sink) {
+        // Every way a file is let go remembers its content: the files let go lately.
+        while self
+            .let_go
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) > MISSED_WINDOW)
+        {
+            self.let_go.pop_front();
+        }
+        self.let_go.push_back((k.id, now));
         if k.has_content() {
             self.gone.retain(|(g, _)| {
                 !(g.head == k.head && g.offset == k.offset && g.marker == k.marker)
@@ -305,6 +333,30 @@ impl<F: Fs> Tailer<F> {
     pub fn apply_listing(&mut self, listing: Listing, now: Instant, sink: &mut impl Sink) {
         let initial = self.scans == 0;
         self.scans += 1;
+        let previous_began = std::mem::replace(&mut self.last_listing_began, listing.began);
+        // The oldest listing of the window began before a file this scan may find missed:
+        // every listing before it ended before it began.
+        while self
+            .listings_began
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > MISSED_WINDOW)
+        {
+            self.listings_began.pop_front();
+        }
+        let missed_since = self
+            .listings_began
+            .front()
+            .map(|(_, began)| *began)
+            .or(previous_began);
+        if let Some(began) = listing.began {
+            if self
+                .listings_began
+                .back()
+                .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= Duration::from_secs(1))
+            {
+                self.listings_began.push_back((now, began));
+            }
+        }
         self.listing_errors = listing
             .failed
             .iter()
@@ -348,6 +400,7 @@ impl<F: Fs> Tailer<F> {
             self.handle_replaced_and_pending(now, sink, None);
         }
         let mut adopted = false;
+        let mut adopted_now: Vec<PathBuf> = Vec::new();
         // Files new to the tailer are decided on the largest first: a copy is never larger
         // than its intact original, so an original (after a restart, both unknown) is followed
         // before its copies are decided on — and they become its shadows.
@@ -397,7 +450,15 @@ impl<F: Fs> Tailer<F> {
             if self.compressed.get(id) == Some(&(found.path.clone(), found.meta.size)) {
                 continue;
             }
-            adopted |= self.adopt(found, now, initial, sink);
+            if self.adopt(found, now, initial, sink) {
+                adopted = true;
+                adopted_now.push(found.path.clone());
+            }
+        }
+        // Before the files no longer matched are let go: a file followed since the last scan
+        // must still be known as followed here.
+        if let (false, Some(since)) = (initial, missed_since) {
+            adopted |= self.drain_missed_rotations(&adopted_now, &by_id, since, now, sink);
         }
         // Followed files no longer matched.
         let missing: Vec<FileId> = self
@@ -575,6 +636,84 @@ impl<F: Fs> Tailer<F> {
         let mut section = Section::open(sink);
         self.publish_remembered(&mut *section);
         drop(section);
+    }
+
+    /// Content written at a matched path and renamed away between two scans, never seen: on a
+    /// busy machine the kubelet can rotate a new container's `0.log` (to `0.log.<time>`)
+    /// before the exporter's first listing of the new pod's directory. Next to each file
+    /// adopted by this scan, a file named as a rotation of it (its name followed by `.`, `-` or
+    /// `_` and more) that was born after a listing of the last minute began (`since`: no
+    /// earlier listing can have seen it), is neither followed nor let go since (so no scan
+    /// took it) and holds content not read before (not a copy of known content) is read from
+    /// its beginning to its end, as a file renamed away is. Only a birth time tells that its content cannot
+    /// have been read: on a filesystem without one, such a file stays unread. Returns whether
+    /// it took one.
+    fn drain_missed_rotations(
+        &mut self,
+        adopted: &[PathBuf],
+        matched: &BTreeMap<FileId, &Found>,
+        since: u64,
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let mut drained = false;
+        let dirs: BTreeSet<PathBuf> = adopted.iter().map(|p| super::fs::parent(p)).collect();
+        for dir in dirs {
+            let Ok(entries) = self.fs.list(&dir) else {
+                continue;
+            };
+            for entry in entries.iter().filter(|e| !e.is_dir && !e.is_symlink) {
+                let path = dir.join(&entry.name);
+                let Some(live) = adopted
+                    .iter()
+                    .find(|a| a.parent() == path.parent() && is_rotation_of(a, &path))
+                else {
+                    continue;
+                };
+                let Ok(h) = self.fs.open(&path) else { continue };
+                let Ok(meta) = h.meta() else { continue };
+                let never_followed = meta.is_file
+                    && meta.id.birth > since
+                    && !self.files.contains_key(&meta.id)
+                    && !self.let_go.iter().any(|(id, _)| *id == meta.id)
+                    && !matched.contains_key(&meta.id)
+                    && !self.compressed.contains_key(&meta.id)
+                    && !self.restored.iter().any(|r| r.known.id == meta.id);
+                if !never_followed
+                    || meta.size == 0
+                    || compressed(&identity::read_range(&h, 0, 8).unwrap_or_default())
+                {
+                    continue;
+                }
+                // A copy of content read (or followed) is no missed content.
+                match self.decide(&path, &h, meta, false, false) {
+                    Some(d) if d.kind == EventKind::New && d.start == 0 => {}
+                    _ => continue,
+                }
+                let live = live.clone();
+                let mut t = self.track(path, false, Some(h), meta, 0, false, now);
+                t.phase = Phase::Draining { since: now };
+                // Its partial last line (a container's `P` parts) continues in the live file.
+                t.left = Some(live.clone());
+                if !self.fs.may_hold_open() {
+                    t.handle = None;
+                }
+                let mut section = Section::open(sink);
+                section.event(
+                    EventKind::New,
+                    &t.path_str(),
+                    &format!(
+                        "renamed away from {} before it was first seen (born since the last scan, never read): read from its beginning to its end",
+                        live.display()
+                    ),
+                );
+                section.record(meta.id, Some(&record(&t)));
+                drop(section);
+                self.files.insert(meta.id, t);
+                drained = true;
+            }
+        }
+        drained
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1856,6 +1995,17 @@ struct Decision {
     /// The checkpoint record or gone record this content was recognised as (used up).
     consumed_restored: Option<usize>,
     consumed_gone: Option<usize>,
+}
+
+/// Whether `rotated` is named as a rotation of `live` in the same directory: `live`'s name
+/// followed by `.`, `-` or `_` and more (`0.log.20261206-101500`, `app.log.1`,
+/// `app.log-20261206`).
+fn is_rotation_of(live: &Path, rotated: &Path) -> bool {
+    let (Some(l), Some(r)) = (live.file_name(), rotated.file_name()) else {
+        return false;
+    };
+    let (l, r) = (l.as_encoded_bytes(), r.as_encoded_bytes());
+    r.len() > l.len() + 1 && r.starts_with(l) && matches!(r[l.len()], b'.' | b'-' | b'_')
 }
 
 /// Whether `a` names a file better than `b`: a real path over a symlink, then the shorter,
