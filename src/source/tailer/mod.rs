@@ -670,16 +670,25 @@ impl<F: Fs> Tailer<F> {
                 else {
                     continue;
                 };
+                // Looked at (a stat) before it is opened: most are the files let go before.
+                let Ok(seen) = self.fs.stat(&path) else {
+                    continue;
+                };
+                let never_followed = |meta: Meta| {
+                    meta.is_file
+                        && meta.id.birth > since
+                        && !self.files.contains_key(&meta.id)
+                        && !self.let_go.iter().any(|(id, _)| *id == meta.id)
+                        && !matched.contains_key(&meta.id)
+                        && !self.compressed.contains_key(&meta.id)
+                        && !self.restored.iter().any(|r| r.known.id == meta.id)
+                };
+                if !never_followed(seen) {
+                    continue;
+                }
                 let Ok(h) = self.fs.open(&path) else { continue };
                 let Ok(meta) = h.meta() else { continue };
-                let never_followed = meta.is_file
-                    && meta.id.birth > since
-                    && !self.files.contains_key(&meta.id)
-                    && !self.let_go.iter().any(|(id, _)| *id == meta.id)
-                    && !matched.contains_key(&meta.id)
-                    && !self.compressed.contains_key(&meta.id)
-                    && !self.restored.iter().any(|r| r.known.id == meta.id);
-                if !never_followed
+                if meta.id != seen.id
                     || meta.size == 0
                     || compressed(&identity::read_range(&h, 0, 8).unwrap_or_default())
                 {
