@@ -201,6 +201,10 @@ impl Reader<'_> {
     /// Skips JSON whitespace (space, tab, line feed, carriage return: nothing else).
     #[inline(always)]
     fn ws(&mut self) {
+        // Most records are written compact: one comparison decides that case.
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.i += 1;
         }
@@ -237,16 +241,20 @@ impl Reader<'_> {
                 node.child(key.as_bytes(), key_prefix(key.as_bytes()))
             } else {
                 let key = &self.b[key_start..self.i - 1];
-                // Eight bytes from the key's start (the text goes on after it: its value at
-                // least), those past its end masked off.
-                let prefix = match self.b.get(key_start..).and_then(<[u8]>::first_chunk::<8>) {
-                    Some(word) if key.len() < 8 => {
-                        u64::from_le_bytes(*word) & ((1u64 << (8 * key.len())) - 1)
-                    }
-                    Some(word) => u64::from_le_bytes(*word),
-                    None => key_prefix(key),
-                };
-                node.child(key, prefix)
+                if node.children.is_empty() {
+                    None
+                } else {
+                    // Eight bytes from the key's start (the text goes on after it: its value at
+                    // least), those past its end masked off.
+                    let prefix = match self.b.get(key_start..).and_then(<[u8]>::first_chunk::<8>) {
+                        Some(word) if key.len() < 8 => {
+                            u64::from_le_bytes(*word) & ((1u64 << (8 * key.len())) - 1)
+                        }
+                        Some(word) => u64::from_le_bytes(*word),
+                        None => key_prefix(key),
+                    };
+                    node.child(key, prefix)
+                }
             };
             self.ws();
             self.expect(b':')?;
