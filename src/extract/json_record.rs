@@ -819,6 +819,27 @@ mod tests {
         }
     }
 
+    /// Keys are told apart by length and first eight bytes, then the rest: keys that share
+    /// their first eight bytes, one of exactly eight, one a byte short, one escaped.
+    #[test]
+    fn keys_sharing_their_first_eight_bytes_are_told_apart() {
+        let mut trie = PathTrie::default();
+        let ms = trie.insert(&["latency_ms".into()]);
+        let duration = trie.insert(&["duration".into()]);
+        let mut spans = Vec::new();
+        let line = r#"{"latency_mx":1,"latency_ms":2,"duratio":3,"duration":4,"latency_m":5}"#;
+        assert!(trie.read(line, &mut spans));
+        let text = |s: usize, spans: &[Option<(usize, usize)>], line: &str| {
+            spans[s].map(|(a, b)| line[a..b].to_owned())
+        };
+        assert_eq!(text(ms, &spans, line).as_deref(), Some("2"));
+        assert_eq!(text(duration, &spans, line).as_deref(), Some("4"));
+        let line = r#"{"latency\u005fms":7,"durationx":8,"latency_msx":9}"#;
+        assert!(trie.read(line, &mut spans));
+        assert_eq!(text(ms, &spans, line).as_deref(), Some("7"));
+        assert_eq!(text(duration, &spans, line), None);
+    }
+
     /// A lone surrogate in a key: the one-pass reader refuses the record (it compares keys
     /// as text) and the document reader reads the rest of it.
     #[test]
@@ -964,6 +985,14 @@ mod tests {
                             r#""k\ud800""#,
                             r#""\"q\"""#,
                             r#""""#,
+                            // Keys compared by length and first eight bytes: longer
+                            // ones that differ only after them, exactly eight, one less.
+                            r#""latency_ms""#,
+                            r#""latency_mx""#,
+                            r#""latency_m""#,
+                            r#""duration""#,
+                            r#""duratio""#,
+                            r#""latency\u005fms""#,
                         ]));
                         self.ws(out);
                         out.push(':');
@@ -1064,6 +1093,10 @@ mod tests {
             "$['lévél']",
             "$['\"q\"']",
             "$.x.missing",
+            "$.latency_ms",
+            "$.http.latency_ms",
+            "$.duration",
+            "$.a.latency_mx",
         ];
         let (trie, slots, slow) = both_readers(&fields);
         let mut gen = Gen(Rng(0x5eed_2026_1205));
