@@ -51,6 +51,21 @@ pub struct PathTrie {
     children: Vec<(String, PathTrie)>,
     slot: Option<usize>,
     slots: usize,
+    /// The slots of the paths under this node, its own included: what a key given again
+    /// forgets, without walking the subtree.
+    under: Vec<usize>,
+    /// Per child, in the order of `children`: its key's length and first eight bytes (see
+    /// [`key_prefix`]), which decide the comparison of keys of up to eight bytes alone.
+    prefixes: Vec<(usize, u64)>,
+}
+
+/// The first (up to) eight bytes of `key`, the first lowest, zeros after its end.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    for (w, k) in word.iter_mut().zip(key) {
+        *w = *k;
+    }
+    u64::from_le_bytes(word)
 }
 
 impl PathTrie {
@@ -61,6 +76,7 @@ impl PathTrie {
             let i = match node.children.iter().position(|(k, _)| k == key) {
                 Some(i) => i,
                 None => {
+                    node.prefixes.push((key.len(), key_prefix(key.as_bytes())));
                     node.children.push((key.clone(), PathTrie::default()));
                     node.children.len() - 1
                 }
@@ -72,7 +88,8 @@ impl PathTrie {
         }
         let s = self.slots;
         self.slots += 1;
-        // Walk again: the first walk's borrow ended where the slot count changed.
+        // Walk again: the first walk's borrow ended where the slot count changed. Every
+        // node on the way (the root aside) has the new slot under it.
         let mut node = &mut *self;
         for key in path {
             let i = node
@@ -81,18 +98,17 @@ impl PathTrie {
                 .position(|(k, _)| k == key)
                 .expect("inserted");
             node = &mut node.children[i].1;
+            node.under.push(s);
         }
         node.slot = Some(s);
         s
     }
 
     /// Forgets the spans of this node and those under it.
+    #[inline]
     fn clear(&self, spans: &mut [Option<(usize, usize)>]) {
-        if let Some(s) = self.slot {
+        for &s in &self.under {
             spans[s] = None;
-        }
-        for (_, child) in &self.children {
-            child.clear(spans);
         }
     }
 
@@ -120,12 +136,17 @@ impl PathTrie {
         read.is_some() && r.i == r.b.len()
     }
 
-    /// The child named by a key's bytes as written (no escapes in them).
-    fn child(&self, key: &[u8]) -> Option<&PathTrie> {
-        self.children
+    /// The child named by a key's bytes as written (no escapes in them), whose first eight
+    /// bytes are `prefix` (see [`key_prefix`]). Length and prefix first: most keys of a record
+    /// are not in the trie, most keys are short, and a call to `memcmp` costs more.
+    #[inline(always)]
+    fn child(&self, key: &[u8], prefix: u64) -> Option<&PathTrie> {
+        let i = self
+            .prefixes
             .iter()
-            .find(|(k, _)| k.as_bytes() == key)
-            .map(|(_, child)| child)
+            .position(|&(len, p)| len == key.len() && p == prefix)?;
+        let (k, child) = &self.children[i];
+        (key.len() <= 8 || k.as_bytes()[8..] == key[8..]).then_some(child)
     }
 }
 
@@ -180,6 +201,10 @@ impl Reader<'_> {
     /// Skips JSON whitespace (space, tab, line feed, carriage return: nothing else).
     #[inline(always)]
     fn ws(&mut self) {
+        // Most records are written compact: one comparison decides that case.
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.i += 1;
         }
@@ -213,23 +238,29 @@ impl Reader<'_> {
                 // Compared as text: the key decoded (a lone surrogate refuses the record,
                 // as the document reader reads it as U+FFFD).
                 let key: String = serde_json::from_str(&self.text[key_start - 1..self.i]).ok()?;
-                node.child(key.as_bytes())
+                node.child(key.as_bytes(), key_prefix(key.as_bytes()))
             } else {
-                node.child(&self.b[key_start..self.i - 1])
+                let key = &self.b[key_start..self.i - 1];
+                if node.children.is_empty() {
+                    None
+                } else {
+                    // Eight bytes from the key's start (the text goes on after it: its value at
+                    // least), those past its end masked off.
+                    let prefix = match self.b.get(key_start..).and_then(<[u8]>::first_chunk::<8>) {
+                        Some(word) if key.len() < 8 => {
+                            u64::from_le_bytes(*word) & ((1u64 << (8 * key.len())) - 1)
+                        }
+                        Some(word) => u64::from_le_bytes(*word),
+                        None => key_prefix(key),
+                    };
+                    node.child(key, prefix)
+                }
             };
             self.ws();
             self.expect(b':')?;
             self.ws();
             match child {
-                // The usual values first, without the container bookkeeping.
-                None => match self.peek()? {
-                    b'"' => {
-                        self.i += 1;
-                        self.string()?;
-                    }
-                    b'-' | b'0'..=b'9' => self.number()?,
-                    _ => self.skip_value(depth)?,
-                },
+                None => self.value(depth)?,
                 Some(child) => {
                     // A key given twice: the last one wins, as in a parsed document (a
                     // leaf's own span is set below; only paths under it need forgetting).
@@ -241,7 +272,7 @@ impl Reader<'_> {
                         self.i += 1;
                         self.object(child, spans, depth + 1)?;
                     } else {
-                        self.skip_value(depth)?;
+                        self.value(depth)?;
                     }
                     if let Some(slot) = child.slot {
                         spans[slot] = Some((start, self.i));
@@ -257,6 +288,20 @@ impl Reader<'_> {
                 }
                 _ => return None,
             }
+        }
+    }
+
+    /// Checks and skips one value inside `depth` levels of nesting: the usual ones (strings
+    /// and numbers) first, without the container bookkeeping of [`Reader::skip_value`].
+    #[inline(always)]
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                self.string().map(|_| ())
+            }
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => self.skip_value(depth),
         }
     }
 
@@ -324,6 +369,7 @@ impl Reader<'_> {
     }
 
     /// A member's key (not decoded) and its colon.
+    #[inline(always)]
     fn member_key(&mut self) -> Option<()> {
         self.expect(b'"')?;
         self.string()?;
@@ -338,17 +384,22 @@ impl Reader<'_> {
         let mut i = self.i;
         let mut escaped = false;
         loop {
-            // The plain run: eight bytes at a time, then what is left byte by byte.
-            while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-                let stops = string_stops(u64::from_le_bytes(*chunk));
-                if stops != 0 {
-                    i += (stops.trailing_zeros() / 8) as usize;
+            // The plain run: eight bytes at a time, then (near the end of the text) what is
+            // left byte by byte.
+            loop {
+                if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                    let stops = string_stops(u64::from_le_bytes(*chunk));
+                    if stops != 0 {
+                        i += (stops.trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    i += 8;
+                } else {
+                    while b.get(i).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
+                        i += 1;
+                    }
                     break;
                 }
-                i += 8;
-            }
-            while b.get(i).is_some_and(|&c| !STRING_STOP[usize::from(c)]) {
-                i += 1;
             }
             match b.get(i)? {
                 b'"' => {
@@ -381,40 +432,48 @@ impl Reader<'_> {
 
     /// A number as JSON writes it: `-`, then `0` or digits not starting with `0`, then maybe
     /// a fraction and an exponent, each with at least one digit.
+    #[inline(always)]
     fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
-            self.i += 1;
+        let b = self.b;
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
         }
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = digits_end(b, i + 1),
             _ => return None,
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
+        if b.get(i) == Some(&b'.') {
+            let end = digits_end(b, i + 1);
+            if end == i + 1 {
+                return None;
             }
-            self.some_digits()?;
+            i = end;
         }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            let end = digits_end(b, i);
+            if end == i {
+                return None;
+            }
+            i = end;
+        }
+        self.i = i;
         Some(())
     }
+}
 
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
-        }
+/// Where the run of ASCII digits from `i` ends.
+#[inline(always)]
+fn digits_end(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
     }
-
-    fn some_digits(&mut self) -> Option<()> {
-        let start = self.i;
-        self.digits();
-        (self.i > start).then_some(())
-    }
+    i
 }
 
 /// The text of a value as the JSONPath reader gives it: strings unescaped (a lone surrogate
@@ -444,7 +503,16 @@ pub fn value_text_into(raw: &str, out: &mut String) -> bool {
             return true;
         }
         b'n' => None,
-        b'"' => lossy::<String>(raw),
+        // With escapes: decoded here, as serde_json decodes them (the reader checked their
+        // shape); what does not decode goes to serde_json after all.
+        b'"' => {
+            let len = out.len();
+            if unescape_into(&raw[1..raw.len() - 1], out).is_some() {
+                return true;
+            }
+            out.truncate(len);
+            lossy::<String>(raw)
+        }
         // Read as the document reader reads a record (numbers out of a double's range as
         // the strings they are written as, lone surrogates as U+FFFD), so the two agree.
         b'{' | b'[' => JsonExtractor::parse(raw).ok().map(|v| v.to_string()),
@@ -456,6 +524,59 @@ pub fn value_text_into(raw: &str, out: &mut String) -> bool {
         ),
     };
     text.map(|t| out.push_str(&t)).is_some()
+}
+
+/// The text of a string's body with escapes (`inner`, between its quotes, as the one-pass
+/// reader accepted it: no control characters, escapes of the right shape) appended to `out`,
+/// as serde_json reads it, a lone surrogate escape as U+FFFD (as [`replace_lone_surrogates`]
+/// makes it before serde_json reads it); `None` for an escape it does not know.
+fn unescape_into(inner: &str, out: &mut String) -> Option<()> {
+    let b = inner.as_bytes();
+    let (mut copied, mut i) = (0, 0);
+    while let Some(found) = memchr::memchr(b'\\', &b[i..]) {
+        let at = i + found;
+        out.push_str(&inner[copied..at]);
+        let (c, len) = match *b.get(at + 1)? {
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'/' => ('/', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            b'u' => match hex4(b, at + 2)? {
+                high @ 0xD800..=0xDBFF => match hex4(b, at + 8) {
+                    Some(low @ 0xDC00..=0xDFFF) if b.get(at + 6..at + 8) == Some(&b"\\u"[..]) => {
+                        let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                        (char::from_u32(c)?, 12)
+                    }
+                    _ => ('\u{fffd}', 6),
+                },
+                0xDC00..=0xDFFF => ('\u{fffd}', 6),
+                unit => (char::from_u32(unit)?, 6),
+            },
+            _ => return None,
+        };
+        out.push(c);
+        i = at + len;
+        copied = i;
+    }
+    out.push_str(&inner[copied..]);
+    Some(())
+}
+
+/// The code unit of the four hex digits at `at`.
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)?.iter().try_fold(0, |n, &c| {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u32::from(digit))
+    })
 }
 
 /// Whether `raw` is an integer serde_json writes back as it is: digits, maybe after a minus,
@@ -698,6 +819,27 @@ mod tests {
         }
     }
 
+    /// Keys are told apart by length and first eight bytes, then the rest: keys that share
+    /// their first eight bytes, one of exactly eight, one a byte short, one escaped.
+    #[test]
+    fn keys_sharing_their_first_eight_bytes_are_told_apart() {
+        let mut trie = PathTrie::default();
+        let ms = trie.insert(&["latency_ms".into()]);
+        let duration = trie.insert(&["duration".into()]);
+        let mut spans = Vec::new();
+        let line = r#"{"latency_mx":1,"latency_ms":2,"duratio":3,"duration":4,"latency_m":5}"#;
+        assert!(trie.read(line, &mut spans));
+        let text = |s: usize, spans: &[Option<(usize, usize)>], line: &str| {
+            spans[s].map(|(a, b)| line[a..b].to_owned())
+        };
+        assert_eq!(text(ms, &spans, line).as_deref(), Some("2"));
+        assert_eq!(text(duration, &spans, line).as_deref(), Some("4"));
+        let line = r#"{"latency\u005fms":7,"durationx":8,"latency_msx":9}"#;
+        assert!(trie.read(line, &mut spans));
+        assert_eq!(text(ms, &spans, line).as_deref(), Some("7"));
+        assert_eq!(text(duration, &spans, line), None);
+    }
+
     /// A lone surrogate in a key: the one-pass reader refuses the record (it compares keys
     /// as text) and the document reader reads the rest of it.
     #[test]
@@ -843,6 +985,14 @@ mod tests {
                             r#""k\ud800""#,
                             r#""\"q\"""#,
                             r#""""#,
+                            // Keys compared by length and first eight bytes: longer
+                            // ones that differ only after them, exactly eight, one less.
+                            r#""latency_ms""#,
+                            r#""latency_mx""#,
+                            r#""latency_m""#,
+                            r#""duration""#,
+                            r#""duratio""#,
+                            r#""latency\u005fms""#,
                         ]));
                         self.ws(out);
                         out.push(':');
@@ -943,6 +1093,10 @@ mod tests {
             "$['lévél']",
             "$['\"q\"']",
             "$.x.missing",
+            "$.latency_ms",
+            "$.http.latency_ms",
+            "$.duration",
+            "$.a.latency_mx",
         ];
         let (trie, slots, slow) = both_readers(&fields);
         let mut gen = Gen(Rng(0x5eed_2026_1205));
@@ -979,6 +1133,67 @@ mod tests {
         // Not vacuous: both outcomes, and valid JSON refused for its depth, were seen.
         assert!(accepted > 10_000 && refused > 5_000, "{accepted} {refused}");
         assert!(deep > 0, "{deep}");
+    }
+
+    /// Strings with escapes are decoded here as serde_json decodes them (a lone surrogate as
+    /// U+FFFD, as the document reader reads it): seeded strings of escapes of every kind,
+    /// surrogate pairs, halves of them in every order, raw UTF-8 and escaped backslashes.
+    #[test]
+    fn escaped_strings_decode_as_serde_json_decodes_them() {
+        let pieces = [
+            "a",
+            "é",
+            "中",
+            "😀",
+            " ",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\b",
+            "\\f",
+            "\\n",
+            "\\r",
+            "\\t",
+            "\\u0000",
+            "\\u001f",
+            "\\u0041",
+            "\\u00e9",
+            "\\u00E9",
+            "\\uFFFF",
+            "\\ufffd",
+            "\\ud83d",
+            "\\ude00",
+            "\\uD83D",
+            "\\uDE00",
+            "\\ud800",
+            "\\udbff",
+            "\\udc00",
+            "\\udfff",
+            "\\ud83d\\ude00",
+            "\\\\ud800",
+            "\\\\\\ud800",
+            "u",
+            "d800",
+        ];
+        let mut gen = Gen(Rng(0x0e5c_a9e5));
+        let mut decoded = 0;
+        for _ in 0..100_000 {
+            let mut raw = String::from("\"");
+            for _ in 0..gen.below(7) {
+                raw.push_str(gen.pick(&pieces));
+            }
+            raw.push('"');
+            let mut spans = Vec::new();
+            assert!(PathTrie::default().read(&raw, &mut spans), "{raw}");
+            let serde = lossy::<String>(&raw);
+            assert_eq!(value_text(&raw), serde, "{raw}");
+            let mut out = String::from("kept");
+            if unescape_into(&raw[1..raw.len() - 1], &mut out).is_some() {
+                decoded += 1;
+                assert_eq!(Some(&out[4..]), serde.as_deref(), "{raw}");
+            }
+        }
+        assert_eq!(decoded, 100_000);
     }
 
     /// The eight-byte scan finds the first byte that stops a plain run, as the table does:

@@ -302,6 +302,7 @@ impl Pipeline {
             json_paths: Arc::new(json_paths),
             json_spans: Vec::new(),
             one_pass_rows: Vec::new(),
+            one_pass_spare: Vec::new(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -364,6 +365,7 @@ impl Pipeline {
             json_paths: self.json_paths.clone(),
             json_spans: Vec::new(),
             one_pass_rows: Vec::new(),
+            one_pass_spare: Vec::new(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),

@@ -349,6 +349,8 @@ pub struct Pipeline {
     json_spans: Vec<Option<(usize, usize)>>,
     /// Per rule (by index, grown on first use), the row the one-pass reader last wrote.
     one_pass_rows: Vec<Vec<Row>>,
+    /// Strings of one-pass rows' fields absent from the last record, kept for reuse.
+    one_pass_spare: Vec<String>,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,

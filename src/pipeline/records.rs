@@ -66,7 +66,13 @@ impl Pipeline {
                         if rows.is_empty() {
                             rows.push(Row::new());
                         }
-                        one_pass_row(line, slots, &self.json_spans, &mut rows[0]);
+                        one_pass_row(
+                            line,
+                            slots,
+                            &self.json_spans,
+                            &mut rows[0],
+                            &mut self.one_pass_spare,
+                        );
                         one_pass_used = true;
                         Some(rows)
                     } else {
@@ -232,17 +238,28 @@ impl Pipeline {
 
 /// The row of a rule read by the one-pass JSON reader: per field slot, the text of the value
 /// at its span (`None`: absent or `null`), written into `row`'s own strings where it has them.
-fn one_pass_row(line: &str, slots: &[usize], spans: &[Option<(usize, usize)>], row: &mut Row) {
-    row.resize(slots.len(), None);
+/// The string of a field that is absent this time is kept in `spare`, for the next field that
+/// needs one (an absent field does not cost a free, nor its return a `malloc` and regrowth).
+fn one_pass_row(
+    line: &str,
+    slots: &[usize],
+    spans: &[Option<(usize, usize)>],
+    row: &mut Row,
+    spare: &mut Vec<String>,
+) {
+    // (The same length as the last record's row but for the first: not resized again.)
+    if row.len() != slots.len() {
+        row.resize(slots.len(), None);
+    }
     for (cell, slot) in row.iter_mut().zip(slots) {
         let Some((start, end)) = spans[*slot] else {
-            *cell = None;
+            spare.extend(cell.take());
             continue;
         };
-        let text = cell.get_or_insert_with(String::new);
+        let text = cell.get_or_insert_with(|| spare.pop().unwrap_or_default());
         text.clear();
         if !value_text_into(&line[start..end], text) {
-            *cell = None;
+            spare.extend(cell.take());
         }
     }
 }
