@@ -106,7 +106,9 @@ impl LineSplitter {
         };
         if !complete.is_empty() {
             let max = self.max_line_length;
-            match std::str::from_utf8(complete) {
+            // UTF-8 checked by `simdutf8` (vector instructions where the CPU has them, as
+            // `std::str::from_utf8` has not); its error says nothing: the slow path finds it.
+            match simdutf8::basic::from_utf8(complete) {
                 // The common case: the whole chunk is valid, split it as text.
                 // (The newlines are found by the memchr crate's vector search: `str`'s own
                 // `split` finds them a byte at a time, most of the cost of a short line.)
