@@ -645,9 +645,9 @@ impl<F: Fs> Tailer<F> {
     /// `_` and more) that was born after a listing of the last minute began (`since`: no
     /// earlier listing can have seen it), is neither followed nor let go since (so no scan
     /// took it) and holds content not read before (not a copy of known content) is read from
-    /// its beginning to its end, as a file renamed away is. Only a birth time tells that its content cannot
-    /// have been read: on a filesystem without one, such a file stays unread. Returns whether
-    /// it took one.
+    /// its beginning to its end, as a file renamed away is. Only a birth time tells that its
+    /// content cannot have been read: on a filesystem without one, such a file stays unread.
+    /// Returns whether it took one.
     fn drain_missed_rotations(
         &mut self,
         adopted: &[PathBuf],
