@@ -664,6 +664,11 @@ impl<F: Fs> Tailer<F> {
             };
             for entry in entries.iter().filter(|e| !e.is_dir && !e.is_symlink) {
                 let path = dir.join(&entry.name);
+                // A name the globs match is the scans' to decide (patiently: it may be a copy
+                // still being written); only names out of the globs are looked at here.
+                if self.globs.concerns(&path) {
+                    continue;
+                }
                 let Some(live) = adopted
                     .iter()
                     .find(|a| a.parent() == path.parent() && is_rotation_of(a, &path))
@@ -694,8 +699,9 @@ impl<F: Fs> Tailer<F> {
                 {
                     continue;
                 }
-                // A copy of content read (or followed) is no missed content.
-                match self.decide(&path, &h, meta, false, false) {
+                // A copy of content read (or followed) is no missed content; one that may still
+                // be being written is left for the next scan.
+                match self.decide(&path, &h, meta, false, true) {
                     Some(d) if d.kind == EventKind::New && d.start == 0 => {}
                     _ => continue,
                 }
