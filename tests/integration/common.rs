@@ -423,12 +423,11 @@ pub fn read_request_head(stream: &mut impl std::io::Read) -> Vec<u8> {
 
 /// `name{key="n"} v` for every key of `name` in an exposition.
 pub fn keyed(text: &str, name: &str) -> std::collections::BTreeMap<String, f64> {
-    let prefix = format!("{name}{{key=\"");
-    text.lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|l| {
-            let (k, rest) = l.split_once("\"} ")?;
-            Some((k.to_owned(), rest.trim().parse().ok()?))
+    series(text, name)
+        .into_iter()
+        .filter_map(|(labels, v)| {
+            let key = labels.strip_prefix("key=\"")?.strip_suffix('"')?;
+            Some((key.to_owned(), v))
         })
         .collect()
 }
