@@ -1054,6 +1054,13 @@ impl<F: Fs> Tailer<F> {
                     )
                 });
             }
+            // A copy of the original's start, whose original was truncated (or replaced) since
+            // this pass looked at it — copytruncate finished while this thread was not running:
+            // it is decided after the pass that finds the truncation and remembers what was
+            // read of the original (then it is that content's copy, not new content).
+            if patient && !original_intact(t, &self.fs) {
+                return None;
+            }
         }
         if initial && !self.had_checkpoint && self.options.start_at == StartAt::End {
             let (start, skipping) = end_position(h, size, self.options.max_line_length);
@@ -1287,8 +1294,14 @@ impl<F: Fs> Tailer<F> {
             // check above (truncated and written past the offset while this thread was not
             // running, as on a saturated machine) is told by them, not read from its middle.
             let overlap = t.tail.len();
+            // And the file's first bytes after the read: content replaced by content alike
+            // before the offset (repeated lines, padding) is told by its start.
             let n = match read_with_overlap(&h, t.read, overlap, &mut self.buffer) {
-                Ok(n) if n < overlap || self.buffer[..overlap] != t.tail[..] => {
+                Ok(n)
+                    if n < overlap
+                        || self.buffer[..overlap] != t.tail[..]
+                        || (n > overlap && !starts_with_head(&h, &t.head)) =>
+                {
                     if held {
                         t.handle = Some(h);
                     }
@@ -1943,6 +1956,24 @@ impl<F: Fs> Tailer<F> {
 
 /// Reads at `offset - overlap` into `buf` until it holds more than `overlap` bytes or the
 /// file ends (a read may give fewer bytes than asked); returns how many it holds.
+/// Whether `h` starts with `head` (an empty head: nothing to compare yet).
+fn starts_with_head<H: Handle>(h: &H, head: &[u8]) -> bool {
+    head.is_empty()
+        || identity::read_range(h, 0, head.len() as u64).is_ok_and(|first| first == head)
+}
+
+/// Whether the content `t` follows is still in its file: no shorter than what was read, and
+/// starting with the same bytes (the file is opened by path when no descriptor is held).
+fn original_intact<F: Fs>(t: &Tracked<F::File>, fs: &F) -> bool {
+    let check = |h: &F::File| h.meta().is_ok_and(|m| !content_replaced(t, h, m));
+    match t.handle.as_ref() {
+        Some(h) => check(h),
+        None => fs
+            .open(&t.path)
+            .is_ok_and(|h| h.meta().is_ok_and(|m| m.id == t.id) && check(&h)),
+    }
+}
+
 fn read_with_overlap<H: Handle>(
     h: &H,
     offset: u64,
