@@ -174,8 +174,14 @@ pub fn rotation_base(path: &Path) -> String {
 
 /// Whether two files' names could be one file and its rotation (content is matched across
 /// files only then: two logs of different applications that happen to start alike, a CSV
-/// header say, are never taken for copies of each other).
+/// header say, are never taken for copies of each other). Files of the same name in two
+/// directories are two logs (every pod's `0.log`, `site-a/app.log` and `site-b/app.log`): a
+/// rotation renames (`app.log.1`, `app.log-20261206`), also into another directory (logrotate's
+/// `olddir`), so one of the two names is a rotated one.
 pub fn related(a: &Path, b: &Path) -> bool {
+    if a.file_name() == b.file_name() && a.parent() != b.parent() {
+        return false;
+    }
     rotation_base(a) == rotation_base(b)
 }
 
@@ -239,6 +245,17 @@ mod tests {
             assert_eq!(rotation_base(Path::new(a)), b, "{a}");
         }
         assert!(related(Path::new("/a/x.log"), Path::new("/b/x.log.1")));
+        assert!(related(Path::new("/a/x.log"), Path::new("/a/x.log")));
+        assert!(related(Path::new("/a/x.log.1"), Path::new("/a/x.log")));
+        // Two pods' logs, two sites' logs.
+        assert!(!related(
+            Path::new("/var/log/pods/a_p_1/app/0.log"),
+            Path::new("/var/log/pods/b_q_2/app/0.log")
+        ));
+        assert!(!related(
+            Path::new("/srv/a/app.log"),
+            Path::new("/srv/b/app.log")
+        ));
         assert!(!related(
             Path::new("/a/web-frontend.log"),
             Path::new("/a/web-backend.log")

@@ -1,16 +1,20 @@
 //! Directed tests of the tailer on real files, for orders of events the simulation
-//! (`src/source/sim.rs`) does not schedule: here, a file written at a matched path and renamed
-//! away between two scans, before the tailer ever listed it.
+//! (`src/source/sim.rs`) does not schedule: a file written at a matched path and renamed away
+//! between two scans, before the tailer ever listed it; and copytruncate finishing between two
+//! steps of one pass (the tailer's thread descheduled on a busy machine), made to happen there
+//! by a filesystem that runs the rotation when the tailer reaches that step ([`Racing`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::source::fs::RealFs;
+use crate::source::fs::{Entry, RealFile, RealFs};
 use crate::source::lines::LineStats;
 
 /// Counts each line by its text, and keeps the events.
@@ -147,6 +151,29 @@ fn a_file_renamed_away_before_its_first_listing_is_read_once_and_older_files_are
 }
 
 #[test]
+fn a_new_pods_log_alike_to_another_pods_log_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pod = |name: &str| root.join("pods").join(name).join("app");
+    // Two replicas of one application, whose logs carry no time: they start alike, byte for
+    // byte, and the second one stays shorter than the first.
+    let lines: String = (0..100).map(|k| format!("ready {k}\n")).collect();
+    fs::create_dir_all(pod("a")).unwrap();
+    append(&pod("a").join("0.log"), &lines);
+    append(&pod("a").join("0.log"), "a-only\n");
+    let mut t = tailer(root);
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    fs::create_dir_all(pod("b")).unwrap();
+    append(&pod("b").join("0.log"), &lines);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    let mut want: HashMap<String, u32> = lines.lines().map(|l| (l.to_owned(), 2)).collect();
+    want.insert("a-only".into(), 1);
+    assert_eq!(sink.counts, want, "events:\n{}", sink.events.join("\n"));
+}
+
+#[test]
 fn rotation_names() {
     let p = Path::new;
     assert!(is_rotation_of(p("/d/0.log"), p("/d/0.log.20261206-101500")));
@@ -157,4 +184,207 @@ fn rotation_names() {
     assert!(!is_rotation_of(p("/d/0.log"), p("/d/10.log.1")));
     assert!(!is_rotation_of(p("/d/app.log"), p("/d/app.logger")));
     assert!(!is_rotation_of(p("/d/0.log"), p("/d/1.log")));
+}
+
+/// A rotation run at a chosen step of the tailer: when it opens `on_open`, or reads at
+/// `on_read_at` (before that open or read is done).
+type Rotation = Box<dyn FnOnce()>;
+
+/// The rotation to run and when; taken (and run) once.
+type Armed = Rc<RefCell<Option<(Trigger, Rotation)>>>;
+
+/// Real files, with a rotation run once at a chosen step of the tailer (see [`Rotation`]).
+struct Racing {
+    real: RealFs,
+    armed: Armed,
+}
+
+#[derive(Clone, PartialEq)]
+enum Trigger {
+    Open(PathBuf),
+    ReadAt(u64),
+}
+
+struct RacingFile {
+    real: RealFile,
+    armed: Armed,
+}
+
+fn fire(armed: &RefCell<Option<(Trigger, Rotation)>>, at: &Trigger) {
+    let due = armed.borrow().as_ref().is_some_and(|(t, _)| t == at);
+    if due {
+        let (_, rotation) = armed.borrow_mut().take().unwrap();
+        rotation();
+    }
+}
+
+impl Handle for RacingFile {
+    fn meta(&self) -> std::io::Result<Meta> {
+        self.real.meta()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        fire(&self.armed, &Trigger::ReadAt(offset));
+        self.real.read_at(offset, buf)
+    }
+}
+
+impl Fs for Racing {
+    type File = RacingFile;
+    fn stat(&self, path: &Path) -> std::io::Result<Meta> {
+        self.real.stat(path)
+    }
+    fn is_symlink(&self, path: &Path) -> bool {
+        self.real.is_symlink(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<Entry>> {
+        self.real.list(dir)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<RacingFile> {
+        fire(&self.armed, &Trigger::Open(path.to_path_buf()));
+        Ok(RacingFile {
+            real: self.real.open(path)?,
+            armed: self.armed.clone(),
+        })
+    }
+    fn birth_clock(&self) -> Option<u64> {
+        self.real.birth_clock()
+    }
+    fn may_hold_open(&self) -> bool {
+        true
+    }
+}
+
+/// A tailer of `dir/access.log*` (the rotated copies matched too) on [`Racing`] files.
+fn racing_tailer(dir: &Path) -> (Tailer<Racing>, Armed) {
+    let armed = Rc::new(RefCell::new(None));
+    let fs = Racing {
+        real: RealFs::new(),
+        armed: armed.clone(),
+    };
+    let globs = Globs::new(vec![format!("{}/access.log*", dir.display())], &[]);
+    let options = TailOptions {
+        start_at: StartAt::Beginning,
+        max_line_length: 1 << 20,
+        rotate_wait: Duration::from_secs(5),
+        framing: None,
+    };
+    (Tailer::new(fs, globs, options), armed)
+}
+
+fn racing_scan_and_read(t: &mut Tailer<Racing>, sink: &mut Lines, later: Duration) {
+    let stop = AtomicBool::new(false);
+    let now = Instant::now() + later;
+    t.scan(now, &stop, sink);
+    while t.read_all(now, sink) {}
+}
+
+/// Lines of one length whose last 300 bytes are alike: the bytes before any line's end are
+/// the same in every file made of them (as repeated messages or padding make them).
+fn padded(prefix: &str, keys: std::ops::Range<u32>) -> String {
+    keys.map(|k| format!("{prefix}{k:04} {}\n", "x".repeat(400)))
+        .collect()
+}
+
+/// copytruncate: the file copied to `access.log.1`, then emptied in place.
+fn copytruncate(dir: &Path) {
+    fs::copy(dir.join("access.log"), dir.join("access.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(dir.join("access.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+fn each_once(sink: &Lines, want: &[String]) {
+    let want: HashMap<String, u32> = want
+        .iter()
+        .flat_map(|block| block.lines())
+        .map(|l| (l.to_owned(), 1))
+        .collect();
+    let wrong: Vec<(&String, u32)> = want
+        .keys()
+        .map(|l| (l, sink.counts.get(l).copied().unwrap_or(0)))
+        .chain(
+            sink.counts
+                .iter()
+                .filter(|(l, _)| !want.contains_key(*l))
+                .map(|(l, n)| (l, *n)),
+        )
+        .filter(|(_, n)| *n != 1)
+        .collect();
+    let shown: Vec<String> = wrong
+        .iter()
+        .map(|(l, n)| format!("{}… ×{n}", &l[..5]))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{shown:?}\nevents:\n{}",
+        sink.events.join("\n")
+    );
+}
+
+#[test]
+fn a_file_truncated_and_written_past_the_offset_during_a_read_is_not_read_from_its_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old1, old2, new) = (padded("L", 0..10), padded("L", 10..15), padded("N", 0..20));
+    append(&d.join("access.log"), &old1);
+    let (mut t, armed) = racing_tailer(d);
+    let mut sink = Lines::default();
+    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("access.log"), &old2);
+    // Between the pass's look at the file and its read: copied, truncated, and written again
+    // past the offset read, with the same bytes before that offset as the old content.
+    let read = old1.len() as u64;
+    let dd = d.to_path_buf();
+    let new2 = new.clone();
+    *armed.borrow_mut() = Some((
+        Trigger::ReadAt(read - MARKER_LEN),
+        Box::new(move || {
+            copytruncate(&dd);
+            append(&dd.join("access.log"), &new2);
+        }),
+    ));
+    while t.read_all(Instant::now(), &mut sink) {}
+    assert!(armed.borrow().is_none(), "the read was not reached");
+    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    racing_scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    each_once(&sink, &[old1, old2, new]);
+}
+
+#[test]
+fn a_copy_whose_original_is_truncated_while_it_is_decided_is_not_read_as_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old1, old2, new) = (padded("L", 0..10), padded("L", 10..15), padded("N", 0..2));
+    append(&d.join("access.log"), &old1);
+    let (mut t, armed) = racing_tailer(d);
+    let mut sink = Lines::default();
+    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    // logrotate's copy; the writer goes on and the tailer reads past the copy's end.
+    fs::copy(d.join("access.log"), d.join("access.log.1")).unwrap();
+    append(&d.join("access.log"), &old2);
+    while t.read_all(Instant::now(), &mut sink) {}
+    // The next scan lists the copy with its original intact, and the truncate comes before
+    // the copy is decided on.
+    let dd = d.to_path_buf();
+    let new2 = new.clone();
+    *armed.borrow_mut() = Some((
+        Trigger::Open(d.join("access.log.1")),
+        Box::new(move || {
+            OpenOptions::new()
+                .write(true)
+                .open(dd.join("access.log"))
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            append(&dd.join("access.log"), &new2);
+        }),
+    ));
+    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    assert!(armed.borrow().is_none(), "the copy was not opened");
+    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    racing_scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    each_once(&sink, &[old1, old2, new]);
 }
