@@ -130,7 +130,7 @@ sources:
     let landing = String::from_utf8(landing).unwrap();
     assert!(landing.contains("kv/page"), "{landing}");
     let scraped = exporter.scrape();
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     // In a URL's path a secret is still hidden from explain's report (fetch errors in logs
     // name the path, so modules keep secrets out of it: CONFIG.md, use).
     let module = std::fs::read_to_string(dir.path().join("kv.yaml")).unwrap();

@@ -52,6 +52,11 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    /// What the exporter logged so far, a line each (for a failing assertion's message).
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     /// Writes `config` to `dir/exporter.yaml` and starts the exporter on it.
     pub fn start(dir: &Path, config: &str) -> Exporter {
         let config_file = dir.join("exporter.yaml");
@@ -163,7 +168,7 @@ impl Exporter {
                 panic!(
                     "{series} never became {expected}; last value {:?}\n--- scrape ---\n{text}\n--- log ---\n{}",
                     value_in(&text, series),
-                    self.log.lock().unwrap().join("\n")
+                    self.log_text()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -459,7 +464,7 @@ pub fn exactly_once(exporter: &Exporter, name: &str, keys: &[String]) {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-                exporter.log.lock().unwrap().join("\n")
+                exporter.log_text()
             );
             let extra = got.len() - keys.iter().filter(|k| got.contains_key(*k)).count();
             assert_eq!(extra, 0, "keys counted that were never written: {got:?}");

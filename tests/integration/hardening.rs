@@ -408,7 +408,7 @@ sources:
     let page = String::from_utf8(page).unwrap();
     assert!(page.contains("api_key=***&amp;user=***"), "{page}");
     assert!(!page.contains("SECRET-"), "{page}");
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     assert!(log.contains("token=***"), "{log}");
     assert!(!log.contains("SECRET-"), "{log}");
     let seen = up.seen.lock().unwrap().clone();
@@ -461,7 +461,7 @@ sources:
     assert!(page.contains(&why), "{page}");
     // Said once, however many scans see it.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     assert_eq!(log.matches(&why).count(), 1, "{log}");
     std::fs::remove_file(&fifo).unwrap();
     exporter.wait_value(

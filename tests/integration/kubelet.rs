@@ -404,7 +404,7 @@ fn check_exact(exporter: &Exporter, w: &Written) {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n"),
-        exporter.log.lock().unwrap().join("\n")
+        exporter.log_text()
     );
 }
 
@@ -415,7 +415,7 @@ fn wait_counted(exporter: &Exporter, n: usize) {
         assert!(
             start.elapsed() < WAIT * 2,
             "{n} records never counted\n--- log ---\n{}",
-            exporter.log.lock().unwrap().join("\n")
+            exporter.log_text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -63,7 +63,7 @@ fn sighup_reload_keeps_values_and_offsets_and_a_bad_config_keeps_the_old_one() {
     append(&log, lines("a", 15, 2));
     exporter.wait_value(r#"events_total{kind="a"}"#, 17.0);
     exporter.wait_value("numbers", 16.0);
-    let log_text = exporter.log.lock().unwrap().join("\n");
+    let log_text = exporter.log_text();
     assert!(
         log_text.contains("reload failed, keeping the running config")
             && log_text.contains("missing field `type`"),
@@ -174,7 +174,7 @@ fn a_signal_right_after_listening_is_handled() {
             .iter()
             .any(|l| l.contains("reload") && l.contains("SIGHUP"))
         {
-            let log = exporter.log.lock().unwrap().join("\n");
+            let log = exporter.log_text();
             assert!(
                 started.elapsed() < WAIT,
                 "start {i}: SIGHUP not handled\n{log}"
@@ -213,7 +213,7 @@ fn a_reload_of_a_config_that_became_a_fifo_fails_at_once_and_sigterm_stops_the_e
         .iter()
         .any(|l| l.contains("reload failed, keeping the running config"))
     {
-        let log = exporter.log.lock().unwrap().join("\n");
+        let log = exporter.log_text();
         assert!(started.elapsed() < WAIT, "the reload did not fail\n{log}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

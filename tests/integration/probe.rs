@@ -763,7 +763,7 @@ fn the_landing_page_shows_failed_targets_without_their_secrets() {
             "{body}"
         );
     }
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     assert!(
         !log.contains("pa55word") && !log.contains("s3cret"),
         "{log}"

@@ -156,7 +156,7 @@ fn a_checkpoint_with_an_impossible_offset_or_identity_counts_nothing_twice() {
                     wrong.is_empty() && got.len() == 160,
                     "{name}: not exactly once: {wrong:?} ({} keys)\n--- log ---\n{}",
                     got.len(),
-                    exporter.log.lock().unwrap().join("\n")
+                    exporter.log_text()
                 );
                 break;
             }
@@ -167,7 +167,7 @@ fn a_checkpoint_with_an_impossible_offset_or_identity_counts_nothing_twice() {
             .unwrap();
         assert_eq!(refusals, if refused { 1.0 } else { 0.0 }, "{name}");
         if refused {
-            let log = exporter.log.lock().unwrap().join("\n");
+            let log = exporter.log_text();
             assert!(
                 log.contains("the checkpoint is refused") && log.contains("past"),
                 "{name}: {log}"

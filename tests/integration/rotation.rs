@@ -156,7 +156,7 @@ fn check_exact(exporter: &Exporter, n: u64, may_lose: &HashSet<u64>) -> usize {
             .cloned()
             .collect::<Vec<_>>()
             .join(", "),
-        exporter.log.lock().unwrap().join("\n")
+        exporter.log_text()
     );
     lost
 }
@@ -729,7 +729,7 @@ fn a_symlink_switching_targets_never_double_counts_or_flaps() {
         .iter()
         .filter(|l| l.contains("renamed"))
         .count();
-    assert_eq!(renames, 0, "{}", exporter.log.lock().unwrap().join("\n"));
+    assert_eq!(renames, 0, "{}", exporter.log_text());
 }
 
 /// Issue 24: under Python's `RotatingFileHandler` every renamed file was an info line (4,075

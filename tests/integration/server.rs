@@ -120,7 +120,7 @@ fn a_custom_telemetry_path_and_two_listen_addresses() {
     );
     assert_eq!(exporter.get("/custom", &[]).0, 200);
     assert_eq!(exporter.get("/metrics", &[]).0, 404);
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     assert_eq!(
         log.matches("msg=\"Listening on\" address=").count(),
         2,
@@ -405,7 +405,7 @@ sources:
     // The five latest unmatched lines, not the older ones.
     assert!(!page.contains("unmatched &lt;b&gt;2&lt;/b&gt;"), "{page}");
     assert!(page.contains("unmatched &lt;b&gt;3&lt;/b&gt;"), "{page}");
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     for want in [
         "msg=\"update failed\" source=log rule=level metric=bytes_total reason=value_not_a_number text=twelve",
         "msg=\"update failed\" source=status rule=comp metric=comp_state reason=unmapped_value text=\"MAINT until 12\"",

@@ -189,7 +189,7 @@ fn redis_info_with_auth_from_a_file() {
         let body = String::from_utf8(exporter.get(path, &[]).2).unwrap();
         assert!(!body.contains(PASSWORD), "{path} shows the password");
     }
-    assert!(!exporter.log.lock().unwrap().join("\n").contains(PASSWORD));
+    assert!(!exporter.log_text().contains(PASSWORD));
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn redis_with_a_wrong_password_says_so_without_showing_it() {
         "{landing}"
     );
     assert!(landing.contains("-WRONGPASS"), "{landing}");
-    let log = exporter.log.lock().unwrap().join("\n");
+    let log = exporter.log_text();
     // `explain` runs the source once and shows what happened: the error, not the secret.
     let explained = Command::new(binary())
         .arg("explain")

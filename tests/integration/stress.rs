@@ -224,7 +224,7 @@ fn a_checkpoint_that_cannot_be_right_is_refused_whole() {
             Some(1.0),
             "{expected}: {text}"
         );
-        let log_text = exporter.log.lock().unwrap().join("\n");
+        let log_text = exporter.log_text();
         assert!(
             log_text.contains("the checkpoint is refused") && log_text.contains(expected),
             "{expected}: {log_text}"
@@ -271,7 +271,7 @@ fn a_fifo_or_a_device_in_the_storage_directory_neither_hangs_nor_fills_memory() 
             exporter.value(r#"quarry_checkpoint_restore_errors_total{reason="unreadable"}"#),
             Some(1.0)
         );
-        let log_text = exporter.log.lock().unwrap().join("\n");
+        let log_text = exporter.log_text();
         assert!(log_text.contains("cannot be read"), "{log_text}");
     }
     let store = d.join("store-lock");
@@ -354,7 +354,7 @@ fn a_checkpoint_over_the_file_size_limit_is_an_error_not_a_signal() {
     exporter.wait_value(r#"lines_total{key="1999"}"#, 1.0);
     exporter.wait_at_least("quarry_checkpoint_errors_total", 1.0);
     exporter.wait_value("quarry_checkpoint_last_write_successful", 0.0);
-    let log_text = exporter.log.lock().unwrap().join("\n");
+    let log_text = exporter.log_text();
     assert!(log_text.contains("File too large"), "{log_text}");
     assert!(exporter.terminate().success());
 
@@ -485,7 +485,7 @@ fn a_panic_in_a_file_source_is_contained_and_the_source_starts_again() {
     let (_, _, page) = exporter.get("/", &[]);
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains("panicked"), "{page}");
-    let log_text = exporter.log.lock().unwrap().join("\n");
+    let log_text = exporter.log_text();
     assert!(
         log_text.contains("injected fault: panic_once"),
         "{log_text}"
@@ -706,7 +706,7 @@ sources:
         &twice[..twice.len().min(10)],
         missing.len(),
         &missing[..missing.len().min(10)],
-        exporter.log.lock().unwrap().join("\n")
+        exporter.log_text()
     );
 }
 
