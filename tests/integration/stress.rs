@@ -547,26 +547,56 @@ fn copytruncate_with_the_copies_matched_counts_nothing_twice_on_a_saturated_mach
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     for run in 0..runs {
-        copytruncate_under_load(run);
+        copytruncate_under_load(run, Copies::Matched);
     }
 }
 
-fn copytruncate_under_load(run: usize) {
+/// The same with only the live file matched: the lines written after the exporter's last
+/// read and before a truncate are in a copy nobody reads (lost, as with every tailer: 2,035
+/// and 270 of 20,000 in two runs here), every line of the live file is counted, and none
+/// twice. Two runs. (A truncate and a rewrite past the offset between the exporter's check
+/// and its read, which the padded lines would make dangerous, is rare here: this test did not
+/// catch its mishandling in 9 runs; `src/source/tailer/tests.rs` makes it happen.)
+#[test]
+fn copytruncate_of_the_live_file_only_counts_nothing_twice_on_a_saturated_machine() {
+    let runs = std::env::var("STRESS_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    for run in 0..runs {
+        copytruncate_under_load(run, Copies::NotMatched);
+    }
+}
+
+/// Whether the globs match logrotate's copies.
+#[derive(Clone, Copy, PartialEq)]
+enum Copies {
+    Matched,
+    NotMatched,
+}
+
+fn copytruncate_under_load(run: usize, copies: Copies) {
     let dir = tempdir();
     let d = dir.path();
     let config = d.join("exporter.yaml");
+    let paths = match copies {
+        Copies::Matched => r#"["access.log*"]"#,
+        Copies::NotMatched => r#"["access.log"]"#,
+    };
     std::fs::write(
         &config,
-        r#"version: 1
+        format!(
+            r#"version: 1
 metrics:
-  - {name: lines_total, type: counter, help: Lines by key., labels: [key], max_series: 1000000}
+  - {{name: lines_total, type: counter, help: Lines by key., labels: [key], max_series: 1000000}}
 sources:
   - name: app
-    file: {paths: ["access.log*"], exclude: ["*.gz"], start_at: beginning, rotate_wait: 2s, poll_interval: 200ms}
+    file: {{paths: {paths}, exclude: ["*.gz"], start_at: beginning, rotate_wait: 2s, poll_interval: 200ms}}
     rules:
       - regex: '^L(?P<key>\d+) '
-        update: [{metric: lines_total, labels: {key: $key}}]
-"#,
+        update: [{{metric: lines_total, labels: {{key: $key}}}}]
+"#
+        ),
     )
     .unwrap();
     let conf = d.join("logrotate.conf");
@@ -653,11 +683,17 @@ sources:
         }
     }
     drop(_burners);
-    // What any file still holds; a line in none of them was destroyed by logrotate.
+    // What the files the exporter reads still hold (with the copies matched, a line in none of
+    // them was destroyed by logrotate).
     let mut present = std::collections::HashSet::new();
     for entry in std::fs::read_dir(d).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("access.log") {
+        // Without the copies matched, only the live file's lines must all be counted.
+        let read_by_the_exporter = match copies {
+            Copies::Matched => name.starts_with("access.log"),
+            Copies::NotMatched => name == "access.log",
+        };
+        if read_by_the_exporter {
             let bytes = std::fs::read(entry.path()).unwrap();
             for line in bytes.split(|b| *b == b'\n') {
                 if let Some(k) = std::str::from_utf8(line)
@@ -693,9 +729,13 @@ sources:
         .filter(|k| !counts.contains_key(k))
         .copied()
         .collect();
-    let destroyed = total as usize - present.len();
+    let not_read = total as usize - present.len();
+    let why = match copies {
+        Copies::Matched => "destroyed by logrotate",
+        Copies::NotMatched => "in no file read (in copies, or destroyed)",
+    };
     println!(
-        "run {run}: {total} lines, {} rotations' worth of copies, {destroyed} destroyed by logrotate, {} counted",
+        "run {run}: {total} lines, {} rotations' worth of copies, {not_read} {why}, {} counted",
         std::fs::read_dir(d).unwrap().count(),
         counts.len()
     );
