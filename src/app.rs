@@ -678,8 +678,8 @@ pub struct SourceFailure {
     pub why: String,
 }
 
-/// Reads every file source from its beginning to its end, fetches every page source once, and
-/// writes the exposition to `out`: the user's metrics, plus the `quarry_` self-metrics when
+/// Reads every file source from its beginning to its end, fetches every page source once (all
+/// at once, beside the files, as when the exporter runs), and writes the exposition to `out`: the user's metrics, plus the `quarry_` self-metrics when
 /// `self_metrics` is set. Returns the sources that failed (a page source whose fetch or
 /// document failed, a file source whose globs matched no file); the exposition is written
 /// either way.
@@ -699,6 +699,34 @@ pub fn one_shot(
         &Arc::new(Gate::default()),
     )?;
     let built_families = built.families.clone();
+    // Page sources are fetched all at once, as when the exporter runs (the slowest sets the
+    // time, not the sum), while the files are read on this thread.
+    let runtime = if built.pages.is_empty() {
+        None
+    } else {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+        )
+    };
+    let fetches: Vec<(String, tokio::task::JoinHandle<Option<String>>)> = match &runtime {
+        Some(runtime) => built
+            .pages
+            .into_iter()
+            .map(|mut page| {
+                let name = page.name().to_owned();
+                let fetch = runtime.spawn(async move {
+                    page.run_once().await;
+                    tracing::debug!(source = %page.name(), "fetched once");
+                    page.last_error().map(str::to_owned)
+                });
+                (name, fetch)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     for (name, mut source) in built.sources {
         if source.read_everything_once().is_empty() {
             let not_read = source.not_read();
@@ -713,23 +741,16 @@ pub fn one_shot(
         }
         tracing::debug!(source = %name, "read to the end");
     }
-    if !built.pages.is_empty() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            for mut page in built.pages {
-                page.run_once().await;
-                if let Some(why) = page.last_error() {
-                    failures.push(SourceFailure {
-                        source: page.name().to_owned(),
-                        why: why.to_owned(),
-                    });
-                }
-                tracing::debug!(source = %page.name(), "fetched once");
+    if let Some(runtime) = &runtime {
+        for (source, fetch) in fetches {
+            let why = match runtime.block_on(fetch) {
+                Ok(why) => why,
+                Err(e) => Some(format!("its fetch failed: {e}")),
+            };
+            if let Some(why) = why {
+                failures.push(SourceFailure { source, why });
             }
-        });
+        }
     }
     let text = crate::render::render(&registry, &built_families, &metrics, |name| {
         if name.starts_with("quarry_") {

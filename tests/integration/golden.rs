@@ -197,3 +197,46 @@ fn one_shot_exit_codes_say_whether_every_source_worked() {
     let broken = run("version: 1\nmetrics: 5\n".into());
     assert_eq!(broken.status.code(), Some(1));
 }
+
+/// `one-shot` fetches its page sources all at once, as the exporter does when it runs: a
+/// command that waits for a file another command makes gets it (fetched one after the other,
+/// the first would give up after 10 s with nothing to print, and its source would fail).
+#[test]
+fn one_shot_fetches_page_sources_at_once() {
+    let dir = crate::common::tempdir();
+    let d = dir.path();
+    let ready = d.join("ready");
+    let config = format!(
+        r#"version: 1
+metrics:
+  - {{name: got, type: gauge, help: A value by source., labels: [who]}}
+sources:
+  - name: waits
+    command:
+      argv: [sh, -c, 'i=0; while [ ! -e {ready} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat {ready}']
+      timeout: 20s
+    rules:
+      - regex: '(?P<v>\d+)'
+        update: [{{metric: got, labels: {{who: waits}}, set: $v}}]
+  - name: makes
+    command:
+      argv: [sh, -c, 'echo 7 > {ready}.tmp && mv {ready}.tmp {ready} && echo 5']
+      timeout: 20s
+    rules:
+      - regex: '(?P<v>\d+)'
+        update: [{{metric: got, labels: {{who: makes}}, set: $v}}]
+"#,
+        ready = ready.display()
+    );
+    std::fs::write(d.join("exporter.yaml"), config).unwrap();
+    let out = one_shot(&d.join("exporter.yaml"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("got{who=\"waits\"} 7\n"), "{stdout}");
+    assert!(stdout.contains("got{who=\"makes\"} 5\n"), "{stdout}");
+}
