@@ -680,9 +680,9 @@ pub struct SourceFailure {
 
 /// Reads every file source from its beginning to its end, fetches every page source once (all
 /// at once, beside the files, as when the exporter runs), and writes the exposition to `out`:
-/// the user's metrics, plus the `quarry_` self-metrics when `self_metrics` is set. Returns the sources that failed (a page source whose fetch or
-/// document failed, a file source whose globs matched no file); the exposition is written
-/// either way.
+/// the user's metrics, plus the `quarry_` self-metrics when `self_metrics` is set. Returns the
+/// sources that failed (a page source whose fetch or document failed, a file source whose globs
+/// matched no file); the exposition is written either way.
 pub fn one_shot(
     config_file: &Path,
     config: Config,
