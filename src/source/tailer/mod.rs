@@ -1954,8 +1954,6 @@ impl<F: Fs> Tailer<F> {
     }
 }
 
-/// Reads at `offset - overlap` into `buf` until it holds more than `overlap` bytes or the
-/// file ends (a read may give fewer bytes than asked); returns how many it holds.
 /// Whether `h` starts with `head` (an empty head: nothing to compare yet).
 fn starts_with_head<H: Handle>(h: &H, head: &[u8]) -> bool {
     head.is_empty()
@@ -1974,6 +1972,8 @@ fn original_intact<F: Fs>(t: &Tracked<F::File>, fs: &F) -> bool {
     }
 }
 
+/// Reads at `offset - overlap` into `buf` until it holds more than `overlap` bytes or the
+/// file ends (a read may give fewer bytes than asked); returns how many it holds.
 fn read_with_overlap<H: Handle>(
     h: &H,
     offset: u64,
