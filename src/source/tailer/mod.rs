@@ -1296,12 +1296,16 @@ impl<F: Fs> Tailer<F> {
             let overlap = t.tail.len();
             // And the file's first bytes after the read: content replaced by content alike
             // before the offset (repeated lines, padding) is told by its start.
-            let n = match read_with_overlap(&h, t.read, overlap, &mut self.buffer) {
-                Ok(n)
-                    if n < overlap
-                        || self.buffer[..overlap] != t.tail[..]
-                        || (n > overlap && !starts_with_head(&h, &t.head)) =>
-                {
+            let got = read_with_overlap(&h, t.read, overlap, &mut self.buffer);
+            let replaced_since = |n: usize| {
+                let end = t.read - overlap as u64 + n as u64;
+                n < overlap
+                    || self.buffer[..overlap] != t.tail[..]
+                    || (n > overlap
+                        && !identity::starts_with_bytes(&h, end, &t.head).unwrap_or(true))
+            };
+            let n = match got {
+                Ok(n) if replaced_since(n) => {
                     if held {
                         t.handle = Some(h);
                     }
@@ -1952,12 +1956,6 @@ impl<F: Fs> Tailer<F> {
         }
         next
     }
-}
-
-/// Whether `h` starts with `head` (an empty head: nothing to compare yet).
-fn starts_with_head<H: Handle>(h: &H, head: &[u8]) -> bool {
-    head.is_empty()
-        || identity::read_range(h, 0, head.len() as u64).is_ok_and(|first| first == head)
 }
 
 /// Whether the content `t` follows is still in its file: no shorter than what was read, and
