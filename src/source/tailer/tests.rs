@@ -46,22 +46,23 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// Read from the beginning, a rotated file drained for 5 s.
+fn options() -> TailOptions {
+    TailOptions {
+        start_at: StartAt::Beginning,
+        max_line_length: 1 << 20,
+        rotate_wait: Duration::from_secs(5),
+        framing: None,
+    }
+}
+
 fn tailer(root: &Path) -> Tailer<RealFs> {
     let globs = Globs::new(vec![format!("{}/pods/*/*/0.log", root.display())], &[]);
-    Tailer::new(
-        RealFs::new(),
-        globs,
-        TailOptions {
-            start_at: StartAt::Beginning,
-            max_line_length: 1 << 20,
-            rotate_wait: Duration::from_secs(5),
-            framing: None,
-        },
-    )
+    Tailer::new(RealFs::new(), globs, options())
 }
 
 /// A scan and the reads after it, `later` after now (past `rotate_wait`: drained files close).
-fn scan_and_read(t: &mut Tailer<RealFs>, sink: &mut Lines, later: Duration) {
+fn scan_and_read<F: Fs>(t: &mut Tailer<F>, sink: &mut Lines, later: Duration) {
     let stop = AtomicBool::new(false);
     let now = Instant::now() + later;
     t.scan(now, &stop, sink);
@@ -255,28 +256,20 @@ impl Fs for Racing {
     }
 }
 
-/// A tailer of `dir/access.log*` (the rotated copies matched too) on [`Racing`] files.
-fn racing_tailer(dir: &Path) -> (Tailer<Racing>, Armed) {
+/// A tailer of `dir/access.log*` (the rotated copies matched too) on [`Racing`] files, which
+/// has read `first`, written to `access.log`.
+fn racing_tailer(dir: &Path, first: &str) -> (Tailer<Racing>, Armed, Lines) {
+    append(&dir.join("access.log"), first);
     let armed = Rc::new(RefCell::new(None));
     let fs = Racing {
         real: RealFs::new(),
         armed: armed.clone(),
     };
     let globs = Globs::new(vec![format!("{}/access.log*", dir.display())], &[]);
-    let options = TailOptions {
-        start_at: StartAt::Beginning,
-        max_line_length: 1 << 20,
-        rotate_wait: Duration::from_secs(5),
-        framing: None,
-    };
-    (Tailer::new(fs, globs, options), armed)
-}
-
-fn racing_scan_and_read(t: &mut Tailer<Racing>, sink: &mut Lines, later: Duration) {
-    let stop = AtomicBool::new(false);
-    let now = Instant::now() + later;
-    t.scan(now, &stop, sink);
-    while t.read_all(now, sink) {}
+    let mut t = Tailer::new(fs, globs, options());
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    (t, armed, sink)
 }
 
 /// Lines of one length whose last 300 bytes are alike: the bytes before any line's end are
@@ -286,15 +279,20 @@ fn padded(prefix: &str, keys: std::ops::Range<u32>) -> String {
         .collect()
 }
 
-/// copytruncate: the file copied to `access.log.1`, then emptied in place.
-fn copytruncate(dir: &Path) {
-    fs::copy(dir.join("access.log"), dir.join("access.log.1")).unwrap();
+/// `access.log` emptied in place (copytruncate's second step).
+fn truncate(dir: &Path) {
     OpenOptions::new()
         .write(true)
         .open(dir.join("access.log"))
         .unwrap()
         .set_len(0)
         .unwrap();
+}
+
+/// copytruncate: the file copied to `access.log.1`, then emptied in place.
+fn copytruncate(dir: &Path) {
+    fs::copy(dir.join("access.log"), dir.join("access.log.1")).unwrap();
+    truncate(dir);
 }
 
 fn each_once(sink: &Lines, want: &[String]) {
@@ -330,10 +328,7 @@ fn a_file_truncated_and_written_past_the_offset_during_a_read_is_not_read_from_i
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (old1, old2, new) = (padded("L", 0..10), padded("L", 10..15), padded("N", 0..20));
-    append(&d.join("access.log"), &old1);
-    let (mut t, armed) = racing_tailer(d);
-    let mut sink = Lines::default();
-    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    let (mut t, armed, mut sink) = racing_tailer(d, &old1);
     append(&d.join("access.log"), &old2);
     // Between the pass's look at the file and its read: copied, truncated, and written again
     // past the offset read, with the same bytes before that offset as the old content.
@@ -349,8 +344,8 @@ fn a_file_truncated_and_written_past_the_offset_during_a_read_is_not_read_from_i
     ));
     while t.read_all(Instant::now(), &mut sink) {}
     assert!(armed.borrow().is_none(), "the read was not reached");
-    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
-    racing_scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
     each_once(&sink, &[old1, old2, new]);
 }
 
@@ -359,10 +354,7 @@ fn a_copy_whose_original_is_truncated_while_it_is_decided_is_not_read_as_new() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (old1, old2, new) = (padded("L", 0..10), padded("L", 10..15), padded("N", 0..2));
-    append(&d.join("access.log"), &old1);
-    let (mut t, armed) = racing_tailer(d);
-    let mut sink = Lines::default();
-    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    let (mut t, armed, mut sink) = racing_tailer(d, &old1);
     // logrotate's copy; the writer goes on and the tailer reads past the copy's end.
     fs::copy(d.join("access.log"), d.join("access.log.1")).unwrap();
     append(&d.join("access.log"), &old2);
@@ -374,18 +366,13 @@ fn a_copy_whose_original_is_truncated_while_it_is_decided_is_not_read_as_new() {
     *armed.borrow_mut() = Some((
         Trigger::Open(d.join("access.log.1")),
         Box::new(move || {
-            OpenOptions::new()
-                .write(true)
-                .open(dd.join("access.log"))
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            truncate(&dd);
             append(&dd.join("access.log"), &new2);
         }),
     ));
-    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
     assert!(armed.borrow().is_none(), "the copy was not opened");
-    racing_scan_and_read(&mut t, &mut sink, Duration::ZERO);
-    racing_scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
     each_once(&sink, &[old1, old2, new]);
 }
