@@ -542,11 +542,7 @@ sources:
 /// and never in any file).
 #[test]
 fn copytruncate_with_the_copies_matched_counts_nothing_twice_on_a_saturated_machine() {
-    let runs = std::env::var("STRESS_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    for run in 0..runs {
+    for run in 0..env_or("STRESS_RUNS", 3) {
         copytruncate_under_load(run, Copies::Matched);
     }
 }
@@ -559,13 +555,17 @@ fn copytruncate_with_the_copies_matched_counts_nothing_twice_on_a_saturated_mach
 /// catch its mishandling in 9 runs; `src/source/tailer/tests.rs` makes it happen.)
 #[test]
 fn copytruncate_of_the_live_file_only_counts_nothing_twice_on_a_saturated_machine() {
-    let runs = std::env::var("STRESS_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(2);
-    for run in 0..runs {
+    for run in 0..env_or("STRESS_RUNS", 2) {
         copytruncate_under_load(run, Copies::NotMatched);
     }
+}
+
+/// The number in the environment variable `name`, else `default` (a longer run on demand).
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Whether the globs match logrotate's copies.
@@ -636,17 +636,9 @@ sources:
         .append(true)
         .open(&log)
         .unwrap();
-    let total: u64 = std::env::var("STRESS_LINES")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(20_000);
+    let total: u64 = env_or("STRESS_LINES", 20_000);
     let started = Instant::now();
-    let every = Duration::from_millis(
-        std::env::var("STRESS_ROTATE_MS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(1000),
-    );
+    let every = Duration::from_millis(env_or("STRESS_ROTATE_MS", 1000));
     let mut next_rotation = started + every;
     let mut written = 0u64;
     while written < total {
