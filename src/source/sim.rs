@@ -1460,7 +1460,7 @@ impl Sim {
         let stop = AtomicBool::new(false);
         for _ in 0..6 {
             self.tailer.scan(self.now, &stop, &mut self.counter);
-            while self.tailer.read_all(self.now, &mut self.counter) {}
+            self.tailer.read_until_quiet(self.now, &mut self.counter);
             self.tailer.flush_idle(self.now, &mut self.counter);
             self.honour_durable();
             self.now += RW + Duration::from_secs(1);

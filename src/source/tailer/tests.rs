@@ -66,7 +66,7 @@ fn scan_and_read<F: Fs>(t: &mut Tailer<F>, sink: &mut Lines, later: Duration) {
     let stop = AtomicBool::new(false);
     let now = Instant::now() + later;
     t.scan(now, &stop, sink);
-    while t.read_all(now, sink) {}
+    t.read_until_quiet(now, sink);
 }
 
 #[test]
@@ -342,7 +342,7 @@ fn a_file_truncated_and_written_past_the_offset_during_a_read_is_not_read_from_i
             append(&dd.join("access.log"), &new2);
         }),
     ));
-    while t.read_all(Instant::now(), &mut sink) {}
+    t.read_until_quiet(Instant::now(), &mut sink);
     assert!(armed.borrow().is_none(), "the read was not reached");
     scan_and_read(&mut t, &mut sink, Duration::ZERO);
     scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
@@ -358,7 +358,7 @@ fn a_copy_whose_original_is_truncated_while_it_is_decided_is_not_read_as_new() {
     // logrotate's copy; the writer goes on and the tailer reads past the copy's end.
     fs::copy(d.join("access.log"), d.join("access.log.1")).unwrap();
     append(&d.join("access.log"), &old2);
-    while t.read_all(Instant::now(), &mut sink) {}
+    t.read_until_quiet(Instant::now(), &mut sink);
     // The next scan lists the copy with its original intact, and the truncate comes before
     // the copy is decided on.
     let dd = d.to_path_buf();
