@@ -341,18 +341,26 @@ fn copytruncate_with_a_free_running_writer_counts_nothing_twice() {
     }
 }
 
-/// Debian's logrotate rotating for real while the writer runs, in two configurations:
+/// Debian's logrotate rotating for real while the writer runs, in three configurations:
 /// `create` + `dateext` + `compress` + `delaycompress` (the writer reopens on postrotate,
 /// as nginx does on USR1) must lose nothing; `copytruncate` + `compress` + `delaycompress`
-/// may lose only what logrotate destroys itself (written between its copy and its truncate).
-/// The globs match the live file and its rotations (`app.log*`, not `*.gz`).
+/// may lose only what logrotate destroys itself (written between its copy and its truncate);
+/// and the same copytruncate with `olddir`, the copies in another directory under the live
+/// file's name (a copy is told by content, whichever directory it is in). The globs match
+/// the live file and its rotations (`app.log*`, `old/app.log*`; not `*.gz`).
 #[test]
 fn real_logrotate_create_and_copytruncate() {
-    for mode in ["create", "copytruncate"] {
+    for mode in ["create", "copytruncate", "olddir"] {
         let dir = tempdir();
         let d = dir.path();
+        let old = d.join("old");
+        std::fs::create_dir(&old).unwrap();
         let flag = d.join("reopen.flag");
         let conf = d.join("logrotate.conf");
+        let how = match mode {
+            "olddir" => format!("copytruncate\n    olddir {}", old.display()),
+            _ => mode.to_string(),
+        };
         let postrotate = if mode == "create" {
             format!(
                 "    postrotate\n        touch {}\n    endscript\n",
@@ -364,14 +372,14 @@ fn real_logrotate_create_and_copytruncate() {
         std::fs::write(
             &conf,
             format!(
-                "{}/app.log {{\n    rotate 20\n    {mode}\n    dateext\n    dateformat -%s\n    compress\n    delaycompress\n    missingok\n{postrotate}}}\n",
+                "{}/app.log {{\n    rotate 20\n    {how}\n    dateext\n    dateformat -%s\n    compress\n    delaycompress\n    missingok\n{postrotate}}}\n",
                 d.display()
             ),
         )
         .unwrap();
         let state = d.join("logrotate.state");
         let mut w = Writer::new(&d.join("app.log"));
-        let exporter = Exporter::start(d, &config("app.log*"));
+        let exporter = Exporter::start(d, &config("app.log*, old/app.log*"));
         for round in 0..6 {
             for _ in 0..6 {
                 w.write(50);
@@ -405,7 +413,10 @@ fn real_logrotate_create_and_copytruncate() {
         w.flush_half();
         // What survives anywhere, compressed rotations included.
         let mut present = HashSet::new();
-        for entry in std::fs::read_dir(d).unwrap().flatten() {
+        let entries = std::fs::read_dir(d)
+            .unwrap()
+            .chain(std::fs::read_dir(&old).unwrap());
+        for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !name.starts_with("app.log") {
                 continue;
@@ -423,6 +434,12 @@ fn real_logrotate_create_and_copytruncate() {
             };
             present.extend(keys_in(&bytes));
         }
+        let in_old = std::fs::read_dir(&old).unwrap().count();
+        assert_eq!(
+            in_old > 0,
+            mode == "olddir",
+            "{mode}: {in_old} rotations in old/"
+        );
         let destroyed: HashSet<u64> = (0..w.written()).filter(|k| !present.contains(k)).collect();
         if mode == "create" {
             assert!(destroyed.is_empty(), "logrotate create lost lines?");
