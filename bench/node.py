@@ -53,8 +53,9 @@ PROBE_DIR = "bench_latency-probe_00000000-0000-0000-0000-000000000000"
 PATH_REGEX = r"/pods/(?P<namespace>[^_/]+)_(?P<pod>[^_/]+)_[^/]+/(?P<container>[^/]+)/"
 
 
-def quarry_config(expire):
+def quarry_config(expire, file_options=""):
     exp = f", expire_after: {expire}" if expire else ""
+    more = f", {file_options}" if file_options else ""
     return f"""version: 1
 metrics:
   - {{name: node_log_records_total, type: counter, help: Records by pod., labels: [namespace, pod, container, stream]{exp}}}
@@ -67,7 +68,7 @@ metrics:
   - {{name: node_markers_total, type: counter, help: Latency markers.}}
 sources:
   - name: pods
-    file: {{paths: ["pods/*/*/*.log"], format: cri}}
+    file: {{paths: ["pods/*/*/*.log"], format: cri{more}}}
     rules:
       - name: records
         regex: ''
@@ -371,7 +372,7 @@ def run(args, files, churn, label):
     root = os.path.join(OUT, f"{label}")
     nfiles, probe = layout(root, files)
     with open(os.path.join(root, "exporter.yaml"), "w") as f:
-        f.write(quarry_config(args.expire if churn and args.expire != "none" else None))
+        f.write(quarry_config(args.expire if churn and args.expire != "none" else None, args.file_options))
     program = os.path.join(root, "node.mtail")
     with open(program, "w") as f:
         f.write(MTAIL_PROGRAM)
@@ -556,6 +557,8 @@ def main():
                     help="expire_after of the per-pod series in a churn run ('none': never); longer "
                          "than the 180 s wait for the counts, so that live pods' series are judged")
     ap.add_argument("--sample-every", type=int, default=10, help="seconds between printed RSS samples")
+    ap.add_argument("--file-options", default="",
+                    help="more keys for quarry_exporter's file source, e.g. 'watch: false, poll_interval: 1s'")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the main size")
     ap.add_argument("--smoke", action="store_true", help="tiny, correctness only")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "quarry_exporter"))
