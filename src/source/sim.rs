@@ -10,8 +10,8 @@
 //! What a tailer meets under load is modelled too: logrotate's copy seen while it is still
 //! being written, the live file read (and written) between the copy and the truncate, listings
 //! taken and applied steps apart (a reader running late), reloads that hand the files over to
-//! a new tailer, and container logs (CRI) whose stdout and stderr records are split into
-//! partial lines and interleaved, across restarts and reloads.
+//! a new tailer, and container logs (CRI, and Docker's json-file) whose stdout and stderr
+//! records are split into partial lines and interleaved, across restarts and reloads.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -391,6 +391,16 @@ enum Records {
     /// CRI container lines: each record on stdout or stderr, split into 1 to 3 partial
     /// lines (`P` … `F`), the two streams' parts interleaved.
     Cri,
+    /// The same records as Docker's json-file lines: a part is an object whose `log` ends in
+    /// `\n` only on the record's last part.
+    Docker,
+}
+
+impl Records {
+    /// Container lines: records in parts, on two streams.
+    fn in_parts(self) -> bool {
+        matches!(self, Records::Cri | Records::Docker)
+    }
 }
 
 /// A copy (copytruncate's) in progress: logrotate copies `src` into `dst` over several steps
@@ -489,9 +499,13 @@ fn options(records: Records) -> TailOptions {
                 };
                 super::records::Framing::from_config(&c, 4096)
             }
-            Records::Cri => {
+            Records::Cri | Records::Docker => {
                 let c = crate::config::FileSourceConfig {
-                    format: crate::config::FileFormat::Cri,
+                    format: if records == Records::Cri {
+                        crate::config::FileFormat::Cri
+                    } else {
+                        crate::config::FileFormat::Docker
+                    },
                     ..Default::default()
                 };
                 super::records::Framing::from_config(&c, 4096)
@@ -607,7 +621,7 @@ impl Sim {
         self.finish_half();
         for s in 0..2 {
             while self.open[s].is_some() {
-                let line = self.next_cri_part(s);
+                let line = self.next_container_part(s);
                 self.append(&line.0);
                 if let Some(key) = line.1 {
                     self.written_whole(key);
@@ -616,9 +630,9 @@ impl Sim {
         }
     }
 
-    /// The next CRI line of stream `s` (a new record when none is open): its bytes, and the
-    /// key it completes when it is the record's last part.
-    fn next_cri_part(&mut self, s: usize) -> (Vec<u8>, Option<u64>) {
+    /// The next container line (CRI or Docker) of stream `s` (a new record when none is
+    /// open): its bytes, and the key it completes when it is the record's last part.
+    fn next_container_part(&mut self, s: usize) -> (Vec<u8>, Option<u64>) {
         let name = ["stdout", "stderr"][s];
         let (key, mut parts) = match self.open[s].take() {
             Some(open) => open,
@@ -640,11 +654,14 @@ impl Sim {
         if !last {
             self.open[s] = Some((key, parts));
         }
-        let tag = if last { "F" } else { "P" };
-        (
-            format!("2026-12-05T00:00:00Z {name} {tag} {part}\n").into_bytes(),
-            last.then_some(key),
-        )
+        let line = if self.records == Records::Docker {
+            let end = if last { "\\n" } else { "" };
+            format!("{{\"log\":\"{part}{end}\",\"stream\":\"{name}\",\"time\":\"2026-12-05T00:00:00.000000000Z\"}}\n")
+        } else {
+            let tag = if last { "F" } else { "P" };
+            format!("2026-12-05T00:00:00Z {name} {tag} {part}\n")
+        };
+        (line.into_bytes(), last.then_some(key))
     }
 
     fn write_lines(&mut self, n: u64) {
@@ -653,9 +670,9 @@ impl Sim {
                 self.finish_half();
                 continue;
             }
-            if self.records == Records::Cri {
+            if self.records.in_parts() {
                 let s = self.rng.below(2) as usize;
-                let (line, key) = self.next_cri_part(s);
+                let (line, key) = self.next_container_part(s);
                 if self.rng.chance(10) {
                     let cut = 1 + self.rng.below(line.len() as u64 - 1) as usize;
                     self.append(&line[..cut]);
@@ -903,7 +920,7 @@ impl Sim {
                     && self.copying.is_none() =>
             {
                 // A runtime does not carry a record over into another file.
-                if self.records == Records::Cri {
+                if self.records.in_parts() {
                     self.finish_records();
                 }
                 if self.records == Records::Multiline {
@@ -1412,7 +1429,7 @@ impl Sim {
             && self.copying.is_none()
             && self.kind != Kind::LiveOnlyCopytruncate
         {
-            if self.records == Records::Cri {
+            if self.records.in_parts() {
                 self.finish_records();
             }
             self.rotations += 1;
@@ -1471,6 +1488,8 @@ impl Sim {
     }
 }
 
+/// The key of a line as the writer wrote it: a record's first line (`L<key> …`,
+/// `L<key>/<n> …`), or a part of a container record (CRI or Docker).
 fn parse_key(line: &[u8]) -> Option<u64> {
     let line = std::str::from_utf8(line).ok()?;
     if let Some(cri) = line.strip_prefix("2026-12-05T00:00:00Z ") {
@@ -1483,6 +1502,10 @@ fn parse_key(line: &[u8]) -> Option<u64> {
             .next()?
             .parse()
             .ok();
+    }
+    if let Some(docker) = line.strip_prefix("{\"log\":\"<") {
+        // A Docker part: `{"log":"<key:i/n:stream>pad[\n]","stream":…}`.
+        return docker.split(':').next()?.parse().ok();
     }
     line.strip_prefix('L')?
         .split([' ', '/'])
@@ -1667,4 +1690,17 @@ fn every_container_record_exactly_once_with_streams_interleaved() {
 #[test]
 fn every_container_record_exactly_once_with_copies_in_the_globs() {
     run_many_of(Kind::WithCopies, 0..400, 400, Records::Cri);
+}
+
+/// Docker's json-file logs: the same records and streams as the CRI ones, each part a JSON
+/// object, under rename and delete rotations, restarts and reloads.
+#[test]
+fn every_docker_record_exactly_once_with_streams_interleaved() {
+    run_many_of(Kind::LiveOnlyRename, 0..200, 400, Records::Docker);
+}
+
+/// The same with the rotated copies in the globs (copytruncate, compression).
+#[test]
+fn every_docker_record_exactly_once_with_copies_in_the_globs() {
+    run_many_of(Kind::WithCopies, 0..200, 400, Records::Docker);
 }
