@@ -5,7 +5,8 @@
 //! directory; new pods), the exporter running through it all and killed with `kill -9` once.
 //! Every record carries a unique id counted in its own series, so a loss and a double count
 //! cannot cancel out; the per-(namespace, pod, container, stream) counts are compared with
-//! what the test wrote, series for series.
+//! what the test wrote, series for series. The same node is run with Docker's json-file lines
+//! too (`format: docker`: dockershim's `0.log` was a link to the container's `-json.log`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -30,7 +31,7 @@ sources:
   - name: pods
     file:
       paths: ["ROOT/*/*/*.log"]
-      format: cri
+      format: FORMAT
       start_at: beginning
       rotate_wait: 1s
       poll_interval: 200ms
@@ -53,6 +54,46 @@ sources:
 
 /// (namespace, pod, container, stream)
 type Group = (String, String, String, String);
+
+/// How the container runtime writes a line.
+#[derive(Clone, Copy, PartialEq)]
+enum Runtime {
+    /// CRI: `<time> <stream> <P|F> <text>`.
+    Cri,
+    /// Docker's json-file: `{"log":"<text>[\n]","stream":…,"time":…}`, the newline only on
+    /// a record's last part; the text has a quote, a backslash and a tab to escape.
+    Docker,
+}
+
+impl Runtime {
+    fn format(self) -> &'static str {
+        match self {
+            Runtime::Cri => "cri",
+            Runtime::Docker => "docker",
+        }
+    }
+
+    /// One line of `stream`: a record's part, its last one when `last`.
+    fn line(self, time: String, stream: &str, last: bool, text: &str) -> String {
+        match self {
+            Runtime::Cri => {
+                let tag = if last { "F" } else { "P" };
+                format!("{time} {stream} {tag} {text}\n")
+            }
+            Runtime::Docker => {
+                let log = if last {
+                    format!("{text}\n")
+                } else {
+                    text.to_owned()
+                };
+                format!(
+                    "{{\"log\":{},\"stream\":\"{stream}\",\"time\":\"{time}\"}}\n",
+                    serde_json::to_string(&log).unwrap()
+                )
+            }
+        }
+    }
+}
 
 /// A small xorshift generator: the same schedule on every run.
 struct Rng(u64);
@@ -108,12 +149,13 @@ struct Container {
     partial: [Option<(u64, String)>; 2],
     /// Rotations so far (the `<time>` of `0.log.<time>`).
     rotations: u32,
+    runtime: Runtime,
 }
 
 const STREAMS: [&str; 2] = ["stdout", "stderr"];
 
 impl Container {
-    fn new(pod_dir: &Path, namespace: &str, pod: &str, name: &str) -> Container {
+    fn new(pod_dir: &Path, namespace: &str, pod: &str, name: &str, runtime: Runtime) -> Container {
         let dir = pod_dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         Container {
@@ -125,6 +167,7 @@ impl Container {
             restart: 0,
             partial: [None, None],
             rotations: 0,
+            runtime,
         }
     }
 
@@ -132,8 +175,8 @@ impl Container {
         self.dir.join(format!("{}.log", self.restart))
     }
 
-    /// Writes `n` CRI lines, stdout and stderr interleaved: a record in one `F` line, or
-    /// begun in `P` parts (finished later, other lines between).
+    /// Writes `n` lines, stdout and stderr interleaved: a record in one line, or begun in
+    /// parts (CRI's `P`; Docker's without a newline), finished later, other lines between.
     fn write(&mut self, n: usize, rng: &mut Rng, w: &mut Written) {
         let mut buf = String::new();
         for _ in 0..n {
@@ -143,10 +186,10 @@ impl Container {
                 if rng.below(3) == 0 {
                     // Another part, still not the last.
                     let (part, rest) = rest.split_at(rest.len() / 2);
-                    buf.push_str(&format!("{} {stream} P {part}\n", w.time()));
+                    buf.push_str(&self.runtime.line(w.time(), stream, false, part));
                     self.partial[s] = Some((id, rest.to_owned()));
                 } else {
-                    buf.push_str(&format!("{} {stream} F {rest}\n", w.time()));
+                    buf.push_str(&self.runtime.line(w.time(), stream, true, &rest));
                     self.counted(id, s, w);
                 }
                 continue;
@@ -155,14 +198,19 @@ impl Container {
             w.next_id += 1;
             let pad = "x".repeat(rng.below(60) as usize);
             let error = if id.is_multiple_of(5) { " error" } else { "" };
-            let text = format!("L{id} {} {pad}{error}", self.name);
+            let escaped = if self.runtime == Runtime::Docker {
+                "\"q\" \\ \t "
+            } else {
+                ""
+            };
+            let text = format!("L{id} {} {escaped}{pad}{error}", self.name);
             if rng.below(5) == 0 {
                 let cut = 1 + rng.below(text.len() as u64 - 2) as usize;
                 let (head, rest) = text.split_at(cut);
-                buf.push_str(&format!("{} {stream} P {head}\n", w.time()));
+                buf.push_str(&self.runtime.line(w.time(), stream, false, head));
                 self.partial[s] = Some((id, rest.to_owned()));
             } else {
-                buf.push_str(&format!("{} {stream} F {text}\n", w.time()));
+                buf.push_str(&self.runtime.line(w.time(), stream, true, &text));
                 self.counted(id, s, w);
             }
         }
@@ -193,7 +241,7 @@ impl Container {
         let mut buf = String::new();
         for (s, stream) in STREAMS.iter().enumerate() {
             if let Some((id, rest)) = self.partial[s].take() {
-                buf.push_str(&format!("{} {stream} F {rest}\n", w.time()));
+                buf.push_str(&self.runtime.line(w.time(), stream, true, &rest));
                 self.counted(id, s, w);
             }
         }
@@ -303,13 +351,18 @@ struct Pod {
     containers: Vec<Container>,
 }
 
-fn pod(root: &Path, namespace: &str, name: &str, uid: &str, containers: &[&str]) -> Pod {
+fn pod(
+    root: &Path,
+    (namespace, name, uid): (&str, &str, &str),
+    containers: &[&str],
+    runtime: Runtime,
+) -> Pod {
     let dir = root.join(format!("{namespace}_{name}_{uid}"));
     std::fs::create_dir_all(&dir).unwrap();
     Pod {
         containers: containers
             .iter()
-            .map(|c| Container::new(&dir, namespace, name, c))
+            .map(|c| Container::new(&dir, namespace, name, c, runtime))
             .collect(),
         dir,
     }
@@ -384,7 +437,7 @@ fn check_exact(exporter: &Exporter, w: &Written) {
             "web_errors_total {errors:?}, expected {expected_errors:?}"
         ));
     }
-    for reason in ["not_cri", "record_too_long"] {
+    for reason in ["not_cri", "not_docker_json", "record_too_long"] {
         let series =
             format!(r#"quarry_source_record_errors_total{{reason="{reason}",source="pods"}}"#);
         if let Some(v) = value_in(&text, &series) {
@@ -467,12 +520,30 @@ fn write_all(pods: &mut BTreeMap<String, Pod>, n: usize, rng: &mut Rng, w: &mut 
 /// pod's series expire and its files are not held open; the gzipped files are never read.
 #[test]
 fn kubelet_rotation_restarts_and_pod_churn_count_every_record_once() {
+    node_life(Runtime::Cri);
+}
+
+/// The same node written in Docker's json-file lines (a record's parts without their
+/// newline, stdout's and stderr's interleaved, escapes in the text), read with `format:
+/// docker`: every record exactly once across the rotations, restarts, churn and `kill -9`.
+#[test]
+fn docker_json_file_lines_through_rotation_restarts_and_churn_count_every_record_once() {
+    node_life(Runtime::Docker);
+}
+
+fn node_life(runtime: Runtime) {
     let dir = tempdir();
     let d = dir.path();
     let root = d.join("var/log/pods");
     std::fs::create_dir_all(&root).unwrap();
     let config = d.join("exporter.yaml");
-    std::fs::write(&config, CONFIG.replace("ROOT", root.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &config,
+        CONFIG
+            .replace("ROOT", root.to_str().unwrap())
+            .replace("FORMAT", runtime.format()),
+    )
+    .unwrap();
     let store = d.join("state");
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut w = Written::default();
@@ -480,20 +551,29 @@ fn kubelet_rotation_restarts_and_pod_churn_count_every_record_once() {
     let uid = |i: u32| format!("0f3c{i:04}-7e1a-4c1e-9a55-2d5e0c6b{i:04}");
     pods.insert(
         "shop/web-1".into(),
-        pod(&root, "shop", "web-1", &uid(1), &["web", "envoy"]),
+        pod(
+            &root,
+            ("shop", "web-1", &uid(1)),
+            &["web", "envoy"],
+            runtime,
+        ),
     );
     pods.insert(
         "shop/web-2".into(),
-        pod(&root, "shop", "web-2", &uid(2), &["web", "envoy"]),
+        pod(
+            &root,
+            ("shop", "web-2", &uid(2)),
+            &["web", "envoy"],
+            runtime,
+        ),
     );
     pods.insert(
         "kube-system/coredns-5d78c9869d-8xk2p".into(),
         pod(
             &root,
-            "kube-system",
-            "coredns-5d78c9869d-8xk2p",
-            &uid(3),
+            ("kube-system", "coredns-5d78c9869d-8xk2p", &uid(3)),
             &["coredns"],
+            runtime,
         ),
     );
     let mut exporter = start_stored(&config, &store);
@@ -535,7 +615,12 @@ fn kubelet_rotation_restarts_and_pod_churn_count_every_record_once() {
                 let name = format!("api-{round}");
                 pods.insert(
                     format!("shop/{name}"),
-                    pod(&root, "shop", &name, &uid(next_uid), &["web", "migrate"]),
+                    pod(
+                        &root,
+                        ("shop", &name, &uid(next_uid)),
+                        &["web", "migrate"],
+                        runtime,
+                    ),
                 );
                 next_uid += 1;
                 let victim = pods
@@ -578,7 +663,12 @@ fn kubelet_rotation_restarts_and_pod_churn_count_every_record_once() {
                 let name = format!("worker-{round}");
                 pods.insert(
                     format!("batch/{name}"),
-                    pod(&root, "batch", &name, &uid(next_uid), &["worker"]),
+                    pod(
+                        &root,
+                        ("batch", &name, &uid(next_uid)),
+                        &["worker"],
+                        runtime,
+                    ),
                 );
                 next_uid += 1;
                 write_all(&mut pods, 10, &mut rng, &mut w);
