@@ -901,6 +901,21 @@ impl<F: Fs> Tailer<F> {
             consumed_restored: None,
             consumed_gone: None,
         };
+        // A copy of content `k` taken before all of it was read: all it holds was read (a
+        // cut last line, copied before its newline was written, is skipped).
+        let all_read_copy = |k: &Known| {
+            let ends_line = identity::read_range(h, size - 1, 1)
+                .ok()
+                .is_none_or(|b| b.first() == Some(&b'\n'));
+            Decision {
+                skipping: !ends_line,
+                ..plain(
+                    size,
+                    EventKind::Recognised,
+                    format!("a copy of {} up to {size}, all read there", k.path),
+                )
+            }
+        };
         // The same file after a restart (a record at 0 says nothing: decided afresh — unless
         // other streams' records after it were counted).
         if let Some(i) = self.restored.iter().position(|r| {
@@ -974,17 +989,7 @@ impl<F: Fs> Tailer<F> {
                 // It may still be being written.
                 return None;
             }
-            let ends_line = identity::read_range(h, size - 1, 1)
-                .ok()
-                .is_none_or(|b| b.first() == Some(&b'\n'));
-            return Some(Decision {
-                skipping: !ends_line,
-                ..plain(
-                    size,
-                    EventKind::Recognised,
-                    format!("a copy of {} up to {size}, all read there", k.path),
-                )
-            });
+            return Some(all_read_copy(k));
         }
         // A copy of a file still followed: a shadow until the original is truncated or gone.
         for t in self.files.values() {
@@ -996,6 +1001,31 @@ impl<F: Fs> Tailer<F> {
             // The original's first bytes: as read, or — not read that far yet (new content
             // just found) — as it holds them now; then they are all it holds, when fewer than
             // a head.
+            // The original truncated (or replaced) since a pass looked at it — copytruncate
+            // finished while this thread was not running, or before the pass that will find
+            // the truncation: a copy is decided against what was read of the original, as
+            // that pass will remember it (that content's copy, never new content), however
+            // long the patience has lasted.
+            let intact = original_intact(t, &self.fs);
+            if !intact {
+                let k = Known {
+                    truncated: true,
+                    ..known(t)
+                };
+                if k.has_content() && k.continues_in(h, size) {
+                    return Some(Decision {
+                        replay: k.replay.clone(),
+                        ..plain(
+                            k.offset,
+                            EventKind::Recognised,
+                            format!("holds {} read to {}", k.path, k.offset),
+                        )
+                    });
+                }
+                if k.has_content() && k.copied_before_offset(h, size) {
+                    return Some(all_read_copy(&k));
+                }
+            }
             // A copy is never larger than its intact original (one shorter than what was read
             // from it was truncated: its record decides).
             let intact_smaller = t.handle.as_ref().is_some_and(|oh| {
@@ -1055,10 +1085,9 @@ impl<F: Fs> Tailer<F> {
                 });
             }
             // A copy of the original's start, whose original was truncated (or replaced) since
-            // this pass looked at it — copytruncate finished while this thread was not running:
-            // it is decided after the pass that finds the truncation and remembers what was
-            // read of the original (then it is that content's copy, not new content).
-            if patient && !original_intact(t, &self.fs) {
+            // this pass looked at it, and that is not that content's copy by what was read of
+            // it (above): it is decided after the pass that finds the truncation.
+            if patient && !intact {
                 return None;
             }
         }
