@@ -64,7 +64,9 @@ pub trait Fs {
     fn stat(&self, path: &Path) -> io::Result<Meta>;
     /// Whether `path` itself is a symbolic link.
     fn is_symlink(&self, path: &Path) -> bool;
-    /// Lists a directory.
+    /// Lists a directory afresh. Not a look a later [`Fs::list_kept`] builds on: the files of
+    /// a directory listed this way (to find a checkpoint's file, or rotations out of the
+    /// globs) were not looked at as a scan looks at them.
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
     /// Lists a directory, and says whether the listing is one kept from an earlier look at a
     /// directory that provably did not change since: no name in it was added, removed or
@@ -372,7 +374,7 @@ impl Fs for RealFs {
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
-        self.list_kept(dir).map(|(entries, _)| entries)
+        RealFs::list_fresh(dir)
     }
 
     fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
@@ -467,8 +469,10 @@ pub fn parent(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The names of a scan's listing of `dir` (kept or not).
     fn names(fs: &RealFs, dir: &Path) -> Vec<String> {
-        let mut n: Vec<String> = fs.list(dir).unwrap().into_iter().map(|e| e.name).collect();
+        let (entries, _) = fs.list_kept(dir).unwrap();
+        let mut n: Vec<String> = entries.into_iter().map(|e| e.name).collect();
         n.sort();
         n
     }

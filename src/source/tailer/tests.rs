@@ -376,3 +376,42 @@ fn a_copy_whose_original_is_truncated_while_it_is_decided_is_not_read_as_new() {
     scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
     each_once(&sink, &[old1, old2, new]);
 }
+
+/// A restart looks for a checkpoint's file in its directory (it was renamed out of the globs
+/// while the exporter was down). That listing is not a scan's: a file that came into the
+/// directory before it, after the scan's own listing was taken, is adopted by the next scan
+/// woken by a notification (which leaves directories it listed unchanged alone). Before, the
+/// record's search was kept as the directory's listing, and the new `app.log` waited for the
+/// poll — lost if it was rotated out of the globs first.
+#[test]
+fn a_file_come_while_a_restart_looks_for_its_records_is_taken_by_the_next_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let globs = || Globs::new(vec![format!("{}/app.lo[g]", d.display())], &[]);
+    let (old, new) = (padded("O", 0..3), padded("N", 0..3));
+    append(&d.join("app.log"), &old);
+    let mut before = Tailer::new(RealFs::new(), globs(), options());
+    let mut sink = Lines::default();
+    scan_and_read(&mut before, &mut sink, Duration::ZERO);
+    let state = before.state();
+    drop(before);
+    // Down: the file is rotated out of the globs.
+    fs::rename(d.join("app.log"), d.join("app.log-1")).unwrap();
+    let mut after = Tailer::new(RealFs::new(), globs(), options());
+    after.restore(state, Instant::now());
+    let stop = AtomicBool::new(false);
+    // The first scan's listing is taken; the application's new file comes before it is
+    // applied, and the directory settles (listings of a directory changed within a second
+    // are never kept).
+    let listing = after.globs().expand(after.fs(), &stop);
+    append(&d.join("app.log"), &new);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let now = Instant::now();
+    after.apply_listing(listing, now, &mut sink);
+    after.read_until_quiet(now, &mut sink);
+    // A scan woken by a notification.
+    after.fs().reuse_listings(true);
+    after.scan(now, &stop, &mut sink);
+    after.read_until_quiet(now, &mut sink);
+    each_once(&sink, &[old, new]);
+}
