@@ -901,6 +901,16 @@ impl<F: Fs> Tailer<F> {
             consumed_restored: None,
             consumed_gone: None,
         };
+        // A file that holds content `k` (a copy of it, or the file it was in): read on from
+        // where `k` was read to.
+        let read_to = |k: &Known| Decision {
+            replay: k.replay.clone(),
+            ..plain(
+                k.offset,
+                EventKind::Recognised,
+                format!("holds {} read to {}", k.path, k.offset),
+            )
+        };
         // A copy of content `k` taken before all of it was read: all it holds was read (a
         // cut last line, copied before its newline was written, is skipped).
         let all_read_copy = |k: &Known| {
@@ -963,15 +973,9 @@ impl<F: Fs> Tailer<F> {
         if let Some(i) = self.gone.iter().rposition(|(k, _)| {
             identity::related(Path::new(&k.path), path) && k.continues_in(h, size)
         }) {
-            let k = &self.gone[i].0;
             return Some(Decision {
                 consumed_gone: Some(i),
-                replay: k.replay.clone(),
-                ..plain(
-                    k.offset,
-                    EventKind::Recognised,
-                    format!("holds {} read to {}", k.path, k.offset),
-                )
+                ..read_to(&self.gone[i].0)
             });
         }
         // A copy taken before its original was read as far as it was (copytruncate, the
@@ -998,9 +1002,6 @@ impl<F: Fs> Tailer<F> {
             {
                 continue;
             }
-            // The original's first bytes: as read, or — not read that far yet (new content
-            // just found) — as it holds them now; then they are all it holds, when fewer than
-            // a head.
             // The original truncated (or replaced) since a pass looked at it — copytruncate
             // finished while this thread was not running, or before the pass that will find
             // the truncation: a copy is decided against what was read of the original, as
@@ -1013,14 +1014,7 @@ impl<F: Fs> Tailer<F> {
                     ..known(t)
                 };
                 if k.has_content() && k.continues_in(h, size) {
-                    return Some(Decision {
-                        replay: k.replay.clone(),
-                        ..plain(
-                            k.offset,
-                            EventKind::Recognised,
-                            format!("holds {} read to {}", k.path, k.offset),
-                        )
-                    });
+                    return Some(read_to(&k));
                 }
                 if k.has_content() && k.copied_before_offset(h, size) {
                     return Some(all_read_copy(&k));
@@ -1035,6 +1029,9 @@ impl<F: Fs> Tailer<F> {
             if intact_smaller {
                 continue;
             }
+            // The original's first bytes: as read, or — not read that far yet (new content
+            // just found) — as it holds them now; then they are all it holds, when fewer than
+            // a head.
             let (first, whole) = t.first_bytes();
             let head = &first[..];
             if head.is_empty() {
