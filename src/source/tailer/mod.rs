@@ -1881,6 +1881,31 @@ impl<F: Fs> Tailer<F> {
             return;
         };
         let size = h.meta().map(|m| m.size).unwrap_or(t.size);
+        // Its own content replaced since it was found a copy (another copy written in place
+        // over it, as copytruncate does into an old rotation): it holds none of that content
+        // now, whatever its size. It waits, as a new file does, and is decided afresh.
+        if h.meta().is_ok_and(|m| content_replaced(t, h, m)) {
+            let t = self.files.get_mut(&id).expect("present");
+            if t.handle.is_none() {
+                t.handle = opened;
+            }
+            t.phase = Phase::Pending {
+                since: now,
+                free: false,
+            };
+            t.size = size;
+            let mut section = Section::open(sink);
+            section.event(
+                EventKind::Truncated,
+                &t.path_str(),
+                &format!(
+                    "no longer a copy of {}: its content was replaced; decided again",
+                    original.path
+                ),
+            );
+            section.record(id, Some(&record(t)));
+            return;
+        }
         let holds = original.continues_in(h, size);
         let ends_line = identity::read_range(h, size.saturating_sub(1), 1)
             .ok()
