@@ -912,19 +912,23 @@ impl<F: Fs> Tailer<F> {
             )
         };
         // A copy of content `k` taken before all of it was read: all it holds was read (a
-        // cut last line, copied before its newline was written, is skipped).
+        // cut last line, copied before its newline was written, is skipped). `None` while,
+        // shorter than `k`'s first bytes, it may still be being written.
         let all_read_copy = |k: &Known| {
+            if patient && (size as usize) < k.first.len() {
+                return None;
+            }
             let ends_line = identity::read_range(h, size - 1, 1)
                 .ok()
                 .is_none_or(|b| b.first() == Some(&b'\n'));
-            Decision {
+            Some(Decision {
                 skipping: !ends_line,
                 ..plain(
                     size,
                     EventKind::Recognised,
                     format!("a copy of {} up to {size}, all read there", k.path),
                 )
-            }
+            })
         };
         // The same file after a restart (a record at 0 says nothing: decided afresh — unless
         // other streams' records after it were counted).
@@ -989,11 +993,7 @@ impl<F: Fs> Tailer<F> {
             .filter(|k| k.id != meta.id && identity::related(Path::new(&k.path), path))
             .find(|k| k.copied_before_offset(h, size));
         if let Some(k) = copied {
-            if patient && (size as usize) < k.first.len() {
-                // It may still be being written.
-                return None;
-            }
-            return Some(all_read_copy(k));
+            return all_read_copy(k);
         }
         // A copy of a file still followed: a shadow until the original is truncated or gone.
         for t in self.files.values() {
@@ -1017,7 +1017,7 @@ impl<F: Fs> Tailer<F> {
                     return Some(read_to(&k));
                 }
                 if k.has_content() && k.copied_before_offset(h, size) {
-                    return Some(all_read_copy(&k));
+                    return all_read_copy(&k);
                 }
             }
             // A copy is never larger than its intact original (one shorter than what was read
@@ -1880,11 +1880,12 @@ impl<F: Fs> Tailer<F> {
         let Some(h) = t.handle.as_ref().or(opened.as_ref()) else {
             return;
         };
-        let size = h.meta().map(|m| m.size).unwrap_or(t.size);
+        let meta = h.meta().ok();
+        let size = meta.map_or(t.size, |m| m.size);
         // Its own content replaced since it was found a copy (another copy written in place
         // over it, as copytruncate does into an old rotation): it holds none of that content
         // now, whatever its size. It waits, as a new file does, and is decided afresh.
-        if h.meta().is_ok_and(|m| content_replaced(t, h, m)) {
+        if meta.is_some_and(|m| content_replaced(t, h, m)) {
             let t = self.files.get_mut(&id).expect("present");
             if t.handle.is_none() {
                 t.handle = opened;
