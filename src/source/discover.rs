@@ -665,7 +665,7 @@ mod tests {
     /// left alone.
     #[test]
     fn unchanged_directories_are_left_alone_only_while_nothing_in_them_changed() {
-        use super::super::fs::RealFs;
+        use super::super::fs::{Listings, RealFs};
         let tmp = tempfile::tempdir().unwrap();
         let (a, b, c) = (
             tmp.path().join("a"),
@@ -685,7 +685,7 @@ mod tests {
             &[],
         );
         let fs = RealFs::new();
-        fs.reuse_listings(true);
+        fs.listings(Listings::Reuse);
         let stop = AtomicBool::new(false);
         let found = |l: &Listing| {
             let mut f: Vec<PathBuf> = l.found.iter().map(|f| f.path.clone()).collect();
@@ -720,7 +720,7 @@ mod tests {
         assert!(found(&third).contains(&b.join("2.log")));
         assert!(found(&third).contains(&b.join("1.log")));
         // The poll lists afresh: nothing is left alone.
-        fs.reuse_listings(false);
+        fs.listings(Listings::Renew);
         assert!(!globs.expand(&fs, &stop).is_partial());
         // Two patterns listing one directory in one expansion: the second gets the listing
         // the first just kept, but the files were looked at.
@@ -729,7 +729,7 @@ mod tests {
             &[],
         );
         let fresh = RealFs::new();
-        fresh.reuse_listings(true);
+        fresh.listings(Listings::Reuse);
         let l = twice.expand(&fresh, &stop);
         assert!(!l.is_partial(), "{:?}", l.unchanged);
         assert_eq!(found(&l), [a.join("1.log")]);

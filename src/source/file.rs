@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn};
 
 use super::activity::{is_routine, Activity};
 use super::discover::{Globs, Wake, Watcher};
-use super::fs::{not_read_counts, FileId, RealFs};
+use super::fs::{not_read_counts, FileId, Listings, RealFs};
 use super::identity::Known;
 use super::lines::LineStats;
 use super::records::Framing;
@@ -566,7 +566,13 @@ impl FileSource {
             warn!(source = %self.name, "{p}");
             self.source_error = Some(p);
         }
-        self.tailer.fs().reuse_listings(false);
+        // Listings are kept for the scans notifications wake; with none, each scan is a
+        // poll and nothing is kept.
+        self.tailer.fs().listings(if watcher.is_active() {
+            Listings::Renew
+        } else {
+            Listings::Fresh
+        });
         self.scan();
         self.update_watches(&mut watcher);
         if let Some(ready) = ready.take() {
@@ -631,9 +637,11 @@ impl FileSource {
             if rescan {
                 // A scan woken by a notification may reuse the listings of directories that
                 // provably did not change; the poll lists every directory afresh.
-                self.tailer
-                    .fs()
-                    .reuse_listings(!polled && watcher.is_active());
+                self.tailer.fs().listings(match (watcher.is_active(), polled) {
+                    (false, _) => Listings::Fresh,
+                    (true, true) => Listings::Renew,
+                    (true, false) => Listings::Reuse,
+                });
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }

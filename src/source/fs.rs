@@ -155,7 +155,23 @@ pub fn not_read_reason(why: &str) -> &'static str {
 #[derive(Debug, Default)]
 pub struct RealFs {
     listings: RefCell<HashMap<PathBuf, (DirStamp, Vec<Entry>)>>,
-    reuse: Cell<bool>,
+    mode: Cell<Listings>,
+}
+
+/// How [`Fs::list_kept`] treats the listings of [`RealFs`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Listings {
+    /// Every directory is listed afresh and nothing is kept: a source with no notifications,
+    /// whose every scan is a poll (no `statx` per directory for a stamp no scan would use).
+    #[default]
+    Fresh,
+    /// Every directory is listed afresh (the poll: the safety net for what notifications and
+    /// file times could miss, which also forgets the directories no longer reached), and
+    /// those that provably did not change are kept for the scans notifications wake.
+    Renew,
+    /// Listings kept for directories that provably did not change are given again (a scan
+    /// woken by a notification).
+    Reuse,
 }
 
 /// What says a directory's entries are what they were: its identity and its times. Any entry
@@ -174,20 +190,18 @@ struct DirStamp {
 const LISTING_SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RealFs {
-    /// A real filesystem, listing every directory afresh until told otherwise.
+    /// A real filesystem, listing every directory afresh and keeping nothing until told
+    /// otherwise.
     pub fn new() -> RealFs {
         RealFs::default()
     }
 
-    /// Whether the listings that follow may be the ones kept for directories that provably
-    /// did not change (a scan woken by a notification), or must all be taken afresh (the
-    /// poll: the safety net for what notifications and file times could miss, which also
-    /// forgets the directories no longer reached).
-    pub fn reuse_listings(&self, reuse: bool) {
-        if !reuse {
+    /// How the listings that follow are taken (see [`Listings`]).
+    pub fn listings(&self, mode: Listings) {
+        if mode != Listings::Reuse {
             self.listings.borrow_mut().clear();
         }
-        self.reuse.set(reuse);
+        self.mode.set(mode);
     }
 
     fn dir_stamp(dir: &Path) -> io::Result<DirStamp> {
@@ -378,10 +392,13 @@ impl Fs for RealFs {
     }
 
     fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
+        if self.mode.get() == Listings::Fresh {
+            return RealFs::list_fresh(dir).map(|entries| (entries, false));
+        }
         // The stamp is taken before the listing: a change during it moves the stamp, so the
         // listing is not trusted next time.
         let stamp = RealFs::dir_stamp(dir);
-        if self.reuse.get() {
+        if self.mode.get() == Listings::Reuse {
             if let (Ok(stamp), Some((kept, entries))) = (&stamp, self.listings.borrow().get(dir)) {
                 if kept == stamp {
                     return Ok((entries.clone(), true));
@@ -485,7 +502,7 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("a.log"), "x").unwrap();
         let fs = RealFs::new();
-        fs.reuse_listings(true);
+        fs.listings(Listings::Reuse);
         assert_eq!(names(&fs, d), ["a.log"]);
         // Changed a moment ago: not kept (file times are coarse), so a change right after is
         // seen.
@@ -524,9 +541,19 @@ mod tests {
         std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
         assert_eq!(names(&fs, &sub), ["link.log"]);
         assert!(!fs.listings.borrow().contains_key(&sub));
-        // The poll lists afresh and forgets what was kept.
-        fs.reuse_listings(false);
+        // The poll lists afresh and forgets what was kept, then keeps what is settled.
+        fs.listings(Listings::Renew);
         assert!(fs.listings.borrow().is_empty());
+        let all = ["b.log", "d.log", "old", "sub"];
+        assert_eq!(names(&fs, d), all);
+        assert!(fs.listings.borrow().contains_key(d));
+        // With no notifications, nothing is kept (nor stamped).
+        fs.listings(Listings::Fresh);
+        assert!(fs.listings.borrow().is_empty());
+        assert_eq!(names(&fs, d), all);
+        assert!(fs.listings.borrow().is_empty());
+        std::fs::write(d.join("e.log"), "x").unwrap();
+        assert_eq!(names(&fs, d), ["b.log", "d.log", "e.log", "old", "sub"]);
     }
 
     /// A path that is not a regular file says what it is; its reason is bounded.

@@ -1595,12 +1595,12 @@ fn run_many_of(kind: Kind, seeds: std::ops::Range<u64>, steps: u32, records: Rec
         }
         return;
     }
-    // `SIM_SCALE=k` runs k times as many schedules (deeper runs by hand).
-    let scale: u64 = std::env::var("SIM_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let seeds = seeds.start * scale..seeds.end * scale;
+    // `SIM_SCALE=k` runs k times as many schedules (deeper runs by hand); `SIM_SCALE_FROM=j`
+    // skips the first j times as many (those a run at scale j already ran).
+    let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let scale = env("SIM_SCALE").unwrap_or(1);
+    let from = env("SIM_SCALE_FROM").map_or(seeds.start * scale, |j| seeds.end * j);
+    let seeds = from..seeds.end * scale;
     let mut missed_read = 0;
     let mut failures = Vec::new();
     for seed in seeds {

@@ -1375,6 +1375,13 @@ impl<F: Fs> Tailer<F> {
                 more = true;
                 break;
             }
+            // A followed file read up to the size this pass's fstat saw: what was written
+            // after it wakes another pass (or waits for the poll), as a write after the end of
+            // this pass would; looking for it now costs two more `pread`s per file per pass.
+            // A draining file is read to its end: the pass may close it.
+            if t.phase == Phase::Following && t.read >= meta.size {
+                break;
+            }
         }
         sink.error(&path, error.as_deref());
         let counted = t.read > before;

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::source::fs::{Entry, RealFile, RealFs};
+use crate::source::fs::{Entry, Listings, RealFile, RealFs};
 use crate::source::lines::LineStats;
 
 /// Counts each line by its text, and keeps the events.
@@ -398,6 +398,8 @@ fn a_file_come_while_a_restart_looks_for_its_records_is_taken_by_the_next_scan()
     // Down: the file is rotated out of the globs.
     fs::rename(d.join("app.log"), d.join("app.log-1")).unwrap();
     let mut after = Tailer::new(RealFs::new(), globs(), options());
+    // Watched, as by default: the scans keep the listings of settled directories.
+    after.fs().listings(Listings::Renew);
     after.restore(state, Instant::now());
     let stop = AtomicBool::new(false);
     // The first scan's listing is taken; the application's new file comes before it is
@@ -410,7 +412,7 @@ fn a_file_come_while_a_restart_looks_for_its_records_is_taken_by_the_next_scan()
     after.apply_listing(listing, now, &mut sink);
     after.read_until_quiet(now, &mut sink);
     // A scan woken by a notification.
-    after.fs().reuse_listings(true);
+    after.fs().listings(Listings::Reuse);
     after.scan(now, &stop, &mut sink);
     after.read_until_quiet(now, &mut sink);
     each_once(&sink, &[old, new]);
