@@ -763,6 +763,7 @@ pub fn one_shot(
                 && name != "quarry_build_info"
                 && name != "quarry_log_messages_dropped_total"
                 && name != "quarry_source_panics_total"
+                && name != "quarry_source_stalls_total"
                 && !name.starts_with("quarry_config_")
         } else {
             !name.starts_with("process_")

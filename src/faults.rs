@@ -6,6 +6,8 @@
 //! - `panic_on_record:TEXT` — the pipeline panics on a record that contains TEXT.
 //! - `panic_once:PATH` — a file source's thread panics once when PATH exists (removed first).
 //! - `hang_checkpoint_write` — every checkpoint write blocks for good.
+//! - `endless_more` — a file source's passes all say there is more to read, while reading
+//!   nothing more (a tailer deciding the same file again and again).
 
 /// The argument of fault `name` when it is injected (`Some("")` without one).
 #[cfg(debug_assertions)]
@@ -53,4 +55,10 @@ pub fn hang_checkpoint_write() {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+}
+
+/// Whether fault `endless_more` is injected: every pass of a file source says it has more to
+/// read.
+pub fn endless_more() -> bool {
+    cfg!(debug_assertions) && injected("endless_more").is_some()
 }

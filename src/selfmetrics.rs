@@ -504,6 +504,9 @@ self_metrics! {
         /// `quarry_source_panics_total{source}`
         pub source_panics: IntCounter = "quarry_source_panics_total", S,
             "Panics (bugs) contained in a file source: a record skipped, or the source started again from its last committed state.";
+        /// `quarry_source_stalls_total{source}`
+        pub source_stalls: IntCounter = "quarry_source_stalls_total", S,
+            "Times a file source's passes all said there was more to read while reading nothing, 1,000 in a row (a bug, contained: the source then waits for its next wake or poll).";
         /// `quarry_source_duration_seconds{source}`
         pub source_duration: Gauge = "quarry_source_duration_seconds", S,
             "How long the last fetch and extraction of a page source took.";

@@ -75,6 +75,39 @@ impl PassPace {
     }
 }
 
+/// Passes in a row that each say there is more to read and read nothing, after which a file
+/// source waits for its next wake or poll instead of passing again at once.
+const STALLED_PASSES: u32 = 1_000;
+
+/// Contains a tailer that keeps saying it has more to read while reading nothing: a file
+/// decided again and again, as a bug once made one (a read that found its file "replaced"
+/// every time). Left alone, the source would pass again at once for ever: a core spinning and
+/// the log flooded. A pass with more to read either read bytes (it stopped at the read budget)
+/// or decided a file whose next pass reads it, so real work never comes near
+/// [`STALLED_PASSES`] in a row; after that many, the source waits for its next wake or poll,
+/// as when nothing is left to read, and the stall is logged and counted.
+#[derive(Debug, Default)]
+struct StallGuard {
+    passes: u32,
+}
+
+impl StallGuard {
+    /// After a pass that said `more` and read bytes (`progressed`) or not: whether the next
+    /// pass starts at once, and whether this pass ended a stall.
+    fn after_pass(&mut self, more: bool, progressed: bool) -> (bool, bool) {
+        if !more || progressed {
+            self.passes = 0;
+            return (more, false);
+        }
+        self.passes += 1;
+        if self.passes < STALLED_PASSES {
+            return (true, false);
+        }
+        self.passes = 0;
+        (false, true)
+    }
+}
+
 /// Takes the wakes that come until `until` (noting in `rescan` whether one asked for a rescan;
 /// with `end_at_rescan`, only until one does); false when the source is to stop.
 fn gather_wakes(
@@ -165,6 +198,8 @@ struct Books {
     events: Vec<(EventKind, IntCounter)>,
     /// `quarry_source_panics_total{source}`.
     panics: IntCounter,
+    /// `quarry_source_stalls_total{source}`.
+    stalls: IntCounter,
     /// Routine file events since their last summary (logged at most once a minute).
     activity: Activity,
 }
@@ -379,6 +414,7 @@ impl FileSource {
                 counters: HashMap::new(),
                 errors: HashMap::new(),
                 panics: self_metrics.source_panics.with_label_values(&[name]),
+                stalls: self_metrics.source_stalls.with_label_values(&[name]),
                 activity: Activity::default(),
                 events: EventKind::ALL
                     .iter()
@@ -578,7 +614,8 @@ impl FileSource {
         if let Some(ready) = ready.take() {
             ready();
         }
-        let (mut more, mut flush_in) = self.read(None);
+        let mut stall = StallGuard::default();
+        let (mut more, mut flush_in) = self.read_guarded(None, &mut stall);
         self.publish_status(true, watcher.is_active());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         let mut pace = PassPace::new(Instant::now());
@@ -637,11 +674,13 @@ impl FileSource {
             if rescan {
                 // A scan woken by a notification may reuse the listings of directories that
                 // provably did not change; the poll lists every directory afresh.
-                self.tailer.fs().listings(match (watcher.is_active(), polled) {
-                    (false, _) => Listings::Fresh,
-                    (true, true) => Listings::Renew,
-                    (true, false) => Listings::Reuse,
-                });
+                self.tailer
+                    .fs()
+                    .listings(match (watcher.is_active(), polled) {
+                        (false, _) => Listings::Fresh,
+                        (true, true) => Listings::Renew,
+                        (true, false) => Listings::Reuse,
+                    });
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }
@@ -649,7 +688,7 @@ impl FileSource {
             let named = watcher.pass_starts();
             // A rescan or a poll looks at every file; a data wake only at the files named.
             let full = rescan || named.all || !watcher.is_active();
-            (more, flush_in) = self.read((!full).then_some(&named.paths[..]));
+            (more, flush_in) = self.read_guarded((!full).then_some(&named.paths[..]), &mut stall);
             pace.pass(now, Instant::now());
             self.publish_status(rescan || changed, watcher.is_active());
             self.log_activity(false);
@@ -695,6 +734,33 @@ impl FileSource {
         };
         // The same instant as the read: a file whose record comes due is read first (`in_pass`).
         let flush_in = tailer.flush_idle(now, &mut sink);
+        (more || crate::faults::endless_more(), flush_in)
+    }
+
+    /// [`Self::read`], with its stalls contained ([`StallGuard`]).
+    fn read_guarded(
+        &mut self,
+        named: Option<&[PathBuf]>,
+        guard: &mut StallGuard,
+    ) -> (bool, Option<Duration>) {
+        let before = self.tailer.consumed();
+        let (more, flush_in) = self.read(named);
+        let (more, stalled) = guard.after_pass(more, self.tailer.consumed() != before);
+        if stalled {
+            self.books.stalls.inc();
+            // Once as a warning; then at debug (the counter keeps the tally): a stall that
+            // comes back comes back at every wake.
+            if self.books.stalls.get() == 1 {
+                warn!(
+                    source = %self.name,
+                    "{STALLED_PASSES} passes in a row had more to read and read nothing: \
+                     waiting for the next wake or poll instead (a bug; please report it with \
+                     this source's debug log; quarry_source_stalls_total counts them)"
+                );
+            } else {
+                debug!(source = %self.name, "another stall: {STALLED_PASSES} passes read nothing");
+            }
+        }
         (more, flush_in)
     }
 
@@ -896,5 +962,27 @@ mod tests {
         let t2 = t1 + Duration::from_secs(3);
         pace.pass(t2, t2 + Duration::from_micros(20));
         assert_eq!(pace.next_start(), t2 + Duration::from_millis(1));
+    }
+
+    #[test]
+    fn passes_that_read_nothing_yet_say_there_is_more_stop_after_a_bound() {
+        let mut guard = StallGuard::default();
+        // Real work: more to read, and read (at the budget), for as long as it lasts.
+        for _ in 0..10 * STALLED_PASSES {
+            assert_eq!(guard.after_pass(true, true), (true, false));
+        }
+        // Nothing more to read: nothing to contain.
+        assert_eq!(guard.after_pass(false, false), (false, false));
+        // A few passes that decide files and read them in the next: not a stall.
+        for _ in 0..3 {
+            assert_eq!(guard.after_pass(true, false), (true, false));
+            assert_eq!(guard.after_pass(true, true), (true, false));
+        }
+        // Nothing read, pass after pass: the bound ends it, once, and the count starts over.
+        for _ in 1..STALLED_PASSES {
+            assert_eq!(guard.after_pass(true, false), (true, false));
+        }
+        assert_eq!(guard.after_pass(true, false), (false, true));
+        assert_eq!(guard.after_pass(true, false), (true, false));
     }
 }

@@ -492,6 +492,36 @@ fn a_panic_in_a_file_source_is_contained_and_the_source_starts_again() {
     );
 }
 
+/// A file source whose passes all say there is more to read while reading nothing (injected:
+/// the shape of a tailer bug that decides one file again and again) does not pass again at
+/// once for ever: after 1,000 such passes it waits for its next wake or poll, logs the stall
+/// once and counts each. Lines written meanwhile are still read, each exactly once.
+#[test]
+fn a_source_that_keeps_having_more_to_read_and_reads_nothing_is_contained() {
+    let dir = tempdir();
+    let d = dir.path();
+    let config = d.join("exporter.yaml");
+    std::fs::write(&config, TAMPER_CONFIG).unwrap();
+    let log = d.join("app.log");
+    write_tamper_lines(&log, 0, 50);
+    let exporter =
+        Exporter::start_wrapped(&config, &["env", "QUARRY_TEST_FAULTS=endless_more"], &[]);
+    exporter.wait_at_least(r#"quarry_source_stalls_total{source="app"}"#, 1.0);
+    write_tamper_lines(&log, 50, 100);
+    // Each poll (100 ms) wakes it; each wake ends in another stall.
+    exporter.wait_at_least(r#"quarry_source_stalls_total{source="app"}"#, 3.0);
+    let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    exactly_once(&exporter, "lines_total", &keys);
+    let log_text = exporter.log_text();
+    assert_eq!(
+        log_text
+            .matches("passes in a row had more to read and read nothing")
+            .count(),
+        1,
+        "{log_text}"
+    );
+}
+
 /// A log renamed away and a new one that starts with the same line (a service that writes
 /// the same banner at each start): the new file is a new file, read from its start, not taken
 /// for a copy of the old one's beginning — even after `rotate_wait`, when the old file has

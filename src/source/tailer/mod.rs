@@ -118,6 +118,8 @@ pub struct Tailer<F: Fs> {
     listings_began: VecDeque<(Instant, u64)>,
     /// Files let go (closed, lost, replaced while draining) in the last [`MISSED_WINDOW`].
     let_go: VecDeque<(FileId, Instant)>,
+    /// Bytes the reads took in so far: the progress passes make ([`Self::consumed`]).
+    consumed: u64,
 }
 
 fn compressed(head: &[u8]) -> bool {
@@ -149,6 +151,7 @@ impl<F: Fs> Tailer<F> {
             last_listing_began: None,
             listings_began: VecDeque::new(),
             let_go: VecDeque::new(),
+            consumed: 0,
         }
     }
 
@@ -1098,6 +1101,12 @@ impl<F: Fs> Tailer<F> {
         Some(plain(0, EventKind::New, "from its beginning".into()))
     }
 
+    /// Bytes the reads took in so far. A pass that says there is more to read and leaves this
+    /// where it was made no progress: a file decided again and again (a bug) looks like that.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
     /// Reads what is new in every file; closes drained files. Returns true when some file has
     /// more to read right away.
     pub fn read_all(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
@@ -1368,6 +1377,7 @@ impl<F: Fs> Tailer<F> {
             };
             let mut section = Section::open(sink);
             t.consume(&self.buffer[overlap..n], now, &mut *section);
+            self.consumed += (n - overlap) as u64;
             section.record(id, Some(&record(&t)));
             drop(section);
             budget = budget.saturating_sub(n as u64);
