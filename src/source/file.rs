@@ -89,6 +89,8 @@ const STALLED_PASSES: u32 = 1_000;
 #[derive(Debug, Default)]
 struct StallGuard {
     passes: u32,
+    /// Stalls ended since the source (re)started: the first is a warning.
+    stalls: u64,
 }
 
 impl StallGuard {
@@ -104,6 +106,7 @@ impl StallGuard {
             return (true, false);
         }
         self.passes = 0;
+        self.stalls += 1;
         (false, true)
     }
 }
@@ -748,9 +751,10 @@ impl FileSource {
         let (more, stalled) = guard.after_pass(more, self.tailer.consumed() != before);
         if stalled {
             self.books.stalls.inc();
-            // Once as a warning; then at debug (the counter keeps the tally): a stall that
-            // comes back comes back at every wake.
-            if self.books.stalls.get() == 1 {
+            // Once as a warning (each time the source starts: at a reload, after a panic);
+            // then at debug, the counter keeping the tally: a stall that comes back comes
+            // back at every wake.
+            if guard.stalls == 1 {
                 warn!(
                     source = %self.name,
                     "{STALLED_PASSES} passes in a row had more to read and read nothing: \
@@ -983,6 +987,7 @@ mod tests {
             assert_eq!(guard.after_pass(true, false), (true, false));
         }
         assert_eq!(guard.after_pass(true, false), (false, true));
+        assert_eq!(guard.stalls, 1);
         assert_eq!(guard.after_pass(true, false), (true, false));
     }
 }

@@ -1600,6 +1600,10 @@ fn run_many_of(kind: Kind, seeds: std::ops::Range<u64>, steps: u32, records: Rec
     let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
     let scale = env("SIM_SCALE").unwrap_or(1);
     let from = env("SIM_SCALE_FROM").map_or(seeds.start * scale, |j| seeds.end * j);
+    assert!(
+        from < seeds.end * scale,
+        "SIM_SCALE_FROM must be below SIM_SCALE: no schedule to run"
+    );
     let seeds = from..seeds.end * scale;
     let mut missed_read = 0;
     let mut failures = Vec::new();
