@@ -789,21 +789,41 @@ def generate_many_log(path, lines):
     return {family: counts.get(family, 0) for family in families}
 
 
-def run_measured(cmd, cwd):
-    """Runs cmd to completion under GNU time; returns (stdout, user+sys seconds, peak RSS MiB).
+def run_measured(cmd, cwd, wall=False):
+    """Runs cmd to completion under GNU time; returns (stdout, user+sys seconds, peak RSS MiB),
+    and the wall-clock seconds after them when `wall`.
 
     GNU time rather than wait4 from Python: a child forked from Python starts with Python's
     resident pages, which would count in its peak RSS."""
     out_path, err_path, time_path = (os.path.join(OUT, n) for n in ("child.out", "child.err", "child.time"))
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        code = subprocess.run(["/usr/bin/time", "-o", time_path, "-f", "%U %S %M"] + cmd,
+        code = subprocess.run(["/usr/bin/time", "-o", time_path, "-f", "%U %S %M %e"] + cmd,
                               cwd=cwd, stdout=out, stderr=err).returncode
     if code != 0:
         sys.exit(f"{cmd[0]} failed: {open(err_path).read()}")
-    user, system, max_kib = open(time_path).read().split()[-3:]
+    user, system, max_kib, elapsed = open(time_path).read().split()[-4:]
     with open(out_path) as f:
         text = f.read()
-    return text, float(user) + float(system), int(max_kib) / 1024
+    measured = (text, float(user) + float(system), int(max_kib) / 1024)
+    return measured + (float(elapsed),) if wall else measured
+
+
+_THREADS_FLAG = {}
+
+
+def one_shot_cmd(binary, threads):
+    """`quarry_exporter one-shot` on `threads` threads per file source; a build from before
+    `--threads` (instructions.py and --binary compare older ones) reads on one thread anyway
+    and is given no flag (it would refuse it)."""
+    if binary not in _THREADS_FLAG:
+        help_text = subprocess.run([binary, "one-shot", "--help"], capture_output=True, text=True).stdout
+        _THREADS_FLAG[binary] = "--threads" in help_text
+    cmd = [binary, "one-shot", "--config.file=exporter.yaml"]
+    if _THREADS_FLAG[binary]:
+        cmd.append(f"--threads={threads}")
+    elif threads != 1:
+        return None
+    return cmd
 
 
 def parse_exposition(text, names):
@@ -920,8 +940,10 @@ def measure_pair(binary, workdir, log_name, program, names, repeat=1):
     seconds of each, largest peak RSS of each)."""
     q_cpu, m_cpu, q_rss, m_rss = [], [], [], []
     for _ in range(repeat):
-        log("quarry_exporter one-shot")
-        q_text, cpu, rss = run_measured([binary, "one-shot", "--config.file=exporter.yaml"], workdir)
+        # CPU per line is measured on one thread (as a file source reads when serving); the
+        # two-thread one-shot's wall time is measured beside it (wall_pair).
+        log("quarry_exporter one-shot --threads=1")
+        q_text, cpu, rss = run_measured(one_shot_cmd(binary, 1), workdir)
         q_cpu.append(cpu)
         q_rss.append(rss)
         log("mtail --one_shot")
@@ -940,6 +962,28 @@ def measure_pair(binary, workdir, log_name, program, names, repeat=1):
     return quarry, min(q_cpu), min(m_cpu), max(q_rss), max(m_rss)
 
 
+def wall_pair(binary, workdir, repeat=1):
+    """`one-shot` on one thread and on two, alternating, `repeat` times each: the least wall
+    and CPU seconds of each, keyed "1" and "2" (None for a build without `--threads`). Fails
+    unless both print the same exposition, byte for byte."""
+    two_cmd = one_shot_cmd(binary, 2)
+    if two_cmd is None:
+        return None
+    best = {}
+    for _ in range(max(repeat, 2)):
+        texts = {}
+        for threads, cmd in (("1", one_shot_cmd(binary, 1)), ("2", two_cmd)):
+            text, cpu, _, wall = run_measured(cmd, workdir, wall=True)
+            texts[threads] = text
+            old = best.get(threads, (float("inf"), float("inf")))
+            best[threads] = (min(old[0], wall), min(old[1], cpu))
+        if texts["1"] != texts["2"]:
+            sys.exit(f"{os.path.basename(workdir)}: one-shot on one thread and on two printed different expositions")
+    log(f"one-shot wall seconds, one thread {best['1'][0]:.2f} (CPU {best['1'][1]:.2f}), "
+        f"two {best['2'][0]:.2f} (CPU {best['2'][1]:.2f}): {best['1'][0] / max(best['2'][0], 1e-9):.2f}x sooner")
+    return best
+
+
 def bench_lines(binary, lines, results, repeat=1):
     workdir = os.path.join(OUT, "lines")
     os.makedirs(workdir, exist_ok=True)
@@ -953,11 +997,12 @@ def bench_lines(binary, lines, results, repeat=1):
         f.write(MTAIL_PROGRAM)
     names = ["web_requests_total", "web_response_bytes_total", "web_request_duration_seconds"]
     quarry, q_cpu, m_cpu, q_rss, m_rss = measure_pair(binary, workdir, "access.log", "access.mtail", names, repeat)
+    threads = wall_pair(binary, workdir, repeat)
     requests = sum(v for (n, _), v in quarry.items() if n == "web_requests_total")
     if requests != lines:
         sys.exit(f"quarry_exporter counted {requests} requests in {lines} lines")
     results["lines"] = dict(lines=lines, size_mb=size_mb, samples=len(quarry),
-                            q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss)
+                            q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss, threads=threads)
 
 
 # The rows beyond the access log: (title, generator, log file, files in bench/extraction/, families).
@@ -1022,6 +1067,7 @@ def bench_extraction(binary, row, lines, results, repeat=1):
     shutil.copy(os.path.join(EXTRACTION, files + ".mtail"), os.path.join(workdir, files + ".mtail"))
     log(f"{row}: {title}")
     quarry, q_cpu, m_cpu, q_rss, m_rss = measure_pair(binary, workdir, log_name, files + ".mtail", names, repeat)
+    threads = wall_pair(binary, workdir, repeat)
     for family, want in expected.items():
         got = sum(v for (n, _), v in quarry.items() if n == family)
         if got != want:
@@ -1031,7 +1077,7 @@ def bench_extraction(binary, row, lines, results, repeat=1):
             sys.exit(f"{row}: nothing counted in {family}")
     results.setdefault("extraction", []).append(
         dict(row=row, title=title, lines=lines, size_mb=os.path.getsize(log_path) / 1e6, samples=len(quarry),
-             q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss))
+             q_cpu=q_cpu, q_rss=q_rss, m_cpu=m_cpu, m_rss=m_rss, threads=threads))
 
 
 def start_series_pair(binary, name):
@@ -1274,6 +1320,10 @@ def report(results, binary):
     for r in results.get("extraction", []):
         out.append(f"| {r['title']}: {r['lines']:,} lines ({r['size_mb']:.0f} MB), CPU seconds | {r['q_cpu']:.2f} | {r['m_cpu']:.2f} | |")
         out.append(lines_per_cpu_second_row(r, "same, lines per CPU-second"))
+    walls = [(r, r["threads"]) for r in [results.get("lines")] + results.get("extraction", []) if r and r.get("threads")]
+    for r, t in walls:
+        what = r.get("row", "access log")
+        out.append(f"| one-shot wall seconds, {what}: one thread → two (`--threads`; CPU seconds {t['1'][1]:.2f} → {t['2'][1]:.2f}) | {t['1'][0]:.2f} → {t['2'][0]:.2f} | | {t['2'][0] / t['1'][0]:.2f} |")
     for s in results.get("scrape", []):
         out.append(f"| `/metrics` with {s['series']:,} series, ms (median) | {s['q_plain_ms']:.1f} | {s['m_plain_ms']:.1f} | {s['q_plain_ms'] / s['m_plain_ms']:.2f} |")
         out.append(f"| same, gzip, ms (median) | {s['q_gz_ms']:.1f} | {s['m_gz_ms']:.1f} | {s['q_gz_ms'] / s['m_gz_ms']:.2f} |")

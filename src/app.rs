@@ -682,11 +682,13 @@ pub struct SourceFailure {
 /// at once, beside the files, as when the exporter runs), and writes the exposition to `out`:
 /// the user's metrics, plus the `quarry_` self-metrics when `self_metrics` is set. Returns the
 /// sources that failed (a page source whose fetch or document failed, a file source whose globs
-/// matched no file); the exposition is written either way.
+/// matched no file); the exposition is written either way. With `match_ahead`, each file
+/// source's matchers run on a second thread ([`crate::pipeline::ahead`]): the same output.
 pub fn one_shot(
     config_file: &Path,
     config: Config,
     self_metrics: bool,
+    match_ahead: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<Vec<SourceFailure>> {
     let mut failures = Vec::new();
@@ -732,7 +734,7 @@ pub fn one_shot(
     // digits from one run to the next (measured: 3174.566000000004 and 3174.5659999999916),
     // and one-shot's output is compared byte for byte (golden files, authoring).
     for (name, mut source) in built.sources {
-        if source.read_everything_once().is_empty() {
+        if source.read_everything_once(match_ahead).is_empty() {
             let not_read = source.not_read();
             failures.push(SourceFailure {
                 source: name.clone(),

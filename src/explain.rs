@@ -120,7 +120,7 @@ pub fn explain(
             continue;
         }
         source.pipeline_mut().start_trace(options);
-        let mut files = source.read_everything_once();
+        let mut files = source.read_everything_once(false);
         files.sort();
         let mut not_read = source.not_read();
         not_read.sort();

@@ -174,6 +174,7 @@ impl CharSet {
 }
 
 /// How a run decides its length.
+#[derive(Clone)]
 enum RunEnd {
     /// Nothing after the run can start with a character of it, or what follows takes every
     /// length alike: the run takes all it can (`take_min` false) or its minimum.
@@ -185,6 +186,7 @@ enum RunEnd {
     Every,
 }
 
+#[derive(Clone)]
 struct Run {
     set: CharSet,
     /// Per byte: whether it is a one-byte character of the set (no byte above 127 is), so an
@@ -210,6 +212,7 @@ enum Assert {
 }
 
 /// One of several strings, tried in the regex's priority order; may include "".
+#[derive(Clone)]
 struct OneOf {
     strings: Vec<Box<[u8]>>,
     /// Whether a string can start with this byte (an empty string starts with any).
@@ -243,6 +246,7 @@ impl OneOf {
 }
 
 /// One step of a compiled pattern (the large ones boxed: a small enum dispatches faster).
+#[derive(Clone)]
 enum Step {
     /// A literal of one byte (most separators between fields): one comparison.
     Byte(u8),
@@ -260,6 +264,7 @@ enum Step {
 }
 
 /// Branches of an alternation or optional part.
+#[derive(Clone)]
 struct Alt {
     branches: Box<[usize]>,
     /// Groups inside: unset before each branch is tried, so that a group of a branch that was
@@ -268,6 +273,7 @@ struct Alt {
 }
 
 /// How candidate starts of an unanchored pattern are found.
+#[derive(Clone)]
 enum Starts {
     /// Only at 0.
     Anchored,
@@ -310,6 +316,7 @@ fn second_bytes(raw: &[Raw], i: usize) -> Option<Box<[bool; 256]>> {
 }
 
 /// A compiled pattern of the shape this module handles.
+#[derive(Clone)]
 pub struct FastPattern {
     steps: Vec<Step>,
     starts: Starts,

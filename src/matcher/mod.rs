@@ -20,6 +20,7 @@ use regex_syntax::hir::{Hir, HirKind};
 use fast::FastPattern;
 
 /// Literals one of which every match contains (each a finder, built once).
+#[derive(Clone)]
 pub struct Required {
     finders: Vec<memmem::Finder<'static>>,
 }
@@ -111,7 +112,9 @@ pub fn is_ascii(line: &str) -> bool {
     seen & HIGH == 0 && tail < 0x80
 }
 
-/// A compiled rule regex with reusable capture storage (no allocation per match).
+/// A compiled rule regex with reusable capture storage (no allocation per match). A clone
+/// matches on another thread with storage of its own (the compiled regex is shared).
+#[derive(Clone)]
 pub struct Matcher {
     regex: Regex,
     required: Option<Required>,
@@ -122,7 +125,8 @@ pub struct Matcher {
     slots: Vec<(usize, usize)>,
 }
 
-const UNSET: (usize, usize) = (usize::MAX, usize::MAX);
+/// The span of a group that did not take part in the match.
+pub const UNSET: (usize, usize) = (usize::MAX, usize::MAX);
 
 impl Matcher {
     /// Compiles `pattern` with the regex crate's syntax and defaults (within
@@ -213,6 +217,13 @@ impl Matcher {
     #[inline]
     pub fn group(&self, index: usize) -> Option<(usize, usize)> {
         self.slots.get(index).copied().filter(|s| *s != UNSET)
+    }
+
+    /// Every group's span in the last matched line, by index ([`UNSET`] for a group that did
+    /// not take part).
+    #[inline]
+    pub fn slots(&self) -> &[(usize, usize)] {
+        &self.slots
     }
 }
 

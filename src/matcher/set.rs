@@ -26,6 +26,7 @@ use regex_syntax::hir::Look;
 pub const MIN_MEMBERS: usize = 16;
 
 /// The line rules (by their index among a source's rules) that can match the current line.
+#[derive(Clone)]
 pub struct Candidates {
     set: RegexSet,
     /// The rule index of each set pattern, in pattern order.

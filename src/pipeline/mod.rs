@@ -11,6 +11,7 @@
 //! rules, `update.rs` applies what a match makes, `trace.rs` keeps what `explain` shows. The
 //! plan's types are here, their fields private to this module and its files.
 
+pub mod ahead;
 mod build;
 mod cache;
 mod records;
@@ -399,8 +400,12 @@ impl Pipeline {
 
 /// Where a match's own fields are.
 enum Base<'a> {
-    /// Capture groups of a regex match on a line.
-    Line { line: &'a str, matcher: &'a Matcher },
+    /// Capture groups of a regex match on a line: each group's span (`matcher::UNSET` when
+    /// it did not take part).
+    Line {
+        line: &'a str,
+        slots: &'a [(usize, usize)],
+    },
     /// Fields an extractor made (a document's row, a JSON or logfmt record).
     Row(&'a Row),
 }

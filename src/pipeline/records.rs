@@ -105,49 +105,16 @@ impl Pipeline {
                     Some(vec![row])
                 }
             };
-            // A regex's one match, or the rows of a JSON/logfmt rule (no allocation for the
-            // former: the hot path of plain logs).
-            let single = match &rule.extract {
-                Extract::Lines(matcher) => Some(Base::Line { line, matcher }),
-                _ => None,
+            let plan = Plan {
+                source: &self.source,
+                key: &mut self.key,
+                trace: &mut self.trace,
             };
-            let row_bases = rows.iter().flatten().map(Base::Row);
-            for d in &mut rule.derive {
-                d.refresh(ctx.file, &self.source);
-            }
-            for base in single.into_iter().chain(row_bases) {
-                let unquoted = base.unquoted(&rule.unquote);
-                let mut fields = Fields {
-                    base,
-                    source: &self.source,
-                    ctx,
-                    derived: Vec::new(),
-                    unquoted: &unquoted,
-                };
-                fields.derive(&rule.derive);
-                if !fields.passes(&rule.when) {
-                    continue;
-                }
-                matched = true;
-                rule.matches.inc();
-                if let Some(trace) = &mut self.trace {
-                    record(trace, index, Some(line), rule, &fields);
-                }
-                // The same label texts as a recent match: the series where they were.
-                let entry = rule.cache.as_mut().and_then(|c| c.entry(&fields));
-                for (u, update) in rule.updates.iter_mut().enumerate() {
-                    let applied = match (entry, rule.cache.as_mut()) {
-                        (Some(e), Some(cache)) => {
-                            update.apply_remembered(&fields, &mut self.key, cache.remembered(e, u))
-                        }
-                        _ => update.apply(&fields, &mut self.key, false),
-                    };
-                    if let Err(reason) = applied {
-                        let books = (&rule.name, &rule.errors, &mut rule.last_failures);
-                        failed(&self.source, books, update, &fields, reason);
-                    }
-                }
-            }
+            let by = match &rows {
+                Some(rows) => MatchedBy::Rows(rows),
+                None => MatchedBy::OwnMatcher,
+            };
+            matched |= apply_rule(rule, index, by, line, ctx, plan);
             if let Some(rows) = rows {
                 // Kept with their buffers: each use begins by emptying or overwriting them.
                 if one_pass_used {
@@ -158,29 +125,63 @@ impl Pipeline {
             }
         }
         if !matched {
-            self.unmatched.inc();
-            if let Some(trace) = &mut self.trace {
-                trace.unmatched += 1;
-                if trace.unmatched_shown.len() < trace.limit && !trace.options.selects() {
-                    let mut text = String::new();
-                    if trace.options.full {
-                        text.push_str(line);
-                    } else {
-                        shown(line, &mut text);
-                    }
-                    trace.unmatched_shown.push(text);
-                }
-            }
-            // Kept for the landing page: the oldest buffer is reused.
-            let mut slot = if self.unmatched_samples.len() >= UNMATCHED_KEPT {
-                self.unmatched_samples.pop_front().unwrap_or_default()
-            } else {
-                String::new()
-            };
-            shown(line, &mut slot);
-            self.unmatched_samples.push_back(slot);
+            self.count_unmatched(line);
         }
         matched
+    }
+
+    /// [`Pipeline::process_line`] for a line whose line rules were matched already, elsewhere
+    /// (by [`super::ahead::LineMatchers`] on another thread): `found` is each matching rule's
+    /// index with its groups' spans, in rule order. Only for a pipeline whose rules are all
+    /// line rules ([`Pipeline::line_matchers`] gives none for other pipelines); what follows the
+    /// match (derive, when, updates, the books) is as in `process_line`, in the same order.
+    pub fn process_matched<'f>(
+        &mut self,
+        line: &str,
+        ctx: &RecordContext,
+        found: impl IntoIterator<Item = (usize, &'f [(usize, usize)])>,
+    ) -> bool {
+        let mut matched = false;
+        for (index, slots) in found {
+            let Some(rule) = self.rules.get_mut(index) else {
+                continue;
+            };
+            let plan = Plan {
+                source: &self.source,
+                key: &mut self.key,
+                trace: &mut self.trace,
+            };
+            matched |= apply_rule(rule, index, MatchedBy::Spans(slots), line, ctx, plan);
+        }
+        if !matched {
+            self.count_unmatched(line);
+        }
+        matched
+    }
+
+    /// Books a record no rule matched: counted, traced, kept among the latest shown.
+    fn count_unmatched(&mut self, line: &str) {
+        self.unmatched.inc();
+        if let Some(trace) = &mut self.trace {
+            trace.unmatched += 1;
+            if trace.unmatched_shown.len() < trace.limit && !trace.options.selects() {
+                let mut text = String::new();
+                if trace.options.full {
+                    text.push_str(line);
+                } else {
+                    shown(line, &mut text);
+                }
+                trace.unmatched_shown.push(text);
+            }
+        }
+        // Kept for the landing page: the oldest buffer is reused.
+        let mut slot = if self.unmatched_samples.len() >= UNMATCHED_KEPT {
+            self.unmatched_samples.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        shown(line, &mut slot);
+        self.unmatched_samples.push_back(slot);
     }
 
     /// Applies the rows the document worker extracted, one `Vec<Row>` per rule in rule order.
@@ -240,6 +241,88 @@ impl Pipeline {
 /// at its span (`None`: absent or `null`), written into `row`'s own strings where it has them.
 /// The string of a field that is absent this time is kept in `spare`, for the next field that
 /// needs one (an absent field does not cost a free, nor its return a `malloc` and regrowth).
+/// What the rules of a pipeline share while one of them is applied.
+struct Plan<'p> {
+    source: &'p str,
+    key: &'p mut Vec<u8>,
+    trace: &'p mut Option<super::Trace>,
+}
+
+/// Where a rule's match is.
+enum MatchedBy<'a> {
+    /// In the rule's own matcher (it just matched the line).
+    OwnMatcher,
+    /// In these group spans of the line (matched elsewhere).
+    Spans(&'a [(usize, usize)]),
+    /// In these rows (a JSON or logfmt rule).
+    Rows(&'a [Row]),
+}
+
+/// Applies one rule's match (a line's captures, or each row of a JSON or logfmt rule): its
+/// derived fields, its `when`, then its updates; returns whether any of it passed `when`.
+#[inline]
+fn apply_rule(
+    rule: &mut super::Rule,
+    index: usize,
+    by: MatchedBy<'_>,
+    line: &str,
+    ctx: &RecordContext,
+    plan: Plan<'_>,
+) -> bool {
+    let Plan { source, key, trace } = plan;
+    let mut matched = false;
+    for d in &mut rule.derive {
+        d.refresh(ctx.file, source);
+    }
+    // A regex's one match (no allocation: the hot path of plain logs), or the rows.
+    let (single, rows) = match (by, &rule.extract) {
+        (MatchedBy::OwnMatcher, Extract::Lines(matcher)) => (
+            Some(Base::Line {
+                line,
+                slots: matcher.slots(),
+            }),
+            &[][..],
+        ),
+        (MatchedBy::OwnMatcher, _) => (None, &[][..]),
+        (MatchedBy::Spans(slots), _) => (Some(Base::Line { line, slots }), &[][..]),
+        (MatchedBy::Rows(rows), _) => (None, rows),
+    };
+    for base in single.into_iter().chain(rows.iter().map(Base::Row)) {
+        let unquoted = base.unquoted(&rule.unquote);
+        let mut fields = Fields {
+            base,
+            source,
+            ctx,
+            derived: Vec::new(),
+            unquoted: &unquoted,
+        };
+        fields.derive(&rule.derive);
+        if !fields.passes(&rule.when) {
+            continue;
+        }
+        matched = true;
+        rule.matches.inc();
+        if let Some(trace) = trace.as_mut() {
+            record(trace, index, Some(line), rule, &fields);
+        }
+        // The same label texts as a recent match: the series where they were.
+        let entry = rule.cache.as_mut().and_then(|c| c.entry(&fields));
+        for (u, update) in rule.updates.iter_mut().enumerate() {
+            let applied = match (entry, rule.cache.as_mut()) {
+                (Some(e), Some(cache)) => {
+                    update.apply_remembered(&fields, key, cache.remembered(e, u))
+                }
+                _ => update.apply(&fields, key, false),
+            };
+            if let Err(reason) = applied {
+                let books = (&rule.name, &rule.errors, &mut rule.last_failures);
+                failed(source, books, update, &fields, reason);
+            }
+        }
+    }
+    matched
+}
+
 fn one_pass_row(
     line: &str,
     slots: &[usize],
@@ -312,7 +395,10 @@ impl<'a> Base<'a> {
     pub(super) fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             // A group that did not take part in the match is empty text, as in the regex crate.
-            Base::Line { line, matcher } => Some(matcher.group(i).map_or("", |(s, e)| &line[s..e])),
+            Base::Line { line, slots } => Some(match slots.get(i) {
+                Some(&(s, e)) if (s, e) != crate::matcher::UNSET => &line[s..e],
+                _ => "",
+            }),
             Base::Row(row) => row.get(i).and_then(|v| v.as_deref()),
         }
     }

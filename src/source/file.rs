@@ -29,6 +29,7 @@ use crate::config::{
     DEFAULT_ROTATE_WAIT,
 };
 use crate::gate::Gate;
+use crate::pipeline::ahead::{Found, MatchAhead};
 use crate::pipeline::{Pipeline, RecordContext};
 use crate::selfmetrics::{FileCounters, IntCounter, IntGauge, SelfMetrics};
 use crate::status::{FileState, FileStatus, SharedStatus};
@@ -143,7 +144,7 @@ const PANIC_BACKOFF_LAST: Duration = Duration::from_secs(60);
 const RECORD_PANICS_LOGGED: u64 = 10;
 
 /// The text a panic carried.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -219,9 +220,53 @@ struct SourceSink<'a> {
     depth: u32,
     /// Files came, went or changed state: refresh the status now.
     changed: bool,
+    /// `one-shot` on two cores: the records' matchers run on another thread, a batch ahead
+    /// (boxed: it is taken out and put back per record).
+    ahead: Option<Box<MatchAhead>>,
 }
 
 impl SourceSink<'_> {
+    /// Runs one record through the pipeline: matched here (`found` is `None`), or matched
+    /// ahead on another thread. A panic on one record (a bug) is that record's: counted,
+    /// logged, and the source goes on with the next (its section and offsets stay
+    /// consistent).
+    fn apply(&mut self, line: &str, ctx: &RecordContext, found: Option<Found<'_>>) {
+        let pipeline = &mut *self.pipeline;
+        let outcome = match found {
+            Some(Found::Panicked(why)) => Err(why.to_owned()),
+            found => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::faults::panic_on_record(line);
+                match found {
+                    Some(Found::Matches(matches)) => {
+                        pipeline.process_matched(line, ctx, matches.iter());
+                    }
+                    _ => {
+                        pipeline.process_line(line, ctx);
+                    }
+                }
+            }))
+            .map_err(|payload| panic_message(&*payload)),
+        };
+        if let Err(why) = outcome {
+            self.books.panics.inc();
+            if self.books.panics.get() <= RECORD_PANICS_LOGGED {
+                error!(
+                    source = self.source,
+                    path = ctx.file,
+                    "a record made the pipeline panic ({why}); the record is skipped: {:.200}",
+                    line
+                );
+            }
+        }
+    }
+
+    /// Applies every record still out on the matching thread, in order (`one-shot`'s end).
+    fn finish_ahead(&mut self) {
+        if let Some(mut ahead) = self.ahead.take() {
+            ahead.finish(&mut |line, ctx, found| self.apply(line, ctx, found));
+        }
+    }
+
     fn counters(&mut self, path: &str) -> &FileCounters {
         if !self.books.counters.contains_key(path) {
             let c = self.self_metrics.file_counters(self.source, path);
@@ -267,24 +312,14 @@ impl Sink for SourceSink<'_> {
             stream,
             time,
         };
-        // A panic on one record (a bug) is that record's: counted, logged, and the source
-        // goes on with the next (its section and offsets stay consistent).
-        let pipeline = &mut *self.pipeline;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::faults::panic_on_record(line);
-            pipeline.process_line(line, &ctx);
-        }));
-        if let Err(payload) = outcome {
-            self.books.panics.inc();
-            if self.books.panics.get() <= RECORD_PANICS_LOGGED {
-                error!(
-                    source = self.source,
-                    path,
-                    "a record made the pipeline panic ({}); the record is skipped: {:.200}",
-                    panic_message(&*payload),
-                    line
-                );
+        match self.ahead.take() {
+            Some(mut ahead) => {
+                ahead.push(line, &ctx, &mut |line, ctx, found| {
+                    self.apply(line, ctx, found)
+                });
+                self.ahead = Some(ahead);
             }
+            None => self.apply(line, &ctx, None),
         }
     }
 
@@ -475,6 +510,7 @@ impl FileSource {
                 section: None,
                 depth: 0,
                 changed: false,
+                ahead: None,
             },
             &mut self.tailer,
         )
@@ -482,13 +518,26 @@ impl FileSource {
 
     /// One-shot mode: reads every matched file from its beginning to its end, including a
     /// last line without a newline; returns the paths of the files it read.
-    pub fn read_everything_once(&mut self) -> Vec<String> {
+    ///
+    /// With `match_ahead`, a second thread runs the rules' matchers a batch of records ahead
+    /// of this one, which reads and applies the matches in order (the same result, sooner on
+    /// two cores); only where every rule is a line rule (regex, grok), else as without.
+    pub fn read_everything_once(&mut self, match_ahead: bool) -> Vec<String> {
         self.tailer.set_start_at(StartAt::Beginning);
         let stop = AtomicBool::new(false);
         let now = Instant::now();
+        let ahead = if match_ahead {
+            MatchAhead::start(&self.pipeline)
+        } else {
+            None
+        };
+        if ahead.is_some() {
+            debug!(source = %self.name, "records matched on a second thread, a batch ahead");
+        }
         let read;
         {
             let (mut sink, tailer) = self.sink();
+            sink.ahead = ahead.map(Box::new);
             tailer.scan(now, &stop, &mut sink);
             while tailer.read_all(now, &mut sink) {}
             read = tailer
@@ -497,6 +546,7 @@ impl FileSource {
                 .collect::<Vec<_>>();
             sink.begin();
             tailer.finish_all(&mut sink);
+            sink.finish_ahead();
             sink.end();
         }
         let files = self.tailer.files().count();

@@ -4,6 +4,7 @@
 // Tests stop at the first surprise: unwrapping is how they say so (the product code may not).
 #![allow(clippy::unwrap_used)]
 
+mod ahead;
 mod browser;
 mod catalog;
 mod catalog_bind;
