@@ -43,8 +43,10 @@ def prepare(row, lines):
 def instructions(binary, workdir):
     """Instructions callgrind counted for one one-shot read in workdir."""
     out = os.path.join(workdir, "callgrind.out")
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "one-shot",
-                    "--config.file=exporter.yaml"], cwd=workdir, check=True,
+    # On one thread: a second one's instructions would count too (bench.one_shot_cmd leaves the
+    # flag out for a build from before `--threads`, which reads on one thread anyway).
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + bench.one_shot_cmd(binary, 1),
+                   cwd=workdir, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
         for line in f:

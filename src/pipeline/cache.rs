@@ -117,7 +117,7 @@ impl SeriesCache {
 
     /// The entry for this match's label texts, made empty when new; `None` while the memo
     /// pauses (the updates then go by their keys).
-    #[inline]
+    #[inline(always)]
     pub(super) fn entry(&mut self, fields: &Fields) -> Option<usize> {
         if self.paused > 0 {
             self.paused -= 1;

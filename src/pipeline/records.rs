@@ -237,10 +237,6 @@ impl Pipeline {
     }
 }
 
-/// The row of a rule read by the one-pass JSON reader: per field slot, the text of the value
-/// at its span (`None`: absent or `null`), written into `row`'s own strings where it has them.
-/// The string of a field that is absent this time is kept in `spare`, for the next field that
-/// needs one (an absent field does not cost a free, nor its return a `malloc` and regrowth).
 /// What the rules of a pipeline share while one of them is applied.
 struct Plan<'p> {
     source: &'p str,
@@ -260,7 +256,7 @@ enum MatchedBy<'a> {
 
 /// Applies one rule's match (a line's captures, or each row of a JSON or logfmt rule): its
 /// derived fields, its `when`, then its updates; returns whether any of it passed `when`.
-#[inline]
+#[inline(always)]
 fn apply_rule(
     rule: &mut super::Rule,
     index: usize,
@@ -306,7 +302,10 @@ fn apply_rule(
             record(trace, index, Some(line), rule, &fields);
         }
         // The same label texts as a recent match: the series where they were.
-        let entry = rule.cache.as_mut().and_then(|c| c.entry(&fields));
+        let entry = match rule.cache.as_mut() {
+            Some(cache) => cache.entry(&fields),
+            None => None,
+        };
         for (u, update) in rule.updates.iter_mut().enumerate() {
             let applied = match (entry, rule.cache.as_mut()) {
                 (Some(e), Some(cache)) => {
@@ -323,6 +322,10 @@ fn apply_rule(
     matched
 }
 
+/// The row of a rule read by the one-pass JSON reader: per field slot, the text of the value
+/// at its span (`None`: absent or `null`), written into `row`'s own strings where it has them.
+/// The string of a field that is absent this time is kept in `spare`, for the next field that
+/// needs one (an absent field does not cost a free, nor its return a `malloc` and regrowth).
 fn one_pass_row(
     line: &str,
     slots: &[usize],

@@ -233,30 +233,49 @@ impl SourceSink<'_> {
     fn apply(&mut self, line: &str, ctx: &RecordContext, found: Option<Found<'_>>) {
         let pipeline = &mut *self.pipeline;
         let outcome = match found {
-            Some(Found::Panicked(why)) => Err(why.to_owned()),
-            found => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 crate::faults::panic_on_record(line);
-                match found {
-                    Some(Found::Matches(matches)) => {
-                        pipeline.process_matched(line, ctx, matches.iter());
-                    }
-                    _ => {
-                        pipeline.process_line(line, ctx);
-                    }
-                }
+                pipeline.process_line(line, ctx);
             }))
             .map_err(|payload| panic_message(&*payload)),
+            Some(Found::Matches(matches)) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::faults::panic_on_record(line);
+                    pipeline.process_matched(line, ctx, matches.iter());
+                }))
+                .map_err(|payload| panic_message(&*payload))
+            }
+            Some(Found::Panicked(why)) => Err(why.to_owned()),
         };
         if let Err(why) = outcome {
-            self.books.panics.inc();
-            if self.books.panics.get() <= RECORD_PANICS_LOGGED {
-                error!(
-                    source = self.source,
-                    path = ctx.file,
-                    "a record made the pipeline panic ({why}); the record is skipped: {:.200}",
-                    line
-                );
-            }
+            self.record_panicked(line, ctx.file, &why);
+        }
+    }
+
+    /// A record made the pipeline (or the matchers) panic: counted, and logged (the first
+    /// [`RECORD_PANICS_LOGGED`]).
+    #[cold]
+    fn record_panicked(&mut self, line: &str, path: &str, why: &str) {
+        self.books.panics.inc();
+        if self.books.panics.get() <= RECORD_PANICS_LOGGED {
+            error!(
+                source = self.source,
+                path,
+                "a record made the pipeline panic ({why}); the record is skipped: {:.200}",
+                line
+            );
+        }
+    }
+
+    /// A record for the matching thread (out of line: the path of every other record stays
+    /// small enough for the line splitter's loop to keep its own code inlined).
+    #[inline(never)]
+    fn line_ahead(&mut self, line: &str, ctx: &RecordContext) {
+        if let Some(mut ahead) = self.ahead.take() {
+            ahead.push(line, ctx, &mut |line, ctx, found| {
+                self.apply(line, ctx, found)
+            });
+            self.ahead = Some(ahead);
         }
     }
 
@@ -312,14 +331,10 @@ impl Sink for SourceSink<'_> {
             stream,
             time,
         };
-        match self.ahead.take() {
-            Some(mut ahead) => {
-                ahead.push(line, &ctx, &mut |line, ctx, found| {
-                    self.apply(line, ctx, found)
-                });
-                self.ahead = Some(ahead);
-            }
-            None => self.apply(line, &ctx, None),
+        if self.ahead.is_some() {
+            self.line_ahead(line, &ctx);
+        } else {
+            self.apply(line, &ctx, None);
         }
     }
 
