@@ -3,7 +3,8 @@
 //! comma-separated, each `name` or `name:argument`. A release build has none: every check is
 //! a constant `None` there.
 //!
-//! - `panic_on_record:TEXT` — the pipeline panics on a record that contains TEXT.
+//! - `panic_on_record:TEXT` — the pipeline panics on a record that contains TEXT (matched ahead
+//!   by `one-shot` on two threads: the matchers panic, on whichever thread matches it).
 //! - `panic_once:PATH` — a file source's thread panics once when PATH exists (removed first).
 //! - `hang_checkpoint_write` — every checkpoint write blocks for good.
 //! - `endless_more` — a file source's passes all say there is more to read, while reading

@@ -25,6 +25,20 @@ use regex_syntax::hir::Look;
 /// many rules get one.
 pub const MIN_MEMBERS: usize = 16;
 
+/// Whether line rule `rule` matches `line`: a rule the set (when there is one, scanned on
+/// this line) rules out cannot match and its matcher is not asked; otherwise its matcher
+/// decides (and holds the captures). `ascii`: whether the line is all ASCII.
+#[inline]
+pub fn rule_matches(
+    set: Option<&Candidates>,
+    rule: usize,
+    matcher: &mut crate::matcher::Matcher,
+    line: &str,
+    ascii: bool,
+) -> bool {
+    set.is_none_or(|c| c.may_match(rule)) && matcher.matches(line, ascii)
+}
+
 /// The line rules (by their index among a source's rules) that can match the current line.
 #[derive(Clone)]
 pub struct Candidates {

@@ -24,7 +24,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use super::{Extract, Pipeline, RecordContext};
-use crate::matcher::set::Candidates;
+use crate::matcher::set::{rule_matches, Candidates};
 use crate::matcher::Matcher;
 
 /// Records a batch holds before it is sent.
@@ -32,7 +32,7 @@ const BATCH_LINES: usize = 1024;
 /// Bytes of record text a batch holds before it is sent (a long record ends a batch early).
 const BATCH_BYTES: usize = 128 * 1024;
 /// Batches at the matching thread (matched there or not, not yet applied), at most.
-pub const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 4;
 /// Batches the matching thread has not matched yet, at most: with more, the source's thread
 /// matches the next batch itself.
 const BACKLOG: usize = 3;
@@ -59,11 +59,7 @@ impl LineMatchers {
             candidates.scan(line);
         }
         for (index, matcher) in self.matchers.iter_mut().enumerate() {
-            let ruled_out = self
-                .candidates
-                .as_ref()
-                .is_some_and(|c| !c.may_match(index));
-            if ruled_out || !matcher.matches(line, ascii) {
+            if !rule_matches(self.candidates.as_ref(), index, matcher, line, ascii) {
                 continue;
             }
             let start = spans.len();
@@ -139,7 +135,7 @@ struct Entry {
 
 /// Records on their way to the matching thread and back.
 #[derive(Default)]
-pub struct Batch {
+struct Batch {
     text: String,
     context: String,
     entries: Vec<Entry>,
@@ -200,6 +196,7 @@ impl Batch {
             let line = &text[entry.text.range()];
             let (found_before, spans_before) = (found.len(), spans.len());
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::faults::panic_on_record(line);
                 matchers.match_line(line, found, spans)
             }));
             if let Err(payload) = outcome {
@@ -282,8 +279,6 @@ pub struct MatchAhead {
     matched: mpsc::Receiver<Batch>,
     /// Batches not yet applied, oldest first.
     pending: VecDeque<Pending>,
-    /// How many of them are at the matching thread (matched there or not).
-    at_matcher: usize,
     /// Batches sent to the matching thread, and those it has matched (it counts them): the
     /// difference is its backlog.
     sent: usize,
@@ -333,7 +328,6 @@ impl MatchAhead {
             to_matcher: Some(to_matcher),
             matched,
             pending: VecDeque::new(),
-            at_matcher: 0,
             sent: 0,
             done,
             backlog,
@@ -360,7 +354,7 @@ impl MatchAhead {
         let batch = std::mem::replace(&mut self.filling, next);
         let backlog = self.sent - self.done.load(Ordering::Acquire);
         let unsent = match &self.to_matcher {
-            Some(to) if backlog < self.backlog && self.at_matcher < IN_FLIGHT => {
+            Some(to) if backlog < self.backlog && self.at_matcher() < IN_FLIGHT => {
                 match to.send(batch) {
                     Ok(()) => None,
                     // The matching thread is gone (it catches a panic per record, so this is not
@@ -377,7 +371,6 @@ impl MatchAhead {
         match unsent {
             None => {
                 self.sent += 1;
-                self.at_matcher += 1;
                 self.pending.push_back(Pending::AtMatcher);
             }
             Some(mut batch) => {
@@ -402,7 +395,7 @@ impl MatchAhead {
     /// Applies the oldest pending batch if its matches are known, waiting for the matching
     /// thread when `wait`; whether one was applied.
     fn apply_front(&mut self, wait: bool, apply: &mut Apply<'_>) -> bool {
-        let batch = match self.pending.front_mut() {
+        let mut batch = match self.pending.front_mut() {
             None => return false,
             Some(Pending::Ready(batch)) => std::mem::take(batch),
             Some(Pending::AtMatcher) => {
@@ -412,18 +405,15 @@ impl MatchAhead {
                     self.matched.try_recv().ok()
                 };
                 match batch {
-                    Some(batch) => {
-                        self.at_matcher -= 1;
-                        batch
-                    }
+                    Some(batch) => batch,
                     None if wait => {
-                        // Only if the thread ended with batches out, which its loop does not do.
+                        // Only if the thread ended with batches out, which its loop does not
+                        // do (it catches a panic per record): their records are lost, said here.
                         tracing::error!(
-                            batches = self.at_matcher,
+                            batches = self.at_matcher(),
                             "the matching thread ended before it handed back all records"
                         );
                         self.pending.retain(|p| matches!(p, Pending::Ready(_)));
-                        self.at_matcher = 0;
                         self.to_matcher = None;
                         return !self.pending.is_empty();
                     }
@@ -433,10 +423,17 @@ impl MatchAhead {
         };
         self.pending.pop_front();
         batch.apply_all(apply);
-        let mut batch = batch;
         batch.clear();
         self.spare.push(batch);
         true
+    }
+
+    /// Pending batches at the matching thread (matched there or not).
+    fn at_matcher(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| matches!(p, Pending::AtMatcher))
+            .count()
     }
 }
 
@@ -557,6 +554,16 @@ mod tests {
         }
     }
 
+    /// Each rule `matchers` finds in `line`, with its groups' spans.
+    fn matched(matchers: &mut LineMatchers, line: &str) -> Vec<(usize, Vec<(usize, usize)>)> {
+        let (mut found, mut spans) = (Vec::new(), Vec::new());
+        matchers.match_line(line, &mut found, &mut spans);
+        found
+            .into_iter()
+            .map(|(r, range)| (r, spans[range].to_vec()))
+            .collect()
+    }
+
     /// Per record: its text and each match as (rule, group texts).
     fn described(line: &str, found: impl Iterator<Item = (usize, Vec<(usize, usize)>)>) -> String {
         let mut out = line.to_owned();
@@ -585,14 +592,7 @@ mod tests {
         let mut direct = two_rules();
         let expected: Vec<String> = lines
             .iter()
-            .map(|line| {
-                let (mut found, mut spans) = (Vec::new(), Vec::new());
-                direct.match_line(line, &mut found, &mut spans);
-                let found = found
-                    .into_iter()
-                    .map(|(r, range)| (r, spans[range].to_vec()));
-                described(line, found)
-            })
+            .map(|line| described(line, matched(&mut direct, line).into_iter()))
             .collect();
         // Backlog 0: every batch matched on this thread; huge: every batch on the other one;
         // 1: both, as the threads' speeds have it.
@@ -605,15 +605,8 @@ mod tests {
                 let found: Vec<(usize, Vec<(usize, usize)>)> = match found {
                     Some(Found::Matches(m)) => m.iter().map(|(r, s)| (r, s.to_vec())).collect(),
                     Some(Found::Panicked(why)) => panic!("{why}"),
-                    None => {
-                        // Too long for a batch: matched by the caller.
-                        let (mut found, mut spans) = (Vec::new(), Vec::new());
-                        local.match_line(line, &mut found, &mut spans);
-                        found
-                            .into_iter()
-                            .map(|(r, range)| (r, spans[range].to_vec()))
-                            .collect()
-                    }
+                    // Too long for a batch: matched by the caller.
+                    None => matched(&mut local, line),
                 };
                 got.push(described(line, found.into_iter()));
             };

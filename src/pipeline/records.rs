@@ -13,6 +13,7 @@ use super::{
 use crate::extract::json::JsonExtractor;
 use crate::extract::json_record::value_text_into;
 use crate::extract::Row;
+use crate::matcher::set::rule_matches;
 use crate::selfmetrics::{IntCounter, RecordErrorReason};
 
 impl Pipeline {
@@ -38,12 +39,7 @@ impl Pipeline {
             let rows = match &mut rule.extract {
                 Extract::Document => continue,
                 Extract::Lines(matcher) => {
-                    // A rule the set rules out cannot match: its matcher is not asked.
-                    let ruled_out = self
-                        .candidates
-                        .as_ref()
-                        .is_some_and(|c| !c.may_match(index));
-                    if ruled_out || !matcher.matches(line, ascii) {
+                    if !rule_matches(self.candidates.as_ref(), index, matcher, line, ascii) {
                         continue;
                     }
                     None

@@ -143,6 +143,17 @@ const PANIC_BACKOFF_LAST: Duration = Duration::from_secs(60);
 /// Panics on single records logged per source (then only counted).
 const RECORD_PANICS_LOGGED: u64 = 10;
 
+/// Runs `process` on `record` (fault `panic_on_record` first), catching a panic: its
+/// message.
+#[inline(always)]
+fn contained(record: &str, process: impl FnOnce()) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::faults::panic_on_record(record);
+        process();
+    }))
+    .map_err(|payload| panic_message(&*payload))
+}
+
 /// The text a panic carried.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -232,19 +243,15 @@ impl SourceSink<'_> {
     /// consistent).
     fn apply(&mut self, line: &str, ctx: &RecordContext, found: Option<Found<'_>>) {
         let pipeline = &mut *self.pipeline;
+        // One closure per path, each compiled on its own: the one-thread path stays as lean as
+        // it was (a shared closure with a branch inside cost 0.4% more instructions a line).
         let outcome = match found {
-            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::faults::panic_on_record(line);
+            None => contained(line, || {
                 pipeline.process_line(line, ctx);
-            }))
-            .map_err(|payload| panic_message(&*payload)),
-            Some(Found::Matches(matches)) => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::faults::panic_on_record(line);
-                    pipeline.process_matched(line, ctx, matches.iter());
-                }))
-                .map_err(|payload| panic_message(&*payload))
-            }
+            }),
+            Some(Found::Matches(matches)) => contained(line, || {
+                pipeline.process_matched(line, ctx, matches.iter());
+            }),
             Some(Found::Panicked(why)) => Err(why.to_owned()),
         };
         if let Err(why) = outcome {

@@ -137,7 +137,13 @@ fn generate(dir: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
 }
 
 fn one_shot(dir: &Path, threads: &str) -> (String, String) {
+    one_shot_with_faults(dir, threads, "")
+}
+
+/// `one-shot` with faults injected (`QUARRY_TEST_FAULTS`, debug builds).
+fn one_shot_with_faults(dir: &Path, threads: &str, faults: &str) -> (String, String) {
     let out = Command::new(binary())
+        .env("QUARRY_TEST_FAULTS", faults)
         .args([
             "one-shot",
             "--log.level=debug",
@@ -174,6 +180,14 @@ fn not_once(text: &str, name: &str, expected: &[String], key_of: impl Fn(&str) -
         expected.len(),
         "{name}: keys counted that were not written"
     );
+}
+
+/// A series' key: the values of `names` in its label text, joined by `/`.
+fn joined<'n>(names: &'n [&'n str]) -> impl Fn(&str) -> Option<String> + 'n {
+    move |labels| {
+        let values: Option<Vec<&str>> = names.iter().map(|n| label(labels, n)).collect();
+        Some(values?.join("/"))
+    }
 }
 
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
@@ -215,24 +229,19 @@ fn one_shot_on_two_threads_prints_what_one_thread_prints_with_every_line_once() 
     );
 
     // Every line once, keyed by line, in the two-thread output.
-    let plain_once = |labels: &str| label(labels, "key").map(str::to_owned);
-    not_once(&two, "ahead_lines_total", &plain_keys, plain_once);
-    let cri_once = |labels: &str| {
-        Some(format!(
-            "{}/{}",
-            label(labels, "key")?,
-            label(labels, "stream")?
-        ))
-    };
-    not_once(&two, "ahead_cri_total", &cri_keys, cri_once);
-    let mixed_once = |labels: &str| {
-        Some(format!(
-            "{}/{}",
-            label(labels, "key")?,
-            label(labels, "rule")?
-        ))
-    };
-    not_once(&two, "ahead_mixed_total", &mixed_keys, mixed_once);
+    not_once(&two, "ahead_lines_total", &plain_keys, joined(&["key"]));
+    not_once(
+        &two,
+        "ahead_cri_total",
+        &cri_keys,
+        joined(&["key", "stream"]),
+    );
+    not_once(
+        &two,
+        "ahead_mixed_total",
+        &mixed_keys,
+        joined(&["key", "rule"]),
+    );
     assert_eq!(keyed(&two, "ahead_json_total").len(), 5_000);
 
     // Ordered where order matters: the gauge holds the last line's number.
@@ -258,6 +267,59 @@ fn one_shot_on_two_threads_prints_what_one_thread_prints_with_every_line_once() 
             diff.join("\n")
         );
     }
+}
+
+#[test]
+fn a_record_the_matchers_panic_on_is_skipped_alike_on_one_thread_and_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    let mut keys = Vec::new();
+    for n in 0..5_000 {
+        // The first poisoned record is in the first batch, which the matching thread takes.
+        let poison = if n % 1_000 == 500 { " POISON" } else { "" };
+        writeln!(log, "seq={n} key=k{n} dur=0.1 bytes=1{poison}").unwrap();
+        if poison.is_empty() {
+            keys.push(format!("k{n}"));
+        }
+    }
+    std::fs::write(dir.path().join("plain.log"), log).unwrap();
+    std::fs::write(
+        dir.path().join("exporter.yaml"),
+        r#"version: 1
+metrics:
+  - {name: ahead_lines_total, type: counter, help: Lines by key., labels: [key], max_series: 100000}
+sources:
+  - name: plain
+    file: {paths: [plain.log]}
+    rules:
+      - regex: '^seq=\d+ key=(?P<key>k\d+) '
+        update: [{metric: ahead_lines_total, labels: {key: $key}}]
+"#,
+    )
+    .unwrap();
+    let fault = "panic_on_record:POISON";
+    let (one, one_log) = one_shot_with_faults(dir.path(), "1", fault);
+    let (two, two_log) = one_shot_with_faults(dir.path(), "2", fault);
+    for (threads, log) in [("1", &one_log), ("2", &two_log)] {
+        let skipped = log
+            .lines()
+            .filter(|l| {
+                l.contains(
+                    "a record made the pipeline panic (injected fault: panic_on_record:POISON)",
+                )
+            })
+            .count();
+        assert_eq!(skipped, 5, "--threads {threads}:\n{log}");
+    }
+    // On two threads the matchers met it first, on the matching thread.
+    assert!(
+        two_log
+            .lines()
+            .any(|l| l.starts_with("thread 'quarry-match'") && l.contains(" panicked at ")),
+        "no panic on the matching thread:\n{two_log}"
+    );
+    not_once(&two, "ahead_lines_total", &keys, joined(&["key"]));
+    assert_eq!(one, two);
 }
 
 #[test]
