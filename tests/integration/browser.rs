@@ -260,11 +260,15 @@ impl Drop for Browser {
 }
 
 /// Every tile as `[title, state text, class, colour of the state text]`.
-const TILES: &str = "JSON.stringify([...document.querySelectorAll('#board li.tile')].map(li => [li.querySelector('.n').title, li.querySelector('.st').textContent, li.className, getComputedStyle(li.querySelector('.st')).color]))";
+const TILES: &str = "JSON.stringify([...document.querySelectorAll('#board li.tile')].map(li => [li.querySelector('.n')?.title, li.querySelector('.st')?.textContent, li.className, li.querySelector('.st') && getComputedStyle(li.querySelector('.st')).color]))";
+
+/// True once the document is parsed: while the page still streams in, a tile can exist
+/// without its children yet (a check of its `.n` then threw, seen once in a CI rehearsal).
+const PARSED: &str = "document.readyState !== 'loading'";
 
 fn tile_is(id: &str, state: &str, tone: &str) -> String {
     format!(
-        "[...document.querySelectorAll('#board li.tile')].some(li => li.querySelector('.n').title === {} && li.querySelector('.st').textContent === {} && li.classList.contains('t-{tone}'))",
+        "{PARSED} && [...document.querySelectorAll('#board li.tile')].some(li => li.querySelector('.n').title === {} && li.querySelector('.st').textContent === {} && li.classList.contains('t-{tone}'))",
         json!(id),
         json!(state)
     )
@@ -272,7 +276,7 @@ fn tile_is(id: &str, state: &str, tone: &str) -> String {
 
 fn tile_absent(id: &str) -> String {
     format!(
-        "![...document.querySelectorAll('#board li.tile')].some(li => li.querySelector('.n').title === {})",
+        "{PARSED} && ![...document.querySelectorAll('#board li.tile')].some(li => li.querySelector('.n').title === {})",
         json!(id)
     )
 }
