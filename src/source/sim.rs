@@ -1661,8 +1661,13 @@ fn schedules_that_once_failed() {
     // a copy of the new content written in place over it; it was resolved against the old
     // content ("a copy … all read there") and the new content's lines counted twice; now a
     // shadow whose own content was replaced is decided afresh.
+    // 90032: a rotated file decided on by its first 3 bytes, no line read from it, had a
+    // copytruncate copy of the new live file written over it in place, starting with the same
+    // 3 bytes; it was read as the same file growing and the copy's lines counted twice; now
+    // such a file that grew is decided again by all it holds.
     for (seed, kind, records) in [
         (15258, Kind::WithCopies, Records::Lines),
+        (90032, Kind::WithCopies, Records::Lines),
         (20702, Kind::WithCopies, Records::Lines),
         (4492, Kind::WithCopies, Records::Lines),
         (1385, Kind::LiveOnlyRename, Records::Cri),

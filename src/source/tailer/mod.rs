@@ -1532,19 +1532,22 @@ impl<F: Fs> Tailer<F> {
             .map(|t| t.id)
             .collect();
         let mut replaced: Vec<(FileId, Meta)> = Vec::new();
+        let mut decided_on_little: Vec<(FileId, Meta)> = Vec::new();
         for id in followed {
             let t = &self.files[&id];
             let Some(h) = t.handle.as_ref() else { continue };
             let Ok(meta) = h.meta() else { continue };
             if content_replaced(t, h, meta) {
                 replaced.push((id, meta));
+            } else if grew_past_what_it_was_decided_by(t, meta) {
+                decided_on_little.push((id, meta));
             } else {
                 // The file's read in this pass uses this fstat (one per file per pass): what
                 // is written after it wakes another pass.
                 self.pass_meta.insert(id, meta);
             }
         }
-        if named.is_some() && !replaced.is_empty() {
+        if named.is_some() && !(replaced.is_empty() && decided_on_little.is_empty()) {
             // What replaced content is (a copy of which file, read from where) is decided
             // against every file as it is now: copytruncate writes the copy, then truncates the
             // original, and a pass may know of the first only. The pass looks at every file.
@@ -1565,6 +1568,29 @@ impl<F: Fs> Tailer<F> {
         for (id, meta) in replaced {
             let t = self.files.remove(&id).expect("listed");
             self.replaced(t, meta, now, sink, true);
+        }
+        // A file decided on by its first few bytes, nothing read from it since, that grew past
+        // them: the same file growing, or a copy alike in those bytes written over it in place
+        // (copytruncate into an old rotation). Decided again by all it holds now, as a new
+        // file would be, after the files waiting (its original may be one); when that says "a
+        // new file, from its beginning" (it grew), it is read on as it was.
+        for (id, meta) in decided_on_little {
+            let Some(t) = self.files.remove(&id) else {
+                continue;
+            };
+            let again = t
+                .handle
+                .as_ref()
+                .and_then(|h| self.decide(&t.path, h, meta, false, meta.size > 0));
+            if again
+                .as_ref()
+                .is_some_and(Decision::is_new_from_its_beginning)
+            {
+                self.pass_meta.insert(id, meta);
+                self.files.insert(id, t);
+            } else {
+                self.replaced(t, meta, now, sink, false);
+            }
         }
         true
     }
@@ -2094,7 +2120,27 @@ fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
     replaced
 }
 
+/// Whether `t` was decided on by fewer bytes than a head, nothing was read from it since (no
+/// whole line: nothing counted), and it grew past them. Those few bytes alike do not tell its
+/// growth from content alike written over it in place, as a copy of another log is.
+fn grew_past_what_it_was_decided_by<H>(t: &Tracked<H>, meta: Meta) -> bool {
+    let known = t.head.len() as u64;
+    known < HEAD_LEN && meta.size > known && t.lines_end() == 0 && t.replay.is_none()
+}
+
 impl Decision {
+    /// A file not known in any way, read from its beginning (what growth of a file nothing
+    /// was read from is decided as).
+    fn is_new_from_its_beginning(&self) -> bool {
+        self.kind == EventKind::New
+            && self.start == 0
+            && !self.skipping
+            && self.phase == Phase::Following
+            && self.replay.is_none()
+            && self.consumed_restored.is_none()
+            && self.consumed_gone.is_none()
+    }
+
     /// Too short yet to tell whether it is a copy: held open, not read, decided later.
     fn pending(now: Instant) -> Decision {
         Decision {

@@ -417,3 +417,68 @@ fn a_file_come_while_a_restart_looks_for_its_records_is_taken_by_the_next_scan()
     after.read_until_quiet(now, &mut sink);
     each_once(&sink, &[old, new]);
 }
+
+/// A tailer of `app.log*` in `dir`, from the beginning.
+fn app_log_tailer(dir: &Path) -> Tailer<RealFs> {
+    let globs = Globs::new(vec![format!("{}/app.log*", dir.display())], &[]);
+    Tailer::new(RealFs::new(), globs, options())
+}
+
+/// `app.log` and its copy written over the rotated `app.log.1` in place (truncated and
+/// written through the same inode, as a copier that opens its target with `O_TRUNC` does).
+fn copy_in_place(dir: &Path) {
+    let content = fs::read(dir.join("app.log")).unwrap();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dir.join("app.log.1"))
+        .unwrap();
+    f.write_all(&content).unwrap();
+}
+
+/// Simulation seed 90032, on real files: `app.log.1` was decided on by its first 3 bytes (a
+/// line being written) and no line was read from it; a copy of the live `app.log`, starting
+/// with the same 3 bytes, is written over it in place, and no pass sees it empty. Those 3
+/// bytes alike do not make it the same file grown: it is decided again by all it holds (a
+/// copy of `app.log`), and the copy's lines are counted once.
+#[test]
+fn a_copy_written_in_place_over_a_file_known_by_a_few_bytes_is_not_counted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    append(&d.join("app.log.1"), "L56");
+    let mut t = app_log_tailer(d);
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    let live: String = (564..600).map(|k| format!("L{k} request done\n")).collect();
+    append(&d.join("app.log"), &live);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    copy_in_place(d);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    each_once(&sink, &[live]);
+}
+
+/// The other side of the same decision: a file known by a few bytes that grows is read on,
+/// each line once, with no replacement reported, even beside a file that starts alike.
+#[test]
+fn a_file_known_by_a_few_bytes_that_grows_is_read_on_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let older: String = (500..520).map(|k| format!("L{k} older\n")).collect();
+    append(&d.join("app.log.1"), &older);
+    append(&d.join("app.log"), "L5");
+    let mut t = app_log_tailer(d);
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("app.log"), "64 first\n");
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("app.log"), "L565 second\n");
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    each_once(&sink, &[older, "L564 first\nL565 second\n".into()]);
+    let replaced: Vec<&String> = sink
+        .events
+        .iter()
+        .filter(|e| e.starts_with("truncated"))
+        .collect();
+    assert!(replaced.is_empty(), "{replaced:?}");
+}
