@@ -2,7 +2,7 @@
 # System calls per poll of a polling-only file source on a node-like tree (BENCHMARKS.md, "eighth
 # round"): 500 CRI logs in 250 pod directories (750 directories listed a poll), a line appended
 # to every file every 50 ms, `watch: false, poll_interval: 1s`; `strace -c -f` on the exporter
-# for SECONDS, then each call's count divided by the polls (directory opens / 750).
+# for SECONDS, then each call's count divided by the polls (SECONDS: one poll a second).
 #
 #     bench/syscalls.sh BINARY [SECONDS]     # needs strace; default 20 s
 set -euo pipefail
@@ -35,14 +35,16 @@ EOP
 "$BIN" --config.file="$WORK/exporter.yaml" --web.listen-address=127.0.0.1:0 --log.level=warn >/dev/null 2>&1 &
 sleep 5
 timeout -s INT "$SECS" strace -c -f -p $! -o "$WORK/strace.txt" 2>/dev/null || true
-python3 - "$WORK/strace.txt" <<'EOP'
+python3 - "$WORK/strace.txt" "$SECS" <<'EOP'
 import sys
 calls = {}
 for line in open(sys.argv[1]):
     p = line.split()
     if len(p) >= 5 and p[-1].isidentifier() and p[3].isdigit():
         calls[p[-1]] = int(p[3])
-polls = (calls.get('open', 0) + calls.get('openat', 0)) / 750
+# One poll a second (a full listing opens all 750 directories; since polls reuse the listings
+# of unchanged directories, opens no longer count them).
+polls = int(sys.argv[2])
 io = {k: v for k, v in calls.items() if k in
       ('open', 'openat', 'close', 'newfstatat', 'statx', 'getdents64', 'pread64', 'read')}
 print(f'polls: {polls:.1f}')

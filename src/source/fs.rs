@@ -161,16 +161,17 @@ pub struct RealFs {
 /// How [`Fs::list_kept`] treats the listings of [`RealFs`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Listings {
-    /// Every directory is listed afresh and nothing is kept: a source with no notifications,
-    /// whose every scan is a poll (no `statx` per directory for a stamp no scan would use).
+    /// Every directory is listed afresh and nothing is kept: one-shot, `check` and the glob
+    /// preview, which scan once (no `statx` per directory for a stamp no scan would use).
     #[default]
     Fresh,
-    /// Every directory is listed afresh (the poll: the safety net for what notifications and
-    /// file times could miss, which also forgets the directories no longer reached), and
-    /// those that provably did not change are kept for the scans notifications wake.
+    /// Every directory is listed afresh (the poll of a watched source, every tenth poll of
+    /// one without notifications: the safety net for what notifications and file times could
+    /// miss, which also forgets the directories no longer reached), and those that provably
+    /// did not change are kept for the scans that follow.
     Renew,
     /// Listings kept for directories that provably did not change are given again (a scan
-    /// woken by a notification).
+    /// woken by a notification, the other polls of a source without notifications).
     Reuse,
 }
 
