@@ -663,8 +663,10 @@ fn node_life_with(runtime: Runtime, file_options: &str) {
             // Polling alone finds a file only if it lives through a poll (as any poller): the
             // files this round removes (rotated ones gzipped, a restarted container's old
             // logs, a deleted pod's) may have been created since the last poll, where the
-            // kubelet keeps them for minutes at least.
-            std::thread::sleep(Duration::from_millis(500));
+            // kubelet keeps them for minutes at least. Every record written so far counted:
+            // every file that holds one was found (and is held open: what is written to it
+            // before it goes is read through its descriptor), however busy the machine.
+            wait_counted(&exporter, &w, &root);
         }
         match round % 7 {
             0 | 3 => {
