@@ -10,7 +10,9 @@
 //!   the same head and, at the offset read, the same marker, it *is* that content (a copy, or
 //!   the same file after a restart) and reading resumes at that offset instead of 0. Content is
 //!   matched across files only between related names (`access.log` and `access.log.1`, never
-//!   `a.log` and `b.log`, which may share a header).
+//!   `a.log` and `b.log`, which may share a header). A file decided on by fewer bytes than a
+//!   head, with no line read from it since, that grows is decided again by all it holds: a few
+//!   bytes alike do not tell its growth from a copy written over it in place.
 //! - **A copy of a live file is a shadow.** While the original is intact its lines are read
 //!   from the original; the copy is read only from where the original was when the original was
 //!   truncated or replaced — which closes copytruncate's race when the rotated copy is in the
