@@ -415,11 +415,22 @@ impl<F: Fs> Tailer<F> {
         // rather than its rotation) goes first.
         let restored_ids: std::collections::BTreeSet<FileId> =
             self.restored.iter().map(|r| r.known.id).collect();
+        // The sizes of files new to the tailer as they are now, not as the listing saw them: a
+        // listing taken a while ago (a slow walk of many directories) may have seen a copy's
+        // target before copytruncate wrote over it in place, larger than its original then.
+        let size_now: BTreeMap<FileId, u64> = order
+            .iter()
+            .filter(|(id, _)| !self.files.contains_key(id) && !self.compressed.contains_key(id))
+            .map(|(id, f)| {
+                let now = self.fs.stat(&f.path).ok().filter(|m| m.id == **id);
+                (**id, now.map_or(f.meta.size, |m| m.size))
+            })
+            .collect();
         order.sort_by_key(|(id, f)| {
             (
                 !self.files.contains_key(id),
                 !restored_ids.contains(id),
-                std::cmp::Reverse(f.meta.size),
+                std::cmp::Reverse(size_now.get(id).copied().unwrap_or(f.meta.size)),
                 f.path.as_os_str().len(),
                 **id,
             )
