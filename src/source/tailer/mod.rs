@@ -20,7 +20,7 @@
 //!   A copy is never larger than its intact original (the original's size is taken now, not
 //!   as last read: a reader running late sees a copy grow past an old size), and an original
 //!   is followed before its copies are decided on (waiting files first, new files largest
-//!   first).
+//!   first, by their sizes as they are now, not as a listing taken earlier saw them).
 //! - **Gone content is remembered** (offset, head, marker, first bytes) for a while, so that a
 //!   copy that shows up later (logrotate copies before it truncates, compresses a day later) is
 //!   recognised instead of read again — also a copy shorter than what was read from truncated
