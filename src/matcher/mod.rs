@@ -120,6 +120,9 @@ pub struct Matcher {
     required: Option<Required>,
     fast: Option<FastPattern>,
     locations: CaptureLocations,
+    /// The pattern matches every line and has no group to read (`''`, `.*`, `x?`): no
+    /// search at all (the regex crate's DFA still walks a state or two per call).
+    every_line: bool,
     /// Capture spans of the last match, by group index; `usize::MAX` for a group that did not
     /// take part.
     slots: Vec<(usize, usize)>,
@@ -150,8 +153,15 @@ impl Matcher {
             Some(fast) if fast.finds_starts() => None,
             _ => hir.as_ref().and_then(Required::of),
         };
+        // Without look-around assertions, a pattern whose shortest match is empty matches the
+        // empty string at the start of any line.
+        let every_line = groups == 1
+            && hir.as_ref().is_some_and(|h| {
+                h.properties().minimum_len() == Some(0) && h.properties().look_set().is_empty()
+            });
         Ok(Matcher {
             required,
+            every_line,
             locations: regex.capture_locations(),
             regex,
             fast,
@@ -172,6 +182,9 @@ impl Matcher {
     /// Matches `line`; afterwards [`Matcher::group`] gives the captures. `ascii` says whether
     /// the line is all ASCII (known once per line, not once per rule).
     pub fn matches(&mut self, line: &str, ascii: bool) -> bool {
+        if self.every_line {
+            return true;
+        }
         if let Some(required) = &self.required {
             if !required.admits(line.as_bytes()) {
                 return false;
@@ -357,6 +370,56 @@ mod tests {
             r"^\w+ Exception",
         ] {
             assert!(Matcher::new(p).unwrap().required.is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_taken_to_match_every_line_does_and_the_others_are_searched() {
+        // Every pattern here is answered as the regex crate answers it, on lines made to
+        // catch a wrong "matches every line": empty, only a newline, words, non-ASCII.
+        let every = [
+            r"", r"(?:)", r"x?", r".*", r"a*|b", r"[a-z]*?", r"a{0}", r"(?s).*", r"\d*", r"a+|",
+        ];
+        let searched = [
+            r"^$",
+            r"^",
+            r"$",
+            r"\b",
+            r"\B",
+            r"(?m)^x*$",
+            r"x",
+            r"a+",
+            r"(a)?",
+            r"(?P<x>.*)",
+            r"(?-u:\b)",
+            r"a{0,3}$",
+            r"\A",
+            r"(?m)$",
+        ];
+        let lines = [
+            "",
+            "\n",
+            "x",
+            "abc",
+            "  ",
+            "ünïcödé",
+            "a b c",
+            "\u{0}",
+            "xxx$",
+            "9",
+        ];
+        for p in every.iter().chain(&searched) {
+            let mut m = Matcher::new(p).unwrap();
+            let re = regex::Regex::new(p).unwrap();
+            assert_eq!(m.every_line, every.contains(p), "{p:?}");
+            for line in lines {
+                let ascii = line.is_ascii();
+                assert_eq!(
+                    m.matches(line, ascii),
+                    re.is_match(line),
+                    "{p:?} on {line:?}"
+                );
+            }
         }
     }
 

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use super::trace::{record, shown};
 use super::update::failed;
 use super::{
-    Base, Derive, DocumentOutcome, Extract, FieldRef, Fields, Pipeline, RecordContext, When,
-    UNMATCHED_KEPT,
+    Base, Derive, Derived, DocumentOutcome, Extract, FieldRef, Fields, Pipeline, RecordContext,
+    When, UNMATCHED_KEPT,
 };
 use crate::extract::json::JsonExtractor;
 use crate::extract::json_record::value_text_into;
@@ -200,7 +200,7 @@ impl Pipeline {
                     base: Base::Row(row),
                     source: &self.source,
                     ctx: &ctx,
-                    derived: Vec::new(),
+                    derived: Derived::new(),
                     unquoted: &unquoted,
                 };
                 fields.derive(&rule.derive);
@@ -285,7 +285,7 @@ fn apply_rule(
             base,
             source,
             ctx,
-            derived: Vec::new(),
+            derived: Derived::new(),
             unquoted: &unquoted,
         };
         fields.derive(&rule.derive);
