@@ -77,11 +77,11 @@ impl SourceShare {
     }
 
     /// A file's record changed (`None`: no longer followed).
-    pub fn record(&self, id: FileId, record: Option<&FileRecord>) {
+    pub fn record(&self, id: FileId, record: Option<FileRecord>) {
         let mut inner = self.inner();
         match record {
             Some(r) => {
-                inner.records.insert(id, r.clone());
+                inner.records.insert(id, r);
             }
             None => {
                 inner.records.remove(&id);

@@ -324,7 +324,7 @@ impl Sink for SourceSink<'_> {
         }
     }
 
-    fn record(&mut self, id: FileId, record: Option<&FileRecord>) {
+    fn record(&mut self, id: FileId, record: Option<FileRecord>) {
         self.share.record(id, record);
     }
 

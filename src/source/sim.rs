@@ -300,10 +300,10 @@ impl Sink for Counter {
     fn end(&mut self) {
         self.depth -= 1;
     }
-    fn record(&mut self, id: FileId, record: Option<&FileRecord>) {
+    fn record(&mut self, id: FileId, record: Option<FileRecord>) {
         assert!(self.depth > 0, "a record changed outside a section");
         match record {
-            Some(r) => self.records.insert(id, r.clone()),
+            Some(r) => self.records.insert(id, r),
             None => self.records.remove(&id),
         };
     }

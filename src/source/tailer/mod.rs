@@ -203,7 +203,7 @@ impl<F: Fs> Tailer<F> {
                     }
                     t.advance_marker();
                     t.records = None;
-                    section.record(t.id, Some(&record(t)));
+                    section.record(t.id, Some(record(t)));
                     drop(section);
                 }
                 // A replay under the old format: its held lines cannot be named any more.
@@ -457,7 +457,7 @@ impl<F: Fs> Tailer<F> {
                     if back {
                         t.phase = Phase::Following;
                     }
-                    section.record(*id, Some(&record(t)));
+                    section.record(*id, Some(record(t)));
                     drop(section);
                 }
                 self.paths.insert(found.path.clone(), *id);
@@ -535,7 +535,7 @@ impl<F: Fs> Tailer<F> {
                     t.phase = Phase::Draining { since: now };
                     t.left = Some(t.path.clone());
                     let mut section = Section::open(sink);
-                    section.record(id, Some(&record(t)));
+                    section.record(id, Some(record(t)));
                     section.event(
                         EventKind::Draining,
                         &t.path_str(),
@@ -634,7 +634,7 @@ impl<F: Fs> Tailer<F> {
                     t.phase = Phase::Draining { since: now };
                     t.left = Some(PathBuf::from(&r.known.path));
                     section.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
-                    section.record(m.id, Some(&record(&t)));
+                    section.record(m.id, Some(record(&t)));
                     self.files.insert(m.id, t);
                 }
                 None => {
@@ -738,7 +738,7 @@ impl<F: Fs> Tailer<F> {
                         live.display()
                     ),
                 );
-                section.record(meta.id, Some(&record(&t)));
+                section.record(meta.id, Some(record(&t)));
                 drop(section);
                 self.files.insert(meta.id, t);
                 drained = true;
@@ -793,6 +793,7 @@ impl<F: Fs> Tailer<F> {
             unseen: false,
             left: None,
             checked: Default::default(),
+            head_digest: Default::default(),
         }
     }
 
@@ -890,7 +891,7 @@ impl<F: Fs> Tailer<F> {
             self.publish_remembered(&mut *section);
         }
         section.event(kind, &shown, &decision.detail);
-        section.record(meta.id, Some(&record(&t)));
+        section.record(meta.id, Some(record(&t)));
         self.files.insert(meta.id, t);
         drop(section);
         true
@@ -1264,8 +1265,8 @@ impl<F: Fs> Tailer<F> {
         p.advance_marker();
         t.keep_held_markers(None);
         let mut section = Section::open(sink);
-        section.record(p.id, Some(&record(p)));
-        section.record(t.id, Some(&record(t)));
+        section.record(p.id, Some(record(p)));
+        section.record(t.id, Some(record(t)));
         drop(section);
     }
 
@@ -1391,7 +1392,7 @@ impl<F: Fs> Tailer<F> {
             let mut section = Section::open(sink);
             t.consume(&self.buffer[overlap..n], now, &mut *section);
             self.consumed += (n - overlap) as u64;
-            section.record(id, Some(&record(&t)));
+            section.record(id, Some(record(&t)));
             drop(section);
             budget = budget.saturating_sub(n as u64);
             if budget == 0 {
@@ -1518,7 +1519,7 @@ impl<F: Fs> Tailer<F> {
         if !remembered {
             self.remember(old, now, &mut *section);
         }
-        section.record(id, Some(&record(&n)));
+        section.record(id, Some(record(&n)));
         self.files.insert(id, n);
         drop(section);
         // New content: saved before its lines are counted, as a new file's.
@@ -1723,7 +1724,7 @@ impl<F: Fs> Tailer<F> {
             self.publish_remembered(&mut *section);
         }
         section.event(decision.kind, &n.path_str(), &decision.detail);
-        section.record(id, Some(&record(&n)));
+        section.record(id, Some(record(&n)));
         self.files.insert(id, n);
         drop(section);
         sink.durable();
@@ -1801,7 +1802,7 @@ impl<F: Fs> Tailer<F> {
                 t.marker_at = committed;
                 t.line_marker = (committed, marker);
                 let mut section = Section::open(sink);
-                section.record(id, Some(&record(t)));
+                section.record(id, Some(record(t)));
                 drop(section);
             }
             if size > original_size {
@@ -1818,7 +1819,7 @@ impl<F: Fs> Tailer<F> {
                     &t.path_str(),
                     &format!("grew past its original; read from {}", t.verified),
                 );
-                section.record(id, Some(&record(t)));
+                section.record(id, Some(record(t)));
                 drop(section);
             }
             return;
@@ -1856,7 +1857,7 @@ impl<F: Fs> Tailer<F> {
                 if let Some(r) = &mut t.records {
                     r.abandon();
                 }
-                section.record(id, Some(&record(t)));
+                section.record(id, Some(record(t)));
                 drop(section);
             }
         }
@@ -1960,7 +1961,7 @@ impl<F: Fs> Tailer<F> {
                     original.path
                 ),
             );
-            section.record(id, Some(&record(t)));
+            section.record(id, Some(record(t)));
             return;
         }
         let holds = original.continues_in(h, size);
@@ -2018,7 +2019,7 @@ impl<F: Fs> Tailer<F> {
         }
         let mut section = Section::open(sink);
         section.event(kind, &n.path_str(), &detail);
-        section.record(id, Some(&record(&n)));
+        section.record(id, Some(record(&n)));
         self.files.insert(id, n);
         drop(section);
     }
@@ -2076,7 +2077,7 @@ impl<F: Fs> Tailer<F> {
             }
             let mut section = Section::open(sink);
             t.flush_record(&mut *section);
-            section.record(*id, Some(&record(t)));
+            section.record(*id, Some(record(t)));
             drop(section);
         }
         next

@@ -91,7 +91,7 @@ pub trait Sink {
     /// The section ends.
     fn end(&mut self) {}
     /// The checkpoint record of a file changed (`None`: the file is no longer followed).
-    fn record(&mut self, _id: FileId, _record: Option<&FileRecord>) {}
+    fn record(&mut self, _id: FileId, _record: Option<FileRecord>) {}
     /// The remembered gone content (and checkpoint records still unmatched) changed.
     fn remembered(&mut self, _gone: &[Known], _restored: &[FileRecord]) {}
     /// A checkpoint should be written now, before going on (called outside sections): a new

@@ -58,6 +58,10 @@ pub struct Tracked<H> {
     /// (size, ctime, read) when the content was last found not replaced: while they stay the
     /// same the head is not read again (an idle file costs one fstat per scan).
     pub(super) checked: std::cell::Cell<Option<(u64, u64, u64)>>,
+    /// The digest of `head` when it was last taken. The head only grows, by appending, so a
+    /// digest of its length is its digest: each read's checkpoint record of the file reuses it
+    /// instead of hashing up to a head again (500 SHA-256 a poll on a node).
+    pub(super) head_digest: std::cell::Cell<Option<Digest>>,
 }
 
 impl<H> Tracked<H> {
@@ -97,6 +101,21 @@ impl<H> Tracked<H> {
             }
         }
         ((&self.head[..]).into(), false)
+    }
+
+    /// The digest of the head as it is now (see `head_digest`).
+    pub(super) fn head_digest(&self) -> Digest {
+        let digest = match self.head_digest.get() {
+            Some(d) if d.len as usize == self.head.len() => d,
+            _ => {
+                let d = Digest::of(&self.head);
+                self.head_digest.set(Some(d));
+                d
+            }
+        };
+        // Every test and simulation run checks that the head was only appended to.
+        debug_assert_eq!(digest, Digest::of(&self.head), "{}", self.path.display());
+        digest
     }
 
     /// The end of the last complete line read.
@@ -355,7 +374,7 @@ pub(super) fn known<H>(t: &Tracked<H>) -> Known {
     Known {
         path: t.path_str(),
         id: t.id,
-        head: Digest::of(&t.head),
+        head: t.head_digest(),
         first: t.head.clone(),
         truncated: false,
         offset,
