@@ -1669,8 +1669,14 @@ fn schedules_that_once_failed() {
     // place over `app.log.1` (5 KB of old content then) ordered the copy before its original;
     // the copy was decided on first, as new, and its lines counted twice. New files are now
     // ordered by their sizes as they are, not as the listing saw them.
+    // 193431: the live `app.log`, empty while copytruncate copied it in place over
+    // `app.log.1`, was taken for a copy of it once both held the same line; copytruncate then
+    // emptied it, its writer wrote on and it was deleted: its new lines were read as the copy
+    // grown past its original, found replaced while draining, and lost. A copy's own content
+    // is now checked for replacement as a followed file's is.
     for (seed, kind, records) in [
         (15258, Kind::WithCopies, Records::Lines),
+        (193431, Kind::WithCopies, Records::Lines),
         (90032, Kind::WithCopies, Records::Lines),
         (158733, Kind::WithCopies, Records::Lines),
         (20702, Kind::WithCopies, Records::Lines),

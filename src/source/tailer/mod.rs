@@ -20,7 +20,10 @@
 //!   A copy is never larger than its intact original (the original's size is taken now, not
 //!   as last read: a reader running late sees a copy grow past an old size), and an original
 //!   is followed before its copies are decided on (waiting files first, new files largest
-//!   first, by their sizes as they are now, not as a listing taken earlier saw them).
+//!   first, by their sizes as they are now, not as a listing taken earlier saw them). A
+//!   copy's own content is checked for replacement as a followed file's is: a live file taken
+//!   for a copy, then emptied by copytruncate and written on, holds new content, decided on as
+//!   such.
 //! - **Gone content is remembered** (offset, head, marker, first bytes) for a while, so that a
 //!   copy that shows up later (logrotate copies before it truncates, compresses a day later) is
 //!   recognised instead of read again — also a copy shorter than what was read from truncated
@@ -1539,10 +1542,17 @@ impl<F: Fs> Tailer<F> {
         sink: &mut impl Sink,
         named: Option<&BTreeSet<FileId>>,
     ) -> bool {
+        // Shadows too: a copy's own content can be replaced (the live file taken for a copy,
+        // then truncated by copytruncate and written on by its writer); what it holds then is
+        // not the copy any more, and is decided on as new content, in this same order.
         let followed: Vec<FileId> = self
             .files
             .values()
-            .filter(|t| t.phase == Phase::Following && !t.in_turns() && self.in_pass(t, named, now))
+            .filter(|t| {
+                matches!(t.phase, Phase::Following | Phase::Shadow { .. })
+                    && !t.in_turns()
+                    && self.in_pass(t, named, now)
+            })
             .map(|t| t.id)
             .collect();
         let mut replaced: Vec<(FileId, Meta)> = Vec::new();
@@ -1553,6 +1563,8 @@ impl<F: Fs> Tailer<F> {
             let Ok(meta) = h.meta() else { continue };
             if content_replaced(t, h, meta) {
                 replaced.push((id, meta));
+            } else if t.phase != Phase::Following {
+                // A shadow intact: `check_shadow` looks at it in the read.
             } else if grew_past_what_it_was_decided_by(t, meta) {
                 decided_on_little.push((id, meta));
             } else {

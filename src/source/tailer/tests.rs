@@ -482,3 +482,47 @@ fn a_file_known_by_a_few_bytes_that_grows_is_read_on_as_it_was() {
         .collect();
     assert!(replaced.is_empty(), "{replaced:?}");
 }
+
+/// Simulation seed 193431, on real files: the live `app.log`, empty while copytruncate copied
+/// it in place over `app.log.1`, was then taken for a copy of `app.log.1` (both held the same
+/// line, and `app.log.1` was being read). copytruncate truncated it, its writer wrote on and
+/// the file was deleted: what it held then was read as the copy having grown "past its
+/// original", from the copy's offset, then found replaced while draining and closed: its
+/// lines were lost. A copy's own content is now checked for replacement like a followed
+/// file's, and its new content decided on as new.
+#[test]
+fn a_live_file_taken_for_a_copy_then_truncated_and_written_on_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let older: String = (700..720).map(|k| format!("L{k} older\n")).collect();
+    append(&d.join("app.log.1"), &older);
+    let mut t = app_log_tailer(d);
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("app.log"), "");
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    // The copy over `app.log.1` begins (opened with O_TRUNC), the writer writes a line to
+    // `app.log`, the copy gets it too.
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(d.join("app.log.1"))
+        .unwrap();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("app.log"), "L801 x\n");
+    append(&d.join("app.log.1"), "L801 x\n");
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    // copytruncate empties `app.log`; its writer (append mode) writes on; it is deleted.
+    let mut writer = OpenOptions::new()
+        .append(true)
+        .open(d.join("app.log"))
+        .unwrap();
+    writer.set_len(0).unwrap();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    fs::remove_file(d.join("app.log")).unwrap();
+    let newer: String = (802..811).map(|k| format!("L{k} newer\n")).collect();
+    writer.write_all(newer.as_bytes()).unwrap();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    each_once(&sink, &[older, "L801 x\n".into(), newer]);
+}
