@@ -1545,7 +1545,7 @@ impl<F: Fs> Tailer<F> {
         // Shadows too: a copy's own content can be replaced (the live file taken for a copy,
         // then truncated by copytruncate and written on by its writer); what it holds then is
         // not the copy any more, and is decided on as new content, in this same order.
-        let followed: Vec<FileId> = self
+        let checked: Vec<FileId> = self
             .files
             .values()
             .filter(|t| {
@@ -1557,14 +1557,15 @@ impl<F: Fs> Tailer<F> {
             .collect();
         let mut replaced: Vec<(FileId, Meta)> = Vec::new();
         let mut decided_on_little: Vec<(FileId, Meta)> = Vec::new();
-        for id in followed {
+        for id in checked {
             let t = &self.files[&id];
             let Some(h) = t.handle.as_ref() else { continue };
             let Ok(meta) = h.meta() else { continue };
             if content_replaced(t, h, meta) {
                 replaced.push((id, meta));
             } else if t.phase != Phase::Following {
-                // A shadow intact: `check_shadow` looks at it in the read.
+                // An intact shadow: `check_shadow` looks at it in the read.
+                continue;
             } else if grew_past_what_it_was_decided_by(t, meta) {
                 decided_on_little.push((id, meta));
             } else {
