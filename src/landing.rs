@@ -70,10 +70,11 @@ pub fn render(facts: &Facts<'_>) -> String {
             let _ = write!(
                 h,
                 " &middot; {} &middot; {} file(s)",
-                if s.notifications {
-                    "notified by inotify"
-                } else {
-                    "polling"
+                match s.notifications {
+                    crate::config::WatchMode::All => "notified by inotify",
+                    crate::config::WatchMode::Names =>
+                        "polling contents, names notified by inotify",
+                    crate::config::WatchMode::Off => "polling",
                 },
                 s.files.len()
             );

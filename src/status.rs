@@ -70,8 +70,8 @@ pub struct SourceStatus {
     pub reads_lines: bool,
     /// What the source reads (its globs).
     pub targets: Vec<String>,
-    /// Whether change notifications are on (else polling only).
-    pub notifications: bool,
+    /// Which change notifications are on ([`crate::config::WatchMode::Off`]: polling only).
+    pub notifications: crate::config::WatchMode,
     pub files: Vec<FileStatus>,
     /// Matches and errors per rule.
     pub rules: Vec<crate::pipeline::RuleStats>,

@@ -800,6 +800,41 @@ sources:
         assert_eq!(two.start_at, crate::config::StartAt::Beginning);
     }
 
+    /// `watch:` takes true, false or names; anything else is refused where it stands, with
+    /// the three choices.
+    #[test]
+    fn watch_is_true_false_or_names() {
+        use crate::config::WatchMode;
+        let text = |watch: &str| {
+            format!(
+                "version: 1\nmetrics:\n  - {{name: a_total, type: counter, help: A.}}\nsources:\n  - name: one\n    file: {{paths: [a.log]{watch}}}\n    rules: [{{regex: 'x', update: [{{metric: a_total}}]}}]\n"
+            )
+        };
+        for (watch, mode) in [
+            ("", None),
+            (", watch: true", Some(WatchMode::All)),
+            (", watch: names", Some(WatchMode::Names)),
+            (", watch: false", Some(WatchMode::Off)),
+            (", watch: 'false'", Some(WatchMode::Off)),
+        ] {
+            let config = load_str(&text(watch), "t.yaml").unwrap();
+            assert_eq!(
+                config.sources[0].file.as_ref().unwrap().watch,
+                mode,
+                "{watch}"
+            );
+        }
+        let shown = load_str(&text(", watch: name"), "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("t.yaml:6:")
+                && shown.contains(r#"invalid watch "name""#)
+                && shown.contains("names (files created, renamed or removed"),
+            "{shown}"
+        );
+    }
+
     /// Hostile nesting is refused before the parser's quadratic scan-ahead, with where it
     /// went too deep; nesting a config could use still parses (or fails as YAML would).
     #[test]

@@ -6,7 +6,9 @@
 //! loop, and a shutdown can stop a walk over a huge tree. Notifications come from `notify`
 //! (inotify on Linux), on the directories the globs can match in; they only wake the source,
 //! which then re-checks files itself, so a lost or unsupported notification costs latency (one
-//! poll interval), never data.
+//! poll interval), never data. With `watch: names` the kernel sends only the changes of names
+//! (no event per write); they wake nothing and only tell the next poll which directories to
+//! list again ([`Watcher::take_changed`]).
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -18,8 +20,10 @@ use std::time::{Duration, Instant};
 pub use super::fs::FileId;
 use super::fs::{Fs, Meta};
 
-use notify::event::{EventKind, ModifyKind};
+use notify::event::{EventKind, EventKindMask, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
+
+use crate::config::WatchMode;
 
 /// Why a source thread wakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,7 +364,12 @@ fn is_glob(component: Component) -> bool {
 /// Inotify watches on directories, kept in step with [`Globs::watch_dirs`].
 pub struct Watcher {
     inner: Option<notify::RecommendedWatcher>,
+    /// What the notifications are for ([`WatchMode::Off`] when there are none).
+    mode: WatchMode,
     watched: HashSet<(PathBuf, bool)>,
+    /// With [`WatchMode::Names`]: the directories whose names changed since the last
+    /// [`Watcher::take_changed`].
+    changed: Arc<Mutex<Changed>>,
     /// A [`Wake::Data`] was sent and no pass has started since: more data events send
     /// nothing (hundreds of busy files make thousands a second; one wake reads them all).
     data_pending: Arc<AtomicBool>,
@@ -377,6 +386,43 @@ pub struct Named {
     pub paths: Vec<PathBuf>,
     /// Too many to keep, or an event without a path: the pass reads every file.
     pub all: bool,
+}
+
+/// The directories whose entries changed since the last poll, as notifications of names said
+/// ([`WatchMode::Names`]). A directory not named kept its entries since it was last listed,
+/// as long as its watch was in place ([`Changed::trusted`]).
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Directories named (the parent of each path an event gave, and the path itself: a
+    /// directory removed or renamed takes what was listed under it along).
+    pub dirs: HashSet<PathBuf>,
+    /// An event without a path (the kernel's queue overflowed) or a watch was added: no kept
+    /// listing can be trusted, every directory is listed afresh.
+    pub all: bool,
+    /// False for good once the watcher reported an error (a watch that could not be added on
+    /// a new directory, say): a directory may have changed with no notification, so from then
+    /// on kept listings are checked by the directory's times, as without notifications.
+    pub untrusted: bool,
+}
+
+impl Changed {
+    fn note(&mut self, event: &notify::Result<notify::Event>) {
+        match event {
+            Ok(e) if !e.paths.is_empty() => {
+                for p in &e.paths {
+                    if let Some(parent) = p.parent() {
+                        self.dirs.insert(parent.to_path_buf());
+                    }
+                    self.dirs.insert(p.clone());
+                }
+            }
+            Ok(_) => self.all = true,
+            Err(_) => {
+                self.all = true;
+                self.untrusted = true;
+            }
+        }
+    }
 }
 
 /// More named paths than this between two passes: the pass reads every file instead (a set
@@ -400,6 +446,14 @@ impl Named {
             }
         }
     }
+}
+
+/// What the notify thread calls with each event.
+type EventHandler = Box<dyn FnMut(notify::Result<notify::Event>) + Send>;
+
+/// A lock that a panic elsewhere does not poison for good (the data is a set of names).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// When data events come this close together, the watcher's thread waits [`DATA_PACE`] before
@@ -451,10 +505,7 @@ fn wake_for(
         Ok(e) => match e.kind {
             EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => None,
             EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
-                named
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .note(&e.paths);
+                lock(named).note(&e.paths);
                 (!pending.swap(true, Ordering::AcqRel)).then_some(Wake::Data)
             }
             // A name changed where no pattern reaches: nothing to rescan for (a rotated file
@@ -468,43 +519,63 @@ fn wake_for(
 
 impl Watcher {
     /// A watcher of the directories of `globs` that sends to `wake` (a name change only when
-    /// the globs can see it); when notifications are unavailable (or `enabled` is
-    /// false) it watches nothing and the source relies on polling.
-    pub fn new(wake: Sender<Wake>, enabled: bool, globs: Globs) -> (Watcher, Option<String>) {
+    /// the globs can see it); with [`WatchMode::Names`] it sends nothing and notes the
+    /// directories whose names changed. When notifications are unavailable (or `mode` is
+    /// [`WatchMode::Off`]) it watches nothing and the source relies on polling.
+    pub fn new(wake: Sender<Wake>, mode: WatchMode, globs: Globs) -> (Watcher, Option<String>) {
         let data_pending = Arc::new(AtomicBool::new(false));
         let named = Arc::new(Mutex::new(Named::default()));
+        let changed = Arc::new(Mutex::new(Changed::default()));
         let polling = |problem| {
             let w = Watcher {
                 inner: None,
+                mode: WatchMode::Off,
                 watched: HashSet::new(),
+                changed: changed.clone(),
                 data_pending: data_pending.clone(),
                 named: named.clone(),
             };
             (w, problem)
         };
-        if !enabled {
-            return polling(None);
-        }
-        let (pending, noted) = (data_pending.clone(), named.clone());
-        let mut pace = Pace::default();
-        let handler = move |event: notify::Result<notify::Event>| {
-            let asked = wake_for(&event, &pending, &noted, &globs);
-            let data = matches!(
-                &event,
-                Ok(e) if matches!(e.kind, EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any))
-            );
-            if let Some(w) = asked {
-                let _ = wake.send(w);
+        let names = EventKindMask::CREATE | EventKindMask::REMOVE | EventKindMask::MODIFY_NAME;
+        let (kinds, handler): (EventKindMask, EventHandler) = match mode {
+            WatchMode::Off => return polling(None),
+            WatchMode::Names => {
+                let noted = changed.clone();
+                let handler = move |event: notify::Result<notify::Event>| {
+                    lock(&noted).note(&event);
+                };
+                (names, Box::new(handler))
             }
-            if data {
-                pace.data_event(Instant::now(), pending.load(Ordering::Acquire));
+            WatchMode::All => {
+                let (pending, noted) = (data_pending.clone(), named.clone());
+                let mut pace = Pace::default();
+                let handler = move |event: notify::Result<notify::Event>| {
+                    let asked = wake_for(&event, &pending, &noted, &globs);
+                    let data = matches!(
+                        &event,
+                        Ok(e) if matches!(e.kind, EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any))
+                    );
+                    if let Some(w) = asked {
+                        let _ = wake.send(w);
+                    }
+                    if data {
+                        pace.data_event(Instant::now(), pending.load(Ordering::Acquire));
+                    }
+                };
+                // Access and metadata events are of no use here: the kernel is not asked
+                // for them.
+                (names | EventKindMask::MODIFY_DATA, Box::new(handler))
             }
         };
-        match notify::recommended_watcher(handler) {
+        let config = notify::Config::default().with_event_kinds(kinds);
+        match <notify::RecommendedWatcher as notify::Watcher>::new(handler, config) {
             Ok(w) => (
                 Watcher {
                     inner: Some(w),
+                    mode,
                     watched: HashSet::new(),
+                    changed,
                     data_pending,
                     named,
                 },
@@ -516,6 +587,21 @@ impl Watcher {
         }
     }
 
+    /// What the notifications are for: [`WatchMode::Off`] when there are none.
+    pub fn mode(&self) -> WatchMode {
+        self.mode
+    }
+
+    /// With [`WatchMode::Names`]: the directories whose names changed since the last call
+    /// (taken before a scan lists: what changes during the scan is noted for the next).
+    pub fn take_changed(&self) -> Changed {
+        let mut changed = lock(&self.changed);
+        let untrusted = changed.untrusted;
+        let taken = std::mem::take(&mut *changed);
+        changed.untrusted = untrusted;
+        taken
+    }
+
     /// Called before a pass reads the files: a data event from now on wakes the source again
     /// (what came before is read by this pass). Returns the paths named since the last pass
     /// (taken after the flag is cleared, so that no path is left without a wake).
@@ -523,7 +609,7 @@ impl Watcher {
         self.data_pending.store(false, Ordering::Release);
         // The globs are absolute (resolved against the config's canonical directory), as
         // the paths of inotify's events are: they name the same files the same way.
-        std::mem::take(&mut *self.named.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.named))
     }
 
     /// Whether notifications are on.
@@ -553,9 +639,17 @@ impl Watcher {
             };
             match inner.watch(&dir, mode) {
                 Ok(()) => {
+                    // What changed in it before the watch was in place came with no
+                    // notification: the next scan lists every directory afresh.
+                    lock(&self.changed).all = true;
                     now.insert((dir, recursive));
                 }
-                Err(e) => errors.push(format!("cannot watch {}: {e}", dir.display())),
+                Err(e) => {
+                    // Its changes come with no notification: kept listings are checked by
+                    // their directory's times from now on.
+                    lock(&self.changed).untrusted = true;
+                    errors.push(format!("cannot watch {}: {e}", dir.display()));
+                }
             }
         }
         self.watched = now;
@@ -757,5 +851,96 @@ mod tests {
         assert!(dirs.contains(&(a.join("b"), false)), "{dirs:?}");
         assert!(dirs.contains(&(a.join("b"), true)), "{dirs:?}");
         assert_eq!(dirs.len(), 4, "{dirs:?}");
+    }
+
+    /// With `watch: names`, the kernel's notifications of names tell which directories to list
+    /// again: a kept listing is given with no look at its directory until a notification names
+    /// it (or a directory above it), and then every name added, renamed or removed is seen.
+    /// Writes are not notified, and nothing wakes the source.
+    #[test]
+    fn notifications_of_names_say_which_kept_listings_are_stale() {
+        use super::super::fs::{Listings, RealFs};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("pods");
+        let pod = root.join("ns_a_1");
+        let container = pod.join("app");
+        std::fs::create_dir_all(&container).unwrap();
+        std::fs::write(container.join("0.log"), "x\n").unwrap();
+        let globs = Globs::new(vec![format!("{}/*/*/*.log", root.display())], &[]);
+        let (wake, woken) = std::sync::mpsc::channel();
+        let (mut watcher, problem) = Watcher::new(wake, WatchMode::Names, globs.clone());
+        assert!(problem.is_none(), "{problem:?}");
+        assert_eq!(watcher.mode(), WatchMode::Names);
+        assert!(watcher.update(globs.watch_dirs()).is_empty());
+        assert!(
+            watcher.take_changed().all,
+            "a watch added: nothing kept is trusted"
+        );
+        let fs = RealFs::new();
+        fs.listings(Listings::Notified);
+        // Settled, then listed: kept, and given again with no look at the directory.
+        std::thread::sleep(Duration::from_millis(1200));
+        let names = |dir: &Path| {
+            let (entries, kept) = fs.list_kept(dir).unwrap();
+            let mut n: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+            n.sort();
+            (n, kept)
+        };
+        assert_eq!(names(&container), (vec!["0.log".to_owned()], false));
+        assert_eq!(names(&container), (vec!["0.log".to_owned()], true));
+        assert!(!names(&pod).1);
+        assert!(names(&pod).1);
+        // Until a notification names it, the kept listing is given (this is what a poll
+        // saves: no look at an unchanged directory).
+        let changed_soon = |what: &Path| {
+            let start = Instant::now();
+            let mut seen = HashSet::new();
+            while !seen.contains(what) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{what:?}: {seen:?}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+                let c = watcher.take_changed();
+                assert!(!c.all && !c.untrusted);
+                seen.extend(c.dirs);
+            }
+            seen
+        };
+        std::fs::rename(container.join("0.log"), container.join("0.log.20261207")).unwrap();
+        std::fs::write(container.join("0.log"), "").unwrap();
+        let seen = changed_soon(&container);
+        fs.forget_changed(&seen);
+        assert_eq!(
+            names(&container),
+            (vec!["0.log".to_owned(), "0.log.20261207".to_owned()], false)
+        );
+        assert!(names(&pod).1, "only the directory named is forgotten");
+        // Writes are not notified.
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(!names(&container).1, "settled now: listed and kept");
+        assert!(names(&container).1);
+        for _ in 0..50 {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(container.join("0.log"))
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"y\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(watcher.take_changed().dirs.is_empty());
+        // A pod directory removed and created again: what was kept under it is forgotten
+        // with it, though the new container directory's own creation may come unnoticed.
+        assert!(names(&container).1 && names(&pod).1);
+        std::fs::remove_dir_all(&pod).unwrap();
+        std::fs::create_dir_all(&container).unwrap();
+        std::fs::write(container.join("1.log"), "z\n").unwrap();
+        let seen = changed_soon(&pod);
+        fs.forget_changed(&seen);
+        assert_eq!(names(&container), (vec!["1.log".to_owned()], false));
+        assert!(
+            woken.try_recv().is_err(),
+            "notifications of names wake nothing"
+        );
     }
 }

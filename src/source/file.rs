@@ -25,8 +25,8 @@ use super::records::Framing;
 use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
 use crate::checkpoint::SourceShare;
 use crate::config::{
-    FileSourceConfig, SourceKind, StartAt, DEFAULT_MAX_LINE_LENGTH, DEFAULT_POLL_INTERVAL,
-    DEFAULT_ROTATE_WAIT,
+    FileSourceConfig, SourceKind, StartAt, WatchMode, DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_POLL_INTERVAL, DEFAULT_ROTATE_WAIT,
 };
 use crate::gate::Gate;
 use crate::pipeline::ahead::{Found, MatchAhead};
@@ -49,6 +49,37 @@ const RESCAN_SETTLE: Duration = Duration::from_millis(5);
 /// or checked twice); every this many polls, every directory is listed afresh: the safety net
 /// for a filesystem whose directory times do not move.
 const POLLS_PER_FULL_LISTING: u32 = 10;
+
+/// With notifications of names only (`watch: names`), a poll lists only the directories they
+/// named, with no look at the others; every this many polls, every directory is listed afresh
+/// all the same (the safety net for a change no notification told of).
+const POLLS_PER_FULL_LISTING_NOTIFIED: u32 = 60;
+
+/// How a poll's (or a rescan's) scan takes the directories' listings, from the kind of
+/// notifications and the polls so far (see [`Listings`]). With notifications of names, the
+/// kept listings of the directories they named are forgotten from `fs` first.
+fn listings_for(watcher: &Watcher, fs: &RealFs, polled: bool, polls: u32) -> Listings {
+    match watcher.mode() {
+        // The poll of a watched source lists every directory afresh; a rescan woken by a
+        // notification reuses what provably did not change.
+        WatchMode::All if polled => Listings::Renew,
+        WatchMode::All => Listings::Reuse,
+        WatchMode::Names => {
+            // Taken before the scan lists: what changes during it is noted for the next.
+            let changed = watcher.take_changed();
+            if changed.all || (polled && polls.is_multiple_of(POLLS_PER_FULL_LISTING_NOTIFIED)) {
+                Listings::Renew
+            } else if changed.untrusted {
+                Listings::Reuse
+            } else {
+                fs.forget_changed(&changed.dirs);
+                Listings::Notified
+            }
+        }
+        WatchMode::Off if polled && polls.is_multiple_of(POLLS_PER_FULL_LISTING) => Listings::Renew,
+        WatchMode::Off => Listings::Reuse,
+    }
+}
 
 /// When the next pass may start while notifications keep coming. A pass reads every write
 /// since the last one, so passes spaced out read more per read, at a cost per pass that does
@@ -177,7 +208,7 @@ pub struct FileOptions {
     pub max_line_length: usize,
     pub poll_interval: Duration,
     pub rotate_wait: Duration,
-    pub watch: bool,
+    pub watch: WatchMode,
     /// Container format and multiline joining (`None`: plain lines).
     pub framing: Option<Arc<Framing>>,
 }
@@ -190,7 +221,7 @@ impl FileOptions {
             max_line_length: c.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH),
             poll_interval: c.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             rotate_wait: c.rotate_wait.unwrap_or(DEFAULT_ROTATE_WAIT),
-            watch: c.watch.unwrap_or(true),
+            watch: c.watch.unwrap_or_default(),
             framing: Framing::from_config(c, c.max_line_length.unwrap_or(DEFAULT_MAX_LINE_LENGTH)),
         }
     }
@@ -649,7 +680,7 @@ impl FileSource {
             self.source_error = Some(format!(
                 "panicked ({why}); started again from its last committed state"
             ));
-            self.publish_status(true, false);
+            self.publish_status(true, WatchMode::Off);
             if let Some(ready) = ready.take() {
                 ready();
             }
@@ -694,7 +725,7 @@ impl FileSource {
         }
         let mut stall = StallGuard::default();
         let (mut more, mut flush_in) = self.read_guarded(None, &mut stall);
-        self.publish_status(true, watcher.is_active());
+        self.publish_status(true, watcher.mode());
         let mut next_poll = Instant::now() + self.options.poll_interval;
         let mut polls: u32 = 0;
         let mut pace = PassPace::new(Instant::now());
@@ -751,20 +782,12 @@ impl FileSource {
             }
             let mut changed = false;
             if rescan {
-                // A scan woken by a notification may reuse the listings of directories that
-                // provably did not change; the poll lists every directory afresh. Without
-                // notifications the polls reuse them too, and list every directory afresh
-                // at every tenth.
+                // Which directories are listed again: see `listings_for`.
                 if polled {
                     polls = polls.wrapping_add(1);
                 }
-                let full_poll =
-                    polled && (watcher.is_active() || polls.is_multiple_of(POLLS_PER_FULL_LISTING));
-                self.tailer.fs().listings(if full_poll {
-                    Listings::Renew
-                } else {
-                    Listings::Reuse
-                });
+                let fs = self.tailer.fs();
+                fs.listings(listings_for(&watcher, fs, polled, polls));
                 changed |= self.scan();
                 self.update_watches(&mut watcher);
             }
@@ -774,7 +797,7 @@ impl FileSource {
             let full = rescan || named.all || !watcher.is_active();
             (more, flush_in) = self.read_guarded((!full).then_some(&named.paths[..]), &mut stall);
             pace.pass(now, Instant::now());
-            self.publish_status(rescan || changed, watcher.is_active());
+            self.publish_status(rescan || changed, watcher.mode());
             self.log_activity(false);
         }
     }
@@ -923,7 +946,7 @@ impl FileSource {
         }
     }
 
-    fn publish_status(&mut self, force: bool, notifications: bool) {
+    fn publish_status(&mut self, force: bool, notifications: WatchMode) {
         let now = Instant::now();
         if !force && self.status_at.is_some_and(|at| now - at < STATUS_EVERY) {
             return;

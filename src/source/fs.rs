@@ -8,7 +8,7 @@
 //! against a budget derived from `RLIMIT_NOFILE`, which it raises to the hard limit first.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -173,6 +173,12 @@ pub enum Listings {
     /// Listings kept for directories that provably did not change are given again (a scan
     /// woken by a notification, the other polls of a source without notifications).
     Reuse,
+    /// Listings kept are given again with no look at their directory: notifications of names
+    /// say which directories changed, and their listings are forgotten first
+    /// ([`RealFs::forget_changed`]; `watch: names`). A directory listed afresh is kept as with
+    /// [`Listings::Reuse`] (only when settled), so one created a moment ago, perhaps before its
+    /// watch was in place, is listed again at the next look.
+    Notified,
 }
 
 /// What says a directory's entries are what they were: its identity and its times. Any entry
@@ -199,10 +205,26 @@ impl RealFs {
 
     /// How the listings that follow are taken (see [`Listings`]).
     pub fn listings(&self, mode: Listings) {
-        if mode != Listings::Reuse {
+        if !matches!(mode, Listings::Reuse | Listings::Notified) {
             self.listings.borrow_mut().clear();
         }
         self.mode.set(mode);
+    }
+
+    /// Forgets the kept listings of `dirs` and of every directory under one of them (a
+    /// directory removed or renamed takes its subdirectories' entries along).
+    pub fn forget_changed(&self, dirs: &HashSet<PathBuf>) {
+        use std::os::unix::ffi::OsStrExt;
+        if dirs.is_empty() {
+            return;
+        }
+        let under = |dir: &Path, changed: &Path| {
+            let (d, c) = (dir.as_os_str().as_bytes(), changed.as_os_str().as_bytes());
+            d.starts_with(c) && (d.len() == c.len() || d[c.len()] == b'/' || c.ends_with(b"/"))
+        };
+        self.listings
+            .borrow_mut()
+            .retain(|dir, _| !dirs.iter().any(|c| under(dir, c)));
     }
 
     fn dir_stamp(dir: &Path) -> io::Result<DirStamp> {
@@ -412,6 +434,11 @@ impl Fs for RealFs {
     fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
         if self.mode.get() == Listings::Fresh {
             return RealFs::list_fresh(dir).map(|entries| (entries, false));
+        }
+        if self.mode.get() == Listings::Notified {
+            if let Some((_, entries)) = self.listings.borrow().get(dir) {
+                return Ok((entries.clone(), true));
+            }
         }
         // The stamp is taken before the listing: a change during it moves the stamp, so the
         // listing is not trusted next time.

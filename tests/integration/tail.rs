@@ -295,6 +295,31 @@ fn polling_alone_still_follows_files() {
     );
 }
 
+/// `watch: names`: contents are read at the poll, names changes are told by inotify; a file
+/// renamed away and a new one in its place are both read, and the landing page says how.
+#[test]
+fn notifications_of_names_with_contents_polled_still_follow_files() {
+    let dir = tempdir();
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, "      watch: names"));
+    append(&logs.join("app.log"), lines("j", 0, 10));
+    exporter.wait_value(r#"events_total{kind="j"}"#, 10.0);
+    append(&logs.join("app.log"), lines("j", 10, 2));
+    fs::rename(logs.join("app.log"), logs.join("app.old")).unwrap();
+    append(&logs.join("app.log"), lines("j", 12, 4));
+    exporter.wait_value(r#"events_total{kind="j"}"#, 16.0);
+    fs::create_dir(logs.join("sub")).unwrap();
+    append(&logs.join("b.log"), lines("j", 16, 1));
+    exporter.wait_value(r#"events_total{kind="j"}"#, 17.0);
+    let (_, _, page) = exporter.get("/", &[]);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("polling contents, names notified by inotify"),
+        "{page}"
+    );
+}
+
 #[test]
 fn a_rename_within_the_globs_is_followed_and_counted_as_a_rotation() {
     let (dir, logs, live) = log_dir();
