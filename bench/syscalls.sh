@@ -5,8 +5,9 @@
 # for SECONDS, then each call's count divided by the polls (SECONDS: one poll a second).
 #
 #     bench/syscalls.sh BINARY [SECONDS]     # needs strace; default 20 s
+#     WATCH=names bench/syscalls.sh BINARY   # the file source's `watch:` (default false)
 set -euo pipefail
-BIN=$(realpath "$1"); SECS=${2:-20}
+BIN=$(realpath "$1"); SECS=${2:-20}; WATCH=${WATCH:-false}
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for p in $(seq 1 250); do for c in app side; do
   mkdir -p "$WORK/tree/ns_pod$p/$c"; echo start > "$WORK/tree/ns_pod$p/$c/0.log"
@@ -17,7 +18,7 @@ metrics:
   - {name: recs_total, type: counter, help: Records., labels: [stream]}
 sources:
   - name: pods
-    file: {paths: ["$WORK/tree/*/*/*.log"], format: cri, watch: false, poll_interval: 1s}
+    file: {paths: ["$WORK/tree/*/*/*.log"], format: cri, watch: $WATCH, poll_interval: 1s}
     rules:
       - regex: 'x'
         update: [{metric: recs_total, labels: {stream: \$__stream__}}]

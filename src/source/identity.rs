@@ -179,10 +179,37 @@ pub fn rotation_base(path: &Path) -> String {
 /// rotation renames (`app.log.1`, `app.log-20261206`), also into another directory (logrotate's
 /// `olddir`), so one of the two names is a rotated one.
 pub fn related(a: &Path, b: &Path) -> bool {
-    if a.file_name() == b.file_name() && a.parent() != b.parent() {
+    // Every file of a node is asked about every new one: paths as listed (a directory, a
+    // slash, a name) are split on their last slash instead of parsed component by component.
+    if let (Some((a_dir, a_name)), Some((b_dir, b_name))) = (plain_split(a), plain_split(b)) {
+        if a_name == b_name && a_dir != b_dir {
+            return false;
+        }
+    } else if a.file_name() == b.file_name() && a.parent() != b.parent() {
         return false;
     }
     rotation_base(a) == rotation_base(b)
+}
+
+/// A path's directory and name split on its last slash, for a path the way a listing joins
+/// them (`None` for anything `Path` would read otherwise: no slash, a trailing slash, a `.`
+/// or `..` name, a doubled slash or a `/./` that `Path` leaves out when comparing).
+fn plain_split(p: &Path) -> Option<(&[u8], &[u8])> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    let slash = memchr::memrchr(b'/', bytes)?;
+    let (dir, name) = (&bytes[..slash], &bytes[slash + 1..]);
+    let odd = name.is_empty()
+        || name == b"."
+        || name == b".."
+        || dir.is_empty()
+        || dir.ends_with(b"/")
+        || dir.ends_with(b"/.")
+        || dir == b"."
+        || memchr::memmem::find(dir, b"//").is_some()
+        || memchr::memmem::find(dir, b"/./").is_some()
+        || dir.starts_with(b"./");
+    (!odd).then_some((dir, name))
 }
 
 #[cfg(test)]
@@ -202,6 +229,46 @@ mod tests {
             let n = buf.len().min(7).min(self.0.len() - from);
             buf[..n].copy_from_slice(&self.0[from..from + n]);
             Ok(n)
+        }
+    }
+
+    /// The split on the last slash answers as `Path` does, on plain and odd paths alike.
+    #[test]
+    fn related_answers_as_the_paths_components_do() {
+        let by_components = |a: &Path, b: &Path| {
+            if a.file_name() == b.file_name() && a.parent() != b.parent() {
+                return false;
+            }
+            rotation_base(a) == rotation_base(b)
+        };
+        let paths = [
+            "/var/log/pods/ns_a_1/app/0.log",
+            "/var/log/pods/ns_a_1/app/0.log.20261207-101010",
+            "/var/log/pods/ns_a_1/app/0.log.20261207-101010.gz",
+            "/var/log/pods/ns_b_2/app/0.log",
+            "/var/log/pods/ns_a_1/app/1.log",
+            "/var/log/pods//ns_a_1/app/0.log",
+            "/var/log/pods/./ns_a_1/app/0.log",
+            "./logs/app.log",
+            "logs/app.log",
+            "logs/app.log.1",
+            "logs/old/app.log.1",
+            "app.log",
+            "app.log.1",
+            "/app.log",
+            "/logs/app.log/",
+            "/logs/app.log/.",
+            "/logs/..",
+            "/logs/./app.log",
+            "/srv/site-a/app.log",
+            "/srv/site-b/app.log",
+            "/srv/site-b/app.log-20261206",
+        ];
+        for a in paths {
+            for b in paths {
+                let (a, b) = (Path::new(a), Path::new(b));
+                assert_eq!(related(a, b), by_components(a, b), "{a:?} {b:?}");
+            }
         }
     }
 
