@@ -431,9 +431,9 @@ pub struct FileSourceConfig {
     #[serde(default, deserialize_with = "de_opt_duration")]
     #[schemars(schema_with = "duration_schema")]
     pub rotate_wait: Option<Duration>,
-    /// Which inotify notifications wake the source: `true` (default) every change, `names`
-    /// only files created, renamed or removed (contents are read at each poll: the cheapest
-    /// choice for hundreds of busy files), `false` none (polls only).
+    /// Which inotify notifications the source takes: `true` (default) every change wakes it;
+    /// `names` only files created, renamed or removed are told, and contents are read at each
+    /// poll (the cheapest choice for hundreds of busy files); `false` none (polls only).
     #[serde(default, deserialize_with = "de_opt_watch")]
     #[schemars(schema_with = "watch_schema")]
     pub watch: Option<WatchMode>,

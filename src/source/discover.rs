@@ -390,7 +390,7 @@ pub struct Named {
 
 /// The directories whose entries changed since the last poll, as notifications of names said
 /// ([`WatchMode::Names`]). A directory not named kept its entries since it was last listed,
-/// as long as its watch was in place ([`Changed::trusted`]).
+/// as long as every watch was in place (see [`Changed::untrusted`]).
 #[derive(Debug, Default)]
 pub struct Changed {
     /// Directories named (the parent of each path an event gave, and the path itself: a

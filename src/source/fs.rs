@@ -279,6 +279,11 @@ impl RealFs {
     }
 }
 
+/// Whether `dir` is its own canonical path (no symbolic link on the way to it).
+fn is_canonical(dir: &Path) -> bool {
+    std::fs::canonicalize(dir).is_ok_and(|c| c == dir)
+}
+
 /// An open real file; counts against the descriptor budget while it lives.
 #[derive(Debug)]
 pub struct RealFile {
@@ -465,9 +470,12 @@ impl Fs for RealFs {
             now_ns - last_change > LISTING_SETTLED.as_nanos() as i128
         };
         // A symlink's target may turn from a directory into a file with no change here: a
-        // listing with one is never kept.
+        // listing with one is never kept. Nor, with notifications of names, the listing of a
+        // directory reached through a symbolic link: its watch is on the link's side, its
+        // changes are the target's and come with no notification.
+        let trusted = || self.mode.get() != Listings::Notified || is_canonical(dir);
         match stamp {
-            Ok(stamp) if settled(&stamp) && !entries.iter().any(|e| e.is_symlink) => {
+            Ok(stamp) if settled(&stamp) && !entries.iter().any(|e| e.is_symlink) && trusted() => {
                 self.listings
                     .borrow_mut()
                     .insert(dir.to_path_buf(), (stamp, entries.clone()));
@@ -599,6 +607,28 @@ mod tests {
         assert!(fs.listings.borrow().is_empty());
         std::fs::write(d.join("e.log"), "x").unwrap();
         assert_eq!(names(&fs, d), ["b.log", "d.log", "e.log", "old", "sub"]);
+    }
+
+    /// With notifications of names, a directory reached through a symbolic link is listed at
+    /// every look: its changes are its target's, and no notification tells of them.
+    #[test]
+    fn a_directory_through_a_symlink_is_not_kept_on_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/a.log"), "x").unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let fs = RealFs::new();
+        fs.listings(Listings::Notified);
+        std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
+        assert_eq!(names(&fs, &d.join("real")), ["a.log"]);
+        assert_eq!(names(&fs, &d.join("link")), ["a.log"]);
+        assert!(fs.listings.borrow().contains_key(&d.join("real")));
+        assert!(!fs.listings.borrow().contains_key(&d.join("link")));
+        // Stamps say as much without notifications: kept through the link too.
+        fs.listings(Listings::Reuse);
+        assert_eq!(names(&fs, &d.join("link")), ["a.log"]);
+        assert!(fs.listings.borrow().contains_key(&d.join("link")));
     }
 
     /// A path that is not a regular file says what it is; its reason is bounded.
