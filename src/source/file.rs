@@ -255,6 +255,20 @@ struct Books {
     stalls: IntCounter,
     /// Routine file events since their last summary (logged at most once a minute).
     activity: Activity,
+    /// [`held_paths_print`] of the paths held and the number of paths with counters, when
+    /// the self-metrics of the paths no file holds were last forgotten.
+    forgotten_at: Option<(u64, usize)>,
+}
+
+/// A fingerprint of a set of paths: the sum of their hashes (the same for the same set in
+/// any order; another set gives another sum but for a 64-bit coincidence).
+fn held_paths_print<'p>(paths: impl Iterator<Item = &'p Path>) -> u64 {
+    use std::hash::BuildHasher;
+    use std::os::unix::ffi::OsStrExt;
+    let state = foldhash::fast::FixedState::with_seed(0x5157_4152_5259);
+    paths.fold(0u64, |sum, p| {
+        sum.wrapping_add(state.hash_one(p.as_os_str().as_bytes()))
+    })
 }
 
 /// The tailer's output, turned into counts, logs, metrics and checkpoint records.
@@ -514,6 +528,7 @@ impl FileSource {
                 panics: self_metrics.source_panics.with_label_values(&[name]),
                 stalls: self_metrics.source_stalls.with_label_values(&[name]),
                 activity: Activity::default(),
+                forgotten_at: None,
                 events: EventKind::ALL
                     .iter()
                     .map(|k| {
@@ -914,7 +929,18 @@ impl FileSource {
             }
             self.not_read_shown = self.tailer.skipped.clone();
         }
-        // Forget the self-metrics of paths no file holds any more.
+        // Forget the self-metrics of paths no file holds any more, and the open errors of
+        // paths neither held nor present. Skipped while the paths held and the number of paths
+        // with counters are what they were when nothing was left to forget (a counter is only
+        // made for a held path): every scan of a node's 500 files would otherwise copy each
+        // path into a set.
+        let print = (
+            held_paths_print(self.tailer.files().map(|t| t.path.as_path())),
+            self.books.counters.len(),
+        );
+        if self.books.forgotten_at == Some(print) && self.books.errors.is_empty() {
+            return;
+        }
         let held: std::collections::HashSet<String> = self
             .tailer
             .files()
@@ -931,6 +957,7 @@ impl FileSource {
             self.books.counters.remove(&path);
             self.self_metrics.forget_file(&self.name, &path);
         }
+        self.books.forgotten_at = Some((print.0, self.books.counters.len()));
         // The error of a path that cannot be opened stays until it can (or is gone).
         self.books
             .errors

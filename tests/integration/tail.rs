@@ -320,6 +320,40 @@ fn notifications_of_names_with_contents_polled_still_follow_files() {
     );
 }
 
+/// A file's `quarry_file_*` series go when no file at its path is read any more (deleted,
+/// then let go after `rotate_wait`), and come back when a file is there again; the other
+/// files' series stay throughout.
+#[test]
+fn a_files_self_metrics_go_with_the_file() {
+    let (dir, logs, live) = log_dir();
+    let other = logs.join("other.log");
+    append(&live, lines("m", 0, 3));
+    append(&other, lines("m", 3, 2));
+    let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, ""));
+    exporter.wait_value(r#"events_total{kind="m"}"#, 5.0);
+    let series = |p: &std::path::Path| {
+        format!(
+            r#"quarry_file_lines_total{{path="{}",source="logs"}}"#,
+            path_str(p)
+        )
+    };
+    exporter.wait_value(&series(&live), 3.0);
+    exporter.wait_value(&series(&other), 2.0);
+    fs::remove_file(&live).unwrap();
+    let start = std::time::Instant::now();
+    while exporter.scrape().contains(&series(&live)) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the deleted file's series stayed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(exporter.scrape().contains(&series(&other)));
+    append(&live, lines("m", 5, 4));
+    exporter.wait_value(r#"events_total{kind="m"}"#, 9.0);
+    exporter.wait_value(&series(&live), 4.0);
+}
+
 #[test]
 fn a_rename_within_the_globs_is_followed_and_counted_as_a_rotation() {
     let (dir, logs, live) = log_dir();
