@@ -1050,17 +1050,17 @@ impl Visitor<'_> for ScalarText {
     }
 }
 
-/// Which notifications a file source is woken by (`watch:`).
+/// Which notifications a file source takes (`watch:`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WatchMode {
     /// Every change (`true`): files written, created, renamed or removed. Lines are read as
     /// they are written.
     #[default]
     All,
-    /// Names only (`names`): files created, renamed or removed wake the source at once;
-    /// contents are read at each poll. No notification per write, and no directory is looked
-    /// at by a poll unless a notification named it: on a node of hundreds of busy files, the
-    /// least CPU, for a latency of up to one poll interval.
+    /// Names only (`names`): inotify tells of files created, renamed or removed, and wakes
+    /// nothing; everything is read at the poll, which lists again only the directories a
+    /// notification named. No notification per write, no look at an unchanged directory: on a
+    /// node of hundreds of busy files, the least CPU, for a latency of up to one poll interval.
     Names,
     /// None (`false`): everything waits for the poll.
     Off,
