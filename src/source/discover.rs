@@ -622,6 +622,13 @@ impl Watcher {
         let Some(inner) = self.inner.as_mut() else {
             return Vec::new();
         };
+        // What `take_changed` gives, kept with `WatchMode::Names` only (the mode that takes it).
+        let (mode, changed) = (self.mode, &self.changed);
+        let note_names = |note: fn(&mut Changed)| {
+            if mode == WatchMode::Names {
+                note(&mut lock(changed));
+            }
+        };
         let mut errors = Vec::new();
         for (dir, _) in self.watched.difference(&dirs) {
             let _ = inner.unwatch(dir);
@@ -641,13 +648,13 @@ impl Watcher {
                 Ok(()) => {
                     // What changed in it before the watch was in place came with no
                     // notification: the next scan lists every directory afresh.
-                    lock(&self.changed).all = true;
+                    note_names(|c| c.all = true);
                     now.insert((dir, recursive));
                 }
                 Err(e) => {
                     // Its changes come with no notification: kept listings are checked by
                     // their directory's times from now on.
-                    lock(&self.changed).untrusted = true;
+                    note_names(|c| c.untrusted = true);
                     errors.push(format!("cannot watch {}: {e}", dir.display()));
                 }
             }

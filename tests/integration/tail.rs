@@ -299,15 +299,13 @@ fn polling_alone_still_follows_files() {
 /// renamed away and a new one in its place are both read, and the landing page says how.
 #[test]
 fn notifications_of_names_with_contents_polled_still_follow_files() {
-    let dir = tempdir();
-    let logs = dir.path().join("logs");
-    fs::create_dir(&logs).unwrap();
+    let (dir, logs, live) = log_dir();
     let exporter = Exporter::start(dir.path(), &config(r#""logs/*.log""#, "      watch: names"));
-    append(&logs.join("app.log"), lines("j", 0, 10));
+    append(&live, lines("j", 0, 10));
     exporter.wait_value(r#"events_total{kind="j"}"#, 10.0);
-    append(&logs.join("app.log"), lines("j", 10, 2));
-    fs::rename(logs.join("app.log"), logs.join("app.old")).unwrap();
-    append(&logs.join("app.log"), lines("j", 12, 4));
+    append(&live, lines("j", 10, 2));
+    fs::rename(&live, logs.join("app.old")).unwrap();
+    append(&live, lines("j", 12, 4));
     exporter.wait_value(r#"events_total{kind="j"}"#, 16.0);
     fs::create_dir(logs.join("sub")).unwrap();
     append(&logs.join("b.log"), lines("j", 16, 1));
