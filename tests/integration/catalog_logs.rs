@@ -47,6 +47,23 @@ fn in_format(log: &str, format: &str) -> String {
     out
 }
 
+/// Whether the log's samples in `theirs`, a scrape of the dedicated exporter, are those of its
+/// `previous` scrape (which they then replace); showq's are left out, as it reads them anew on
+/// each scrape. A scrape taken while it reads can be torn: its counters are read as they are
+/// written out, after its labelled families listed their series, so a scrape can show every
+/// counter final and none of the series the same lines made (seen on a busy machine: 33 of 55
+/// series, each equal to ours). A comparison waits for two scrapes in a row that agree.
+fn settled(previous: &mut Vec<String>, theirs: &str) -> bool {
+    let samples: Vec<String> = theirs
+        .lines()
+        .filter(|l| l.starts_with("postfix_") && !l.starts_with("postfix_showq_"))
+        .map(str::to_owned)
+        .collect();
+    let same = samples == *previous;
+    *previous = samples;
+    same
+}
+
 /// How many lines of `log` contain every one of `needles`: the test's own count, to check
 /// the exporters against something other than each other.
 fn count(log: &str, needles: &[&str]) -> f64 {
@@ -87,9 +104,32 @@ fn postfix_module_is_a_drop_in_for_prometheus_postfix_exporter() {
             ],
             dir.path(),
         );
-        // Its tailer opens the file (and seeks to its end) in a goroutine started before it
-        // listens; give that goroutine a moment on a busy machine.
-        std::thread::sleep(Duration::from_millis(500));
+        // Both read from the end of the file as they first open it: the dedicated one in a
+        // goroutine started before it listens, ours at its source's first scan. On a busy
+        // machine either may come after a fixed pause (CI once lost the whole log to it), so
+        // a warm-up line is appended until both have counted one (it is left out of the
+        // comparison: the two may have counted a different number of them).
+        let warmup = r#"postfix_unsupported_log_entries_total{service="warmup"}"#;
+        let warmup_line = in_format("Dec 05 15:29:12 mx postfix/warmup[1]: ready\n", format);
+        let start = Instant::now();
+        loop {
+            append(&log, &warmup_line);
+            std::thread::sleep(Duration::from_millis(300));
+            let seen = |t: &str| value_in(t, warmup).is_some_and(|v| v >= 1.0);
+            if seen(&get_text(dedicated.1, "/metrics")) && seen(&exporter.scrape()) {
+                break;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{format}: a warm-up line was never counted"
+            );
+        }
+        let without_warmup = |t: String| {
+            t.lines()
+                .filter(|l| !l.contains(r#"service="warmup""#))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        };
         let text = in_format(&real, format);
         append(&log, &text);
 
@@ -101,12 +141,15 @@ fn postfix_module_is_a_drop_in_for_prometheus_postfix_exporter() {
             text.lines().last().map(|l| l.contains(", status=deferred")),
             Some(true)
         );
+        let mut previous = Vec::new();
         let start = Instant::now();
         let parity = loop {
-            let theirs = get_text(dedicated.1, "/metrics");
-            let ours = exporter.scrape();
+            let theirs = without_warmup(get_text(dedicated.1, "/metrics"));
+            let ours = without_warmup(exporter.scrape());
             let read_all = |t: &str| value_in(t, last) == Some(deferred);
-            if (read_all(&theirs) && read_all(&ours)) || start.elapsed() > WAIT {
+            if (settled(&mut previous, &theirs) && read_all(&theirs) && read_all(&ours))
+                || start.elapsed() > WAIT
+            {
                 break compare(&theirs, &ours, IGNORED);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -795,12 +838,14 @@ fn postfix_module_reads_a_real_postfixs_log_and_showq() {
     // showq's on the first scrape of a second exporter started once the queue holds still.
     let showq_families = ["postfix_showq_", "postfix_up"];
     let without_showq: Vec<&str> = IGNORED.iter().copied().chain(showq_families).collect();
+    let mut previous = Vec::new();
     let start = Instant::now();
     let mut parity = loop {
         let theirs = get_text(dedicated.1, "/metrics");
         let ours = exporter.scrape();
         let parity = compare(&theirs, &ours, &without_showq);
-        if parity.missing.is_empty() || start.elapsed() > WAIT {
+        let settled = settled(&mut previous, &theirs);
+        if (settled && parity.missing.is_empty()) || start.elapsed() > WAIT {
             break parity;
         }
         std::thread::sleep(Duration::from_millis(100));
