@@ -64,6 +64,40 @@ fn settled(previous: &mut Vec<String>, theirs: &str) -> bool {
     same
 }
 
+/// The series the warm-up lines make.
+const WARMUP: &str = r#"postfix_unsupported_log_entries_total{service="warmup"}"#;
+
+/// Appends a warm-up line (an unsupported service's, in `format`) to `log` until the dedicated
+/// exporter on `port` and `exporter` have both counted one. Both read the log from its end as
+/// they first open it: the dedicated one in a goroutine started before it listens, ours at its
+/// source's first scan; on a busy machine either may come after any fixed pause, and lines
+/// appended before it are not theirs to read.
+fn warm_up(log: &Path, format: &str, port: u16, exporter: &Exporter) {
+    let line = in_format("Dec 05 15:29:12 mx postfix/warmup[1]: ready\n", format);
+    let start = Instant::now();
+    loop {
+        append(log, &line);
+        std::thread::sleep(Duration::from_millis(300));
+        let seen = |t: &str| value_in(t, WARMUP).is_some_and(|v| v >= 1.0);
+        if seen(&get_text(port, "/metrics")) && seen(&exporter.scrape()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{format}: a warm-up line was never counted"
+        );
+    }
+}
+
+/// `text` without the warm-up lines' series: the two exporters may have counted a different
+/// number of them.
+fn without_warmup(text: String) -> String {
+    text.lines()
+        .filter(|l| !l.contains(r#"service="warmup""#))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// How many lines of `log` contain every one of `needles`: the test's own count, to check
 /// the exporters against something other than each other.
 fn count(log: &str, needles: &[&str]) -> f64 {
@@ -104,32 +138,7 @@ fn postfix_module_is_a_drop_in_for_prometheus_postfix_exporter() {
             ],
             dir.path(),
         );
-        // Both read from the end of the file as they first open it: the dedicated one in a
-        // goroutine started before it listens, ours at its source's first scan. On a busy
-        // machine either may come after a fixed pause (CI once lost the whole log to it), so
-        // a warm-up line is appended until both have counted one (it is left out of the
-        // comparison: the two may have counted a different number of them).
-        let warmup = r#"postfix_unsupported_log_entries_total{service="warmup"}"#;
-        let warmup_line = in_format("Dec 05 15:29:12 mx postfix/warmup[1]: ready\n", format);
-        let start = Instant::now();
-        loop {
-            append(&log, &warmup_line);
-            std::thread::sleep(Duration::from_millis(300));
-            let seen = |t: &str| value_in(t, warmup).is_some_and(|v| v >= 1.0);
-            if seen(&get_text(dedicated.1, "/metrics")) && seen(&exporter.scrape()) {
-                break;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{format}: a warm-up line was never counted"
-            );
-        }
-        let without_warmup = |t: String| {
-            t.lines()
-                .filter(|l| !l.contains(r#"service="warmup""#))
-                .map(|l| format!("{l}\n"))
-                .collect::<String>()
-        };
+        warm_up(&log, format, dedicated.1, &exporter);
         let text = in_format(&real, format);
         append(&log, &text);
 
@@ -821,7 +830,8 @@ fn postfix_module_reads_a_real_postfixs_log_and_showq() {
         ],
         d,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Postfix's own log file is written from its start: the warm-up lines go first.
+    warm_up(&log, "maillog", dedicated.1, &exporter);
     let postfix = start_postfix(d, port, &log);
     send_mail(port, "root@quarry.test");
     send_mail(port, "someone@deferred.test");
@@ -841,8 +851,8 @@ fn postfix_module_reads_a_real_postfixs_log_and_showq() {
     let mut previous = Vec::new();
     let start = Instant::now();
     let mut parity = loop {
-        let theirs = get_text(dedicated.1, "/metrics");
-        let ours = exporter.scrape();
+        let theirs = without_warmup(get_text(dedicated.1, "/metrics"));
+        let ours = without_warmup(exporter.scrape());
         let parity = compare(&theirs, &ours, &without_showq);
         let settled = settled(&mut previous, &theirs);
         if (settled && parity.missing.is_empty()) || start.elapsed() > WAIT {
