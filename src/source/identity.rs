@@ -160,15 +160,20 @@ impl Known {
 /// trailing `-<digits>` or `_<digits>` (`access.log.1`, `access.log-20261128.gz` and
 /// `access-20261128.log` all give `access`).
 pub fn rotation_base(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.split('.').next().unwrap_or("");
-    let trimmed = stem.trim_end_matches(|c: char| c.is_ascii_digit());
-    match trimmed.strip_suffix(['-', '_']) {
-        Some(base) if trimmed.len() < stem.len() && !base.is_empty() => base.to_owned(),
-        _ => stem.to_owned(),
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    String::from_utf8_lossy(base_of(name)).into_owned()
+}
+
+/// [`rotation_base`] of a name's bytes, without a copy (the bytes it looks for are ASCII, which
+/// is never part of a longer UTF-8 character).
+fn base_of(name: &[u8]) -> &[u8] {
+    let stem = name.split(|&b| b == b'.').next().unwrap_or_default();
+    let digits = stem.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let trimmed = &stem[..stem.len() - digits];
+    match trimmed.split_last() {
+        Some((b'-' | b'_', base)) if digits > 0 && !base.is_empty() => base,
+        _ => stem,
     }
 }
 
@@ -185,6 +190,7 @@ pub fn related(a: &Path, b: &Path) -> bool {
         if a_name == b_name && a_dir != b_dir {
             return false;
         }
+        return base_of(a_name) == base_of(b_name);
     } else if a.file_name() == b.file_name() && a.parent() != b.parent() {
         return false;
     }
@@ -207,10 +213,13 @@ fn plain_split(p: &Path) -> Option<(&[u8], &[u8])> {
         || dir.ends_with(b"/.")
         || dir == b"."
         || dir.starts_with(b"./")
-        // A doubled slash or a `/./` inside (a plain loop: a `memmem` searcher built per call
-        // cost more than the split saved).
-        || dir.windows(2).any(|w| w == b"//")
-        || dir.windows(3).any(|w| w == b"/./");
+        // A doubled slash or a `/./` inside: looked for after each slash (a `memmem` searcher
+        // built per call, or a look at every byte, cost more than the split saved).
+        || memchr::memchr_iter(b'/', dir).any(|i| match dir.get(i + 1) {
+            Some(b'/') => true,
+            Some(b'.') => matches!(dir.get(i + 2), None | Some(b'/')),
+            _ => false,
+        });
     (!odd).then_some((dir, name))
 }
 
@@ -234,14 +243,29 @@ mod tests {
         }
     }
 
-    /// The split on the last slash answers as `Path` does, on plain and odd paths alike.
+    /// [`rotation_base`] as it was first written, on the name's characters.
+    fn rotation_base_by_chars(path: &Path) -> String {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.split('.').next().unwrap_or("");
+        let trimmed = stem.trim_end_matches(|c: char| c.is_ascii_digit());
+        match trimmed.strip_suffix(['-', '_']) {
+            Some(base) if trimmed.len() < stem.len() && !base.is_empty() => base.to_owned(),
+            _ => stem.to_owned(),
+        }
+    }
+
+    /// The split on the last slash and the base of the name's bytes answer as `Path` and the
+    /// name's characters do, on plain and odd paths alike.
     #[test]
     fn related_answers_as_the_paths_components_do() {
         let by_components = |a: &Path, b: &Path| {
             if a.file_name() == b.file_name() && a.parent() != b.parent() {
                 return false;
             }
-            rotation_base(a) == rotation_base(b)
+            rotation_base_by_chars(a) == rotation_base_by_chars(b)
         };
         let paths = [
             "/var/log/pods/ns_a_1/app/0.log",
@@ -265,8 +289,23 @@ mod tests {
             "/srv/site-a/app.log",
             "/srv/site-b/app.log",
             "/srv/site-b/app.log-20261206",
+            "/srv/site-b/app-20261206.log",
+            "/srv/site-b/app_7.log.gz",
+            "/srv/site-b/app_.log",
+            "/srv/site-b/-1.log",
+            "/srv/site-b/12.log",
+            "/srv/.hidden/app.log",
+            "/srv/x./app.log",
+            "/srv/x/.",
+            "/srv//x/app.log-1",
+            "/srv/x/./app.log",
         ];
         for a in paths {
+            assert_eq!(
+                rotation_base(Path::new(a)),
+                rotation_base_by_chars(Path::new(a)),
+                "{a}"
+            );
             for b in paths {
                 let (a, b) = (Path::new(a), Path::new(b));
                 assert_eq!(related(a, b), by_components(a, b), "{a:?} {b:?}");
