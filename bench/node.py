@@ -592,7 +592,11 @@ def main():
             print(f"not caught up after 180 s: {', '.join(r['not_caught_up'])}")
         if r["problems"]:
             failed = True
-            print(f"FAILED: the counts disagree ({len(r['problems'])} samples):\n" + "\n".join(r["problems"][:40]))
+            # Whose counts are off, in the line a loop of runs keeps (the samples follow).
+            whose = ", ".join(f"{who} {sum(p.split()[0] == who for p in r['problems'])}"
+                              for who in ("quarry_exporter", "mtail"))
+            print(f"FAILED: the counts disagree ({len(r['problems'])} samples: {whose}):\n"
+                  + "\n".join(r["problems"][:40]))
         sys.stdout.flush()
     big = [r for r in results if r["label"].startswith(f"files{args.files}-")]
     small = [r for r in results if r["label"] == f"files{args.compare_files}"]
