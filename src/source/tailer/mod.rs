@@ -628,7 +628,42 @@ impl<F: Fs> Tailer<F> {
             let resumed = by_inode
                 .and_then(resume)
                 .or_else(|| by_content().and_then(resume));
+            // Nothing read from it yet (it was pending at the checkpoint) and found by its
+            // inode and birth time: whatever it holds now (emptied by copytruncate and written
+            // again, say) is decided on as a pending file that left the globs is, a copy of
+            // known content or new, and read to its end; it is not "lost" while its writer
+            // still writes to it.
+            let unread = resumed.is_none()
+                && r.known.offset == 0
+                && r.known.replay.is_none()
+                && r.known.id.birth != 0;
+            let pending = by_inode.filter(|_| unread).and_then(|path| {
+                let h = self.fs.open(path).ok()?;
+                let m = h.meta().ok()?;
+                (m.id == r.known.id && !self.files.contains_key(&m.id)).then_some((
+                    path.clone(),
+                    h,
+                    m,
+                ))
+            });
             let mut section = Section::open(sink);
+            if let Some((path, h, m)) = pending {
+                let mut t = self.track(path, false, Some(h), m, 0, r.skipping, now);
+                t.phase = Phase::Pending {
+                    since: now,
+                    free: true,
+                };
+                t.left = Some(PathBuf::from(&r.known.path));
+                section.event(
+                    EventKind::Resumed,
+                    &t.path_str(),
+                    "moved out of the globs while the exporter was down, before its first read; decided on as a new file is",
+                );
+                section.record(m.id, Some(record(&t)));
+                self.files.insert(m.id, t);
+                drop(section);
+                continue;
+            }
             match resumed {
                 Some((path, h, m)) => {
                     let mut t =
