@@ -158,16 +158,9 @@ impl Known {
 
 /// The part of a file name that rotations keep: the name up to its first `.`, without a
 /// trailing `-<digits>` or `_<digits>` (`access.log.1`, `access.log-20261128.gz` and
-/// `access-20261128.log` all give `access`).
-pub fn rotation_base(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
-    String::from_utf8_lossy(base_of(name)).into_owned()
-}
-
-/// [`rotation_base`] of a name's bytes, without a copy (the bytes it looks for are ASCII, which
-/// is never part of a longer UTF-8 character).
-fn base_of(name: &[u8]) -> &[u8] {
+/// `access-20261128.log` all give `access`). Bytes, not text: what it looks for is ASCII, which
+/// is never part of a longer UTF-8 character.
+fn rotation_base(name: &[u8]) -> &[u8] {
     let stem = name.split(|&b| b == b'.').next().unwrap_or_default();
     let digits = stem.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     let trimmed = &stem[..stem.len() - digits];
@@ -186,15 +179,22 @@ fn base_of(name: &[u8]) -> &[u8] {
 pub fn related(a: &Path, b: &Path) -> bool {
     // Every file of a node is asked about every new one: paths as listed (a directory, a
     // slash, a name) are split on their last slash instead of parsed component by component.
-    if let (Some((a_dir, a_name)), Some((b_dir, b_name))) = (plain_split(a), plain_split(b)) {
-        if a_name == b_name && a_dir != b_dir {
-            return false;
+    let (same_name_elsewhere, a_name, b_name) = match (plain_split(a), plain_split(b)) {
+        (Some((a_dir, a_name)), Some((b_dir, b_name))) => {
+            (a_name == b_name && a_dir != b_dir, a_name, b_name)
         }
-        return base_of(a_name) == base_of(b_name);
-    } else if a.file_name() == b.file_name() && a.parent() != b.parent() {
-        return false;
-    }
-    rotation_base(a) == rotation_base(b)
+        _ => {
+            let elsewhere = a.file_name() == b.file_name() && a.parent() != b.parent();
+            (elsewhere, file_name_bytes(a), file_name_bytes(b))
+        }
+    };
+    !same_name_elsewhere && rotation_base(a_name) == rotation_base(b_name)
+}
+
+/// A path's last component as bytes (empty when it has none).
+fn file_name_bytes(p: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    p.file_name().map(|n| n.as_bytes()).unwrap_or_default()
 }
 
 /// A path's directory and name split on its last slash, for a path the way a listing joins
@@ -243,7 +243,7 @@ mod tests {
         }
     }
 
-    /// [`rotation_base`] as it was first written, on the name's characters.
+    /// The rotation base as it was first written, on the name's characters.
     fn rotation_base_by_chars(path: &Path) -> String {
         let name = path
             .file_name()
@@ -257,8 +257,8 @@ mod tests {
         }
     }
 
-    /// The split on the last slash and the base of the name's bytes answer as `Path` and the
-    /// name's characters do, on plain and odd paths alike.
+    /// The split on the last slash and the rotation base of the name's bytes answer as `Path`
+    /// and the name's characters do, on plain and odd paths alike.
     #[test]
     fn related_answers_as_the_paths_components_do() {
         let by_components = |a: &Path, b: &Path| {
@@ -302,8 +302,8 @@ mod tests {
         ];
         for a in paths {
             assert_eq!(
-                rotation_base(Path::new(a)),
-                rotation_base_by_chars(Path::new(a)),
+                rotation_base(file_name_bytes(Path::new(a))),
+                rotation_base_by_chars(Path::new(a)).as_bytes(),
                 "{a}"
             );
             for b in paths {
@@ -350,7 +350,11 @@ mod tests {
             ("/l/app_3.log", "app"),
             ("/l/2026.log", "2026"),
         ] {
-            assert_eq!(rotation_base(Path::new(a)), b, "{a}");
+            assert_eq!(
+                rotation_base(file_name_bytes(Path::new(a))),
+                b.as_bytes(),
+                "{a}"
+            );
         }
         assert!(related(Path::new("/a/x.log"), Path::new("/b/x.log.1")));
         assert!(related(Path::new("/a/x.log"), Path::new("/a/x.log")));
