@@ -618,60 +618,51 @@ impl<F: Fs> Tailer<F> {
                         })
                 })
             };
-            let resume =
-                |path: &PathBuf| {
-                    let h = self.fs.open(path).ok()?;
-                    let m = h.meta().ok()?;
-                    (!self.files.contains_key(&m.id) && r.known.continues_in(&h, m.size))
-                        .then_some((path.clone(), h, m))
-                };
-            let resumed = by_inode
-                .and_then(resume)
-                .or_else(|| by_content().and_then(resume));
-            // Nothing read from it yet (it was pending at the checkpoint) and found by its
+            let opened = |path: &PathBuf| {
+                let h = self.fs.open(path).ok()?;
+                let m = h.meta().ok()?;
+                (!self.files.contains_key(&m.id)).then_some((path.clone(), h, m))
+            };
+            let continues = |(_, h, m): &(PathBuf, F::File, Meta)| r.known.continues_in(h, m.size);
+            // Nothing read from it yet (it was pending at the checkpoint), and found by its
             // inode and birth time: whatever it holds now (emptied by copytruncate and written
             // again, say) is decided on as a pending file that left the globs is, a copy of
             // known content or new, and read to its end; it is not "lost" while its writer
             // still writes to it.
-            let unread = resumed.is_none()
-                && r.known.offset == 0
-                && r.known.replay.is_none()
-                && r.known.id.birth != 0;
-            let pending = by_inode.filter(|_| unread).and_then(|path| {
-                let h = self.fs.open(path).ok()?;
-                let m = h.meta().ok()?;
-                (m.id == r.known.id && !self.files.contains_key(&m.id)).then_some((
-                    path.clone(),
-                    h,
-                    m,
-                ))
-            });
+            let unread = r.known.offset == 0 && r.known.replay.is_none() && r.known.id.birth != 0;
+            let same_file = by_inode
+                .and_then(opened)
+                .filter(|(_, _, m)| m.id == r.known.id);
+            // Where it is resumed: `Some(offset)` read on from there, `None` decided afresh.
+            let resumed = match same_file {
+                Some(f) if continues(&f) => Some((f, Some(r.known.offset))),
+                same_file => by_content()
+                    .and_then(opened)
+                    .filter(|f| continues(f))
+                    .map(|f| (f, Some(r.known.offset)))
+                    .or_else(|| same_file.filter(|_| unread).map(|f| (f, None))),
+            };
             let mut section = Section::open(sink);
-            if let Some((path, h, m)) = pending {
-                let mut t = self.track(path, false, Some(h), m, 0, r.skipping, now);
-                t.phase = Phase::Pending {
-                    since: now,
-                    free: true,
-                };
-                t.left = Some(PathBuf::from(&r.known.path));
-                section.event(
-                    EventKind::Resumed,
-                    &t.path_str(),
-                    "moved out of the globs while the exporter was down, before its first read; decided on as a new file is",
-                );
-                section.record(m.id, Some(record(&t)));
-                self.files.insert(m.id, t);
-                drop(section);
-                continue;
-            }
             match resumed {
-                Some((path, h, m)) => {
-                    let mut t =
-                        self.track(path, false, Some(h), m, r.known.offset, r.skipping, now);
-                    t.set_replay(r.known.replay.as_ref());
-                    t.phase = Phase::Draining { since: now };
+                Some(((path, h, m), from)) => {
+                    let offset = from.unwrap_or(0);
+                    let mut t = self.track(path, false, Some(h), m, offset, r.skipping, now);
+                    let detail = match from {
+                        Some(offset) => {
+                            t.set_replay(r.known.replay.as_ref());
+                            t.phase = Phase::Draining { since: now };
+                            format!("moved out of the globs while the exporter was down; reading it to its end from {offset}")
+                        }
+                        None => {
+                            t.phase = Phase::Pending {
+                                since: now,
+                                free: true,
+                            };
+                            "moved out of the globs while the exporter was down, before its first read; decided on as a new file is".to_owned()
+                        }
+                    };
                     t.left = Some(PathBuf::from(&r.known.path));
-                    section.event(EventKind::Resumed, &t.path_str(), &format!("moved out of the globs while the exporter was down; reading it to its end from {}", r.known.offset));
+                    section.event(EventKind::Resumed, &t.path_str(), &detail);
                     section.record(m.id, Some(record(&t)));
                     self.files.insert(m.id, t);
                 }
