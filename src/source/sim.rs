@@ -1680,6 +1680,7 @@ fn schedules_that_once_failed() {
     // was let go as "lost" while its writer went on writing to it. A file nothing was read
     // from, found by inode, is now decided on as a pending file that left the globs is.
     for (seed, kind, records) in [
+        (406212, Kind::WithCopies, Records::Lines),
         (369512, Kind::LiveOnlyCopytruncate, Records::Lines),
         (15258, Kind::WithCopies, Records::Lines),
         (193431, Kind::WithCopies, Records::Lines),

@@ -508,17 +508,15 @@ impl<F: Fs> Tailer<F> {
                 Phase::Pending { since, .. } => {
                     t.phase = Phase::Pending { since, free: true };
                 }
-                // A copy that went away while its original is intact: nothing to read.
+                // A copy that went away while its original is intact: nothing to read, unless
+                // it is still written to (the live file taken for a copy). It is kept, as a
+                // draining file is, until it is quiet for `rotate_wait`, grows past its
+                // original (then read from there) or its original goes (`check_shadow`).
                 Phase::Shadow { .. } => {
-                    let t = self.files.remove(&id).expect("listed");
-                    let mut section = Section::open(sink);
-                    section.record(id, None);
-                    section.event(
-                        EventKind::Closed,
-                        &t.path_str(),
-                        "a copy, gone while its original is intact",
-                    );
-                    drop(section);
+                    if t.left.is_none() {
+                        t.left = Some(t.path.clone());
+                        t.last_data = now;
+                    }
                 }
                 Phase::Following if t.in_turns() => {
                     // Nothing holds it open: what it has beyond the offset cannot be read.
@@ -648,6 +646,12 @@ impl<F: Fs> Tailer<F> {
                     let offset = from.unwrap_or(0);
                     let mut t = self.track(path, false, Some(h), m, offset, r.skipping, now);
                     let detail = match from {
+                        // A copy whose original it was found equal to: still a copy of it
+                        // (resolved against it, or against what is known of its content).
+                        Some(offset) if r.phase == SavedPhase::Shadow && m.id == r.known.id => {
+                            t.phase = Phase::Shadow { of: r.of };
+                            format!("a copy moved out of the globs while the exporter was down; its original was read to {offset} there")
+                        }
                         Some(offset) => {
                             t.set_replay(r.known.replay.as_ref());
                             t.phase = Phase::Draining { since: now };
@@ -1817,6 +1821,9 @@ impl<F: Fs> Tailer<F> {
                 Some(Ok(m)) => m.size,
                 _ => t.size,
             };
+            if size != t.size {
+                t.last_data = now;
+            }
             t.size = size;
             // The copy's lines before where the original was read to were counted there, when
             // it holds the same bytes up to that point: it stands there now (saved so), so that
@@ -1846,9 +1853,12 @@ impl<F: Fs> Tailer<F> {
             }
             if size > original_size {
                 // More than the original ever had: not a copy. Read it from where it was
-                // found equal.
+                // found equal (to its end, when it is out of the globs).
                 let mut section = Section::open(sink);
-                t.phase = Phase::Following;
+                t.phase = match t.left {
+                    Some(_) => Phase::Draining { since: now },
+                    None => Phase::Following,
+                };
                 t.lines.reset();
                 if let Some(r) = &mut t.records {
                     r.abandon();
@@ -1860,6 +1870,19 @@ impl<F: Fs> Tailer<F> {
                 );
                 section.record(id, Some(record(t)));
                 drop(section);
+            } else if t.left.is_some()
+                && now.saturating_duration_since(t.last_data) >= self.options.rotate_wait
+            {
+                // Out of the globs, no larger than its intact original and quiet: a copy
+                // renamed away; nothing of it is to be read.
+                let t = self.files.remove(&id).expect("present");
+                let mut section = Section::open(sink);
+                section.record(id, None);
+                section.event(
+                    EventKind::Closed,
+                    &t.path_str(),
+                    "a copy out of the globs, quiet while its original is intact",
+                );
             }
             return;
         }
@@ -1953,13 +1976,17 @@ impl<F: Fs> Tailer<F> {
             // A shadow made of an older content of the inode (truncated and written again
             // while the exporter was down) is that content's copy, not this one's: it is
             // resolved by what it holds.
-            let head = self
+            // Content of the original read less far than the shadow was found equal to it is
+            // newer content of its inode (the original truncated and adopted again after a
+            // restart, its record not fitting any more): not this shadow's either.
+            let (head, verified) = self
                 .files
                 .get(&id)
-                .map(|t| t.head.clone())
+                .map(|t| (t.head.clone(), t.verified))
                 .unwrap_or_default();
             let n = head.len().min(original.first.len());
-            let of_this = original.first.is_empty() || head[..n] == original.first[..n];
+            let of_this = original.first.is_empty()
+                || (head[..n] == original.first[..n] && original.offset >= verified);
             let held = (!of_this).then(|| self.furthest_known_in(id)).flatten();
             self.resolve_shadow(id, held.as_ref().unwrap_or(original), now, sink);
         }
@@ -2008,13 +2035,16 @@ impl<F: Fs> Tailer<F> {
             .ok()
             .is_none_or(|b| b.first() == Some(&b'\n'));
         let (start, skipping, kind, detail) = if holds {
+            // Never before where it was found equal to its original: the bytes before were
+            // counted there, whatever record of the original is at hand now.
+            let start = original.offset.max(t.verified);
             (
-                original.offset,
+                start,
                 false,
                 EventKind::TailRecovered,
                 format!(
-                    "{} was read to {}; the rest is read here",
-                    original.path, original.offset
+                    "{} was read to {start}; the rest is read here",
+                    original.path
                 ),
             )
         } else if size <= original.offset {

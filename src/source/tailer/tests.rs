@@ -526,3 +526,46 @@ fn a_live_file_taken_for_a_copy_then_truncated_and_written_on_is_read() {
     scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
     each_once(&sink, &[older, "L801 x\n".into(), newer]);
 }
+
+/// A file taken for a copy of the live `app.log` (it held the same lines), then renamed out of
+/// the globs and written on: the scans no longer see it, but it is not closed as "a copy gone
+/// while its original is intact" while its writer writes on; the lines past its original's
+/// are read from it, once, and the lines it shares with the original are not counted again.
+/// A copy renamed away that stays quiet is closed after `rotate_wait`.
+#[test]
+fn a_copy_renamed_out_of_the_globs_and_written_on_is_read_past_its_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shared: String = (0..10).map(|k| format!("L{k} shared\n")).collect();
+    append(&d.join("app.log"), &shared);
+    let mut t = app_log_tailer(d);
+    let mut sink = Lines::default();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    append(&d.join("app.log.1"), &shared);
+    append(&d.join("app.log.2"), &shared);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    let shadowed = sink
+        .events
+        .iter()
+        .filter(|e| e.starts_with("shadowed"))
+        .count();
+    assert_eq!(shadowed, 2, "{:?}", sink.events);
+    fs::rename(d.join("app.log.1"), d.join("moved-away")).unwrap();
+    fs::rename(d.join("app.log.2"), d.join("moved-quiet")).unwrap();
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    let later: String = (10..20).map(|k| format!("L{k} later\n")).collect();
+    append(&d.join("moved-away"), &later);
+    scan_and_read(&mut t, &mut sink, Duration::ZERO);
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(10));
+    scan_and_read(&mut t, &mut sink, Duration::from_secs(20));
+    each_once(&sink, &[shared, later]);
+    // Events name a file by the path it was found under.
+    let quiet: Vec<&String> = sink
+        .events
+        .iter()
+        .filter(|e| e.starts_with("closed") && e.contains("app.log.2: a copy"))
+        .collect();
+    assert_eq!(quiet.len(), 1, "{:?}", sink.events);
+    let followed: Vec<&PathBuf> = t.files.values().map(|f| &f.path).collect();
+    assert_eq!(followed, [&d.join("app.log")]);
+}
