@@ -275,8 +275,9 @@ struct Alt {
 /// How candidate starts of an unanchored pattern are found.
 #[derive(Clone)]
 enum Starts {
-    /// Only at 0.
-    Anchored,
+    /// Only at 0; when known, the bytes a match can start with (a line starting with another
+    /// is refused without an attempt).
+    Anchored(Option<Box<[bool; 256]>>),
     /// Where one of these bytes is (memchr) and, when `then` is known, the byte after it is
     /// one `then` holds (most `"` of a line are not followed by `GET`, `POST`, ...).
     Bytes {
@@ -292,7 +293,7 @@ enum Starts {
 }
 
 /// The bytes that can come second in a match whose first step is the one-byte literal at
-/// `i`, when each match needs one.
+/// `i` (or first, after the `^` at `i`), when each match needs one.
 fn second_bytes(raw: &[Raw], i: usize) -> Option<Box<[bool; 256]>> {
     let mut set = Box::new([false; 256]);
     match &raw[next_real(raw, i)?] {
@@ -745,7 +746,12 @@ impl FastPattern {
             .take_while(|s| matches!(s, Raw::Open(_) | Raw::Close(_) | Raw::Assert(_)))
             .any(|s| matches!(s, Raw::Assert(Assert::Start)));
         let starts = if anchored {
-            Starts::Anchored
+            // The first consuming step after the `^` (and groups opening) gives the bytes.
+            let first = raw
+                .iter()
+                .position(|s| matches!(s, Raw::Assert(Assert::Start)))
+                .and_then(|at| second_bytes(&raw, at));
+            Starts::Anchored(first)
         } else {
             unanchored_starts(&raw)
         };
@@ -821,7 +827,17 @@ impl FastPattern {
 
     /// Whether the pattern can match only at the start of the text.
     pub fn is_anchored(&self) -> bool {
-        matches!(self.starts, Starts::Anchored)
+        matches!(self.starts, Starts::Anchored(_))
+    }
+
+    /// Whether `line` cannot match because of its first byte alone (an anchored pattern whose
+    /// first step's bytes are known): cheaper than [`FastPattern::find`]'s attempt.
+    #[inline]
+    pub fn refuses_start(&self, line: &[u8]) -> bool {
+        match &self.starts {
+            Starts::Anchored(Some(first)) => !line.first().is_some_and(|b| first[*b as usize]),
+            _ => false,
+        }
     }
 
     /// Whether [`FastPattern::find`] finds candidate starts itself (by a byte or a literal);
@@ -840,7 +856,7 @@ impl FastPattern {
         let mut search = Search::new(line, ascii);
         let bytes = line.as_bytes();
         match &self.starts {
-            Starts::Anchored => self.try_at(&mut search, 0, slots),
+            Starts::Anchored(_) => self.try_at(&mut search, 0, slots),
             Starts::Bytes { first, then } => {
                 let mut from = 0;
                 loop {

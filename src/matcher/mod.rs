@@ -7,7 +7,10 @@
 //! [`Required`] prefilter: when every match must contain one of a few literals
 //! (`Exception|Error`, `Out of memory: Killed process`), a line without any of them is refused
 //! with a SIMD substring search — in a log where most lines are for other rules, that is most
-//! lines. Callers see one interface either way.
+//! lines. A fast pattern that finds its own start byte gets the same prefilter while it refuses
+//! enough lines to pay for itself ([`Sparing`]: a `"` is at many places of a JSON line, and
+//! each is an attempt), and an anchored one refuses a line by its first byte before any
+//! attempt. Callers see one interface either way.
 
 pub mod fast;
 pub mod set;
@@ -118,6 +121,8 @@ pub fn is_ascii(line: &str) -> bool {
 pub struct Matcher {
     regex: Regex,
     required: Option<Required>,
+    /// When the prefilter is asked, for a pattern that could go without it (`None`: always).
+    sparing: Option<Sparing>,
     fast: Option<FastPattern>,
     locations: CaptureLocations,
     /// The pattern matches every line and has no group to read (`''`, `.*`, `x?`): no
@@ -126,6 +131,46 @@ pub struct Matcher {
     /// Capture spans of the last match, by group index; `usize::MAX` for a group that did not
     /// take part.
     slots: Vec<(usize, usize)>,
+}
+
+/// Lines over which an optional prefilter's share of refusals is judged.
+const SPARING_WINDOW: u32 = 1024;
+
+/// Lines an optional prefilter is left out for after a window in which it refused fewer than
+/// an eighth of them (its search then costs more than the attempts it spares).
+const SPARING_PAUSE: u32 = 64 * 1024;
+
+/// For a pattern whose fast path finds its own starts, the prefilter is optional: skipping it
+/// changes no answer, only the cost. It is asked while it refuses at least an eighth of the
+/// lines of a window (an access-log rule's ` HTTP/` is in every line of an access log: there
+/// it is only an extra search); otherwise left out for [`SPARING_PAUSE`] lines, then tried
+/// again (the log may change).
+#[derive(Clone, Debug)]
+struct Sparing {
+    /// Lines left in the current window.
+    left: u32,
+    refused: u32,
+    paused: u32,
+}
+
+impl Sparing {
+    fn new() -> Sparing {
+        Sparing {
+            left: SPARING_WINDOW,
+            refused: 0,
+            paused: 0,
+        }
+    }
+
+    /// At the end of a window: whether to leave the prefilter out for a while.
+    #[cold]
+    fn judge(&mut self) {
+        if self.refused < SPARING_WINDOW / 8 {
+            self.paused = SPARING_PAUSE;
+        }
+        self.left = SPARING_WINDOW;
+        self.refused = 0;
+    }
 }
 
 /// The span of a group that did not take part in the match.
@@ -147,12 +192,16 @@ impl Matcher {
             .as_ref()
             .and_then(|hir| FastPattern::compile(hir, groups))
             .filter(|fast| groups > 1 || fast.is_anchored());
-        // The fast path finds its first byte or literal with memchr/memmem itself; where the
-        // regex crate finds the start, a required literal refuses most lines before it runs.
-        let required = match &fast {
-            Some(fast) if fast.finds_starts() => None,
-            _ => hir.as_ref().and_then(Required::of),
-        };
+        // A required literal refuses most lines before the regex crate's search runs. The
+        // fast path finds its first byte or literal with memchr/memmem itself, and its
+        // attempts fail within a few bytes, but a start byte found at many places of a line
+        // (`"` in JSON, in a quoted field) costs an attempt at each: the prefilter's one
+        // search is cheaper then. There it is judged by what it refuses ([`Sparing`]).
+        let required = hir.as_ref().and_then(Required::of);
+        let sparing = fast
+            .as_ref()
+            .is_some_and(FastPattern::finds_starts)
+            .then(Sparing::new);
         // Without look-around assertions, a pattern whose shortest match is empty matches the
         // empty string at the start of any line.
         let every_line = groups == 1
@@ -161,6 +210,7 @@ impl Matcher {
             });
         Ok(Matcher {
             required,
+            sparing,
             every_line,
             locations: regex.capture_locations(),
             regex,
@@ -186,11 +236,30 @@ impl Matcher {
             return true;
         }
         if let Some(required) = &self.required {
-            if !required.admits(line.as_bytes()) {
-                return false;
+            match &mut self.sparing {
+                None => {
+                    if !required.admits(line.as_bytes()) {
+                        return false;
+                    }
+                }
+                Some(sparing) if sparing.paused > 0 => sparing.paused -= 1,
+                Some(sparing) => {
+                    let admitted = required.admits(line.as_bytes());
+                    sparing.refused += u32::from(!admitted);
+                    sparing.left -= 1;
+                    if sparing.left == 0 {
+                        sparing.judge();
+                    }
+                    if !admitted {
+                        return false;
+                    }
+                }
             }
         }
         if let Some(fast) = &self.fast {
+            if fast.refuses_start(line.as_bytes()) {
+                return false;
+            }
             if fast.finds_starts() {
                 if let Some(found) = fast.find(line, ascii, &mut self.slots) {
                     return found;
@@ -701,6 +770,101 @@ mod tests {
         assert!(m.is_fast());
         assert!(m.matches("user=zoë done", false));
         assert_eq!(m.group(1), Some((5, 9)));
+    }
+
+    /// An anchored pattern refuses a line by its first byte only where the regex crate finds
+    /// no match either; and it does refuse some (else the check would be dead code).
+    #[test]
+    fn an_anchored_pattern_refuses_by_its_first_byte_only_what_cannot_match() {
+        let patterns = [
+            r"^\d{4}-\d{2}",
+            r#"^\{.*"level": ?"(?P<level>error|warn)""#,
+            r"(?i)^get (?P<a>[a-z]+)",
+            r"^(?P<x>é+)z",
+            r"^(?:GET|POST) (?P<p>\S+)",
+            r"^(?P<all>a(?P<inner>\d+)b)$",
+            r"^\S+ x",
+            r"^a?b",
+            r"^$",
+            r"^(?:|x)y",
+        ];
+        let lines = [
+            "",
+            "2026-11",
+            "x2026-11",
+            r#"{"level":"warn""#,
+            "GET abc",
+            "get abc",
+            "Get x",
+            "éz",
+            "ééz",
+            "e",
+            "POST /a",
+            "PUT /a",
+            "a12b",
+            "b",
+            "ab",
+            "y",
+            "xy",
+            " x",
+            "é x",
+            "\u{7f}",
+        ];
+        let mut refused = 0;
+        for pattern in patterns {
+            let mut matcher = Matcher::new(pattern).unwrap();
+            let regex = Regex::new(pattern).unwrap();
+            let fast = matcher.fast.clone().expect("the fast path takes it");
+            for line in lines {
+                let theirs = regex.is_match(line);
+                if fast.refuses_start(line.as_bytes()) {
+                    assert!(!theirs, "{pattern} refused {line:?}, which matches");
+                    refused += 1;
+                }
+                assert_eq!(
+                    matcher.matches(line, line.is_ascii()),
+                    theirs,
+                    "{pattern} {line:?}"
+                );
+            }
+        }
+        assert!(
+            refused > 100,
+            "only {refused} lines refused by their first byte"
+        );
+    }
+
+    /// A prefilter the fast path can go without is left out while it refuses too few lines
+    /// (an access-log rule's literal is in every line of an access log) and asked again after
+    /// the pause; one that refuses most lines stays. The answers are the regex crate's
+    /// throughout.
+    #[test]
+    fn an_optional_prefilter_that_refuses_little_is_left_out_for_a_while() {
+        let pattern = r#""(?P<method>[A-Z]+) \S+ [^"]*" (?P<status>\d{3}) "[^"]*" "[^"]*""#;
+        let access = r#"1.2.3.4 - - [x] "GET /a HTTP/1.1" 200 "-" "curl""#;
+        let other = r#"{"ts":"x","level":"info","msg":"a \"quoted\" word"}"#;
+        let regex = Regex::new(pattern).unwrap();
+        let check = |matcher: &mut Matcher, line: &str| {
+            assert_eq!(matcher.matches(line, true), regex.is_match(line), "{line}");
+        };
+        let mut matcher = Matcher::new(pattern).unwrap();
+        assert!(matcher.required.is_some() && matcher.sparing.is_some());
+        for _ in 0..SPARING_WINDOW {
+            check(&mut matcher, access);
+        }
+        let paused = matcher.sparing.as_ref().map(|s| s.paused);
+        assert_eq!(paused, Some(SPARING_PAUSE));
+        for i in 0..SPARING_PAUSE {
+            check(&mut matcher, if i % 2 == 0 { access } else { other });
+        }
+        // Asked again: half the lines refused, so it stays.
+        for i in 0..4 * SPARING_WINDOW {
+            check(&mut matcher, if i % 2 == 0 { access } else { other });
+        }
+        assert_eq!(matcher.sparing.as_ref().map(|s| s.paused), Some(0));
+        // A pattern the regex crate finds the start of: its prefilter is never left out.
+        let exceptions = Matcher::new(r"(?P<e>(?:[a-z]+\.)+[A-Z]\w*Exception)").unwrap();
+        assert!(exceptions.required.is_some() && exceptions.sparing.is_none());
     }
 }
 
