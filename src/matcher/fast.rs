@@ -840,6 +840,14 @@ impl FastPattern {
         }
     }
 
+    /// The leading literal [`FastPattern::find`] looks for candidate starts by, if it does.
+    pub fn leading_literal(&self) -> Option<&[u8]> {
+        match &self.starts {
+            Starts::Literal(finder) => Some(finder.needle()),
+            _ => None,
+        }
+    }
+
     /// Whether [`FastPattern::find`] finds candidate starts itself (by a byte or a literal);
     /// else the caller finds the start with the regex crate and calls
     /// [`FastPattern::find_at`].

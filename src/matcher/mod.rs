@@ -81,6 +81,11 @@ impl Required {
         Some(Required { finders })
     }
 
+    /// Whether the prefilter searches for `literal` alone.
+    fn is_only(&self, literal: Option<&[u8]>) -> bool {
+        matches!(&self.finders[..], [f] if Some(f.needle()) == literal)
+    }
+
     /// Whether `line` contains one of the literals (else it cannot match).
     fn admits(&self, line: &[u8]) -> bool {
         self.finders.iter().any(|f| f.find(line).is_some())
@@ -193,11 +198,17 @@ impl Matcher {
             .and_then(|hir| FastPattern::compile(hir, groups))
             .filter(|fast| groups > 1 || fast.is_anchored());
         // A required literal refuses most lines before the regex crate's search runs. The
-        // fast path finds its first byte or literal with memchr/memmem itself, and its
-        // attempts fail within a few bytes, but a start byte found at many places of a line
-        // (`"` in JSON, in a quoted field) costs an attempt at each: the prefilter's one
-        // search is cheaper then. There it is judged by what it refuses ([`Sparing`]).
-        let required = hir.as_ref().and_then(Required::of);
+        // fast path finds its first byte or leading literal with memchr/memmem itself (a
+        // prefilter of that same literal would be a second search: none), and its attempts
+        // fail within a few bytes; but a start found at many places of a line (`"` in JSON,
+        // in a quoted field) costs an attempt at each, and a rarer literal further in refuses
+        // more lines: the prefilter's one search is cheaper then. There it is judged by what
+        // it refuses ([`Sparing`]); anchored patterns get none.
+        let required = hir.as_ref().and_then(Required::of).filter(|r| {
+            !fast
+                .as_ref()
+                .is_some_and(|f| r.is_only(f.leading_literal()))
+        });
         let sparing = fast
             .as_ref()
             .is_some_and(FastPattern::finds_starts)
@@ -862,6 +873,12 @@ mod tests {
             check(&mut matcher, if i % 2 == 0 { access } else { other });
         }
         assert_eq!(matcher.sparing.as_ref().map(|s| s.paused), Some(0));
+        // A leading literal is the fast path's own search: no prefilter of it again; a longer
+        // literal further in is one (optional).
+        let leading = Matcher::new(r"level=error (?P<m>\S+)").unwrap();
+        assert!(leading.required.is_none());
+        let further = Matcher::new(r"key=(?P<k>\S+) Out of memory").unwrap();
+        assert!(further.required.is_some() && further.sparing.is_some());
         // A pattern the regex crate finds the start of: its prefilter is never left out.
         let exceptions = Matcher::new(r"(?P<e>(?:[a-z]+\.)+[A-Z]\w*Exception)").unwrap();
         assert!(exceptions.required.is_some() && exceptions.sparing.is_none());
