@@ -631,8 +631,13 @@ impl<F: Fs> Tailer<F> {
             let same_file = by_inode
                 .and_then(opened)
                 .filter(|(_, _, m)| m.id == r.known.id);
-            // Where it is resumed: `Some(offset)` read on from there, `None` decided afresh.
+            // Where it is resumed: `Some(offset)` read on from there, `None` decided afresh. A
+            // record at 0 says nothing of what the file is (it may have been pending then, too
+            // short to tell whether it was a copy of content read before): found by inode, it is
+            // decided afresh whether or not it still holds its first bytes, never read from 0
+            // on the record's word.
             let resumed = match same_file {
+                Some(f) if unread => Some((f, None)),
                 Some(f) if continues(&f) => Some((f, Some(r.known.offset))),
                 same_file => by_content()
                     .and_then(opened)
