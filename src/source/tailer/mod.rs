@@ -639,11 +639,10 @@ impl<F: Fs> Tailer<F> {
             let resumed = match same_file {
                 Some(f) if unread => Some((f, None)),
                 Some(f) if continues(&f) => Some((f, Some(r.known.offset))),
-                same_file => by_content()
+                _ => by_content()
                     .and_then(opened)
                     .filter(|f| continues(f))
-                    .map(|f| (f, Some(r.known.offset)))
-                    .or_else(|| same_file.filter(|_| unread).map(|f| (f, None))),
+                    .map(|f| (f, Some(r.known.offset))),
             };
             let mut section = Section::open(sink);
             match resumed {
