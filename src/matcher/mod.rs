@@ -209,9 +209,8 @@ impl Matcher {
                 .as_ref()
                 .is_some_and(|f| r.is_only(f.leading_literal()))
         });
-        let sparing = fast
-            .as_ref()
-            .is_some_and(FastPattern::finds_starts)
+        // Only a prefilter there is can be spared.
+        let sparing = (required.is_some() && fast.as_ref().is_some_and(FastPattern::finds_starts))
             .then(Sparing::new);
         // Without look-around assertions, a pattern whose shortest match is empty matches the
         // empty string at the start of any line.

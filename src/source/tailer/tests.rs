@@ -528,8 +528,8 @@ fn a_live_file_taken_for_a_copy_then_truncated_and_written_on_is_read() {
 }
 
 /// A file taken for a copy of the live `app.log` (it held the same lines), then renamed out of
-/// the globs and written on: the scans no longer see it, but it is not closed as "a copy gone
-/// while its original is intact" while its writer writes on; the lines past its original's
+/// the globs and written on: the scans no longer see it, but it is not closed as soon as it
+/// leaves them while its writer writes on; the lines past its original's
 /// are read from it, once, and the lines it shares with the original are not counted again.
 /// A copy renamed away that stays quiet is closed after `rotate_wait`.
 #[test]
