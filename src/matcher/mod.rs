@@ -10,9 +10,13 @@
 //! lines. A fast pattern that finds its own start byte gets the same prefilter while it refuses
 //! enough lines to pay for itself ([`Sparing`]: a `"` is at many places of a JSON line, and
 //! each is an attempt), and an anchored one refuses a line by its first byte before any
-//! attempt. Callers see one interface either way.
+//! attempt. Callers see one interface either way. Across a source's rules, [`set::Candidates`]
+//! first tells in one pass which rules can match a line ([`literals::LiteralGate`]: their
+//! literals, one SIMD search for all); a rule whose literal it saw is matched without its own
+//! prefilter ([`Matcher::matches_with_literal_seen`]).
 
 pub mod fast;
+pub mod literals;
 pub mod set;
 
 use memchr::memmem;
@@ -239,6 +243,21 @@ impl Matcher {
         self.fast.is_some()
     }
 
+    /// The literals one of which every match contains, as this matcher searches a line for
+    /// them (its prefilter's, or else its fast path's leading literal): what a source's
+    /// [`literals::LiteralGate`] can search for, for all rules at once. `None` for a pattern that
+    /// matches every line, or one with no such literal.
+    pub fn gate_literals(&self) -> Option<Vec<&[u8]>> {
+        if self.every_line {
+            return None;
+        }
+        if let Some(required) = &self.required {
+            return Some(required.finders.iter().map(|f| f.needle()).collect());
+        }
+        let leading = self.fast.as_ref()?.leading_literal()?;
+        Some(vec![leading])
+    }
+
     /// Matches `line`; afterwards [`Matcher::group`] gives the captures. `ascii` says whether
     /// the line is all ASCII (known once per line, not once per rule).
     pub fn matches(&mut self, line: &str, ascii: bool) -> bool {
@@ -266,6 +285,19 @@ impl Matcher {
                 }
             }
         }
+        self.matches_past_prefilter(line, ascii)
+    }
+
+    /// [`Matcher::matches`] for a line known to contain one of [`Matcher::gate_literals`]
+    /// (a source's [`literals::LiteralGate`] saw it): the prefilter, which would only find it
+    /// again, is not asked.
+    pub fn matches_with_literal_seen(&mut self, line: &str, ascii: bool) -> bool {
+        self.every_line || self.matches_past_prefilter(line, ascii)
+    }
+
+    /// [`Matcher::matches`] from its fast path on (the prefilter passed or left out).
+    #[inline(always)]
+    fn matches_past_prefilter(&mut self, line: &str, ascii: bool) -> bool {
         if let Some(fast) = &self.fast {
             if fast.refuses_start(line.as_bytes()) {
                 return false;

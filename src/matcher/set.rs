@@ -17,6 +17,9 @@
 use regex::RegexSet;
 use regex_syntax::hir::Look;
 
+use super::literals::{LiteralGate, Verdict};
+use super::Matcher;
+
 /// Fewest patterns a set is built for. The set's scan (an overlapping search of the lazy DFA)
 /// costs about 35 instructions per byte, while each rule's own prefilter or fast path refuses
 /// most lines with a memchr-speed search. Measured with callgrind on bench/bench.py's logs:
@@ -25,23 +28,99 @@ use regex_syntax::hir::Look;
 /// many rules get one.
 pub const MIN_MEMBERS: usize = 16;
 
-/// Whether line rule `rule` matches `line`: a rule the set (when there is one, scanned on
-/// this line) rules out cannot match and its matcher is not asked; otherwise its matcher
-/// decides (and holds the captures). `ascii`: whether the line is all ASCII.
+/// Whether line rule `rule` matches `line`: a rule the candidates (when there are any, scanned
+/// on this line) rule out cannot match and its matcher is not asked; a rule whose literal the
+/// gate saw is matched without searching for it again; otherwise its matcher decides (and
+/// holds the captures). `ascii`: whether the line is all ASCII.
 #[inline]
 pub fn rule_matches(
-    set: Option<&Candidates>,
+    candidates: Option<&Candidates>,
     rule: usize,
     matcher: &mut crate::matcher::Matcher,
     line: &str,
     ascii: bool,
 ) -> bool {
-    set.is_none_or(|c| c.may_match(rule)) && matcher.matches(line, ascii)
+    let Some(candidates) = candidates else {
+        return matcher.matches(line, ascii);
+    };
+    if !candidates.may_match(rule) {
+        return false;
+    }
+    match candidates.gate.as_ref().map(|g| g.verdict(rule)) {
+        Some(Verdict::Refused) => false,
+        Some(Verdict::Seen) => matcher.matches_with_literal_seen(line, ascii),
+        _ => matcher.matches(line, ascii),
+    }
 }
 
-/// The line rules (by their index among a source's rules) that can match the current line.
+/// What tells, in one pass over a line, which of a source's line rules can match it: a gate of
+/// the rules' literals (any number of rules with literals, from two) and, with many rules, a
+/// set of their patterns.
 #[derive(Clone)]
 pub struct Candidates {
+    set: Option<PatternSet>,
+    gate: Option<LiteralGate>,
+}
+
+impl Candidates {
+    /// Candidates for `rules` (rule index, its matcher) among `rule_count` rules; `None` when
+    /// neither a gate nor a set would pay (see [`LiteralGate::build`] and [`MIN_MEMBERS`]).
+    pub fn build<'m>(
+        rules: impl IntoIterator<Item = (usize, &'m Matcher)> + Clone,
+        rule_count: usize,
+    ) -> Option<Candidates> {
+        let gate = LiteralGate::build(
+            rules
+                .clone()
+                .into_iter()
+                .filter_map(|(i, m)| Some((i, m.gate_literals()?))),
+            rule_count,
+        );
+        // The set, for the rules the gate does not decide: its scan (an overlapping search of
+        // a lazy DFA) costs several times the gate's, and spares nothing for a rule the gate
+        // refuses already.
+        let set = PatternSet::build(
+            rules
+                .into_iter()
+                .filter(|(i, _)| !gate.as_ref().is_some_and(|g| g.decides(*i)))
+                .map(|(i, m)| (i, m.regex().as_str())),
+            rule_count,
+            MIN_MEMBERS,
+        );
+        (set.is_some() || gate.is_some()).then_some(Candidates { set, gate })
+    }
+
+    /// Scans `line` once; afterwards [`Candidates::may_match`] answers for each rule.
+    pub fn scan(&mut self, line: &str) {
+        if let Some(gate) = &mut self.gate {
+            gate.scan(line.as_bytes());
+        }
+        if let Some(set) = &mut self.set {
+            set.scan(line);
+        }
+    }
+
+    /// Whether rule `rule` may match the line last scanned, as far as the set tells (always,
+    /// for a rule not in the set; the gate's verdict is [`rule_matches`]'s to read).
+    pub fn may_match(&self, rule: usize) -> bool {
+        self.set.as_ref().is_none_or(|s| s.may_match(rule))
+    }
+
+    /// The set of patterns, if there is one.
+    pub fn set(&self) -> Option<&PatternSet> {
+        self.set.as_ref()
+    }
+
+    /// The gate of literals, if there is one.
+    pub fn gate(&self) -> Option<&LiteralGate> {
+        self.gate.as_ref()
+    }
+}
+
+/// The line rules (by their index among a source's rules) whose patterns can match the
+/// current line, by one scan of the regex crate's multi-pattern DFA.
+#[derive(Clone)]
+pub struct PatternSet {
     set: RegexSet,
     /// The rule index of each set pattern, in pattern order.
     members: Vec<usize>,
@@ -53,23 +132,15 @@ pub struct Candidates {
     possible: Vec<bool>,
 }
 
-impl Candidates {
+impl PatternSet {
     /// A set over `rules` (rule index, pattern) among `rule_count` rules, leaving out the
-    /// patterns the set would not speed up; `None` when fewer than [`MIN_MEMBERS`] remain or
-    /// the set does not compile within the regex crate's size limits.
-    pub fn build<'p>(
-        rules: impl IntoIterator<Item = (usize, &'p str)>,
-        rule_count: usize,
-    ) -> Option<Candidates> {
-        Candidates::with_minimum(rules, rule_count, MIN_MEMBERS)
-    }
-
-    /// [`Candidates::build`] with another least number of members (tests).
-    fn with_minimum<'p>(
+    /// patterns the set would not speed up; `None` when fewer than `minimum` remain or the set
+    /// does not compile within the regex crate's size limits.
+    fn build<'p>(
         rules: impl IntoIterator<Item = (usize, &'p str)>,
         rule_count: usize,
         minimum: usize,
-    ) -> Option<Candidates> {
+    ) -> Option<PatternSet> {
         let (members, patterns): (Vec<usize>, Vec<&str>) =
             rules.into_iter().filter(|(_, p)| worth_a_place(p)).unzip();
         if members.len() < minimum.max(1) {
@@ -82,7 +153,7 @@ impl Candidates {
         for &m in &members {
             is_member[m] = true;
         }
-        Some(Candidates {
+        Some(PatternSet {
             set,
             hits: vec![false; members.len()],
             possible: vec![true; rule_count],
@@ -91,7 +162,7 @@ impl Candidates {
         })
     }
 
-    /// Scans `line` once; afterwards [`Candidates::may_match`] answers for each rule.
+    /// Scans `line` once; afterwards [`PatternSet::may_match`] answers for each rule.
     pub fn scan(&mut self, line: &str) {
         self.hits.iter_mut().for_each(|h| *h = false);
         self.set.matches_read_at(&mut self.hits, line, 0);
@@ -161,6 +232,10 @@ mod tests {
         r"x(?P<w>\w+)",
         r"",
         r"é(?P<r>.{2,4})x",
+        // Literals that overlap: "level=error 42" holds both, and a pass that reports one
+        // occurrence cannot report the other.
+        r"level=error ",
+        r"error (?P<code>\d+)",
     ];
 
     #[test]
@@ -173,14 +248,68 @@ mod tests {
                 assert!(set.may_match(i), "{p}");
             }
         }
-        // Too few members for the set to pay.
-        assert!(Candidates::build(PATTERNS.iter().copied().enumerate(), PATTERNS.len()).is_none());
+        // Too few members for the set to pay (the gate of their literals does).
+        let matchers: Vec<Matcher> = PATTERNS.iter().map(|p| Matcher::new(p).unwrap()).collect();
+        let candidates = Candidates::build(matchers.iter().enumerate(), PATTERNS.len()).unwrap();
+        assert!(candidates.set().is_none());
+        assert!(candidates.gate().is_some());
     }
 
     /// A set over every pattern of [`PATTERNS`] that gains from one, however few.
-    fn every_pattern() -> Candidates {
-        Candidates::with_minimum(PATTERNS.iter().copied().enumerate(), PATTERNS.len(), 1).unwrap()
+    fn every_pattern() -> PatternSet {
+        PatternSet::build(PATTERNS.iter().copied().enumerate(), PATTERNS.len(), 1).unwrap()
     }
+
+    /// Pieces of the patterns' own literals and the bench's log shapes, which random lines are
+    /// made of.
+    const PIECES: &[&str] = &[
+        "\"GET ",
+        "/api/orders",
+        " HTTP/1.1\" ",
+        "503 ",
+        "200 ",
+        "512 ",
+        "\"-\" ",
+        "\"curl/8\" ",
+        "0.042",
+        "] ",
+        "c.e.Shop",
+        " - ",
+        "in 35 ms",
+        " ms",
+        "java.io.IOException",
+        ": ",
+        "sshd[42]: ",
+        "Accepted ",
+        "Failed ",
+        "password ",
+        "for ",
+        "invalid user ",
+        "root ",
+        "from 10.0.0.1 ",
+        "port 22",
+        "kernel: ",
+        "Out of memory: Killed process 7 (java)",
+        "{\"level\":\"warn\",\"status\":502}",
+        "Timed out",
+        "time out",
+        "a",
+        "x",
+        "é",
+        "zoë",
+        "\n",
+        " ",
+        "xyz",
+        "éabcx",
+        "level=",
+        "error ",
+        "42",
+        // Whole matches, so that every pattern matches some lines.
+        r#""GET /api/orders HTTP/1.1" 503 512 "-" "curl/8" 0.042"#,
+        "[main] c.e.Shop - done in 35 ms",
+        "sshd[42]: Failed password for invalid user zoë from 10.0.0.1 port 22",
+        "kernel: x Out of memory: Killed process 7 (java)",
+    ];
 
     /// A small deterministic PRNG (xorshift), so the test repeats.
     struct Rng(u64);
@@ -200,56 +329,11 @@ mod tests {
         let mut set = every_pattern();
         let mut matchers: Vec<Matcher> =
             PATTERNS.iter().map(|p| Matcher::new(p).unwrap()).collect();
-        let pieces = [
-            "\"GET ",
-            "/api/orders",
-            " HTTP/1.1\" ",
-            "503 ",
-            "200 ",
-            "512 ",
-            "\"-\" ",
-            "\"curl/8\" ",
-            "0.042",
-            "] ",
-            "c.e.Shop",
-            " - ",
-            "in 35 ms",
-            " ms",
-            "java.io.IOException",
-            ": ",
-            "sshd[42]: ",
-            "Accepted ",
-            "Failed ",
-            "password ",
-            "for ",
-            "invalid user ",
-            "root ",
-            "from 10.0.0.1 ",
-            "port 22",
-            "kernel: ",
-            "Out of memory: Killed process 7 (java)",
-            "{\"level\":\"warn\",\"status\":502}",
-            "Timed out",
-            "time out",
-            "a",
-            "x",
-            "é",
-            "zoë",
-            "\n",
-            " ",
-            "xyz",
-            "éabcx",
-            // Whole matches, so that every pattern matches some lines.
-            r#""GET /api/orders HTTP/1.1" 503 512 "-" "curl/8" 0.042"#,
-            "[main] c.e.Shop - done in 35 ms",
-            "sshd[42]: Failed password for invalid user zoë from 10.0.0.1 port 22",
-            "kernel: x Out of memory: Killed process 7 (java)",
-        ];
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         let mut admitted = vec![0usize; PATTERNS.len()];
         for _ in 0..20_000 {
             let n = rng.next() % 10;
-            let line: String = (0..n).map(|_| pieces[rng.next() % pieces.len()]).collect();
+            let line: String = (0..n).map(|_| PIECES[rng.next() % PIECES.len()]).collect();
             set.scan(&line);
             for (i, m) in matchers.iter_mut().enumerate() {
                 let matched = m.matches(&line, line.is_ascii());
@@ -268,6 +352,58 @@ mod tests {
                     "{p} never matched: the test shows nothing for it"
                 );
             }
+        }
+    }
+
+    /// Differential: a rule asked through the candidates (the gate of literals, no set: too
+    /// few rules) matches exactly the lines its matcher alone matches, with the same groups.
+    #[test]
+    fn rules_asked_through_the_candidates_match_as_their_matchers_alone() {
+        let mut alone: Vec<Matcher> = PATTERNS.iter().map(|p| Matcher::new(p).unwrap()).collect();
+        let mut through = alone.clone();
+        let mut candidates = Candidates::build(through.iter().enumerate(), PATTERNS.len()).unwrap();
+        let gate = candidates.gate().expect("enough rules with literals");
+        let gated: Vec<usize> = (0..PATTERNS.len()).filter(|&i| gate.decides(i)).collect();
+        assert!(
+            gated.len() >= super::super::literals::MIN_RULES,
+            "{gated:?}"
+        );
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        let mut verdicts = vec![[0usize; 3]; PATTERNS.len()];
+        let mut matched = vec![0usize; PATTERNS.len()];
+        for _ in 0..20_000 {
+            let n = rng.next() % 10;
+            let line: String = (0..n).map(|_| PIECES[rng.next() % PIECES.len()]).collect();
+            let ascii = line.is_ascii();
+            candidates.scan(&line);
+            for i in 0..PATTERNS.len() {
+                let verdict = candidates.gate().unwrap().verdict(i);
+                verdicts[i][verdict as usize] += 1;
+                let by_candidates =
+                    rule_matches(Some(&candidates), i, &mut through[i], &line, ascii);
+                let by_itself = alone[i].matches(&line, ascii);
+                assert_eq!(by_candidates, by_itself, "{} on {line:?}", PATTERNS[i]);
+                if by_itself {
+                    assert_eq!(
+                        through[i].slots(),
+                        alone[i].slots(),
+                        "{} on {line:?}",
+                        PATTERNS[i]
+                    );
+                    matched[i] += 1;
+                }
+            }
+        }
+        // Each rule the gate holds was refused on some lines, and matched (past a seen literal)
+        // on others: the test shows something for each.
+        for &i in &gated {
+            assert!(
+                verdicts[i][Verdict::Refused as usize] > 0,
+                "{}",
+                PATTERNS[i]
+            );
+            assert!(verdicts[i][Verdict::Seen as usize] > 0, "{}", PATTERNS[i]);
+            assert!(matched[i] > 0, "{}", PATTERNS[i]);
         }
     }
 }

@@ -283,14 +283,14 @@ impl Pipeline {
                 (r, c)
             })
             .collect();
-        let line_patterns = rules
+        let line_matchers = rules
             .iter()
             .enumerate()
             .filter_map(|(i, r)| match &r.extract {
-                Extract::Lines(m) => Some((i, m.regex().as_str())),
+                Extract::Lines(m) => Some((i, m)),
                 _ => None,
             });
-        let candidates = Candidates::build(line_patterns, rules.len());
+        let candidates = Candidates::build(line_matchers, rules.len());
         Ok(Pipeline {
             candidates,
             source: source.name.clone(),
