@@ -63,10 +63,11 @@ pub struct LiteralGate {
 }
 
 impl LiteralGate {
-    /// A gate over `rules` (rule index, its literals) among `rule_count` rules; `None` when
-    /// fewer than [`MIN_RULES`] rules have literals, there are more than [`MAX_LITERALS`]
-    /// distinct ones, or no SIMD searcher can be built on this machine (each matcher then
-    /// searches on its own, as without a gate).
+    /// A gate over `rules` (rule index, its literals) among `rule_count` rules, holding the
+    /// rules in order while their distinct literals number at most [`MAX_LITERALS`] (a rule
+    /// that would pass it is left out); `None` when fewer than [`MIN_RULES`] rules are held or
+    /// no SIMD searcher can be built on this machine (each matcher then searches on its own,
+    /// as without a gate).
     pub fn build<'l>(
         rules: impl IntoIterator<Item = (usize, Vec<&'l [u8]>)>,
         rule_count: usize,
@@ -77,6 +78,9 @@ impl LiteralGate {
             if rule_literals.is_empty() || rule_literals.iter().any(|l| l.is_empty()) {
                 continue;
             }
+            // A rule whose literals would pass the gate's limit stays out (its matcher
+            // searches on its own); the rules before it keep their places.
+            let known = literals.len();
             let mut needs = 0u64;
             for literal in rule_literals {
                 let bit = match literals.iter().position(|l| *l == literal) {
@@ -87,9 +91,13 @@ impl LiteralGate {
                     }
                 };
                 if bit >= MAX_LITERALS {
-                    return None;
+                    break;
                 }
                 needs |= 1 << bit;
+            }
+            if literals.len() > MAX_LITERALS {
+                literals.truncate(known);
+                continue;
             }
             members.push(Member {
                 rule,
@@ -280,5 +288,30 @@ mod tests {
         assert!(LiteralGate::build(with(MIN_RULES - 1), 8).is_none());
         assert!(LiteralGate::build(with(MIN_RULES - 1).chain([(7, vec![])]), 8).is_none());
         assert!(LiteralGate::build(with(MIN_RULES), 8).is_some());
+    }
+
+    /// Past [`MAX_LITERALS`] distinct literals, the rules that would add more stay out; the
+    /// others (before and after) are held.
+    #[test]
+    fn rules_past_the_literal_limit_stay_out_and_the_others_are_held() {
+        let words: Vec<Vec<u8>> = (0..80).map(|i| format!("w{i:03}x").into_bytes()).collect();
+        // Rule 0: 60 literals; rule 1: 10 more (past the limit); rules 2..: one each, shared
+        // with rule 0 or new while room is left.
+        let mut rules: Vec<(usize, Vec<&[u8]>)> = vec![
+            (0, words[..60].iter().map(Vec::as_slice).collect()),
+            (1, words[60..70].iter().map(Vec::as_slice).collect()),
+        ];
+        for i in 0..MIN_RULES {
+            rules.push((2 + i, vec![words[i * 7 % 60].as_slice()]));
+        }
+        rules.push((2 + MIN_RULES, vec![words[75].as_slice()]));
+        let mut gate = LiteralGate::build(rules, 3 + MIN_RULES).expect("enough rules held");
+        assert!(gate.decides(0));
+        assert!(!gate.decides(1), "past the limit");
+        assert!((2..3 + MIN_RULES).all(|r| gate.decides(r)));
+        gate.scan(b"a w065x and w075x here");
+        assert_eq!(gate.verdict(1), Verdict::Maybe, "left to its matcher");
+        assert_eq!(gate.verdict(2 + MIN_RULES), Verdict::Seen);
+        assert_eq!(gate.verdict(0), Verdict::Refused);
     }
 }
