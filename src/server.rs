@@ -443,8 +443,8 @@ async fn status_board(
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let health = crate::board::health(&statuses);
-        let board = crate::board::snapshot(&plan, &families, &health, &state.history, now);
+        let health = || crate::board::health(&statuses);
+        let board = crate::board::snapshot(&plan, &families, health, &state.history, now);
         let (content_type, mut body) = if path == "/status.json" {
             let mut body = serde_json::to_vec(&board).unwrap_or_default();
             body.push(b'\n');

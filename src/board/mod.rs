@@ -413,16 +413,19 @@ pub fn verdict_of(
     ))
 }
 
-/// The board as of unix second `now`.
+/// The board as of unix second `now`. `health` is asked after the components' states are
+/// read: a page source that fails says so in its status before it marks its states unknown,
+/// so a component found unknown for that reason always has its source's failure beside it.
 pub fn snapshot(
     plan: &Plan,
     families: &Families,
-    health: &HashMap<String, SourceHealth>,
+    health: impl FnOnce() -> HashMap<String, SourceHealth>,
     history: &History,
     now: u64,
 ) -> Board {
     let window = plan.timeline.as_secs();
     let found = find(plan, families, &[]);
+    let health = health();
     // Group, then metric, then components.
     type Ranked = Vec<((Tone, u64), Component)>;
     let mut groups: BTreeMap<Option<GroupKey>, BTreeMap<usize, Ranked>> = BTreeMap::new();
@@ -826,7 +829,7 @@ status:
         .into_iter()
         .map(|h| (h.source.clone(), h))
         .collect();
-        let board = snapshot(&plan, &families, &health, &history, t0 + 1800);
+        let board = snapshot(&plan, &families, || health, &history, t0 + 1800);
         let json = serde_json::to_string_pretty(&board).unwrap() + "\n";
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/status/board.json");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -203,11 +203,6 @@ impl PageSource {
             Err(e) => {
                 self.up.set(0);
                 self.count(e.reason);
-                // The source cannot be seen: its states say so.
-                {
-                    let _section = self.gate.section();
-                    self.pipeline.mark_unknown();
-                }
                 let message = format!("{}: {}", e.reason.as_str(), e.message);
                 if self.last_error.as_deref() != Some(message.as_str()) {
                     warn!(source = %self.name, reason = e.reason.as_str(), "{}", e.message);
@@ -216,23 +211,33 @@ impl PageSource {
                 Some(message)
             }
         };
+        let failed = error.is_some();
         let stats = self.pipeline.stats();
-        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        s.fetch = Some(FetchStatus {
-            at,
-            ok: error.is_none(),
-            detail,
-            bytes,
-            content_type,
-            duration: elapsed,
-            error: error.clone(),
-            matches,
-        });
-        s.last_error = error;
-        s.rules = stats.rules;
-        s.unmatched = stats.unmatched;
-        s.unmatched_samples = stats.unmatched_samples;
-        s.updated = Some(SystemTime::now());
+        {
+            let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            s.fetch = Some(FetchStatus {
+                at,
+                ok: error.is_none(),
+                detail,
+                bytes,
+                content_type,
+                duration: elapsed,
+                error: error.clone(),
+                matches,
+            });
+            s.last_error = error;
+            s.rules = stats.rules;
+            s.unmatched = stats.unmatched;
+            s.unmatched_samples = stats.unmatched_samples;
+            s.updated = Some(SystemTime::now());
+        }
+        if failed {
+            // The source cannot be seen: its states say so. After its status says it failed,
+            // so that the status board, which reads the states before the sources' health,
+            // never shows a component unknown beside a source still up and without an error.
+            let _section = self.gate.section();
+            self.pipeline.mark_unknown();
+        }
     }
 
     /// Fetches every `interval` until `stop` fires.
