@@ -1,7 +1,8 @@
-//! Which of a source's line rules can match a line, in one pass over it.
+//! Which of a source's line rules can match a line, in one pass over it: the gate of their
+//! literals ([`super::literals`]) and, for the rules it does not decide, a set of patterns.
 //!
 //! With several regex rules, every rule used to be tried on every line, so a line cost the sum
-//! of what each rule's matcher spends to refuse it. A [`Candidates`] holds the rules' patterns
+//! of what each rule's matcher spends to refuse it. A [`PatternSet`] holds the rules' patterns
 //! as one [`RegexSet`] (the regex crate's multi-pattern lazy DFA): one scan of the line tells
 //! which patterns match somewhere in it, and only those rules run their own matcher for the
 //! captures. A pattern the set reports as not matching cannot match, so skipping its rule
@@ -54,8 +55,8 @@ pub fn rule_matches(
 }
 
 /// What tells, in one pass over a line, which of a source's line rules can match it: a gate of
-/// the rules' literals (any number of rules with literals, from two) and, with many rules, a
-/// set of their patterns.
+/// the rules' literals (from [`super::literals::MIN_RULES`] rules with literals) and, with many
+/// rules the gate does not decide, a set of their patterns.
 #[derive(Clone)]
 pub struct Candidates {
     set: Option<PatternSet>,
