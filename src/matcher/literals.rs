@@ -19,7 +19,7 @@
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 
 /// Most distinct literals a gate holds (one bit each in a `u64`; Teddy's own limit is 64).
-const MAX_LITERALS: usize = 64;
+pub const MAX_LITERALS: usize = 64;
 
 /// Fewest rules with literals for which a gate pays. Teddy's pass takes fewer instructions
 /// than a few memmem searches but more cycles per instruction (vector shuffles), so it is
