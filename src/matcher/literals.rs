@@ -174,6 +174,7 @@ fn can_overlap(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     #[test]
     fn literals_overlap_where_one_holds_the_other_or_an_end_meets_a_start() {
@@ -188,17 +189,6 @@ mod tests {
         assert!(can_overlap(b" duration=", b"level=error "));
         // "ab" ends with "b", "ba" starts with it.
         assert!(can_overlap(b"ab", b"ba"));
-    }
-
-    /// A small deterministic PRNG (xorshift), so the test repeats.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 as usize
-        }
     }
 
     /// Differential: on lines made of the literals' own pieces, glued so that they overlap in
@@ -245,9 +235,9 @@ mod tests {
         let mut rng = Rng(0x9a7e_0000_0000_0001);
         let mut counts = [[0usize; 3]; 9];
         for _ in 0..30_000 {
-            let n = rng.next() % 40;
+            let n = rng.below(40) as usize;
             let line: Vec<u8> = (0..n)
-                .flat_map(|_| pieces[rng.next() % pieces.len()].iter().copied())
+                .flat_map(|_| rng.pick(pieces).iter().copied())
                 .collect();
             gate.scan(&line);
             for (rule, literals) in rules.iter().enumerate() {

@@ -177,16 +177,6 @@ impl PatternSet {
         self.possible.get(rule).copied().unwrap_or(true)
     }
 
-    /// How many rules the set decides.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the set decides no rule (never, once built).
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// Whether rule `rule` is decided by the set.
     pub fn decides(&self, rule: usize) -> bool {
         self.is_member.get(rule).copied().unwrap_or(false)
@@ -216,6 +206,7 @@ fn worth_a_place(pattern: &str) -> bool {
 mod tests {
     use super::*;
     use crate::matcher::Matcher;
+    use crate::test_rng::Rng;
 
     /// Patterns of the bench's mixed rows and others: some in the set, some left out.
     const PATTERNS: &[&str] = &[
@@ -312,17 +303,6 @@ mod tests {
         "kernel: x Out of memory: Killed process 7 (java)",
     ];
 
-    /// A small deterministic PRNG (xorshift), so the test repeats.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 as usize
-        }
-    }
-
     /// Differential: on lines made of pieces of the patterns' own literals and the bench's log
     /// shapes, the set says a rule may match exactly when its matcher matches.
     #[test]
@@ -333,8 +313,8 @@ mod tests {
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         let mut admitted = vec![0usize; PATTERNS.len()];
         for _ in 0..20_000 {
-            let n = rng.next() % 10;
-            let line: String = (0..n).map(|_| PIECES[rng.next() % PIECES.len()]).collect();
+            let n = rng.below(10) as usize;
+            let line: String = (0..n).map(|_| rng.pick(PIECES)).collect();
             set.scan(&line);
             for (i, m) in matchers.iter_mut().enumerate() {
                 let matched = m.matches(&line, line.is_ascii());
@@ -373,8 +353,8 @@ mod tests {
         let mut verdicts = vec![[0usize; 3]; PATTERNS.len()];
         let mut matched = vec![0usize; PATTERNS.len()];
         for _ in 0..20_000 {
-            let n = rng.next() % 10;
-            let line: String = (0..n).map(|_| PIECES[rng.next() % PIECES.len()]).collect();
+            let n = rng.below(10) as usize;
+            let line: String = (0..n).map(|_| rng.pick(PIECES)).collect();
             let ascii = line.is_ascii();
             candidates.scan(&line);
             for i in 0..PATTERNS.len() {
