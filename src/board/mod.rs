@@ -776,6 +776,43 @@ status:
     - {metric: queue_depth, title: Queue}
 "#;
 
+    /// The sources' health is read after the states: a state marked unknown while the board is
+    /// being made (a page source fails: it writes its status, then marks its states) is either
+    /// not seen yet, or seen with its source's failure; never unknown beside a source still up.
+    #[test]
+    fn the_health_is_read_after_the_states() {
+        let config = crate::config::load_str(CONFIG, "t.yaml").unwrap();
+        let plan = Plan::build(&config);
+        let families = Families::build(&config.metrics, &SelfMetrics::new());
+        let disk = families.get("disk_state").unwrap();
+        disk.apply(b"sda", Change::State(0));
+        let health = || {
+            // The source fails between the two reads: status first (still up in this read,
+            // which comes before it), then its state.
+            disk.set_unknown(b"sda");
+            [SourceHealth {
+                source: "disks".into(),
+                up: Some(true),
+                error: None,
+            }]
+            .into_iter()
+            .map(|h| (h.source.clone(), h))
+            .collect()
+        };
+        let board = snapshot(&plan, &families, health, &History::default(), 1_700_000_000);
+        let json = serde_json::to_value(&board).unwrap();
+        let disk_tile = json["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["metrics"].as_array().unwrap())
+            .flat_map(|m| m["components"].as_array().unwrap())
+            .find(|c| c["id"].as_str().is_some_and(|id| id.contains("sda")))
+            .cloned()
+            .expect("the disk's tile");
+        assert_ne!(disk_tile["state"], "unknown", "{disk_tile:#}");
+    }
+
     /// `/status.json` of a known board at a fixed clock, against `tests/status/board.json`
     /// (`UPDATE_GOLDEN=1` rewrites it): the documented, versioned shape.
     #[test]
