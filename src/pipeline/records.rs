@@ -404,6 +404,10 @@ impl<'a> Base<'a> {
 
     /// The `unquote:` fields of a match, unquoted (allocating only for text with escapes).
     fn unquoted(&self, fields: &[usize]) -> Vec<(usize, Cow<'a, str>)> {
+        // Most rules unquote nothing: no iterator set up per match.
+        if fields.is_empty() {
+            return Vec::new();
+        }
         fields
             .iter()
             .filter_map(|&i| Some((i, unquote(self.get(i)?))))
