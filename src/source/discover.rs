@@ -10,7 +10,7 @@
 //! (no event per write); they wake nothing and only tell the next poll which directories to
 //! list again ([`Watcher::take_changed`]).
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use super::fs::FileId;
-use super::fs::{Fs, Meta};
+use super::fs::{parent_key, path_key, Fs, Meta};
 
 use notify::event::{EventKind, EventKindMask, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
@@ -65,7 +65,8 @@ pub struct Listing {
     /// last scan and provably did not change since ([`Fs::list_kept`]), so every name in them
     /// names the file it named then. A scan takes the files directly in them as it left them
     /// (a rotation in one pod's directory then costs nothing for the other pods' files).
-    pub unchanged: HashSet<PathBuf>,
+    /// By [`super::fs::path_key`]: asked once per followed file at every scan.
+    unchanged: HashSet<Vec<u8>>,
     /// [`Fs::birth_clock`] when the expansion began: a file born after it cannot have been
     /// looked at by it.
     pub began: Option<u64>,
@@ -80,7 +81,13 @@ impl Listing {
     /// Whether `path` is directly in a directory whose files were not looked at (unchanged
     /// since the last scan).
     pub fn is_unchanged(&self, path: &Path) -> bool {
-        !self.unchanged.is_empty() && path.parent().is_some_and(|d| self.unchanged.contains(d))
+        !self.unchanged.is_empty()
+            && parent_key(path).is_some_and(|d| self.unchanged.contains(d.as_ref()))
+    }
+
+    /// Whether the files directly in `dir` were not looked at (see [`Self::is_unchanged`]).
+    pub fn left_alone(&self, dir: &Path) -> bool {
+        self.unchanged.contains(path_key(dir).as_ref())
     }
 
     /// Whether the files of some directories were not looked at (see [`Self::unchanged`]).
@@ -179,10 +186,10 @@ impl Globs {
             began: fs.birth_clock(),
             ..Listing::default()
         };
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         // Directories whose files this expansion looked at: a second pattern listing one
         // again gets the listing just kept, but its files were not left alone.
-        let mut looked_in: HashSet<PathBuf> = HashSet::new();
+        let mut looked_in: HashSet<Vec<u8>> = HashSet::default();
         let mut dirs_listed = 0usize;
         for parts in &self.parts {
             // Directories reached so far, each with the index of the next part to match.
@@ -230,11 +237,12 @@ impl Globs {
                             Part::Glob(p) if i + 1 == parts.len() => {
                                 // The files of a directory that did not change since the last
                                 // scan are as that scan left them: not looked at again.
-                                if kept && !looked_in.contains(&dir) {
-                                    listing.unchanged.insert(dir);
+                                let key = path_key(&dir);
+                                if kept && !looked_in.contains(key.as_ref()) {
+                                    listing.unchanged.insert(key.into_owned());
                                     continue;
                                 }
-                                looked_in.insert(dir.clone());
+                                looked_in.insert(key.into_owned());
                                 let looked = (listing.failed.len(), listing.skipped.len());
                                 for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
                                     let next = dir.join(&e.name);
@@ -303,7 +311,7 @@ impl Globs {
     /// the longest glob-free prefix of each pattern (recursively when the glob spans
     /// directories), or, while that prefix does not exist yet, its nearest existing ancestor.
     pub fn watch_dirs(&self) -> HashSet<(PathBuf, bool)> {
-        let mut dirs = HashSet::new();
+        let mut dirs = HashSet::default();
         for pattern in &self.include {
             let mut prefix = PathBuf::new();
             let mut glob_components = 0;
@@ -530,7 +538,7 @@ impl Watcher {
             let w = Watcher {
                 inner: None,
                 mode: WatchMode::Off,
-                watched: HashSet::new(),
+                watched: HashSet::default(),
                 changed: changed.clone(),
                 data_pending: data_pending.clone(),
                 named: named.clone(),
@@ -574,7 +582,7 @@ impl Watcher {
                 Watcher {
                     inner: Some(w),
                     mode,
-                    watched: HashSet::new(),
+                    watched: HashSet::default(),
                     changed,
                     data_pending,
                     named,
@@ -633,7 +641,7 @@ impl Watcher {
         for (dir, _) in self.watched.difference(&dirs) {
             let _ = inner.unwatch(dir);
         }
-        let mut now = HashSet::new();
+        let mut now = HashSet::default();
         for (dir, recursive) in dirs {
             if self.watched.contains(&(dir.clone(), recursive)) {
                 now.insert((dir, recursive));
@@ -800,11 +808,8 @@ mod tests {
         assert_eq!(first.skipped.len(), 1, "the FIFO");
         // Nothing changed: a and b are left alone; c (its FIFO is not read) is looked at.
         let second = globs.expand(&fs, &stop);
-        assert_eq!(
-            second.unchanged,
-            HashSet::from([a.clone(), b.clone()]),
-            "{second:?}"
-        );
+        assert!(second.left_alone(&a) && second.left_alone(&b), "{second:?}");
+        assert_eq!(second.unchanged.len(), 2, "{second:?}");
         // a/1.log is also matched by the second pattern (a literal name, no listing).
         assert_eq!(found(&second), [a.join("1.log"), c.join("1.log")]);
         assert_eq!(second.skipped.len(), 1, "still said");
@@ -812,12 +817,12 @@ mod tests {
         assert!(!second.is_unchanged(&c.join("1.log")));
         // Content written: names unchanged, still left alone.
         std::fs::write(b.join("1.log"), "x\ny\n").unwrap();
-        assert!(globs.expand(&fs, &stop).unchanged.contains(&b));
+        assert!(globs.expand(&fs, &stop).left_alone(&b));
         // A name added: b is looked at again, whole.
         std::fs::write(b.join("2.log"), "z\n").unwrap();
         let third = globs.expand(&fs, &stop);
-        assert!(!third.unchanged.contains(&b));
-        assert!(third.unchanged.contains(&a));
+        assert!(!third.left_alone(&b));
+        assert!(third.left_alone(&a));
         assert!(found(&third).contains(&b.join("2.log")));
         assert!(found(&third).contains(&b.join("1.log")));
         // The poll lists afresh: nothing is left alone.
@@ -889,7 +894,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1200));
         let names = |dir: &Path| {
             let (entries, kept) = fs.list_kept(dir).unwrap();
-            let mut n: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+            let mut n: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
             n.sort();
             (n, kept)
         };
@@ -901,7 +906,7 @@ mod tests {
         // saves: no look at an unchanged directory).
         let changed_soon = |what: &Path| {
             let start = Instant::now();
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             while !seen.contains(what) {
                 assert!(
                     start.elapsed() < Duration::from_secs(10),

@@ -7,7 +7,7 @@
 //! and offsets happens inside a section of the checkpoint [`Gate`], so a checkpoint always
 //! pairs the offsets with exactly the counts of the lines before them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -523,8 +523,8 @@ impl FileSource {
                 .source_files_in_turns
                 .with_label_values(&[name]),
             books: Books {
-                counters: HashMap::new(),
-                errors: HashMap::new(),
+                counters: HashMap::default(),
+                errors: HashMap::default(),
                 panics: self_metrics.source_panics.with_label_values(&[name]),
                 stalls: self_metrics.source_stalls.with_label_values(&[name]),
                 activity: Activity::default(),
@@ -941,7 +941,7 @@ impl FileSource {
         if self.books.forgotten_at == Some(print) && self.books.errors.is_empty() {
             return;
         }
-        let held: std::collections::HashSet<String> = self
+        let held: foldhash::HashSet<String> = self
             .tailer
             .files()
             .map(|t| t.path.to_string_lossy().into_owned())

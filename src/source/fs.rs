@@ -7,11 +7,14 @@
 //! their files report size 0 and change under every read) and counts the descriptors it holds
 //! against a budget derived from `RLIMIT_NOFILE`, which it raises to the hard limit first.
 
+use foldhash::{HashMap, HashSet};
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Device, inode and birth time: what a file is, whatever it is called. The birth time (statx
 /// `btime`, in nanoseconds; 0 where the filesystem does not keep it) tells a file from a later
@@ -57,6 +60,92 @@ pub struct Entry {
     pub is_symlink: bool,
 }
 
+/// A directory's entries as listed: shared, so a listing kept from an earlier look is given
+/// again without copying every name (a node's 750 directories at every poll).
+pub type Entries = Arc<[Entry]>;
+
+/// A path as the key of a hash set or map: its bytes when they are what its components would
+/// write (no `//`, no `.` component but a leading one, no `/` at the end), else its components
+/// written out. Paths `Path` calls equal have equal keys. A key hashes as bytes; `Path`'s own
+/// hash walks the path byte by byte for its components, which with the default hasher was a
+/// third of the instructions of an idle poll of a node's 500 files (BENCHMARKS.md, fifteenth
+/// round).
+pub fn path_key(path: &Path) -> Cow<'_, [u8]> {
+    let bytes = path.as_os_str().as_bytes();
+    if written_as_components(bytes) {
+        Cow::Borrowed(bytes)
+    } else {
+        Cow::Owned(
+            path.components()
+                .collect::<PathBuf>()
+                .into_os_string()
+                .into_vec(),
+        )
+    }
+}
+
+/// [`path_key`] of an owned path, without a copy when its bytes are the key.
+pub fn path_key_owned(path: PathBuf) -> Vec<u8> {
+    if written_as_components(path.as_os_str().as_bytes()) {
+        path.into_os_string().into_vec()
+    } else {
+        path_key(&path).into_owned()
+    }
+}
+
+/// The [`path_key`] of `path`'s parent, the directory `Path::parent` names (none for the root
+/// or an empty path); found by its last `/` when the path is written as its components.
+pub fn parent_key(path: &Path) -> Option<Cow<'_, [u8]>> {
+    let bytes = path.as_os_str().as_bytes();
+    if !written_as_components(bytes) {
+        return path.parent().map(path_key);
+    }
+    if bytes.is_empty() || bytes == b"/" {
+        return None;
+    }
+    Some(Cow::Borrowed(match memchr::memrchr(b'/', bytes) {
+        None => &bytes[..0],
+        Some(0) => &bytes[..1],
+        Some(i) => &bytes[..i],
+    }))
+}
+
+/// Whether `bytes` are the path its components write: no `//`, no `/.` followed by `/` or
+/// the end, no `/` at the end (but the root's own).
+fn written_as_components(bytes: &[u8]) -> bool {
+    if bytes.len() > 1 && bytes.ends_with(b"/") {
+        return false;
+    }
+    // What follows a slash at `i` is a name (not a second slash, not a `.` component).
+    let fine_after = |i: usize| match bytes.get(i + 1) {
+        Some(b'/') => false,
+        Some(b'.') => !matches!(bytes.get(i + 2), None | Some(b'/')),
+        _ => true,
+    };
+    // Eight bytes at a time: paths are short with a slash every few bytes, where `memchr`
+    // would set up its vectors again at each one. A byte of the word is a slash where it is
+    // zero after the xor; the borrow can mark bytes above a true one too, so each mark is
+    // checked against the byte itself.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ (ONES * 0x2F);
+        let mut marks = word.wrapping_sub(ONES) & !word & HIGH;
+        while marks != 0 {
+            let i = at + (marks.trailing_zeros() / 8) as usize;
+            if bytes[i] == b'/' && !fine_after(i) {
+                return false;
+            }
+            marks &= marks - 1;
+        }
+        at += 8;
+    }
+    let rest = chunks.remainder();
+    (0..rest.len()).all(|j| rest[j] != b'/' || fine_after(at + j))
+}
+
 /// The filesystem operations the tailer uses.
 pub trait Fs {
     type File: Handle;
@@ -72,8 +161,8 @@ pub trait Fs {
     /// directory that provably did not change since: no name in it was added, removed or
     /// renamed, so each name still names the file it named then (none is a symbolic link).
     /// A scan may then take the files under it as the last scan left them.
-    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
-        self.list(dir).map(|entries| (entries, false))
+    fn list_kept(&self, dir: &Path) -> io::Result<(Entries, bool)> {
+        self.list(dir).map(|entries| (entries.into(), false))
     }
     /// Forgets what is kept of `dir`'s listing: the next look lists it afresh and looks at
     /// every file in it (something there could not be looked at, or was not taken).
@@ -154,7 +243,8 @@ pub fn not_read_reason(why: &str) -> &'static str {
 /// `statx` per other directory instead of listing hundreds of them.
 #[derive(Debug, Default)]
 pub struct RealFs {
-    listings: RefCell<HashMap<PathBuf, (DirStamp, Vec<Entry>)>>,
+    /// By [`path_key`].
+    listings: RefCell<HashMap<Vec<u8>, (DirStamp, Entries)>>,
     mode: Cell<Listings>,
 }
 
@@ -214,17 +304,17 @@ impl RealFs {
     /// Forgets the kept listings of `dirs` and of every directory under one of them (a
     /// directory removed or renamed takes its subdirectories' entries along).
     pub fn forget_changed(&self, dirs: &HashSet<PathBuf>) {
-        use std::os::unix::ffi::OsStrExt;
         if dirs.is_empty() {
             return;
         }
-        let under = |dir: &Path, changed: &Path| {
-            let (d, c) = (dir.as_os_str().as_bytes(), changed.as_os_str().as_bytes());
+        // Keys both (a `/` at the end of a named directory is not one of its bytes then).
+        let changed: Vec<Cow<[u8]>> = dirs.iter().map(|d| path_key(d)).collect();
+        let under = |d: &[u8], c: &[u8]| {
             d.starts_with(c) && (d.len() == c.len() || d[c.len()] == b'/' || c.ends_with(b"/"))
         };
         self.listings
             .borrow_mut()
-            .retain(|dir, _| !dirs.iter().any(|c| under(dir, c)));
+            .retain(|dir, _| !changed.iter().any(|c| under(dir, c)));
     }
 
     fn dir_stamp(dir: &Path) -> io::Result<DirStamp> {
@@ -436,12 +526,13 @@ impl Fs for RealFs {
         RealFs::list_fresh(dir)
     }
 
-    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
+    fn list_kept(&self, dir: &Path) -> io::Result<(Entries, bool)> {
         if self.mode.get() == Listings::Fresh {
-            return RealFs::list_fresh(dir).map(|entries| (entries, false));
+            return RealFs::list_fresh(dir).map(|entries| (entries.into(), false));
         }
+        let key = path_key(dir);
         if self.mode.get() == Listings::Notified {
-            if let Some((_, entries)) = self.listings.borrow().get(dir) {
+            if let Some((_, entries)) = self.listings.borrow().get(key.as_ref()) {
                 return Ok((entries.clone(), true));
             }
         }
@@ -449,16 +540,18 @@ impl Fs for RealFs {
         // listing is not trusted next time.
         let stamp = RealFs::dir_stamp(dir);
         if self.mode.get() == Listings::Reuse {
-            if let (Ok(stamp), Some((kept, entries))) = (&stamp, self.listings.borrow().get(dir)) {
+            if let (Ok(stamp), Some((kept, entries))) =
+                (&stamp, self.listings.borrow().get(key.as_ref()))
+            {
                 if kept == stamp {
                     return Ok((entries.clone(), true));
                 }
             }
         }
-        let entries = match RealFs::list_fresh(dir) {
-            Ok(e) => e,
+        let entries: Entries = match RealFs::list_fresh(dir) {
+            Ok(e) => e.into(),
             Err(e) => {
-                self.listings.borrow_mut().remove(dir);
+                self.listings.borrow_mut().remove(key.as_ref());
                 return Err(e);
             }
         };
@@ -478,17 +571,17 @@ impl Fs for RealFs {
             Ok(stamp) if settled(&stamp) && !entries.iter().any(|e| e.is_symlink) && trusted() => {
                 self.listings
                     .borrow_mut()
-                    .insert(dir.to_path_buf(), (stamp, entries.clone()));
+                    .insert(key.into_owned(), (stamp, entries.clone()));
             }
             _ => {
-                self.listings.borrow_mut().remove(dir);
+                self.listings.borrow_mut().remove(key.as_ref());
             }
         }
         Ok((entries, false))
     }
 
     fn forget_listing(&self, dir: &Path) {
-        self.listings.borrow_mut().remove(dir);
+        self.listings.borrow_mut().remove(path_key(dir).as_ref());
     }
 
     fn open(&self, path: &Path) -> io::Result<RealFile> {
@@ -539,10 +632,55 @@ pub fn parent(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// Differential: on paths made of `/`, `//`, `.`, `..` and names in every order, two keys
+    /// are equal exactly when `Path` calls the paths equal, and the parent's key is the key of
+    /// what `Path::parent` names.
+    #[test]
+    fn path_keys_are_equal_exactly_when_the_paths_are() {
+        let pieces = ["a", "b", "..", ".", ".a", "a.", "/", "//", "/./", "./"];
+        let mut rng = crate::test_rng::Rng(0x0005_eed0_f9a7);
+        let mut paths: Vec<String> = ["", "/", ".", "./", "a", "/a", "a/", "/a/.", "a/./b", "//a"]
+            .map(String::from)
+            .to_vec();
+        for _ in 0..400 {
+            let n = 1 + rng.below(12);
+            let mut p = String::new();
+            for _ in 0..n {
+                p.push_str(rng.pick(&pieces[..]));
+            }
+            paths.push(p);
+        }
+        for p in &paths {
+            let path = Path::new(p);
+            assert_eq!(
+                parent_key(path).map(Cow::into_owned),
+                path.parent().map(|d| path_key(d).into_owned()),
+                "{p:?}"
+            );
+            assert_eq!(
+                path_key_owned(path.to_path_buf()),
+                path_key(path).into_owned()
+            );
+            for q in &paths {
+                assert_eq!(
+                    path_key(path) == path_key(Path::new(q)),
+                    path == Path::new(q),
+                    "{p:?} and {q:?}"
+                );
+            }
+        }
+        // A plain path is its own key, borrowed.
+        assert!(matches!(
+            path_key(Path::new("/var/log/pods/a_b_c/app")),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(&*path_key(Path::new("/var//log/./pods/")), b"/var/log/pods");
+    }
+
     /// The names of a scan's listing of `dir` (kept or not).
     fn names(fs: &RealFs, dir: &Path) -> Vec<String> {
         let (entries, _) = fs.list_kept(dir).unwrap();
-        let mut n: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+        let mut n: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
         n.sort();
         n
     }
@@ -559,12 +697,15 @@ mod tests {
         assert_eq!(names(&fs, d), ["a.log"]);
         // Changed a moment ago: not kept (file times are coarse), so a change right after is
         // seen.
-        assert!(!fs.listings.borrow().contains_key(d));
+        assert!(!fs.listings.borrow().contains_key(path_key(d).as_ref()));
         std::fs::write(d.join("b.log"), "x").unwrap();
         assert_eq!(names(&fs, d), ["a.log", "b.log"]);
         std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
         assert_eq!(names(&fs, d), ["a.log", "b.log"]);
-        assert!(fs.listings.borrow().contains_key(d), "settled: kept");
+        assert!(
+            fs.listings.borrow().contains_key(path_key(d).as_ref()),
+            "settled: kept"
+        );
         assert_eq!(names(&fs, d), ["a.log", "b.log"]);
         // Each kind of change, right after a look that gave the kept listing.
         std::fs::write(d.join("c.log"), "x").unwrap();
@@ -585,7 +726,7 @@ mod tests {
         std::fs::write(sub.join("x.log"), "x").unwrap();
         std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
         assert_eq!(names(&fs, &sub), ["x.log"]);
-        assert!(fs.listings.borrow().contains_key(&sub));
+        assert!(fs.listings.borrow().contains_key(path_key(&sub).as_ref()));
         std::fs::rename(&sub, d.join("old")).unwrap();
         std::fs::create_dir(&sub).unwrap();
         assert_eq!(names(&fs, &sub), Vec::<String>::new());
@@ -593,13 +734,13 @@ mod tests {
         std::os::unix::fs::symlink(d.join("b.log"), sub.join("link.log")).unwrap();
         std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
         assert_eq!(names(&fs, &sub), ["link.log"]);
-        assert!(!fs.listings.borrow().contains_key(&sub));
+        assert!(!fs.listings.borrow().contains_key(path_key(&sub).as_ref()));
         // The poll lists afresh and forgets what was kept, then keeps what is settled.
         fs.listings(Listings::Renew);
         assert!(fs.listings.borrow().is_empty());
         let all = ["b.log", "d.log", "old", "sub"];
         assert_eq!(names(&fs, d), all);
-        assert!(fs.listings.borrow().contains_key(d));
+        assert!(fs.listings.borrow().contains_key(path_key(d).as_ref()));
         // With no notifications, nothing is kept (nor stamped).
         fs.listings(Listings::Fresh);
         assert!(fs.listings.borrow().is_empty());
@@ -623,12 +764,21 @@ mod tests {
         std::thread::sleep(LISTING_SETTLED + std::time::Duration::from_millis(200));
         assert_eq!(names(&fs, &d.join("real")), ["a.log"]);
         assert_eq!(names(&fs, &d.join("link")), ["a.log"]);
-        assert!(fs.listings.borrow().contains_key(&d.join("real")));
-        assert!(!fs.listings.borrow().contains_key(&d.join("link")));
+        assert!(fs
+            .listings
+            .borrow()
+            .contains_key(path_key(&d.join("real")).as_ref()));
+        assert!(!fs
+            .listings
+            .borrow()
+            .contains_key(path_key(&d.join("link")).as_ref()));
         // Stamps say as much without notifications: kept through the link too.
         fs.listings(Listings::Reuse);
         assert_eq!(names(&fs, &d.join("link")), ["a.log"]);
-        assert!(fs.listings.borrow().contains_key(&d.join("link")));
+        assert!(fs
+            .listings
+            .borrow()
+            .contains_key(path_key(&d.join("link")).as_ref()));
     }
 
     /// A path that is not a regular file says what it is; its reason is bounded.

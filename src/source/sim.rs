@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::discover::{Globs, Listing};
-use super::fs::{Entry, FileId, Fs, Handle, Meta};
+use super::fs::{Entries, Entry, FileId, Fs, Handle, Meta};
 use super::identity::Known;
 use super::lines::LineStats;
 use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
@@ -241,12 +241,15 @@ impl Fs for SimFs {
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
         self.list_now(dir)
     }
-    fn list_kept(&self, dir: &Path) -> io::Result<(Vec<Entry>, bool)> {
+    fn list_kept(&self, dir: &Path) -> io::Result<(Entries, bool)> {
         let entries = self.list_now(dir);
         let mut w = self.0.borrow_mut();
-        let Ok(entries) = entries else {
-            w.kept.remove(dir);
-            return entries.map(|e| (e, false));
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => {
+                w.kept.remove(dir);
+                return Err(e);
+            }
         };
         let held: Vec<(String, Option<u64>)> = entries
             .iter()
@@ -254,7 +257,7 @@ impl Fs for SimFs {
             .collect();
         let kept = w.reuse && w.kept.get(dir) == Some(&held);
         w.kept.insert(dir.to_path_buf(), held);
-        Ok((entries, kept))
+        Ok((entries.into(), kept))
     }
     fn forget_listing(&self, dir: &Path) {
         self.0.borrow_mut().kept.remove(dir);

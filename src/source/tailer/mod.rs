@@ -48,7 +48,8 @@ mod state;
 mod tests;
 mod tracked;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -93,7 +94,7 @@ pub struct Tailer<F: Fs> {
     fs: F,
     globs: Globs,
     options: TailOptions,
-    files: BTreeMap<FileId, Tracked<F::File>>,
+    files: BTreeMap<FileId, Box<Tracked<F::File>>>,
     gone: VecDeque<(Known, Instant)>,
     /// Records of a checkpoint not yet matched to a file.
     restored: Vec<FileRecord>,
@@ -152,7 +153,7 @@ impl<F: Fs> Tailer<F> {
             listing_errors: Vec::new(),
             skipped: Vec::new(),
             behind: BTreeSet::new(),
-            pass_meta: HashMap::new(),
+            pass_meta: HashMap::default(),
             last_listing_began: None,
             listings_began: VecDeque::new(),
             let_go: VecDeque::new(),
@@ -285,7 +286,7 @@ impl<F: Fs> Tailer<F> {
 
     /// The followed files.
     pub fn files(&self) -> impl Iterator<Item = &Tracked<F::File>> {
-        self.files.values()
+        self.files.values().map(|t| &**t)
     }
 
     /// How many files are read in turns (no descriptor held).
@@ -296,7 +297,7 @@ impl<F: Fs> Tailer<F> {
     /// The state to checkpoint: every file's record at its last line boundary, the checkpoint
     /// records not matched yet, and the gone content still remembered.
     pub fn state(&self) -> TailState {
-        let mut files: Vec<FileRecord> = self.files.values().map(record).collect();
+        let mut files: Vec<FileRecord> = self.files.values().map(|t| record(t)).collect();
         files.extend(self.restored.iter().cloned());
         TailState {
             files,
@@ -672,7 +673,7 @@ impl<F: Fs> Tailer<F> {
                     t.left = Some(PathBuf::from(&r.known.path));
                     section.event(EventKind::Resumed, &t.path_str(), &detail);
                     section.record(m.id, Some(record(&t)));
-                    self.files.insert(m.id, t);
+                    self.files.insert(m.id, Box::new(t));
                 }
                 None => {
                     section.event(
@@ -777,7 +778,7 @@ impl<F: Fs> Tailer<F> {
                 );
                 section.record(meta.id, Some(record(&t)));
                 drop(section);
-                self.files.insert(meta.id, t);
+                self.files.insert(meta.id, Box::new(t));
                 drained = true;
             }
         }
@@ -929,7 +930,7 @@ impl<F: Fs> Tailer<F> {
         }
         section.event(kind, &shown, &decision.detail);
         section.record(meta.id, Some(record(&t)));
-        self.files.insert(meta.id, t);
+        self.files.insert(meta.id, Box::new(t));
         drop(section);
         true
     }
@@ -1469,7 +1470,7 @@ impl<F: Fs> Tailer<F> {
     /// resolved, and the new content is decided on like a new file's.
     fn replaced(
         &mut self,
-        t: Tracked<F::File>,
+        t: Box<Tracked<F::File>>,
         meta: Meta,
         now: Instant,
         sink: &mut impl Sink,
@@ -1505,7 +1506,7 @@ impl<F: Fs> Tailer<F> {
             symlink,
             handle,
             ..
-        } = t;
+        } = *t;
         let reopened = match handle {
             Some(h) => Some(h),
             None => self.fs.open(&fs_path).ok(),
@@ -1557,7 +1558,7 @@ impl<F: Fs> Tailer<F> {
             self.remember(old, now, &mut *section);
         }
         section.record(id, Some(record(&n)));
-        self.files.insert(id, n);
+        self.files.insert(id, Box::new(n));
         drop(section);
         // New content: saved before its lines are counted, as a new file's.
         sink.durable();
@@ -1772,7 +1773,7 @@ impl<F: Fs> Tailer<F> {
         }
         section.event(decision.kind, &n.path_str(), &decision.detail);
         section.record(id, Some(record(&n)));
-        self.files.insert(id, n);
+        self.files.insert(id, Box::new(n));
         drop(section);
         sink.durable();
     }
@@ -2093,13 +2094,13 @@ impl<F: Fs> Tailer<F> {
         let mut section = Section::open(sink);
         section.event(kind, &n.path_str(), &detail);
         section.record(id, Some(record(&n)));
-        self.files.insert(id, n);
+        self.files.insert(id, Box::new(n));
         drop(section);
     }
 
     /// Stops reading a drained file: its last unterminated line counts, and its content is
     /// remembered.
-    fn close(&mut self, mut t: Tracked<F::File>, now: Instant, sink: &mut impl Sink) {
+    fn close(&mut self, mut t: Box<Tracked<F::File>>, now: Instant, sink: &mut impl Sink) {
         let path = t.path_str();
         let mut section = Section::open(sink);
         t.finish_records(&mut *section);
