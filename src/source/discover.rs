@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use super::fs::FileId;
-use super::fs::{parent_key, path_key, Fs, Meta};
+use super::fs::{parent_key, path_key, path_key_owned, Fs, Meta};
 
 use notify::event::{EventKind, EventKindMask, ModifyKind};
 use notify::{RecursiveMode, Watcher as _};
@@ -110,6 +110,13 @@ const MATCH: glob::MatchOptions = glob::MatchOptions {
     require_literal_separator: true,
     require_literal_leading_dot: false,
 };
+
+/// Whether a directory entry's `name` matches `pattern`. A lone `*` (a pod's directory, a
+/// container's: every level of a node's `pods/*/*/*.log`) matches every name without the
+/// glob matcher, which costs more than the rest of a kept directory's look.
+fn name_matches(pattern: &glob::Pattern, name: &str) -> bool {
+    pattern.as_str() == "*" || pattern.matches_with(name, MATCH)
+}
 
 /// Most directories one expansion lists (a `**` over a huge tree stops there, with an error).
 const MAX_DIRS_PER_EXPANSION: usize = 100_000;
@@ -237,14 +244,13 @@ impl Globs {
                             Part::Glob(p) if i + 1 == parts.len() => {
                                 // The files of a directory that did not change since the last
                                 // scan are as that scan left them: not looked at again.
-                                let key = path_key(&dir);
-                                if kept && !looked_in.contains(key.as_ref()) {
-                                    listing.unchanged.insert(key.into_owned());
+                                if kept && !looked_in.contains(path_key(&dir).as_ref()) {
+                                    listing.unchanged.insert(path_key_owned(dir));
                                     continue;
                                 }
-                                looked_in.insert(key.into_owned());
+                                looked_in.insert(path_key(&dir).into_owned());
                                 let looked = (listing.failed.len(), listing.skipped.len());
-                                for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
+                                for e in entries.iter().filter(|e| name_matches(p, &e.name)) {
                                     let next = dir.join(&e.name);
                                     let symlink = Some(e.is_symlink);
                                     self.consider(fs, next, symlink, &mut seen, &mut listing);
@@ -256,7 +262,7 @@ impl Globs {
                                 }
                             }
                             Part::Glob(p) => {
-                                for e in entries.iter().filter(|e| p.matches_with(&e.name, MATCH)) {
+                                for e in entries.iter().filter(|e| name_matches(p, &e.name)) {
                                     if e.is_dir {
                                         todo.push((dir.join(&e.name), i + 1));
                                     }
@@ -359,7 +365,7 @@ fn may_lead_to(names: &[&std::ffi::OsStr], parts: &[Part]) -> bool {
     };
     match part {
         Part::Literal(l) => **name == **l && may_lead_to(rest, later),
-        Part::Glob(g) => g.matches_with(&name.to_string_lossy(), MATCH) && may_lead_to(rest, later),
+        Part::Glob(g) => name_matches(g, &name.to_string_lossy()) && may_lead_to(rest, later),
         // `**`: no directory, or this one and maybe more.
         Part::Any => may_lead_to(names, later) || may_lead_to(rest, parts),
     }
@@ -839,6 +845,36 @@ mod tests {
         let l = twice.expand(&fresh, &stop);
         assert!(!l.is_partial(), "{:?}", l.unchanged);
         assert_eq!(found(&l), [a.join("1.log")]);
+    }
+
+    /// A lone `*` taken without the glob matcher answers as the matcher does, dot files and
+    /// odd names included.
+    #[test]
+    fn a_lone_star_matches_every_name_as_the_glob_matcher_does() {
+        let star = glob::Pattern::new("*").unwrap();
+        for name in [
+            "a",
+            ".hidden",
+            ".",
+            "..",
+            "with space",
+            "ünïcödé",
+            "[x]",
+            "*",
+            "?",
+            "-",
+            "a\\b",
+            "0.log.20261207-101500.gz",
+        ] {
+            assert_eq!(
+                name_matches(&star, name),
+                star.matches_with(name, MATCH),
+                "{name:?}"
+            );
+            assert!(name_matches(&star, name), "{name:?}");
+        }
+        let other = glob::Pattern::new("*.log").unwrap();
+        assert!(name_matches(&other, "0.log") && !name_matches(&other, "0.log.1"));
     }
 
     #[test]
