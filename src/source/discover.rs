@@ -90,7 +90,7 @@ impl Listing {
         self.unchanged.contains(path_key(dir).as_ref())
     }
 
-    /// Whether the files of some directories were not looked at (see [`Self::unchanged`]).
+    /// Whether the files of some directories were not looked at (see [`Self::left_alone`]).
     pub fn is_partial(&self) -> bool {
         !self.unchanged.is_empty()
     }
