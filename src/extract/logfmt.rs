@@ -91,12 +91,23 @@ pub fn parse(line: &str, out: &mut Vec<Pair>) -> bool {
 /// The value of the first pair whose key is `key` (a quoted value unescaped, see
 /// [`unescape`]); `None` when the record has no such key.
 pub fn value(line: &str, pairs: &[Pair], key: &str) -> Option<String> {
-    let pair = pairs.iter().find(|p| &line[p.key.0..p.key.1] == key)?;
+    let mut text = String::new();
+    value_into(line, pairs, key, &mut text).then_some(text)
+}
+
+/// [`value`] appended to `out` (a buffer reused from record to record); `false`, and `out`
+/// unchanged, when the record has no such key.
+pub fn value_into(line: &str, pairs: &[Pair], key: &str, out: &mut String) -> bool {
+    let Some(pair) = pairs.iter().find(|p| &line[p.key.0..p.key.1] == key) else {
+        return false;
+    };
     let raw = &line[pair.value.0..pair.value.1];
     if !pair.quoted || !raw.contains('\\') {
-        return Some(raw.to_owned());
+        out.push_str(raw);
+    } else {
+        out.push_str(&unescape(raw));
     }
-    Some(unescape(raw))
+    true
 }
 
 /// The text of a quoted value without its escapes, as the writers of logfmt escape it:

@@ -348,9 +348,10 @@ pub struct Pipeline {
     /// spans of their values in the record being read.
     json_paths: Arc<PathTrie>,
     json_spans: Vec<Option<(usize, usize)>>,
-    /// Per rule (by index, grown on first use), the row the one-pass reader last wrote.
+    /// Per rule (by index, grown on first use), the row the one-pass JSON reader or the
+    /// logfmt reader last wrote: its strings are written over by the next record.
     one_pass_rows: Vec<Vec<Row>>,
-    /// Strings of one-pass rows' fields absent from the last record, kept for reuse.
+    /// Strings of those rows' fields absent from the last record, kept for reuse.
     one_pass_spare: Vec<String>,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,

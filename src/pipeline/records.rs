@@ -94,11 +94,24 @@ impl Pipeline {
                     if !ok {
                         continue;
                     }
-                    let row: Row = keys
-                        .iter()
-                        .map(|k| crate::extract::logfmt::value(line, &self.logfmt, k))
-                        .collect();
-                    Some(vec![row])
+                    // One row in this rule's own buffers, as for the one-pass JSON reader
+                    // (a `Vec` and a `String` per field per record were a third of a line).
+                    if self.one_pass_rows.len() <= index {
+                        self.one_pass_rows.resize_with(index + 1, Vec::new);
+                    }
+                    let mut rows = std::mem::take(&mut self.one_pass_rows[index]);
+                    if rows.is_empty() {
+                        rows.push(Row::new());
+                    }
+                    logfmt_row(
+                        line,
+                        &self.logfmt,
+                        keys,
+                        &mut rows[0],
+                        &mut self.one_pass_spare,
+                    );
+                    one_pass_used = true;
+                    Some(rows)
                 }
             };
             let plan = Plan {
@@ -341,6 +354,27 @@ fn one_pass_row(
         let text = cell.get_or_insert_with(|| spare.pop().unwrap_or_default());
         text.clear();
         if !value_text_into(&line[start..end], text) {
+            spare.extend(cell.take());
+        }
+    }
+}
+
+/// The row of a `logfmt:` rule: per key, its value's text (`None`: the record has no such
+/// key), written into `row`'s own strings as [`one_pass_row`] does.
+fn logfmt_row(
+    line: &str,
+    pairs: &[crate::extract::logfmt::Pair],
+    keys: &[String],
+    row: &mut Row,
+    spare: &mut Vec<String>,
+) {
+    if row.len() != keys.len() {
+        row.resize(keys.len(), None);
+    }
+    for (cell, key) in row.iter_mut().zip(keys) {
+        let text = cell.get_or_insert_with(|| spare.pop().unwrap_or_default());
+        text.clear();
+        if !crate::extract::logfmt::value_into(line, pairs, key, text) {
             spare.extend(cell.take());
         }
     }
