@@ -182,45 +182,6 @@ fn string_stops(word: u64) -> u64 {
     quote | backslash | control
 }
 
-/// The bytes of `chunk` that stop a plain run ([`STRING_STOP`]), one bit each (the first byte
-/// lowest): SSE2, which every x86-64 processor has, compares sixteen bytes at once.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn string_stops_16(chunk: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of every x86-64 target (the intrinsics need no check), and the
-    // load is an unaligned one of the sixteen bytes `chunk` holds.
-    unsafe {
-        let v = _mm_loadu_si128(chunk.as_ptr().cast());
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        // Below 0x20, unsigned: the larger of a byte and 0x1F is 0x1F.
-        let limit = _mm_set1_epi8(0x1F);
-        let control = _mm_cmpeq_epi8(_mm_max_epu8(v, limit), limit);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
-    }
-}
-
-/// [`string_stops_16`] elsewhere: two eight-byte words.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn string_stops_16(chunk: &[u8; 16]) -> u32 {
-    let bits = |word: u64| {
-        let marks = string_stops(word);
-        // The high bit of each marked byte, gathered: exact for the lowest, as in
-        // `string_stops`; a borrow can mark only bytes above it.
-        (0..8).fold(0u32, |acc, k| {
-            acc | (((marks >> (8 * k + 7)) & 1) as u32) << k
-        })
-    };
-    let (low, high) = chunk.split_at(8);
-    bits(u64::from_le_bytes(low.try_into().expect("eight")))
-        | bits(u64::from_le_bytes(high.try_into().expect("eight"))) << 8
-}
-
 /// A strict JSON reader over a record's bytes: members the trie names are descended into or
 /// kept as spans; everything else is checked as JSON and skipped without being decoded (a
 /// skipped string's escapes are checked for shape only, as serde_json's skipping does, so a
@@ -423,17 +384,10 @@ impl Reader<'_> {
         let mut i = self.i;
         let mut escaped = false;
         loop {
-            // The plain run: sixteen bytes at a time, then eight, then (near the end of the
-            // text) what is left byte by byte.
+            // The plain run: eight bytes at a time, then (near the end of the text) what is
+            // left byte by byte.
             loop {
-                if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
-                    let stops = string_stops_16(chunk);
-                    if stops != 0 {
-                        i += stops.trailing_zeros() as usize;
-                        break;
-                    }
-                    i += 16;
-                } else if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+                if let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
                     let stops = string_stops(u64::from_le_bytes(*chunk));
                     if stops != 0 {
                         i += (stops.trailing_zeros() / 8) as usize;
@@ -670,33 +624,6 @@ fn lossy<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The sixteen-byte search marks exactly the bytes the table says stop a plain run (its
-    /// lowest mark is what the reader uses), on random chunks weighted to quotes, backslashes,
-    /// control characters, the bytes beside them and bytes of 0x80 and above.
-    #[test]
-    fn sixteen_bytes_at_once_stop_where_the_table_says() {
-        let mut rng = crate::test_rng::Rng(0x0051_0016);
-        let odd = [
-            b'"', b'\\', 0x00, 0x1F, 0x20, 0x1E, b'!', b'#', b'[', b']', 0x7F, 0x80, 0xC3, 0xFF,
-        ];
-        for _ in 0..20_000 {
-            let mut chunk = [0u8; 16];
-            for c in &mut chunk {
-                *c = if rng.chance(70) {
-                    b'a' + rng.below(26) as u8
-                } else if rng.chance(60) {
-                    odd[rng.below(odd.len() as u64) as usize]
-                } else {
-                    rng.below(256) as u8
-                };
-            }
-            let want = (0..16).fold(0u32, |m, k| {
-                m | u32::from(STRING_STOP[chunk[k] as usize]) << k
-            });
-            assert_eq!(string_stops_16(&chunk), want, "{chunk:?}");
-        }
-    }
     use crate::extract::json::JsonExtractor;
     use crate::test_rng::Rng;
 
