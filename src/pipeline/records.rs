@@ -360,7 +360,10 @@ fn one_pass_row(
 }
 
 /// The row of a `logfmt:` rule: per key, its value's text (`None`: the record has no such
-/// key), written into `row`'s own strings as [`one_pass_row`] does.
+/// key), written into `row`'s own strings as [`one_pass_row`] does. Not inlined: in
+/// `process_line` it moved the JSON rules' code and cost them 3% of CPU with fewer
+/// instructions (BENCHMARKS.md, fifteenth round).
+#[inline(never)]
 fn logfmt_row(
     line: &str,
     pairs: &[crate::extract::logfmt::Pair],
