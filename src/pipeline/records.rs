@@ -582,6 +582,33 @@ fn exact_literal(pattern: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    /// A logfmt row written over the last record's buffers holds exactly this record's values:
+    /// keys absent now are `None` (not the last record's text), present ones their own text,
+    /// unescaped, whatever came before; the same as values read afresh.
+    #[test]
+    fn a_logfmt_row_over_reused_buffers_is_the_records_own() {
+        use crate::extract::logfmt;
+        let keys: Vec<String> = ["level", "msg", "status"].map(String::from).to_vec();
+        let records = [
+            r#"level=info msg="request done" status=200"#,
+            "level=warn",
+            r#"msg="a \"quoted\" word" status=503 extra=1"#,
+            "",
+            "status=201 level=debug msg=",
+            r#"level=error msg="x" level=info"#,
+        ];
+        let (mut row, mut spare, mut pairs) = (super::Row::new(), Vec::new(), Vec::new());
+        for line in records {
+            assert!(logfmt::parse(line, &mut pairs), "{line}");
+            super::logfmt_row(line, &pairs, &keys, &mut row, &mut spare);
+            let fresh: Vec<Option<String>> = keys
+                .iter()
+                .map(|k| logfmt::value(line, &pairs, k))
+                .collect();
+            assert_eq!(row, fresh, "{line}");
+        }
+    }
+
     /// A `when:` pattern compared as text answers as its regex does.
     #[test]
     fn anchored_literal_when_patterns_answer_as_their_regex() {
