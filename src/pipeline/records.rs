@@ -55,13 +55,7 @@ impl Pipeline {
                         // One row, its text written into the buffers of this rule's row of
                         // the last record (its own: a row shared with a rule of fewer fields
                         // would lose them, and allocate them again, on every record).
-                        if self.one_pass_rows.len() <= index {
-                            self.one_pass_rows.resize_with(index + 1, Vec::new);
-                        }
-                        let mut rows = std::mem::take(&mut self.one_pass_rows[index]);
-                        if rows.is_empty() {
-                            rows.push(Row::new());
-                        }
+                        let mut rows = own_row(&mut self.one_pass_rows, index);
                         one_pass_row(
                             line,
                             slots,
@@ -96,13 +90,7 @@ impl Pipeline {
                     }
                     // One row in this rule's own buffers, as for the one-pass JSON reader
                     // (a `Vec` and a `String` per field per record were a third of a line).
-                    if self.one_pass_rows.len() <= index {
-                        self.one_pass_rows.resize_with(index + 1, Vec::new);
-                    }
-                    let mut rows = std::mem::take(&mut self.one_pass_rows[index]);
-                    if rows.is_empty() {
-                        rows.push(Row::new());
-                    }
+                    let mut rows = own_row(&mut self.one_pass_rows, index);
                     logfmt_row(
                         line,
                         &self.logfmt,
@@ -329,6 +317,19 @@ fn apply_rule(
         }
     }
     matched
+}
+
+/// The rows rule `index` wrote its one row into on the last record, taken out to be written
+/// over (one empty row the first time); they are put back after the rule is applied.
+fn own_row(rows_by_rule: &mut Vec<Vec<Row>>, index: usize) -> Vec<Row> {
+    if rows_by_rule.len() <= index {
+        rows_by_rule.resize_with(index + 1, Vec::new);
+    }
+    let mut rows = std::mem::take(&mut rows_by_rule[index]);
+    if rows.is_empty() {
+        rows.push(Row::new());
+    }
+    rows
 }
 
 /// The row of a rule read by the one-pass JSON reader: per field slot, the text of the value
