@@ -86,7 +86,25 @@ pub fn starts_with_bytes<H: Handle>(h: &H, size: u64, head: &[u8]) -> io::Result
     if size < head.len() as u64 {
         return Ok(false);
     }
-    Ok(read_range(h, 0, head.len() as u64)? == head)
+    begins_with(h, head)
+}
+
+/// Whether the file's first bytes now are `head` (false when it is shorter), read into a
+/// buffer on the stack: a followed file's head is checked on each read, before and after.
+pub fn begins_with<H: Handle>(h: &H, head: &[u8]) -> io::Result<bool> {
+    let mut buf = [0u8; HEAD_LEN as usize];
+    if head.len() > buf.len() {
+        return Ok(read_range(h, 0, head.len() as u64)? == head);
+    }
+    let buf = &mut buf[..head.len()];
+    let mut got = 0;
+    while got < buf.len() {
+        match h.read_at(got as u64, &mut buf[got..])? {
+            0 => return Ok(false),
+            n => got += n,
+        }
+    }
+    Ok(buf == head)
 }
 
 /// Content read up to `offset`: enough to recognise it in another file (a copy, the same file
@@ -240,6 +258,31 @@ mod tests {
             let n = buf.len().min(7).min(self.0.len() - from);
             buf[..n].copy_from_slice(&self.0[from..from + n]);
             Ok(n)
+        }
+    }
+
+    /// `begins_with` (a stack buffer, short reads) answers as comparing the bytes read
+    /// whole does: heads of every length up to past `HEAD_LEN`, files shorter, equal and
+    /// longer, differing in the first, a middle or the last byte.
+    #[test]
+    fn begins_with_answers_as_a_whole_read_compared() {
+        let mut rng = crate::test_rng::Rng(25);
+        let mut below = |n: usize| rng.below(n as u64) as usize;
+        for case in 0..2000 {
+            let len = below(HEAD_LEN as usize + 40);
+            let file: Vec<u8> = (0..len).map(|_| b'a' + below(3) as u8).collect();
+            let head_len = below(HEAD_LEN as usize + 20);
+            let mut head: Vec<u8> = file.iter().copied().take(head_len).collect();
+            while head.len() < head_len {
+                head.push(b'a');
+            }
+            if !head.is_empty() && below(2) == 0 {
+                let at = [0, head.len() / 2, head.len() - 1][below(3)];
+                head[at] = b'z';
+            }
+            let h = Bytes(file);
+            let expected = read_range(&h, 0, head.len() as u64).unwrap() == head;
+            assert_eq!(begins_with(&h, &head).unwrap(), expected, "case {case}");
         }
     }
 

@@ -200,7 +200,7 @@ impl<F: Fs> Tailer<F> {
             if t.format() != format {
                 // Streams are named otherwise now: what was held is emitted as it was framed.
                 if t.records.is_some() {
-                    let path = t.path_str();
+                    let path = t.path_shared();
                     let mut section = Section::open(sink);
                     if let Some(records) = &mut t.records {
                         records.finish(&mut |a| deliver(a, &path, &mut *section));
@@ -449,14 +449,14 @@ impl<F: Fs> Tailer<F> {
                 if renamed || back {
                     let mut section = Section::open(sink);
                     if renamed {
-                        let from = t.path_str();
+                        let from = t.path_str().to_owned();
                         // Renamed within the globs (a kubelet's `0.log` → `0.log.<time>`
                         // with `*.log*`): the file now at the old path replaced it, as for a
                         // rename out of the globs.
                         t.left = Some(t.path.clone());
-                        t.path = found.path.clone();
+                        t.rename(found.path.clone());
                         t.symlink = found.symlink;
-                        section.event(EventKind::Renamed, &t.path_str(), &format!("from {from}"));
+                        section.event(EventKind::Renamed, t.path_str(), &format!("from {from}"));
                     }
                     if back {
                         t.phase = Phase::Following;
@@ -540,7 +540,7 @@ impl<F: Fs> Tailer<F> {
                     section.record(id, Some(record(t)));
                     section.event(
                         EventKind::Draining,
-                        &t.path_str(),
+                        t.path_str(),
                         "renamed away or deleted; reading it to its end",
                     );
                     drop(section);
@@ -671,7 +671,7 @@ impl<F: Fs> Tailer<F> {
                         }
                     };
                     t.left = Some(PathBuf::from(&r.known.path));
-                    section.event(EventKind::Resumed, &t.path_str(), &detail);
+                    section.event(EventKind::Resumed, t.path_str(), &detail);
                     section.record(m.id, Some(record(&t)));
                     self.files.insert(m.id, Box::new(t));
                 }
@@ -770,7 +770,7 @@ impl<F: Fs> Tailer<F> {
                 let mut section = Section::open(sink);
                 section.event(
                     EventKind::New,
-                    &t.path_str(),
+                    t.path_str(),
                     &format!(
                         "renamed away from {} before it was first seen (born since the last scan, never read): read from its beginning to its end",
                         live.display()
@@ -811,6 +811,7 @@ impl<F: Fs> Tailer<F> {
         };
         Tracked {
             id: meta.id,
+            path_text: path.to_string_lossy().into(),
             path,
             symlink,
             handle,
@@ -1345,7 +1346,7 @@ impl<F: Fs> Tailer<F> {
             }
         }
         let mut t = self.files.remove(&id).expect("present");
-        let path = t.path_str();
+        let path = t.path_shared();
         let held = t.handle.is_some();
         let h = match t.handle.take() {
             Some(h) => h,
@@ -1404,9 +1405,7 @@ impl<F: Fs> Tailer<F> {
             let replaced_since = |n: usize| {
                 n < overlap
                     || self.buffer[..overlap] != t.tail[..]
-                    || (n > overlap
-                        && !identity::read_range(&h, 0, t.head.len() as u64)
-                            .is_ok_and(|first| first == t.head))
+                    || (n > overlap && !identity::begins_with(&h, &t.head).unwrap_or(false))
             };
             let n = match got {
                 Ok(n) if replaced_since(n) => {
@@ -1484,7 +1483,7 @@ impl<F: Fs> Tailer<F> {
             truncated: true,
             ..known(&t)
         };
-        let path = t.path_str();
+        let path = t.path_shared();
         self.resolve_shadows(t.id, &old, now, sink);
         if let Phase::Draining { .. } = t.phase {
             let mut section = Section::open(sink);
@@ -1771,7 +1770,7 @@ impl<F: Fs> Tailer<F> {
         if decision.consumed_restored.is_some() || decision.consumed_gone.is_some() {
             self.publish_remembered(&mut *section);
         }
-        section.event(decision.kind, &n.path_str(), &decision.detail);
+        section.event(decision.kind, n.path_str(), &decision.detail);
         section.record(id, Some(record(&n)));
         self.files.insert(id, Box::new(n));
         drop(section);
@@ -1870,7 +1869,7 @@ impl<F: Fs> Tailer<F> {
                 }
                 section.event(
                     EventKind::New,
-                    &t.path_str(),
+                    t.path_str(),
                     &format!("grew past its original; read from {}", t.verified),
                 );
                 section.record(id, Some(record(t)));
@@ -1885,7 +1884,7 @@ impl<F: Fs> Tailer<F> {
                 section.record(id, None);
                 section.event(
                     EventKind::Closed,
-                    &t.path_str(),
+                    t.path_str(),
                     "a copy out of the globs, quiet while its original is intact",
                 );
             }
@@ -2026,7 +2025,7 @@ impl<F: Fs> Tailer<F> {
             let mut section = Section::open(sink);
             section.event(
                 EventKind::Truncated,
-                &t.path_str(),
+                t.path_str(),
                 &format!(
                     "no longer a copy of {}: its content was replaced; decided again",
                     original.path
@@ -2092,7 +2091,7 @@ impl<F: Fs> Tailer<F> {
             n.handle = None;
         }
         let mut section = Section::open(sink);
-        section.event(kind, &n.path_str(), &detail);
+        section.event(kind, n.path_str(), &detail);
         section.record(id, Some(record(&n)));
         self.files.insert(id, Box::new(n));
         drop(section);
@@ -2101,7 +2100,7 @@ impl<F: Fs> Tailer<F> {
     /// Stops reading a drained file: its last unterminated line counts, and its content is
     /// remembered.
     fn close(&mut self, mut t: Box<Tracked<F::File>>, now: Instant, sink: &mut impl Sink) {
-        let path = t.path_str();
+        let path = t.path_shared();
         let mut section = Section::open(sink);
         t.finish_records(&mut *section);
         let end = Known {

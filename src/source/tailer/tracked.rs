@@ -17,7 +17,11 @@ use super::sink::Sink;
 /// One followed file.
 pub struct Tracked<H> {
     pub id: FileId,
+    /// Changed by [`Tracked::rename`] only, which keeps `path_text` in step.
     pub path: PathBuf,
+    /// `path` as text (lossy), made once: every read names the file to the sink (shared, so
+    /// a read holds it while the file changes).
+    pub(super) path_text: std::sync::Arc<str>,
     /// The path is a symlink (another path to the same file is preferred for naming it).
     pub(super) symlink: bool,
     /// `None`: read in turns (opened for each pass: over the descriptor budget).
@@ -176,18 +180,18 @@ impl<H> Tracked<H> {
 
     /// Emits every record held (the file ends: closed, replaced, or one-shot). In a section.
     pub(super) fn finish_records(&mut self, sink: &mut impl Sink) {
-        let path = self.path_str();
+        let path = &self.path_text;
         let stats = match &mut self.records {
             Some(records) => {
                 let stats = self.lines.finish(|line| {
-                    records.push(line, 0, &mut |a| deliver(a, &path, sink));
+                    records.push(line, 0, &mut |a| deliver(a, path, sink));
                 });
-                records.finish(&mut |a| deliver(a, &path, sink));
+                records.finish(&mut |a| deliver(a, path, sink));
                 stats
             }
-            None => self.lines.finish(|line| sink.line(line, &path, None, None)),
+            None => self.lines.finish(|line| sink.line(line, path, None, None)),
         };
-        sink.read(&path, 0, stats);
+        sink.read(path, 0, stats);
     }
 
     /// Whether no descriptor is held (read in turns).
@@ -195,8 +199,20 @@ impl<H> Tracked<H> {
         self.handle.is_none()
     }
 
-    pub(super) fn path_str(&self) -> String {
-        self.path.to_string_lossy().into_owned()
+    /// The path as text (invalid UTF-8 replaced), as the sink and events name the file.
+    pub(super) fn path_str(&self) -> &str {
+        &self.path_text
+    }
+
+    /// The path as text, shared: held while the file changes (a read's error messages).
+    pub(super) fn path_shared(&self) -> std::sync::Arc<str> {
+        self.path_text.clone()
+    }
+
+    /// Follows the file under `path` from now on.
+    pub(super) fn rename(&mut self, path: PathBuf) {
+        self.path_text = path.to_string_lossy().into();
+        self.path = path;
     }
 
     /// The marker at `offset` (at or after `start`, where `chunk` was read): the end of the
@@ -215,11 +231,11 @@ impl<H> Tracked<H> {
     /// Emits the multi-line record held (complete: the writer paused, or the content ends);
     /// the marker follows the committed offset. In a section.
     pub(super) fn flush_record(&mut self, sink: &mut impl Sink) {
-        let path = self.path_str();
+        let path = &self.path_text;
         let Some(records) = &mut self.records else {
             return;
         };
-        records.flush_record(&mut |a| deliver(a, &path, sink));
+        records.flush_record(&mut |a| deliver(a, path, sink));
         self.advance_marker();
     }
 
@@ -271,7 +287,7 @@ impl<H> Tracked<H> {
     /// step, from the bytes in memory.
     pub(super) fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
         let start = self.read;
-        let path = self.path_str();
+        let path = &self.path_text;
         // Each line starts where the one before it ended.
         let mut line_start = start.saturating_sub(self.lines.pending());
         let replay = &mut self.replay;
@@ -295,19 +311,19 @@ impl<H> Tracked<H> {
                 let (from, end) = (line_start, start + end as u64);
                 line_start = end;
                 if admit(line, from, end) {
-                    sink.line(line, &path, None, None);
+                    sink.line(line, path, None, None);
                 }
             }),
             Some(records) => self.lines.push(chunk, |line, end| {
                 let (from, end) = (line_start, start + end as u64);
                 line_start = end;
                 if admit(line, from, end) {
-                    records.push(line, from, &mut |a| deliver(a, &path, sink));
+                    records.push(line, from, &mut |a| deliver(a, path, sink));
                 }
             }),
         };
         stats.lines = stats.lines.saturating_sub(again.0);
-        sink.read(&path, (chunk.len() as u64).saturating_sub(again.1), stats);
+        sink.read(path, (chunk.len() as u64).saturating_sub(again.1), stats);
         self.read += chunk.len() as u64;
         self.last_data = now;
         // The head grows with what is read until it is HEAD_LEN long.
@@ -372,7 +388,7 @@ pub(super) fn known<H>(t: &Tracked<H>) -> Known {
         _ => t.committed(),
     };
     Known {
-        path: t.path_str(),
+        path: t.path_str().to_owned(),
         id: t.id,
         head: t.head_digest(),
         first: t.head.clone(),
