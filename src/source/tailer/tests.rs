@@ -569,3 +569,58 @@ fn a_copy_renamed_out_of_the_globs_and_written_on_is_read_past_its_original() {
     let followed: Vec<&PathBuf> = t.files.values().map(|f| &f.path).collect();
     assert_eq!(followed, [&d.join("app.log")]);
 }
+
+/// Each line with the path it was delivered under.
+#[derive(Default)]
+struct Named {
+    lines: Vec<(String, String)>,
+}
+
+impl Sink for Named {
+    fn line(&mut self, line: &str, path: &str, _: Option<&str>, _: Option<&str>) {
+        self.lines.push((line.to_owned(), path.to_owned()));
+    }
+    fn read(&mut self, _: &str, _: u64, _: LineStats) {}
+    fn event(&mut self, _: EventKind, _: &str, _: &str) {}
+    fn error(&mut self, _: &str, _: Option<&str>) {}
+}
+
+/// A file renamed within the globs gives its lines under its new name from then on, and
+/// under the old one before (the path's text is made once per name, and kept in step with a
+/// rename); renamed twice, the second name.
+#[test]
+fn a_file_renamed_within_the_globs_gives_its_lines_under_its_new_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let globs = Globs::new(vec![format!("{}/*.log*", logs.display())], &[]);
+    let mut t = Tailer::new(RealFs::new(), globs, options());
+    let mut sink = Named::default();
+    let scan = |t: &mut Tailer<RealFs>, sink: &mut Named| {
+        let stop = AtomicBool::new(false);
+        t.scan(Instant::now(), &stop, sink);
+        t.read_until_quiet(Instant::now(), sink);
+    };
+    let (first, second, third) = (
+        logs.join("app.log"),
+        logs.join("app.log.1"),
+        logs.join("app.log.old"),
+    );
+    append(&first, "one\n");
+    scan(&mut t, &mut sink);
+    fs::rename(&first, &second).unwrap();
+    append(&second, "two\n");
+    scan(&mut t, &mut sink);
+    fs::rename(&second, &third).unwrap();
+    append(&third, "three\n");
+    scan(&mut t, &mut sink);
+    let text = |p: &Path| p.to_string_lossy().into_owned();
+    assert_eq!(
+        sink.lines,
+        vec![
+            ("one".to_owned(), text(&first)),
+            ("two".to_owned(), text(&second)),
+            ("three".to_owned(), text(&third)),
+        ]
+    );
+}
