@@ -303,6 +303,7 @@ impl Pipeline {
             json_spans: Vec::new(),
             one_pass_rows: Vec::new(),
             one_pass_spare: Vec::new(),
+            file_generation: Default::default(),
             rules,
             unmatched: self_metrics
                 .source_unmatched
@@ -366,6 +367,7 @@ impl Pipeline {
             json_spans: Vec::new(),
             one_pass_rows: Vec::new(),
             one_pass_spare: Vec::new(),
+            file_generation: Default::default(),
             rules,
             unmatched: self.unmatched.clone(),
             key: Vec::with_capacity(256),

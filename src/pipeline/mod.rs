@@ -120,8 +120,38 @@ struct DeriveMemo {
     current: HashMap<Box<str>, Arc<[String]>, foldhash::fast::FixedState>,
     previous: HashMap<Box<str>, Arc<[String]>, foldhash::fast::FixedState>,
     /// The last record's input and its groups' texts (shared with the map: a switch of
-    /// file allocates nothing): a file's records in a row cost one comparison.
+    /// file allocates nothing).
     last: (String, Arc<[String]>),
+    /// The [`FileGeneration`] of the record `last` was brought up to: a record of the same
+    /// generation has the same file and source, so a file's records in a row cost one
+    /// comparison of numbers (the path is compared once per record, by the pipeline, however
+    /// many rules derive from it).
+    generation: u64,
+}
+
+/// Numbers the runs of records from one file, process-wide: a pipeline takes a new one when a
+/// record's file is not the last record's. A number is never given twice, so a memo that holds
+/// one holds the answer for that file, whichever pipeline it came from. 0 is the empty path's
+/// (what memos are primed with and a pipeline starts from).
+static FILE_GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The file of a pipeline's last record and its generation (see [`FILE_GENERATIONS`]).
+#[derive(Default)]
+struct FileGeneration {
+    file: String,
+    number: u64,
+}
+
+impl FileGeneration {
+    /// The generation of a record from `file`: the last one's when the file is the same.
+    fn of(&mut self, file: &str) -> u64 {
+        if self.file != file {
+            self.file.clear();
+            self.file.push_str(file);
+            self.number = FILE_GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.number
+    }
 }
 
 /// Inputs one generation of a [`DeriveMemo`] holds (up to twice as many files keep their
@@ -158,12 +188,17 @@ impl Derive {
             .collect()
     }
 
-    /// Brings the memo up to the record's file and source: a comparison when they are the
-    /// last record's, a lookup when the file was seen lately, else the regex.
-    fn refresh(&mut self, file: &str, source: &str) {
-        let Some(memo) = self.memo.as_ref() else {
+    /// Brings the memo up to the record's file and source (`generation`: the record's
+    /// [`FileGeneration`]): nothing when they are the last record's, a lookup when the file
+    /// was seen lately, else the regex.
+    fn refresh(&mut self, file: &str, source: &str, generation: u64) {
+        let Some(memo) = self.memo.as_mut() else {
             return;
         };
+        if memo.generation == generation {
+            return;
+        }
+        memo.generation = generation;
         let input = match self.from {
             FieldRef::File => file,
             _ => source,
@@ -351,6 +386,8 @@ pub struct Pipeline {
     /// Per rule (by index, grown on first use), the row the one-pass JSON reader or the
     /// logfmt reader last wrote: its strings are written over by the next record.
     one_pass_rows: Vec<Vec<Row>>,
+    /// The last record's file, numbered for the rules' derive memos.
+    file_generation: FileGeneration,
     /// Strings of those rows' fields absent from the last record, kept for reuse.
     one_pass_spare: Vec<String>,
     /// The latest records no rule matched (bounded), for the landing page.
@@ -422,8 +459,12 @@ struct Fields<'a> {
     base: Base<'a>,
     source: &'a str,
     ctx: &'a RecordContext<'a>,
-    /// Inline up to [`DERIVED_INLINE`] fields: a match's derived fields cost no allocation
-    /// (a `Vec` here was a `malloc` and a `free` per rule per line, a tenth of a node line).
+    /// The first derived fields, when the rule's first `derive:` is memoized: its memo's
+    /// texts, read where they are (not copied per match: a node's pod labels).
+    memoized: &'a [String],
+    /// The derived fields after those. Inline up to [`DERIVED_INLINE`] fields: a match's
+    /// derived fields cost no allocation (a `Vec` here was a `malloc` and a `free` per rule
+    /// per line, a tenth of a node line).
     derived: Derived<'a>,
     /// `unquote:` fields (by index) without their quotes (empty for most rules: nothing made).
     unquoted: &'a [(usize, Cow<'a, str>)],
@@ -431,7 +472,9 @@ struct Fields<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Derive, FieldRef, DERIVE_MEMO_GENERATION};
+    use super::{
+        Derive, FieldRef, FileGeneration, Pipeline, RecordContext, DERIVE_MEMO_GENERATION,
+    };
     use regex::Regex;
 
     /// The groups' texts as the regex gives them for `input`.
@@ -450,7 +493,11 @@ mod tests {
     fn a_derive_from_the_path_answers_as_the_regex_whatever_the_order_of_files() {
         let re = Regex::new(r"pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_[^/]+/(?P<c>[^/]+)/").unwrap();
         let groups = vec![1, 2, 3];
+        // Two rules deriving from the path, numbered by one pipeline's generations; the
+        // second is asked only at some records (a rule that does not match every line).
+        let mut files = FileGeneration::default();
         let mut d = Derive::new(FieldRef::File, re.clone(), groups.clone());
+        let mut sometimes = Derive::new(FieldRef::File, re.clone(), groups.clone());
         let inputs: Vec<String> = (0..3 * DERIVE_MEMO_GENERATION + 300)
             .map(|i| match i % 7 {
                 // Not matching: every group empty.
@@ -458,15 +505,22 @@ mod tests {
                 _ => format!("/var/log/pods/ns{}_pod{i}_uid/c{}/0.log", i % 3, i % 2),
             })
             .collect();
-        // Files interleaved, seen again after others, and more of them than the memo keeps
-        // (it forgets and learns again).
+        // Files interleaved, in runs of one to three records, seen again after others, and
+        // more of them than the memo keeps (it forgets and learns again).
         let order = (0..inputs.len())
             .flat_map(|i| [i, i / 2, i, (i * 7919) % inputs.len()])
-            .chain(0..50);
-        for i in order {
-            d.refresh(&inputs[i], "source");
-            let got: Vec<String> = d.memoized().unwrap().to_vec();
-            assert_eq!(got, direct(&re, &groups, &inputs[i]), "input {}", inputs[i]);
+            .chain(0..50)
+            .enumerate()
+            .flat_map(|(n, i)| std::iter::repeat_n(i, 1 + n % 3));
+        for (n, i) in order.enumerate() {
+            let generation = files.of(&inputs[i]);
+            let want = direct(&re, &groups, &inputs[i]);
+            d.refresh(&inputs[i], "source", generation);
+            assert_eq!(d.memoized().unwrap(), want, "input {}", inputs[i]);
+            if n % 5 == 0 || n % 7 == 3 {
+                sometimes.refresh(&inputs[i], "source", generation);
+                assert_eq!(sometimes.memoized().unwrap(), want, "input {}", inputs[i]);
+            }
         }
         // Bounded, however many files came and went.
         let memo = d.memo.as_ref().unwrap();
@@ -475,11 +529,145 @@ mod tests {
         let re = Regex::new(r"^(?P<team>[a-z]+)-").unwrap();
         let mut d = Derive::new(FieldRef::Source, re, vec![1]);
         for f in ["/a", "/b", "/a"] {
-            d.refresh(f, "search-logs");
+            d.refresh(f, "search-logs", files.of(f));
             assert_eq!(d.memoized().unwrap(), ["search".to_owned()]);
         }
         // From a match's own field: never memoized.
         let d = Derive::new(FieldRef::Index(1), Regex::new("(x)").unwrap(), vec![1]);
         assert!(d.memoized().is_none());
+    }
+
+    #[test]
+    fn file_generations_are_the_same_for_a_run_of_one_file_and_never_given_twice() {
+        let (mut a, mut b) = (FileGeneration::default(), FileGeneration::default());
+        assert_eq!(a.of(""), 0, "the empty path's, as memos are primed");
+        let first = a.of("/x");
+        assert_eq!(a.of("/x"), first);
+        let other = b.of("/x");
+        assert_ne!(other, first, "another pipeline's run is another generation");
+        let back = a.of("/y");
+        assert_ne!(
+            a.of("/x"),
+            first,
+            "a file seen again after another is a new run"
+        );
+        assert!(![0, first, other].contains(&back));
+    }
+
+    /// Derived fields read where the memo holds them and copied after: a rule whose first
+    /// `derive:` is memoized (the path), a second reading the first's field, a third memoized
+    /// (the source's name), over records of files interleaved in runs and rules that match
+    /// only some lines. Every series is counted as the regexes give its labels.
+    #[test]
+    fn derived_fields_are_the_regexes_answers_in_every_position() {
+        use crate::registry::Families;
+        use crate::selfmetrics::SelfMetrics;
+        use std::collections::BTreeMap;
+        let config = crate::config::load_str(
+            r#"version: 1
+metrics:
+  - {name: m_total, type: counter, help: By pod., labels: [ns, pod, first, team, x]}
+  - {name: e_total, type: counter, help: Errors by pod., labels: [pod, team]}
+sources:
+  - name: search-logs
+    file: {paths: [pods/*/*.log]}
+    rules:
+      - name: all
+        regex: 'GET (?P<x>\S+)'
+        derive:
+          - {from: $__file__, regex: '/pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_'}
+          - {from: $ns, regex: '^(?P<first>.)'}
+          - {from: $__source__, regex: '^(?P<team>[a-z]+)-'}
+        update:
+          - {metric: m_total, labels: {ns: $ns, pod: $pod, first: $first, team: $team, x: $x}}
+      - name: errors
+        regex: ' error'
+        derive:
+          - {from: $__source__, regex: '^(?P<team>[a-z]+)-'}
+          - {from: $__file__, regex: '_(?P<pod>[^_/]+)_'}
+        update:
+          - {metric: e_total, labels: {pod: $pod, team: $team}}
+"#,
+            "exporter.yaml",
+        )
+        .unwrap();
+        let self_metrics = SelfMetrics::new();
+        let families = Families::build(&config.metrics, &self_metrics);
+        let mut p = Pipeline::build(&config.sources[0], &families, &self_metrics).unwrap();
+        let files: Vec<String> = (0..40)
+            .map(|i| match i % 9 {
+                // Not matching the path's regex: its groups (and the one read from them) empty.
+                0 => format!("/var/log/other/{i}.log"),
+                _ => format!("/var/log/pods/n{}s_pod{i}_uid/app.log", i % 4),
+            })
+            .collect();
+        let mut want_m: BTreeMap<String, u64> = BTreeMap::new();
+        let mut want_e: BTreeMap<String, u64> = BTreeMap::new();
+        let pod = Regex::new(r"/pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_").unwrap();
+        let other_pod = Regex::new(r"_(?P<pod>[^_/]+)_").unwrap();
+        let mut rng = crate::test_rng::Rng(11);
+        for n in 0..6000u64 {
+            let file = &files[(rng.next() % files.len() as u64) as usize];
+            for k in 0..=(n % 4) {
+                let line = format!("GET /p{k}{}", if (n + k) % 3 == 0 { " error" } else { "" });
+                let ctx = RecordContext {
+                    file,
+                    ..Default::default()
+                };
+                p.process_line(&line, &ctx);
+                let caps = pod.captures(file);
+                let group = |g: &str| {
+                    caps.as_ref()
+                        .map_or("", |c| c.name(g).map_or("", |m| m.as_str()))
+                };
+                let (ns, podname) = (group("ns"), group("pod"));
+                let first = ns.get(..1).unwrap_or("");
+                let series = format!(
+                    "m_total{{ns=\"{ns}\",pod=\"{podname}\",first=\"{first}\",team=\"search\",x=\"/p{k}\"}}"
+                );
+                *want_m.entry(series).or_default() += 1;
+                if line.contains(" error") {
+                    let podname = other_pod
+                        .captures(file)
+                        .map_or("", |c| c.name("pod").map_or("", |m| m.as_str()));
+                    let series = format!("e_total{{pod=\"{podname}\",team=\"search\"}}");
+                    *want_e.entry(series).or_default() += 1;
+                }
+            }
+        }
+        let text: String = families
+            .render()
+            .into_iter()
+            .map(|(_, t)| String::from_utf8(t).unwrap())
+            .collect();
+        assert_eq!(
+            exposed(&text),
+            exposed(&want_m.into_iter().chain(want_e).fold(
+                String::new(),
+                |mut text, (series, n)| {
+                    text.push_str(&format!("{series} {n}\n"));
+                    text
+                }
+            ))
+        );
+    }
+
+    /// Series and values of an exposition, each series as its name and its labels sorted,
+    /// empty ones left out (the same series to Prometheus).
+    fn exposed(text: &str) -> std::collections::BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+                let mut labels: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty() && !l.ends_with("=\"\""))
+                    .collect();
+                labels.sort_unstable();
+                (format!("{name}{{{}}}", labels.join(",")), value.to_owned())
+            })
+            .collect()
     }
 }

@@ -31,6 +31,7 @@ impl Pipeline {
         let mut json: Option<Option<serde_json::Value>> = None;
         let mut json_fast: Option<bool> = None;
         let mut logfmt_read: Option<bool> = None;
+        let mut generation = None;
         if let Some(candidates) = &mut self.candidates {
             candidates.scan(line);
         }
@@ -104,6 +105,8 @@ impl Pipeline {
             };
             let plan = Plan {
                 source: &self.source,
+                generation: &mut generation,
+                files: &mut self.file_generation,
                 key: &mut self.key,
                 trace: &mut self.trace,
             };
@@ -139,12 +142,15 @@ impl Pipeline {
         found: impl IntoIterator<Item = (usize, &'f [(usize, usize)])>,
     ) -> bool {
         let mut matched = false;
+        let mut generation = None;
         for (index, slots) in found {
             let Some(rule) = self.rules.get_mut(index) else {
                 continue;
             };
             let plan = Plan {
                 source: &self.source,
+                generation: &mut generation,
+                files: &mut self.file_generation,
                 key: &mut self.key,
                 trace: &mut self.trace,
             };
@@ -192,8 +198,9 @@ impl Pipeline {
                 update.seen_in_document.clear();
             }
             let ctx = RecordContext::default();
+            let generation = self.file_generation.of(ctx.file);
             for d in &mut rule.derive {
-                d.refresh(ctx.file, &self.source);
+                d.refresh(ctx.file, &self.source, generation);
             }
             for row in &rows {
                 let unquoted = Base::Row(row).unquoted(&rule.unquote);
@@ -201,6 +208,7 @@ impl Pipeline {
                     base: Base::Row(row),
                     source: &self.source,
                     ctx: &ctx,
+                    memoized: &[],
                     derived: Derived::new(),
                     unquoted: &unquoted,
                 };
@@ -237,6 +245,10 @@ impl Pipeline {
 /// What the rules of a pipeline share while one of them is applied.
 struct Plan<'p> {
     source: &'p str,
+    /// The record's [`super::FileGeneration`], once a rule with `derive:` asked for it (the
+    /// path compared with the last record's once per record, and only when needed).
+    generation: &'p mut Option<u64>,
+    files: &'p mut super::FileGeneration,
     key: &'p mut Vec<u8>,
     trace: &'p mut Option<super::Trace>,
 }
@@ -262,10 +274,19 @@ fn apply_rule(
     ctx: &RecordContext,
     plan: Plan<'_>,
 ) -> bool {
-    let Plan { source, key, trace } = plan;
+    let Plan {
+        source,
+        generation,
+        files,
+        key,
+        trace,
+    } = plan;
     let mut matched = false;
-    for d in &mut rule.derive {
-        d.refresh(ctx.file, source);
+    if !rule.derive.is_empty() {
+        let generation = *generation.get_or_insert_with(|| files.of(ctx.file));
+        for d in &mut rule.derive {
+            d.refresh(ctx.file, source, generation);
+        }
     }
     // A regex's one match (no allocation: the hot path of plain logs), or the rows.
     let (single, rows) = match (by, &rule.extract) {
@@ -286,6 +307,7 @@ fn apply_rule(
             base,
             source,
             ctx,
+            memoized: &[],
             derived: Derived::new(),
             unquoted: &unquoted,
         };
@@ -501,7 +523,10 @@ impl<'a> Fields<'a> {
             (_, FieldRef::Source) => Some(self.source),
             (_, FieldRef::Stream) => self.ctx.stream,
             (_, FieldRef::Time) => self.ctx.time,
-            (_, FieldRef::Derived(i)) => self.derived.get(i).copied().flatten(),
+            (_, FieldRef::Derived(i)) => match self.memoized.get(i) {
+                Some(text) => Some(text),
+                None => self.derived.get(i - self.memoized.len()).copied().flatten(),
+            },
         }
     }
 
@@ -509,10 +534,14 @@ impl<'a> Fields<'a> {
     /// that does not match, or a group that did not take part, gives empty text; a field that
     /// selected nothing gives nothing.
     fn derive(&mut self, derive: &'a [Derive]) {
-        for d in derive {
+        for (n, d) in derive.iter().enumerate() {
             if let Some(groups) = d.memoized() {
                 // Brought up to this record's file and source by `Derive::refresh`.
-                self.derived.extend(groups.iter().map(|g| Some(g.as_str())));
+                if n == 0 {
+                    self.memoized = groups;
+                } else {
+                    self.derived.extend(groups.iter().map(|g| Some(g.as_str())));
+                }
                 continue;
             }
             match self.get(d.from) {
