@@ -404,9 +404,9 @@ impl<F: Fs> Tailer<F> {
                 .map(|t| t.id)
                 .collect()
         });
-        if !self.handle_replaced_and_pending(now, sink, looked_at.as_ref()) {
+        if !self.handle_replaced_and_pending(now, sink, looked_at.as_ref(), false) {
             self.pass_meta.clear();
-            self.handle_replaced_and_pending(now, sink, None);
+            self.handle_replaced_and_pending(now, sink, None, false);
         }
         let mut adopted = false;
         let mut adopted_now: Vec<PathBuf> = Vec::new();
@@ -1241,10 +1241,10 @@ impl<F: Fs> Tailer<F> {
         });
         let mut named = named.filter(|_| !decisions);
         self.pass_meta.clear();
-        if !self.handle_replaced_and_pending(now, sink, named) {
+        if !self.handle_replaced_and_pending(now, sink, named, true) {
             self.pass_meta.clear();
             named = None;
-            self.handle_replaced_and_pending(now, sink, None);
+            self.handle_replaced_and_pending(now, sink, None, true);
         }
         // Draining files first: what a rotation left in a file comes before the first lines
         // of the file that replaced it (see `inherit_partials`).
@@ -1375,7 +1375,7 @@ impl<F: Fs> Tailer<F> {
                 return false;
             }
         };
-        if content_replaced(&t, &h, meta) {
+        if !told_by_the_read(&t, meta) && content_replaced(&t, &h, meta) {
             if held {
                 t.handle = Some(h);
             }
@@ -1570,11 +1570,14 @@ impl<F: Fs> Tailer<F> {
     /// rotation did: a copy written into a file that was waiting (copytruncate into an emptied
     /// rotation) finds the truncated original's content; a copy written over an older
     /// rotation in place finds its original followed, even one that was waiting itself.
+    /// `before_reads`: the pass reads the files next, and a file that grew past its offset is
+    /// left to its read to check ([`told_by_the_read`]); a scan checks every file itself.
     fn handle_replaced_and_pending(
         &mut self,
         now: Instant,
         sink: &mut impl Sink,
         named: Option<&BTreeSet<FileId>>,
+        before_reads: bool,
     ) -> bool {
         // Shadows too: a copy's own content can be replaced (the live file taken for a copy,
         // then truncated by copytruncate and written on by its writer); what it holds then is
@@ -1595,7 +1598,8 @@ impl<F: Fs> Tailer<F> {
             let t = &self.files[&id];
             let Some(h) = t.handle.as_ref() else { continue };
             let Ok(meta) = h.meta() else { continue };
-            if content_replaced(t, h, meta) {
+            let left_to_the_read = before_reads && told_by_the_read(t, meta);
+            if !left_to_the_read && content_replaced(t, h, meta) {
                 replaced.push((id, meta));
             } else if t.phase != Phase::Following {
                 // An intact shadow: `check_shadow` looks at it in the read.
@@ -2205,6 +2209,18 @@ fn content_replaced<H: Handle>(t: &Tracked<H>, h: &H, meta: Meta) -> bool {
         t.checked.set(Some(stamp));
     }
     replaced
+}
+
+/// Whether the read of `t` about to be made tells by itself whether its content was replaced,
+/// so that its first bytes need not be read before (a `pread` per file per pass saved): a
+/// followed file read from an offset that grew past it is read with the bytes before the
+/// offset, and its first bytes are compared after the read ([`Tailer::read_file`]); content
+/// replaced before the read is found there, as content replaced after this check would be,
+/// and nothing of it is counted. A file shorter than its offset is found by its size; one of
+/// the same size (written over in place), one nothing was read from yet (its predecessor's
+/// partial lines go to it first) and one without a known head are checked as before.
+fn told_by_the_read<H>(t: &Tracked<H>, meta: Meta) -> bool {
+    t.phase == Phase::Following && t.read > 0 && meta.size > t.read && !t.head.is_empty()
 }
 
 /// Whether `t` was decided on by fewer bytes than a head, nothing was read from it since (no
