@@ -34,7 +34,8 @@ impl FileState {
 /// One file, as last seen.
 #[derive(Debug, Clone)]
 pub struct FileStatus {
-    pub path: String,
+    /// The path as text (shared with the tailer's: made once per name, not once a second).
+    pub path: std::sync::Arc<str>,
     pub state: FileState,
     pub offset: u64,
     pub size: u64,

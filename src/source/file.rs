@@ -983,8 +983,8 @@ impl FileSource {
             .tailer
             .files()
             .map(|t| {
-                let path = t.path.to_string_lossy().into_owned();
-                let counters = self.books.counters.get(&path);
+                let path = t.path_shared();
+                let counters = self.books.counters.get(&*path);
                 FileStatus {
                     state: match t.phase {
                         _ if t.unseen => FileState::Unseen,
@@ -997,7 +997,7 @@ impl FileSource {
                     size: t.size,
                     lines: counters.map(|c| c.lines.get()).unwrap_or(0),
                     bytes: counters.map(|c| c.bytes.get()).unwrap_or(0),
-                    last_error: self.books.errors.get(&path).cloned(),
+                    last_error: self.books.errors.get(&*path).cloned(),
                     path,
                 }
             })
@@ -1009,7 +1009,7 @@ impl FileSource {
             .books
             .errors
             .iter()
-            .filter(|(path, _)| !files.iter().any(|f| &f.path == *path))
+            .filter(|(path, _)| !files.iter().any(|f| *f.path == ***path))
             .map(|(_, e)| e.clone())
             .collect();
         unopened.sort();

@@ -205,7 +205,7 @@ impl<H> Tracked<H> {
     }
 
     /// The path as text, shared: held while the file changes (a read's error messages).
-    pub(super) fn path_shared(&self) -> std::sync::Arc<str> {
+    pub(crate) fn path_shared(&self) -> std::sync::Arc<str> {
         self.path_text.clone()
     }
 
