@@ -7,7 +7,7 @@ bench/instructions.py it counts instructions, which repeat whatever else the mac
 so two builds compare on a busy machine:
 
     python3 bench/idle_poll.py BINARY [BINARY ...] [--files 500] [--seconds 15 45]
-    python3 bench/idle_poll.py BINARY [BINARY ...] --grow 500 --poll 1s
+    python3 bench/idle_poll.py BINARY [BINARY ...] --grow 500 --poll 1s [--keep DIR]
 
 With `--grow RATE`, a writer appends RATE CRI lines a second over all the files, one file after
 another (at 500 a second and a 1 s poll, about one line per file per poll): the cost of a poll
@@ -96,9 +96,10 @@ def calls(tree, function):
     return None
 
 
-def run(binary, workdir, seconds, grow=0):
+def run(binary, workdir, seconds, grow=0, keep=None):
     """(instructions, read passes, records) of the binary serving the tree for `seconds` under
-    callgrind, with `grow` lines a second written meanwhile."""
+    callgrind, with `grow` lines a second written meanwhile; callgrind's output is moved to
+    `keep` when given (for callgrind_annotate), else removed."""
     out = os.path.join(workdir, "callgrind.out")
     port = bench.free_port()
     proc = subprocess.Popen(
@@ -128,7 +129,10 @@ def run(binary, workdir, seconds, grow=0):
     tree = subprocess.run(["callgrind_annotate", "--tree=caller", out],
                           capture_output=True, text=True).stdout.splitlines()
     passes = calls(tree, "Tailer<F>::read_pass")
-    os.remove(out)
+    if keep:
+        shutil.move(out, keep)
+    else:
+        os.remove(out)
     if total is None or passes is None:
         sys.exit(f"{binary}: no total or no read passes in callgrind's output")
     return total, passes, records
@@ -141,6 +145,8 @@ def main():
     ap.add_argument("--seconds", type=float, nargs=2, default=[15, 45])
     ap.add_argument("--grow", type=int, default=0, help="lines a second written meanwhile")
     ap.add_argument("--poll", default="100ms", help="the source's poll_interval")
+    ap.add_argument("--keep", help="a directory to keep callgrind's outputs in, "
+                    "<binary name>.<seconds>s.callgrind.out")
     ap.add_argument("--write", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.write:
@@ -157,7 +163,12 @@ def main():
               f"poll {args.poll}) | per record | records | polls counted |")
         print("| --- | --- | --- | --- | --- |")
     for binary in args.binaries:
-        (t1, p1, r1), (t2, p2, r2) = (run(os.path.abspath(binary), workdir, s, args.grow)
+        def kept(s):
+            if not args.keep:
+                return None
+            os.makedirs(args.keep, exist_ok=True)
+            return os.path.join(args.keep, f"{os.path.basename(binary)}.{s:g}s.callgrind.out")
+        (t1, p1, r1), (t2, p2, r2) = (run(os.path.abspath(binary), workdir, s, args.grow, kept(s))
                                       for s in args.seconds)
         if not args.grow:
             print(f"| {binary} | {(t2 - t1) / (p2 - p1):,.0f} | {p2 - p1} |", flush=True)
