@@ -386,10 +386,10 @@ pub struct Pipeline {
     /// Per rule (by index, grown on first use), the row the one-pass JSON reader or the
     /// logfmt reader last wrote: its strings are written over by the next record.
     one_pass_rows: Vec<Vec<Row>>,
-    /// The last record's file, numbered for the rules' derive memos.
-    file_generation: FileGeneration,
     /// Strings of those rows' fields absent from the last record, kept for reuse.
     one_pass_spare: Vec<String>,
+    /// The last record's file, numbered for the rules' derive memos.
+    file_generation: FileGeneration,
     /// The latest records no rule matched (bounded), for the landing page.
     unmatched_samples: std::collections::VecDeque<String>,
     key: Vec<u8>,

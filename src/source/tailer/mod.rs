@@ -1392,9 +1392,10 @@ impl<F: Fs> Tailer<F> {
             if nothing_new {
                 break;
             }
-            // Each read takes the bytes before the offset again: content replaced since the
-            // check above (truncated and written past the offset while this thread was not
-            // running, as on a saturated machine) is told by them, not read from its middle.
+            // Each read takes the bytes before the offset again: content replaced before the
+            // read (no check above for a file that grew: `told_by_the_read`) or since the
+            // check (truncated and written past the offset while this thread was not running,
+            // as on a saturated machine) is told by them, not read from its middle.
             let overlap = t.tail.len();
             // And the file's first bytes after the read: content replaced by content alike
             // before the offset (repeated lines, padding) is told by its start. The whole
