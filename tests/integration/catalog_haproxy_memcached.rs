@@ -28,13 +28,20 @@ const EXPORTER_OWN: &[&str] = &[
 /// A HAProxy with a stats page (and `/frozen`: the file `frozen`, which must exist), a `web`
 /// frontend whose backend `app` has `s1` (health-checked, up) and `s2` (no check, pointing at
 /// a closed port: connection errors, retries and 503s), and a stats socket. Returns it, the
-/// stats port, the web port and the socket's path.
+/// stats port, the web port and the socket's path, once both ports take connections.
+///
+/// A port from `free_port` is free only when asked: another test's server may bind the web
+/// port before HAProxy does. HAProxy then exits, possibly after the stats port answered (seen
+/// once on a saturated machine: the web port refused the traffic). It is started again on
+/// new ports then.
 pub(crate) fn start_haproxy(dir: &Path) -> (Server, u16, u16, std::path::PathBuf) {
-    let (stats, web, closed) = (free_port(), free_port(), free_port());
-    let d = dir.display();
-    let socket = dir.join("admin.sock");
-    let cfg = format!(
-        "global
+    for _ in 0..5 {
+        let (stats, web, closed) = (free_port(), free_port(), free_port());
+        let d = dir.display();
+        let socket = dir.join("admin.sock");
+        let _ = std::fs::remove_file(&socket);
+        let cfg = format!(
+            "global
   stats socket {d}/admin.sock mode 600 level user
 defaults
   mode http
@@ -55,12 +62,27 @@ backend app
   server s1 127.0.0.1:{stats} check inter 500ms
   server s2 127.0.0.1:{closed}
 "
-    );
-    std::fs::write(dir.join("frozen"), "").unwrap();
-    std::fs::write(dir.join("haproxy.cfg"), cfg).unwrap();
-    let cfg = dir.join("haproxy.cfg");
-    let server = start("haproxy", &["-f", cfg.to_str().unwrap()], stats, dir);
-    (server, stats, web, socket)
+        );
+        std::fs::write(dir.join("frozen"), "").unwrap();
+        std::fs::write(dir.join("haproxy.cfg"), cfg).unwrap();
+        let cfg = dir.join("haproxy.cfg");
+        let mut server = start("haproxy", &["-f", cfg.to_str().unwrap()], stats, dir);
+        let started = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", web)).is_ok() {
+                return (server, stats, web, socket);
+            }
+            if matches!(server.0.try_wait(), Ok(Some(_))) || started.elapsed() > WAIT {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!(
+            "haproxy did not take connections on {web}, started again on other ports: {}",
+            std::fs::read_to_string(dir.join("haproxy.out")).unwrap_or_default()
+        );
+    }
+    panic!("haproxy did not take connections on its ports in five starts");
 }
 
 /// Requests through the `web` frontend: answered by s1 (`/ok`) or failing on s2.
