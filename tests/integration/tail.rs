@@ -437,3 +437,62 @@ sources:
         Some(3.0)
     );
 }
+
+/// A file truncated and written past its old offset at once, in place, with no name changing:
+/// read on the poll alone (`watch: names`, no wake per write) and matched by a glob (a literal
+/// path is looked at by every scan; here the unchanged directory is left alone), only the
+/// read's own checks (the bytes before the offset read again, the head after the read) can
+/// tell it from growth. Twelve rounds of the file replaced by more bytes than were read, then
+/// written on; every line counted exactly once, none from the middle of the new content. With
+/// those checks taken out of `read_file`, it fails (lines missing).
+#[test]
+fn a_file_truncated_and_written_past_its_offset_between_polls_is_read_again_from_its_start() {
+    let dir = tempdir();
+    let live = dir.path().join("app.log");
+    let pad = "x".repeat(60);
+    let mut keys: Vec<String> = Vec::new();
+    let text = |keys: &mut Vec<String>, n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                keys.push(keys.len().to_string());
+                format!("line {} {pad}\n", keys.len() - 1)
+            })
+            .collect()
+    };
+    append(&live, text(&mut keys, 30));
+    let exporter = Exporter::start(
+        dir.path(),
+        &format!(
+            r#"version: 1
+metrics:
+  - {{name: lines_total, type: counter, help: Lines by key., labels: [key], max_series: 100000}}
+  - {{name: all_total, type: counter, help: Lines.}}
+sources:
+  - name: logs
+    file: {{paths: ["{}/*.log"], start_at: beginning, watch: names, poll_interval: 200ms}}
+    rules:
+      - regex: '^line (?P<key>\d+) '
+        update: [{{metric: lines_total, labels: {{key: $key}}}}, {{metric: all_total}}]
+"#,
+            path_str(dir.path())
+        ),
+    );
+    exporter.wait_value("all_total", keys.len() as f64);
+    for round in 0..12 {
+        // Replaced in place by more bytes than were read, in one write after the truncate,
+        // then written on.
+        let size = fs::metadata(&live).unwrap().len() as usize;
+        let mut replacement = String::new();
+        while replacement.len() <= size + 7 * round {
+            replacement.push_str(&text(&mut keys, 1));
+        }
+        let mut f = fs::OpenOptions::new().write(true).open(&live).unwrap();
+        f.set_len(0).unwrap();
+        f.write_all(replacement.as_bytes()).unwrap();
+        drop(f);
+        let appended = text(&mut keys, 5 + round);
+        append(&live, appended);
+        exporter.wait_value("all_total", keys.len() as f64);
+    }
+    exactly_once(&exporter, "lines_total", &keys);
+}
