@@ -31,9 +31,10 @@ const EXPORTER_OWN: &[&str] = &[
 /// stats port, the web port and the socket's path, once both ports take connections.
 ///
 /// A port from `free_port` is free only when asked: another test's server may bind the web
-/// port before HAProxy does. HAProxy then exits, possibly after the stats port answered (seen
-/// once on a saturated machine: the web port refused the traffic). It is started again on
-/// new ports then.
+/// port before HAProxy does, and HAProxy then exits, possibly after the stats port answered.
+/// The web port refused the traffic once on a saturated machine, most likely so (HAProxy's
+/// log was gone with the test's directory). HAProxy is started again on new ports then, its
+/// log printed.
 pub(crate) fn start_haproxy(dir: &Path) -> (Server, u16, u16, std::path::PathBuf) {
     for _ in 0..5 {
         let (stats, web, closed) = (free_port(), free_port(), free_port());
