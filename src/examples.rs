@@ -264,6 +264,7 @@ fn produce_counted(
             for r in &records {
                 let ctx = RecordContext {
                     file: "example",
+                    generation: None,
                     stream: r.stream.as_deref(),
                     time: r.time.as_deref(),
                 };

@@ -67,7 +67,8 @@ pub struct SourceShare {
 #[derive(Default)]
 struct ShareInner {
     records: BTreeMap<FileId, FileRecord>,
-    gone: Vec<Known>,
+    /// Shared with the tailer's list: a publish copies pointers, not records.
+    gone: Vec<Arc<Known>>,
     restored: Vec<FileRecord>,
 }
 
@@ -90,7 +91,7 @@ impl SourceShare {
     }
 
     /// The remembered gone content and the unmatched checkpoint records changed.
-    pub fn remembered(&self, gone: &[Known], restored: &[FileRecord]) {
+    pub fn remembered(&self, gone: &[Arc<Known>], restored: &[FileRecord]) {
         let mut inner = self.inner();
         inner.gone = gone.to_vec();
         inner.restored = restored.to_vec();
@@ -100,7 +101,7 @@ impl SourceShare {
     pub fn reset(&self, state: &TailState) {
         let mut inner = self.inner();
         inner.records.clear();
-        inner.gone = state.gone.clone();
+        inner.gone = state.gone.iter().cloned().map(Arc::new).collect();
         inner.restored = state.files.clone();
     }
 
@@ -117,7 +118,7 @@ impl SourceShare {
         );
         TailState {
             files,
-            gone: inner.gone.clone(),
+            gone: inner.gone.iter().map(|k| Known::clone(k)).collect(),
         }
     }
 }

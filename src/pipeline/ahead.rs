@@ -127,6 +127,8 @@ struct Entry {
     text: Span,
     /// Its file's path, stream and time in `Batch::context` (`Span::NONE`: no stream, time).
     file: Span,
+    /// The number its reader gave the path ([`RecordContext::generation`]).
+    generation: Option<u64>,
     stream: Span,
     time: Span,
     /// Its matches in `Batch::found` (set by the matching thread).
@@ -160,6 +162,10 @@ impl Batch {
         let text = append(&mut self.text, line);
         // A file's records come in runs: its path is written once per run.
         let file = match self.entries.last() {
+            // The same number is the same path (the reader gives one number to one path).
+            Some(last) if ctx.generation.is_some() && last.generation == ctx.generation => {
+                last.file
+            }
             Some(last) if &self.context[last.file.range()] == ctx.file => last.file,
             _ => append(&mut self.context, ctx.file),
         };
@@ -172,6 +178,7 @@ impl Batch {
         self.entries.push(Entry {
             text,
             file,
+            generation: ctx.generation,
             stream,
             time,
             found: Span::NONE,
@@ -214,6 +221,7 @@ impl Batch {
         for (i, entry) in self.entries.iter().enumerate() {
             let ctx = RecordContext {
                 file: &self.context[entry.file.range()],
+                generation: entry.generation,
                 stream: entry.stream.in_text(&self.context),
                 time: entry.time.in_text(&self.context),
             };
@@ -477,7 +485,12 @@ mod tests {
         ];
         let mut batch = Batch::default();
         for (line, file, stream, time) in records {
-            let ctx = RecordContext { file, stream, time };
+            let ctx = RecordContext {
+                file,
+                generation: None,
+                stream,
+                time,
+            };
             batch.push(line, &ctx);
         }
         batch.match_all(&mut matchers);
@@ -612,6 +625,7 @@ mod tests {
             };
             let ctx = RecordContext {
                 file: "f",
+                generation: None,
                 stream: None,
                 time: None,
             };

@@ -44,6 +44,10 @@ pub use trace::{FieldFilter, FieldTest, MatchTrace, RuleTrace, Trace, TraceOptio
 pub struct RecordContext<'a> {
     /// The path of the file a line came from (the `$__file__` field).
     pub file: &'a str,
+    /// The number its reader gave that path (from [`next_file_generation`]: the same for
+    /// every record of one path, never given to another), so that the pipeline need not
+    /// compare the path with the last record's; `None`: it does.
+    pub generation: Option<u64>,
     /// Container formats: the stream the line was written to (`$__stream__`).
     pub stream: Option<&'a str>,
     /// Container formats: the runtime's time of the line, as written (`$__time__`).
@@ -135,20 +139,34 @@ struct DeriveMemo {
 /// (what memos are primed with and a pipeline starts from).
 static FILE_GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// A number for a file's path that no other path has (see [`FILE_GENERATIONS`]): a reader
+/// that keeps one per path it reads passes it in [`RecordContext::generation`].
+pub fn next_file_generation() -> u64 {
+    FILE_GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The file of a pipeline's last record and its generation (see [`FILE_GENERATIONS`]).
 #[derive(Default)]
 struct FileGeneration {
     file: String,
     number: u64,
+    /// `number` was given with the last record (and `file` not kept): the next record
+    /// without one takes a new number.
+    given: bool,
 }
 
 impl FileGeneration {
-    /// The generation of a record from `file`: the last one's when the file is the same.
-    fn of(&mut self, file: &str) -> u64 {
-        if self.file != file {
+    /// The generation of a record from `file`: the one its reader gave (`given`), else the
+    /// last one's when the file is the same.
+    fn of(&mut self, file: &str, given: Option<u64>) -> u64 {
+        if let Some(number) = given {
+            self.number = number;
+            self.given = true;
+        } else if self.given || self.file != file {
+            self.given = false;
             self.file.clear();
             self.file.push_str(file);
-            self.number = FILE_GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.number = next_file_generation();
         }
         self.number
     }
@@ -473,7 +491,8 @@ struct Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::{
-        Derive, FieldRef, FileGeneration, Pipeline, RecordContext, DERIVE_MEMO_GENERATION,
+        next_file_generation, Derive, FieldRef, FileGeneration, Pipeline, RecordContext,
+        DERIVE_MEMO_GENERATION,
     };
     use regex::Regex;
 
@@ -513,7 +532,7 @@ mod tests {
             .enumerate()
             .flat_map(|(n, i)| std::iter::repeat_n(i, 1 + n % 3));
         for (n, i) in order.enumerate() {
-            let generation = files.of(&inputs[i]);
+            let generation = files.of(&inputs[i], None);
             let want = direct(&re, &groups, &inputs[i]);
             d.refresh(&inputs[i], "source", generation);
             assert_eq!(d.memoized().unwrap(), want, "input {}", inputs[i]);
@@ -529,7 +548,7 @@ mod tests {
         let re = Regex::new(r"^(?P<team>[a-z]+)-").unwrap();
         let mut d = Derive::new(FieldRef::Source, re, vec![1]);
         for f in ["/a", "/b", "/a"] {
-            d.refresh(f, "search-logs", files.of(f));
+            d.refresh(f, "search-logs", files.of(f, None));
             assert_eq!(d.memoized().unwrap(), ["search".to_owned()]);
         }
         // From a match's own field: never memoized.
@@ -540,18 +559,27 @@ mod tests {
     #[test]
     fn file_generations_are_the_same_for_a_run_of_one_file_and_never_given_twice() {
         let (mut a, mut b) = (FileGeneration::default(), FileGeneration::default());
-        assert_eq!(a.of(""), 0, "the empty path's, as memos are primed");
-        let first = a.of("/x");
-        assert_eq!(a.of("/x"), first);
-        let other = b.of("/x");
+        assert_eq!(a.of("", None), 0, "the empty path's, as memos are primed");
+        let first = a.of("/x", None);
+        assert_eq!(a.of("/x", None), first);
+        let other = b.of("/x", None);
         assert_ne!(other, first, "another pipeline's run is another generation");
-        let back = a.of("/y");
+        let back = a.of("/y", None);
         assert_ne!(
-            a.of("/x"),
+            a.of("/x", None),
             first,
             "a file seen again after another is a new run"
         );
         assert!(![0, first, other].contains(&back));
+        // A number its reader gave is the generation; the next record without one, even of
+        // the path last compared, is a new run (the given one is never taken for it).
+        let given = next_file_generation();
+        let last = a.of("/x", None);
+        assert_eq!(a.of("/x", Some(given)), given);
+        let after = a.of("/x", None);
+        assert!(![given, last].contains(&after));
+        assert_eq!(a.of("/x", None), after);
+        assert!(![0, first, other, back, last, given].contains(&next_file_generation()));
     }
 
     /// Derived fields read where the memo holds them and copied after: a rule whose first
@@ -606,12 +634,17 @@ sources:
         let pod = Regex::new(r"/pods/(?P<ns>[^_/]+)_(?P<pod>[^_/]+)_").unwrap();
         let other_pod = Regex::new(r"_(?P<pod>[^_/]+)_").unwrap();
         let mut rng = crate::test_rng::Rng(11);
+        // Each path's number, as a file source's reader gives it (some records come without
+        // one: the pipeline compares paths for those).
+        let numbers: Vec<u64> = files.iter().map(|_| next_file_generation()).collect();
         for n in 0..6000u64 {
-            let file = &files[(rng.next() % files.len() as u64) as usize];
+            let i = (rng.next() % files.len() as u64) as usize;
+            let file = &files[i];
             for k in 0..=(n % 4) {
                 let line = format!("GET /p{k}{}", if (n + k) % 3 == 0 { " error" } else { "" });
                 let ctx = RecordContext {
                     file,
+                    generation: (n % 5 != 0).then_some(numbers[i]),
                     ..Default::default()
                 };
                 p.process_line(&line, &ctx);

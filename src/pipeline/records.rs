@@ -198,7 +198,7 @@ impl Pipeline {
                 update.seen_in_document.clear();
             }
             let ctx = RecordContext::default();
-            let generation = self.file_generation.of(ctx.file);
+            let generation = self.file_generation.of(ctx.file, ctx.generation);
             for d in &mut rule.derive {
                 d.refresh(ctx.file, &self.source, generation);
             }
@@ -283,7 +283,7 @@ fn apply_rule(
     } = plan;
     let mut matched = false;
     if !rule.derive.is_empty() {
-        let generation = *generation.get_or_insert_with(|| files.of(ctx.file));
+        let generation = *generation.get_or_insert_with(|| files.of(ctx.file, ctx.generation));
         for d in &mut rule.derive {
             d.refresh(ctx.file, source, generation);
         }

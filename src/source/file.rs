@@ -22,7 +22,9 @@ use super::fs::{not_read_counts, FileId, Listings, RealFs};
 use super::identity::Known;
 use super::lines::LineStats;
 use super::records::Framing;
-use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
+use super::tailer::{
+    EventKind, FileRecord, Phase, RecordPath, Sink, TailOptions, TailState, Tailer,
+};
 use crate::checkpoint::SourceShare;
 use crate::config::{
     FileSourceConfig, SourceKind, StartAt, WatchMode, DEFAULT_MAX_LINE_LENGTH,
@@ -373,7 +375,7 @@ impl Sink for SourceSink<'_> {
         self.share.record(id, record);
     }
 
-    fn remembered(&mut self, gone: &[Known], restored: &[FileRecord]) {
+    fn remembered(&mut self, gone: &[Arc<Known>], restored: &[FileRecord]) {
         self.share.remembered(gone, restored);
     }
 
@@ -384,9 +386,10 @@ impl Sink for SourceSink<'_> {
         }
     }
 
-    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, time: Option<&str>) {
+    fn line(&mut self, line: &str, path: RecordPath<'_>, stream: Option<&str>, time: Option<&str>) {
         let ctx = RecordContext {
-            file: path,
+            file: path.text,
+            generation: Some(path.generation),
             stream,
             time,
         };
@@ -402,19 +405,25 @@ impl Sink for SourceSink<'_> {
     }
 
     fn read(&mut self, path: &str, bytes: u64, stats: LineStats) {
-        let c = self.counters(path);
-        if bytes > 0 {
-            c.bytes.inc_by(bytes);
+        let add = |c: &FileCounters| {
+            if bytes > 0 {
+                c.bytes.inc_by(bytes);
+            }
+            if stats.lines > 0 {
+                c.lines.inc_by(stats.lines);
+            }
+            if stats.too_long > 0 {
+                c.too_long.inc_by(stats.too_long);
+            }
+            if stats.invalid_utf8 > 0 {
+                c.invalid_utf8.inc_by(stats.invalid_utf8);
+            }
+        };
+        // One lookup for a file seen before (every read of a followed file), not two.
+        if let Some(c) = self.books.counters.get(path) {
+            return add(c);
         }
-        if stats.lines > 0 {
-            c.lines.inc_by(stats.lines);
-        }
-        if stats.too_long > 0 {
-            c.too_long.inc_by(stats.too_long);
-        }
-        if stats.invalid_utf8 > 0 {
-            c.invalid_utf8.inc_by(stats.invalid_utf8);
-        }
+        add(self.counters(path));
     }
 
     fn event(&mut self, kind: EventKind, path: &str, detail: &str) {

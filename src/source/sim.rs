@@ -19,13 +19,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::discover::{Globs, Listing};
 use super::fs::{Entries, Entry, FileId, Fs, Handle, Meta};
 use super::identity::Known;
 use super::lines::LineStats;
-use super::tailer::{EventKind, FileRecord, Phase, Sink, TailOptions, TailState, Tailer};
+use super::tailer::{
+    EventKind, FileRecord, Phase, RecordPath, Sink, TailOptions, TailState, Tailer,
+};
 use crate::config::StartAt;
 use crate::test_rng::Rng;
 
@@ -294,6 +297,9 @@ struct Counter {
     durable: bool,
     /// Files read that had been renamed away before any scan saw them.
     missed_read: u64,
+    /// The path each number the tailer gave came with: one path per number, or the
+    /// pipeline's `derive:` from the path would answer for another file.
+    path_of_generation: HashMap<u64, String>,
 }
 
 impl Sink for Counter {
@@ -310,11 +316,21 @@ impl Sink for Counter {
             None => self.records.remove(&id),
         };
     }
-    fn remembered(&mut self, gone: &[Known], restored: &[FileRecord]) {
-        self.gone = gone.to_vec();
+    fn remembered(&mut self, gone: &[Arc<Known>], restored: &[FileRecord]) {
+        self.gone = gone.iter().map(|k| Known::clone(k)).collect();
         self.restored = restored.to_vec();
     }
-    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, _: Option<&str>) {
+    fn line(&mut self, line: &str, path: RecordPath<'_>, stream: Option<&str>, _: Option<&str>) {
+        let (path, generation) = (path.text, path.generation);
+        match self.path_of_generation.get(&generation) {
+            Some(before) if before != path => self.bad.push(format!(
+                "number {generation} given to {before} and to {path}: {line:?}"
+            )),
+            Some(_) => {}
+            None => {
+                self.path_of_generation.insert(generation, path.to_owned());
+            }
+        }
         assert!(self.depth > 0, "a line counted outside a section");
         if line.starts_with('<') {
             // A container record: its parts `<key:i/n:stream>pad`, all of them, in order, on

@@ -52,6 +52,7 @@ use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::discover::{Found, Globs, Listing};
@@ -63,7 +64,7 @@ use crate::config::{FileFormat, StartAt};
 
 pub use phase::Phase;
 pub use record::{FileRecord, SavedPhase};
-pub use sink::{EventKind, Section, Sink};
+pub use sink::{EventKind, RecordPath, Section, Sink};
 pub use state::TailState;
 pub use tracked::Tracked;
 use tracked::{deliver, known, record};
@@ -95,7 +96,10 @@ pub struct Tailer<F: Fs> {
     globs: Globs,
     options: TailOptions,
     files: BTreeMap<FileId, Box<Tracked<F::File>>>,
-    gone: VecDeque<(Known, Instant)>,
+    /// Content let go lately (each shared with the checkpoints' copy of the list, which is
+    /// published again whenever the list changes: a file closed at every rotation of a node
+    /// would otherwise copy up to [`GONE_KEPT`] records, twice, each time).
+    gone: VecDeque<(Arc<Known>, Instant)>,
     /// Records of a checkpoint not yet matched to a file.
     restored: Vec<FileRecord>,
     /// Compressed files seen (not read), by identity, with their path and size: a change of
@@ -200,10 +204,14 @@ impl<F: Fs> Tailer<F> {
             if t.format() != format {
                 // Streams are named otherwise now: what was held is emitted as it was framed.
                 if t.records.is_some() {
-                    let path = t.path_shared();
+                    let (text, generation) = (t.path_shared(), t.path_generation);
+                    let path = RecordPath {
+                        text: &text,
+                        generation,
+                    };
                     let mut section = Section::open(sink);
                     if let Some(records) = &mut t.records {
-                        records.finish(&mut |a| deliver(a, &path, &mut *section));
+                        records.finish(&mut |a| deliver(a, path, &mut *section));
                     }
                     t.advance_marker();
                     t.records = None;
@@ -279,7 +287,7 @@ impl<F: Fs> Tailer<F> {
         self.restored = state.files;
         for k in state.gone {
             if k.has_content() {
-                self.gone.push_back((k, now));
+                self.gone.push_back((Arc::new(k), now));
             }
         }
     }
@@ -301,7 +309,7 @@ impl<F: Fs> Tailer<F> {
         files.extend(self.restored.iter().cloned());
         TailState {
             files,
-            gone: self.gone.iter().map(|(k, _)| k.clone()).collect(),
+            gone: self.gone.iter().map(|(k, _)| Known::clone(k)).collect(),
         }
     }
 
@@ -319,7 +327,7 @@ impl<F: Fs> Tailer<F> {
             self.gone.retain(|(g, _)| {
                 !(g.head == k.head && g.offset == k.offset && g.marker == k.marker)
             });
-            self.gone.push_back((k, now));
+            self.gone.push_back((Arc::new(k), now));
             while self.gone.len() > GONE_KEPT {
                 self.gone.pop_front();
             }
@@ -328,7 +336,7 @@ impl<F: Fs> Tailer<F> {
     }
 
     fn publish_remembered(&self, sink: &mut impl Sink) {
-        let gone: Vec<Known> = self.gone.iter().map(|(k, _)| k.clone()).collect();
+        let gone: Vec<Arc<Known>> = self.gone.iter().map(|(k, _)| Arc::clone(k)).collect();
         sink.remembered(&gone, &self.restored);
     }
 
@@ -812,6 +820,7 @@ impl<F: Fs> Tailer<F> {
         Tracked {
             id: meta.id,
             path_text: path.to_string_lossy().into(),
+            path_generation: crate::pipeline::next_file_generation(),
             path,
             symlink,
             handle,
@@ -1043,7 +1052,7 @@ impl<F: Fs> Tailer<F> {
         let copied = self
             .gone
             .iter()
-            .map(|(k, _)| k)
+            .map(|(k, _)| &**k)
             .chain(self.restored.iter().map(|r| &r.known))
             // New content in the same inode replaced that content: it is no copy of it.
             .filter(|k| k.id != meta.id && identity::related(Path::new(&k.path), path))
@@ -1905,7 +1914,7 @@ impl<F: Fs> Tailer<F> {
             .iter()
             .rev()
             .find(|(k, _)| k.id == of)
-            .map(|(k, _)| k.clone());
+            .map(|(k, _)| Known::clone(k));
         let restored = self
             .restored
             .iter()
@@ -1951,7 +1960,7 @@ impl<F: Fs> Tailer<F> {
         let head = &t.head;
         self.gone
             .iter()
-            .map(|(k, _)| k)
+            .map(|(k, _)| &**k)
             .chain(self.restored.iter().map(|r| &r.known))
             .filter(|k| {
                 k.has_content()

@@ -2,6 +2,7 @@
 //! ([`Section`]), and what it reports happening to files ([`EventKind`]).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use crate::selfmetrics::RecordErrorReason;
 use crate::source::fs::FileId;
@@ -93,7 +94,7 @@ pub trait Sink {
     /// The checkpoint record of a file changed (`None`: the file is no longer followed).
     fn record(&mut self, _id: FileId, _record: Option<FileRecord>) {}
     /// The remembered gone content (and checkpoint records still unmatched) changed.
-    fn remembered(&mut self, _gone: &[Known], _restored: &[FileRecord]) {}
+    fn remembered(&mut self, _gone: &[Arc<Known>], _restored: &[FileRecord]) {}
     /// A checkpoint should be written now, before going on (called outside sections): a new
     /// file is about to be read (so a restart knows it even if it is renamed away before the
     /// next checkpoint), or lines were counted from a file that nothing but this tailer's
@@ -101,7 +102,7 @@ pub trait Sink {
     fn durable(&mut self) {}
     /// A complete record of `path` (a line, or lines joined), with the container's stream and
     /// time when its format has them.
-    fn line(&mut self, line: &str, path: &str, stream: Option<&str>, time: Option<&str>);
+    fn line(&mut self, line: &str, path: RecordPath<'_>, stream: Option<&str>, time: Option<&str>);
     /// A line could not be read as the file's format says, or a record outgrew its cap.
     fn record_error(&mut self, _reason: RecordErrorReason) {}
     /// `bytes` were read from `path`, giving `stats`.
@@ -110,6 +111,16 @@ pub trait Sink {
     fn event(&mut self, kind: EventKind, path: &str, detail: &str);
     /// A file could not be opened or read (`None` clears the file's error).
     fn error(&mut self, path: &str, error: Option<&str>);
+}
+
+/// The path a record was read under, with the number the tailer gave that name of the file
+/// (from [`crate::pipeline::next_file_generation`]: the same for every record read under it,
+/// never given to another path or to the same path again after a rename), so that the
+/// pipeline knows a file's run of records without comparing paths.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPath<'a> {
+    pub text: &'a str,
+    pub generation: u64,
 }
 
 /// A section of a [`Sink`]'s changes: [`Sink::begin`] when it opens, [`Sink::end`] when it is
@@ -168,7 +179,7 @@ mod tests {
         fn end(&mut self) {
             self.depth -= 1;
         }
-        fn line(&mut self, _: &str, _: &str, _: Option<&str>, _: Option<&str>) {}
+        fn line(&mut self, _: &str, _: RecordPath<'_>, _: Option<&str>, _: Option<&str>) {}
         fn read(&mut self, _: &str, _: u64, _: LineStats) {}
         fn event(&mut self, _: EventKind, _: &str, _: &str) {
             if self.depth > 0 {

@@ -26,7 +26,7 @@ struct Lines {
 }
 
 impl Sink for Lines {
-    fn line(&mut self, line: &str, _: &str, _: Option<&str>, _: Option<&str>) {
+    fn line(&mut self, line: &str, _: RecordPath<'_>, _: Option<&str>, _: Option<&str>) {
         *self.counts.entry(line.to_owned()).or_default() += 1;
     }
     fn read(&mut self, _: &str, _: u64, _: LineStats) {}
@@ -570,15 +570,17 @@ fn a_copy_renamed_out_of_the_globs_and_written_on_is_read_past_its_original() {
     assert_eq!(followed, [&d.join("app.log")]);
 }
 
-/// Each line with the path it was delivered under.
+/// Each line with the path it was delivered under, and the path's number.
 #[derive(Default)]
 struct Named {
     lines: Vec<(String, String)>,
+    generations: Vec<u64>,
 }
 
 impl Sink for Named {
-    fn line(&mut self, line: &str, path: &str, _: Option<&str>, _: Option<&str>) {
-        self.lines.push((line.to_owned(), path.to_owned()));
+    fn line(&mut self, line: &str, path: RecordPath<'_>, _: Option<&str>, _: Option<&str>) {
+        self.lines.push((line.to_owned(), path.text.to_owned()));
+        self.generations.push(path.generation);
     }
     fn read(&mut self, _: &str, _: u64, _: LineStats) {}
     fn event(&mut self, _: EventKind, _: &str, _: &str) {}
@@ -587,7 +589,9 @@ impl Sink for Named {
 
 /// A file renamed within the globs gives its lines under its new name from then on, and
 /// under the old one before (the path's text is made once per name, and kept in step with a
-/// rename); renamed twice, the second name.
+/// rename); renamed twice, the second name. Each name's number is its own: the pipeline
+/// takes one number for one path (its `derive:` from the path is not run again for it), so a
+/// number given to two paths would label one file's lines with the other's pod.
 #[test]
 fn a_file_renamed_within_the_globs_gives_its_lines_under_its_new_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -606,21 +610,45 @@ fn a_file_renamed_within_the_globs_gives_its_lines_under_its_new_name() {
         logs.join("app.log.1"),
         logs.join("app.log.old"),
     );
+    let other = logs.join("other.log");
     append(&first, "one\n");
+    append(&other, "a\n");
     scan(&mut t, &mut sink);
+    append(&first, "one more\n");
     fs::rename(&first, &second).unwrap();
     append(&second, "two\n");
+    append(&other, "b\n");
     scan(&mut t, &mut sink);
     fs::rename(&second, &third).unwrap();
     append(&third, "three\n");
+    // A new file under the first name.
+    append(&first, "new\n");
     scan(&mut t, &mut sink);
     let text = |p: &Path| p.to_string_lossy().into_owned();
-    assert_eq!(
-        sink.lines,
-        vec![
-            ("one".to_owned(), text(&first)),
-            ("two".to_owned(), text(&second)),
-            ("three".to_owned(), text(&third)),
-        ]
-    );
+    let of = |path: &Path| -> Vec<&str> {
+        sink.lines
+            .iter()
+            .filter(|(_, p)| *p == text(path))
+            .map(|(l, _)| l.as_str())
+            .collect()
+    };
+    assert_eq!(of(&first), ["one", "new"]);
+    assert_eq!(of(&second), ["one more", "two"]);
+    assert_eq!(of(&third), ["three"]);
+    assert_eq!(of(&other), ["a", "b"]);
+    // One path per number; the same number for a name's lines in a row of reads; another
+    // for every other name, the new file under an old name included.
+    let mut path_of: HashMap<u64, &str> = HashMap::default();
+    for ((line, path), g) in sink.lines.iter().zip(&sink.generations) {
+        assert_eq!(*path_of.entry(*g).or_insert(path), path, "{line}");
+    }
+    let number =
+        |line: &str| sink.generations[sink.lines.iter().position(|(l, _)| l == line).unwrap()];
+    assert_eq!(number("a"), number("b"));
+    assert_eq!(number("one more"), number("two"));
+    let distinct: std::collections::BTreeSet<u64> = ["one", "two", "three", "new", "a"]
+        .map(number)
+        .into_iter()
+        .collect();
+    assert_eq!(distinct.len(), 5);
 }

@@ -12,16 +12,19 @@ use crate::source::records::{Assembled, Assembler, Replay};
 
 use super::phase::Phase;
 use super::record::{FileRecord, SavedPhase};
-use super::sink::Sink;
+use super::sink::{RecordPath, Sink};
 
 /// One followed file.
 pub struct Tracked<H> {
     pub id: FileId,
-    /// Changed by [`Tracked::rename`] only, which keeps `path_text` in step.
+    /// Changed by [`Tracked::rename`] only, which keeps `path_text` and `path_generation` in
+    /// step.
     pub path: PathBuf,
     /// `path` as text (lossy), made once: every read names the file to the sink (shared, so
     /// a read holds it while the file changes).
     pub(super) path_text: std::sync::Arc<str>,
+    /// The number given to `path_text` (see [`RecordPath`]): new with every name.
+    pub(super) path_generation: u64,
     /// The path is a symlink (another path to the same file is preferred for naming it).
     pub(super) symlink: bool,
     /// `None`: read in turns (opened for each pass: over the descriptor budget).
@@ -180,7 +183,10 @@ impl<H> Tracked<H> {
 
     /// Emits every record held (the file ends: closed, replaced, or one-shot). In a section.
     pub(super) fn finish_records(&mut self, sink: &mut impl Sink) {
-        let path = &self.path_text;
+        let path = RecordPath {
+            text: &self.path_text,
+            generation: self.path_generation,
+        };
         let stats = match &mut self.records {
             Some(records) => {
                 let stats = self.lines.finish(|line| {
@@ -191,7 +197,7 @@ impl<H> Tracked<H> {
             }
             None => self.lines.finish(|line| sink.line(line, path, None, None)),
         };
-        sink.read(path, 0, stats);
+        sink.read(path.text, 0, stats);
     }
 
     /// Whether no descriptor is held (read in turns).
@@ -212,6 +218,7 @@ impl<H> Tracked<H> {
     /// Follows the file under `path` from now on.
     pub(super) fn rename(&mut self, path: PathBuf) {
         self.path_text = path.to_string_lossy().into();
+        self.path_generation = crate::pipeline::next_file_generation();
         self.path = path;
     }
 
@@ -231,7 +238,10 @@ impl<H> Tracked<H> {
     /// Emits the multi-line record held (complete: the writer paused, or the content ends);
     /// the marker follows the committed offset. In a section.
     pub(super) fn flush_record(&mut self, sink: &mut impl Sink) {
-        let path = &self.path_text;
+        let path = RecordPath {
+            text: &self.path_text,
+            generation: self.path_generation,
+        };
         let Some(records) = &mut self.records else {
             return;
         };
@@ -287,7 +297,10 @@ impl<H> Tracked<H> {
     /// step, from the bytes in memory.
     pub(super) fn consume(&mut self, chunk: &[u8], now: Instant, sink: &mut impl Sink) {
         let start = self.read;
-        let path = &self.path_text;
+        let path = RecordPath {
+            text: &self.path_text,
+            generation: self.path_generation,
+        };
         // Each line starts where the one before it ended.
         let mut line_start = start.saturating_sub(self.lines.pending());
         let replay = &mut self.replay;
@@ -323,7 +336,11 @@ impl<H> Tracked<H> {
             }),
         };
         stats.lines = stats.lines.saturating_sub(again.0);
-        sink.read(path, (chunk.len() as u64).saturating_sub(again.1), stats);
+        sink.read(
+            path.text,
+            (chunk.len() as u64).saturating_sub(again.1),
+            stats,
+        );
         self.read += chunk.len() as u64;
         self.last_data = now;
         // The head grows with what is read until it is HEAD_LEN long.
@@ -373,7 +390,7 @@ impl<H> Tracked<H> {
 }
 
 /// Hands what the assembler made to the sink.
-pub(super) fn deliver(a: Assembled, path: &str, sink: &mut impl Sink) {
+pub(super) fn deliver(a: Assembled, path: RecordPath<'_>, sink: &mut impl Sink) {
     match a {
         Assembled::Record { text, stream, time } => sink.line(text, path, stream, time),
         Assembled::Error(reason) => sink.record_error(reason),
