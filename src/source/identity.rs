@@ -195,18 +195,43 @@ fn rotation_base(name: &[u8]) -> &[u8] {
 /// rotation renames (`app.log.1`, `app.log-20261206`), also into another directory (logrotate's
 /// `olddir`), so one of the two names is a rotated one.
 pub fn related(a: &Path, b: &Path) -> bool {
-    // Every file of a node is asked about every new one: paths as listed (a directory, a
-    // slash, a name) are split on their last slash instead of parsed component by component.
-    let (same_name_elsewhere, a_name, b_name) = match (plain_split(a), plain_split(b)) {
-        (Some((a_dir, a_name)), Some((b_dir, b_name))) => {
-            (a_name == b_name && a_dir != b_dir, a_name, b_name)
+    RelatedTo::new(b).of(a)
+}
+
+/// [`related`] asked of many files about one (`b`, a file being decided on, against every
+/// file followed or remembered): `b`'s side made once.
+pub struct RelatedTo<'a> {
+    b: &'a Path,
+    /// `b` split on its last slash, when it reads as written (see [`plain_split`]).
+    split: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> RelatedTo<'a> {
+    /// Questions about `b`.
+    pub fn new(b: &'a Path) -> RelatedTo<'a> {
+        RelatedTo {
+            b,
+            split: plain_split(b),
         }
-        _ => {
-            let elsewhere = a.file_name() == b.file_name() && a.parent() != b.parent();
-            (elsewhere, file_name_bytes(a), file_name_bytes(b))
-        }
-    };
-    !same_name_elsewhere && rotation_base(a_name) == rotation_base(b_name)
+    }
+
+    /// Whether `a` and `b` could be one file and its rotation ([`related`]).
+    pub fn of(&self, a: &Path) -> bool {
+        let b = self.b;
+        // Every file of a node is asked about every new one: paths as listed (a directory,
+        // a slash, a name) are split on their last slash instead of parsed component by
+        // component.
+        let (same_name_elsewhere, a_name, b_name) = match (plain_split(a), self.split) {
+            (Some((a_dir, a_name)), Some((b_dir, b_name))) => {
+                (a_name == b_name && a_dir != b_dir, a_name, b_name)
+            }
+            _ => {
+                let elsewhere = a.file_name() == b.file_name() && a.parent() != b.parent();
+                (elsewhere, file_name_bytes(a), file_name_bytes(b))
+            }
+        };
+        !same_name_elsewhere && rotation_base(a_name) == rotation_base(b_name)
+    }
 }
 
 /// A path's last component as bytes (empty when it has none).
@@ -231,15 +256,23 @@ fn plain_split(p: &Path) -> Option<(&[u8], &[u8])> {
         || dir.ends_with(b"/.")
         || dir == b"."
         || dir.starts_with(b"./")
-        // A doubled slash or a `/./` inside: looked for after each slash (a `memmem` searcher
-        // built per call, or a look at every byte, cost more than the split saved).
-        || memchr::memchr_iter(b'/', dir).any(|i| match dir.get(i + 1) {
-            Some(b'/') => true,
-            Some(b'.') => matches!(dir.get(i + 2), None | Some(b'/')),
-            _ => false,
-        });
+        // A doubled slash or a `/./` inside, by searchers built once (one built per call, a
+        // look at every byte, or a look after each slash cost more: this runs for every
+        // followed file each time a new one is decided on, 125,000 times when a node of 500
+        // files starts).
+        || ODD_INSIDE.iter().any(|f| f.find(dir).is_some());
     (!odd).then_some((dir, name))
 }
+
+/// What makes a directory's bytes name it otherwise than `Path` reads it, inside it: a doubled
+/// slash, a `/./` (at its start or end: see [`plain_split`]).
+static ODD_INSIDE: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(b"//"),
+            memchr::memmem::Finder::new(b"/./"),
+        ]
+    });
 
 #[cfg(test)]
 mod tests {
@@ -342,6 +375,10 @@ mod tests {
             "/srv/x/.",
             "/srv//x/app.log-1",
             "/srv/x/./app.log",
+            "//srv/app.log",
+            "/./srv/app.log",
+            "srv/./x/app.log.1",
+            "srv/.//x/app.log",
         ];
         for a in paths {
             assert_eq!(

@@ -1018,10 +1018,13 @@ impl<F: Fs> Tailer<F> {
                 )
             });
         }
-        // Content read before, in another file: a copy, or the file before a restart.
+        // Content read before, in another file: a copy, or the file before a restart. (Every
+        // file followed or remembered is asked about this one: its side of the question is
+        // made once.)
+        let related = identity::RelatedTo::new(path);
         if let Some(i) = self.restored.iter().position(|r| {
             r.known.has_content()
-                && identity::related(Path::new(&r.known.path), path)
+                && related.of(Path::new(&r.known.path))
                 && r.known.continues_in(h, size)
         }) {
             let r = &self.restored[i];
@@ -1039,9 +1042,11 @@ impl<F: Fs> Tailer<F> {
                 )
             });
         }
-        if let Some(i) = self.gone.iter().rposition(|(k, _)| {
-            identity::related(Path::new(&k.path), path) && k.continues_in(h, size)
-        }) {
+        if let Some(i) = self
+            .gone
+            .iter()
+            .rposition(|(k, _)| related.of(Path::new(&k.path)) && k.continues_in(h, size))
+        {
             return Some(Decision {
                 consumed_gone: Some(i),
                 ..read_to(&self.gone[i].0)
@@ -1055,7 +1060,7 @@ impl<F: Fs> Tailer<F> {
             .map(|(k, _)| &**k)
             .chain(self.restored.iter().map(|r| &r.known))
             // New content in the same inode replaced that content: it is no copy of it.
-            .filter(|k| k.id != meta.id && identity::related(Path::new(&k.path), path))
+            .filter(|k| k.id != meta.id && related.of(Path::new(&k.path)))
             .find(|k| k.copied_before_offset(h, size));
         if let Some(k) = copied {
             return all_read_copy(k);
@@ -1063,7 +1068,7 @@ impl<F: Fs> Tailer<F> {
         // A copy of a file still followed: a shadow until the original is truncated or gone.
         for t in self.files.values() {
             if matches!(t.phase, Phase::Shadow { .. } | Phase::Pending { .. })
-                || !identity::related(&t.path, path)
+                || !related.of(&t.path)
             {
                 continue;
             }
