@@ -119,7 +119,9 @@ pub trait Sink {
 /// pipeline knows a file's run of records without comparing paths.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordPath<'a> {
+    /// The path as text (invalid UTF-8 replaced), as `$__file__` gives it.
     pub text: &'a str,
+    /// The number of this name of the file.
     pub generation: u64,
 }
 
