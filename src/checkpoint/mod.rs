@@ -91,9 +91,9 @@ impl SourceShare {
     }
 
     /// The remembered gone content and the unmatched checkpoint records changed.
-    pub fn remembered(&self, gone: &[Arc<Known>], restored: &[FileRecord]) {
+    pub fn remembered(&self, gone: Vec<Arc<Known>>, restored: &[FileRecord]) {
         let mut inner = self.inner();
-        inner.gone = gone.to_vec();
+        inner.gone = gone;
         inner.restored = restored.to_vec();
     }
 

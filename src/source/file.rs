@@ -347,12 +347,15 @@ impl SourceSink<'_> {
         }
     }
 
-    fn counters(&mut self, path: &str) -> &FileCounters {
-        if !self.books.counters.contains_key(path) {
-            let c = self.self_metrics.file_counters(self.source, path);
-            self.books.counters.insert(path.to_owned(), c);
+    /// Runs `f` on the counters of `path`, made on first use: one lookup for a file seen
+    /// before (every read of a followed file).
+    fn with_counters(&mut self, path: &str, f: impl FnOnce(&FileCounters)) {
+        if let Some(c) = self.books.counters.get(path) {
+            return f(c);
         }
-        &self.books.counters[path]
+        let c = self.self_metrics.file_counters(self.source, path);
+        f(&c);
+        self.books.counters.insert(path.to_owned(), c);
     }
 }
 
@@ -375,7 +378,7 @@ impl Sink for SourceSink<'_> {
         self.share.record(id, record);
     }
 
-    fn remembered(&mut self, gone: &[Arc<Known>], restored: &[FileRecord]) {
+    fn remembered(&mut self, gone: Vec<Arc<Known>>, restored: &[FileRecord]) {
         self.share.remembered(gone, restored);
     }
 
@@ -405,7 +408,7 @@ impl Sink for SourceSink<'_> {
     }
 
     fn read(&mut self, path: &str, bytes: u64, stats: LineStats) {
-        let add = |c: &FileCounters| {
+        self.with_counters(path, |c| {
             if bytes > 0 {
                 c.bytes.inc_by(bytes);
             }
@@ -418,12 +421,7 @@ impl Sink for SourceSink<'_> {
             if stats.invalid_utf8 > 0 {
                 c.invalid_utf8.inc_by(stats.invalid_utf8);
             }
-        };
-        // One lookup for a file seen before (every read of a followed file), not two.
-        if let Some(c) = self.books.counters.get(path) {
-            return add(c);
-        }
-        add(self.counters(path));
+        });
     }
 
     fn event(&mut self, kind: EventKind, path: &str, detail: &str) {
@@ -445,8 +443,8 @@ impl Sink for SourceSink<'_> {
             _ => info!(source, path, "{}: {detail}", kind.as_str()),
         }
         match kind {
-            EventKind::Rotated => self.counters(path).rotations.inc(),
-            EventKind::Truncated => self.counters(path).truncations.inc(),
+            EventKind::Rotated => self.with_counters(path, |c| c.rotations.inc()),
+            EventKind::Truncated => self.with_counters(path, |c| c.truncations.inc()),
             _ => {}
         }
         if kind == EventKind::Closed {
@@ -468,7 +466,7 @@ impl Sink for SourceSink<'_> {
                     self.books.errors.insert(path.to_owned(), e.to_owned());
                     self.changed = true;
                 }
-                self.counters(path).read_errors.inc();
+                self.with_counters(path, |c| c.read_errors.inc());
             }
         }
     }

@@ -316,7 +316,7 @@ impl Sink for Counter {
             None => self.records.remove(&id),
         };
     }
-    fn remembered(&mut self, gone: &[Arc<Known>], restored: &[FileRecord]) {
+    fn remembered(&mut self, gone: Vec<Arc<Known>>, restored: &[FileRecord]) {
         self.gone = gone.iter().map(|k| Known::clone(k)).collect();
         self.restored = restored.to_vec();
     }

@@ -336,8 +336,8 @@ impl<F: Fs> Tailer<F> {
     }
 
     fn publish_remembered(&self, sink: &mut impl Sink) {
-        let gone: Vec<Arc<Known>> = self.gone.iter().map(|(k, _)| Arc::clone(k)).collect();
-        sink.remembered(&gone, &self.restored);
+        let gone = self.gone.iter().map(|(k, _)| Arc::clone(k)).collect();
+        sink.remembered(gone, &self.restored);
     }
 
     /// Expands the globs and brings the followed files in line with what they match.

@@ -94,7 +94,7 @@ pub trait Sink {
     /// The checkpoint record of a file changed (`None`: the file is no longer followed).
     fn record(&mut self, _id: FileId, _record: Option<FileRecord>) {}
     /// The remembered gone content (and checkpoint records still unmatched) changed.
-    fn remembered(&mut self, _gone: &[Arc<Known>], _restored: &[FileRecord]) {}
+    fn remembered(&mut self, _gone: Vec<Arc<Known>>, _restored: &[FileRecord]) {}
     /// A checkpoint should be written now, before going on (called outside sections): a new
     /// file is about to be read (so a restart knows it even if it is renamed away before the
     /// next checkpoint), or lines were counted from a file that nothing but this tailer's
