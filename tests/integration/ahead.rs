@@ -34,7 +34,7 @@ metrics:
   - {{name: ahead_last_seq, type: gauge, help: The last line's sequence number.}}
   - {{name: ahead_duration_seconds, type: histogram, help: Durations., buckets: [0.001, 0.01, 0.1, 1]}}
   - {{name: ahead_bytes_total, type: counter, help: "Bytes, dashes skipped.", labels: [kind]}}
-  - {{name: ahead_cri_total, type: counter, help: CRI records by key and stream., labels: [key, stream], max_series: 100000}}
+  - {{name: ahead_cri_total, type: counter, help: "CRI records by key, stream and file.", labels: [key, stream, file], max_series: 100000}}
   - {{name: ahead_mixed_total, type: counter, help: Mixed lines by key and rule., labels: [key, rule], max_series: 100000}}
   - {{name: ahead_json_total, type: counter, help: JSON records by key., labels: [key], max_series: 100000}}
 sources:
@@ -51,7 +51,10 @@ sources:
     file: {{paths: ["pods/*.log"], format: cri}}
     rules:
       - regex: '^key=(?P<key>k\d+) part=a+b*$'
-        update: [{{metric: ahead_cri_total, labels: {{key: $key, stream: $__stream__}}}}]
+        # From the path: a record's file must come through the batch with it (the batch
+        # writes a run's path once, by the number the tailer gives each path).
+        derive: [{{from: $__file__, regex: '/pods/(?P<file>\d+)\.log$'}}]
+        update: [{{metric: ahead_cri_total, labels: {{key: $key, stream: $__stream__, file: $file}}}}]
   - name: mixed
     file: {{paths: [mixed.log]}}
     rules:
@@ -109,7 +112,7 @@ fn generate(dir: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
             } else {
                 writeln!(text, "{time} {stream} F key={key} part=ab").unwrap();
             }
-            cri_keys.push(format!("{key}/{stream}"));
+            cri_keys.push(format!("{key}/{stream}/{file}"));
         }
         std::fs::write(dir.join(format!("pods/{file}.log")), text).unwrap();
     }
@@ -234,7 +237,7 @@ fn one_shot_on_two_threads_prints_what_one_thread_prints_with_every_line_once() 
         &two,
         "ahead_cri_total",
         &cri_keys,
-        joined(&["key", "stream"]),
+        joined(&["key", "stream", "file"]),
     );
     not_once(
         &two,
